@@ -1,0 +1,501 @@
+/**
+ * The one configuration module. Every environment variable the product reads is declared once
+ * here, with its default, the functions that read it, and a description. Each function validates
+ * its own variables once, at cold start; a bad value throws a ConfigError naming the variable,
+ * the value it got and what it expects. The README's configuration table is generated from this
+ * list (`npm run docs:config`) and a test fails when the two drift apart.
+ */
+import { z } from 'zod';
+
+export type FunctionName = 'webhook' | 'scaler';
+
+export interface VariableSpec {
+  readonly name: string;
+  readonly functions: readonly FunctionName[];
+  /** Shown in the README; `undefined` means required (or optional without default). */
+  readonly default?: string;
+  readonly required?: boolean;
+  /** What a valid value looks like, in words, used in error messages and the README. */
+  readonly expected: string;
+  readonly description: string;
+  readonly secret?: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export const VARIABLES = [
+  // --- shared -------------------------------------------------------------------------------
+  {
+    name: 'EVENTS_QUEUE_URL',
+    functions: ['webhook', 'scaler'],
+    required: true,
+    expected: 'an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)',
+    description:
+      'Queue the webhook records normalised job events in and the scaler drains. A name ending in `.fifo` makes the webhook set FIFO deduplication and group ids.',
+  },
+  {
+    name: 'QUEUES',
+    functions: ['webhook', 'scaler'],
+    default: 'default',
+    expected: 'a comma-separated list of queue names (letters, digits, . _ -)',
+    description:
+      'CI queues this deployment serves. Buildkite jobs target a queue with `queue=NAME` in their agent query rules; GitHub jobs with a `runs-on` label equal to the name; GitLab jobs with a tag equal to the name. Events for other queues are answered 202 and ignored.',
+  },
+  {
+    name: 'QUEUE_OVERRIDES',
+    functions: ['scaler'],
+    default: '{}',
+    expected:
+      'a JSON object keyed by queue name, each value {"minAgents"?: int, "maxAgents"?: int, "jobTemplate"?: string}',
+    description: 'Per-queue overrides of MIN_AGENTS, MAX_AGENTS and JOB_TEMPLATE.',
+  },
+  {
+    name: 'LOG_LEVEL',
+    functions: ['webhook', 'scaler'],
+    default: 'INFO',
+    expected: 'one of DEBUG, INFO, WARN, ERROR',
+    description: 'Minimum level of the structured JSON logs.',
+  },
+  // --- webhook ------------------------------------------------------------------------------
+  {
+    name: 'BUILDKITE_WEBHOOK_SECRET',
+    functions: ['webhook'],
+    expected: 'the token or signing secret of the Buildkite webhook',
+    description:
+      'Buildkite webhook token/signature secret, plain (local use). Without it and BUILDKITE_WEBHOOK_SECRET_PARAMETER the Buildkite route answers 404.',
+    secret: true,
+  },
+  {
+    name: 'BUILDKITE_WEBHOOK_SECRET_PARAMETER',
+    functions: ['webhook'],
+    expected: 'an SSM Parameter Store name (SecureString)',
+    description: 'SSM parameter holding the Buildkite secret; fetched once per container, refreshed when verification fails.',
+  },
+  {
+    name: 'GITHUB_WEBHOOK_SECRET',
+    functions: ['webhook'],
+    expected: 'one or more secrets, comma-separated (several during a rotation)',
+    description:
+      'GitHub webhook secret(s), plain (local use). Without it and GITHUB_WEBHOOK_SECRET_PARAMETER the GitHub route answers 404.',
+    secret: true,
+  },
+  {
+    name: 'GITHUB_WEBHOOK_SECRET_PARAMETER',
+    functions: ['webhook'],
+    expected: 'an SSM Parameter Store name (SecureString); its value may hold several comma-separated secrets',
+    description: 'SSM parameter holding the GitHub secret(s).',
+  },
+  {
+    name: 'GITLAB_WEBHOOK_TOKEN',
+    functions: ['webhook'],
+    expected: 'the secret token of the GitLab webhook',
+    description:
+      'GitLab webhook secret token, plain (local use). Without it and GITLAB_WEBHOOK_TOKEN_PARAMETER the GitLab route answers 404.',
+    secret: true,
+  },
+  {
+    name: 'GITLAB_WEBHOOK_TOKEN_PARAMETER',
+    functions: ['webhook'],
+    expected: 'an SSM Parameter Store name (SecureString)',
+    description: 'SSM parameter holding the GitLab token.',
+  },
+  {
+    name: 'WEBHOOK_MAX_BODY_BYTES',
+    functions: ['webhook'],
+    default: '1048576',
+    expected: 'an integer from 1024 to 10485760',
+    description: 'Largest request body accepted; larger ones get 413 and are not recorded.',
+  },
+  {
+    name: 'BUILDKITE_REPLAY_WINDOW_SECONDS',
+    functions: ['webhook'],
+    default: '300',
+    expected: 'an integer from 1 to 86400',
+    description: 'How far the timestamp of a signed Buildkite request may be from now.',
+  },
+  // --- scaler -------------------------------------------------------------------------------
+  {
+    name: 'LEDGER_TABLE',
+    functions: ['scaler'],
+    required: true,
+    expected: 'a DynamoDB table name',
+    description: 'Table holding the job ledger, the in-flight limiter and dispatch intents.',
+  },
+  {
+    name: 'MIN_AGENTS',
+    functions: ['scaler'],
+    default: '0',
+    expected: 'an integer >= 0',
+    description: 'Warm floor: agents kept in flight per queue even with no pending job (a floor, not added to demand).',
+  },
+  {
+    name: 'MAX_AGENTS',
+    functions: ['scaler'],
+    default: '10',
+    expected: 'an integer >= MIN_AGENTS and >= 1',
+    description: 'Hard cap of agents in flight per queue, across all concurrent scaler invocations.',
+  },
+  {
+    name: 'KUBE_NAMESPACE',
+    functions: ['scaler'],
+    default: 'ci-agents',
+    expected: 'a Kubernetes namespace name',
+    description: 'Namespace the agent Jobs are created and listed in.',
+  },
+  {
+    name: 'JOB_TEMPLATE',
+    functions: ['scaler'],
+    default: 'buildkite',
+    expected: 'buildkite, github, gitlab, or a path to a Job template YAML file',
+    description: 'Agent Job template (files in infra/k8s/agents/) used for queues without an override.',
+  },
+  {
+    name: 'JOB_TTL_SECONDS_AFTER_FINISHED',
+    functions: ['scaler'],
+    default: '600',
+    expected: 'an integer >= 0',
+    description: 'Kubernetes deletes a finished agent Job this long after it finished.',
+  },
+  {
+    name: 'JOB_ACTIVE_DEADLINE_SECONDS',
+    functions: ['scaler'],
+    default: '7200',
+    expected: 'an integer >= 60',
+    description: 'An agent Job still running after this long is stopped by Kubernetes (bounds a stuck agent).',
+  },
+  {
+    name: 'INTENT_LEASE_SECONDS',
+    functions: ['scaler'],
+    default: '120',
+    expected: 'an integer from 10 to 3600',
+    description: 'A reservation whose Job could not be created is retried each tick and released after this long.',
+  },
+  {
+    name: 'LEDGER_RETENTION_DAYS',
+    functions: ['scaler'],
+    default: '7',
+    expected: 'an integer from 1 to 365',
+    description: 'Finished and cancelled CI jobs stay in the ledger this long (DynamoDB TTL), to absorb late duplicates.',
+  },
+  {
+    name: 'SCALER_BUDGET_SECONDS',
+    functions: ['scaler'],
+    default: '50',
+    expected: 'an integer from 1 to 890, below the function timeout',
+    description:
+      'How long one invocation keeps ticking (long-polling for events) before it returns; keeps scale-up sub-minute on a one-minute schedule.',
+  },
+  {
+    name: 'SCALER_POLL_SECONDS',
+    functions: ['scaler'],
+    default: '5',
+    expected: 'an integer from 0 to 20',
+    description: 'Long-poll wait for new events; with no event the scaler still reconciles at least this often.',
+  },
+  {
+    name: 'KUBECONFIG',
+    functions: ['scaler'],
+    expected: 'a path to a kubeconfig file',
+    description: 'Reach the cluster as kubectl would (local runs, tests, non-EKS clusters).',
+  },
+  {
+    name: 'KUBECONFIG_PARAMETER',
+    functions: ['scaler'],
+    expected: 'an SSM Parameter Store name (SecureString) holding a kubeconfig',
+    description: 'Reach any cluster with a kubeconfig kept in SSM.',
+  },
+  {
+    name: 'EKS_CLUSTER_NAME',
+    functions: ['scaler'],
+    expected: 'an EKS cluster name',
+    description:
+      "Reach an EKS cluster with a token presigned from the function's IAM role. Endpoint and CA come from EKS_CLUSTER_ENDPOINT/EKS_CLUSTER_CA or eks:DescribeCluster.",
+  },
+  {
+    name: 'EKS_CLUSTER_ENDPOINT',
+    functions: ['scaler'],
+    expected: 'an https:// URL',
+    description: 'EKS API server endpoint (skips eks:DescribeCluster when given with EKS_CLUSTER_CA).',
+  },
+  {
+    name: 'EKS_CLUSTER_CA',
+    functions: ['scaler'],
+    expected: 'the base64 certificate authority data of the cluster',
+    description: 'EKS cluster CA (base64, as in a kubeconfig).',
+  },
+] as const satisfies readonly VariableSpec[];
+
+export type VariableName = (typeof VARIABLES)[number]['name'];
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function spec(name: VariableName): VariableSpec {
+  return VARIABLES.find((v) => v.name === name)!;
+}
+
+function fail(name: VariableName, raw: string | undefined, expected = spec(name).expected): never {
+  const shown = raw === undefined ? 'nothing (unset)' : JSON.stringify(raw);
+  throw new ConfigError(name, `${name} must be ${expected}, got ${shown}`);
+}
+
+/** Reads a variable, falling back to its default; empty strings count as unset. */
+function raw(env: Env, name: VariableName): string | undefined {
+  const value = env[name];
+  if (value !== undefined && value.trim() !== '') return value.trim();
+  return spec(name).default;
+}
+
+function required(env: Env, name: VariableName): string {
+  return raw(env, name) ?? fail(name, env[name]);
+}
+
+function optional(env: Env, name: VariableName): string | undefined {
+  return raw(env, name);
+}
+
+function int(env: Env, name: VariableName, min: number, max = Number.MAX_SAFE_INTEGER, expected?: string): number {
+  const value = raw(env, name);
+  if (value === undefined || !/^-?\d+$/.test(value)) return fail(name, env[name], expected);
+  const n = Number(value);
+  if (n < min || n > max) return fail(name, env[name], expected);
+  return n;
+}
+
+function queueList(env: Env): string[] {
+  const value = required(env, 'QUEUES');
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0 || names.some((n) => !QUEUE_NAME.test(n))) fail('QUEUES', env.QUEUES);
+  return [...new Set(names)];
+}
+
+function url(env: Env, name: VariableName): string {
+  const value = required(env, name);
+  try {
+    const parsed = new URL(value);
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new Error('scheme');
+  } catch {
+    fail(name, env[name]);
+  }
+  return value;
+}
+
+const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+function logLevel(env: Env): LogLevel {
+  const value = required(env, 'LOG_LEVEL').toUpperCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) fail('LOG_LEVEL', env.LOG_LEVEL);
+  return value as LogLevel;
+}
+
+/** A secret is either given plainly (local use) or by SSM parameter name; neither disables it. */
+export type SecretSource =
+  | { readonly kind: 'value'; readonly value: string }
+  | { readonly kind: 'parameter'; readonly name: string }
+  | { readonly kind: 'disabled' };
+
+function secret(env: Env, plain: VariableName, parameter: VariableName): SecretSource {
+  const value = optional(env, plain);
+  const name = optional(env, parameter);
+  if (value !== undefined && name !== undefined) {
+    throw new ConfigError(parameter, `Set only one of ${plain} and ${parameter}, not both`);
+  }
+  if (value !== undefined) return { kind: 'value', value };
+  if (name !== undefined) return { kind: 'parameter', name };
+  return { kind: 'disabled' };
+}
+
+export interface CommonConfig {
+  readonly eventsQueueUrl: string;
+  readonly queues: readonly string[];
+  readonly logLevel: LogLevel;
+}
+
+export interface WebhookConfig extends CommonConfig {
+  readonly secrets: {
+    readonly buildkite: SecretSource;
+    readonly github: SecretSource;
+    readonly gitlab: SecretSource;
+  };
+  readonly maxBodyBytes: number;
+  readonly buildkiteReplayWindowSeconds: number;
+}
+
+export interface QueueSettings {
+  readonly minAgents: number;
+  readonly maxAgents: number;
+  readonly jobTemplate: string;
+}
+
+export type ClusterAccess =
+  | { readonly kind: 'kubeconfig-file'; readonly path: string }
+  | { readonly kind: 'kubeconfig-parameter'; readonly name: string }
+  | {
+      readonly kind: 'eks';
+      readonly clusterName: string;
+      readonly endpoint?: string;
+      readonly caData?: string;
+    };
+
+export interface ScalerConfig extends CommonConfig {
+  readonly ledgerTable: string;
+  readonly defaults: QueueSettings;
+  /** Effective settings of every served queue (defaults with overrides applied). */
+  readonly queueSettings: Readonly<Record<string, QueueSettings>>;
+  readonly namespace: string;
+  readonly jobTtlSecondsAfterFinished: number;
+  readonly jobActiveDeadlineSeconds: number;
+  readonly intentLeaseSeconds: number;
+  readonly ledgerRetentionDays: number;
+  readonly budgetSeconds: number;
+  readonly pollSeconds: number;
+  readonly cluster: ClusterAccess;
+}
+
+function common(env: Env): CommonConfig {
+  return { eventsQueueUrl: url(env, 'EVENTS_QUEUE_URL'), queues: queueList(env), logLevel: logLevel(env) };
+}
+
+export function loadWebhookConfig(env: Env = process.env): WebhookConfig {
+  return {
+    ...common(env),
+    secrets: {
+      buildkite: secret(env, 'BUILDKITE_WEBHOOK_SECRET', 'BUILDKITE_WEBHOOK_SECRET_PARAMETER'),
+      github: secret(env, 'GITHUB_WEBHOOK_SECRET', 'GITHUB_WEBHOOK_SECRET_PARAMETER'),
+      gitlab: secret(env, 'GITLAB_WEBHOOK_TOKEN', 'GITLAB_WEBHOOK_TOKEN_PARAMETER'),
+    },
+    maxBodyBytes: int(env, 'WEBHOOK_MAX_BODY_BYTES', 1024, 10 * 1024 * 1024),
+    buildkiteReplayWindowSeconds: int(env, 'BUILDKITE_REPLAY_WINDOW_SECONDS', 1, 86_400),
+  };
+}
+
+const OverrideSchema = z.record(
+  z.string(),
+  z
+    .object({
+      minAgents: z.number().int().min(0).optional(),
+      maxAgents: z.number().int().min(1).optional(),
+      jobTemplate: z.string().min(1).optional(),
+    })
+    .strict(),
+);
+
+function jobTemplate(value: string, name: VariableName, env: Env): string {
+  if (['buildkite', 'github', 'gitlab'].includes(value) || value.endsWith('.yaml') || value.endsWith('.yml')) {
+    return value;
+  }
+  return fail(name, env[name]);
+}
+
+function queueSettings(env: Env, queues: readonly string[], defaults: QueueSettings): Record<string, QueueSettings> {
+  const text = required(env, 'QUEUE_OVERRIDES');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return fail('QUEUE_OVERRIDES', env.QUEUE_OVERRIDES, 'valid JSON: ' + spec('QUEUE_OVERRIDES').expected);
+  }
+  const result = OverrideSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.join('.');
+    throw new ConfigError(
+      'QUEUE_OVERRIDES',
+      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue.message}`,
+    );
+  }
+  const settings: Record<string, QueueSettings> = {};
+  for (const queue of queues) {
+    const o = result.data[queue] ?? {};
+    const s = {
+      minAgents: o.minAgents ?? defaults.minAgents,
+      maxAgents: o.maxAgents ?? defaults.maxAgents,
+      jobTemplate: o.jobTemplate ?? defaults.jobTemplate,
+    };
+    if (s.maxAgents < s.minAgents) {
+      throw new ConfigError(
+        'QUEUE_OVERRIDES',
+        `QUEUE_OVERRIDES: queue "${queue}" has maxAgents ${s.maxAgents} below minAgents ${s.minAgents}`,
+      );
+    }
+    settings[queue] = s;
+  }
+  const unknown = Object.keys(result.data).filter((q) => !queues.includes(q));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      'QUEUE_OVERRIDES',
+      `QUEUE_OVERRIDES names queue(s) not in QUEUES: ${unknown.map((q) => JSON.stringify(q)).join(', ')}`,
+    );
+  }
+  return settings;
+}
+
+function cluster(env: Env): ClusterAccess {
+  const file = optional(env, 'KUBECONFIG');
+  const parameter = optional(env, 'KUBECONFIG_PARAMETER');
+  const eks = optional(env, 'EKS_CLUSTER_NAME');
+  const given = [file && 'KUBECONFIG', parameter && 'KUBECONFIG_PARAMETER', eks && 'EKS_CLUSTER_NAME'].filter(Boolean);
+  if (given.length !== 1) {
+    throw new ConfigError(
+      'KUBECONFIG',
+      `Set exactly one of KUBECONFIG, KUBECONFIG_PARAMETER and EKS_CLUSTER_NAME to reach the cluster, got ${
+        given.length === 0 ? 'none' : given.join(' and ')
+      }`,
+    );
+  }
+  if (file) return { kind: 'kubeconfig-file', path: file };
+  if (parameter) return { kind: 'kubeconfig-parameter', name: parameter };
+  const endpoint = optional(env, 'EKS_CLUSTER_ENDPOINT');
+  if (endpoint !== undefined && !endpoint.startsWith('https://')) fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
+  const caData = optional(env, 'EKS_CLUSTER_CA');
+  return {
+    kind: 'eks',
+    clusterName: eks!,
+    ...(endpoint ? { endpoint } : {}),
+    ...(caData ? { caData } : {}),
+  };
+}
+
+export function loadScalerConfig(env: Env = process.env): ScalerConfig {
+  const base = common(env);
+  const minAgents = int(env, 'MIN_AGENTS', 0);
+  const maxAgents = int(env, 'MAX_AGENTS', Math.max(1, minAgents));
+  const defaults: QueueSettings = {
+    minAgents,
+    maxAgents,
+    jobTemplate: jobTemplate(required(env, 'JOB_TEMPLATE'), 'JOB_TEMPLATE', env),
+  };
+  const namespace = required(env, 'KUBE_NAMESPACE');
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) fail('KUBE_NAMESPACE', env.KUBE_NAMESPACE);
+  const budgetSeconds = int(env, 'SCALER_BUDGET_SECONDS', 1, 890);
+  return {
+    ...base,
+    ledgerTable: required(env, 'LEDGER_TABLE'),
+    defaults,
+    queueSettings: queueSettings(env, base.queues, defaults),
+    namespace,
+    jobTtlSecondsAfterFinished: int(env, 'JOB_TTL_SECONDS_AFTER_FINISHED', 0),
+    jobActiveDeadlineSeconds: int(env, 'JOB_ACTIVE_DEADLINE_SECONDS', 60),
+    intentLeaseSeconds: int(env, 'INTENT_LEASE_SECONDS', 10, 3600),
+    ledgerRetentionDays: int(env, 'LEDGER_RETENTION_DAYS', 1, 365),
+    budgetSeconds,
+    pollSeconds: int(env, 'SCALER_POLL_SECONDS', 0, 20),
+    cluster: cluster(env),
+  };
+}
+
+/** Markdown table of every variable, for the README (kept in sync by a test). */
+export function configurationTable(): string {
+  const rows = VARIABLES.map((v: VariableSpec) => {
+    const def = v.required ? '**required**' : v.default !== undefined ? `\`${v.default}\`` : '(unset)';
+    return `| \`${v.name}\` | ${v.functions.join(', ')} | ${def} | ${v.expected} | ${v.description} |`;
+  });
+  return ['| variable | read by | default | expected | what it does |', '|---|---|---|---|---|', ...rows].join('\n');
+}

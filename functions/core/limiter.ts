@@ -1,0 +1,122 @@
+/**
+ * The in-flight limiter's bookkeeping, as pure functions: reconciling the limiter's tokens with
+ * what the cluster shows, and planning a reservation. The DynamoDB limiter store enforces the
+ * limit atomically (a conditional write); this module decides what to ask of it. No I/O.
+ *
+ * Kubernetes is the truth for what is in flight. Each dispatch (one reservation, one Job) holds
+ * tokens; a queue's limiter counter must equal the sum of its dispatches' tokens plus the live
+ * agents of any Job of ours that has no dispatch record (an orphan, e.g. created by hand or left
+ * by a lost record: counted, never ignored, so MAX_AGENTS holds).
+ */
+import type { DispatchRecord, LimiterRecord } from './stores.js';
+
+/** What the scaler needs to know of one of its Jobs in the cluster. */
+export interface ClusterJob {
+  readonly jobName: string;
+  readonly queue: string;
+  readonly dispatchId: string;
+  /** Agents of this Job provisioned and not finished (pods Pending count too); 0 once finished. */
+  readonly live: number;
+}
+
+export type DispatchAction =
+  /** The Job exists and holds exactly these tokens: nothing to write. */
+  | { readonly kind: 'keep'; readonly dispatch: DispatchRecord; readonly tokens: number }
+  /** The Job exists: record it as submitted and/or shrink tokens to its live agents. */
+  | {
+      readonly kind: 'update';
+      readonly dispatch: DispatchRecord;
+      readonly tokens: number;
+      readonly markSubmitted: boolean;
+    }
+  /** The reservation has no Job yet and its lease is still valid: create it (again). */
+  | { readonly kind: 'create'; readonly dispatch: DispatchRecord; readonly tokens: number }
+  /** The Job finished, failed or vanished, or the lease expired without a Job: return the tokens. */
+  | {
+      readonly kind: 'release';
+      readonly dispatch: DispatchRecord;
+      readonly tokens: 0;
+      readonly why: 'job-finished' | 'job-gone' | 'lease-expired';
+    };
+
+export interface Correction {
+  readonly queue: string;
+  readonly expectedVersion: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface ReconcilePlan {
+  readonly actions: readonly DispatchAction[];
+  /** Limiter counters that differ from the truth, and the value they should have. */
+  readonly corrections: readonly Correction[];
+  /** Agents in flight per queue once the plan is carried out (the decision's input). */
+  readonly inFlight: Readonly<Record<string, number>>;
+  /** Limiter version per queue as read (0 when the queue has no limiter item yet). */
+  readonly versions: Readonly<Record<string, number>>;
+  /** Live agents per queue in Jobs of ours without a dispatch record. */
+  readonly orphans: Readonly<Record<string, number>>;
+}
+
+export interface ReconcileInput {
+  readonly limiters: readonly LimiterRecord[];
+  readonly dispatches: readonly DispatchRecord[];
+  /**
+   * Our Jobs as listed AFTER the limiter and dispatches were read: a dispatch marked submitted
+   * before that read had its Job created before the list, so a submitted dispatch without a Job
+   * really has lost it.
+   */
+  readonly jobs: readonly ClusterJob[];
+  /** Epoch milliseconds. */
+  readonly now: number;
+  /** Queues to report even when nothing is known of them yet. */
+  readonly queues?: readonly string[];
+}
+
+function dispatchAction(d: DispatchRecord, job: ClusterJob | undefined, now: number): DispatchAction {
+  if (job) {
+    if (job.live <= 0) return { kind: 'release', dispatch: d, tokens: 0, why: 'job-finished' };
+    const tokens = Math.min(job.live, d.count);
+    const markSubmitted = d.status !== 'submitted';
+    if (!markSubmitted && tokens === d.tokens) return { kind: 'keep', dispatch: d, tokens };
+    return { kind: 'update', dispatch: d, tokens, markSubmitted };
+  }
+  if (d.status === 'submitted') return { kind: 'release', dispatch: d, tokens: 0, why: 'job-gone' };
+  if (now >= d.leaseUntil) return { kind: 'release', dispatch: d, tokens: 0, why: 'lease-expired' };
+  return { kind: 'create', dispatch: d, tokens: d.tokens };
+}
+
+export function planReconcile(input: ReconcileInput): ReconcilePlan {
+  const jobsByName = new Map(input.jobs.map((j) => [j.jobName, j]));
+  const recorded = new Set(input.dispatches.map((d) => d.jobName));
+  const actions = input.dispatches.map((d) => dispatchAction(d, jobsByName.get(d.jobName), input.now));
+
+  const inFlight: Record<string, number> = {};
+  const versions: Record<string, number> = {};
+  const orphans: Record<string, number> = {};
+  const add = (table: Record<string, number>, queue: string, n: number) => {
+    table[queue] = (table[queue] ?? 0) + n;
+  };
+  for (const q of input.queues ?? []) inFlight[q] = 0;
+  for (const l of input.limiters) {
+    inFlight[l.queue] ??= 0;
+    versions[l.queue] = l.version;
+  }
+  for (const a of actions) add(inFlight, a.dispatch.queue, a.tokens);
+  for (const j of input.jobs) {
+    if (!recorded.has(j.jobName) && j.live > 0) {
+      add(orphans, j.queue, j.live);
+      add(inFlight, j.queue, j.live);
+    }
+  }
+
+  const byQueue = new Map(input.limiters.map((l) => [l.queue, l]));
+  const corrections: Correction[] = [];
+  for (const [queue, to] of Object.entries(inFlight)) {
+    const limiter = byQueue.get(queue);
+    const from = limiter?.inFlight ?? 0;
+    versions[queue] ??= 0;
+    if (from !== to) corrections.push({ queue, expectedVersion: limiter?.version ?? 0, from, to });
+  }
+  return { actions, corrections, inFlight, versions, orphans };
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { planReconcile, type ClusterJob } from '../../functions/core/limiter.js';
+import type { DispatchRecord } from '../../functions/core/stores.js';
+
+const now = 1_000_000;
+function dispatch(over: Partial<DispatchRecord> = {}): DispatchRecord {
+  return {
+    queue: 'default',
+    dispatchId: 'v1',
+    jobName: 'agent-default-v1',
+    count: 3,
+    tokens: 3,
+    status: 'submitted',
+    createdAt: now - 10_000,
+    leaseUntil: now + 60_000,
+    ...over,
+  };
+}
+function job(over: Partial<ClusterJob> = {}): ClusterJob {
+  return { jobName: 'agent-default-v1', queue: 'default', dispatchId: 'v1', live: 3, ...over };
+}
+const limiter = (inFlight: number, version = 7) => ({ queue: 'default', inFlight, version });
+
+describe('planReconcile: Kubernetes is the truth for what is in flight', () => {
+  it('keeps a live Job whose tokens match', () => {
+    const plan = planReconcile({ limiters: [limiter(3)], dispatches: [dispatch()], jobs: [job()], now });
+    expect(plan.actions.map((a) => a.kind)).toEqual(['keep']);
+    expect(plan.corrections).toEqual([]);
+    expect(plan.inFlight).toEqual({ default: 3 });
+  });
+
+  it('returns the tokens of agents that finished (pods still Pending count as in flight)', () => {
+    const plan = planReconcile({ limiters: [limiter(3)], dispatches: [dispatch()], jobs: [job({ live: 1 })], now });
+    expect(plan.actions[0]).toMatchObject({ kind: 'update', tokens: 1, markSubmitted: false });
+    expect(plan.corrections).toEqual([{ queue: 'default', expectedVersion: 7, from: 3, to: 1 }]);
+  });
+
+  it('releases a finished Job and a vanished (deleted) Job', () => {
+    const plan = planReconcile({
+      limiters: [limiter(5)],
+      dispatches: [dispatch(), dispatch({ dispatchId: 'v2', jobName: 'agent-default-v2', count: 2, tokens: 2 })],
+      jobs: [job({ live: 0 })],
+      now,
+    });
+    expect(plan.actions.map((a) => a.kind === 'release' && a.why)).toEqual(['job-finished', 'job-gone']);
+    expect(plan.corrections).toEqual([{ queue: 'default', expectedVersion: 7, from: 5, to: 0 }]);
+  });
+
+  it('retries an intent that never became a Job while its lease holds, releases it after', () => {
+    const intent = dispatch({ status: 'intent' });
+    const retry = planReconcile({ limiters: [limiter(3)], dispatches: [intent], jobs: [], now });
+    expect(retry.actions[0]).toMatchObject({ kind: 'create', tokens: 3 });
+    expect(retry.inFlight.default).toBe(3);
+    const expired = planReconcile({ limiters: [limiter(3)], dispatches: [intent], jobs: [], now: intent.leaseUntil });
+    expect(expired.actions[0]).toMatchObject({ kind: 'release', why: 'lease-expired' });
+    expect(expired.inFlight.default).toBe(0);
+  });
+
+  it('marks an intent whose Job exists as submitted', () => {
+    const plan = planReconcile({ limiters: [limiter(3)], dispatches: [dispatch({ status: 'intent' })], jobs: [job()], now });
+    expect(plan.actions[0]).toMatchObject({ kind: 'update', tokens: 3, markSubmitted: true });
+  });
+
+  it('corrects a drifted counter and counts orphan Jobs of ours', () => {
+    const plan = planReconcile({
+      limiters: [limiter(9)],
+      dispatches: [dispatch()],
+      jobs: [job(), job({ jobName: 'by-hand', dispatchId: 'x', live: 2 })],
+      now,
+    });
+    expect(plan.orphans).toEqual({ default: 2 });
+    expect(plan.corrections).toEqual([{ queue: 'default', expectedVersion: 7, from: 9, to: 5 }]);
+  });
+
+  it('reports served queues with nothing in flight, with version 0 when no limiter exists', () => {
+    const plan = planReconcile({ limiters: [], dispatches: [], jobs: [], now, queues: ['a', 'b'] });
+    expect(plan.inFlight).toEqual({ a: 0, b: 0 });
+    expect(plan.versions).toEqual({ a: 0, b: 0 });
+    expect(plan.corrections).toEqual([]);
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * The storage ports of the scaler: the job ledger and the in-flight limiter. Types only (pure):
+ * the DynamoDB adapters (functions/adapters/dynamodb/) and the in-memory ones
+ * (functions/adapters/memory/, for the simulator and unit tests) implement them with the same
+ * semantics, checked by one shared contract test.
+ */
+import type { JobEvent } from './job-event.js';
+
+/** The result of applying one INPUT event to the ledger. */
+export interface ApplyOutcome {
+  readonly eventId: string;
+  /**
+   * applied: the job's state is now durably at this event (or beyond it, when the event was
+   *          merged with a further event of the same job in the same batch);
+   * noop:    the job was already at or beyond this event (duplicate, late, reordered);
+   * failed:  not applied (throttled past the SDK's retries, network, ...): leave the message in
+   *          SQS so it is retried, then redriven to the dead-letter queue.
+   */
+  readonly result: 'applied' | 'noop' | 'failed';
+  readonly error?: string;
+}
+
+export interface QueueCounts {
+  /** CI jobs scheduled and not yet started, finished or cancelled. */
+  readonly pending: number;
+  /** CI jobs started and not yet finished or cancelled. */
+  readonly running: number;
+}
+
+export interface LedgerStore {
+  /** Applies a batch of events; returns exactly one outcome per input event, in input order. */
+  apply(events: readonly JobEvent[], now: Date): Promise<ApplyOutcome[]>;
+  /** Pending and running counts of each queue asked for (0/0 for a queue never seen). */
+  counts(queues: readonly string[]): Promise<Record<string, QueueCounts>>;
+}
+
+/** The in-flight limiter of one queue: tokens held by live Jobs and by not-yet-visible intents. */
+export interface LimiterRecord {
+  readonly queue: string;
+  readonly inFlight: number;
+  /** +1 on every change: the optimistic-concurrency token of reserve() and correct(). */
+  readonly version: number;
+}
+
+export type DispatchStatus = 'intent' | 'submitted';
+
+/** A reservation of `count` tokens for one Kubernetes Job batch. */
+export interface DispatchRecord {
+  readonly queue: string;
+  /** Deterministic; the Kubernetes Job name is derived from it. */
+  readonly dispatchId: string;
+  readonly jobName: string;
+  /** Agents asked for (the Job's completions = parallelism). */
+  readonly count: number;
+  /** Tokens this dispatch currently holds in the limiter. */
+  readonly tokens: number;
+  readonly status: DispatchStatus;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  /** Epoch milliseconds: an intent with no Job after this is released. */
+  readonly leaseUntil: number;
+}
+
+export interface LimiterSnapshot {
+  readonly limiters: LimiterRecord[];
+  readonly dispatches: DispatchRecord[];
+}
+
+export interface ReserveRequest {
+  readonly queue: string;
+  /** Tokens to take, >= 1. */
+  readonly count: number;
+  /** The queue's MAX_AGENTS: after the reservation inFlight <= max. */
+  readonly max: number;
+  /** The limiter's version the caller decided on; 0 when the item did not exist yet. */
+  readonly expectedVersion: number;
+  readonly dispatch: DispatchRecord;
+}
+
+export interface CorrectRequest {
+  readonly queue: string;
+  readonly expectedVersion: number;
+  readonly inFlight: number;
+}
+
+export interface LimiterStore {
+  /** Strongly consistent read of every limiter and dispatch item. */
+  snapshot(): Promise<LimiterSnapshot>;
+  /**
+   * Atomically takes `count` tokens (only if the limiter is still at `expectedVersion` and
+   * inFlight + count <= max) AND records the dispatch intent (only if no dispatch with that id
+   * exists). 'conflict': nothing was written; re-read the snapshot and decide again.
+   */
+  reserve(request: ReserveRequest): Promise<'reserved' | 'conflict'>;
+  /** Marks the dispatch submitted; false if the dispatch no longer exists. */
+  markSubmitted(dispatch: DispatchRecord): Promise<boolean>;
+  /** Sets the tokens the dispatch holds; false if the dispatch no longer exists. */
+  setTokens(dispatch: DispatchRecord, tokens: number): Promise<boolean>;
+  /** Deletes the dispatch item (idempotent). Does not touch the limiter: use correct(). */
+  release(dispatch: DispatchRecord): Promise<void>;
+  /** Sets inFlight (version + 1) only if the limiter is still at expectedVersion. */
+  correct(request: CorrectRequest): Promise<boolean>;
+  /** Creates the queue's limiter with inFlight 0, version 0 if it does not exist (idempotent). */
+  ensureQueue(queue: string): Promise<void>;
+}

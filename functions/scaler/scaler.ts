@@ -1,0 +1,362 @@
+/**
+ * One scaler tick and the loop that keeps ticking within an invocation. Orchestration only: the
+ * decisions are the pure core's (core/decision.ts, core/limiter.ts, core/ledger.ts); every
+ * outside system is reached through a port, so the same code runs against AWS, the emulators,
+ * the local stack and the simulator.
+ *
+ * A tick:
+ *  1. drains the events queue (long-poll first, then parallel drainers), applies the events to
+ *     the ledger and deletes each message only once its event is durably applied;
+ *  2. reads the limiter (strongly consistent), THEN lists our Jobs in the cluster (so a dispatch
+ *     recorded as submitted before the read is visible in the list), and the ledger's counts;
+ *  3. reconciles: returns the tokens of finished or vanished Jobs, retries intents that never
+ *     became a Job, releases expired ones, corrects a drifted counter;
+ *  4. decides per queue and reserves tokens with one conditional write (re-reading on conflict);
+ *  5. submits ONE Kubernetes Job per reservation and marks it submitted.
+ * A crash between any two steps leaves an intent or a counter that the next tick repairs.
+ */
+import type { V1Job } from '@kubernetes/client-node';
+import { decide, type Decision } from '../core/decision.js';
+import type { JobEvent } from '../core/job-event.js';
+import { planReconcile, type ClusterJob, type DispatchAction } from '../core/limiter.js';
+import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
+
+export interface ReceivedEvent {
+  readonly receiptHandle: string;
+  readonly messageId: string;
+  readonly receiveCount: number;
+  readonly event?: JobEvent;
+  readonly error?: string;
+}
+
+export interface EventSource {
+  receive(options: { max: number; waitSeconds: number }): Promise<ReceivedEvent[]>;
+  /** Deletes the messages; returns the receipt handles that could not be deleted. */
+  delete(receiptHandles: readonly string[]): Promise<string[]>;
+}
+
+export interface ClusterPort {
+  listAgentJobs(): Promise<V1Job[]>;
+  createJob(job: V1Job): Promise<'created' | 'exists'>;
+}
+
+export interface JobFactory {
+  /** Deterministic Job name of a dispatch. */
+  jobName(queue: string, dispatchId: string): string;
+  /** The Kubernetes Job for a dispatch, from the queue's template. */
+  build(dispatch: DispatchRecord): V1Job;
+  /** Reads one of our Jobs back; undefined for a Job that is not ours. */
+  describe(job: V1Job): ClusterJob | undefined;
+}
+
+export interface QueueLimits {
+  readonly minAgents: number;
+  readonly maxAgents: number;
+}
+
+export interface ScalerLog {
+  debug(message: string, extra?: Record<string, unknown>): void;
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface ScalerMetrics {
+  /** Called once per queue per tick with the decision and how long deciding took. */
+  decision(decision: Decision, created: number, latencyMs: number): void;
+}
+
+export interface ScalerPorts {
+  readonly events: EventSource;
+  readonly ledger: LedgerStore;
+  readonly limiter: LimiterStore;
+  readonly cluster: ClusterPort;
+  readonly jobs: JobFactory;
+  readonly log: ScalerLog;
+  readonly metrics?: ScalerMetrics;
+  /** Epoch milliseconds. */
+  readonly now: () => number;
+}
+
+export interface ScalerSettings {
+  readonly queues: readonly string[];
+  readonly limits: Readonly<Record<string, QueueLimits>>;
+  readonly intentLeaseMs: number;
+  /** Parallel drainers once the first receive returned messages. */
+  readonly drainConcurrency?: number;
+  /** Reservation attempts per queue per tick when concurrent scalers conflict. */
+  readonly reserveAttempts?: number;
+}
+
+export interface DrainReport {
+  received: number;
+  applied: number;
+  duplicates: number;
+  failed: number;
+  invalid: number;
+  undeleted: number;
+}
+
+export interface TickReport {
+  readonly drain: DrainReport;
+  readonly decisions: readonly Decision[];
+  readonly created: readonly { queue: string; jobName: string; count: number; result: 'created' | 'exists' }[];
+  readonly released: number;
+  readonly corrected: number;
+  readonly errors: readonly string[];
+}
+
+const describeError = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+
+/** Step 1: drain the queue until it is empty or the deadline is near. */
+export async function drain(
+  ports: ScalerPorts,
+  settings: ScalerSettings,
+  waitSeconds: number,
+  deadline: number,
+): Promise<DrainReport> {
+  const report: DrainReport = { received: 0, applied: 0, duplicates: 0, failed: 0, invalid: 0, undeleted: 0 };
+  const { events, ledger, log } = ports;
+
+  const handle = async (batch: ReceivedEvent[]): Promise<void> => {
+    report.received += batch.length;
+    const valid = batch.filter((m): m is ReceivedEvent & { event: JobEvent } => m.event !== undefined);
+    for (const m of batch) {
+      if (m.event) continue;
+      report.invalid++;
+      // Left in the queue: SQS redrives it to the dead-letter queue after maxReceiveCount.
+      if (m.receiveCount <= 1) log.error('invalid event message set aside for the dead-letter queue', { messageId: m.messageId, error: m.error });
+    }
+    if (valid.length === 0) return;
+    const outcomes = await ledger.apply(
+      valid.map((m) => m.event),
+      new Date(ports.now()),
+    ).catch((e: unknown) => valid.map((m) => ({ eventId: m.event.id, result: 'failed' as const, error: describeError(e) })));
+    const done: string[] = [];
+    outcomes.forEach((o, i) => {
+      const m = valid[i]!;
+      if (o.result === 'failed') {
+        report.failed++;
+        if (m.receiveCount <= 1) log.error('event not applied; it stays in the queue', { messageId: m.messageId, eventId: o.eventId, error: o.error });
+        return;
+      }
+      if (o.result === 'applied') report.applied++;
+      else report.duplicates++;
+      done.push(m.receiptHandle);
+    });
+    if (done.length > 0) {
+      const undeleted = await events.delete(done).catch(() => done);
+      // Not deleted: redelivered later and then a no-op in the ledger. Nothing is lost.
+      report.undeleted += undeleted.length;
+    }
+  };
+
+  const secondsLeft = () => Math.max(0, Math.floor((deadline - ports.now()) / 1000));
+  const first = await events.receive({ max: 10, waitSeconds: Math.min(waitSeconds, secondsLeft()) });
+  if (first.length === 0) return report;
+
+  const drainer = async (): Promise<void> => {
+    while (ports.now() < deadline) {
+      const batch = await events.receive({ max: 10, waitSeconds: 0 });
+      if (batch.length === 0) return;
+      await handle(batch);
+    }
+  };
+  await Promise.all([handle(first), ...Array.from({ length: settings.drainConcurrency ?? 4 }, drainer)]);
+  return report;
+}
+
+interface QueueView {
+  inFlight: number;
+  version: number;
+  /** False when a write of this tick's reconcile failed: the counter is left as is. */
+  settled: boolean;
+}
+
+/** Steps 2–5. */
+export async function provision(ports: ScalerPorts, settings: ScalerSettings): Promise<Omit<TickReport, 'drain'>> {
+  const { limiter, ledger, cluster, jobs, log } = ports;
+  const errors: string[] = [];
+  const created: { queue: string; jobName: string; count: number; result: 'created' | 'exists' }[] = [];
+
+  // Order matters: the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts).
+  const snapshot = await limiter.snapshot();
+  const [counts, clusterJobs] = await Promise.all([ledger.counts(settings.queues), cluster.listAgentJobs()]);
+  const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
+
+  const plan = planReconcile({
+    limiters: snapshot.limiters,
+    dispatches: snapshot.dispatches,
+    jobs: ours,
+    now: ports.now(),
+    queues: settings.queues,
+  });
+
+  const views = new Map<string, QueueView>();
+  for (const [queue, inFlight] of Object.entries(plan.inFlight)) {
+    views.set(queue, { inFlight, version: plan.versions[queue] ?? 0, settled: true });
+  }
+
+  const submit = async (dispatch: DispatchRecord): Promise<boolean> => {
+    try {
+      const result = await cluster.createJob(jobs.build(dispatch));
+      created.push({ queue: dispatch.queue, jobName: dispatch.jobName, count: dispatch.count, result });
+      await limiter.markSubmitted(dispatch);
+      return true;
+    } catch (e) {
+      // The tokens stay reserved: the intent is retried next tick and released when its lease expires.
+      errors.push(`create ${dispatch.jobName}: ${describeError(e)}`);
+      log.warn('agent Job not created; intent kept for retry', { queue: dispatch.queue, jobName: dispatch.jobName, error: describeError(e) });
+      return false;
+    }
+  };
+
+  let released = 0;
+  const carry = async (a: DispatchAction): Promise<void> => {
+    try {
+      switch (a.kind) {
+        case 'keep':
+          return;
+        case 'create':
+          await submit(a.dispatch);
+          return;
+        case 'update':
+          if (a.markSubmitted) await limiter.markSubmitted(a.dispatch);
+          if (a.tokens !== a.dispatch.tokens) await limiter.setTokens(a.dispatch, a.tokens);
+          return;
+        case 'release':
+          await limiter.release(a.dispatch);
+          released += a.dispatch.tokens;
+          log.info('tokens returned', { queue: a.dispatch.queue, jobName: a.dispatch.jobName, tokens: a.dispatch.tokens, why: a.why });
+          return;
+      }
+    } catch (e) {
+      errors.push(`reconcile ${a.dispatch.jobName}: ${describeError(e)}`);
+      const view = views.get(a.dispatch.queue);
+      if (view) view.settled = false;
+    }
+  };
+  await Promise.all(plan.actions.map(carry));
+
+  let corrected = 0;
+  await Promise.all(
+    plan.corrections.map(async (c) => {
+      const view = views.get(c.queue);
+      if (!view?.settled) return;
+      const ok = await limiter.correct({ queue: c.queue, expectedVersion: c.expectedVersion, inFlight: c.to }).catch((e: unknown) => {
+        errors.push(`correct ${c.queue}: ${describeError(e)}`);
+        return false;
+      });
+      if (ok) {
+        corrected++;
+        view.version = c.expectedVersion + 1;
+        const orphans = plan.orphans[c.queue] ?? 0;
+        log.info('limiter counter corrected to the cluster', { queue: c.queue, from: c.from, to: c.to, orphanAgents: orphans });
+      } else {
+        view.settled = false;
+      }
+    }),
+  );
+
+  const decisions = await Promise.all(
+    settings.queues.map(async (queue) => {
+      const started = performance.now();
+      const limits = settings.limits[queue] ?? { minAgents: 0, maxAgents: 0 };
+      const count = counts[queue] ?? { pending: 0, running: 0 };
+      let view = views.get(queue) ?? { inFlight: 0, version: 0, settled: true };
+      let decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits });
+      let made = 0;
+      const attempts = settings.reserveAttempts ?? 4;
+      for (let attempt = 0; attempt < attempts && decision.count > 0; attempt++) {
+        if (!view.settled) {
+          // Our correction did not land (a concurrent scaler moved the counter): decide on the
+          // limiter's own counter, which only ever overstates what is in flight.
+          const fresh = await readLimiter(limiter, queue);
+          view = { inFlight: Math.max(fresh.inFlight, view.inFlight), version: fresh.version, settled: true };
+          decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits });
+          if (decision.count === 0) break;
+        }
+        const dispatchId = String(view.version + 1);
+        const now = ports.now();
+        const dispatch: DispatchRecord = {
+          queue,
+          dispatchId,
+          jobName: jobs.jobName(queue, dispatchId),
+          count: decision.count,
+          tokens: decision.count,
+          status: 'intent',
+          createdAt: now,
+          leaseUntil: now + settings.intentLeaseMs,
+        };
+        const reserved = await limiter.reserve({
+          queue,
+          count: decision.count,
+          max: limits.maxAgents,
+          expectedVersion: view.version,
+          dispatch,
+        });
+        if (reserved === 'reserved') {
+          made = decision.count;
+          await submit(dispatch);
+          break;
+        }
+        view.settled = false;
+      }
+      const latencyMs = performance.now() - started;
+      log.info('scaling decision', {
+        queue,
+        pending: decision.pending,
+        running: decision.running,
+        inFlight: decision.inFlight,
+        idle: decision.idle,
+        minAgents: decision.minAgents,
+        maxAgents: decision.maxAgents,
+        count: decision.count,
+        reason: decision.reason,
+        reserved: made,
+      });
+      ports.metrics?.decision(decision, made, latencyMs);
+      return { ...decision, count: made };
+    }),
+  );
+
+  return { decisions, created, released, corrected, errors };
+}
+
+async function readLimiter(limiter: LimiterStore, queue: string): Promise<LimiterRecord> {
+  const snapshot = await limiter.snapshot();
+  return snapshot.limiters.find((l) => l.queue === queue) ?? { queue, inFlight: 0, version: 0 };
+}
+
+/** One tick: drain (waiting up to waitSeconds for the first event), then provision. */
+export async function tick(
+  ports: ScalerPorts,
+  settings: ScalerSettings,
+  options: { waitSeconds: number; deadline: number },
+): Promise<TickReport> {
+  const drained = await drain(ports, settings, options.waitSeconds, options.deadline);
+  const rest = await provision(ports, settings);
+  return { drain: drained, ...rest };
+}
+
+/**
+ * Keeps ticking until the budget is spent: the first tick at once, then each one as soon as an
+ * event arrives (long poll) or after pollSeconds without one. Sub-minute scale-up on a
+ * one-minute schedule.
+ */
+export async function run(
+  ports: ScalerPorts,
+  settings: ScalerSettings,
+  options: { budgetMs: number; pollSeconds: number; signal?: AbortSignal },
+): Promise<TickReport[]> {
+  const deadline = ports.now() + options.budgetMs;
+  const reports: TickReport[] = [];
+  let waitSeconds = 0;
+  for (;;) {
+    reports.push(await tick(ports, settings, { waitSeconds, deadline }));
+    // Stop when another long poll and a tick would not fit in what is left.
+    if (options.signal?.aborted || ports.now() + Math.max(1, options.pollSeconds) * 1000 >= deadline) break;
+    waitSeconds = options.pollSeconds;
+  }
+  return reports;
+}

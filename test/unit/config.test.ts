@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, VARIABLES, loadScalerConfig, loadWebhookConfig } from '../../functions/shared/config.js';
+import { withTable } from '../tools/write-config-table.js';
+
+const webhookEnv = { EVENTS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/events' };
+const scalerEnv = { ...webhookEnv, LEDGER_TABLE: 'ledger', KUBECONFIG: '/tmp/kubeconfig' };
+
+function configError(load: () => unknown): ConfigError {
+  try {
+    load();
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('runs on embedded defaults given only the required variables', () => {
+    const c = loadScalerConfig(scalerEnv);
+    expect(c.defaults).toEqual({ minAgents: 0, maxAgents: 10, jobTemplate: 'buildkite' });
+    expect(c.queues).toEqual(['default']);
+    expect(c.queueSettings.default).toEqual(c.defaults);
+    expect(c.cluster).toEqual({ kind: 'kubeconfig-file', path: '/tmp/kubeconfig' });
+    const w = loadWebhookConfig(webhookEnv);
+    expect(w.maxBodyBytes).toBe(1_048_576);
+    expect(w.secrets.github).toEqual({ kind: 'disabled' });
+  });
+
+  it.each([
+    [{ MAX_AGENTS: 'ten' }, 'MAX_AGENTS', 'MAX_AGENTS must be an integer >= MIN_AGENTS and >= 1, got "ten"'],
+    [{ MIN_AGENTS: '5', MAX_AGENTS: '3' }, 'MAX_AGENTS', 'got "3"'],
+    [{ MIN_AGENTS: '-1' }, 'MIN_AGENTS', 'MIN_AGENTS must be an integer >= 0, got "-1"'],
+    [{ LEDGER_TABLE: '' }, 'LEDGER_TABLE', 'LEDGER_TABLE must be a DynamoDB table name, got ""'],
+    [{ EVENTS_QUEUE_URL: 'not a url' }, 'EVENTS_QUEUE_URL', 'got "not a url"'],
+    [{ QUEUES: 'a,b c' }, 'QUEUES', 'got "a,b c"'],
+    [{ QUEUE_OVERRIDES: '{"default":{"maxAgents":"3"}}' }, 'QUEUE_OVERRIDES', 'default.maxAgents'],
+    [{ QUEUE_OVERRIDES: '{"gpu":{"maxAgents":3}}' }, 'QUEUE_OVERRIDES', '"gpu"'],
+    [{ QUEUE_OVERRIDES: '{' }, 'QUEUE_OVERRIDES', 'valid JSON'],
+    [{ KUBECONFIG: '' }, 'KUBECONFIG', 'got none'],
+    [{ EKS_CLUSTER_NAME: 'prod' }, 'KUBECONFIG', 'KUBECONFIG and EKS_CLUSTER_NAME'],
+    [{ KUBE_NAMESPACE: 'CI_Agents' }, 'KUBE_NAMESPACE', 'got "CI_Agents"'],
+    [{ SCALER_POLL_SECONDS: '30' }, 'SCALER_POLL_SECONDS', 'from 0 to 20'],
+  ])('rejects %j naming %s', (over, variable, message) => {
+    const e = configError(() => loadScalerConfig({ ...scalerEnv, ...over }));
+    expect(e.variable).toBe(variable);
+    expect(e.message).toContain(message);
+  });
+
+  it('applies per-queue overrides', () => {
+    const c = loadScalerConfig({
+      ...scalerEnv,
+      QUEUES: 'default, gpu',
+      MIN_AGENTS: '1',
+      QUEUE_OVERRIDES: '{"gpu":{"minAgents":0,"maxAgents":2,"jobTemplate":"github"}}',
+    });
+    expect(c.queueSettings).toEqual({
+      default: { minAgents: 1, maxAgents: 10, jobTemplate: 'buildkite' },
+      gpu: { minAgents: 0, maxAgents: 2, jobTemplate: 'github' },
+    });
+  });
+
+  it('refuses a secret given both plainly and by parameter', () => {
+    const e = configError(() =>
+      loadWebhookConfig({ ...webhookEnv, GITLAB_WEBHOOK_TOKEN: 'x', GITLAB_WEBHOOK_TOKEN_PARAMETER: '/ci/gitlab' }),
+    );
+    expect(e.variable).toBe('GITLAB_WEBHOOK_TOKEN_PARAMETER');
+  });
+
+  it('README configuration table matches the schema (run `npm run docs:config` to fix)', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(withTable(readme)).toBe(readme);
+    for (const v of VARIABLES) expect(readme).toContain(`\`${v.name}\``);
+  });
+});

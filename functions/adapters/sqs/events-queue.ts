@@ -1,0 +1,126 @@
+/**
+ * The events queue: the webhook sends normalised JobEvents, the scaler receives and deletes
+ * them. Requests go to the SQS client's endpoint (AWS_ENDPOINT_URL_SQS or the regional one),
+ * never to the host inside the queue URL (see functions/shared/aws.ts).
+ */
+import {
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { JobEventSchema, jobKey, type JobEvent } from '../../core/job-event.js';
+import { sqsClient } from '../../shared/aws.js';
+
+export interface ReceivedEvent {
+  readonly receiptHandle: string;
+  readonly messageId: string;
+  /** ApproximateReceiveCount: 1 on the first delivery. */
+  readonly receiveCount: number;
+  /** The parsed event; absent when the body is not a valid JobEvent (see `error`). */
+  readonly event?: JobEvent;
+  /** Why the body could not be parsed. Such a message is NOT deleted: it reaches the DLQ. */
+  readonly error?: string;
+}
+
+export interface DeleteResult {
+  readonly deleted: readonly string[];
+  readonly failed: readonly { readonly receiptHandle: string; readonly code: string; readonly message: string }[];
+}
+
+export interface EventsQueue {
+  readonly url: string;
+  readonly fifo: boolean;
+  sendEvent(event: JobEvent): Promise<{ messageId: string }>;
+  receiveEvents(options?: { max?: number; waitSeconds?: number; visibilityTimeoutSeconds?: number }): Promise<ReceivedEvent[]>;
+  deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
+}
+
+export function isFifoQueueUrl(url: string): boolean {
+  return url.endsWith('.fifo');
+}
+
+/** The SendMessage input for an event (exported for tests and the benchmark). */
+export function sendMessageInput(queueUrl: string, event: JobEvent) {
+  return {
+    QueueUrl: queueUrl,
+    MessageBody: JSON.stringify(event),
+    MessageAttributes: { eventId: { DataType: 'String', StringValue: event.id } },
+    ...(isFifoQueueUrl(queueUrl) ? { MessageDeduplicationId: event.id, MessageGroupId: jobKey(event) } : {}),
+  };
+}
+
+export function parseEventBody(body: string | undefined): { event: JobEvent } | { error: string } {
+  if (body === undefined) return { error: 'message has no body' };
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { error: 'message body is not JSON' };
+  }
+  const result = JobEventSchema.safeParse(json);
+  if (result.success) return { event: result.data };
+  const issue = result.error.issues[0]!;
+  return { error: `message body is not a JobEvent: ${issue.path.join('.') || '(root)'}: ${issue.message}` };
+}
+
+export function createEventsQueue(url: string, client: () => SQSClient = sqsClient): EventsQueue {
+  const fifo = isFifoQueueUrl(url);
+  return {
+    url,
+    fifo,
+
+    async sendEvent(event) {
+      const out = await client().send(new SendMessageCommand(sendMessageInput(url, event)));
+      return { messageId: out.MessageId ?? '' };
+    },
+
+    async receiveEvents({ max = 10, waitSeconds = 0, visibilityTimeoutSeconds } = {}) {
+      const out = await client().send(
+        new ReceiveMessageCommand({
+          QueueUrl: url,
+          MaxNumberOfMessages: Math.max(1, Math.min(10, max)),
+          WaitTimeSeconds: Math.max(0, Math.min(20, waitSeconds)),
+          ...(visibilityTimeoutSeconds === undefined ? {} : { VisibilityTimeout: visibilityTimeoutSeconds }),
+          MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          MessageAttributeNames: ['All'],
+        }),
+      );
+      return (out.Messages ?? []).map((m): ReceivedEvent => {
+        const base = {
+          receiptHandle: m.ReceiptHandle ?? '',
+          messageId: m.MessageId ?? '',
+          receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
+        };
+        const parsed = parseEventBody(m.Body);
+        return 'event' in parsed ? { ...base, event: parsed.event } : { ...base, error: parsed.error };
+      });
+    },
+
+    async deleteMessages(receiptHandles) {
+      const deleted: string[] = [];
+      const failed: { receiptHandle: string; code: string; message: string }[] = [];
+      for (let i = 0; i < receiptHandles.length; i += 10) {
+        const chunk = receiptHandles.slice(i, i + 10);
+        try {
+          const out = await client().send(
+            new DeleteMessageBatchCommand({
+              QueueUrl: url,
+              Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
+            }),
+          );
+          for (const ok of out.Successful ?? []) deleted.push(chunk[Number(ok.Id)]!);
+          for (const bad of out.Failed ?? []) {
+            failed.push({ receiptHandle: chunk[Number(bad.Id)]!, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
+          }
+        } catch (error) {
+          // The whole batch failed (network, throttling): every handle in it is reported failed.
+          const message = error instanceof Error ? error.message : String(error);
+          const code = error instanceof Error ? error.name : 'Error';
+          for (const receiptHandle of chunk) failed.push({ receiptHandle, code, message });
+        }
+      }
+      return { deleted, failed };
+    },
+  };
+}

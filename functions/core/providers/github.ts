@@ -1,0 +1,138 @@
+/**
+ * GitHub Actions `workflow_job` webhooks. Authenticated by `X-Hub-Signature-256` (HMAC-SHA256 of
+ * the raw body, checked with @octokit/webhooks-methods against every configured secret, so a
+ * secret can be rotated by configuring old and new at once). JSON or form-encoded (`payload=`)
+ * bodies. Pure: crypto only.
+ */
+import { verify as verifySignature } from '@octokit/webhooks-methods';
+import { eventId, type JobEventKind } from '../job-event.js';
+import {
+  BadRequestError,
+  header,
+  idField,
+  isObject,
+  matchServedQueue,
+  objectField,
+  optionalString,
+  parseJsonObject,
+  timestampField,
+  withoutUndefined,
+  type JsonObject,
+  type ParseContext,
+  type ProviderModule,
+  type ProviderResult,
+  type RawRequest,
+} from './types.js';
+
+const KINDS: Readonly<Record<string, JobEventKind>> = {
+  queued: 'scheduled',
+  in_progress: 'started',
+  completed: 'finished',
+};
+
+const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
+
+/** The JSON payload of a JSON or `application/x-www-form-urlencoded` (`payload=`) delivery. */
+function payloadText(request: RawRequest): string {
+  const text = request.body.toString('utf8');
+  const type = (header(request, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') return text;
+  const payload = new URLSearchParams(text).get('payload');
+  if (payload === null) throw new BadRequestError('form-encoded body has no payload field');
+  return payload;
+}
+
+/** A completed job never ran when no runner took it or none of its steps started. */
+function neverStarted(job: JsonObject): boolean {
+  const runner = job.runner_id;
+  if (runner === null || runner === undefined || runner === 0) return true;
+  const steps = Array.isArray(job.steps) ? job.steps : [];
+  return !steps.some((s) => isObject(s) && s.status !== 'queued' && s.started_at != null);
+}
+
+export const github: ProviderModule = {
+  name: 'github',
+
+  secretsFrom(value) {
+    return value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  },
+
+  async verify(request, secrets) {
+    const signature = header(request, 'x-hub-signature-256');
+    if (signature === undefined || !SIGNATURE.test(signature) || secrets.length === 0) return false;
+    const payload = request.body.toString('utf8');
+    // The HMAC is computed over the string's UTF-8 bytes: only bodies that round-trip exactly
+    // are the bytes GitHub signed.
+    if (payload === '' || Buffer.byteLength(payload, 'utf8') !== request.body.length) return false;
+    let ok = false;
+    for (const secret of secrets) if (await verifySignature(secret, payload, signature)) ok = true;
+    return ok;
+  },
+
+  parse(request: RawRequest, context: ParseContext): ProviderResult {
+    const name = header(request, 'x-github-event');
+    if (name === undefined) throw new BadRequestError('X-GitHub-Event header is missing');
+    if (name !== 'workflow_job') return { kind: 'ignored', reason: `event ${name} is not acted on` };
+    const body = parseJsonObject(payloadText(request));
+    const action = body.action;
+    if (typeof action !== 'string') throw new BadRequestError('action is missing or not a string');
+    const job = objectField(body, 'workflow_job', 'workflow_job');
+    const jobId = idField(job, 'id', 'workflow_job.id');
+    const kind = KINDS[action];
+    // `waiting` (for an environment approval or a concurrency group) is not runnable: GitHub
+    // sends `queued` again once it is. A queued delivery whose job status is still `waiting`
+    // is the same situation.
+    if (kind === undefined) return { kind: 'ignored', reason: `action ${action} is not acted on` };
+    if (kind === 'scheduled' && job.status === 'waiting') {
+      return { kind: 'ignored', reason: 'job is waiting, not runnable yet' };
+    }
+    const labels = job.labels;
+    if (!Array.isArray(labels) || labels.some((l) => typeof l !== 'string')) {
+      throw new BadRequestError('workflow_job.labels must be an array of strings');
+    }
+    const queue = matchServedQueue(labels as string[], context.queues);
+    if (queue === undefined) {
+      return { kind: 'ignored', reason: `labels ${JSON.stringify(labels)} name no queue served here` };
+    }
+
+    const conclusion = job.conclusion;
+    const effective: JobEventKind =
+      kind === 'finished' && (conclusion === 'cancelled' || conclusion === 'skipped') && neverStarted(job)
+        ? 'cancelled'
+        : kind;
+    const createdAt = timestampField(job.created_at, 'workflow_job.created_at');
+    const startedAt = timestampField(job.started_at, 'workflow_job.started_at');
+    const completedAt = timestampField(job.completed_at, 'workflow_job.completed_at');
+    const occurredAt =
+      (kind === 'scheduled' ? createdAt ?? startedAt : kind === 'started' ? startedAt : completedAt) ??
+      context.receivedAt.toISOString();
+
+    const repository = isObject(body.repository) ? body.repository : {};
+    const runId = optionalString(job.run_id);
+    const attempt = optionalString(job.run_attempt);
+    const trace = {
+      repository: optionalString(repository.full_name),
+      pipeline: optionalString(job.workflow_name),
+      run: runId === undefined ? undefined : attempt === undefined ? runId : `${runId}/${attempt}`,
+      url: optionalString(job.html_url),
+    };
+    const deliveryId = header(request, 'x-github-delivery');
+    return {
+      kind: 'event',
+      event: {
+        id: eventId('github', jobId, effective),
+        provider: 'github',
+        jobId,
+        queue,
+        kind: effective,
+        occurredAt,
+        receivedAt: context.receivedAt.toISOString(),
+        ...(deliveryId === undefined ? {} : { deliveryId: deliveryId.slice(0, 128) }),
+        trace: withoutUndefined(trace),
+      },
+    };
+  },
+};

@@ -5,6 +5,7 @@
  * semantics, checked by one shared contract test.
  */
 import type { JobEvent } from './job-event.js';
+import type { LedgerState } from './ledger.js';
 
 /** The result of applying one INPUT event to the ledger. */
 export interface ApplyOutcome {
@@ -25,6 +26,15 @@ export interface QueueCounts {
   readonly pending: number;
   /** CI jobs started and not yet finished or cancelled. */
   readonly running: number;
+}
+
+/** A ledger item as stored (for inspection, tests and operators; the scaler needs only counts). */
+export interface LedgerJobRecord extends LedgerState {
+  readonly updatedAt: string;
+  /** `<queue>#<state>` while scheduled or started. */
+  readonly openKey?: string;
+  /** TTL, epoch seconds: set once finished or cancelled. */
+  readonly expiresAt?: number;
 }
 
 export interface LedgerStore {

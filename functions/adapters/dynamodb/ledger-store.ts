@@ -1,0 +1,192 @@
+/**
+ * The CI job ledger in DynamoDB (data model: infra/aws/ledger-table.yml).
+ *
+ * apply(): coalesce the batch to one event per job (functions/core/ledger.ts), then one
+ * conditional UpdateItem per job that only moves the job forward:
+ *   attribute_not_exists(pk) OR #rank < :rank   (+ OR #state = cancelled, for a finished event)
+ * A failed condition means the job is already at or beyond the event: a no-op, not an error.
+ *
+ * counts(): two Query ... Select COUNT per queue on the KEYS_ONLY GSI `open-jobs`
+ * (openKey = `<queue>#scheduled` / `<queue>#started`; terminal jobs have no openKey, so the index
+ * holds only open jobs and stays small however long the table's history is).
+ * A GSI is EVENTUALLY consistent (ConsistentRead is not allowed on it): a transition just applied
+ * may show in the counts up to about a second late (typically milliseconds). The scaler may then
+ * see a job as still pending, or not yet pending, for one tick; the next tick reads the corrected
+ * counts, and the in-flight limiter (strongly consistent) still caps what can be provisioned.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { JobEvent } from '../../core/job-event.js';
+import { coalesceGroups, isTerminal, jobPk, openKeyOf, rankOf } from '../../core/ledger.js';
+import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
+import { dynamoClient } from '../../shared/aws.js';
+
+export const OPEN_JOBS_INDEX = 'open-jobs';
+export const JOB_SK = 'JOB';
+
+export interface DynamoLedgerStoreOptions {
+  readonly tableName: string;
+  /** Default: the shared client of functions/shared/aws.ts (SDK retries cover throttling). */
+  readonly client?: DynamoDBDocumentClient;
+  /** Finished/cancelled jobs expire (TTL) this many days after they closed. Default 7. */
+  readonly retentionDays?: number;
+  /** Writes in flight at once. Default 24. */
+  readonly concurrency?: number;
+}
+
+/** Runs fn over items with at most `limit` promises pending. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+export class DynamoLedgerStore implements LedgerStore {
+  private readonly tableName: string;
+  private readonly client: DynamoDBDocumentClient;
+  private readonly retentionSeconds: number;
+  private readonly concurrency: number;
+
+  constructor(options: DynamoLedgerStoreOptions) {
+    this.tableName = options.tableName;
+    this.client = options.client ?? dynamoClient();
+    this.retentionSeconds = Math.round((options.retentionDays ?? 7) * 86_400);
+    this.concurrency = Math.max(1, options.concurrency ?? 24);
+  }
+
+  async apply(events: readonly JobEvent[], now: Date): Promise<ApplyOutcome[]> {
+    const outcomes = new Array<ApplyOutcome>(events.length);
+    const groups = coalesceGroups(events);
+    await mapLimit(groups, this.concurrency, async (group) => {
+      let outcome: Omit<ApplyOutcome, 'eventId'>;
+      try {
+        outcome = { result: (await this.write(group.event, now)) ? 'applied' : 'noop' };
+      } catch (error) {
+        outcome = { result: 'failed', error: describeError(error) };
+      }
+      // Merged events share the fate of the event that represented them: 'applied' means the job
+      // is durably at the furthest event of the group, hence at or beyond every member; 'noop'
+      // means it already was; 'failed' means nothing is known, so none may be deleted from SQS.
+      for (const index of group.members) outcomes[index] = { eventId: events[index]!.id, ...outcome };
+    });
+    return outcomes;
+  }
+
+  /** One conditional write; true = applied, false = the job was already at or beyond it. */
+  private async write(event: JobEvent, now: Date): Promise<boolean> {
+    const terminal = isTerminal(event.kind);
+    const values: Record<string, unknown> = {
+      ':state': event.kind,
+      ':rank': rankOf(event.kind),
+      ':queue': event.queue,
+      ':provider': event.provider,
+      ':jobId': event.jobId,
+      ':eventAt': event.occurredAt,
+      ':updatedAt': now.toISOString(),
+      ':trace': event.trace ?? {},
+    };
+    const set = [
+      '#state = :state',
+      '#rank = :rank',
+      '#queue = :queue',
+      '#provider = :provider',
+      '#jobId = :jobId',
+      '#eventAt = :eventAt',
+      '#updatedAt = :updatedAt',
+      '#trace = :trace',
+    ];
+    let update: string;
+    if (terminal) {
+      values[':expiresAt'] = Math.floor(now.getTime() / 1000) + this.retentionSeconds;
+      update = `SET ${set.join(', ')}, #expiresAt = :expiresAt REMOVE #openKey`;
+    } else {
+      values[':openKey'] = openKeyOf(event.queue, event.kind);
+      update = `SET ${set.join(', ')}, #openKey = :openKey`;
+    }
+    let condition = 'attribute_not_exists(pk) OR #rank < :rank';
+    if (event.kind === 'finished') {
+      // finished supersedes cancelled (functions/core/ledger.ts), so the end state does not
+      // depend on the order the two arrived in.
+      condition += ' OR #state = :cancelled';
+      values[':cancelled'] = 'cancelled';
+    }
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: jobPk(event), sk: JOB_SK },
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: {
+            '#state': 'state',
+            '#rank': 'rank',
+            '#queue': 'queue',
+            '#provider': 'provider',
+            '#jobId': 'jobId',
+            '#eventAt': 'eventAt',
+            '#updatedAt': 'updatedAt',
+            '#trace': 'trace',
+            ...(terminal ? { '#expiresAt': 'expiresAt' } : {}),
+            '#openKey': 'openKey',
+          },
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  }
+
+  /** Strongly consistent read of one job's item. */
+  async get(job: Pick<JobEvent, 'provider' | 'jobId'>): Promise<LedgerJobRecord | undefined> {
+    const { Item } = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: jobPk(job), sk: JOB_SK }, ConsistentRead: true }),
+    );
+    if (!Item) return undefined;
+    const { pk: _pk, sk: _sk, ...record } = Item;
+    return record as LedgerJobRecord;
+  }
+
+  async counts(queues: readonly string[]): Promise<Record<string, QueueCounts>> {
+    const unique = [...new Set(queues)];
+    const pairs = await mapLimit(unique, this.concurrency, async (queue) => {
+      const [pending, running] = await Promise.all([this.countOpen(`${queue}#scheduled`), this.countOpen(`${queue}#started`)]);
+      return [queue, { pending, running }] as const;
+    });
+    return Object.fromEntries(pairs);
+  }
+
+  private async countOpen(openKey: string): Promise<number> {
+    let total = 0;
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: OPEN_JOBS_INDEX,
+          KeyConditionExpression: '#openKey = :openKey',
+          ExpressionAttributeNames: { '#openKey': 'openKey' },
+          ExpressionAttributeValues: { ':openKey': openKey },
+          Select: 'COUNT',
+          ExclusiveStartKey,
+        }),
+      );
+      total += page.Count ?? 0;
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return total;
+  }
+}

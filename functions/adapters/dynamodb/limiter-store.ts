@@ -1,0 +1,238 @@
+/**
+ * The in-flight limiter and dispatch intents in DynamoDB (data model: infra/aws/ledger-table.yml).
+ *
+ *   LIMITER  / <queue>                inFlight, version (+1 on every change), updatedAt
+ *   DISPATCH / <queue>#<dispatchId>   queue, dispatchId, jobName, count, tokens, status,
+ *                                     createdAt, leaseUntil
+ *
+ * reserve() takes tokens and writes the intent in ONE transaction, conditional on the limiter's
+ * version (optimistic concurrency) and on inFlight + count <= max, so concurrent scaler
+ * invocations can never together exceed max and a token is never held without its intent.
+ * Reads are strongly consistent Queries of the two partitions (both hold one item per queue /
+ * per live dispatch, so they stay small).
+ */
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import type {
+  CorrectRequest,
+  DispatchRecord,
+  LimiterSnapshot,
+  LimiterStore,
+  ReserveRequest,
+} from '../../core/stores.js';
+import { dynamoClient } from '../../shared/aws.js';
+
+export const LIMITER_PK = 'LIMITER';
+export const DISPATCH_PK = 'DISPATCH';
+
+export function dispatchSk(dispatch: Pick<DispatchRecord, 'queue' | 'dispatchId'>): string {
+  return `${dispatch.queue}#${dispatch.dispatchId}`;
+}
+
+export interface DynamoLimiterStoreOptions {
+  readonly tableName: string;
+  readonly client?: DynamoDBDocumentClient;
+  /** Clock for updatedAt (tests). */
+  readonly now?: () => Date;
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error as Error | undefined)?.name === 'ConditionalCheckFailedException'
+  );
+}
+
+/** A cancelled transaction whose every reason is a condition failure or a concurrent transaction. */
+function isTransactionConflict(error: unknown): boolean {
+  const name = (error as Error | undefined)?.name;
+  if (name === 'TransactionConflictException') return true;
+  if (!(error instanceof TransactionCanceledException) && name !== 'TransactionCanceledException') return false;
+  const reasons = (error as TransactionCanceledException).CancellationReasons ?? [];
+  return reasons.every((r) => !r.Code || r.Code === 'None' || r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict');
+}
+
+export class DynamoLimiterStore implements LimiterStore {
+  private readonly tableName: string;
+  private readonly client: DynamoDBDocumentClient;
+  private readonly now: () => Date;
+
+  constructor(options: DynamoLimiterStoreOptions) {
+    this.tableName = options.tableName;
+    this.client = options.client ?? dynamoClient();
+    this.now = options.now ?? (() => new Date());
+  }
+
+  async snapshot(): Promise<LimiterSnapshot> {
+    const [limiterItems, dispatchItems] = await Promise.all([this.queryAll(LIMITER_PK), this.queryAll(DISPATCH_PK)]);
+    return {
+      limiters: limiterItems.map((item) => ({
+        queue: item.sk as string,
+        inFlight: Number(item.inFlight ?? 0),
+        version: Number(item.version ?? 0),
+      })),
+      dispatches: dispatchItems.map((item) => ({
+        queue: item.queue as string,
+        dispatchId: item.dispatchId as string,
+        jobName: item.jobName as string,
+        count: Number(item.count),
+        tokens: Number(item.tokens),
+        status: item.status as DispatchRecord['status'],
+        createdAt: Number(item.createdAt),
+        leaseUntil: Number(item.leaseUntil),
+      })),
+    };
+  }
+
+  private async queryAll(pk: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let ExclusiveStartKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': pk },
+          ConsistentRead: true,
+          ExclusiveStartKey,
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return items;
+  }
+
+  async reserve(request: ReserveRequest): Promise<'reserved' | 'conflict'> {
+    const { queue, count, max, expectedVersion, dispatch } = request;
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`reserve: count must be an integer >= 1, got ${count}`);
+    if (dispatch.queue !== queue) throw new RangeError(`reserve: dispatch of queue ${dispatch.queue} for queue ${queue}`);
+    if (count > max) return 'conflict';
+    // expectedVersion 0: the caller saw no limiter (or one never changed): accept creating it.
+    const condition =
+      expectedVersion === 0
+        ? 'attribute_not_exists(pk) OR (#version = :expected AND #inFlight <= :maxMinusCount)'
+        : '#version = :expected AND #inFlight <= :maxMinusCount';
+    try {
+      await this.client.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { pk: LIMITER_PK, sk: queue },
+                UpdateExpression:
+                  'SET #inFlight = if_not_exists(#inFlight, :zero) + :count, #version = if_not_exists(#version, :zero) + :one, #updatedAt = :now',
+                ConditionExpression: condition,
+                ExpressionAttributeNames: { '#inFlight': 'inFlight', '#version': 'version', '#updatedAt': 'updatedAt' },
+                ExpressionAttributeValues: {
+                  ':zero': 0,
+                  ':one': 1,
+                  ':count': count,
+                  ':expected': expectedVersion,
+                  ':maxMinusCount': max - count,
+                  ':now': this.now().toISOString(),
+                },
+              },
+            },
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: { pk: DISPATCH_PK, sk: dispatchSk(dispatch), ...dispatch },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ],
+        }),
+      );
+      return 'reserved';
+    } catch (error) {
+      if (isTransactionConflict(error)) return 'conflict';
+      throw error;
+    }
+  }
+
+  async markSubmitted(dispatch: DispatchRecord): Promise<boolean> {
+    return this.updateDispatch(dispatch, 'SET #status = :value', { '#status': 'status' }, 'submitted');
+  }
+
+  async setTokens(dispatch: DispatchRecord, tokens: number): Promise<boolean> {
+    return this.updateDispatch(dispatch, 'SET #tokens = :value', { '#tokens': 'tokens' }, tokens);
+  }
+
+  private async updateDispatch(
+    dispatch: DispatchRecord,
+    update: string,
+    names: Record<string, string>,
+    value: unknown,
+  ): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: DISPATCH_PK, sk: dispatchSk(dispatch) },
+          UpdateExpression: update,
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':value': value },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async release(dispatch: DispatchRecord): Promise<void> {
+    await this.client.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: DISPATCH_PK, sk: dispatchSk(dispatch) } }));
+  }
+
+  async correct(request: CorrectRequest): Promise<boolean> {
+    const { queue, expectedVersion, inFlight } = request;
+    if (!Number.isInteger(inFlight) || inFlight < 0) throw new RangeError(`correct: inFlight must be an integer >= 0, got ${inFlight}`);
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: LIMITER_PK, sk: queue },
+          UpdateExpression: 'SET #inFlight = :inFlight, #version = if_not_exists(#version, :zero) + :one, #updatedAt = :now',
+          ConditionExpression: expectedVersion === 0 ? 'attribute_not_exists(pk) OR #version = :expected' : '#version = :expected',
+          ExpressionAttributeNames: { '#inFlight': 'inFlight', '#version': 'version', '#updatedAt': 'updatedAt' },
+          ExpressionAttributeValues: {
+            ':inFlight': inFlight,
+            ':zero': 0,
+            ':one': 1,
+            ':expected': expectedVersion,
+            ':now': this.now().toISOString(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async ensureQueue(queue: string): Promise<void> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: LIMITER_PK, sk: queue, inFlight: 0, version: 0, updatedAt: this.now().toISOString() },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+}

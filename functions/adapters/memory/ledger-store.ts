@@ -1,0 +1,75 @@
+/**
+ * In-memory LedgerStore with the same semantics as the DynamoDB one (same rules from
+ * functions/core/ledger.ts, same outcomes), for the simulator and unit tests. Counts are exact
+ * (no GSI lag). `failWith` injects a failure for chosen jobs to exercise the 'failed' path.
+ */
+import { jobKey, type JobEvent } from '../../core/job-event.js';
+import { advance, coalesceGroups, isTerminal, openKeyOf } from '../../core/ledger.js';
+import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
+
+export interface InMemoryLedgerStoreOptions {
+  readonly retentionDays?: number;
+}
+
+export class InMemoryLedgerStore implements LedgerStore {
+  private readonly jobs = new Map<string, LedgerJobRecord>();
+  private readonly retentionSeconds: number;
+  /** Return an error message to make the write of that event fail (nothing is written). */
+  failWith: ((event: JobEvent) => string | undefined) | undefined;
+  /** Number of writes attempted (one per job per batch), like the DynamoDB store's UpdateItems. */
+  writes = 0;
+
+  constructor(options: InMemoryLedgerStoreOptions = {}) {
+    this.retentionSeconds = Math.round((options.retentionDays ?? 7) * 86_400);
+  }
+
+  async apply(events: readonly JobEvent[], now: Date): Promise<ApplyOutcome[]> {
+    const outcomes = new Array<ApplyOutcome>(events.length);
+    for (const group of coalesceGroups(events)) {
+      this.writes++;
+      const error = this.failWith?.(group.event);
+      let outcome: Omit<ApplyOutcome, 'eventId'>;
+      if (error !== undefined) {
+        outcome = { result: 'failed', error };
+      } else {
+        const key = jobKey(group.event);
+        const next = advance(this.jobs.get(key), group.event);
+        if (next) {
+          const openKey = openKeyOf(next.queue, next.state);
+          this.jobs.set(key, {
+            ...next,
+            trace: { ...next.trace },
+            updatedAt: now.toISOString(),
+            ...(openKey ? { openKey } : {}),
+            ...(isTerminal(next.state) ? { expiresAt: Math.floor(now.getTime() / 1000) + this.retentionSeconds } : {}),
+          });
+        }
+        outcome = { result: next ? 'applied' : 'noop' };
+      }
+      for (const index of group.members) outcomes[index] = { eventId: events[index]!.id, ...outcome };
+    }
+    return outcomes;
+  }
+
+  async counts(queues: readonly string[]): Promise<Record<string, QueueCounts>> {
+    const result: Record<string, { pending: number; running: number }> = {};
+    for (const queue of queues) result[queue] = { pending: 0, running: 0 };
+    for (const job of this.jobs.values()) {
+      const counts = Object.hasOwn(result, job.queue) ? result[job.queue] : undefined;
+      if (!counts) continue;
+      if (job.state === 'scheduled') counts.pending++;
+      else if (job.state === 'started') counts.running++;
+    }
+    return result;
+  }
+
+  async get(job: Pick<JobEvent, 'provider' | 'jobId'>): Promise<LedgerJobRecord | undefined> {
+    const record = this.jobs.get(jobKey(job));
+    return record ? structuredClone(record) : undefined;
+  }
+
+  /** Every stored job (simulator and tests). */
+  all(): LedgerJobRecord[] {
+    return [...this.jobs.values()].map((record) => structuredClone(record));
+  }
+}

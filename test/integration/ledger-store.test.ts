@@ -1,0 +1,201 @@
+/**
+ * Contract test of the ledger: the same cases against the DynamoDB store (on DynamoDB Local,
+ * table created from infra/aws/ledger-table.yml) and the in-memory store.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { eventId, JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import type { LedgerJobRecord, LedgerStore } from '../../functions/core/stores.js';
+import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-store.js';
+import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
+import { createLedgerTable, startDynamoDbLocal, type DynamoDbLocal } from '../support/dynamodb.js';
+
+type InspectableLedger = LedgerStore & { get(job: { provider: JobEvent['provider']; jobId: string }): Promise<LedgerJobRecord | undefined> };
+
+interface Backend {
+  readonly name: string;
+  /** A fresh, empty ledger. */
+  create(): Promise<InspectableLedger>;
+  /** A ledger whose writes fail (unreachable table / injected failure). */
+  broken(): Promise<LedgerStore>;
+}
+
+let local: DynamoDbLocal | undefined;
+let docClient: DynamoDBDocumentClient | undefined;
+let tables = 0;
+
+const dynamo: Backend = {
+  name: 'DynamoLedgerStore (DynamoDB Local)',
+  async create() {
+    const tableName = `ledger-${++tables}`;
+    await createLedgerTable(local!.endpoint, tableName);
+    return new DynamoLedgerStore({ tableName, client: docClient!, retentionDays: 7 });
+  },
+  async broken() {
+    return new DynamoLedgerStore({ tableName: 'no-such-table', client: docClient! });
+  },
+};
+
+const memory: Backend = {
+  name: 'InMemoryLedgerStore',
+  async create() {
+    return new InMemoryLedgerStore({ retentionDays: 7 });
+  },
+  async broken() {
+    const store = new InMemoryLedgerStore();
+    store.failWith = () => 'injected failure';
+    return store;
+  },
+};
+
+beforeAll(async () => {
+  local = await startDynamoDbLocal();
+  docClient = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: local.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 2 }),
+    { marshallOptions: { removeUndefinedValues: true } },
+  );
+});
+
+afterAll(async () => {
+  docClient?.destroy();
+  await local?.stop();
+});
+
+const NOW = new Date('2026-11-23T12:00:00Z');
+const DAY = 86_400;
+
+function ev(kind: JobEventKind, jobId: string, queue = 'default'): JobEvent {
+  return {
+    id: eventId('buildkite', jobId, kind),
+    provider: 'buildkite',
+    jobId,
+    queue,
+    kind,
+    occurredAt: `2026-11-23T11:00:0${JOB_EVENT_KINDS.indexOf(kind)}Z`,
+    receivedAt: '2026-11-23T11:00:10Z',
+    trace: { pipeline: 'app', build: '42' },
+  };
+}
+
+function permutations<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+}
+
+describe.each([dynamo, memory])('$name', (backend) => {
+  let ledger: InspectableLedger;
+  beforeEach(async () => {
+    ledger = await backend.create();
+  });
+
+  it('counts a scheduled job as pending, then running, then neither', async () => {
+    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 0, running: 0 } });
+    await ledger.apply([ev('scheduled', 'j1')], NOW);
+    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 1, running: 0 } });
+    await ledger.apply([ev('started', 'j1')], NOW);
+    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 0, running: 1 } });
+    await ledger.apply([ev('finished', 'j1')], NOW);
+    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 0, running: 0 } });
+  });
+
+  it('duplicate, reordered and cancelled events end in the right states and counts', async () => {
+    const batch1 = [
+      ev('scheduled', 'dup'),
+      ev('scheduled', 'dup'), // duplicate in the same batch
+      ev('started', 'early'), // started before scheduled
+      ev('scheduled', 'cancel-me'),
+      ev('finished', 'late'), // finished before scheduled
+      ev('scheduled', 'other-queue', 'gpu'),
+    ];
+    await ledger.apply(batch1, NOW);
+    const batch2 = [
+      ev('scheduled', 'dup'), // duplicate in a later batch
+      ev('scheduled', 'early'), // late scheduled after started
+      ev('cancelled', 'cancel-me'), // cancelled before it started
+      ev('scheduled', 'late'), // late scheduled after finished
+      ev('started', 'late'),
+    ];
+    const outcomes = await ledger.apply(batch2, NOW);
+    expect(outcomes.map((o) => o.result)).toEqual(['noop', 'noop', 'applied', 'noop', 'noop']);
+
+    expect(await ledger.counts(['default', 'gpu', 'unknown'])).toEqual({
+      default: { pending: 1, running: 1 },
+      gpu: { pending: 1, running: 0 },
+      unknown: { pending: 0, running: 0 },
+    });
+    const states = await Promise.all(
+      ['dup', 'early', 'cancel-me', 'late'].map(async (jobId) => (await ledger.get({ provider: 'buildkite', jobId }))?.state),
+    );
+    expect(states).toEqual(['scheduled', 'started', 'cancelled', 'finished']);
+  });
+
+  it('reports one outcome per input event, merged events sharing their representative\'s', async () => {
+    const batch = [ev('scheduled', 'a'), ev('started', 'a'), ev('scheduled', 'b'), ev('scheduled', 'a')];
+    const first = await ledger.apply(batch, NOW);
+    expect(first).toEqual(batch.map((e) => ({ eventId: e.id, result: 'applied' })));
+    expect((await ledger.get({ provider: 'buildkite', jobId: 'a' }))?.state).toBe('started');
+
+    const again = await ledger.apply(batch, NOW);
+    expect(again.map((o) => o.result)).toEqual(['noop', 'noop', 'noop', 'noop']);
+  });
+
+  it('converges to the same final state whatever order the four events of a job arrive in', async () => {
+    const orders = permutations(JOB_EVENT_KINDS);
+    // One job per order; event i of every job goes in batch i.
+    for (let i = 0; i < JOB_EVENT_KINDS.length; i++) {
+      await ledger.apply(orders.map((order, o) => ev(order[i]!, `perm-${o}`)), NOW);
+    }
+    const finals = await Promise.all(orders.map(async (_o, o) => (await ledger.get({ provider: 'buildkite', jobId: `perm-${o}` }))?.state));
+    expect(new Set(finals)).toEqual(new Set(['finished']));
+    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 0, running: 0 } });
+  });
+
+  it('applies 1000 events and counts them', async () => {
+    const scheduled = Array.from({ length: 1000 }, (_, i) => ev('scheduled', `bulk-${i}`));
+    const outcomes = await ledger.apply(scheduled, NOW);
+    expect(outcomes.filter((o) => o.result === 'applied')).toHaveLength(1000);
+    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 1000, running: 0 } });
+
+    // 400 start, 250 of those finish, 100 never-started ones are cancelled, all delivered twice.
+    const later = [
+      ...Array.from({ length: 400 }, (_, i) => ev('started', `bulk-${i}`)),
+      ...Array.from({ length: 250 }, (_, i) => ev('finished', `bulk-${i}`)),
+      ...Array.from({ length: 100 }, (_, i) => ev('cancelled', `bulk-${900 + i}`)),
+    ];
+    const results = await ledger.apply([...later, ...later], NOW);
+    expect(results.every((o) => o.result === 'applied')).toBe(true);
+    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 500, running: 150 } });
+  });
+
+  it('sets the TTL attribute on finished and cancelled jobs only, and drops them from the open index', async () => {
+    await ledger.apply([ev('scheduled', 'open'), ev('started', 'running'), ev('finished', 'done'), ev('cancelled', 'gone')], NOW);
+    const [open, running, done, gone] = await Promise.all(
+      ['open', 'running', 'done', 'gone'].map((jobId) => ledger.get({ provider: 'buildkite', jobId })),
+    );
+    const expiresAt = Math.floor(NOW.getTime() / 1000) + 7 * DAY;
+    expect(open).toMatchObject({ state: 'scheduled', rank: 1, openKey: 'default#scheduled' });
+    expect(running).toMatchObject({ state: 'started', rank: 2, openKey: 'default#started' });
+    expect(open?.expiresAt).toBeUndefined();
+    expect(running?.expiresAt).toBeUndefined();
+    expect(done).toMatchObject({ state: 'finished', rank: 3, expiresAt });
+    expect(gone).toMatchObject({ state: 'cancelled', rank: 3, expiresAt });
+    expect(done?.openKey).toBeUndefined();
+    expect(gone?.openKey).toBeUndefined();
+
+    // A job that closes later loses its openKey and gains the TTL.
+    await ledger.apply([ev('finished', 'running')], new Date(NOW.getTime() + 60_000));
+    const closed = await ledger.get({ provider: 'buildkite', jobId: 'running' });
+    expect(closed).toMatchObject({ state: 'finished', expiresAt: expiresAt + 60, updatedAt: '2026-11-23T12:01:00.000Z' });
+    expect(closed?.openKey).toBeUndefined();
+    expect(closed).toMatchObject({ queue: 'default', provider: 'buildkite', jobId: 'running', eventAt: '2026-11-23T11:00:02Z', trace: { pipeline: 'app', build: '42' } });
+  });
+
+  it('reports failed, never applied, when the write does not happen', async () => {
+    const broken = await backend.broken();
+    const batch = [ev('scheduled', 'x'), ev('started', 'x'), ev('scheduled', 'y')];
+    const outcomes = await broken.apply(batch, NOW);
+    expect(outcomes.map((o) => [o.eventId, o.result])).toEqual(batch.map((e) => [e.id, 'failed']));
+    expect(outcomes.every((o) => typeof o.error === 'string' && o.error.length > 0)).toBe(true);
+  });
+});

@@ -1,0 +1,911 @@
+/**
+ * A fake Kubernetes API server over real HTTP, for the real `@kubernetes/client-node`.
+ *
+ * Serves discovery (/version, /api, /api/v1, /apis, /apis/batch, /apis/batch/v1), batch/v1 Jobs
+ * (create, get, list with labelSelector/fieldSelector/limit/continue, update, merge-patch,
+ * delete with propagationPolicy, the status subresource) and core/v1 Pods (get, list), with the
+ * real paths, status codes and `Status` error bodies, a global resourceVersion counter, uids and
+ * creationTimestamps, and bearer-token authentication.
+ *
+ * A small job controller creates the pods of a Job (Indexed: one index each) and recomputes the
+ * Job status as the Kubernetes job controller does. Tests drive pods through
+ * Pending -> Running -> Succeeded/Failed (`runPod`, `succeedPod`, `failPod`, `startAll`,
+ * `succeedAll`, `expireDeadline`), or, for the local stack, `autoRun` moves them on timers.
+ *
+ * Differences from a real cluster (on purpose, to stay small): changes are applied synchronously
+ * (the controller reconciles inside the request that caused the change), pods are removed at once
+ * when killed (no graceful termination), there is no watch, and a `continue` token reads the
+ * current state after its key rather than a snapshot.
+ */
+import http from 'node:http';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { SelectorError, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
+import * as S from './status.js';
+import { validateJob } from './validation.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Obj = Record<string, any>;
+
+export type RbacVerb = 'create' | 'get' | 'list' | 'watch' | 'delete' | 'deletecollection' | 'update' | 'patch';
+
+/** One resource request, named as RBAC names it. */
+export interface KubeCall {
+  verb: RbacVerb;
+  /** API group, '' for the core group. */
+  group: string;
+  resource: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+}
+
+export interface FakeKubeOptions {
+  /** Bearer token the server accepts (random by default). */
+  token?: string;
+  /** Namespace written into the kubeconfig context (default `ci-agents`). */
+  namespace?: string;
+  /** Simulated cluster: pods start after `startMs` and succeed `runMs` later, on their own. */
+  autoRun?: { startMs: number; runMs: number };
+}
+
+export interface FaultMatch {
+  /** HTTP method (GET, POST, ...) or '*'. */
+  method: string;
+  /** Substring of the path, or a RegExp tested against path + query. */
+  path: string | RegExp;
+}
+
+interface Fault extends FaultMatch {
+  status: number;
+  remaining: number;
+  retryAfterSeconds?: number;
+}
+
+interface Delay extends FaultMatch {
+  ms: number;
+  remaining: number;
+}
+
+interface JobState {
+  succeededIndexes: Set<number>;
+  failedIndexes: Set<number>;
+  indexFailures: Map<number, number>;
+  succeeded: number;
+  failed: number;
+  timers: NodeJS.Timeout[];
+}
+
+const JOBS = { group: 'batch', resource: 'jobs' } as const;
+const PODS = { group: '', resource: 'pods' } as const;
+const MAX_INT32 = 2147483647;
+
+class HttpError extends Error {
+  constructor(readonly body: S.StatusBody, readonly headers: Record<string, string> = {}) {
+    super(body.message);
+  }
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}
+
+function now(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** "1,3-5,7" as in status.completedIndexes. */
+export function compressIndexes(set: Iterable<number>): string {
+  const sorted = [...set].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    if (j - i >= 2) parts.push(`${sorted[i]}-${sorted[j]}`);
+    else for (let k = i; k <= j; k++) parts.push(String(sorted[k]));
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+/** RFC 7386 JSON merge patch. */
+function mergePatch(target: any, patch: any): any {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
+  const out: Obj = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+function key(ns: string, name: string): string {
+  return `${ns}/${name}`;
+}
+
+export class FakeKube {
+  url = '';
+  kubeconfigPath = '';
+  readonly token: string;
+  /** Every resource request, in order. */
+  readonly calls: KubeCall[] = [];
+
+  private server: http.Server;
+  private dir: string;
+  private rv = 1000;
+  private jobStore = new Map<string, Obj>();
+  private podStore = new Map<string, Obj>();
+  private state = new Map<string, JobState>();
+  private faults: Fault[] = [];
+  private delays: Delay[] = [];
+  private podTimers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly options: FakeKubeOptions = {}) {
+    this.token = options.token ?? randomBytes(16).toString('hex');
+    this.dir = mkdtempSync(join(tmpdir(), 'fake-kube-'));
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const { port } = this.server.address() as AddressInfo;
+    this.url = `http://127.0.0.1:${port}`;
+    this.kubeconfigPath = join(this.dir, 'kubeconfig.yaml');
+    const ns = this.options.namespace ?? 'ci-agents';
+    // JSON is YAML: the client reads this like any kubeconfig.
+    writeFileSync(
+      this.kubeconfigPath,
+      JSON.stringify(
+        {
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'fake', cluster: { server: this.url } }],
+          users: [{ name: 'fake', user: { token: this.token } }],
+          contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake', namespace: ns } }],
+          'current-context': 'fake',
+        },
+        null,
+        2,
+      ),
+    );
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.clearTimers();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Forget every object, call, fault and timer (the server keeps running). */
+  reset(): void {
+    this.clearTimers();
+    this.jobStore.clear();
+    this.podStore.clear();
+    this.state.clear();
+    this.faults = [];
+    this.delays = [];
+    this.calls.length = 0;
+  }
+
+  private clearTimers(): void {
+    for (const t of this.podTimers) clearTimeout(t);
+    this.podTimers.clear();
+    for (const s of this.state.values()) s.timers.forEach(clearTimeout);
+  }
+
+  // --- inspection ------------------------------------------------------------------------------
+
+  /** Jobs (copies), sorted by namespace/name. */
+  jobs(namespace?: string): V1Job[] {
+    return [...this.jobStore.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([, j]) => j)
+      .filter((j) => !namespace || j.metadata.namespace === namespace)
+      .map((j) => clone(j) as V1Job);
+  }
+
+  job(name: string, namespace?: string): V1Job | undefined {
+    const j = this.findJob(name, namespace);
+    return j ? (clone(j) as V1Job) : undefined;
+  }
+
+  /** Pods (copies), optionally of one Job / namespace / phase, sorted by name. */
+  pods(filter: { jobName?: string; namespace?: string; phase?: string } = {}): V1Pod[] {
+    return [...this.podStore.values()]
+      .filter((p) => !filter.namespace || p.metadata.namespace === filter.namespace)
+      .filter((p) => !filter.jobName || p.metadata.labels?.['job-name'] === filter.jobName)
+      .filter((p) => !filter.phase || p.status.phase === filter.phase)
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+      .map((p) => clone(p) as V1Pod);
+  }
+
+  // --- fault injection -------------------------------------------------------------------------
+
+  /** The next `count` requests matching method and path get `status` with a real Status body. */
+  failNext(method: string, path: string | RegExp, status: number, count = 1, opts: { retryAfterSeconds?: number } = {}): void {
+    this.faults.push({ method: method.toUpperCase(), path, status, remaining: count, ...opts });
+  }
+
+  /** Delays responses by `ms` (all requests, or the next `count` matching ones). `delay(0)` clears. */
+  delay(ms: number, match: Partial<FaultMatch> & { count?: number } = {}): void {
+    if (ms <= 0) return void (this.delays = []);
+    this.delays.push({ ms, method: (match.method ?? '*').toUpperCase(), path: match.path ?? '', remaining: match.count ?? Infinity });
+  }
+
+  private matches(m: FaultMatch, method: string, path: string, full: string): boolean {
+    if (m.method !== '*' && m.method !== method) return false;
+    return typeof m.path === 'string' ? path.includes(m.path) : m.path.test(full);
+  }
+
+  // --- HTTP ------------------------------------------------------------------------------------
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const method = (req.method ?? 'GET').toUpperCase();
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const rawBody = Buffer.concat(chunks).toString('utf8');
+    let status = 200;
+    let body: unknown;
+    let headers: Record<string, string> = {};
+    try {
+      const delay = this.delays.find((d) => d.remaining > 0 && this.matches(d, method, url.pathname, url.pathname + url.search));
+      if (delay) {
+        delay.remaining--;
+        await new Promise((r) => setTimeout(r, delay.ms));
+      }
+      [status, body] = this.route(req, method, url, rawBody);
+    } catch (e) {
+      if (e instanceof HttpError) {
+        status = e.body.code;
+        body = e.body;
+        headers = e.headers;
+      } else {
+        status = 500;
+        body = S.failure(500, 'InternalError', `Internal error occurred: ${(e as Error).message}`);
+      }
+    }
+    if (res.destroyed) return;
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  }
+
+  private route(req: http.IncomingMessage, method: string, url: URL, rawBody: string): [number, unknown] {
+    const p = url.pathname.replace(/\/+$/, '') || '/';
+    // Discovery (non-resource URLs).
+    const discovery = this.discovery(p);
+    if (discovery) {
+      if (method !== 'GET') throw new HttpError(S.methodNotAllowed(`the server does not allow this method on the requested resource`));
+      return [200, discovery];
+    }
+    const m =
+      /^\/apis\/batch\/v1(?:\/namespaces\/([^/]+))?\/(jobs)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p) ??
+      /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p);
+    if (!m) throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+    const [, namespace, resource, name, subresource] = m as unknown as [string, string | undefined, 'jobs' | 'pods', string | undefined, string | undefined];
+    const verb: RbacVerb =
+      method === 'GET'
+        ? name
+          ? 'get'
+          : url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1'
+            ? 'watch'
+            : 'list'
+        : method === 'POST'
+          ? 'create'
+          : method === 'PUT'
+            ? 'update'
+            : method === 'PATCH'
+              ? 'patch'
+              : method === 'DELETE'
+                ? name
+                  ? 'delete'
+                  : 'deletecollection'
+                : 'get';
+    this.calls.push({
+      verb,
+      group: resource === 'jobs' ? 'batch' : '',
+      resource,
+      ...(subresource ? { subresource } : {}),
+      ...(namespace ? { namespace } : {}),
+      ...(name ? { name } : {}),
+    });
+
+    if (req.headers.authorization !== `Bearer ${this.token}`) throw new HttpError(S.unauthorized());
+    const fault = this.faults.find((f) => f.remaining > 0 && this.matches(f, method, url.pathname, url.pathname + url.search));
+    if (fault) {
+      fault.remaining--;
+      const retry = fault.retryAfterSeconds ?? (fault.status === 429 ? 1 : undefined);
+      throw new HttpError(S.forCode(fault.status, retry), retry !== undefined ? { 'retry-after': String(retry) } : {});
+    }
+
+    const body = (): Obj => {
+      try {
+        const parsed = JSON.parse(rawBody || 'null');
+        if (parsed === null || typeof parsed !== 'object') throw new Error('not an object');
+        return parsed;
+      } catch (e) {
+        throw new HttpError(S.badRequest(`the body of the request was in an unknown format: ${(e as Error).message}`));
+      }
+    };
+
+    if (verb === 'watch') throw new HttpError(S.methodNotAllowed('watch is not supported by this fake API server'));
+    if (subresource && subresource !== 'status') {
+      throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+    }
+    if (resource === 'pods') {
+      if (verb === 'list') return [200, this.list('pods', namespace, url)];
+      if (verb === 'get') return [200, this.getPod(namespace!, name!)];
+      throw new HttpError(S.methodNotAllowed('this fake API server serves pods read-only'));
+    }
+    if (!namespace && verb !== 'list') throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+    switch (verb) {
+      case 'list':
+        return [200, this.list('jobs', namespace, url)];
+      case 'get':
+        return [200, this.getJob(namespace!, name!)];
+      case 'create':
+        if (subresource) throw new HttpError(S.methodNotAllowed('create on a subresource'));
+        return [201, this.createJob(namespace!, body())];
+      case 'update':
+        return [200, this.updateJob(namespace!, name!, body(), subresource === 'status')];
+      case 'patch': {
+        const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim();
+        if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
+          throw new HttpError(S.failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`));
+        }
+        const current = this.getJob(namespace!, name!);
+        return [200, this.updateJob(namespace!, name!, mergePatch(current, body()), subresource === 'status', false)];
+      }
+      case 'delete': {
+        let opts: Obj = {};
+        if (rawBody.trim()) opts = body();
+        const policy = url.searchParams.get('propagationPolicy') ?? opts.propagationPolicy;
+        return [200, this.deleteJob(namespace!, name!, policy)];
+      }
+      default:
+        throw new HttpError(S.methodNotAllowed(`${verb} is not supported by this fake API server`));
+    }
+  }
+
+  private discovery(p: string): unknown {
+    const batchGroup = {
+      name: 'batch',
+      versions: [{ groupVersion: 'batch/v1', version: 'v1' }],
+      preferredVersion: { groupVersion: 'batch/v1', version: 'v1' },
+    };
+    switch (p) {
+      case '/version':
+        return { major: '1', minor: '34', gitVersion: 'v1.34.0-fake', platform: 'linux/amd64' };
+      case '/api':
+        return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }] };
+      case '/apis':
+        return { kind: 'APIGroupList', apiVersion: 'v1', groups: [batchGroup] };
+      case '/apis/batch':
+        return { kind: 'APIGroup', apiVersion: 'v1', ...batchGroup };
+      case '/api/v1':
+        return {
+          kind: 'APIResourceList',
+          groupVersion: 'v1',
+          resources: [
+            { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['get', 'list'], shortNames: ['po'] },
+            { name: 'pods/status', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
+          ],
+        };
+      case '/apis/batch/v1':
+        return {
+          kind: 'APIResourceList',
+          apiVersion: 'v1',
+          groupVersion: 'batch/v1',
+          resources: [
+            { name: 'jobs', singularName: 'job', namespaced: true, kind: 'Job', verbs: ['create', 'delete', 'get', 'list', 'patch', 'update'], categories: ['all'] },
+            { name: 'jobs/status', singularName: '', namespaced: true, kind: 'Job', verbs: ['get', 'patch', 'update'] },
+          ],
+        };
+      default:
+        return undefined;
+    }
+  }
+
+  // --- storage ---------------------------------------------------------------------------------
+
+  private nextRv(): string {
+    return String(++this.rv);
+  }
+
+  private findJob(name: string, namespace?: string): Obj | undefined {
+    if (namespace) return this.jobStore.get(key(namespace, name));
+    return [...this.jobStore.values()].find((j) => j.metadata.name === name);
+  }
+
+  private getJob(namespace: string, name: string): Obj {
+    const j = this.jobStore.get(key(namespace, name));
+    if (!j) throw new HttpError(S.notFound(JOBS, name));
+    return clone(j);
+  }
+
+  private getPod(namespace: string, name: string): Obj {
+    const p = this.podStore.get(key(namespace, name));
+    if (!p) throw new HttpError(S.notFound(PODS, name));
+    return clone(p);
+  }
+
+  private list(resource: 'jobs' | 'pods', namespace: string | undefined, url: URL): Obj {
+    const store = resource === 'jobs' ? this.jobStore : this.podStore;
+    let labelReqs, fieldReqs;
+    try {
+      labelReqs = parseLabelSelector(url.searchParams.get('labelSelector'));
+      fieldReqs = parseFieldSelector(
+        url.searchParams.get('fieldSelector'),
+        resource === 'pods' ? ['metadata.name', 'metadata.namespace', 'status.phase', 'spec.nodeName'] : ['metadata.name', 'metadata.namespace', 'status.successful'],
+      );
+    } catch (e) {
+      if (e instanceof SelectorError) throw new HttpError(S.badRequest(e.message));
+      throw e;
+    }
+    const limitRaw = url.searchParams.get('limit');
+    const limit = limitRaw === null ? 0 : Number(limitRaw);
+    if (!Number.isInteger(limit) || limit < 0) throw new HttpError(S.badRequest(`invalid limit: ${limitRaw}`));
+    let after = '';
+    let listRv = String(this.rv);
+    const cont = url.searchParams.get('continue');
+    if (cont) {
+      try {
+        const decoded = JSON.parse(Buffer.from(cont, 'base64url').toString('utf8'));
+        if (decoded.v !== 'fake/1' || typeof decoded.start !== 'string') throw new Error('bad');
+        after = decoded.start;
+        listRv = decoded.rv;
+      } catch {
+        throw new HttpError(S.badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)'));
+      }
+    }
+    const all = [...store.entries()]
+      .filter(([k]) => (!namespace || k.startsWith(`${namespace}/`)) && k > after)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .filter(([, o]) => matchesLabels(labelReqs, o.metadata.labels) && matchesFields(fieldReqs, o));
+    const page = limit > 0 ? all.slice(0, limit) : all;
+    const more = limit > 0 && all.length > limit;
+    const metadata: Obj = { resourceVersion: listRv };
+    if (more) {
+      metadata.continue = Buffer.from(JSON.stringify({ v: 'fake/1', rv: listRv, start: page[page.length - 1]![0] })).toString('base64url');
+      if (labelReqs.length === 0 && fieldReqs.length === 0) metadata.remainingItemCount = all.length - limit;
+    }
+    return {
+      kind: resource === 'jobs' ? 'JobList' : 'PodList',
+      apiVersion: resource === 'jobs' ? 'batch/v1' : 'v1',
+      metadata,
+      // Items of a list carry no kind/apiVersion, as with a real server.
+      items: page.map(([, o]) => {
+        const { kind: _k, apiVersion: _a, ...rest } = clone(o);
+        return rest;
+      }),
+    };
+  }
+
+  // --- Jobs ------------------------------------------------------------------------------------
+
+  private createJob(namespace: string, input: Obj): Obj {
+    if (input.kind !== undefined && input.kind !== 'Job') throw new HttpError(S.badRequest(`Job in version "v1" cannot be handled as a Job: wrong kind ${input.kind}`));
+    if (input.apiVersion !== undefined && input.apiVersion !== 'batch/v1') throw new HttpError(S.badRequest(`apiVersion ${input.apiVersion} is not batch/v1`));
+    const job: Obj = clone(input);
+    job.apiVersion = 'batch/v1';
+    job.kind = 'Job';
+    job.metadata ??= {};
+    if (job.metadata.namespace && job.metadata.namespace !== namespace) {
+      throw new HttpError(S.badRequest('the namespace of the provided object does not match the namespace sent on the request'));
+    }
+    if (!job.metadata.name && job.metadata.generateName) {
+      job.metadata.name = job.metadata.generateName + randomBytes(3).toString('hex').slice(0, 5);
+    }
+    const causes = validateJob(job);
+    if (causes.length > 0) throw new HttpError(S.invalid('Job', 'batch', String(job.metadata.name ?? ''), causes));
+    const name: string = job.metadata.name;
+    if (this.jobStore.has(key(namespace, name))) throw new HttpError(S.alreadyExists(JOBS, name));
+
+    const uid = randomUUID();
+    Object.assign(job.metadata, {
+      namespace,
+      uid,
+      resourceVersion: this.nextRv(),
+      generation: 1,
+      creationTimestamp: now(),
+    });
+    delete job.metadata.deletionTimestamp;
+    const spec = job.spec;
+    spec.parallelism ??= 1;
+    if (spec.completions === undefined && spec.parallelism === 1 && input.spec.parallelism === undefined) spec.completions = 1;
+    spec.completionMode ??= 'NonIndexed';
+    spec.backoffLimit ??= spec.backoffLimitPerIndex != null ? MAX_INT32 : 6;
+    spec.suspend ??= false;
+    spec.podReplacementPolicy ??= spec.podFailurePolicy ? 'Failed' : 'TerminatingOrFailed';
+    const selectorLabels = { 'batch.kubernetes.io/controller-uid': uid };
+    spec.selector = { matchLabels: selectorLabels };
+    spec.template.metadata ??= {};
+    spec.template.metadata.labels = {
+      ...(spec.template.metadata.labels ?? {}),
+      'batch.kubernetes.io/controller-uid': uid,
+      'batch.kubernetes.io/job-name': name,
+      'controller-uid': uid,
+      'job-name': name,
+    };
+    job.status = {};
+    for (const k of Object.keys(spec)) if (spec[k] === undefined) delete spec[k];
+    this.jobStore.set(key(namespace, name), job);
+    this.state.set(uid, { succeededIndexes: new Set(), failedIndexes: new Set(), indexFailures: new Map(), succeeded: 0, failed: 0, timers: [] });
+    const response = clone(job);
+    this.reconcile(job);
+    if (this.options.autoRun && spec.activeDeadlineSeconds) {
+      const t = setTimeout(() => this.jobStore.get(key(namespace, name)) === job && this.expireDeadline(name, namespace), spec.activeDeadlineSeconds * 1000);
+      t.unref();
+      this.state.get(uid)!.timers.push(t);
+    }
+    return response;
+  }
+
+  private updateJob(namespace: string, name: string, input: Obj, statusOnly: boolean, checkRv = true): Obj {
+    const job = this.jobStore.get(key(namespace, name));
+    if (!job) throw new HttpError(S.notFound(JOBS, name));
+    const rv = input.metadata?.resourceVersion;
+    if (checkRv && rv !== undefined && rv !== job.metadata.resourceVersion) throw new HttpError(S.conflict(JOBS, name));
+    if (statusOnly) {
+      job.status = clone(input.status ?? {});
+    } else {
+      const causes: S.StatusCause[] = [];
+      for (const field of ['template', 'completionMode', 'backoffLimitPerIndex', 'podFailurePolicy', 'selector', 'completions']) {
+        if (input.spec?.[field] !== undefined && JSON.stringify(input.spec[field]) !== JSON.stringify(job.spec[field])) {
+          causes.push({ reason: 'FieldValueInvalid', message: 'Invalid value: field is immutable', field: `spec.${field}` });
+        }
+      }
+      if (causes.length) throw new HttpError(S.invalid('Job', 'batch', name, causes));
+      job.metadata.labels = input.metadata?.labels ?? job.metadata.labels;
+      job.metadata.annotations = input.metadata?.annotations ?? job.metadata.annotations;
+      for (const field of ['parallelism', 'suspend', 'activeDeadlineSeconds', 'ttlSecondsAfterFinished']) {
+        if (input.spec?.[field] !== undefined && input.spec[field] !== job.spec[field]) {
+          job.spec[field] = input.spec[field];
+          job.metadata.generation++;
+        }
+      }
+    }
+    job.metadata.resourceVersion = this.nextRv();
+    if (!statusOnly) this.reconcile(job);
+    return clone(job);
+  }
+
+  private deleteJob(namespace: string, name: string, policy: string | undefined): Obj {
+    const job = this.jobStore.get(key(namespace, name));
+    if (!job) throw new HttpError(S.notFound(JOBS, name));
+    if (policy !== undefined && !['Background', 'Foreground', 'Orphan'].includes(policy)) {
+      throw new HttpError(S.badRequest(`propagationPolicy: Unsupported value: "${policy}"`));
+    }
+    this.removeJob(job, policy ?? 'Orphan');
+    return S.success(JOBS, name, job.metadata.uid);
+  }
+
+  /**
+   * Removes a Job like the API server + garbage collector would. batch/v1 Jobs default to
+   * ORPHANING their pods when no propagationPolicy is given (unlike kubectl, which sends
+   * Background) — a client that forgets the policy leaves its pods running.
+   */
+  private removeJob(job: Obj, policy: string): void {
+    const uid = job.metadata.uid;
+    this.jobStore.delete(key(job.metadata.namespace, job.metadata.name));
+    this.state.get(uid)?.timers.forEach(clearTimeout);
+    this.state.delete(uid);
+    for (const [k, pod] of this.podStore) {
+      if (pod.metadata.ownerReferences?.[0]?.uid !== uid) continue;
+      if (policy === 'Orphan') {
+        delete pod.metadata.ownerReferences;
+        pod.metadata.resourceVersion = this.nextRv();
+      } else this.podStore.delete(k);
+    }
+  }
+
+  // --- job controller --------------------------------------------------------------------------
+
+  private jobFinished(job: Obj): boolean {
+    return (job.status?.conditions ?? []).some((c: Obj) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+  }
+
+  private activePods(job: Obj): Obj[] {
+    return [...this.podStore.values()].filter(
+      (p) => p.metadata.ownerReferences?.[0]?.uid === job.metadata.uid && (p.status.phase === 'Pending' || p.status.phase === 'Running'),
+    );
+  }
+
+  private createPod(job: Obj, index: number | undefined): void {
+    const jobName: string = job.metadata.name;
+    const suffix = randomBytes(4).toString('hex').slice(0, 5);
+    const name = index === undefined ? `${jobName}-${suffix}` : `${jobName}-${index}-${suffix}`;
+    const template = clone(job.spec.template);
+    const labels = { ...(template.metadata?.labels ?? {}) };
+    const annotations = { ...(template.metadata?.annotations ?? {}) };
+    const spec = template.spec;
+    if (index !== undefined) {
+      labels['batch.kubernetes.io/job-completion-index'] = String(index);
+      annotations['batch.kubernetes.io/job-completion-index'] = String(index);
+      spec.hostname ??= `${jobName}-${index}`;
+      for (const c of spec.containers) c.env = [...(c.env ?? []), { name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: "metadata.labels['batch.kubernetes.io/job-completion-index']" } } }];
+    }
+    const pod: Obj = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        generateName: name.slice(0, -suffix.length),
+        namespace: job.metadata.namespace,
+        uid: randomUUID(),
+        resourceVersion: this.nextRv(),
+        creationTimestamp: now(),
+        labels,
+        annotations,
+        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: jobName, uid: job.metadata.uid, controller: true, blockOwnerDeletion: true }],
+        finalizers: ['batch.kubernetes.io/job-tracking'],
+      },
+      spec: { serviceAccountName: 'default', ...spec },
+      status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }], qosClass: 'Burstable' },
+    };
+    this.podStore.set(key(pod.metadata.namespace, name), pod);
+    const auto = this.options.autoRun;
+    if (auto) {
+      const start = setTimeout(() => {
+        this.podTimers.delete(start);
+        if (this.podStore.get(key(pod.metadata.namespace, name)) !== pod || pod.status.phase !== 'Pending') return;
+        this.runPod(name, pod.metadata.namespace);
+        const finish = setTimeout(() => {
+          this.podTimers.delete(finish);
+          if (this.podStore.get(key(pod.metadata.namespace, name)) === pod && pod.status.phase === 'Running') this.succeedPod(name, pod.metadata.namespace);
+        }, auto.runMs);
+        finish.unref();
+        this.podTimers.add(finish);
+      }, auto.startMs);
+      start.unref();
+      this.podTimers.add(start);
+    }
+  }
+
+  private finish(job: Obj, type: 'Complete' | 'Failed', reason: string, message: string): void {
+    const t = now();
+    const pre = type === 'Complete' ? 'SuccessCriteriaMet' : 'FailureTarget';
+    job.status.conditions = [
+      ...(job.status.conditions ?? []),
+      { type: pre, status: 'True', reason, message, lastProbeTime: t, lastTransitionTime: t },
+      { type, status: 'True', reason, message, lastProbeTime: t, lastTransitionTime: t },
+    ];
+    if (type === 'Complete') job.status.completionTime = t;
+    // Kill what still runs (a real controller deletes the pods; they vanish after termination).
+    for (const p of this.activePods(job)) this.podStore.delete(key(p.metadata.namespace, p.metadata.name));
+    const ttl = job.spec.ttlSecondsAfterFinished;
+    if (this.options.autoRun && ttl !== undefined) {
+      const timer = setTimeout(() => {
+        if (this.jobStore.get(key(job.metadata.namespace, job.metadata.name)) === job) this.removeJob(job, 'Background');
+      }, ttl * 1000);
+      timer.unref();
+      this.state.get(job.metadata.uid)?.timers.push(timer);
+    }
+  }
+
+  /** Creates missing pods, detects terminal states and writes the status, like the job controller. */
+  private reconcile(job: Obj): void {
+    const st = this.state.get(job.metadata.uid);
+    if (!st) return;
+    const spec = job.spec;
+    const indexed = spec.completionMode === 'Indexed';
+    const before = JSON.stringify(job.status);
+    job.status ??= {};
+    if (!this.jobFinished(job) && !spec.suspend) {
+      job.status.startTime ??= now();
+      const completions: number | undefined = spec.completions;
+      if (indexed) {
+        if (st.succeededIndexes.size >= completions!) this.finish(job, 'Complete', 'CompletionsReached', 'Reached expected number of succeeded pods');
+        else if (spec.maxFailedIndexes != null && st.failedIndexes.size > spec.maxFailedIndexes) {
+          this.finish(job, 'Failed', 'MaxFailedIndexesExceeded', 'Job has exceeded the specified maximal number of failed indexes');
+        } else if (st.succeededIndexes.size + st.failedIndexes.size >= completions! && st.failedIndexes.size > 0) {
+          this.finish(job, 'Failed', 'FailedIndexes', 'Job has failed indexes');
+        } else if (st.failed > spec.backoffLimit) {
+          this.finish(job, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
+        } else {
+          const active = this.activePods(job);
+          const busy = new Set(active.map((p) => Number(p.metadata.labels['batch.kubernetes.io/job-completion-index'])));
+          let room = spec.parallelism - active.length;
+          for (let i = 0; i < completions! && room > 0; i++) {
+            if (st.succeededIndexes.has(i) || st.failedIndexes.has(i) || busy.has(i)) continue;
+            this.createPod(job, i);
+            room--;
+          }
+        }
+      } else if (completions !== undefined && st.succeeded >= completions) {
+        this.finish(job, 'Complete', 'CompletionsReached', 'Reached expected number of succeeded pods');
+      } else if (st.failed > spec.backoffLimit) {
+        this.finish(job, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
+      } else {
+        const active = this.activePods(job).length;
+        const want = Math.min(spec.parallelism, completions === undefined ? spec.parallelism : completions - st.succeeded);
+        for (let i = active; i < want; i++) this.createPod(job, undefined);
+      }
+    }
+    const active = this.activePods(job);
+    const s = job.status;
+    const setOrDrop = (k: string, v: number) => (v > 0 ? (s[k] = v) : delete s[k]);
+    setOrDrop('active', active.length);
+    setOrDrop('succeeded', indexed ? st.succeededIndexes.size : st.succeeded);
+    setOrDrop('failed', st.failed);
+    s.ready = active.filter((p) => p.status.phase === 'Running' && p.status.conditions.some((c: Obj) => c.type === 'Ready' && c.status === 'True')).length;
+    s.terminating = 0;
+    if (indexed) {
+      const completed = compressIndexes(st.succeededIndexes);
+      if (completed) s.completedIndexes = completed;
+      else delete s.completedIndexes;
+      if (spec.backoffLimitPerIndex != null) s.failedIndexes = compressIndexes(st.failedIndexes);
+    }
+    s.uncountedTerminatedPods ??= {};
+    if (JSON.stringify(job.status) !== before) job.metadata.resourceVersion = this.nextRv();
+  }
+
+  private podByName(name: string, namespace?: string): Obj {
+    const pod = namespace
+      ? this.podStore.get(key(namespace, name))
+      : [...this.podStore.values()].find((p) => p.metadata.name === name);
+    if (!pod) throw new Error(`fake-kube: no pod ${name}`);
+    return pod;
+  }
+
+  private ownerOf(pod: Obj): Obj | undefined {
+    const ref = pod.metadata.ownerReferences?.[0];
+    if (!ref) return undefined;
+    return this.jobStore.get(key(pod.metadata.namespace, ref.name));
+  }
+
+  /** Pending -> Running (Ready). */
+  runPod(name: string, namespace?: string): void {
+    const pod = this.podByName(name, namespace);
+    if (pod.status.phase !== 'Pending') throw new Error(`fake-kube: pod ${name} is ${pod.status.phase}, not Pending`);
+    const t = now();
+    pod.status = {
+      ...pod.status,
+      phase: 'Running',
+      startTime: t,
+      conditions: [
+        { type: 'PodScheduled', status: 'True', lastTransitionTime: t },
+        { type: 'Initialized', status: 'True', lastTransitionTime: t },
+        { type: 'ContainersReady', status: 'True', lastTransitionTime: t },
+        { type: 'Ready', status: 'True', lastTransitionTime: t },
+      ],
+      containerStatuses: pod.spec.containers.map((c: Obj) => ({ name: c.name, image: c.image, ready: true, restartCount: 0, started: true, state: { running: { startedAt: t } } })),
+    };
+    pod.metadata.resourceVersion = this.nextRv();
+    const job = this.ownerOf(pod);
+    if (job) this.reconcile(job);
+  }
+
+  private terminate(pod: Obj, phase: 'Succeeded' | 'Failed', exitCode: number, disruption: boolean): void {
+    if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') {
+      throw new Error(`fake-kube: pod ${pod.metadata.name} already ${pod.status.phase}`);
+    }
+    const t = now();
+    const conditions = (pod.status.conditions ?? []).map((c: Obj) =>
+      c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: t } : c,
+    );
+    if (disruption) conditions.push({ type: 'DisruptionTarget', status: 'True', reason: 'EvictionByEvictionAPI', message: 'Eviction API: evicting', lastTransitionTime: t });
+    pod.status = {
+      ...pod.status,
+      phase,
+      conditions,
+      containerStatuses: pod.spec.containers.map((c: Obj) => ({
+        name: c.name,
+        image: c.image,
+        ready: false,
+        restartCount: 0,
+        started: false,
+        state: { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt: pod.status.startTime ?? t, finishedAt: t } },
+      })),
+    };
+    pod.metadata.finalizers = [];
+    pod.metadata.resourceVersion = this.nextRv();
+    const job = this.ownerOf(pod);
+    if (!job || this.jobFinished(job)) return;
+    const st = this.state.get(job.metadata.uid)!;
+    const rawIndex = pod.metadata.labels?.['batch.kubernetes.io/job-completion-index'];
+    const index = rawIndex === undefined ? undefined : Number(rawIndex);
+    if (phase === 'Succeeded') {
+      if (index !== undefined) st.succeededIndexes.add(index);
+      else st.succeeded++;
+    } else {
+      const action = this.podFailureAction(job, pod, exitCode);
+      if (action === 'FailJob') {
+        st.failed++;
+        this.finish(job, 'Failed', 'PodFailurePolicy', `Container of pod ${pod.metadata.name} matched a FailJob rule`);
+      } else if (action !== 'Ignore') {
+        st.failed++;
+        if (index !== undefined && job.spec.backoffLimitPerIndex != null) {
+          const n = (st.indexFailures.get(index) ?? 0) + 1;
+          st.indexFailures.set(index, n);
+          if (action === 'FailIndex' || n > job.spec.backoffLimitPerIndex) st.failedIndexes.add(index);
+        }
+      }
+      // 'Ignore': not counted anywhere; the index gets a replacement pod in reconcile().
+    }
+    this.reconcile(job);
+  }
+
+  private podFailureAction(job: Obj, pod: Obj, exitCode: number): string {
+    for (const rule of job.spec.podFailurePolicy?.rules ?? []) {
+      if (rule.onPodConditions) {
+        const hit = rule.onPodConditions.some((pc: Obj) =>
+          pod.status.conditions.some((c: Obj) => c.type === pc.type && c.status === (pc.status ?? 'True')),
+        );
+        if (hit) return rule.action;
+      } else if (rule.onExitCodes) {
+        const { operator, values } = rule.onExitCodes;
+        const hit = operator === 'In' ? values.includes(exitCode) : exitCode !== 0 && !values.includes(exitCode);
+        if (hit) return rule.action;
+      }
+    }
+    return 'Count';
+  }
+
+  /** Pending/Running -> Succeeded (exit 0). */
+  succeedPod(name: string, namespace?: string): void {
+    this.terminate(this.podByName(name, namespace), 'Succeeded', 0, false);
+  }
+
+  /** -> Failed. `disruption` adds the DisruptionTarget condition (eviction, preemption). */
+  failPod(name: string, opts: { disruption?: boolean; exitCode?: number; namespace?: string } = {}): void {
+    this.terminate(this.podByName(name, opts.namespace), 'Failed', opts.exitCode ?? 1, opts.disruption ?? false);
+  }
+
+  private activeOf(jobName?: string): Obj[] {
+    return [...this.podStore.values()].filter(
+      (p) => (p.status.phase === 'Pending' || p.status.phase === 'Running') && (!jobName || p.metadata.labels?.['job-name'] === jobName),
+    );
+  }
+
+  /** Runs every Pending pod (of one Job, or all). */
+  startAll(jobName?: string): void {
+    for (const p of this.activeOf(jobName)) if (p.status.phase === 'Pending') this.runPod(p.metadata.name, p.metadata.namespace);
+  }
+
+  /** Succeeds every active pod (of one Job, or all) — one pass over the pods active now. */
+  succeedAll(jobName?: string): void {
+    for (const p of this.activeOf(jobName)) {
+      if (this.podStore.get(key(p.metadata.namespace, p.metadata.name)) === p && (p.status.phase === 'Pending' || p.status.phase === 'Running')) {
+        this.succeedPod(p.metadata.name, p.metadata.namespace);
+      }
+    }
+  }
+
+  /** activeDeadlineSeconds passed: Failed (DeadlineExceeded), active pods killed. */
+  expireDeadline(jobName: string, namespace?: string): void {
+    const job = this.findJob(jobName, namespace);
+    if (!job) throw new Error(`fake-kube: no job ${jobName}`);
+    if (this.jobFinished(job)) return;
+    this.finish(job, 'Failed', 'DeadlineExceeded', 'Job was active longer than specified deadline');
+    this.reconcile(job);
+  }
+
+  /** Deleted out of band (an operator's `kubectl delete job`, or the TTL controller). */
+  deleteJobOutOfBand(jobName: string, namespace?: string): void {
+    const job = this.findJob(jobName, namespace);
+    if (!job) throw new Error(`fake-kube: no job ${jobName}`);
+    this.removeJob(job, 'Background');
+  }
+
+  /** Stores a Job as if some other client had created it (validated like a POST). */
+  seedJob(job: V1Job | Obj, namespace = job.metadata?.namespace ?? 'ci-agents'): V1Job {
+    try {
+      this.createJob(namespace, JSON.parse(JSON.stringify(job)));
+    } catch (e) {
+      if (e instanceof HttpError) throw new Error(`fake-kube: seedJob: ${e.body.message}`);
+      throw e;
+    }
+    return this.job(job.metadata!.name!, namespace)!;
+  }
+}
+
+export async function startFakeKube(options: FakeKubeOptions = {}): Promise<FakeKube> {
+  return new FakeKube(options).start();
+}

@@ -1,0 +1,96 @@
+/** Label and field selectors with the Kubernetes grammar (the subset real clients send). */
+
+export class SelectorError extends Error {}
+
+type Requirement =
+  | { key: string; op: 'exists' | '!exists' }
+  | { key: string; op: '=' | '!='; value: string }
+  | { key: string; op: 'in' | 'notin'; values: string[] };
+
+const KEY = '(?:[A-Za-z0-9](?:[-A-Za-z0-9.]*[A-Za-z0-9])?/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?';
+const VALUE = '(?:(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?';
+const RE_NOT_EXISTS = new RegExp(`^!\\s*(${KEY})$`);
+const RE_EXISTS = new RegExp(`^(${KEY})$`);
+const RE_EQ = new RegExp(`^(${KEY})\\s*(==|=|!=)\\s*(${VALUE})$`);
+const RE_SET = new RegExp(`^(${KEY})\\s+(in|notin)\\s*\\(([^)]*)\\)$`);
+const RE_VALUE = new RegExp(`^${VALUE}$`);
+
+/** Splits on commas that are not inside parentheses. */
+function splitTop(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of text) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (ch === ',' && depth === 0) {
+      parts.push(current);
+      current = '';
+    } else current += ch;
+  }
+  parts.push(current);
+  return parts;
+}
+
+export function parseLabelSelector(selector: string | null | undefined): Requirement[] {
+  if (!selector || selector.trim() === '') return [];
+  return splitTop(selector).map((raw) => {
+    const part = raw.trim();
+    let m: RegExpExecArray | null;
+    if ((m = RE_NOT_EXISTS.exec(part))) return { key: m[1]!, op: '!exists' };
+    if ((m = RE_SET.exec(part))) {
+      const values = m[3]!.split(',').map((v) => v.trim());
+      if (values.some((v) => !RE_VALUE.test(v))) throw new SelectorError(`unable to parse requirement: ${part}`);
+      return { key: m[1]!, op: m[2] as 'in' | 'notin', values };
+    }
+    if ((m = RE_EQ.exec(part))) return { key: m[1]!, op: m[2] === '!=' ? '!=' : '=', value: m[3]! };
+    if ((m = RE_EXISTS.exec(part))) return { key: m[1]!, op: 'exists' };
+    throw new SelectorError(`unable to parse requirement: found '${part}', expected: key, !key, key=value, key in (values)`);
+  });
+}
+
+export function matchesLabels(reqs: Requirement[], labels: Record<string, string> | undefined): boolean {
+  const l = labels ?? {};
+  return reqs.every((r) => {
+    const has = Object.prototype.hasOwnProperty.call(l, r.key);
+    switch (r.op) {
+      case 'exists':
+        return has;
+      case '!exists':
+        return !has;
+      case '=':
+        return has && l[r.key] === r.value;
+      case '!=':
+        return !has || l[r.key] !== r.value;
+      case 'in':
+        return has && r.values.includes(l[r.key]!);
+      case 'notin':
+        return !has || !r.values.includes(l[r.key]!);
+    }
+  });
+}
+
+export interface FieldRequirement {
+  path: string;
+  negate: boolean;
+  value: string;
+}
+
+export function parseFieldSelector(selector: string | null | undefined, supported: readonly string[]): FieldRequirement[] {
+  if (!selector || selector.trim() === '') return [];
+  return selector.split(',').map((raw) => {
+    const m = /^\s*([A-Za-z.]+)\s*(==|=|!=)\s*(.*?)\s*$/.exec(raw);
+    if (!m) throw new SelectorError(`invalid selector: '${raw}'; can't understand '${raw}'`);
+    if (!supported.includes(m[1]!)) throw new SelectorError(`field label not supported: ${m[1]}`);
+    return { path: m[1]!, negate: m[2] === '!=', value: m[3]! };
+  });
+}
+
+export function matchesFields(reqs: FieldRequirement[], obj: Record<string, unknown>): boolean {
+  return reqs.every((r) => {
+    let v: unknown = obj;
+    for (const seg of r.path.split('.')) v = (v as Record<string, unknown> | undefined)?.[seg];
+    const s = v === undefined || v === null ? '' : String(v);
+    return r.negate ? s !== r.value : s === r.value;
+  });
+}

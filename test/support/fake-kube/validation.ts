@@ -1,0 +1,153 @@
+/** The subset of the API server's batch/v1 Job validation that matters to an agent autoscaler. */
+import type { StatusCause } from './status.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Obj = Record<string, any>;
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+
+function invalidCause(field: string, value: unknown, detail: string): StatusCause {
+  return { reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(value)}: ${detail}`, field };
+}
+function required(field: string, detail = ''): StatusCause {
+  return { reason: 'FieldValueRequired', message: `Required value${detail ? ': ' + detail : ''}`, field };
+}
+function forbidden(field: string, detail: string): StatusCause {
+  return { reason: 'FieldValueForbidden', message: `Forbidden: ${detail}`, field };
+}
+function unsupported(field: string, value: unknown, supported: string[]): StatusCause {
+  return {
+    reason: 'FieldValueNotSupported',
+    message: `Unsupported value: ${JSON.stringify(value)}: supported values: ${supported.map((s) => `"${s}"`).join(', ')}`,
+    field,
+  };
+}
+
+function validateLabels(labels: unknown, field: string, causes: StatusCause[]): void {
+  if (labels === undefined || labels === null) return;
+  if (typeof labels !== 'object') return void causes.push(invalidCause(field, labels, 'must be a map'));
+  for (const [key, value] of Object.entries(labels as Obj)) {
+    const slash = key.lastIndexOf('/');
+    const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+    const name = slash >= 0 ? key.slice(slash + 1) : key;
+    if (
+      (prefix !== undefined && (prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))) ||
+      name.length > 63 ||
+      !LABEL_NAME.test(name)
+    ) {
+      causes.push(invalidCause(`${field}`, key, "name part must consist of alphanumeric characters, '-', '_' or '.'"));
+    }
+    if (typeof value !== 'string' || value.length > 63 || !LABEL_VALUE.test(value)) {
+      causes.push(
+        invalidCause(
+          `${field}`,
+          value,
+          value && String(value).length > 63
+            ? 'must be no more than 63 characters'
+            : "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+        ),
+      );
+    }
+  }
+}
+
+function nonNegativeInt(spec: Obj, key: string, causes: StatusCause[], max?: number): void {
+  const v = spec[key];
+  if (v === undefined || v === null) return;
+  if (!Number.isInteger(v) || v < 0) causes.push(invalidCause(`spec.${key}`, v, 'must be greater than or equal to 0'));
+  else if (max !== undefined && v > max) causes.push(invalidCause(`spec.${key}`, v, `must be less than or equal to ${max}`));
+}
+
+/** Validation causes for a Job create (after defaulting). Empty when valid. */
+export function validateJob(job: Obj): StatusCause[] {
+  const causes: StatusCause[] = [];
+  const meta: Obj = job.metadata ?? {};
+  const name = meta.name;
+  if (!name) causes.push(required('metadata.name', 'name or generateName is required'));
+  else if (typeof name !== 'string' || !DNS1123_SUBDOMAIN.test(name) || name.length > 253) {
+    causes.push(
+      invalidCause(
+        'metadata.name',
+        name,
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+      ),
+    );
+  } else if (name.length > 63) {
+    // The Job name becomes the value of the pods' job-name label.
+    causes.push(invalidCause('metadata.labels', name, 'must be no more than 63 characters'));
+  }
+  validateLabels(meta.labels, 'metadata.labels', causes);
+
+  const spec: Obj | undefined = job.spec;
+  if (!spec) return [...causes, required('spec')];
+  const indexed = spec.completionMode === 'Indexed';
+  if (spec.completionMode !== undefined && !['NonIndexed', 'Indexed'].includes(spec.completionMode)) {
+    causes.push(unsupported('spec.completionMode', spec.completionMode, ['NonIndexed', 'Indexed']));
+  }
+  nonNegativeInt(spec, 'parallelism', causes, indexed ? 100_000 : undefined);
+  nonNegativeInt(spec, 'completions', causes, indexed ? 100_000 : undefined);
+  nonNegativeInt(spec, 'backoffLimit', causes);
+  nonNegativeInt(spec, 'backoffLimitPerIndex', causes);
+  nonNegativeInt(spec, 'maxFailedIndexes', causes);
+  nonNegativeInt(spec, 'ttlSecondsAfterFinished', causes);
+  if (spec.activeDeadlineSeconds !== undefined && !(Number.isInteger(spec.activeDeadlineSeconds) && spec.activeDeadlineSeconds > 0)) {
+    causes.push(invalidCause('spec.activeDeadlineSeconds', spec.activeDeadlineSeconds, 'must be greater than 0'));
+  }
+  if (indexed && (spec.completions === undefined || spec.completions === null)) {
+    causes.push(required('spec.completions', 'when completion mode is Indexed'));
+  }
+  if (spec.backoffLimitPerIndex !== undefined && spec.backoffLimitPerIndex !== null && !indexed) {
+    causes.push(forbidden('spec.backoffLimitPerIndex', 'requires indexed completion mode'));
+  }
+  if (spec.maxFailedIndexes !== undefined && spec.maxFailedIndexes !== null && spec.backoffLimitPerIndex == null) {
+    causes.push(required('spec.backoffLimitPerIndex', 'when maxFailedIndexes is specified'));
+  }
+  if (spec.selector !== undefined && !spec.manualSelector) {
+    causes.push(invalidCause('spec.selector', spec.selector, '`selector` not auto-generated'));
+  }
+
+  const template: Obj | undefined = spec.template;
+  const podSpec: Obj | undefined = template?.spec;
+  if (!template || !podSpec) return [...causes, required('spec.template')];
+  validateLabels(template.metadata?.labels, 'spec.template.metadata.labels', causes);
+  const restartPolicy = podSpec.restartPolicy ?? 'Always';
+  if (!['OnFailure', 'Never'].includes(restartPolicy)) {
+    causes.push(unsupported('spec.template.spec.restartPolicy', restartPolicy, ['OnFailure', 'Never']));
+  }
+  if (spec.podFailurePolicy && restartPolicy !== 'Never') {
+    causes.push(
+      invalidCause('spec.template.spec.restartPolicy', restartPolicy, 'only "Never" is supported when podFailurePolicy is specified'),
+    );
+  }
+  if (spec.backoffLimitPerIndex != null && restartPolicy !== 'Never') {
+    causes.push(
+      invalidCause('spec.template.spec.restartPolicy', restartPolicy, 'only "Never" is supported when backoffLimitPerIndex is specified'),
+    );
+  }
+  const rules: Obj[] = spec.podFailurePolicy?.rules ?? [];
+  rules.forEach((rule, i) => {
+    const field = `spec.podFailurePolicy.rules[${i}]`;
+    if (!['FailJob', 'Ignore', 'Count', 'FailIndex'].includes(rule.action)) {
+      causes.push(unsupported(`${field}.action`, rule.action, ['Count', 'FailIndex', 'FailJob', 'Ignore']));
+    }
+    if (rule.action === 'FailIndex' && spec.backoffLimitPerIndex == null) {
+      causes.push(forbidden(`${field}.action`, 'requires the backoffLimitPerIndex to be set'));
+    }
+    if (Boolean(rule.onExitCodes) === Boolean(rule.onPodConditions)) {
+      causes.push(invalidCause(field, 'specifying both OnExitCodes and OnPodConditions is not supported', 'specify one'));
+    }
+  });
+  const containers: Obj[] = podSpec.containers ?? [];
+  if (!Array.isArray(containers) || containers.length === 0) causes.push(required('spec.template.spec.containers'));
+  containers.forEach((c, i) => {
+    if (!c?.name) causes.push(required(`spec.template.spec.containers[${i}].name`));
+    else if (!DNS1123_LABEL.test(c.name) || c.name.length > 63) {
+      causes.push(invalidCause(`spec.template.spec.containers[${i}].name`, c.name, 'a lowercase RFC 1123 label'));
+    }
+    if (!c?.image) causes.push(required(`spec.template.spec.containers[${i}].image`));
+  });
+  return causes;
+}

@@ -13,9 +13,14 @@ import { PROVIDER_MODULES } from '../core/providers/index.js';
 import { BadRequestError, type ProviderResult, type RawRequest } from '../core/providers/types.js';
 import type { WebhookConfig } from '../shared/config.js';
 
-export type WebhookEvent = Pick<APIGatewayProxyEventV2, 'rawPath' | 'headers' | 'body' | 'isBase64Encoded'> & {
-  readonly requestContext: { readonly http: { readonly method: string } } & Partial<APIGatewayProxyEventV2['requestContext']>;
-};
+/** The parts of an API Gateway HTTP API v2 / function URL event the webhook reads. */
+export interface WebhookEvent {
+  readonly rawPath: string;
+  readonly headers?: APIGatewayProxyEventV2['headers'];
+  readonly body?: string;
+  readonly isBase64Encoded?: boolean;
+  readonly requestContext: { readonly http: { readonly method: string }; readonly requestId?: string };
+}
 export type WebhookResult = APIGatewayProxyStructuredResultV2 & { statusCode: number; body: string };
 
 export interface WebhookSecrets {

@@ -1,0 +1,112 @@
+/**
+ * The scaler's view of the cluster: list our agent Jobs, create one, delete one. Every call has a
+ * timeout; 408/429/5xx, timeouts and network errors throw RetryableKubeError (nothing is lost:
+ * the scaler retries its intent next tick), other failures KubeApiError.
+ *
+ * Calls made (keep infra/k8s RBAC in step): jobs list, create, delete (namespaced).
+ */
+import {
+  BatchV1Api,
+  ServerConfiguration,
+  createConfiguration,
+  type RequestContext,
+  type ResponseContext,
+  type V1Job,
+} from '@kubernetes/client-node';
+import type { ClusterAccess } from '../../shared/config.js';
+import { AGENT_JOB_SELECTOR } from '../../core/agent-job.js';
+import { KubeApiError, toKubeError } from './errors.js';
+import { loadKubeConfig, type KubeConfigDeps } from './kubeconfig.js';
+
+export interface Cluster {
+  /** Every Job this product created in the namespace (all pages of our label selector). */
+  listAgentJobs(): Promise<V1Job[]>;
+  /** 'exists' when a Job of that name is already there (409 AlreadyExists): a retried dispatch. */
+  createJob(job: V1Job): Promise<'created' | 'exists'>;
+  /** Deletes with propagationPolicy Background (its pods go too); a Job already gone is fine. */
+  deleteJob(name: string): Promise<void>;
+}
+
+export interface ClusterOptions extends KubeConfigDeps {
+  /** Per-request timeout (default 5000 ms). */
+  readonly timeoutMs?: number;
+  /** Page size of list calls (default 500). */
+  readonly pageSize?: number;
+}
+
+export async function createCluster(access: ClusterAccess, namespace: string, options: ClusterOptions = {}): Promise<Cluster> {
+  const { kubeConfig } = await loadKubeConfig(access, namespace, options);
+  const server = kubeConfig.getCurrentCluster()?.server;
+  if (!server) throw new Error('kubeconfig has no current cluster');
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const pageSize = options.pageSize ?? 500;
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(server, {}),
+    authMethods: { default: kubeConfig },
+    promiseMiddleware: [
+      {
+        pre: async (context: RequestContext) => {
+          context.setSignal(AbortSignal.timeout(timeoutMs) as Parameters<RequestContext['setSignal']>[0]);
+          return context;
+        },
+        post: async (context: ResponseContext) => context,
+      },
+    ],
+  });
+  const batch = new BatchV1Api(configuration);
+
+  async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw toKubeError(e, operation);
+    }
+  }
+
+  async function listAll(): Promise<V1Job[]> {
+    const jobs: V1Job[] = [];
+    let cont: string | undefined;
+    do {
+      const page = await call(`list jobs in ${namespace}`, () =>
+        batch.listNamespacedJob({ namespace, labelSelector: AGENT_JOB_SELECTOR, limit: pageSize, ...(cont ? { _continue: cont } : {}) }),
+      );
+      jobs.push(...page.items);
+      cont = page.metadata?._continue || undefined;
+    } while (cont);
+    return jobs;
+  }
+
+  return {
+    async listAgentJobs() {
+      try {
+        return await listAll();
+      } catch (e) {
+        // 410 Expired: the continue token outlived the server's history; a fresh list is consistent.
+        if (e instanceof KubeApiError && e.status === 410) return listAll();
+        throw e;
+      }
+    },
+
+    async createJob(job) {
+      const name = job.metadata?.name ?? '(unnamed)';
+      try {
+        await batch.createNamespacedJob({ namespace, body: job });
+        return 'created';
+      } catch (e) {
+        const err = toKubeError(e, `create job ${namespace}/${name}`);
+        if (err.status === 409 && err.reason === 'AlreadyExists') return 'exists';
+        throw err;
+      }
+    },
+
+    async deleteJob(name) {
+      try {
+        await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' });
+      } catch (e) {
+        const err = toKubeError(e, `delete job ${namespace}/${name}`);
+        if (err.status === 404) return;
+        throw err;
+      }
+    },
+  };
+}

@@ -94,7 +94,8 @@ export class DynamoLedgerStore implements LedgerStore {
       ':jobId': event.jobId,
       ':eventAt': event.occurredAt,
       ':updatedAt': now.toISOString(),
-      ':trace': event.trace ?? {},
+      // Without undefined members, whatever the client's marshall options.
+      ':trace': Object.fromEntries(Object.entries(event.trace ?? {}).filter(([, v]) => v !== undefined)),
     };
     const set = [
       '#state = :state',

@@ -1,0 +1,126 @@
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Job } from 'kubernetes-models/batch/v1';
+import { mockClient } from 'aws-sdk-client-mock';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { readFileSync } from 'node:fs';
+import {
+  BUILTIN_TEMPLATES,
+  TemplateError,
+  clearTemplateCache,
+  loadTemplate,
+  templatePath,
+} from '../../functions/adapters/kubernetes/templates.js';
+import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
+import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
+import { resetAwsClients } from '../../functions/shared/aws.js';
+import { startFakeKube, type FakeKube } from '../support/fake-kube/index.js';
+
+const params = {
+  namespace: 'ci-agents',
+  queue: 'linux-large',
+  dispatchId: 'd1',
+  jobName: jobNameFor('linux-large', 'd1'),
+  count: 5,
+  ttlSecondsAfterFinished: 600,
+  activeDeadlineSeconds: 7200,
+};
+
+let kube: FakeKube;
+beforeAll(async () => {
+  kube = await startFakeKube();
+});
+afterAll(async () => kube?.stop());
+afterEach(() => {
+  clearTemplateCache();
+  delete process.env.LAMBDA_TASK_ROOT;
+});
+
+describe('agent Job templates', () => {
+  it.each(BUILTIN_TEMPLATES)('%s: template and built Job are valid batch/v1 Jobs the API server accepts', async (name) => {
+    const template = await loadTemplate(name);
+    new Job(template as ConstructorParameters<typeof Job>[0]).validate();
+    const job = buildAgentJob(template, params);
+    new Job(job as ConstructorParameters<typeof Job>[0]).validate();
+    const spec = job.spec!.template.spec!;
+    expect(spec.serviceAccountName).toBe('ci-agent');
+    for (const c of spec.containers) {
+      expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
+      expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+      // Tokens come from Secrets, never inline.
+      for (const e of c.env ?? []) if (/TOKEN/.test(e.name)) expect(e.valueFrom?.secretKeyRef?.name).toBeTruthy();
+    }
+    kube.reset();
+    const res = await fetch(`${kube.url}/apis/batch/v1/namespaces/ci-agents/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(job),
+    });
+    expect(res.status).toBe(201);
+    expect(kube.pods()).toHaveLength(5);
+  });
+
+  it('buildkite: one job then exit, idle timeout, tagged with its queue, token from the Secret', async () => {
+    const c = (await loadTemplate('buildkite')).spec!.template.spec!.containers[0]!;
+    expect(c.image).toMatch(/^buildkite\/agent:/);
+    expect(c.args).toEqual(expect.arrayContaining(['start', '--disconnect-after-job']));
+    expect(c.args!.some((a) => /^--disconnect-after-idle-timeout=\d+$/.test(a))).toBe(true);
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
+    expect(env.BUILDKITE_AGENT_TAGS?.value).toBe('queue=$(CI_AUTOSCALER_QUEUE)');
+    expect(env.BUILDKITE_AGENT_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'buildkite-agent-token', key: 'token' });
+  });
+
+  it('github: ephemeral runner labelled with the queue; gitlab: run-single, one build', async () => {
+    const gh = (await loadTemplate('github')).spec!.template.spec!.containers[0]!;
+    expect(gh.args!.join(' ')).toMatch(/--ephemeral/);
+    expect(gh.args!.join(' ')).toMatch(/--labels "\$CI_AUTOSCALER_QUEUE"/);
+    const gl = (await loadTemplate('gitlab')).spec!.template.spec!.containers[0]!;
+    expect(gl.args).toEqual(expect.arrayContaining(['run-single', '--max-builds=1']));
+    expect(gl.args!.some((a) => a.startsWith('--wait-timeout='))).toBe(true);
+  });
+
+  it('loads by path, caches, and rejects what is not a Job', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tpl-'));
+    const ok = join(dir, 'custom.yaml');
+    writeFileSync(ok, 'apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          image: busybox\n');
+    const first = await loadTemplate(ok);
+    expect(await loadTemplate(ok)).toBe(first);
+    const notJob = join(dir, 'deploy.yaml');
+    writeFileSync(notJob, 'apiVersion: apps/v1\nkind: Deployment\n');
+    await expect(loadTemplate(notJob)).rejects.toThrow(TemplateError);
+    const noContainers = join(dir, 'empty.yaml');
+    writeFileSync(noContainers, 'apiVersion: batch/v1\nkind: Job\nspec: {}\n');
+    await expect(loadTemplate(noContainers)).rejects.toThrow(/containers/);
+    await expect(loadTemplate(join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read/);
+  });
+
+  it('finds the built-in templates under LAMBDA_TASK_ROOT first', () => {
+    const root = mkdtempSync(join(tmpdir(), 'task-'));
+    mkdirSync(join(root, 'infra', 'k8s', 'agents'), { recursive: true });
+    process.env.LAMBDA_TASK_ROOT = root;
+    expect(templatePath('buildkite')).toBe(join(root, 'infra', 'k8s', 'agents', 'buildkite.yaml'));
+  });
+});
+
+describe('kubeconfig from SSM', () => {
+  const ssm = mockClient(SSMClient);
+  afterAll(() => {
+    ssm.restore();
+    resetAwsClients();
+  });
+
+  it('reads the SecureString with decryption and talks to the cluster it names', async () => {
+    process.env.AWS_REGION = 'us-east-1';
+    resetAwsClients();
+    ssm.on(GetParameterCommand, { Name: '/ci/kubeconfig', WithDecryption: true }).resolves({
+      Parameter: { Value: readFileSync(kube.kubeconfigPath, 'utf8') },
+    });
+    kube.reset();
+    const cluster = await createCluster({ kind: 'kubeconfig-parameter', name: '/ci/kubeconfig' }, 'ci-agents');
+    expect(await cluster.listAgentJobs()).toEqual([]);
+    expect(kube.calls).toEqual([{ verb: 'list', group: 'batch', resource: 'jobs', namespace: 'ci-agents' }]);
+  });
+});

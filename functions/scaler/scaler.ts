@@ -20,14 +20,7 @@ import { decide, type Decision } from '../core/decision.js';
 import type { JobEvent } from '../core/job-event.js';
 import { planReconcile, type ClusterJob, type DispatchAction } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
-
-export interface ReceivedEvent {
-  readonly receiptHandle: string;
-  readonly messageId: string;
-  readonly receiveCount: number;
-  readonly event?: JobEvent;
-  readonly error?: string;
-}
+import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
 
 export interface EventSource {
   receive(options: { max: number; waitSeconds: number }): Promise<ReceivedEvent[]>;
@@ -55,10 +48,10 @@ export interface QueueLimits {
 }
 
 export interface ScalerLog {
-  debug(message: string, extra?: Record<string, unknown>): void;
-  info(message: string, extra?: Record<string, unknown>): void;
-  warn(message: string, extra?: Record<string, unknown>): void;
-  error(message: string, extra?: Record<string, unknown>): void;
+  debug(message: string, extra: Record<string, unknown>): void;
+  info(message: string, extra: Record<string, unknown>): void;
+  warn(message: string, extra: Record<string, unknown>): void;
+  error(message: string, extra: Record<string, unknown>): void;
 }
 
 export interface ScalerMetrics {

@@ -1,0 +1,25 @@
+/**
+ * The scaler's CloudWatch metrics, as Embedded Metric Format log lines (Powertools Metrics): no
+ * PutMetricData call, no extra IAM. Namespace CiAgentAutoscaler, dimension Queue. The alarms and
+ * the dashboard in infra/aws/ read these names.
+ */
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { ScalerMetrics } from './scaler.js';
+
+export const METRICS_NAMESPACE = 'CiAgentAutoscaler';
+
+export function createScalerMetrics(): ScalerMetrics {
+  const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'scaler' });
+  return {
+    decision(d, created, latencyMs) {
+      metrics.addDimension('Queue', d.queue);
+      metrics.addMetric('Pending', MetricUnit.Count, d.pending);
+      metrics.addMetric('Running', MetricUnit.Count, d.running);
+      metrics.addMetric('InFlight', MetricUnit.Count, d.inFlight + created);
+      metrics.addMetric('MaxAgents', MetricUnit.Count, d.maxAgents);
+      metrics.addMetric('AgentsRequested', MetricUnit.Count, created);
+      metrics.addMetric('DecisionLatencyMs', MetricUnit.Milliseconds, latencyMs);
+      metrics.publishStoredMetrics();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+/** Wiring of the scaler's ports onto the adapters: the events queue and the agent Job factory. */
+import type { V1Job } from '@kubernetes/client-node';
+import type { EventsQueue } from '../adapters/sqs/events-queue.js';
+import { buildAgentJob, dispatchIdOf, jobNameFor, liveAgents, queueOf } from '../core/agent-job.js';
+import type { EventSource, JobFactory } from './scaler.js';
+
+export function eventSource(queue: EventsQueue): EventSource {
+  return {
+    receive: (options) => queue.receiveEvents(options),
+    delete: async (handles) => (await queue.deleteMessages(handles)).failed.map((f) => f.receiptHandle),
+  };
+}
+
+export interface JobFactoryOptions {
+  readonly namespace: string;
+  readonly ttlSecondsAfterFinished: number;
+  readonly activeDeadlineSeconds: number;
+  /** The agent Job template of a queue (already loaded and validated). */
+  readonly templateFor: (queue: string) => V1Job;
+}
+
+export function jobFactory(options: JobFactoryOptions): JobFactory {
+  return {
+    jobName: jobNameFor,
+    build: (d) =>
+      buildAgentJob(options.templateFor(d.queue), {
+        namespace: options.namespace,
+        queue: d.queue,
+        dispatchId: d.dispatchId,
+        jobName: d.jobName,
+        count: d.count,
+        ttlSecondsAfterFinished: options.ttlSecondsAfterFinished,
+        activeDeadlineSeconds: options.activeDeadlineSeconds,
+      }),
+    describe: (job) => {
+      const queue = queueOf(job);
+      const dispatchId = dispatchIdOf(job);
+      const jobName = job.metadata?.name;
+      if (queue === undefined || dispatchId === undefined || jobName === undefined) return undefined;
+      return { jobName, queue, dispatchId, live: liveAgents(job) };
+    },
+  };
+}

@@ -1,0 +1,328 @@
+/**
+ * The scaling policies the simulator compares on the same trace:
+ *
+ * - ours:            the product's REAL scaler (functions/scaler/scaler.ts `run`, with the real
+ *                    decision, ledger rules, limiter plan and agent Job builder) invoked every
+ *                    schedule period for its budget, on the in-memory ledger and limiter stores,
+ *                    an SQS-like events queue fed by the simulated webhooks, and the simulated
+ *                    cluster.
+ * - long-lived-job:  the approach this product replaces: ONE Job (completions 2147483647) whose
+ *                    `parallelism` a periodic job sets to min(MAX, max(MIN, waiting + running)),
+ *                    read from the CI API, every schedule period. The Job controller replaces
+ *                    every pod that exits (agents exit after one job or when idle) and, when
+ *                    parallelism drops, deletes the surplus pods the way Kubernetes ranks them:
+ *                    not-ready pods first, then the most recently ready — it cannot tell a busy
+ *                    agent from an idle one, so agents ARE killed mid-job; the CI job is
+ *                    re-queued (Buildkite's automatic retry on a lost agent) and counted in
+ *                    `interrupted`.
+ * - job-per-ci-job:  an in-cluster controller (like agent-stack-k8s) that creates one Job
+ *                    (parallelism 1, named after the CI job, so a duplicate webhook is a 409) when
+ *                    the `scheduled` webhook arrives; its agent acquires exactly that CI job
+ *                    (`--acquire-job`) and exits at once if the job was cancelled meanwhile. At MAX
+ *                    agents in flight the CI job is held back until an agent ends.
+ * - oracle:          the lower bound: an agent ready exactly when each CI job is scheduled and gone
+ *                    when it ends; wait 0, provisioned = used, no cap. Computed, not simulated.
+ */
+import type { V1Job } from '@kubernetes/client-node';
+import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../core/agent-job.js';
+import type { LedgerStore, LimiterStore } from '../core/stores.js';
+import { InMemoryLedgerStore } from '../adapters/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../adapters/memory/limiter-store.js';
+import { jobFactory } from '../scaler/ports.js';
+import { run, type ScalerLog, type ScalerPorts, type ScalerSettings } from '../scaler/scaler.js';
+import type { VirtualClock } from './clock.js';
+import { SimCluster, type ApiCounter } from './cluster.js';
+import { SimEventQueue } from './queue.js';
+import type { Pod, PodOwner, World } from './world.js';
+
+export const POLICIES = ['ours', 'long-lived-job', 'job-per-ci-job', 'oracle'] as const;
+export type PolicyName = (typeof POLICIES)[number];
+
+export interface PolicyParams {
+  readonly minAgents: number;
+  readonly maxAgents: number;
+  /** EventBridge schedule period (ours) / parallelism update period (long-lived-job). */
+  readonly scheduleSeconds: number;
+  /** How long one scaler invocation keeps ticking (SCALER_BUDGET_SECONDS). */
+  readonly budgetSeconds: number;
+  /** Long-poll wait between ticks (SCALER_POLL_SECONDS). */
+  readonly pollSeconds: number;
+  /** Virtual latency of each AWS request (SQS, DynamoDB). */
+  readonly awsLatencyMs: number;
+  /** Virtual latency of each Kubernetes API call. */
+  readonly kubeLatencyMs: number;
+  readonly visibilityTimeoutSeconds: number;
+  readonly intentLeaseSeconds: number;
+  readonly ttlSecondsAfterFinished: number;
+  readonly activeDeadlineSeconds: number;
+}
+
+export interface Counters extends ApiCounter {
+  aws: Record<string, number>;
+  lambdaInvocations: number;
+  jobsCreated: number;
+}
+
+export interface PolicyRun {
+  /** The counters as of now (API calls, requests, Jobs created). */
+  readonly counters: () => Counters;
+  /** Errors the policy reported (the scaler's tick errors). */
+  readonly errors: string[];
+}
+
+export const SIM_TEMPLATE: V1Job = {
+  apiVersion: 'batch/v1',
+  kind: 'Job',
+  metadata: { name: 'template' },
+  spec: {
+    template: {
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          {
+            name: 'agent',
+            image: 'buildkite/agent:3',
+            args: ['start', '--disconnect-after-job', '--disconnect-after-idle-timeout=60', '--tags', 'queue=$(CI_AUTOSCALER_QUEUE)'],
+          },
+        ],
+      },
+    },
+  },
+};
+
+const silentLog: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+function add(table: Record<string, number>, key: string, n = 1): void {
+  table[key] = (table[key] ?? 0) + n;
+}
+
+/** The real in-memory stores, with each call counted as the DynamoDB requests it would make and delayed by the latency. */
+function countedLedger(inner: InMemoryLedgerStore, clock: VirtualClock, counters: Counters, latencyMs: number): LedgerStore {
+  return {
+    async apply(events, now) {
+      const before = inner.writes;
+      const out = await inner.apply(events, now);
+      add(counters.aws, 'dynamodb.UpdateItem', inner.writes - before);
+      await clock.sleep(latencyMs);
+      return out;
+    },
+    async counts(queues) {
+      // One GSI query per queue and state (scheduled, started).
+      add(counters.aws, 'dynamodb.Query', 2 * new Set(queues).size);
+      await clock.sleep(latencyMs);
+      return inner.counts(queues);
+    },
+  };
+}
+
+function countedLimiter(inner: InMemoryLimiterStore, clock: VirtualClock, counters: Counters, latencyMs: number): LimiterStore {
+  const wrap =
+    <A extends unknown[], R>(name: string, requests: number, f: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      add(counters.aws, name, requests);
+      await clock.sleep(latencyMs);
+      return f(...a);
+    };
+  return {
+    // Two queries: the LIMITER items and the DISPATCH items.
+    snapshot: wrap('dynamodb.Query', 2, () => inner.snapshot()),
+    reserve: wrap('dynamodb.TransactWriteItems', 1, (r) => inner.reserve(r)),
+    markSubmitted: wrap('dynamodb.UpdateItem', 1, (d) => inner.markSubmitted(d)),
+    setTokens: wrap('dynamodb.UpdateItem', 1, (d, t) => inner.setTokens(d, t)),
+    release: wrap('dynamodb.DeleteItem', 1, (d) => inner.release(d)),
+    correct: wrap('dynamodb.UpdateItem', 1, (r) => inner.correct(r)),
+    ensureQueue: wrap('dynamodb.PutItem', 1, (q) => inner.ensureQueue(q)),
+  };
+}
+
+function delayedCluster(cluster: SimCluster, clock: VirtualClock, latencyMs: number): ScalerPorts['cluster'] {
+  return {
+    async listAgentJobs() {
+      await clock.sleep(latencyMs);
+      return cluster.listAgentJobs();
+    },
+    async createJob(job) {
+      await clock.sleep(latencyMs);
+      return cluster.createJob(job);
+    },
+  };
+}
+
+export function newCounters(): Counters {
+  return { kube: {}, aws: {}, lambdaInvocations: 0, jobsCreated: 0 };
+}
+
+/** ours: the real scaler. */
+export function startOurs(world: World, clock: VirtualClock, queues: readonly string[], p: PolicyParams): PolicyRun & { cluster: SimCluster; queue: SimEventQueue; ledger: InMemoryLedgerStore; limiter: InMemoryLimiterStore } {
+  const counters = newCounters();
+  const errors: string[] = [];
+  const queue = new SimEventQueue(clock, { visibilityTimeoutSeconds: p.visibilityTimeoutSeconds, latencyMs: p.awsLatencyMs });
+  world.sink = (event) => queue.send(event);
+  const cluster = new SimCluster(clock, world, counters, (job) => queueOf(job));
+  const ledger = new InMemoryLedgerStore();
+  const limiter = new InMemoryLimiterStore();
+  const ports: ScalerPorts = {
+    events: queue,
+    ledger: countedLedger(ledger, clock, counters, p.awsLatencyMs),
+    limiter: countedLimiter(limiter, clock, counters, p.awsLatencyMs),
+    cluster: delayedCluster(cluster, clock, p.kubeLatencyMs),
+    jobs: jobFactory({
+      namespace: 'ci-agents',
+      ttlSecondsAfterFinished: p.ttlSecondsAfterFinished,
+      activeDeadlineSeconds: p.activeDeadlineSeconds,
+      templateFor: () => SIM_TEMPLATE,
+    }),
+    log: silentLog,
+    now: clock.epochNow,
+  };
+  const settings: ScalerSettings = {
+    queues,
+    limits: Object.fromEntries(queues.map((q) => [q, { minAgents: p.minAgents, maxAgents: p.maxAgents }])),
+    intentLeaseMs: p.intentLeaseSeconds * 1000,
+  };
+  const invoke = () => {
+    counters.lambdaInvocations++;
+    run(ports, settings, { budgetMs: p.budgetSeconds * 1000, pollSeconds: p.pollSeconds })
+      .then((reports) => {
+        for (const r of reports) errors.push(...r.errors);
+      })
+      .catch((e: unknown) => errors.push(`invocation failed: ${e instanceof Error ? e.message : String(e)}`));
+    clock.after(p.scheduleSeconds * 1000, invoke);
+  };
+  clock.at(0, invoke);
+  const snapshot = (): Counters => ({
+    ...counters,
+    kube: { ...counters.kube },
+    aws: {
+      'sqs.SendMessage': queue.counters.send,
+      'sqs.ReceiveMessage': queue.counters.receive,
+      'sqs.DeleteMessageBatch': queue.counters.deleteBatch,
+      ...counters.aws,
+    },
+    jobsCreated: cluster.created,
+  });
+  return { counters: snapshot, errors, cluster, queue, ledger, limiter };
+}
+
+/** job-per-ci-job: one Job per CI job, created when its `scheduled` webhook arrives. */
+export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyParams): PolicyRun {
+  const counters = newCounters();
+  const byId = new Map(world.jobs.map((j) => [j.trace.id, j]));
+  const cluster = new SimCluster(clock, world, counters, (job) => queueOf(job), (job) => {
+    const dispatchId = dispatchIdOf(job);
+    return dispatchId?.startsWith('ci-') ? byId.get(dispatchId.slice(3)) : undefined;
+  });
+  const held = new Map<string, string[]>();
+  const seen = new Set<string>();
+
+  const createdIds = new Set<string>();
+  const create = async (queue: string, jobId: string, fresh = true) => {
+    createdIds.add(jobId);
+    if (fresh) creating.set(queue, (creating.get(queue) ?? 0) + 1);
+    await clock.sleep(p.kubeLatencyMs);
+    if (fresh) creating.set(queue, creating.get(queue)! - 1);
+    const name = jobNameFor(queue, `ci-${jobId}`);
+    await cluster.createJob(
+      buildAgentJob(SIM_TEMPLATE, {
+        namespace: 'ci-agents',
+        queue,
+        dispatchId: `ci-${jobId}`,
+        jobName: name,
+        count: 1,
+        ttlSecondsAfterFinished: p.ttlSecondsAfterFinished,
+        activeDeadlineSeconds: p.activeDeadlineSeconds,
+      }),
+    );
+  };
+  // Creates decided but not yet visible as pods count against MAX too.
+  const creating = new Map<string, number>();
+  const live = (queue: string) => (world.inFlightByQueue.get(queue) ?? 0) + (creating.get(queue) ?? 0);
+  const release = (queue: string) => {
+    const list = held.get(queue);
+    while (list && list.length > 0 && live(queue) < p.maxAgents) {
+      const id = list.shift()!;
+      const job = byId.get(id);
+      // The controller asks the CI API and skips a job no longer waiting.
+      if (job && job.state === 'waiting') void create(queue, id);
+    }
+  };
+  world.sink = (event) => {
+    if (event.kind !== 'scheduled') return;
+    if (seen.has(event.jobId)) {
+      // A duplicate: its create answers 409; a CI job held back at MAX stays held.
+      if (createdIds.has(event.jobId)) void create(event.queue, event.jobId, false);
+      return;
+    }
+    seen.add(event.jobId);
+    if (live(event.queue) < p.maxAgents) void create(event.queue, event.jobId);
+    else held.set(event.queue, [...(held.get(event.queue) ?? []), event.jobId]);
+  };
+  const origEnd = cluster.onPodEnd.bind(cluster);
+  cluster.onPodEnd = (pod: Pod) => {
+    origEnd(pod);
+    release(pod.queue);
+  };
+  return { counters: () => ({ ...counters, kube: { ...counters.kube }, jobsCreated: cluster.created }), errors: [] };
+}
+
+/** long-lived-job: one Job per queue whose parallelism is set each period. */
+export function startLongLivedJob(world: World, clock: VirtualClock, queues: readonly string[], p: PolicyParams): PolicyRun {
+  const counters = newCounters();
+  for (const queue of queues) {
+    let parallelism = 0;
+    const pods: Pod[] = [];
+    const owner: PodOwner = {
+      onPodEnd: (pod) => {
+        const i = pods.indexOf(pod);
+        if (i < 0) return; // deleted by the scale-down below
+        pods.splice(i, 1);
+        // The Job controller keeps `parallelism` pods active (completions never reached).
+        sync();
+      },
+    };
+    const sync = () => {
+      while (pods.length < parallelism) pods.push(world.startPod(queue, owner));
+      if (pods.length > parallelism) {
+        // Kubernetes' deletion ranking (controller.ActivePods): not-ready before ready, then the
+        // most recently ready first. Busy or idle is invisible to it.
+        const ranked = [...pods].sort((a, b) => {
+          const ar = a.readyAt === undefined ? 0 : 1;
+          const br = b.readyAt === undefined ? 0 : 1;
+          if (ar !== br) return ar - br;
+          if (ar === 0) return b.createdAt - a.createdAt;
+          return b.readyAt! - a.readyAt!;
+        });
+        for (const pod of ranked.slice(0, pods.length - parallelism)) {
+          pods.splice(pods.indexOf(pod), 1);
+          world.killPod(pod);
+        }
+      }
+    };
+    let created = false;
+    const period = async () => {
+      clock.after(p.scheduleSeconds * 1000, () => void period());
+      const { waiting, running } = world.ciCounts(queue);
+      const desired = Math.min(p.maxAgents, Math.max(p.minAgents, waiting + running));
+      if (!created) {
+        // The Job is created with the first parallelism.
+        created = true;
+        counters.jobsCreated++;
+        add(counters.kube, 'create');
+        await clock.sleep(p.kubeLatencyMs);
+        parallelism = desired;
+        sync();
+        return;
+      }
+      add(counters.kube, 'get');
+      await clock.sleep(p.kubeLatencyMs);
+      if (desired !== parallelism) {
+        add(counters.kube, 'patch');
+        await clock.sleep(p.kubeLatencyMs);
+        parallelism = desired;
+        sync();
+      }
+    };
+    clock.at(0, () => void period());
+  }
+  return { counters: () => ({ ...counters, kube: { ...counters.kube } }), errors: [] };
+}

@@ -5,7 +5,7 @@
  */
 import middy from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { createEventsQueue } from '../adapters/sqs/events-queue.js';
+import { sendEvent } from '../adapters/sqs/events-queue.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { loadWebhookConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
@@ -16,7 +16,7 @@ const logger = createLogger('webhook');
 
 const webhook = createWebhookHandler({
   config,
-  queue: createEventsQueue(config.eventsQueueUrl),
+  queue: { sendEvent: (event) => sendEvent(config.eventsQueueUrl, event) },
   secrets: new SecretStore(config.secrets),
   logger,
 });

@@ -28,11 +28,19 @@ export interface DeleteResult {
   readonly failed: readonly { readonly receiptHandle: string; readonly code: string; readonly message: string }[];
 }
 
+export interface ReceiveOptions {
+  /** 1..10 (default 10). */
+  readonly max?: number;
+  /** Long-poll wait, 0..20 s (default 0). */
+  readonly waitSeconds?: number;
+  readonly visibilityTimeoutSeconds?: number;
+}
+
 export interface EventsQueue {
   readonly url: string;
   readonly fifo: boolean;
   sendEvent(event: JobEvent): Promise<{ messageId: string }>;
-  receiveEvents(options?: { max?: number; waitSeconds?: number; visibilityTimeoutSeconds?: number }): Promise<ReceivedEvent[]>;
+  receiveEvents(options?: ReceiveOptions): Promise<ReceivedEvent[]>;
   deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
 }
 
@@ -64,63 +72,84 @@ export function parseEventBody(body: string | undefined): { event: JobEvent } | 
   return { error: `message body is not a JobEvent: ${issue.path.join('.') || '(root)'}: ${issue.message}` };
 }
 
-export function createEventsQueue(url: string, client: () => SQSClient = sqsClient): EventsQueue {
-  const fifo = isFifoQueueUrl(url);
-  return {
-    url,
-    fifo,
+type Client = () => SQSClient;
 
-    async sendEvent(event) {
-      const out = await client().send(new SendMessageCommand(sendMessageInput(url, event)));
-      return { messageId: out.MessageId ?? '' };
-    },
+/** Records one event: one message, body = the JSON event, attribute eventId (FIFO: dedup + group ids). */
+export async function sendEvent(queueUrl: string, event: JobEvent, client: Client = sqsClient): Promise<{ messageId: string }> {
+  const out = await client().send(new SendMessageCommand(sendMessageInput(queueUrl, event)));
+  return { messageId: out.MessageId ?? '' };
+}
 
-    async receiveEvents({ max = 10, waitSeconds = 0, visibilityTimeoutSeconds } = {}) {
+/**
+ * Receives up to `max` (1..10) messages, long-polling up to `waitSeconds` (0..20). Every message
+ * is returned: parsed (`event`) or not (`error`, left in the queue so it ends in the DLQ).
+ */
+export async function receiveEvents(
+  queueUrl: string,
+  { max = 10, waitSeconds = 0, visibilityTimeoutSeconds }: ReceiveOptions = {},
+  client: Client = sqsClient,
+): Promise<ReceivedEvent[]> {
+  const out = await client().send(
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: Math.max(1, Math.min(10, max)),
+      WaitTimeSeconds: Math.max(0, Math.min(20, waitSeconds)),
+      ...(visibilityTimeoutSeconds === undefined ? {} : { VisibilityTimeout: visibilityTimeoutSeconds }),
+      MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+      MessageAttributeNames: ['All'],
+    }),
+  );
+  return (out.Messages ?? []).map((m): ReceivedEvent => {
+    const base = {
+      receiptHandle: m.ReceiptHandle ?? '',
+      messageId: m.MessageId ?? '',
+      receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
+    };
+    const parsed = parseEventBody(m.Body);
+    return 'event' in parsed ? { ...base, event: parsed.event } : { ...base, error: parsed.error };
+  });
+}
+
+/**
+ * Deletes messages with DeleteMessageBatch (chunks of 10). Reports which handles were deleted
+ * and which failed (per-entry failures, or every handle of a batch whose request failed).
+ */
+export async function deleteMessages(
+  queueUrl: string,
+  receiptHandles: readonly string[],
+  client: Client = sqsClient,
+): Promise<DeleteResult> {
+  const deleted: string[] = [];
+  const failed: { receiptHandle: string; code: string; message: string }[] = [];
+  for (let i = 0; i < receiptHandles.length; i += 10) {
+    const chunk = receiptHandles.slice(i, i + 10);
+    try {
       const out = await client().send(
-        new ReceiveMessageCommand({
-          QueueUrl: url,
-          MaxNumberOfMessages: Math.max(1, Math.min(10, max)),
-          WaitTimeSeconds: Math.max(0, Math.min(20, waitSeconds)),
-          ...(visibilityTimeoutSeconds === undefined ? {} : { VisibilityTimeout: visibilityTimeoutSeconds }),
-          MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-          MessageAttributeNames: ['All'],
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
         }),
       );
-      return (out.Messages ?? []).map((m): ReceivedEvent => {
-        const base = {
-          receiptHandle: m.ReceiptHandle ?? '',
-          messageId: m.MessageId ?? '',
-          receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
-        };
-        const parsed = parseEventBody(m.Body);
-        return 'event' in parsed ? { ...base, event: parsed.event } : { ...base, error: parsed.error };
-      });
-    },
-
-    async deleteMessages(receiptHandles) {
-      const deleted: string[] = [];
-      const failed: { receiptHandle: string; code: string; message: string }[] = [];
-      for (let i = 0; i < receiptHandles.length; i += 10) {
-        const chunk = receiptHandles.slice(i, i + 10);
-        try {
-          const out = await client().send(
-            new DeleteMessageBatchCommand({
-              QueueUrl: url,
-              Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
-            }),
-          );
-          for (const ok of out.Successful ?? []) deleted.push(chunk[Number(ok.Id)]!);
-          for (const bad of out.Failed ?? []) {
-            failed.push({ receiptHandle: chunk[Number(bad.Id)]!, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
-          }
-        } catch (error) {
-          // The whole batch failed (network, throttling): every handle in it is reported failed.
-          const message = error instanceof Error ? error.message : String(error);
-          const code = error instanceof Error ? error.name : 'Error';
-          for (const receiptHandle of chunk) failed.push({ receiptHandle, code, message });
-        }
+      for (const ok of out.Successful ?? []) deleted.push(chunk[Number(ok.Id)]!);
+      for (const bad of out.Failed ?? []) {
+        failed.push({ receiptHandle: chunk[Number(bad.Id)]!, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
       }
-      return { deleted, failed };
-    },
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const code = error instanceof Error ? error.name : 'Error';
+      for (const receiptHandle of chunk) failed.push({ receiptHandle, code, message });
+    }
+  }
+  return { deleted, failed };
+}
+
+/** The three operations bound to one queue URL (the scaler's view; the webhook uses sendEvent alone). */
+export function createEventsQueue(url: string, client: Client = sqsClient): EventsQueue {
+  return {
+    url,
+    fifo: isFifoQueueUrl(url),
+    sendEvent: (event) => sendEvent(url, event, client),
+    receiveEvents: (options) => receiveEvents(url, options, client),
+    deleteMessages: (handles) => deleteMessages(url, handles, client),
   };
 }

@@ -1,0 +1,47 @@
+/** Builds the scaler's ports from configuration: the adapters for AWS and the cluster. */
+import { createCluster } from '../adapters/kubernetes/cluster.js';
+import { loadTemplate } from '../adapters/kubernetes/templates.js';
+import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
+import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
+import { createEventsQueue } from '../adapters/sqs/events-queue.js';
+import type { ScalerConfig } from '../shared/config.js';
+import { createScalerMetrics } from './metrics.js';
+import { eventSource, jobFactory } from './ports.js';
+import type { ScalerLog, ScalerPorts, ScalerSettings } from './scaler.js';
+
+export function scalerSettings(c: ScalerConfig): ScalerSettings {
+  return {
+    queues: c.queues,
+    limits: Object.fromEntries(
+      Object.entries(c.queueSettings).map(([q, s]) => [q, { minAgents: s.minAgents, maxAgents: s.maxAgents }]),
+    ),
+    intentLeaseMs: c.intentLeaseSeconds * 1000,
+  };
+}
+
+export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<ScalerPorts> {
+  // Templates are loaded (and validated) once, before anything is reserved.
+  const templates = Object.fromEntries(
+    await Promise.all(Object.entries(c.queueSettings).map(async ([q, s]) => [q, await loadTemplate(s.jobTemplate)] as const)),
+  );
+  return {
+    events: eventSource(createEventsQueue(c.eventsQueueUrl)),
+    ledger: new DynamoLedgerStore({ tableName: c.ledgerTable, retentionDays: c.ledgerRetentionDays }),
+    limiter: new DynamoLimiterStore({ tableName: c.ledgerTable }),
+    cluster: await createCluster(c.cluster, c.namespace),
+    jobs: jobFactory({
+      namespace: c.namespace,
+      ttlSecondsAfterFinished: c.jobTtlSecondsAfterFinished,
+      activeDeadlineSeconds: c.jobActiveDeadlineSeconds,
+      templateFor: (queue) => {
+        const template = templates[queue];
+        if (!template) throw new Error(`queue ${JSON.stringify(queue)} is not served (QUEUES)`);
+        return template;
+      },
+    }),
+    log,
+    metrics: createScalerMetrics(),
+    now: Date.now,
+  };
+}
+

@@ -1,0 +1,306 @@
+/**
+ * The scaler against real protocols: DynamoDB Local, fauxqs (SQS) and the fake Kubernetes API
+ * server, through the real adapters and the real @kubernetes/client-node. Each test gets its own
+ * table, queue and namespace state.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { V1Job } from '@kubernetes/client-node';
+import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
+import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
+import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import { resetAwsClients } from '../../functions/shared/aws.js';
+import { loadScalerConfig, type ScalerConfig } from '../../functions/shared/config.js';
+import { provision, tick, type ScalerLog, type ScalerPorts, type ScalerSettings } from '../../functions/scaler/scaler.js';
+import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
+import { createLedgerTable, startDynamoDbLocal, useDynamoDbLocal, type DynamoDbLocal } from '../support/dynamodb.js';
+import { startFakeKube, type FakeKube } from '../support/fake-kube/index.js';
+import { startSqs, type SqsHarness, type TestQueue } from '../support/sqs.js';
+
+let dynamo: DynamoDbLocal;
+let sqs: SqsHarness;
+let kube: FakeKube;
+let n = 0;
+
+const quiet: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+beforeAll(async () => {
+  [dynamo, sqs, kube] = await Promise.all([startDynamoDbLocal(), startSqs(), startFakeKube()]);
+  useDynamoDbLocal(dynamo.endpoint);
+  sqs.useEnv();
+  resetAwsClients();
+});
+
+afterAll(async () => {
+  resetAwsClients();
+  await Promise.all([dynamo?.stop(), sqs?.stop(), kube?.stop()]);
+});
+
+interface World {
+  config: ScalerConfig;
+  settings: ScalerSettings;
+  queue: TestQueue;
+  ports: ScalerPorts;
+  send(jobId: string, kind: JobEventKind, queue?: string): Promise<void>;
+  tick(): ReturnType<typeof tick>;
+  limiter(): Promise<{ inFlight: number; version: number }>;
+  agentJobs(): V1Job[];
+  agents(): number;
+}
+
+async function world(env: Record<string, string> = {}): Promise<World> {
+  n++;
+  const table = `ledger-${n}`;
+  const queue = await sqs.createQueue(`events-${n}`, { maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
+  await createLedgerTable(dynamo.endpoint, table);
+  const config = loadScalerConfig({
+    EVENTS_QUEUE_URL: queue.url,
+    LEDGER_TABLE: table,
+    KUBECONFIG: kube.kubeconfigPath,
+    MAX_AGENTS: '10',
+    KUBE_NAMESPACE: `ci-${n}`,
+    ...env,
+  });
+  const ports = await createPorts(config, quiet);
+  const settings = scalerSettings(config);
+  const events = createEventsQueue(queue.url);
+  const limiterStore = new DynamoLimiterStore({ tableName: table });
+  return {
+    config,
+    settings,
+    queue,
+    ports: { ...ports, metrics: undefined },
+    async send(jobId, kind, q = 'default') {
+      const now = new Date().toISOString();
+      const event: JobEvent = {
+        id: eventId('buildkite', jobId, kind),
+        provider: 'buildkite',
+        jobId,
+        queue: q,
+        kind,
+        occurredAt: now,
+        receivedAt: now,
+        trace: { pipeline: 'app' },
+      };
+      await events.sendEvent(event);
+    },
+    tick() {
+      return tick({ ...ports, metrics: undefined }, settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
+    },
+    async limiter() {
+      const s = await limiterStore.snapshot();
+      const l = s.limiters.find((x) => x.queue === 'default');
+      return { inFlight: l?.inFlight ?? 0, version: l?.version ?? 0 };
+    },
+    agentJobs: () => kube.jobs(config.namespace),
+    agents: () => kube.jobs(config.namespace).reduce((sum, j) => sum + (j.spec?.parallelism ?? 0), 0),
+  };
+}
+
+beforeEach(() => kube.reset());
+
+describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () => {
+  it('turns a burst of scheduled jobs into ONE Job with completions = parallelism, capped at MAX_AGENTS', async () => {
+    const w = await world();
+    await Promise.all(Array.from({ length: 15 }, (_, i) => w.send(`job-${i}`, 'scheduled')));
+    const report = await w.tick();
+    expect(report.drain).toMatchObject({ received: 15, applied: 15, failed: 0 });
+    const jobs = w.agentJobs();
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]!.spec).toMatchObject({ completions: 10, parallelism: 10, completionMode: 'Indexed', backoffLimitPerIndex: 0 });
+    expect(jobs[0]!.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'ci-agent-autoscaler', 'ci-autoscaler/queue': 'default' });
+    expect(await w.limiter()).toMatchObject({ inFlight: 10 });
+    expect(await sqs.depth(w.queue.url)).toBe(0);
+
+    // At MAX nothing more is asked, however long the queue is.
+    await w.tick();
+    expect(w.agents()).toBe(10);
+
+    // Agents take 10 CI jobs and finish them: their tokens return and the last 5 get agents.
+    kube.startAll();
+    await Promise.all(Array.from({ length: 10 }, (_, i) => w.send(`job-${i}`, 'started')));
+    await w.tick();
+    expect(w.agents()).toBe(10);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => w.send(`job-${i}`, 'finished')));
+    kube.succeedAll();
+    await w.tick();
+    expect(await w.limiter()).toMatchObject({ inFlight: 5 });
+    expect(w.agentJobs()).toHaveLength(2);
+    const second = w.agentJobs().find((j) => j.metadata?.name !== jobs[0]!.metadata?.name);
+    expect(second?.spec).toMatchObject({ completions: 5, parallelism: 5 });
+  });
+
+  it('provisions nothing extra for duplicate, reordered and cancelled-before-start events', async () => {
+    const w = await world();
+    await w.send('dup', 'scheduled');
+    await w.send('dup', 'scheduled');
+    await w.send('early', 'started'); // reordered: started and finished before its scheduled
+    await w.send('early', 'finished');
+    await w.send('early', 'scheduled');
+    await w.send('gone', 'scheduled');
+    await w.send('gone', 'cancelled');
+    await w.send('late', 'finished'); // finished, then a late scheduled: never pending
+    await w.send('late', 'scheduled');
+    await w.tick();
+    // Only `dup` is pending.
+    expect(w.agents()).toBe(1);
+    await w.send('dup', 'scheduled');
+    await w.tick();
+    expect(w.agents()).toBe(1);
+    expect(await w.limiter()).toMatchObject({ inFlight: 1 });
+  });
+
+  it('never exceeds MAX_AGENTS with 4 scaler invocations running at once', async () => {
+    const w = await world({ MAX_AGENTS: '7' });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => w.send(`c-${i}`, 'scheduled')));
+    await w.tick(); // applies the events and takes 7
+    kube.reset(); // the Jobs vanish: every invocation now sees room and races for it
+    const invocations = await Promise.all(
+      Array.from({ length: 4 }, async () => provision({ ...(await createPorts(w.config, quiet)), metrics: undefined }, w.settings)),
+    );
+    const reserved = invocations.reduce((sum, r) => sum + r.decisions.reduce((m, d) => m + d.count, 0), 0);
+    expect(reserved).toBeLessThanOrEqual(7);
+    expect(w.agents()).toBeLessThanOrEqual(7);
+    expect((await w.limiter()).inFlight).toBeLessThanOrEqual(7);
+    await w.tick();
+    expect(w.agents()).toBe(7);
+    expect(await w.limiter()).toMatchObject({ inFlight: 7 });
+  });
+
+  it('repairs a crash between the reservation and the create: no leaked token, no second Job', async () => {
+    const w = await world();
+    await Promise.all(['a', 'b', 'c'].map((id) => w.send(id, 'scheduled')));
+    const crashing: ScalerPorts = {
+      ...w.ports,
+      cluster: {
+        ...w.ports.cluster,
+        createJob: () => Promise.reject(new Error('Runtime.ExitError: the function crashed')),
+      },
+    };
+    await tick(crashing, w.settings, { waitSeconds: 0, deadline: Date.now() + 10_000 });
+    expect(w.agentJobs()).toHaveLength(0);
+    expect(await w.limiter()).toMatchObject({ inFlight: 3 });
+
+    await w.tick();
+    expect(w.agentJobs()).toHaveLength(1);
+    expect(w.agents()).toBe(3);
+    await w.tick();
+    expect(w.agentJobs()).toHaveLength(1);
+    expect(await w.limiter()).toMatchObject({ inFlight: 3 });
+  });
+
+  it('treats a crash after the create (Job exists, intent not marked) as done: 409 is success', async () => {
+    const w = await world();
+    await w.send('x', 'scheduled');
+    let created = 0;
+    const crashAfterCreate: ScalerPorts = {
+      ...w.ports,
+      cluster: {
+        ...w.ports.cluster,
+        createJob: async (job) => {
+          await w.ports.cluster.createJob(job);
+          created++;
+          throw new Error('crashed after create');
+        },
+      },
+    };
+    await tick(crashAfterCreate, w.settings, { waitSeconds: 0, deadline: Date.now() + 10_000 });
+    expect(created).toBe(1);
+    await w.tick();
+    await w.tick();
+    expect(w.agentJobs()).toHaveLength(1);
+    expect(await w.limiter()).toMatchObject({ inFlight: 1 });
+  });
+
+  it('leaks nothing when Kubernetes answers 500 or 429 on create, and releases the intent when its lease expires', async () => {
+    const w = await world({ INTENT_LEASE_SECONDS: '10' });
+    await w.send('p', 'scheduled');
+    await w.send('q', 'scheduled');
+    kube.failNext('POST', /\/jobs$/, 500);
+    const failed = await w.tick();
+    expect(failed.errors.join()).toMatch(/create/);
+    expect(w.agentJobs()).toHaveLength(0);
+    expect(await w.limiter()).toMatchObject({ inFlight: 2 });
+
+    kube.failNext('POST', /\/jobs$/, 429, 1, { retryAfterSeconds: 1 });
+    await w.tick();
+    expect(w.agentJobs()).toHaveLength(0);
+
+    await w.tick();
+    expect(w.agentJobs()).toHaveLength(1);
+    expect(w.agents()).toBe(2);
+
+    // A create that keeps failing past the lease: the tokens come back.
+    const w2 = await world({ INTENT_LEASE_SECONDS: '10' });
+    await w2.send('r', 'scheduled');
+    kube.failNext('POST', /\/jobs$/, 503, 100);
+    await w2.tick();
+    expect(await w2.limiter()).toMatchObject({ inFlight: 1 });
+    const later: ScalerPorts = { ...w2.ports, now: () => Date.now() + 11_000 };
+    const report = await provision(later, { ...w2.settings, queues: w2.settings.queues });
+    expect(report.released).toBe(1);
+    expect(report.decisions[0]).toMatchObject({ inFlight: 0 });
+  });
+
+  it('returns the tokens of finished and deleted Jobs and corrects a drifted counter', async () => {
+    const w = await world();
+    await Promise.all(['a', 'b', 'c', 'd'].map((id) => w.send(id, 'scheduled')));
+    await w.tick();
+    expect(await w.limiter()).toMatchObject({ inFlight: 4 });
+    const [job] = w.agentJobs();
+
+    // Two agents finish their CI jobs; pods still Pending count as in flight.
+    kube.startAll();
+    const pods = kube.pods({ jobName: job!.metadata!.name! });
+    kube.succeedPod(pods[0]!.metadata!.name!);
+    kube.succeedPod(pods[1]!.metadata!.name!);
+    await Promise.all(['a', 'b'].map((id) => w.send(id, 'finished')));
+    await w.tick();
+    expect(await w.limiter()).toMatchObject({ inFlight: 2 });
+
+    // The Job is deleted out of band: its tokens come back, and the pending jobs get new agents.
+    kube.deleteJobOutOfBand(job!.metadata!.name!);
+    await w.tick();
+    expect(w.agentJobs()).toHaveLength(1);
+    expect(await w.limiter()).toMatchObject({ inFlight: 2 });
+
+    // Drift: somebody or something set the counter wrong. The next tick sets it to the truth.
+    const store = new DynamoLimiterStore({ tableName: w.config.ledgerTable });
+    const { version } = await w.limiter();
+    expect(await store.correct({ queue: 'default', expectedVersion: version, inFlight: 9 })).toBe(true);
+    const report = await w.tick();
+    expect(report.corrected).toBe(1);
+    expect(await w.limiter()).toMatchObject({ inFlight: 2 });
+    expect(w.agents()).toBe(2);
+  });
+
+  it('keeps the MIN_AGENTS warm floor, and does not add it on top of demand', async () => {
+    const w = await world({ MIN_AGENTS: '2' });
+    await w.tick();
+    expect(w.agents()).toBe(2);
+    await w.tick();
+    expect(w.agents()).toBe(2);
+
+    const w2 = await world({ MIN_AGENTS: '2' });
+    await Promise.all(['a', 'b', 'c'].map((id) => w2.send(id, 'scheduled')));
+    kube.reset();
+    await w2.tick();
+    expect(w2.agents()).toBe(3);
+  });
+
+  it('leaves an unreadable message in the queue for the dead-letter queue, deleting the good ones', async () => {
+    const w = await world();
+    await sqs.client.send(
+      new (await import('@aws-sdk/client-sqs')).SendMessageCommand({ QueueUrl: w.queue.url, MessageBody: '{"not":"an event"}' }),
+    );
+    await w.send('ok', 'scheduled');
+    const first = await w.tick();
+    expect(first.drain).toMatchObject({ received: 2, applied: 1, invalid: 1 });
+    expect(w.agents()).toBe(1);
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 1100));
+      await w.tick();
+    }
+    expect(await sqs.depth(w.queue.url)).toBe(0);
+    expect(await sqs.depth(w.queue.dlqUrl!)).toBe(1);
+  });
+});

@@ -3,7 +3,7 @@
  * and what the scaler applies to the ledger. Pure: no I/O.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const PROVIDERS = ['buildkite', 'github', 'gitlab'] as const;
 export type Provider = (typeof PROVIDERS)[number];
@@ -11,7 +11,7 @@ export type Provider = (typeof PROVIDERS)[number];
 export const JOB_EVENT_KINDS = ['scheduled', 'started', 'finished', 'cancelled'] as const;
 export type JobEventKind = (typeof JOB_EVENT_KINDS)[number];
 
-export const JobEventSchema = z
+export const JobEventSchema = /* @__PURE__ */ z
   .object({
     /** Stable identity of this event: the same for every redelivery of it (see eventId()). */
     id: z.string().min(1),

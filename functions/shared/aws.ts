@@ -1,39 +1,29 @@
 /**
- * AWS clients, created once per container. The SDK honours the standard service endpoint
- * variables (AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SSM, ...) so the
- * same code runs against the local emulators. SQS calls always go to the client's endpoint, never
- * to the host inside a queue URL (useQueueUrlAsEndpoint: false).
+ * AWS clients are created lazily, once per container, by the adapter that uses them (so a
+ * function bundles only the SDK clients it calls). The SDK honours the standard endpoint
+ * variables (AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SSM, ...), so the
+ * same code runs against the local emulators.
  */
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { SSMClient } from '@aws-sdk/client-ssm';
+const created: { destroy(): void }[] = [];
+const resets: (() => void)[] = [];
 
-let sqs: SQSClient | undefined;
-let dynamo: DynamoDBDocumentClient | undefined;
-let ssm: SSMClient | undefined;
-
-export function sqsClient(): SQSClient {
-  sqs ??= new SQSClient({ useQueueUrlAsEndpoint: false, maxAttempts: 3 });
-  return sqs;
-}
-
-export function dynamoClient(): DynamoDBDocumentClient {
-  dynamo ??= DynamoDBDocumentClient.from(new DynamoDBClient({ maxAttempts: 5 }), {
-    marshallOptions: { removeUndefinedValues: true },
+/** A getter that creates the client on first use and forgets it on resetAwsClients(). */
+export function lazyClient<T extends { destroy(): void }>(create: () => T): () => T {
+  let client: T | undefined;
+  resets.push(() => {
+    client = undefined;
   });
-  return dynamo;
-}
-
-export function ssmClient(): SSMClient {
-  ssm ??= new SSMClient({ maxAttempts: 3 });
-  return ssm;
+  return () => {
+    if (client === undefined) {
+      client = create();
+      created.push(client);
+    }
+    return client;
+  };
 }
 
 /** For tests and the local stack: forget the cached clients after changing endpoints. */
 export function resetAwsClients(): void {
-  sqs?.destroy();
-  dynamo?.destroy();
-  ssm?.destroy();
-  sqs = dynamo = ssm = undefined;
+  for (const c of created.splice(0)) c.destroy();
+  for (const reset of resets) reset();
 }

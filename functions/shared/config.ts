@@ -5,7 +5,7 @@
  * the value it got and what it expects. The README's configuration table is generated from this
  * list (`npm run docs:config`) and a test fails when the two drift apart.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export type FunctionName = 'webhook' | 'scaler';
 
@@ -376,16 +376,20 @@ export function loadWebhookConfig(env: Env = process.env): WebhookConfig {
   };
 }
 
-const OverrideSchema = z.record(
-  z.string(),
-  z
-    .object({
-      minAgents: z.number().int().min(0).optional(),
-      maxAgents: z.number().int().min(1).optional(),
-      jobTemplate: z.string().min(1).optional(),
-    })
-    .strict(),
-);
+/** Built on first use, so a function that never reads QUEUE_OVERRIDES does not bundle zod. */
+let overrideSchema: ReturnType<typeof buildOverrideSchema> | undefined;
+function buildOverrideSchema() {
+  return z.record(
+    z.string(),
+    z
+      .object({
+        minAgents: z.number().int().min(0).optional(),
+        maxAgents: z.number().int().min(1).optional(),
+        jobTemplate: z.string().min(1).optional(),
+      })
+      .strict(),
+  );
+}
 
 function jobTemplate(value: string, name: VariableName, env: Env): string {
   if (['buildkite', 'github', 'gitlab'].includes(value) || value.endsWith('.yaml') || value.endsWith('.yml')) {
@@ -402,7 +406,7 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
   } catch {
     return fail('QUEUE_OVERRIDES', env.QUEUE_OVERRIDES, 'valid JSON: ' + spec('QUEUE_OVERRIDES').expected);
   }
-  const result = OverrideSchema.safeParse(parsed);
+  const result = (overrideSchema ??= buildOverrideSchema()).safeParse(parsed);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const where = issue.path.join('.');

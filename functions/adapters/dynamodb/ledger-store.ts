@@ -19,14 +19,14 @@ import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } 
 import type { JobEvent } from '../../core/job-event.js';
 import { coalesceGroups, isTerminal, jobPk, openKeyOf, rankOf } from '../../core/ledger.js';
 import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
-import { dynamoClient } from '../../shared/aws.js';
+import { dynamoClient } from './client.js';
 
 export const OPEN_JOBS_INDEX = 'open-jobs';
 export const JOB_SK = 'JOB';
 
 export interface DynamoLedgerStoreOptions {
   readonly tableName: string;
-  /** Default: the shared client of functions/shared/aws.ts (SDK retries cover throttling). */
+  /** Default: the shared client of ./client.ts (SDK retries cover throttling). */
   readonly client?: DynamoDBDocumentClient;
   /** Finished/cancelled jobs expire (TTL) this many days after they closed. Default 7. */
   readonly retentionDays?: number;

@@ -27,7 +27,7 @@ import type {
   LimiterStore,
   ReserveRequest,
 } from '../../core/stores.js';
-import { dynamoClient } from '../../shared/aws.js';
+import { dynamoClient } from './client.js';
 
 export const LIMITER_PK = 'LIMITER';
 export const DISPATCH_PK = 'DISPATCH';

@@ -5,11 +5,10 @@
  * eks:DescribeCluster).
  */
 import { KubeConfig, type User } from '@kubernetes/client-node';
-import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import type { ClusterAccess } from '../../shared/config.js';
-import { ssmClient } from '../../shared/aws.js';
+import { getSecureParameter } from '../ssm/client.js';
 import { EksTokenSource } from './eks-token.js';
 
 /** The user entry our EKS authenticator recognises. */
@@ -39,10 +38,7 @@ export async function loadKubeConfig(access: ClusterAccess, namespace: string, d
       kc.loadFromFile(access.path);
       break;
     case 'kubeconfig-parameter': {
-      const out = await ssmClient().send(new GetParameterCommand({ Name: access.name, WithDecryption: true }));
-      const text = out.Parameter?.Value;
-      if (!text) throw new Error(`SSM parameter ${access.name} holds no kubeconfig`);
-      kc.loadFromString(text);
+      kc.loadFromString(await getSecureParameter(access.name));
       break;
     }
     case 'eks': {

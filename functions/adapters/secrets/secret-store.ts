@@ -5,18 +5,12 @@
  * redeploy); refreshes of one provider are at least `minRefreshIntervalMs` apart, so a flood of
  * bad signatures cannot hammer SSM. Concurrent callers share one in-flight fetch.
  */
-import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import type { SecretSource } from '../../shared/config.js';
-import { ssmClient } from '../../shared/aws.js';
+import { getSecureParameter } from '../ssm/client.js';
 
 export type FetchParameter = (name: string) => Promise<string>;
 
-export const fetchSsmParameter: FetchParameter = async (name) => {
-  const out = await ssmClient().send(new GetParameterCommand({ Name: name, WithDecryption: true }));
-  const value = out.Parameter?.Value;
-  if (value === undefined || value === '') throw new Error(`SSM parameter ${name} has no value`);
-  return value;
-};
+export const fetchSsmParameter: FetchParameter = getSecureParameter;
 
 export interface SecretStoreOptions {
   readonly fetchParameter?: FetchParameter;

@@ -1,7 +1,7 @@
 /**
  * The events queue: the webhook sends normalised JobEvents, the scaler receives and deletes
  * them. Requests go to the SQS client's endpoint (AWS_ENDPOINT_URL_SQS or the regional one),
- * never to the host inside the queue URL (see functions/shared/aws.ts).
+ * never to the host inside the queue URL (see ./client.ts).
  */
 import {
   DeleteMessageBatchCommand,
@@ -10,7 +10,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { JobEventSchema, jobKey, type JobEvent } from '../../core/job-event.js';
-import { sqsClient } from '../../shared/aws.js';
+import { sqsClient } from './client.js';
 
 export interface ReceivedEvent {
   readonly receiptHandle: string;

@@ -68,6 +68,8 @@ export interface PolicyRun {
   readonly counters: () => Counters;
   /** Errors the policy reported (the scaler's tick errors). */
   readonly errors: string[];
+  /** ours: the ledger the scaler wrote (inspection). */
+  readonly ledger?: InMemoryLedgerStore;
 }
 
 export const SIM_TEMPLATE: V1Job = {

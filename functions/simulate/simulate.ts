@@ -178,7 +178,17 @@ export function oracle(trace: readonly TraceJob[], sampleSeconds: number): Polic
 }
 
 /** Runs one simulated policy on the trace. */
-export async function runPolicy(policy: Exclude<PolicyName, 'oracle'>, trace: readonly TraceJob[], options: SimulationOptions): Promise<PolicyResult> {
+export interface RunHooks {
+  /** Called once the policy is wired, before the clock starts (tests: fault injection, inspection). */
+  readonly onStart?: (context: { readonly world: World; readonly clock: VirtualClock; readonly run: PolicyRun }) => void;
+}
+
+export async function runPolicy(
+  policy: Exclude<PolicyName, 'oracle'>,
+  trace: readonly TraceJob[],
+  options: SimulationOptions,
+  hooks: RunHooks = {},
+): Promise<PolicyResult> {
   const clock = new VirtualClock();
   const world = new World(clock, options, trace);
   const queues = queuesOf(trace);
@@ -194,6 +204,7 @@ export async function runPolicy(policy: Exclude<PolicyName, 'oracle'>, trace: re
       run = startJobPerCiJob(world, clock, options);
       break;
   }
+  hooks.onStart?.({ world, clock, run });
   const sampleSeconds = options.sampleSeconds ?? defaultSampleSeconds(trace);
   world.startSampling(sampleSeconds);
   // Stop once every CI job is over and the agents left have had time to idle out; a guard ends a

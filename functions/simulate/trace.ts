@@ -146,14 +146,12 @@ export function generateTrace(name: GeneratorName, options: GenerateOptions): Tr
     }
     case 'bursty': {
       // Build arrival intensity: triangular, 0 at t=0, peak at 20 min, back to a trickle at 60 min.
-      const builds: number[] = [];
       while (times.length < n) {
         const u = r();
         const peak = 1200;
         const end = 3600;
         // Inverse CDF of the triangular distribution on [0, end] with mode `peak`.
         const start = u < peak / end ? Math.sqrt(u * end * peak) : end - Math.sqrt((1 - u) * end * (end - peak));
-        builds.push(start);
         const fanOut = 5 + Math.floor(r() * 26);
         for (let k = 0; k < fanOut && times.length < n; k++) times.push(start + r() * 5);
       }

@@ -1,0 +1,247 @@
+/**
+ * The simulator's outputs: a plain-text table for the terminal, a JSON summary, and a
+ * self-contained SVG report (hand-written, no chart library): pending / in flight / running over
+ * time per policy, the wait-time CDF of every policy, and the summary table.
+ */
+import type { PolicyResult, SimulationReport } from './simulate.js';
+
+const fmt = (x: number, digits = 1) => (Number.isInteger(x) ? String(x) : x.toFixed(digits));
+const hours = (s: number) => (s / 3600).toFixed(2);
+
+export interface TableRow {
+  readonly [column: string]: string;
+}
+
+function rows(report: SimulationReport): TableRow[] {
+  return report.results.map((r) => ({
+    policy: r.policy,
+    'wait p50': fmt(r.wait.p50),
+    p95: fmt(r.wait.p95),
+    p99: fmt(r.wait.p99),
+    max: fmt(r.wait.max),
+    'agent-h prov': hours(r.agentSeconds.provisioned),
+    used: hours(r.agentSeconds.used),
+    'idle %': (r.agentSeconds.idleFraction * 100).toFixed(1),
+    'max in flight': String(r.maxInFlight),
+    pods: String(r.agentPods),
+    'k8s Jobs': String(r.kubernetes.jobs),
+    'k8s calls': String(r.kubernetes.apiCalls),
+    'AWS req': String(r.aws.requests),
+    killed: String(r.interrupted),
+    'not started': String(r.neverStarted),
+  }));
+}
+
+/** The summary as a fixed-width text table (waits in seconds, agent time in hours). */
+export function formatTable(report: SimulationReport): string {
+  const data = rows(report);
+  if (data.length === 0) return '(no policy)\n';
+  const columns = Object.keys(data[0]!);
+  const widths = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]!.length)));
+  const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  const o = report.options;
+  const head =
+    `${report.trace.jobs} CI jobs on ${report.trace.queues.join(', ')} over ${fmt(report.trace.spanSeconds / 60)} min; ` +
+    `MIN ${o.minAgents} MAX ${o.maxAgents}, pod start-up ${o.podStartupSeconds}s, schedule ${o.scheduleSeconds}s, ` +
+    `budget ${o.budgetSeconds}s, poll ${o.pollSeconds}s, webhook latency ${o.webhookLatencySeconds}s`;
+  return [head, 'waits in seconds (scheduled -> agent took the job); agent time in hours', line(columns), line(widths.map((w) => '-'.repeat(w))), ...data.map((r) => line(columns.map((c) => r[c]!)))].join('\n') + '\n';
+}
+
+/** The JSON summary: everything but the raw series and wait lists. */
+export function summaryJson(report: SimulationReport): unknown {
+  return {
+    options: report.options,
+    trace: report.trace,
+    results: report.results.map(({ waits: _w, series: _s, ...rest }) => rest),
+  };
+}
+
+// --- SVG ------------------------------------------------------------------------------------
+
+const COLORS: Record<string, string> = {
+  ours: '#1f77b4',
+  'long-lived-job': '#d62728',
+  'job-per-ci-job': '#9467bd',
+  oracle: '#2ca02c',
+};
+const SERIES_COLORS = { pending: '#ff7f0e', inFlight: '#1f77b4', running: '#2ca02c' } as const;
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+function niceStep(range: number, ticks: number): number {
+  const raw = range / Math.max(1, ticks);
+  const pow = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-9)));
+  const n = raw / pow;
+  return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * pow;
+}
+
+interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+function axes(box: Box, xMax: number, yMax: number, xLabel: string, xScale: number, yLabel: string): string[] {
+  const out: string[] = [];
+  out.push(`<rect x="${box.x}" y="${box.y}" width="${box.w}" height="${box.h}" fill="#fff" stroke="#999"/>`);
+  const xs = niceStep(xMax / xScale, 8);
+  for (let v = 0; v <= xMax / xScale + 1e-9; v += xs) {
+    const px = box.x + (v * xScale * box.w) / xMax;
+    out.push(`<line x1="${px.toFixed(1)}" y1="${box.y}" x2="${px.toFixed(1)}" y2="${box.y + box.h}" stroke="#eee"/>`);
+    out.push(`<text x="${px.toFixed(1)}" y="${box.y + box.h + 13}" font-size="10" text-anchor="middle">${fmt(Number(v.toPrecision(6)))}</text>`);
+  }
+  const ys = niceStep(yMax, 4);
+  for (let v = 0; v <= yMax + 1e-9; v += ys) {
+    const py = box.y + box.h - (v * box.h) / yMax;
+    out.push(`<line x1="${box.x}" y1="${py.toFixed(1)}" x2="${box.x + box.w}" y2="${py.toFixed(1)}" stroke="#eee"/>`);
+    out.push(`<text x="${box.x - 4}" y="${(py + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmt(Number(v.toPrecision(6)), 2)}</text>`);
+  }
+  out.push(`<text x="${box.x + box.w / 2}" y="${box.y + box.h + 27}" font-size="11" text-anchor="middle">${esc(xLabel)}</text>`);
+  out.push(`<text x="${box.x - 34}" y="${box.y + box.h / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 ${box.x - 34} ${box.y + box.h / 2})">${esc(yLabel)}</text>`);
+  return out;
+}
+
+/** A step line through (x, y) points. */
+function stepPath(points: readonly (readonly [number, number])[], box: Box, xMax: number, yMax: number): string {
+  const px = (x: number) => (box.x + (Math.min(x, xMax) * box.w) / xMax).toFixed(1);
+  const py = (y: number) => (box.y + box.h - (Math.min(y, yMax) * box.h) / yMax).toFixed(1);
+  let d = '';
+  let prevY: number | undefined;
+  for (const [x, y] of points) {
+    if (prevY === undefined) d += `M${px(x)},${py(y)}`;
+    else d += `H${px(x)}V${py(y)}`;
+    prevY = y;
+  }
+  return d;
+}
+
+/** Keeps at most `limit` points, taking the max of each bucket (peaks stay visible). */
+function downsample<T extends { t: number }>(points: readonly T[], limit: number, keys: readonly (keyof T)[]): T[] {
+  if (points.length <= limit) return [...points];
+  const size = Math.ceil(points.length / limit);
+  const out: T[] = [];
+  for (let i = 0; i < points.length; i += size) {
+    const bucket = points.slice(i, i + size);
+    const merged = { ...bucket[0]! };
+    for (const k of keys) (merged as Record<keyof T, unknown>)[k] = Math.max(...bucket.map((p) => p[k] as number));
+    out.push(merged);
+  }
+  return out;
+}
+
+export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler: what-if simulation'): string {
+  const width = 980;
+  const left = 70;
+  const plotW = width - left - 170;
+  const panelH = 120;
+  const gap = 48;
+  const results = report.results;
+  const tMax = Math.max(60, ...results.map((r) => r.series.at(-1)?.t ?? 0));
+  const timeScale = tMax > 3 * 3600 ? 3600 : 60;
+  const timeUnit = timeScale === 3600 ? 'hours' : 'minutes';
+  const yMax = Math.max(1, ...results.flatMap((r) => r.series.map((p) => Math.max(p.pending, p.inFlight, p.running))));
+  const out: string[] = [];
+  let y = 20;
+  const o = report.options;
+  out.push(`<text x="${left}" y="${y}" font-size="16" font-weight="bold">${esc(title)}</text>`);
+  y += 18;
+  out.push(
+    `<text x="${left}" y="${y}" font-size="11" fill="#444">${esc(
+      `${report.trace.jobs} CI jobs (${report.trace.queues.join(', ')}), MIN ${o.minAgents}, MAX ${o.maxAgents} per queue, pod start-up ${o.podStartupSeconds} s, ` +
+        `agent idle timeout ${o.idleTimeoutSeconds} s, schedule ${o.scheduleSeconds} s, budget ${o.budgetSeconds} s, poll ${o.pollSeconds} s, webhook latency ${o.webhookLatencySeconds} s`,
+    )}</text>`,
+  );
+  y += 16;
+
+  // Legend of the time series.
+  const legend = (x: number, yy: number, color: string, label: string) =>
+    `<line x1="${x}" y1="${yy - 4}" x2="${x + 18}" y2="${yy - 4}" stroke="${color}" stroke-width="2"/><text x="${x + 22}" y="${yy}" font-size="11">${esc(label)}</text>`;
+  out.push(legend(left, y + 6, SERIES_COLORS.pending, 'pending (CI jobs waiting)'));
+  out.push(legend(left + 190, y + 6, SERIES_COLORS.inFlight, 'in flight (agent pods alive)'));
+  out.push(legend(left + 390, y + 6, SERIES_COLORS.running, 'running (CI jobs on an agent)'));
+  out.push(`<line x1="${left + 600}" y1="${y + 2}" x2="${left + 618}" y2="${y + 2}" stroke="#000" stroke-dasharray="4 3"/><text x="${left + 622}" y="${y + 6}" font-size="11">MAX_AGENTS</text>`);
+  y += 22;
+
+  for (const r of results) {
+    const box = { x: left, y, w: plotW, h: panelH };
+    out.push(...axes(box, tMax, yMax, `time (${timeUnit})`, timeScale, 'count'));
+    const pts = downsample(r.series, plotW, ['pending', 'inFlight', 'running']);
+    for (const key of ['pending', 'inFlight', 'running'] as const) {
+      out.push(`<path d="${stepPath(pts.map((p) => [p.t, p[key]] as const), box, tMax, yMax)}" fill="none" stroke="${SERIES_COLORS[key]}" stroke-width="1.3"/>`);
+    }
+    const maxLine = box.y + box.h - (o.maxAgents * box.h) / yMax;
+    if (o.maxAgents <= yMax) out.push(`<line x1="${box.x}" y1="${maxLine.toFixed(1)}" x2="${box.x + box.w}" y2="${maxLine.toFixed(1)}" stroke="#000" stroke-dasharray="4 3" stroke-width="0.8"/>`);
+    const tx = box.x + box.w + 10;
+    out.push(`<text x="${tx}" y="${box.y + 14}" font-size="13" font-weight="bold" fill="${COLORS[r.policy] ?? '#000'}">${esc(r.policy)}</text>`);
+    const facts = [
+      `wait p50 ${fmt(r.wait.p50)} s`,
+      `wait p95 ${fmt(r.wait.p95)} s`,
+      `wait p99 ${fmt(r.wait.p99)} s`,
+      `idle ${(r.agentSeconds.idleFraction * 100).toFixed(1)} % of ${hours(r.agentSeconds.provisioned)} agent-h`,
+      `max in flight ${r.maxInFlight}`,
+      `${r.kubernetes.jobs} Jobs, ${r.kubernetes.apiCalls} k8s calls`,
+      ...(r.interrupted ? [`${r.interrupted} jobs killed mid-run`] : []),
+    ];
+    facts.forEach((f, i) => out.push(`<text x="${tx}" y="${box.y + 30 + i * 13}" font-size="10.5">${esc(f)}</text>`));
+    y += panelH + gap;
+  }
+
+  // Wait-time CDF.
+  y += 10;
+  const waitMax = Math.max(1, ...results.map((r) => r.waits.at(-1) ?? 0));
+  const box = { x: left, y, w: plotW, h: 200 };
+  out.push(`<text x="${left}" y="${y - 8}" font-size="13" font-weight="bold">Queue wait (scheduled -> agent took the job): fraction of CI jobs that waited at most x seconds</text>`);
+  out.push(...axes(box, waitMax, 1, 'wait (seconds)', 1, 'fraction of jobs'));
+  results.forEach((r, i) => {
+    const n = r.waits.length;
+    if (n === 0) return;
+    const pts: [number, number][] = [[0, 0]];
+    r.waits.forEach((w, k) => {
+      pts.push([w, k / n]);
+      pts.push([w, (k + 1) / n]);
+    });
+    pts.push([waitMax, 1]);
+    const px = (x: number) => (box.x + (x * box.w) / waitMax).toFixed(1);
+    const py = (v: number) => (box.y + box.h - v * box.h).toFixed(1);
+    const d = pts.map(([x, v], k) => `${k === 0 ? 'M' : 'L'}${px(x)},${py(v)}`).join('');
+    out.push(`<path d="${d}" fill="none" stroke="${COLORS[r.policy] ?? '#000'}" stroke-width="${r.policy === 'ours' ? 2.2 : 1.5}"/>`);
+    out.push(legend(box.x + box.w + 10, box.y + 14 + i * 16, COLORS[r.policy] ?? '#000', r.policy));
+  });
+  y += box.h + 50;
+
+  // Summary table.
+  const data = rows(report);
+  if (data.length > 0) {
+    const columns = Object.keys(data[0]!);
+    // Column widths from the longest cell (about 6 px a character at 10 px), right-aligned numbers.
+    const chars = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]!.length)));
+    const total = chars.reduce((a, b) => a + b, 0);
+    const scale = (width - 20) / total;
+    const edges: number[] = [];
+    chars.reduce((x, c) => {
+      edges.push(x + c * scale);
+      return x + c * scale;
+    }, 10);
+    out.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">Summary (waits in seconds, agent time in hours)</text>`);
+    y += 18;
+    const row = (cells: string[], bold: boolean) => {
+      cells.forEach((c, i) =>
+        out.push(`<text x="${(i === 0 ? 10 : edges[i]! - 4).toFixed(1)}" y="${y}" font-size="10" ${i === 0 ? '' : 'text-anchor="end"'} ${bold ? 'font-weight="bold"' : ''}>${esc(c)}</text>`),
+      );
+      y += 15;
+    };
+    row(columns, true);
+    for (const r of data) row(columns.map((c) => r[c]!), false);
+  }
+  y += 10;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${Math.ceil(y)}" viewBox="0 0 ${width} ${Math.ceil(y)}" font-family="Helvetica, Arial, sans-serif">`,
+    `<rect width="100%" height="100%" fill="#fafafa"/>`,
+    ...out,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+export type { PolicyResult };

@@ -55,6 +55,8 @@ export interface PolicyParams {
   readonly intentLeaseSeconds: number;
   readonly ttlSecondsAfterFinished: number;
   readonly activeDeadlineSeconds: number;
+  /** ours: the scaler's log (default: silent). */
+  readonly scalerLog?: ScalerLog;
 }
 
 export interface Counters extends ApiCounter {
@@ -93,6 +95,12 @@ export const SIM_TEMPLATE: V1Job = {
 };
 
 const silentLog: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The log with the virtual time (seconds since the start) in every entry. */
+function timed(log: ScalerLog, world: World): ScalerLog {
+  const at = (f: ScalerLog['info']) => (message: string, extra?: Record<string, unknown>) => f(message, { t: world.nowSeconds, ...extra });
+  return { debug: at(log.debug.bind(log)), info: at(log.info.bind(log)), warn: at(log.warn.bind(log)), error: at(log.error.bind(log)) };
+}
 
 function add(table: Record<string, number>, key: string, n = 1): void {
   table[key] = (table[key] ?? 0) + n;
@@ -174,7 +182,7 @@ export function startOurs(world: World, clock: VirtualClock, queues: readonly st
       activeDeadlineSeconds: p.activeDeadlineSeconds,
       templateFor: () => SIM_TEMPLATE,
     }),
-    log: silentLog,
+    log: p.scalerLog ? timed(p.scalerLog, world) : silentLog,
     now: clock.epochNow,
   };
   const settings: ScalerSettings = {

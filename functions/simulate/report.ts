@@ -108,11 +108,15 @@ function stepPath(points: readonly (readonly [number, number])[], box: Box, xMax
   const py = (y: number) => (box.y + box.h - (Math.min(y, yMax) * box.h) / yMax).toFixed(1);
   let d = '';
   let prevY: number | undefined;
+  let lastX = 0;
   for (const [x, y] of points) {
+    lastX = x;
     if (prevY === undefined) d += `M${px(x)},${py(y)}`;
-    else d += `H${px(x)}V${py(y)}`;
+    else if (y !== prevY) d += `H${px(x)}V${py(y)}`;
+    else continue;
     prevY = y;
   }
+  if (prevY !== undefined) d += `H${px(lastX)}`;
   return d;
 }
 
@@ -166,7 +170,7 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
   for (const r of results) {
     const box = { x: left, y, w: plotW, h: panelH };
     out.push(...axes(box, tMax, yMax, `time (${timeUnit})`, timeScale, 'count'));
-    const pts = downsample(r.series, plotW, ['pending', 'inFlight', 'running']);
+    const pts = downsample(r.series, 300, ['pending', 'inFlight', 'running']);
     for (const key of ['pending', 'inFlight', 'running'] as const) {
       out.push(`<path d="${stepPath(pts.map((p) => [p.t, p[key]] as const), box, tMax, yMax)}" fill="none" stroke="${SERIES_COLORS[key]}" stroke-width="1.3"/>`);
     }
@@ -197,10 +201,16 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     const n = r.waits.length;
     if (n === 0) return;
     const pts: [number, number][] = [[0, 0]];
-    r.waits.forEach((w, k) => {
-      pts.push([w, k / n]);
-      pts.push([w, (k + 1) / n]);
-    });
+    // At most ~300 steps: the waits at evenly spaced ranks (the last one always kept).
+    const stride = Math.max(1, Math.ceil(n / 300));
+    let prev = 0;
+    for (let k = stride - 1; k < n + stride - 1; k += stride) {
+      const i = Math.min(k, n - 1);
+      pts.push([r.waits[i]!, prev / n]);
+      pts.push([r.waits[i]!, (i + 1) / n]);
+      prev = i + 1;
+      if (i === n - 1) break;
+    }
     pts.push([waitMax, 1]);
     const px = (x: number) => (box.x + (x * box.w) / waitMax).toFixed(1);
     const py = (v: number) => (box.y + box.h - v * box.h).toFixed(1);

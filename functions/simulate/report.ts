@@ -50,7 +50,7 @@ export function formatTable(report: SimulationReport): string {
 /** The JSON summary: everything but the raw series and wait lists. */
 export function summaryJson(report: SimulationReport): unknown {
   return {
-    options: report.options,
+    options: { ...report.options, scalerLog: undefined },
     trace: report.trace,
     results: report.results.map(({ waits: _w, series: _s, ...rest }) => rest),
   };

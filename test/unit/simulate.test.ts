@@ -230,3 +230,37 @@ describe('traces and report', () => {
     expect(svg.match(/<path /g)!.length).toBeGreaterThanOrEqual(4 * 3 + 4);
   });
 });
+
+describe('npm run simulate (CLI)', () => {
+  it('reads a trace file, prints JSON and writes the SVG', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
+    try {
+      const tracePath = join(dir, 'trace.jsonl');
+      writeFileSync(tracePath, '{"at": 2, "queue": "default", "duration": 60}\n{"at": 100, "queue": "default", "duration": 60, "duplicates": 2}\n');
+      const out = join(dir, 'report.svg');
+      const stdout = execFileSync(
+        process.execPath,
+        ['--import', 'tsx', 'functions/simulate/cli.ts', '--trace', tracePath, '--json', '--policies', 'ours,oracle', '--pod-startup-seconds', '10', '--out', out],
+        { encoding: 'utf8' },
+      );
+      const summary = JSON.parse(stdout) as { results: { policy: string; started: number; wait: { max: number } }[] };
+      expect(summary.results.map((r) => r.policy)).toEqual(['ours', 'oracle']);
+      expect(summary.results[0]!.started).toBe(2);
+      expect(summary.results[0]!.wait.max).toBeGreaterThanOrEqual(10);
+      expect(readFileSync(out, 'utf8')).toContain('</svg>');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a bad option with a message naming it', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'functions/simulate/cli.ts', '--generate', 'weekly'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--generate must be one of steady, bursty, diurnal');
+  });
+});

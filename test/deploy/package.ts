@@ -1,0 +1,135 @@
+/**
+ * Runs `serverless package` (osls) offline, without credentials, on a copy of the service in a
+ * temporary directory (so parallel runs and the work tree never share .serverless/ or .esbuild/),
+ * and reads back what it produced. Also: a small evaluator of the template's Conditions and
+ * Fn::If, so tests see the resources and IAM statements a given stage really deploys.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export type Template = { Conditions?: Record<string, any>; Resources: Record<string, any>; Outputs?: Record<string, any> };
+
+export interface Packaged {
+  readonly dir: string;
+  /** Directory holding the zips and templates (`<dir>/.serverless`). */
+  readonly out: string;
+  readonly template: Template;
+  readonly seconds: number;
+  readonly log: string;
+  cleanup(): void;
+}
+
+/** Copies what `serverless package` reads, links node_modules, and packages `stage`. */
+export async function packageService(stage: string): Promise<Packaged> {
+  const dir = mkdtempSync(join(tmpdir(), 'sls-package-'));
+  for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'infra']) {
+    cpSync(join(PROJECT_ROOT, entry), join(dir, entry), { recursive: true });
+  }
+  symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  const started = performance.now();
+  const { stdout, stderr } = await promisify(execFile)(
+    process.execPath,
+    [join(PROJECT_ROOT, 'node_modules/osls/bin/serverless.js'), 'package', '--stage', stage],
+    {
+      cwd: dir,
+      timeout: 120_000,
+      maxBuffer: 16 * 1024 * 1024,
+      // No profile, no real credentials, no network: packaging must not need any of them.
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: dir,
+        CI: '1',
+        SLS_TELEMETRY_DISABLED: '1',
+        SLS_NOTIFICATIONS_MODE: 'off',
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'AKIAFAKEFAKEFAKEFAKE',
+        AWS_SECRET_ACCESS_KEY: 'fake',
+      },
+    },
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const out = join(dir, '.serverless');
+  const template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+  return { dir, out, template, seconds, log: stdout + stderr, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Evaluates a CloudFormation condition expression (Fn::Not/And/Or/Equals, Condition). */
+export function evaluateCondition(template: Template, expr: any): boolean {
+  if (typeof expr === 'string') return evaluateCondition(template, { Condition: expr });
+  if ('Condition' in expr) {
+    const def = template.Conditions?.[expr.Condition];
+    if (def === undefined) throw new Error(`unknown condition ${expr.Condition}`);
+    return evaluateCondition(template, def);
+  }
+  if ('Fn::Not' in expr) return !evaluateCondition(template, expr['Fn::Not'][0]);
+  if ('Fn::And' in expr) return expr['Fn::And'].every((e: any) => evaluateCondition(template, e));
+  if ('Fn::Or' in expr) return expr['Fn::Or'].some((e: any) => evaluateCondition(template, e));
+  if ('Fn::Equals' in expr) {
+    const [a, b] = expr['Fn::Equals'];
+    if (typeof a !== 'string' || typeof b !== 'string') throw new Error(`cannot evaluate ${JSON.stringify(expr)} offline`);
+    return a === b;
+  }
+  throw new Error(`unsupported condition ${JSON.stringify(expr)}`);
+}
+
+const NO_VALUE = Symbol('AWS::NoValue');
+
+/** The template as this stage deploys it: conditional resources and Fn::If branches resolved. */
+export function effectiveTemplate(template: Template): Template {
+  const walk = (node: any): any => {
+    if (Array.isArray(node)) return node.map(walk).filter((v) => v !== NO_VALUE);
+    if (node && typeof node === 'object') {
+      if (node.Ref === 'AWS::NoValue') return NO_VALUE;
+      if ('Fn::If' in node) {
+        const [cond, yes, no] = node['Fn::If'];
+        return walk(evaluateCondition(template, cond) ? yes : no);
+      }
+      return Object.fromEntries(
+        Object.entries(node)
+          .map(([k, v]) => [k, walk(v)] as const)
+          .filter(([, v]) => v !== NO_VALUE),
+      );
+    }
+    return node;
+  };
+  const resources = Object.fromEntries(
+    Object.entries(template.Resources)
+      .filter(([, r]) => !r.Condition || evaluateCondition(template, r.Condition))
+      .map(([id, r]) => [id, walk(r)]),
+  );
+  return { ...template, Resources: resources };
+}
+
+export interface IamStatement {
+  readonly role: string;
+  readonly Sid?: string;
+  readonly Effect: string;
+  readonly actions: string[];
+  readonly resources: unknown[];
+  readonly Condition?: unknown;
+}
+
+/** Every statement of every inline policy of every IAM role (and standalone policy). */
+export function iamStatements(template: Template): IamStatement[] {
+  const out: IamStatement[] = [];
+  const asArray = (v: unknown) => (Array.isArray(v) ? v : v === undefined ? [] : [v]);
+  for (const [id, r] of Object.entries(template.Resources)) {
+    const docs =
+      r.Type === 'AWS::IAM::Role'
+        ? asArray(r.Properties.Policies).map((p: any) => p.PolicyDocument)
+        : r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy'
+          ? [r.Properties.PolicyDocument]
+          : [];
+    for (const doc of docs) {
+      for (const s of asArray(doc.Statement) as any[]) {
+        out.push({ role: id, Sid: s.Sid, Effect: s.Effect, actions: asArray(s.Action), resources: asArray(s.Resource), Condition: s.Condition });
+      }
+    }
+  }
+  return out;
+}

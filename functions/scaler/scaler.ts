@@ -334,22 +334,28 @@ export async function tick(
 
 /**
  * Keeps ticking until the budget is spent: the first tick at once, then each one as soon as an
- * event arrives (long poll) or after pollSeconds without one. Sub-minute scale-up on a
- * one-minute schedule.
+ * event arrives (long poll), or after pollSeconds without one. While CI jobs are waiting for an
+ * agent, it re-ticks at least every busyPollSeconds: an agent that just finished a CI job still
+ * looks idle until its pod's exit shows in the Job status, and only a fresh look at the cluster
+ * sees it go. The last long poll uses whatever budget is left, so a one-minute schedule with a
+ * budget close to a minute leaves almost no gap between invocations. Sub-minute scale-up.
  */
 export async function run(
   ports: ScalerPorts,
   settings: ScalerSettings,
-  options: { budgetMs: number; pollSeconds: number; signal?: AbortSignal },
+  options: { budgetMs: number; pollSeconds: number; busyPollSeconds?: number; signal?: AbortSignal },
 ): Promise<TickReport[]> {
   const deadline = ports.now() + options.budgetMs;
+  const busyPoll = Math.min(options.pollSeconds, options.busyPollSeconds ?? 2);
   const reports: TickReport[] = [];
   let waitSeconds = 0;
   for (;;) {
-    reports.push(await tick(ports, settings, { waitSeconds, deadline }));
-    // Stop when another long poll and a tick would not fit in what is left.
-    if (options.signal?.aborted || ports.now() + Math.max(1, options.pollSeconds) * 1000 >= deadline) break;
-    waitSeconds = options.pollSeconds;
+    const report = await tick(ports, settings, { waitSeconds, deadline });
+    reports.push(report);
+    const secondsLeft = Math.floor((deadline - ports.now()) / 1000);
+    if (options.signal?.aborted || secondsLeft < 1) break;
+    const waiting = report.decisions.some((d) => d.pending > 0);
+    waitSeconds = Math.min(waiting ? busyPoll : options.pollSeconds, secondsLeft);
   }
   return reports;
 }

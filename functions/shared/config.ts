@@ -187,17 +187,18 @@ export const VARIABLES = [
   {
     name: 'SCALER_BUDGET_SECONDS',
     functions: ['scaler'],
-    default: '50',
-    expected: 'an integer from 1 to 890, below the function timeout',
+    default: '58',
+    expected: 'an integer from 1 to 890 (the function timeout keeps 8 s more)',
     description:
-      'How long one invocation keeps ticking (long-polling for events) before it returns; keeps scale-up sub-minute on a one-minute schedule.',
+      'How long one invocation keeps ticking (long-polling for events) before it returns. Close to the schedule period, so there is almost no gap between invocations; overlaps are safe.',
   },
   {
     name: 'SCALER_POLL_SECONDS',
     functions: ['scaler'],
-    default: '5',
-    expected: 'an integer from 0 to 20',
-    description: 'Long-poll wait for new events; with no event the scaler still reconciles at least this often.',
+    default: '20',
+    expected: 'an integer from 1 to 20',
+    description:
+      'Long-poll wait for new events when no CI job is waiting: an event ends the wait at once; without one the scaler still reconciles this often. While jobs wait for agents it re-ticks every 2 s.',
   },
   {
     name: 'KUBECONFIG',
@@ -490,7 +491,7 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
     intentLeaseSeconds: int(env, 'INTENT_LEASE_SECONDS', 10, 3600),
     ledgerRetentionDays: int(env, 'LEDGER_RETENTION_DAYS', 1, 365),
     budgetSeconds,
-    pollSeconds: int(env, 'SCALER_POLL_SECONDS', 0, 20),
+    pollSeconds: int(env, 'SCALER_POLL_SECONDS', 1, 20),
     cluster: cluster(env),
   };
 }

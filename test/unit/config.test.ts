@@ -41,7 +41,7 @@ describe('configuration', () => {
     [{ KUBECONFIG: '' }, 'KUBECONFIG', 'got none'],
     [{ EKS_CLUSTER_NAME: 'prod' }, 'KUBECONFIG', 'KUBECONFIG and EKS_CLUSTER_NAME'],
     [{ KUBE_NAMESPACE: 'CI_Agents' }, 'KUBE_NAMESPACE', 'got "CI_Agents"'],
-    [{ SCALER_POLL_SECONDS: '30' }, 'SCALER_POLL_SECONDS', 'from 0 to 20'],
+    [{ SCALER_POLL_SECONDS: '0' }, 'SCALER_POLL_SECONDS', 'from 1 to 20'],
   ])('rejects %j naming %s', (over, variable, message) => {
     const e = configError(() => loadScalerConfig({ ...scalerEnv, ...over }));
     expect(e.variable).toBe(variable);

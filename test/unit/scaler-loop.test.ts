@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import type { V1Job } from '@kubernetes/client-node';
+import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
+import { eventId, type JobEvent } from '../../functions/core/job-event.js';
+import { jobFactory } from '../../functions/scaler/ports.js';
+import { run, type EventSource, type ScalerPorts } from '../../functions/scaler/scaler.js';
+
+const template: V1Job = {
+  apiVersion: 'batch/v1',
+  kind: 'Job',
+  spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'agent', image: 'agent' }] } } },
+};
+
+/** A virtual clock: a receive with a wait moves time on by that wait. */
+function world(pending: JobEvent[]) {
+  let now = 1_000_000;
+  const waits: number[] = [];
+  const jobs: V1Job[] = [];
+  const events: EventSource = {
+    async receive({ waitSeconds }) {
+      const batch = pending.splice(0, 10);
+      if (batch.length === 0) {
+        waits.push(waitSeconds);
+        now += waitSeconds * 1000;
+      }
+      return batch.map((event, i) => ({ receiptHandle: `${event.id}-${i}`, messageId: event.id, receiveCount: 1, event }));
+    },
+    delete: async () => [],
+  };
+  const ports: ScalerPorts = {
+    events,
+    ledger: new InMemoryLedgerStore(),
+    limiter: new InMemoryLimiterStore(),
+    cluster: {
+      listAgentJobs: async () => jobs,
+      createJob: async (job) => {
+        jobs.push(job);
+        return 'created';
+      },
+    },
+    jobs: jobFactory({ namespace: 'ci', ttlSecondsAfterFinished: 60, activeDeadlineSeconds: 600, templateFor: () => template }),
+    log: { debug() {}, info() {}, warn() {}, error() {} },
+    now: () => now,
+  };
+  return { ports, waits, jobs };
+}
+
+const settings = { queues: ['default'], limits: { default: { minAgents: 0, maxAgents: 1 } }, intentLeaseMs: 60_000 };
+
+function scheduled(jobId: string): JobEvent {
+  const at = new Date(0).toISOString();
+  return { id: eventId('github', jobId, 'scheduled'), provider: 'github', jobId, queue: 'default', kind: 'scheduled', occurredAt: at, receivedAt: at, trace: {} };
+}
+
+describe('scaler loop within one invocation', () => {
+  it('long-polls for the configured time when nothing waits, and uses the whole budget', async () => {
+    const w = world([]);
+    const reports = await run(w.ports, settings, { budgetMs: 58_000, pollSeconds: 20 });
+    // First tick at once, then 20 s polls, the last one shortened to what is left.
+    expect(w.waits).toEqual([0, 20, 20, 18]);
+    expect(reports).toHaveLength(4);
+  });
+
+  it('re-ticks every 2 s while CI jobs wait for an agent (an exiting agent is seen promptly)', async () => {
+    const w = world([scheduled('a'), scheduled('b')]);
+    await run(w.ports, settings, { budgetMs: 10_000, pollSeconds: 20 });
+    // MAX 1: one agent; the other job keeps waiting, so the scaler looks again every 2 s.
+    expect(w.jobs).toHaveLength(1);
+    expect(w.waits.filter((s) => s > 0)).toEqual([2, 2, 2, 2, 2]);
+  });
+});

@@ -15,7 +15,7 @@ import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import type { V1Job } from '@kubernetes/client-node';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
-import { VARIABLES } from '../../functions/shared/config.js';
+import { VARIABLES, type VariableSpec } from '../../functions/shared/config.js';
 import { PROJECT_ROOT, serverlessParams } from '../../infra/aws/definitions.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -49,7 +49,7 @@ const manifests = yamlFiles(K8S).flatMap((file) => docs(file).filter((d) => d &&
 const byKind = (kind: string) => manifests.filter((m) => m.doc.kind === kind).map((m) => m.doc);
 const TEMPLATES = ['buildkite', 'github', 'gitlab'] as const;
 const template = (name: string) => parse(readFileSync(join(K8S, 'agents', `${name}.yaml`), 'utf8')) as V1Job;
-const configDefault = (name: string) => VARIABLES.find((v) => v.name === name)!.default!;
+const configDefault = (name: string) => (VARIABLES as readonly VariableSpec[]).find((v) => v.name === name)!.default!;
 
 /**
  * The template with the shared cache PVC mounted at /cache in its first container, as the README

@@ -241,6 +241,11 @@ function spec(name: VariableName): VariableSpec {
   return VARIABLES.find((v) => v.name === name)!;
 }
 
+/** The embedded default of a variable (undefined for required or optional-without-default). */
+export function defaultOf(name: VariableName): string | undefined {
+  return spec(name).default;
+}
+
 function fail(name: VariableName, raw: string | undefined, expected = spec(name).expected): never {
   const shown = raw === undefined ? 'nothing (unset)' : JSON.stringify(raw);
   throw new ConfigError(name, `${name} must be ${expected}, got ${shown}`);

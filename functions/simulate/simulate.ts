@@ -27,6 +27,7 @@ import {
   type PolicyParams,
   type PolicyRun,
 } from './policies.js';
+import { defaultOf, type VariableName } from '../shared/config.js';
 import type { TraceJob } from './trace.js';
 import { World, type SeriesPoint, type WorldParams } from './world.js';
 
@@ -36,19 +37,24 @@ export interface SimulationOptions extends PolicyParams, WorldParams {
   readonly sampleSeconds?: number;
 }
 
+/** The product's own default of a variable (functions/shared/config.ts), so the two cannot drift. */
+function productDefault(name: VariableName): number {
+  return Number(defaultOf(name));
+}
+
 export const DEFAULT_OPTIONS: SimulationOptions = {
   policies: POLICIES,
-  minAgents: 0,
+  minAgents: productDefault('MIN_AGENTS'),
   maxAgents: 20,
   scheduleSeconds: 60,
-  budgetSeconds: 50,
-  pollSeconds: 5,
+  budgetSeconds: productDefault('SCALER_BUDGET_SECONDS'),
+  pollSeconds: productDefault('SCALER_POLL_SECONDS'),
   awsLatencyMs: 10,
   kubeLatencyMs: 20,
   visibilityTimeoutSeconds: 30,
-  intentLeaseSeconds: 120,
-  ttlSecondsAfterFinished: 600,
-  activeDeadlineSeconds: 7200,
+  intentLeaseSeconds: productDefault('INTENT_LEASE_SECONDS'),
+  ttlSecondsAfterFinished: productDefault('JOB_TTL_SECONDS_AFTER_FINISHED'),
+  activeDeadlineSeconds: productDefault('JOB_ACTIVE_DEADLINE_SECONDS'),
   podStartupSeconds: 15,
   idleTimeoutSeconds: 60,
   agentExitSeconds: 2,

@@ -1,0 +1,210 @@
+/**
+ * Signed webhook deliveries as the three CI providers send them (headers, payload shape and
+ * signature scheme), for the local stack's simulated CI, `npm run demo`, the end-to-end benchmark
+ * and the local-stack test. The payloads carry the fields our providers' parsers read (and a few
+ * more for realism); the signatures are the providers' real schemes:
+ *  - Buildkite: `X-Buildkite-Signature: timestamp=T,signature=hex(HMAC-SHA256(secret, "T.body"))`
+ *  - GitHub: `X-Hub-Signature-256: sha256=hex(HMAC-SHA256(secret, body))`
+ *  - GitLab: the shared `X-Gitlab-Token`
+ */
+import { createHmac, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { Provider } from '../core/job-event.js';
+
+export type Transition = 'scheduled' | 'started' | 'finished';
+
+export interface LocalSecrets {
+  readonly buildkite: string;
+  readonly github: string;
+  readonly gitlab: string;
+}
+
+/** The local stack's embedded webhook secrets (override with the production variables). */
+export const LOCAL_SECRETS: LocalSecrets = {
+  buildkite: 'local-buildkite-secret',
+  github: 'local-github-secret',
+  gitlab: 'local-gitlab-token',
+};
+
+export interface CiJob {
+  readonly provider: Provider;
+  /** Buildkite: a UUID; GitHub, GitLab: a number (as a string). */
+  readonly jobId: string;
+  readonly queue: string;
+  readonly name?: string;
+}
+
+export interface WebhookDelivery {
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+let nextNumericId = Date.now() % 1_000_000_000;
+
+/** A new CI job with an id in the provider's format. */
+export function newCiJob(provider: Provider, queue: string, name = 'test'): CiJob {
+  const jobId = provider === 'buildkite' ? randomUUID() : String(++nextNumericId);
+  return { provider, jobId, queue, name };
+}
+
+const bkTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC');
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export interface TransitionTimes {
+  /** Epoch ms; default now for the transition's own time. */
+  readonly scheduledAt?: number;
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+}
+
+/** The signed HTTP delivery the provider sends when `job` makes `transition`. */
+export function delivery(job: CiJob, transition: Transition, secrets: LocalSecrets, times: TransitionTimes = {}, now = Date.now()): WebhookDelivery {
+  const scheduledAt = times.scheduledAt ?? now;
+  const startedAt = transition === 'scheduled' ? undefined : (times.startedAt ?? now);
+  const finishedAt = transition === 'finished' ? (times.finishedAt ?? now) : undefined;
+  switch (job.provider) {
+    case 'buildkite': {
+      const state = transition === 'scheduled' ? 'scheduled' : transition === 'started' ? 'running' : 'passed';
+      const body = JSON.stringify({
+        event: `job.${transition}`,
+        job: {
+          id: job.jobId,
+          type: 'script',
+          name: job.name ?? ':hammer: build',
+          step_key: 'build',
+          agent_query_rules: [`queue=${job.queue}`],
+          state,
+          web_url: `https://buildkite.com/acme/widgets/builds/42#${job.jobId}`,
+          command: 'make test',
+          exit_status: transition === 'finished' ? 0 : null,
+          created_at: bkTime(scheduledAt),
+          scheduled_at: bkTime(scheduledAt),
+          runnable_at: bkTime(scheduledAt),
+          started_at: startedAt === undefined ? null : bkTime(startedAt),
+          finished_at: finishedAt === undefined ? null : bkTime(finishedAt),
+        },
+        build: { id: '0190a4b7-0000-4000-8000-000000000042', number: 42, branch: 'main', web_url: 'https://buildkite.com/acme/widgets/builds/42' },
+        pipeline: { slug: 'widgets', name: 'Widgets', repository: 'git@github.com:acme/widgets.git' },
+        sender: { id: '8a7693f8-dbae-4783-9137-84090fce9045', name: 'Local Demo' },
+      });
+      const timestamp = Math.floor(now / 1000);
+      const signature = createHmac('sha256', secrets.buildkite).update(`${timestamp}.`).update(body).digest('hex');
+      return {
+        path: '/webhooks/buildkite',
+        headers: {
+          'content-type': 'application/json',
+          'x-buildkite-event': `job.${transition}`,
+          'x-buildkite-signature': `timestamp=${timestamp},signature=${signature}`,
+          'user-agent': 'Buildkite-Request',
+        },
+        body,
+      };
+    }
+    case 'github': {
+      const action = transition === 'scheduled' ? 'queued' : transition === 'started' ? 'in_progress' : 'completed';
+      const body = JSON.stringify({
+        action,
+        workflow_job: {
+          id: Number(job.jobId),
+          run_id: 5_000_000_000 + Number(job.jobId) % 1000,
+          run_attempt: 1,
+          workflow_name: 'CI',
+          name: job.name ?? 'test',
+          head_branch: 'main',
+          status: transition === 'scheduled' ? 'queued' : transition === 'started' ? 'in_progress' : 'completed',
+          conclusion: transition === 'finished' ? 'success' : null,
+          created_at: iso(scheduledAt),
+          started_at: iso(startedAt ?? scheduledAt),
+          completed_at: finishedAt === undefined ? null : iso(finishedAt),
+          labels: [job.queue],
+          runner_id: transition === 'scheduled' ? null : 42,
+          runner_name: transition === 'scheduled' ? null : 'local-agent',
+          steps: transition === 'scheduled' ? [] : [{ name: 'Run tests', status: transition === 'finished' ? 'completed' : 'in_progress', number: 1, started_at: iso(startedAt!) }],
+          html_url: `https://github.com/acme/widgets/actions/runs/1/job/${job.jobId}`,
+        },
+        repository: { full_name: 'acme/widgets', name: 'widgets' },
+        sender: { login: 'local-demo', type: 'User' },
+      });
+      return {
+        path: '/webhooks/github',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'workflow_job',
+          'x-github-delivery': randomUUID(),
+          'x-hub-signature-256': `sha256=${createHmac('sha256', secrets.github).update(body).digest('hex')}`,
+          'user-agent': 'GitHub-Hookshot/local',
+        },
+        body,
+      };
+    }
+    case 'gitlab': {
+      const status = transition === 'scheduled' ? 'pending' : transition === 'started' ? 'running' : 'success';
+      const body = JSON.stringify({
+        object_kind: 'build',
+        ref: 'main',
+        tag: false,
+        sha: '2293ada6b400935a1378653304eaf6221e0fdb8f',
+        build_id: Number(job.jobId),
+        build_name: job.name ?? 'test',
+        build_stage: 'test',
+        build_status: status,
+        build_created_at: bkTime(scheduledAt),
+        build_started_at: startedAt === undefined ? null : bkTime(startedAt),
+        build_finished_at: finishedAt === undefined ? null : bkTime(finishedAt),
+        build_allow_failure: false,
+        pipeline_id: 2366,
+        tags: [job.queue],
+        runner: transition === 'scheduled' ? null : { id: 380, description: 'local-agent', active: true, is_shared: false, tags: [job.queue] },
+        project_id: 380,
+        project_name: 'Acme / Widgets',
+        project: { id: 380, name: 'Widgets', web_url: 'http://gitlab.example.com/acme/widgets', path_with_namespace: 'acme/widgets' },
+        repository: { name: 'widgets', homepage: 'http://gitlab.example.com/acme/widgets' },
+      });
+      return {
+        path: '/webhooks/gitlab',
+        headers: {
+          'content-type': 'application/json',
+          'x-gitlab-event': 'Job Hook',
+          'x-gitlab-token': secrets.gitlab,
+          'x-gitlab-event-uuid': randomUUID(),
+          'user-agent': 'GitLab/local',
+        },
+        body,
+      };
+    }
+  }
+}
+
+export interface PostResult {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** A keep-alive agent so a burst does not open one connection per delivery. */
+const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** POSTs a delivery to `baseUrl` (e.g. http://127.0.0.1:3000). */
+export function post(baseUrl: string, d: WebhookDelivery, timeoutMs = 10_000): Promise<PostResult> {
+  const url = new URL(d.path, baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: 'POST', agent: keepAlive, headers: { ...d.headers, 'content-length': String(Buffer.byteLength(d.body)) }, timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`POST ${url.href} timed out`)));
+    req.on('error', reject);
+    req.end(d.body);
+  });
+}
+
+/** Closes idle keep-alive sockets (so a CLI can exit promptly). */
+export function closeConnections(): void {
+  keepAlive.destroy();
+}

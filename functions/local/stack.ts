@@ -1,0 +1,400 @@
+/**
+ * The whole product on this machine: `startLocalStack()` starts
+ *  - DynamoDB Local (a Java child process) with the ledger table created from infra/aws/ledger-table.yml,
+ *  - fauxqs (SQS, in this process) with the events queue and DLQ from infra/aws/queues.yml,
+ *  - the REAL webhook function (functions/webhook/app.ts) behind http://127.0.0.1:<port>,
+ *  - the REAL scaler loop (functions/scaler/scaler.ts `run`, wired by wiring.ts `createPorts`),
+ *    re-invoked back to back as EventBridge would invoke it, with a short long-poll,
+ *  - and, unless a kubeconfig is given, the embedded simulated cluster: the fake Kubernetes API
+ *    server the tests use (test/support/fake-kube) with its job controller on timers, plus the
+ *    simulated CI provider (simulated-ci.ts) that sends the started/finished webhooks of the CI
+ *    jobs its pods run.
+ * Configuration goes through the production loaders (loadWebhookConfig / loadScalerConfig) on the
+ * given environment over the local defaults; only the endpoints the stack created are forced.
+ *
+ * Why the fake API server stays in test/support/fake-kube and is imported from here: it is the
+ * one simulated cluster, already covered by its own tests, and owned with them; a copy under
+ * functions/ would drift. functions/local is developer tooling run by tsx, never bundled into a
+ * Lambda (serverless-esbuild bundles only the handlers' import graphs).
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { liveAgents, queueOf } from '../core/agent-job.js';
+import type { Decision } from '../core/decision.js';
+import type { JobEvent } from '../core/job-event.js';
+import { sendEvent } from '../adapters/sqs/events-queue.js';
+import { SecretStore } from '../adapters/secrets/secret-store.js';
+import { resetAwsClients } from '../shared/aws.js';
+import { loadScalerConfig, loadWebhookConfig, type ScalerConfig, type WebhookConfig } from '../shared/config.js';
+import { run, type ScalerLog, type ScalerPorts } from '../scaler/scaler.js';
+import { createPorts, scalerSettings } from '../scaler/wiring.js';
+import { createWebhookHandler } from '../webhook/app.js';
+import { FakeKube } from '../../test/support/fake-kube/index.js';
+import { LOCAL_SECRETS, closeConnections, type LocalSecrets } from './ci-webhooks.js';
+import { PROJECT_ROOT, createLedgerTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local.js';
+import { startHttpEndpoint, type HttpEndpoint } from './http-endpoint.js';
+import { SimulatedCi, type CiJobRecord } from './simulated-ci.js';
+import { startSqsLocal, type SqsLocal } from './sqs-local.js';
+
+type Env = Record<string, string | undefined>;
+
+export interface LocalStackOptions {
+  /** Webhook port on 127.0.0.1 (default 0: a free one; the CLI defaults to 3000). */
+  readonly port?: number;
+  /** Environment read by the config loaders (default process.env), over the local defaults. */
+  readonly env?: Env;
+  /** A real cluster's kubeconfig; without it the embedded simulated cluster is used. */
+  readonly kubeconfig?: string;
+  /** Embedded cluster: an agent pod is Running this long after its Job is created (default 1500). */
+  readonly agentStartMs?: number;
+  /** Embedded cluster: an agent pod runs this long, then exits 0 (default 6000). */
+  readonly agentRunMs?: number;
+  /** Each scaler invocation's budget (default SCALER_BUDGET_SECONDS, at most 30 s locally). */
+  readonly scalerBudgetMs?: number;
+  /** Folder for run files (kubeconfig of the embedded cluster); default <project>/.local. */
+  readonly localDir?: string;
+  /** Warnings and errors of the functions and the stack, one line each. */
+  readonly onLog?: (level: 'warn' | 'error', message: string) => void;
+  /** Every scaling decision of every tick, per queue (created = agents asked for). */
+  readonly onDecision?: (decision: Decision, created: number) => void;
+  /** Every agent Job the scaler created. */
+  readonly onJobCreated?: (job: JobCreated) => void;
+}
+
+export interface JobCreated {
+  readonly queue: string;
+  readonly jobName: string;
+  readonly count: number;
+  readonly result: 'created' | 'exists';
+  /** Epoch ms the API server answered. */
+  readonly at: number;
+}
+
+export interface QueueStatus {
+  readonly queue: string;
+  readonly minAgents: number;
+  readonly maxAgents: number;
+  /** From the last tick's decision (ledger). */
+  pending: number;
+  running: number;
+  /** Agents in flight now, from the cluster (live agents of our Jobs). */
+  inFlight: number;
+  /** Highest inFlight observed via the cluster since start. */
+  maxInFlight: number;
+  jobsCreated: number;
+  agentsRequested: number;
+  lastDecision?: Decision;
+}
+
+export interface LocalStackStatus {
+  readonly startedAt: number;
+  readonly webhookUrl: string;
+  readonly cluster: 'embedded' | 'kubeconfig';
+  readonly agentStartMs?: number;
+  readonly agentRunMs?: number;
+  readonly ticks: number;
+  readonly queues: QueueStatus[];
+  /** CI jobs seen by the local webhook, with the simulated agents' timings (embedded cluster). */
+  readonly ciJobs: CiJobRecord[];
+}
+
+export interface LocalStack {
+  readonly webhookUrl: string;
+  readonly secrets: Partial<LocalSecrets>;
+  readonly webhookConfig: WebhookConfig;
+  readonly scalerConfig: ScalerConfig;
+  readonly eventsQueueUrl: string;
+  readonly deadLetterQueueUrl: string;
+  readonly ledgerTable: string;
+  readonly endpoints: { readonly dynamodb: string; readonly sqs: string };
+  /** Embedded cluster only: the fake API server (inspect Jobs and pods). */
+  readonly fakeCluster?: FakeKube;
+  readonly kubeconfigPath: string;
+  /** Process ids of child processes (DynamoDB Local's JVM). */
+  readonly childPids: number[];
+  status(): LocalStackStatus;
+  stop(): Promise<void>;
+}
+
+/** Local defaults, under whatever the environment sets. */
+export const LOCAL_DEFAULTS: Readonly<Env> = {
+  QUEUES: 'default',
+  MIN_AGENTS: '0',
+  MAX_AGENTS: '10',
+  BUILDKITE_WEBHOOK_SECRET: LOCAL_SECRETS.buildkite,
+  GITHUB_WEBHOOK_SECRET: LOCAL_SECRETS.github,
+  GITLAB_WEBHOOK_TOKEN: LOCAL_SECRETS.gitlab,
+  SCALER_POLL_SECONDS: '1',
+  SCALER_BUDGET_SECONDS: '30',
+  JOB_TTL_SECONDS_AFTER_FINISHED: '60',
+};
+
+/** Variables that reach AWS services the local stack does not emulate: ignored locally. */
+const NOT_LOCAL = [
+  'BUILDKITE_WEBHOOK_SECRET_PARAMETER',
+  'GITHUB_WEBHOOK_SECRET_PARAMETER',
+  'GITLAB_WEBHOOK_TOKEN_PARAMETER',
+  'KUBECONFIG_PARAMETER',
+  'EKS_CLUSTER_NAME',
+  'EKS_CLUSTER_ENDPOINT',
+  'EKS_CLUSTER_CA',
+] as const;
+
+const AWS_VARS = ['AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
+
+function localEnv(given: Env, forced: Env, warn: (m: string) => void): Env {
+  const env: Env = { ...LOCAL_DEFAULTS };
+  for (const [k, v] of Object.entries(given)) if (v !== undefined && v.trim() !== '') env[k] = v;
+  for (const name of NOT_LOCAL) {
+    if (env[name] !== undefined) warn(`${name} is ignored by the local stack (no SSM or EKS here)`);
+    delete env[name];
+  }
+  return { ...env, ...forced };
+}
+
+/** Creates the fake API server with its temporary kubeconfig under `dir`, not the OS temp folder. */
+function embeddedCluster(dir: string, namespace: string, autoRun: { startMs: number; runMs: number }): FakeKube {
+  const previous = process.env.TMPDIR;
+  process.env.TMPDIR = dir; // FakeKube makes its folder with os.tmpdir() in its constructor
+  try {
+    return new FakeKube({ namespace, autoRun });
+  } finally {
+    if (previous === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = previous;
+  }
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const onLog = options.onLog ?? ((level, message) => console.error(`[${level}] ${message}`));
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (error) {
+        onLog('warn', `stopping: ${String(error)}`);
+      }
+    }
+  };
+
+  try {
+    const runDir = path.join(options.localDir ?? path.join(PROJECT_ROOT, '.local'), `run-${process.pid}-${Date.now().toString(36)}`);
+    mkdirSync(runDir, { recursive: true });
+    // Removed on stop, and on any exit of this process (a second Ctrl-C, an uncaught error).
+    const removeRunDir = (): void => rmSync(runDir, { recursive: true, force: true });
+    process.once('exit', removeRunDir);
+    cleanups.push(() => {
+      process.removeListener('exit', removeRunDir);
+      removeRunDir();
+    });
+
+    const [dynamo, sqs] = await Promise.all([
+      startDynamoDbLocal().then((d) => (cleanups.push(() => d.stop()), d)) as Promise<DynamoDbLocal>,
+      startSqsLocal().then((s) => (cleanups.push(() => s.stop()), s)) as Promise<SqsLocal>,
+    ]);
+    const ledgerTable = 'ci-agent-autoscaler-local-ledger';
+    await createLedgerTable(dynamo.endpoint, ledgerTable);
+
+    // The product's AWS clients read the standard endpoint variables (functions/shared/aws.ts).
+    const saved = Object.fromEntries(AWS_VARS.map((k) => [k, process.env[k]]));
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+    });
+    delete process.env.AWS_SESSION_TOKEN;
+    resetAwsClients();
+    cleanups.push(() => {
+      resetAwsClients();
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    });
+
+    // Configuration through the production loaders. The namespace is needed before the cluster.
+    const given = { ...(options.env ?? process.env) };
+    delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
+    const agentStartMs = options.agentStartMs ?? 1500;
+    const agentRunMs = options.agentRunMs ?? 6000;
+    let fake: FakeKube | undefined;
+    let kubeconfigPath = options.kubeconfig;
+    if (!kubeconfigPath) {
+      const namespace = localEnv(given, {}, () => {}).KUBE_NAMESPACE ?? 'ci-agents';
+      const f = embeddedCluster(runDir, namespace, { startMs: agentStartMs, runMs: agentRunMs });
+      await f.start();
+      cleanups.push(() => f.stop());
+      fake = f;
+      kubeconfigPath = f.kubeconfigPath;
+    }
+    const env = localEnv(given, { EVENTS_QUEUE_URL: sqs.eventsQueueUrl, LEDGER_TABLE: ledgerTable, KUBECONFIG: kubeconfigPath }, (m) => onLog('warn', m));
+    const webhookConfig = loadWebhookConfig(env);
+    const scalerConfig = loadScalerConfig(env);
+
+    const queues = new Map<string, QueueStatus>(
+      scalerConfig.queues.map((q) => {
+        const s = scalerConfig.queueSettings[q]!;
+        return [q, { queue: q, minAgents: s.minAgents, maxAgents: s.maxAgents, pending: 0, running: 0, inFlight: 0, maxInFlight: 0, jobsCreated: 0, agentsRequested: 0 }];
+      }),
+    );
+
+    // --- webhook ---------------------------------------------------------------------------
+    let webhookUrl = '';
+    const secrets = {
+      ...(env.BUILDKITE_WEBHOOK_SECRET ? { buildkite: env.BUILDKITE_WEBHOOK_SECRET } : {}),
+      ...(env.GITHUB_WEBHOOK_SECRET ? { github: env.GITHUB_WEBHOOK_SECRET.split(',')[0]!.trim() } : {}),
+      ...(env.GITLAB_WEBHOOK_TOKEN ? { gitlab: env.GITLAB_WEBHOOK_TOKEN } : {}),
+    };
+    const ci = fake
+      ? new SimulatedCi({
+          webhookUrl: () => webhookUrl,
+          secrets: { ...LOCAL_SECRETS, ...secrets },
+          runningPods: (): V1Pod[] => fake!.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
+          onError: (m) => onLog('warn', m),
+        })
+      : undefined;
+    const quiet = () => {};
+    const webhook = createWebhookHandler({
+      config: webhookConfig,
+      queue: {
+        sendEvent: async (event: JobEvent) => {
+          ci?.observe(event);
+          return sendEvent(webhookConfig.eventsQueueUrl, event);
+        },
+      },
+      secrets: new SecretStore(webhookConfig.secrets),
+      logger: {
+        debug: quiet,
+        info: quiet,
+        warn: (m: unknown, ...rest: unknown[]) => onLog('warn', `webhook: ${String(m)} ${rest.length ? JSON.stringify(rest[0]) : ''}`),
+        error: (m: unknown, ...rest: unknown[]) => onLog('error', `webhook: ${String(m)} ${rest.length ? JSON.stringify(rest[0]) : ''}`),
+      } as never,
+    });
+
+    const startedAt = Date.now();
+    let ticks = 0;
+    const status = (): LocalStackStatus => ({
+      startedAt,
+      webhookUrl,
+      cluster: fake ? 'embedded' : 'kubeconfig',
+      ...(fake ? { agentStartMs, agentRunMs } : {}),
+      ticks,
+      queues: [...queues.values()].map((q) => ({ ...q })),
+      ciJobs: ci?.jobs().map((j) => ({ ...j })) ?? [],
+    });
+
+    const endpoint: HttpEndpoint = await startHttpEndpoint({ port: options.port ?? 0, handler: webhook, status });
+    cleanups.push(() => endpoint.close());
+    cleanups.push(() => closeConnections());
+    webhookUrl = endpoint.url;
+
+    // --- scaler ----------------------------------------------------------------------------
+    const scalerLog: ScalerLog = {
+      debug: quiet,
+      info: quiet,
+      warn: (m, extra) => onLog('warn', `scaler: ${m} ${JSON.stringify(extra)}`),
+      error: (m, extra) => onLog('error', `scaler: ${m} ${JSON.stringify(extra)}`),
+    };
+    const wired = await createPorts(scalerConfig, scalerLog);
+    const ports: ScalerPorts = {
+      ...wired,
+      cluster: {
+        listAgentJobs: () => wired.cluster.listAgentJobs(),
+        createJob: async (job: V1Job) => {
+          const result = await wired.cluster.createJob(job);
+          const queue = queueOf(job) ?? '?';
+          const count = job.spec?.parallelism ?? 0;
+          const q = queues.get(queue);
+          if (q && result === 'created') {
+            q.jobsCreated++;
+            q.agentsRequested += count;
+          }
+          options.onJobCreated?.({ queue, jobName: job.metadata?.name ?? '', count, result, at: Date.now() });
+          return result;
+        },
+      },
+      metrics: {
+        decision: (decision, created) => {
+          if (decision.queue === scalerConfig.queues[0]) ticks++; // one decision per queue per tick
+          const q = queues.get(decision.queue);
+          if (q) Object.assign(q, { pending: decision.pending, running: decision.running, lastDecision: decision });
+          options.onDecision?.(decision, created);
+        },
+      },
+    };
+    const settings = scalerSettings(scalerConfig);
+    const budgetMs = options.scalerBudgetMs ?? Math.min(30_000, scalerConfig.budgetSeconds * 1000);
+    const abort = new AbortController();
+    const loop = (async () => {
+      while (!abort.signal.aborted) {
+        try {
+          const reports = await run(ports, settings, { budgetMs, pollSeconds: scalerConfig.pollSeconds, signal: abort.signal });
+          for (const r of reports) for (const e of r.errors) onLog('warn', `scaler: ${e}`);
+        } catch (error) {
+          if (abort.signal.aborted) break;
+          onLog('error', `scaler invocation failed: ${error instanceof Error ? error.message : String(error)}`);
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    })();
+    // Stop the loop before the emulators it talks to.
+    cleanups.push(async () => {
+      abort.abort();
+      await loop;
+    });
+
+    // --- what is in flight, observed via the cluster -------------------------------------------
+    const listJobs: () => Promise<V1Job[]> = fake ? async () => fake!.jobs(scalerConfig.namespace) : () => wired.cluster.listAgentJobs();
+    let sampling = false;
+    const sample = async (): Promise<void> => {
+      if (sampling) return;
+      sampling = true;
+      try {
+        const totals = new Map<string, number>();
+        for (const job of await listJobs()) {
+          const q = queueOf(job);
+          if (q) totals.set(q, (totals.get(q) ?? 0) + liveAgents(job));
+        }
+        for (const q of queues.values()) {
+          q.inFlight = totals.get(q.queue) ?? 0;
+          q.maxInFlight = Math.max(q.maxInFlight, q.inFlight);
+        }
+      } catch (error) {
+        onLog('warn', `cluster status: ${String(error)}`);
+      } finally {
+        sampling = false;
+      }
+    };
+    const monitor = setInterval(() => void sample(), fake ? 50 : 2000);
+    monitor.unref();
+    cleanups.push(() => clearInterval(monitor));
+
+    if (ci) {
+      ci.start();
+      cleanups.push(() => ci.stop());
+    }
+
+    let stopping: Promise<void> | undefined;
+    return {
+      webhookUrl,
+      secrets,
+      webhookConfig,
+      scalerConfig,
+      eventsQueueUrl: sqs.eventsQueueUrl,
+      deadLetterQueueUrl: sqs.deadLetterQueueUrl,
+      ledgerTable,
+      endpoints: { dynamodb: dynamo.endpoint, sqs: sqs.endpoint },
+      ...(fake ? { fakeCluster: fake } : {}),
+      kubeconfigPath,
+      childPids: dynamo.pid === undefined ? [] : [dynamo.pid],
+      status,
+      stop: () => (stopping ??= cleanup()),
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

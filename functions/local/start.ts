@@ -1,0 +1,142 @@
+/**
+ * `npm start`: the whole product on this machine (see stack.ts), with a live status per queue.
+ *
+ *   npm start [-- --port 3000] [--kubeconfig PATH | --embedded] [--agent-start-ms 1500] [--agent-run-ms 6000]
+ *
+ * Every production variable (functions/shared/config.ts: QUEUES, MIN_AGENTS, MAX_AGENTS,
+ * QUEUE_OVERRIDES, JOB_TEMPLATE, *_WEBHOOK_SECRET, ...) is read from the environment over the
+ * local defaults. KUBECONFIG (or --kubeconfig) points the scaler at a real cluster instead of
+ * the embedded simulated one; --embedded forces the simulated cluster whatever KUBECONFIG says.
+ * Ctrl-C stops everything: the scaler loop, the HTTP endpoint, the emulators (no Java process
+ * left) and removes the run folder under .local/.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../shared/config.js';
+import { LOCAL_SECRETS } from './ci-webhooks.js';
+import { PROJECT_ROOT } from './dynamodb-local.js';
+import { startLocalStack, type LocalStack } from './stack.js';
+import { Terminal, decisionLine, statusLines } from './terminal.js';
+
+// The SDK's notice that its 2027 releases need Node 22 is not news to someone trying the product.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const HELP = `Usage: npm start -- [options]
+  --port N              webhook port on 127.0.0.1 (default $PORT or 3000; 0 = any free port)
+  --kubeconfig PATH     use a real cluster (default: $KUBECONFIG if set, else the embedded simulated cluster)
+  --embedded            use the embedded simulated cluster even if KUBECONFIG is set
+  --agent-start-ms N    simulated cluster: an agent pod is Running N ms after its Job is created (default 1500)
+  --agent-run-ms N      simulated cluster: an agent runs its CI job for N ms, then exits (default 6000)
+Environment: the production variables (QUEUES, MIN_AGENTS, MAX_AGENTS, QUEUE_OVERRIDES, JOB_TEMPLATE,
+BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN, KUBE_NAMESPACE, ...).`;
+
+function int(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new ConfigError(name, `${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      embedded: { type: 'boolean', default: false },
+      'agent-start-ms': { type: 'string' },
+      'agent-run-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const port = int('--port', values.port ?? process.env.PORT, 3000);
+  const kubeconfig = values.embedded ? undefined : values.kubeconfig ?? (process.env.KUBECONFIG?.trim() || undefined);
+
+  const term = new Terminal();
+  const jobNames = new Map<string, string>();
+  const lastReason = new Map<string, string>();
+  console.log('Starting the local stack (DynamoDB Local, SQS emulator, webhook, scaler)...');
+  const stack: LocalStack = await startLocalStack({
+    port,
+    ...(kubeconfig ? { kubeconfig: path.resolve(kubeconfig) } : {}),
+    agentStartMs: int('--agent-start-ms', values['agent-start-ms'], 1500),
+    agentRunMs: int('--agent-run-ms', values['agent-run-ms'], 6000),
+    onLog: (level, message) => term.line(`${level === 'error' ? 'ERROR' : 'warn '} ${message}`),
+    onJobCreated: (j) => jobNames.set(j.queue, j.jobName),
+    onDecision: (d, created) => {
+      const previous = lastReason.get(d.queue);
+      lastReason.set(d.queue, d.reason);
+      if (created > 0) {
+        term.line(decisionLine(d, created, jobNames.get(d.queue)));
+        jobNames.delete(d.queue);
+      } else if (d.reason === 'capped' && previous !== 'capped') {
+        term.line(decisionLine(d, created));
+      }
+    },
+  });
+
+  const c = stack.scalerConfig;
+  const secretLine = (provider: 'buildkite' | 'github' | 'gitlab', variable: string) => {
+    const value = stack.secrets[provider];
+    if (value === undefined) return `${provider}: off`;
+    return value === LOCAL_SECRETS[provider] ? `${provider} "${value}"` : `${provider} (from ${variable})`;
+  };
+  const rel = (p: string) => (p.startsWith(PROJECT_ROOT) ? path.relative(PROJECT_ROOT, p) : p);
+  console.log(
+    [
+      '',
+      'ci-agent-autoscaler — local stack',
+      `  webhooks  POST ${stack.webhookUrl}/webhooks/buildkite | /webhooks/github | /webhooks/gitlab`,
+      `  secrets   ${secretLine('buildkite', 'BUILDKITE_WEBHOOK_SECRET')}, ${secretLine('github', 'GITHUB_WEBHOOK_SECRET')}, ${secretLine('gitlab', 'GITLAB_WEBHOOK_TOKEN')}`,
+      `  queues    ${c.queues.map((q) => `${q} (MIN ${c.queueSettings[q]!.minAgents}, MAX ${c.queueSettings[q]!.maxAgents}, template ${c.queueSettings[q]!.jobTemplate})`).join(', ')}`,
+      `  scaler    ticks at once on each event, at least every ${c.pollSeconds} s; namespace ${c.namespace}`,
+      `  DynamoDB  ${stack.endpoints.dynamodb}  table ${stack.ledgerTable} (DynamoDB Local, in memory, from infra/aws/ledger-table.yml)`,
+      `  SQS       ${stack.endpoints.sqs}  ${stack.eventsQueueUrl} + DLQ (fauxqs, from infra/aws/queues.yml)`,
+      stack.fakeCluster
+        ? `  cluster   embedded simulated cluster: agents Running ${stack.status().agentStartMs} ms after their Job, run ${stack.status().agentRunMs} ms; kubeconfig ${rel(stack.kubeconfigPath)}`
+        : `  cluster   REAL cluster from ${stack.kubeconfigPath} — agent Jobs are created there`,
+      `  status    GET ${stack.webhookUrl}/local/status (JSON)   ·   try: npm run demo   ·   Ctrl-C stops everything`,
+      '',
+    ].join('\n'),
+  );
+
+  const redraw = setInterval(() => term.status(statusLines(stack.status())), 500);
+  term.status(statusLines(stack.status()));
+
+  let stoppingSince = 0;
+  const shutdown = (signal: string) => {
+    if (stoppingSince > 0) {
+      // Ctrl-C reaches npm, tsx and node at once (and tsx relays it): only a later one forces.
+      if (Date.now() - stoppingSince < 1500) return;
+      console.error(`\n${signal} again: exiting now`);
+      process.exit(130); // the 'exit' hooks still kill DynamoDB Local and remove the run folder
+    }
+    stoppingSince = Date.now();
+    clearInterval(redraw);
+    term.status(statusLines(stack.status()));
+    term.release();
+    console.log(`\n${signal}: stopping the scaler, the webhook endpoint and the emulators...`);
+    stack.stop().then(
+      () => {
+        console.log('Stopped. Nothing left running.');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error(`Stopped with an error: ${String(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
+  else if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') console.error(`Port in use: ${(error as Error).message}. Use --port N (or PORT=N), 0 for any free port.`);
+  else console.error(error);
+  process.exit(1);
+});

@@ -97,8 +97,8 @@ describe('serverless package (offline, no credentials)', () => {
       expect(p.Handler).toBe(`functions/${name}/handler.handler`);
     }
     const scaler = fn(ciT, 'scaler').Properties;
-    expect(scaler.Timeout).toBe(60);
-    expect(Number(deployedEnv(ciT, 'scaler').SCALER_BUDGET_SECONDS)).toBeLessThan(scaler.Timeout);
+    // The loop ticks for the whole budget and keeps 8 s of the timeout for its last tick.
+    expect(Number(deployedEnv(ciT, 'scaler').SCALER_BUDGET_SECONDS) + 8).toBeLessThanOrEqual(scaler.Timeout);
     expect(fn(ciT, 'webhook').Properties.Timeout).toBeLessThanOrEqual(10);
     // No reserved concurrency: the limiter makes overlapping invocations safe.
     expect(scaler.ReservedConcurrentExecutions).toBeUndefined();

@@ -37,7 +37,7 @@ export interface ScalerRole {
 
 /**
  * Grants that may go unused by the scaler, each with its reason. Empty: the Role grants exactly
- * jobs create/delete/list, all of which the scaler calls. Add `'<group>/<resource>:<verb>'` here
+ * jobs create/list, both of which the scaler calls. Add `'<group>/<resource>:<verb>'` here
  * (with the reason) before granting anything the scaler does not call.
  */
 export const UNUSED_GRANTS_ALLOWED: Readonly<Record<string, string>> = {};
@@ -90,7 +90,7 @@ export function compareRbac(calls: readonly RbacCall[], role: ScalerRole = scale
 /**
  * Throws when a recorded call is not allowed by the scaler's Role; with `exhaustive`, also when
  * the Role grants something none of the calls used (give it the calls of a run that exercises
- * every operation: list, create, delete).
+ * every operation: list, create).
  */
 export function assertRbacCovers(calls: readonly RbacCall[], options: { exhaustive?: boolean; role?: ScalerRole } = {}): void {
   if (calls.length === 0) throw new Error('assertRbacCovers: no calls recorded (is the scaler talking to the fake API server?)');

@@ -120,19 +120,6 @@ describe('Kubernetes adapter against the fake API server (real @kubernetes/clien
     expect(await cluster.listAgentJobs()).toHaveLength(3);
   });
 
-  it('deletes with propagationPolicy Background: the pods go with the Job', async () => {
-    const job = agentJob('linux', 'd-del', 2);
-    await cluster.createJob(job);
-    expect(kube.pods({ namespace: NS })).toHaveLength(2);
-    kube.calls.length = 0;
-    await cluster.deleteJob(job.metadata!.name!);
-    expect(kube.jobs()).toHaveLength(0);
-    expect(kube.pods()).toHaveLength(0);
-    expect(kube.calls).toEqual([{ verb: 'delete', group: 'batch', resource: 'jobs', namespace: NS, name: job.metadata!.name }]);
-    // Gone already: not an error.
-    await expect(cluster.deleteJob(job.metadata!.name!)).resolves.toBeUndefined();
-  });
-
   it('rejects a wrong token with 401 (not retryable)', async () => {
     const { writeFileSync, readFileSync } = await import('node:fs');
     const path = `${kube.kubeconfigPath}.bad`;

@@ -15,6 +15,7 @@ import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { createLedgerTable, startDynamoDbLocal, useDynamoDbLocal, type DynamoDbLocal } from '../support/dynamodb.js';
 import { startFakeKube, type FakeKube } from '../support/fake-kube/index.js';
 import { startSqs, type SqsHarness, type TestQueue } from '../support/sqs.js';
+import { assertRbacCovers } from '../deploy/rbac.js';
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -96,7 +97,12 @@ async function world(env: Record<string, string> = {}): Promise<World> {
   };
 }
 
-beforeEach(() => kube.reset());
+/** Every Kubernetes call the scaler made, for the RBAC check at the end. */
+const recorded: FakeKube['calls'] = [];
+beforeEach(() => {
+  recorded.push(...kube.calls);
+  kube.reset();
+});
 
 describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () => {
   it('turns a burst of scheduled jobs into ONE Job with completions = parallelism, capped at MAX_AGENTS', async () => {
@@ -302,5 +308,11 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     }
     expect(await sqs.depth(w.queue.url)).toBe(0);
     expect(await sqs.depth(w.queue.dlqUrl!)).toBe(1);
+  });
+
+  it('made only Kubernetes calls that the RBAC Role in infra/k8s allows, and used every grant', () => {
+    recorded.push(...kube.calls);
+    // Each test used its own namespace; the Role is deployed in the one KUBE_NAMESPACE.
+    assertRbacCovers(recorded.map((c) => ({ ...c, namespace: c.namespace && 'ci-agents' })), { exhaustive: true });
   });
 });

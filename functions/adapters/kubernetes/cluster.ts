@@ -23,8 +23,6 @@ export interface Cluster {
   listAgentJobs(): Promise<V1Job[]>;
   /** 'exists' when a Job of that name is already there (409 AlreadyExists): a retried dispatch. */
   createJob(job: V1Job): Promise<'created' | 'exists'>;
-  /** Deletes with propagationPolicy Background (its pods go too); a Job already gone is fine. */
-  deleteJob(name: string): Promise<void>;
 }
 
 export interface ClusterOptions extends KubeConfigDeps {
@@ -95,16 +93,6 @@ export async function createCluster(access: ClusterAccess, namespace: string, op
       } catch (e) {
         const err = toKubeError(e, `create job ${namespace}/${name}`);
         if (err.status === 409 && err.reason === 'AlreadyExists') return 'exists';
-        throw err;
-      }
-    },
-
-    async deleteJob(name) {
-      try {
-        await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' });
-      } catch (e) {
-        const err = toKubeError(e, `delete job ${namespace}/${name}`);
-        if (err.status === 404) return;
         throw err;
       }
     },

@@ -1,0 +1,222 @@
+/**
+ * `npm run demo`: a realistic burst of SIGNED webhooks — a Buildkite build, a GitHub Actions
+ * workflow and a GitLab pipeline starting together, plus two redeliveries — POSTed over HTTP to
+ * the local stack, then what happened: every CI job got an agent, how long each waited
+ * (webhook POST -> its agent pod Running), and that MAX_AGENTS was respected (highest number of
+ * agents in flight seen in the cluster).
+ *
+ *   npm run demo                       # against a running `npm start` (http://127.0.0.1:$PORT or 3000)
+ *   npm run demo -- --standalone       # starts its own local stack for the run
+ *   npm run demo -- --url http://127.0.0.1:4000 --buildkite 10 --github 8 --gitlab 6
+ *
+ * The agents are the embedded simulated cluster's pods; the local stack's simulated CI provider
+ * gives each Running agent a waiting CI job and sends the started/finished webhooks (a real CI
+ * provider does that for real agents). Signing uses the same variables as the stack
+ * (BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN) with the same defaults.
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Provider } from '../core/job-event.js';
+import { LOCAL_SECRETS, closeConnections, delivery, newCiJob, post, type CiJob, type LocalSecrets } from './ci-webhooks.js';
+import type { CiJobRecord } from './simulated-ci.js';
+import { startLocalStack, type LocalStack, type LocalStackStatus } from './stack.js';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+interface Sent {
+  readonly job: CiJob;
+  readonly postedAt: number;
+  readonly status: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+async function fetchStatus(url: string): Promise<LocalStackStatus | undefined> {
+  try {
+    const res = await fetch(`${url}/local/status`, { signal: AbortSignal.timeout(2000) });
+    return res.ok ? ((await res.json()) as LocalStackStatus) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+export interface DemoResult {
+  readonly ok: boolean;
+  readonly jobs: number;
+  readonly gotAgent: number;
+  readonly finished: number;
+  readonly waitP50Ms: number;
+  readonly waitMaxMs: number;
+  readonly maxInFlight: number;
+  readonly maxAgents: number;
+  readonly agentsRequested: number;
+}
+
+export async function runDemo(options: {
+  url: string;
+  counts: Readonly<Record<Provider, number>>;
+  secrets: LocalSecrets;
+  timeoutMs?: number;
+  print?: (line: string) => void;
+}): Promise<DemoResult> {
+  const print = options.print ?? console.log;
+  const before = await fetchStatus(options.url);
+  if (!before) throw new Error(`no local stack answers at ${options.url} (start one with npm start, or use --standalone)`);
+  if (before.cluster !== 'embedded') {
+    throw new Error('the demo needs the embedded simulated cluster: its CI jobs are made up, so real agents would never take them. Run `npm run demo -- --standalone`.');
+  }
+  const queue = before.queues[0]!;
+  const requestedBefore = queue.agentsRequested;
+  const jobsBefore = queue.jobsCreated;
+  print(`Demo against ${options.url}: queue "${queue.queue}", MAX_AGENTS ${queue.maxAgents}, MIN_AGENTS ${queue.minAgents}; simulated agents start after ${seconds(before.agentStartMs ?? 0)} and run ${seconds(before.agentRunMs ?? 0)}`);
+
+  // The burst: three pipelines start within about a second; each provider spreads its jobs a little.
+  const plan: { at: number; job: CiJob }[] = [];
+  const names: Record<Provider, string[]> = {
+    buildkite: [':hammer: build', ':rspec: unit', ':eslint: lint', ':docker: image', ':cucumber: e2e'],
+    github: ['test (ubuntu, 20)', 'test (ubuntu, 22)', 'lint', 'typecheck', 'build'],
+    gitlab: ['compile', 'unit', 'integration', 'package'],
+  };
+  const offset: Record<Provider, number> = { buildkite: 0, github: 400, gitlab: 800 };
+  for (const provider of ['buildkite', 'github', 'gitlab'] as const) {
+    for (let i = 0; i < options.counts[provider]; i++) {
+      plan.push({ at: offset[provider] + i * 60, job: newCiJob(provider, queue.queue, names[provider][i % names[provider].length]) });
+    }
+  }
+  plan.sort((a, b) => a.at - b.at);
+  const total = plan.length;
+  print(`Sending ${total} signed "scheduled" webhooks (Buildkite ${options.counts.buildkite}, GitHub ${options.counts.github}, GitLab ${options.counts.gitlab}) and 2 redeliveries...`);
+
+  const t0 = Date.now();
+  const sent: Sent[] = [];
+  await Promise.all(
+    plan.map(async ({ at, job }) => {
+      await sleep(Math.max(0, t0 + at - Date.now()));
+      const postedAt = Date.now();
+      const res = await post(options.url, delivery(job, 'scheduled', options.secrets));
+      sent.push({ job, postedAt, status: res.status });
+      if (res.status !== 202) print(`  ${job.provider} job ${job.jobId}: HTTP ${res.status} ${res.body}`);
+    }),
+  );
+  // Providers redeliver: the same events again must not provision extra agents.
+  for (const s of sent.slice(0, 2)) await post(options.url, delivery(s.job, 'scheduled', options.secrets));
+  const accepted = sent.filter((s) => s.status === 202);
+  if (accepted.length < total) {
+    print(`${total - accepted.length} webhook(s) were not accepted; check that the demo and the stack use the same secrets.`);
+  }
+
+  // Watch until every accepted CI job has finished on its agent.
+  const key = (p: string, id: string) => `${p}:${id}`;
+  const ours = new Set(accepted.map((s) => key(s.job.provider, s.job.jobId)));
+  const deadline = Date.now() + (options.timeoutMs ?? 180_000);
+  let status = before;
+  let records: CiJobRecord[] = [];
+  let lastLine = '';
+  for (;;) {
+    status = (await fetchStatus(options.url)) ?? status;
+    records = status.ciJobs.filter((r) => ours.has(key(r.provider, r.jobId)));
+    const started = records.filter((r) => r.agentRunningAt !== undefined).length;
+    const finished = records.filter((r) => r.finishedAt !== undefined).length;
+    const q = status.queues.find((x) => x.queue === queue.queue)!;
+    const line = `  ${seconds(Date.now() - t0).padStart(6)}: ${started}/${accepted.length} have an agent, ${finished} finished, ${q.inFlight} agents in flight (max ${q.maxAgents})`;
+    if (line.replace(/^\s+\S+ s: /, '') !== lastLine) print(line);
+    lastLine = line.replace(/^\s+\S+ s: /, '');
+    if (finished === accepted.length || Date.now() > deadline) break;
+    await sleep(250);
+  }
+
+  const postedAt = new Map(accepted.map((s) => [key(s.job.provider, s.job.jobId), s.postedAt]));
+  const waits: { provider: Provider; jobId: string; wait?: number; pod?: string }[] = accepted.map((s) => {
+    const r = records.find((x) => x.provider === s.job.provider && x.jobId === s.job.jobId);
+    return { provider: s.job.provider, jobId: s.job.jobId, ...(r?.agentRunningAt ? { wait: r.agentRunningAt - postedAt.get(key(s.job.provider, s.job.jobId))! } : {}), ...(r?.pod ? { pod: r.pod } : {}) };
+  });
+  print('');
+  print('CI job                                         waited for an agent   agent pod');
+  for (const w of waits.sort((a, b) => (a.wait ?? Infinity) - (b.wait ?? Infinity))) {
+    print(`  ${w.provider.padEnd(9)} ${w.jobId.padEnd(36)} ${(w.wait === undefined ? 'NO AGENT' : seconds(w.wait)).padStart(10)}            ${w.pod ?? '-'}`);
+  }
+  const q = status.queues.find((x) => x.queue === queue.queue)!;
+  const got = waits.filter((w) => w.wait !== undefined);
+  const sorted = got.map((w) => w.wait!).sort((a, b) => a - b);
+  const finished = records.filter((r) => r.finishedAt !== undefined).length;
+  const agentsRequested = q.agentsRequested - requestedBefore;
+  const result: DemoResult = {
+    ok: got.length === accepted.length && accepted.length === total && finished === total && q.maxInFlight <= q.maxAgents,
+    jobs: total,
+    gotAgent: got.length,
+    finished,
+    waitP50Ms: quantile(sorted, 0.5),
+    waitMaxMs: sorted.at(-1) ?? NaN,
+    maxInFlight: q.maxInFlight,
+    maxAgents: q.maxAgents,
+    agentsRequested,
+  };
+  print('');
+  print('What happened');
+  for (const provider of ['buildkite', 'github', 'gitlab'] as const) {
+    const mine = waits.filter((w) => w.provider === provider);
+    if (mine.length === 0) continue;
+    const ws = mine.filter((w) => w.wait !== undefined).map((w) => w.wait!).sort((a, b) => a - b);
+    print(`  ${provider.padEnd(9)} ${ws.length}/${mine.length} CI jobs got an agent; waited p50 ${seconds(quantile(ws, 0.5))}, max ${seconds(ws.at(-1) ?? NaN)}`);
+  }
+  print(`  every CI job got an agent: ${got.length === total ? 'yes' : `NO (${got.length}/${total})`}; ${finished}/${total} finished`);
+  print(`  wait (webhook POST -> agent pod Running): p50 ${seconds(result.waitP50Ms)}, p95 ${seconds(quantile(sorted, 0.95))}, max ${seconds(result.waitMaxMs)}`);
+  print(`  MAX_AGENTS respected: ${q.maxInFlight <= q.maxAgents ? 'yes' : 'NO'} — at most ${q.maxInFlight} agents in flight seen in the cluster (MAX_AGENTS ${q.maxAgents}; sampled every 50 ms since the stack started)`);
+  print(`  agents provisioned: ${agentsRequested} for ${total} CI jobs (2 redeliveries added none) in ${q.jobsCreated - jobsBefore} Kubernetes Jobs`);
+  return result;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      url: { type: 'string' },
+      standalone: { type: 'boolean', default: false },
+      buildkite: { type: 'string', default: '10' },
+      github: { type: 'string', default: '8' },
+      gitlab: { type: 'string', default: '6' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log('Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]');
+    return;
+  }
+  const env = process.env;
+  const secrets: LocalSecrets = {
+    buildkite: env.BUILDKITE_WEBHOOK_SECRET?.trim() || LOCAL_SECRETS.buildkite,
+    github: env.GITHUB_WEBHOOK_SECRET?.split(',')[0]?.trim() || LOCAL_SECRETS.github,
+    gitlab: env.GITLAB_WEBHOOK_TOKEN?.trim() || LOCAL_SECRETS.gitlab,
+  };
+  const counts = { buildkite: Number(values.buildkite), github: Number(values.github), gitlab: Number(values.gitlab) };
+  let url = values.url ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
+  let stack: LocalStack | undefined;
+  if (values.standalone || (!values.url && !(await fetchStatus(url)))) {
+    console.log(values.standalone ? 'Starting a local stack for the demo...' : `No local stack at ${url}; starting one for the demo...`);
+    stack = await startLocalStack({ port: 0, onLog: (level, m) => console.error(`  [${level}] ${m}`) });
+    url = stack.webhookUrl;
+  }
+  let code = 1;
+  try {
+    const result = await runDemo({ url, counts, secrets });
+    code = result.ok ? 0 : 1;
+  } finally {
+    closeConnections();
+    await stack?.stop();
+  }
+  process.exit(code);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    closeConnections();
+    process.exit(1);
+  });
+}

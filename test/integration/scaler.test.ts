@@ -48,10 +48,10 @@ interface World {
   agents(): number;
 }
 
-async function world(env: Record<string, string> = {}): Promise<World> {
+async function world(env: Record<string, string> = {}, visibilityTimeoutSeconds = 30): Promise<World> {
   n++;
   const table = `ledger-${n}`;
-  const queue = await sqs.createQueue(`events-${n}`, { maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
+  const queue = await sqs.createQueue(`events-${n}`, { maxReceiveCount: 2, visibilityTimeoutSeconds });
   await createLedgerTable(dynamo.endpoint, table);
   const config = loadScalerConfig({
     EVENTS_QUEUE_URL: queue.url,
@@ -294,7 +294,7 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
   });
 
   it('leaves an unreadable message in the queue for the dead-letter queue, deleting the good ones', async () => {
-    const w = await world();
+    const w = await world({}, 1); // redelivered after 1 s, moved to the DLQ after 2 receives
     await sqs.client.send(
       new (await import('@aws-sdk/client-sqs')).SendMessageCommand({ QueueUrl: w.queue.url, MessageBody: '{"not":"an event"}' }),
     );

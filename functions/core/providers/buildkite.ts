@@ -6,13 +6,14 @@
  * Pure: crypto only.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { eventId, type JobEventKind } from '../job-event.js';
+import type { JobEventKind } from '../job-event.js';
 import {
   BadRequestError,
   constantTimeEqual,
   header,
   idField,
   isObject,
+  jobEventResult,
   matchServedQueue,
   objectField,
   optionalString,
@@ -23,7 +24,6 @@ import {
   type ProviderResult,
   type RawRequest,
   type VerifyOptions,
-  withoutUndefined,
 } from './types.js';
 
 const KINDS: Readonly<Record<string, JobEventKind>> = {
@@ -120,8 +120,6 @@ export const buildkite: ProviderModule = {
     // A job that finished without ever starting (canceled, expired, skipped, timed out while
     // waiting for an agent, ...) never used an agent: it is cancelled, not finished.
     const effective: JobEventKind = kind === 'finished' && startedAt === undefined ? 'cancelled' : kind;
-    const occurredAt =
-      (kind === 'scheduled' ? scheduledAt : kind === 'started' ? startedAt : finishedAt) ?? context.receivedAt.toISOString();
 
     const build = isObject(body.build) ? body.build : {};
     const pipeline = isObject(body.pipeline) ? body.pipeline : {};
@@ -131,19 +129,15 @@ export const buildkite: ProviderModule = {
       build: optionalString(build.number),
       url: optionalString(job.web_url) ?? optionalString(build.web_url),
     };
-    return {
-      kind: 'event',
-      event: {
-        id: eventId('buildkite', jobId, effective),
-        provider: 'buildkite',
-        jobId,
-        queue,
-        kind: effective,
-        occurredAt,
-        receivedAt: context.receivedAt.toISOString(),
-        trace: withoutUndefined(trace),
-      },
-    };
+    return jobEventResult({
+      provider: 'buildkite',
+      jobId,
+      queue,
+      kind: effective,
+      times: { scheduledAt, startedAt, finishedAt },
+      context,
+      trace,
+    });
   },
 };
 

@@ -5,18 +5,18 @@
  * bodies. Pure: crypto only.
  */
 import { verify as verifySignature } from '@octokit/webhooks-methods';
-import { eventId, type JobEventKind } from '../job-event.js';
+import type { JobEventKind } from '../job-event.js';
 import {
   BadRequestError,
   header,
   idField,
   isObject,
+  jobEventResult,
   matchServedQueue,
   objectField,
   optionalString,
   parseJsonObject,
   timestampField,
-  withoutUndefined,
   type JsonObject,
   type ParseContext,
   type ProviderModule,
@@ -106,9 +106,6 @@ export const github: ProviderModule = {
     const createdAt = timestampField(job.created_at, 'workflow_job.created_at');
     const startedAt = timestampField(job.started_at, 'workflow_job.started_at');
     const completedAt = timestampField(job.completed_at, 'workflow_job.completed_at');
-    const occurredAt =
-      (kind === 'scheduled' ? createdAt ?? startedAt : kind === 'started' ? startedAt : completedAt) ??
-      context.receivedAt.toISOString();
 
     const repository = isObject(body.repository) ? body.repository : {};
     const runId = optionalString(job.run_id);
@@ -119,20 +116,15 @@ export const github: ProviderModule = {
       run: runId === undefined ? undefined : attempt === undefined ? runId : `${runId}/${attempt}`,
       url: optionalString(job.html_url),
     };
-    const deliveryId = header(request, 'x-github-delivery');
-    return {
-      kind: 'event',
-      event: {
-        id: eventId('github', jobId, effective),
-        provider: 'github',
-        jobId,
-        queue,
-        kind: effective,
-        occurredAt,
-        receivedAt: context.receivedAt.toISOString(),
-        ...(deliveryId === undefined ? {} : { deliveryId: deliveryId.slice(0, 128) }),
-        trace: withoutUndefined(trace),
-      },
-    };
+    return jobEventResult({
+      provider: 'github',
+      jobId,
+      queue,
+      kind: effective,
+      times: { scheduledAt: createdAt ?? startedAt, startedAt, finishedAt: completedAt },
+      context,
+      deliveryId: header(request, 'x-github-delivery'),
+      trace,
+    });
   },
 };

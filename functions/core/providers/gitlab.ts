@@ -6,18 +6,18 @@
  * `runner.tags`, the tags of the runner that picked the job up, absent while it is pending). A
  * top-level `tags` array is used where present; otherwise the job counts for `default`.
  */
-import { eventId, type JobEventKind } from '../job-event.js';
+import type { JobEventKind } from '../job-event.js';
 import {
   BadRequestError,
   constantTimeEqual,
   header,
   idField,
   isObject,
+  jobEventResult,
   matchServedQueue,
   optionalString,
   parseJsonObject,
   timestampField,
-  withoutUndefined,
   type ParseContext,
   type ProviderModule,
   type ProviderResult,
@@ -73,8 +73,6 @@ export const gitlab: ProviderModule = {
     const startedAt = timestampField(body.build_started_at, 'build_started_at');
     const finishedAt = timestampField(body.build_finished_at, 'build_finished_at');
     const effective: JobEventKind = kind === 'finished' && startedAt === undefined ? 'cancelled' : kind;
-    const occurredAt =
-      (kind === 'scheduled' ? createdAt : kind === 'started' ? startedAt : finishedAt) ?? context.receivedAt.toISOString();
 
     const project = isObject(body.project) ? body.project : {};
     const repository = isObject(body.repository) ? body.repository : {};
@@ -85,20 +83,15 @@ export const gitlab: ProviderModule = {
       build: optionalString(body.build_name),
       url: web === undefined ? undefined : `${web}/-/jobs/${jobId}`,
     };
-    const deliveryId = header(request, 'x-gitlab-event-uuid');
-    return {
-      kind: 'event',
-      event: {
-        id: eventId('gitlab', jobId, effective),
-        provider: 'gitlab',
-        jobId,
-        queue,
-        kind: effective,
-        occurredAt,
-        receivedAt: context.receivedAt.toISOString(),
-        ...(deliveryId === undefined ? {} : { deliveryId: deliveryId.slice(0, 128) }),
-        trace: withoutUndefined(trace),
-      },
-    };
+    return jobEventResult({
+      provider: 'gitlab',
+      jobId,
+      queue,
+      kind: effective,
+      times: { scheduledAt: createdAt, startedAt, finishedAt },
+      context,
+      deliveryId: header(request, 'x-gitlab-event-uuid'),
+      trace,
+    });
   },
 };

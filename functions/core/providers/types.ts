@@ -4,7 +4,7 @@
  * queue matching, constant-time comparison). Pure: crypto only, no I/O.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { JobEvent, Provider } from '../job-event.js';
+import { eventId, type JobEvent, type JobEventKind, type Provider } from '../job-event.js';
 
 /** A request as the provider signed it: raw bytes and lower-cased header names. */
 export interface RawRequest {
@@ -142,4 +142,44 @@ export function header(request: RawRequest, name: string): string | undefined {
 /** Drops undefined properties (the trace object stays small and JSON-stable). */
 export function withoutUndefined<T extends Record<string, unknown>>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as never;
+}
+
+/** The moments a provider reports for a job (ISO-8601), when it reports them. */
+export interface JobTimes {
+  readonly scheduledAt?: string;
+  readonly startedAt?: string;
+  readonly finishedAt?: string;
+}
+
+/**
+ * The accepted-event result every provider ends with: the event's stable id, its time (the
+ * provider's own time for that transition, else when we received it), the delivery id and the
+ * trace without empty fields.
+ */
+export function jobEventResult(fields: {
+  readonly provider: Provider;
+  readonly jobId: string;
+  readonly queue: string;
+  readonly kind: JobEventKind;
+  readonly times: JobTimes;
+  readonly context: ParseContext;
+  readonly deliveryId?: string;
+  readonly trace: Record<string, string | undefined>;
+}): ProviderResult {
+  const { provider, jobId, queue, kind, times, context, deliveryId } = fields;
+  const at = kind === 'scheduled' ? times.scheduledAt : kind === 'started' ? times.startedAt : times.finishedAt;
+  return {
+    kind: 'event',
+    event: {
+      id: eventId(provider, jobId, kind),
+      provider,
+      jobId,
+      queue,
+      kind,
+      occurredAt: at ?? context.receivedAt.toISOString(),
+      receivedAt: context.receivedAt.toISOString(),
+      ...(deliveryId === undefined ? {} : { deliveryId: deliveryId.slice(0, 128) }),
+      trace: withoutUndefined(fields.trace),
+    },
+  };
 }

@@ -75,7 +75,9 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
       '-port',
       String(port),
     ],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+    // Its own process group: a Ctrl-C in the terminal reaches us, and we stop the JVM after the
+    // code that still talks to it (it is killed on our exit in any case).
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
   let stderr = '';
   let spawnError: Error | undefined;

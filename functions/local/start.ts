@@ -10,6 +10,7 @@
  * Ctrl-C stops everything: the scaler loop, the HTTP endpoint, the emulators (no Java process
  * left) and removes the run folder under .local/.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../shared/config.js';
@@ -55,6 +56,9 @@ async function main(): Promise<void> {
   const port = int('--port', values.port ?? process.env.PORT, 3000);
   const kubeconfig = values.embedded ? undefined : values.kubeconfig ?? (process.env.KUBECONFIG?.trim() || undefined);
 
+  if (kubeconfig && !existsSync(kubeconfig)) {
+    throw new ConfigError('KUBECONFIG', `kubeconfig not found: ${kubeconfig} (from ${values.kubeconfig ? '--kubeconfig' : 'KUBECONFIG'}); use --embedded for the simulated cluster`);
+  }
   const term = new Terminal();
   const jobNames = new Map<string, string>();
   const lastReason = new Map<string, string>();
@@ -132,6 +136,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGHUP', () => shutdown('SIGHUP'));
 }
 
 main().catch((error: unknown) => {

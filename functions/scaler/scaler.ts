@@ -69,6 +69,8 @@ export interface ScalerPorts {
   readonly metrics?: ScalerMetrics;
   /** Epoch milliseconds. */
   readonly now: () => number;
+  /** Waits on the same clock as now() (default: real time). */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 export interface ScalerSettings {
@@ -348,14 +350,32 @@ export async function run(
   const deadline = ports.now() + options.budgetMs;
   const busyPoll = Math.min(options.pollSeconds, options.busyPollSeconds ?? 2);
   const reports: TickReport[] = [];
+  let lastError: unknown;
   let waitSeconds = 0;
   for (;;) {
-    const report = await tick(ports, settings, { waitSeconds, deadline });
-    reports.push(report);
+    let waiting = false;
+    let failed = false;
+    try {
+      const report = await tick(ports, settings, { waitSeconds, deadline });
+      reports.push(report);
+      waiting = report.decisions.some((d) => d.pending > 0);
+    } catch (e) {
+      // A failed tick (cluster, SQS or DynamoDB unreachable, ...) leaves nothing the next one
+      // cannot repair: keep ticking, and fail the invocation only if no tick succeeded.
+      failed = true;
+      lastError = e;
+      ports.log.error('scaler tick failed', { error: describeError(e) });
+    }
     const secondsLeft = Math.floor((deadline - ports.now()) / 1000);
     if (options.signal?.aborted || secondsLeft < 1) break;
-    const waiting = report.decisions.some((d) => d.pending > 0);
     waitSeconds = Math.min(waiting ? busyPoll : options.pollSeconds, secondsLeft);
+    if (failed) {
+      // Back off before retrying: the failure may have been the long poll itself.
+      const ms = Math.min(waitSeconds, 5) * 1000;
+      await (ports.sleep ? ports.sleep(ms) : new Promise((resolve) => setTimeout(resolve, ms)));
+      waitSeconds = 0;
+    }
   }
+  if (reports.length === 0 && lastError !== undefined) throw lastError;
   return reports;
 }

@@ -42,6 +42,9 @@ function world(pending: JobEvent[]) {
     jobs: jobFactory({ namespace: 'ci', ttlSecondsAfterFinished: 60, activeDeadlineSeconds: 600, templateFor: () => template }),
     log: { debug() {}, info() {}, warn() {}, error() {} },
     now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+    },
   };
   return { ports, waits, jobs };
 }
@@ -68,5 +71,29 @@ describe('scaler loop within one invocation', () => {
     // MAX 1: one agent; the other job keeps waiting, so the scaler looks again every 2 s.
     expect(w.jobs).toHaveLength(1);
     expect(w.waits.filter((s) => s > 0)).toEqual([2, 2, 2, 2, 2]);
+  });
+});
+
+describe('scaler loop when a tick fails', () => {
+  it('keeps ticking after a failed tick and returns what succeeded', async () => {
+    const w = world([scheduled('a')]);
+    let calls = 0;
+    const list = w.ports.cluster.listAgentJobs;
+    const flaky: ScalerPorts = {
+      ...w.ports,
+      cluster: {
+        ...w.ports.cluster,
+        listAgentJobs: () => (++calls === 1 ? Promise.reject(new Error('503 from the API server')) : list()),
+      },
+    };
+    const reports = await run(flaky, settings, { budgetMs: 3_000, pollSeconds: 1 });
+    expect(reports.length).toBeGreaterThan(0);
+    expect(w.jobs).toHaveLength(1);
+  });
+
+  it('fails the invocation when no tick succeeded, so the error alarm fires', async () => {
+    const w = world([]);
+    const down: ScalerPorts = { ...w.ports, cluster: { ...w.ports.cluster, listAgentJobs: () => Promise.reject(new Error('cluster unreachable')) } };
+    await expect(run(down, settings, { budgetMs: 2_000, pollSeconds: 1 })).rejects.toThrow('cluster unreachable');
   });
 });

@@ -65,6 +65,20 @@ describe('local stack', () => {
     expect(stack.fakeCluster!.jobs()).toHaveLength(0);
   });
 
+  it('hands the function the exact body bytes, as text or base64 (as API Gateway does), so signatures verify', async () => {
+    for (const type of ['application/json; charset=utf-8', 'application/octet-stream']) {
+      const job = { ...newCiJob('buildkite', 'other-queue'), name: 'tëst ✓ 🚀' };
+      const d = delivery(job, 'scheduled', LOCAL_SECRETS);
+      const res = await post(stack.webhookUrl, { ...d, headers: { ...d.headers, 'content-type': type } });
+      // Authentic and parsed (the queue is not served here, so it is acknowledged and ignored).
+      expect(res.status, `${type}: ${res.body}`).toBe(202);
+      expect(JSON.parse(res.body)).toMatchObject({ status: 'ignored' });
+    }
+    const tampered = delivery(newCiJob('github', 'default'), 'scheduled', LOCAL_SECRETS);
+    const res = await post(stack.webhookUrl, { ...tampered, body: tampered.body.replace('"queued"', '"queued" ') });
+    expect(res.status).toBe(401);
+  });
+
   it('turns signed webhooks into agent Jobs whose agents run the CI jobs and complete', async () => {
     const jobs = [newCiJob('buildkite', 'default'), newCiJob('github', 'default'), newCiJob('gitlab', 'default')];
     for (const job of jobs) {

@@ -1,0 +1,26 @@
+/**
+ * `npm run bench`: every benchmark, one JSON document on stdout. Figures, not pass/fail: the
+ * targets are printed beside them.
+ *   npm run bench                 # all
+ *   npm run bench -- scaler       # only the named parts (webhook, scaler, e2e)
+ */
+import { benchEndToEnd } from './e2e.js';
+import { benchScaler } from './scaler.js';
+import { benchWebhook } from './webhook.js';
+
+const parts = {
+  webhook: { run: () => benchWebhook(), targets: 'bundle <= 400 KB, cold import <= 100 ms, overhead p99 <= 2 ms' },
+  scaler: {
+    run: () => benchScaler(),
+    targets: '10,000 events applied and provisioned in <= 30 s; Kubernetes calls per tick O(queues); AWS requests per CI job <= 5',
+  },
+  e2e: { run: () => benchEndToEnd({ jobs: 1000 }), targets: 'webhook POST -> Kubernetes Job created p99 <= 2 s' },
+} as const;
+
+const wanted = process.argv.slice(2).filter((a) => a in parts) as (keyof typeof parts)[];
+const results: Record<string, unknown> = { node: process.version, date: new Date().toISOString() };
+for (const name of wanted.length > 0 ? wanted : (Object.keys(parts) as (keyof typeof parts)[])) {
+  results[name] = { targets: parts[name].targets, ...(await parts[name].run()) };
+}
+console.log(JSON.stringify(results, null, 2));
+process.exit(0);

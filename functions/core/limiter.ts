@@ -20,7 +20,7 @@ export interface ClusterJob {
 }
 
 export type DispatchAction =
-  /** The Job exists and holds exactly these tokens: nothing to write. */
+  /** Nothing to write: the Job exists with exactly these tokens, or an intent waits out its lease. */
   | { readonly kind: 'keep'; readonly dispatch: DispatchRecord; readonly tokens: number }
   /** The Job exists: record it as submitted and/or shrink tokens to its live agents. */
   | {
@@ -69,11 +69,32 @@ export interface ReconcileInput {
   readonly jobs: readonly ClusterJob[];
   /** Epoch milliseconds. */
   readonly now: number;
+  /**
+   * An intent is re-created only until this long before its lease ends, and released only once
+   * the lease has ended: a create still under way (slow API server, client timeout on a create
+   * the server commits later) can never land after its tokens were released and re-reserved.
+   * See intentCreateGraceMs().
+   */
+  readonly createGraceMs?: number;
   /** Queues to report even when nothing is known of them yet. */
   readonly queues?: readonly string[];
 }
 
-function dispatchAction(d: DispatchRecord, job: ClusterJob | undefined, now: number): DispatchAction {
+/**
+ * The gap between the last moment an intent may be (re)created and the moment it is released:
+ * longer than a create can take, including the API server's own request timeout (60 s) for a
+ * create the client gave up on; at most half the lease.
+ */
+export function intentCreateGraceMs(leaseMs: number): number {
+  return Math.min(60_000, Math.floor(leaseMs / 2));
+}
+
+/** Whether an intent may still be (re)created at `now`. */
+export function mayCreate(d: DispatchRecord, now: number, graceMs: number): boolean {
+  return now < d.leaseUntil - graceMs;
+}
+
+function dispatchAction(d: DispatchRecord, job: ClusterJob | undefined, now: number, graceMs: number): DispatchAction {
   if (job) {
     if (job.live <= 0) return { kind: 'release', dispatch: d, tokens: 0, why: 'job-finished' };
     const tokens = Math.min(job.live, d.count);
@@ -83,13 +104,15 @@ function dispatchAction(d: DispatchRecord, job: ClusterJob | undefined, now: num
   }
   if (d.status === 'submitted') return { kind: 'release', dispatch: d, tokens: 0, why: 'job-gone' };
   if (now >= d.leaseUntil) return { kind: 'release', dispatch: d, tokens: 0, why: 'lease-expired' };
+  // In the grace period the tokens stay held, and nothing is created, until the lease ends.
+  if (!mayCreate(d, now, graceMs)) return { kind: 'keep', dispatch: d, tokens: d.tokens };
   return { kind: 'create', dispatch: d, tokens: d.tokens };
 }
 
 export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const jobsByName = new Map(input.jobs.map((j) => [j.jobName, j]));
   const recorded = new Set(input.dispatches.map((d) => d.jobName));
-  const actions = input.dispatches.map((d) => dispatchAction(d, jobsByName.get(d.jobName), input.now));
+  const actions = input.dispatches.map((d) => dispatchAction(d, jobsByName.get(d.jobName), input.now, input.createGraceMs ?? 0));
 
   const inFlight: Record<string, number> = {};
   const versions: Record<string, number> = {};

@@ -127,6 +127,8 @@ export const LOCAL_DEFAULTS: Readonly<Env> = {
   GITLAB_WEBHOOK_TOKEN: LOCAL_SECRETS.gitlab,
   SCALER_POLL_SECONDS: '1',
   SCALER_BUDGET_SECONDS: '30',
+  // Finished agent Jobs leave the simulated cluster after a minute (>= the intent lease).
+  INTENT_LEASE_SECONDS: '60',
   JOB_TTL_SECONDS_AFTER_FINISHED: '60',
 };
 

@@ -18,7 +18,7 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { decide, type Decision } from '../core/decision.js';
 import type { JobEvent } from '../core/job-event.js';
-import { planReconcile, type ClusterJob, type DispatchAction } from '../core/limiter.js';
+import { intentCreateGraceMs, mayCreate, planReconcile, type ClusterJob, type DispatchAction } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
 import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
 
@@ -184,6 +184,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     dispatches: snapshot.dispatches,
     jobs: ours,
     now: ports.now(),
+    createGraceMs: intentCreateGraceMs(settings.intentLeaseMs),
     queues: settings.queues,
   });
 
@@ -192,18 +193,23 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     views.set(queue, { inFlight, version: plan.versions[queue] ?? 0, settled: true });
   }
 
-  const submit = async (dispatch: DispatchRecord): Promise<boolean> => {
+  const submit = async (dispatch: DispatchRecord): Promise<void> => {
+    // Checked again right before the call: the snapshot may be older than the grace period.
+    if (!mayCreate(dispatch, ports.now(), intentCreateGraceMs(settings.intentLeaseMs))) return;
+    let result: 'created' | 'exists';
     try {
-      const result = await cluster.createJob(jobs.build(dispatch));
-      created.push({ queue: dispatch.queue, jobName: dispatch.jobName, count: dispatch.count, result });
-      await limiter.markSubmitted(dispatch);
-      return true;
+      result = await cluster.createJob(jobs.build(dispatch));
     } catch (e) {
       // The tokens stay reserved: the intent is retried next tick and released when its lease expires.
       errors.push(`create ${dispatch.jobName}: ${describeError(e)}`);
       log.warn('agent Job not created; intent kept for retry', { queue: dispatch.queue, jobName: dispatch.jobName, error: describeError(e) });
-      return false;
+      return;
     }
+    created.push({ queue: dispatch.queue, jobName: dispatch.jobName, count: dispatch.count, result });
+    // If this fails the Job still exists: the next tick sees it and marks the intent submitted.
+    await limiter.markSubmitted(dispatch).catch((e: unknown) => {
+      errors.push(`mark ${dispatch.jobName} submitted: ${describeError(e)}`);
+    });
   };
 
   let released = 0;

@@ -160,8 +160,9 @@ export const VARIABLES = [
     name: 'JOB_TTL_SECONDS_AFTER_FINISHED',
     functions: ['scaler'],
     default: '600',
-    expected: 'an integer >= 0',
-    description: 'Kubernetes deletes a finished agent Job this long after it finished.',
+    expected: 'an integer >= INTENT_LEASE_SECONDS',
+    description:
+      'Kubernetes deletes a finished agent Job this long after it finished. At least the intent lease, so a retried create can never recreate a Job that already ran.',
   },
   {
     name: 'JOB_ACTIVE_DEADLINE_SECONDS',
@@ -485,15 +486,16 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   const namespace = required(env, 'KUBE_NAMESPACE');
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) fail('KUBE_NAMESPACE', env.KUBE_NAMESPACE);
   const budgetSeconds = int(env, 'SCALER_BUDGET_SECONDS', 1, 890);
+  const intentLeaseSeconds = int(env, 'INTENT_LEASE_SECONDS', 10, 3600);
   return {
     ...base,
     ledgerTable: required(env, 'LEDGER_TABLE'),
     defaults,
     queueSettings: queueSettings(env, base.queues, defaults),
     namespace,
-    jobTtlSecondsAfterFinished: int(env, 'JOB_TTL_SECONDS_AFTER_FINISHED', 0),
+    jobTtlSecondsAfterFinished: int(env, 'JOB_TTL_SECONDS_AFTER_FINISHED', intentLeaseSeconds),
     jobActiveDeadlineSeconds: int(env, 'JOB_ACTIVE_DEADLINE_SECONDS', 60),
-    intentLeaseSeconds: int(env, 'INTENT_LEASE_SECONDS', 10, 3600),
+    intentLeaseSeconds,
     ledgerRetentionDays: int(env, 'LEDGER_RETENTION_DAYS', 1, 365),
     budgetSeconds,
     pollSeconds: int(env, 'SCALER_POLL_SECONDS', 1, 20),

@@ -42,6 +42,7 @@ describe('configuration', () => {
     [{ EKS_CLUSTER_NAME: 'prod' }, 'KUBECONFIG', 'KUBECONFIG and EKS_CLUSTER_NAME'],
     [{ KUBE_NAMESPACE: 'CI_Agents' }, 'KUBE_NAMESPACE', 'got "CI_Agents"'],
     [{ SCALER_POLL_SECONDS: '0' }, 'SCALER_POLL_SECONDS', 'from 1 to 20'],
+    [{ JOB_TTL_SECONDS_AFTER_FINISHED: '60' }, 'JOB_TTL_SECONDS_AFTER_FINISHED', 'an integer >= INTENT_LEASE_SECONDS, got "60"'],
   ])('rejects %j naming %s', (over, variable, message) => {
     const e = configError(() => loadScalerConfig({ ...scalerEnv, ...over }));
     expect(e.variable).toBe(variable);

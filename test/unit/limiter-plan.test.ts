@@ -79,3 +79,15 @@ describe('planReconcile: Kubernetes is the truth for what is in flight', () => {
     expect(plan.corrections).toEqual([]);
   });
 });
+
+describe('planReconcile: an intent near the end of its lease', () => {
+  it('is neither created nor released in the grace period, then released', () => {
+    const intent = dispatch({ status: 'intent', leaseUntil: now + 30_000 });
+    const input = { limiters: [limiter(3)], dispatches: [intent], jobs: [], createGraceMs: 60_000 };
+    const hold = planReconcile({ ...input, now });
+    expect(hold.actions[0]).toMatchObject({ kind: 'keep', tokens: 3 });
+    expect(hold.inFlight.default).toBe(3);
+    const after = planReconcile({ ...input, now: now + 30_000 });
+    expect(after.actions[0]).toMatchObject({ kind: 'release', why: 'lease-expired' });
+  });
+});

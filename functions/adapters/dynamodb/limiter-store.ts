@@ -71,7 +71,13 @@ export class DynamoLimiterStore implements LimiterStore {
   }
 
   async snapshot(): Promise<LimiterSnapshot> {
-    const [limiterItems, dispatchItems] = await Promise.all([this.queryAll(LIMITER_PK), this.queryAll(DISPATCH_PK)]);
+    // One after the other, limiters first: the two queries are not one atomic read. A
+    // reservation committed after the limiter read bumps the version, so any correction or
+    // reservation decided on this snapshot is refused; read in parallel, a reservation could
+    // land between the two reads, be missing from the dispatches yet counted in a version the
+    // caller believes current, and the caller would "correct" its tokens away.
+    const limiterItems = await this.queryAll(LIMITER_PK);
+    const dispatchItems = await this.queryAll(DISPATCH_PK);
     return {
       limiters: limiterItems.map((item) => ({
         queue: item.sk as string,

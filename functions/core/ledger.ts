@@ -115,3 +115,15 @@ export function jobPk(job: Pick<JobEvent, 'provider' | 'jobId'>): string {
 export function openKeyOf(queue: string, state: LedgerStateName): string | undefined {
   return isTerminal(state) ? undefined : `${queue}#${state}`;
 }
+
+/**
+ * When a job entered its open state (epoch seconds): the provider's time of the event, or `now`
+ * when that is missing or unreadable. Counting ignores open jobs older than a limit.
+ */
+export function openAtOf(event: Pick<JobEvent, 'occurredAt'>, now: Date): number {
+  const at = Date.parse(event.occurredAt);
+  return Math.floor((Number.isFinite(at) ? at : now.getTime()) / 1000);
+}
+
+/** Default age after which an open job no longer counts (GitHub cancels jobs queued 24 h). */
+export const DEFAULT_OPEN_MAX_AGE_HOURS = 24;

@@ -33,15 +33,21 @@ export interface LedgerJobRecord extends LedgerState {
   readonly updatedAt: string;
   /** `<queue>#<state>` while scheduled or started. */
   readonly openKey?: string;
-  /** TTL, epoch seconds: set once finished or cancelled. */
+  /** While open: when the job entered that state (epoch seconds, the provider's event time). */
+  readonly openAt?: number;
+  /** TTL, epoch seconds: retention after the job closed, or after it opened if it never closes. */
   readonly expiresAt?: number;
 }
 
 export interface LedgerStore {
   /** Applies a batch of events; returns exactly one outcome per input event, in input order. */
   apply(events: readonly JobEvent[], now: Date): Promise<ApplyOutcome[]>;
-  /** Pending and running counts of each queue asked for (0/0 for a queue never seen). */
-  counts(queues: readonly string[]): Promise<Record<string, QueueCounts>>;
+  /**
+   * Pending and running counts of each queue asked for (0/0 for a queue never seen). A job whose
+   * last event happened more than the store's open-age limit before `now` is not counted: its
+   * `finished`/`cancelled` was lost, and it must not keep an agent provisioned forever.
+   */
+  counts(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>>;
 }
 
 /** The in-flight limiter of one queue: tokens held by live Jobs and by not-yet-visible intents. */

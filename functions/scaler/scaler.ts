@@ -176,7 +176,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
 
   // Order matters: the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts).
   const snapshot = await limiter.snapshot();
-  const [counts, clusterJobs] = await Promise.all([ledger.counts(settings.queues), cluster.listAgentJobs()]);
+  const [counts, clusterJobs] = await Promise.all([ledger.counts(settings.queues, new Date(ports.now())), cluster.listAgentJobs()]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
 
   const plan = planReconcile({

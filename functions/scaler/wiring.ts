@@ -26,7 +26,11 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
   );
   return {
     events: eventSource(createEventsQueue(c.eventsQueueUrl)),
-    ledger: new DynamoLedgerStore({ tableName: c.ledgerTable, retentionDays: c.ledgerRetentionDays }),
+    ledger: new DynamoLedgerStore({
+      tableName: c.ledgerTable,
+      retentionDays: c.ledgerRetentionDays,
+      openMaxAgeHours: c.ledgerOpenMaxAgeHours,
+    }),
     limiter: new DynamoLimiterStore({ tableName: c.ledgerTable }),
     cluster: await createCluster(c.cluster, c.namespace),
     jobs: jobFactory({

@@ -186,6 +186,14 @@ export const VARIABLES = [
     description: 'Finished and cancelled CI jobs stay in the ledger this long (DynamoDB TTL), to absorb late duplicates.',
   },
   {
+    name: 'LEDGER_OPEN_MAX_AGE_HOURS',
+    functions: ['scaler'],
+    default: '24',
+    expected: 'an integer from 1 to 720',
+    description:
+      'A CI job still scheduled or running this long after its last event no longer counts (its finished/cancelled webhook was lost), so it cannot keep an agent provisioned forever.',
+  },
+  {
     name: 'SCALER_BUDGET_SECONDS',
     functions: ['scaler'],
     default: '58',
@@ -361,6 +369,7 @@ export interface ScalerConfig extends CommonConfig {
   readonly jobActiveDeadlineSeconds: number;
   readonly intentLeaseSeconds: number;
   readonly ledgerRetentionDays: number;
+  readonly ledgerOpenMaxAgeHours: number;
   readonly budgetSeconds: number;
   readonly pollSeconds: number;
   readonly cluster: ClusterAccess;
@@ -497,6 +506,7 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
     jobActiveDeadlineSeconds: int(env, 'JOB_ACTIVE_DEADLINE_SECONDS', 60),
     intentLeaseSeconds,
     ledgerRetentionDays: int(env, 'LEDGER_RETENTION_DAYS', 1, 365),
+    ledgerOpenMaxAgeHours: int(env, 'LEDGER_OPEN_MAX_AGE_HOURS', 1, 720),
     budgetSeconds,
     pollSeconds: int(env, 'SCALER_POLL_SECONDS', 1, 20),
     cluster: cluster(env),

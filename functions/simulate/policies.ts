@@ -116,11 +116,11 @@ function countedLedger(inner: InMemoryLedgerStore, clock: VirtualClock, counters
       await clock.sleep(latencyMs);
       return out;
     },
-    async counts(queues) {
+    async counts(queues, now) {
       // One GSI query per queue and state (scheduled, started).
       add(counters.aws, 'dynamodb.Query', 2 * new Set(queues).size);
       await clock.sleep(latencyMs);
-      return inner.counts(queues);
+      return inner.counts(queues, now);
     },
   };
 }

@@ -68,7 +68,7 @@ export async function benchLedger(n: number, options: { endpoint?: string; concu
 
     requests = 0;
     const countsStarted = performance.now();
-    const counts = await store.counts(['default']);
+    const counts = await store.counts(['default'], now);
     const countsMs = performance.now() - countsStarted;
 
     return {

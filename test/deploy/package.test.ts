@@ -200,7 +200,14 @@ describe('resources', () => {
     expect(table.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
     expect(table.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
     expect(table.GlobalSecondaryIndexes).toEqual([
-      { IndexName: 'open-jobs', KeySchema: [{ AttributeName: 'openKey', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } },
+      {
+        IndexName: 'open-jobs',
+        KeySchema: [
+          { AttributeName: 'openKey', KeyType: 'HASH' },
+          { AttributeName: 'openAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
     ]);
   });
 

@@ -90,13 +90,13 @@ describe.each([dynamo, memory])('$name', (backend) => {
   });
 
   it('counts a scheduled job as pending, then running, then neither', async () => {
-    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 0, running: 0 } });
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
     await ledger.apply([ev('scheduled', 'j1')], NOW);
-    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 1, running: 0 } });
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 1, running: 0 } });
     await ledger.apply([ev('started', 'j1')], NOW);
-    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 0, running: 1 } });
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 1 } });
     await ledger.apply([ev('finished', 'j1')], NOW);
-    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 0, running: 0 } });
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
   });
 
   it('duplicate, reordered and cancelled events end in the right states and counts', async () => {
@@ -119,7 +119,7 @@ describe.each([dynamo, memory])('$name', (backend) => {
     const outcomes = await ledger.apply(batch2, NOW);
     expect(outcomes.map((o) => o.result)).toEqual(['noop', 'noop', 'applied', 'noop', 'noop']);
 
-    expect(await ledger.counts(['default', 'gpu', 'unknown'])).toEqual({
+    expect(await ledger.counts(['default', 'gpu', 'unknown'], NOW)).toEqual({
       default: { pending: 1, running: 1 },
       gpu: { pending: 1, running: 0 },
       unknown: { pending: 0, running: 0 },
@@ -148,14 +148,14 @@ describe.each([dynamo, memory])('$name', (backend) => {
     }
     const finals = await Promise.all(orders.map(async (_o, o) => (await ledger.get({ provider: 'buildkite', jobId: `perm-${o}` }))?.state));
     expect(new Set(finals)).toEqual(new Set(['finished']));
-    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 0, running: 0 } });
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
   });
 
   it('applies 1000 events and counts them', async () => {
     const scheduled = Array.from({ length: 1000 }, (_, i) => ev('scheduled', `bulk-${i}`));
     const outcomes = await ledger.apply(scheduled, NOW);
     expect(outcomes.filter((o) => o.result === 'applied')).toHaveLength(1000);
-    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 1000, running: 0 } });
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 1000, running: 0 } });
 
     // 400 start, 250 of those finish, 100 never-started ones are cancelled, all delivered twice.
     const later = [
@@ -165,7 +165,7 @@ describe.each([dynamo, memory])('$name', (backend) => {
     ];
     const results = await ledger.apply([...later, ...later], NOW);
     expect(results.every((o) => o.result === 'applied')).toBe(true);
-    expect(await ledger.counts(['default'])).toEqual({ default: { pending: 500, running: 150 } });
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 500, running: 150 } });
   });
 
   it('sets the TTL attribute on finished and cancelled jobs only, and drops them from the open index', async () => {
@@ -176,12 +176,14 @@ describe.each([dynamo, memory])('$name', (backend) => {
     const expiresAt = Math.floor(NOW.getTime() / 1000) + 7 * DAY;
     expect(open).toMatchObject({ state: 'scheduled', rank: 1, openKey: 'default#scheduled' });
     expect(running).toMatchObject({ state: 'started', rank: 2, openKey: 'default#started' });
-    expect(open?.expiresAt).toBeUndefined();
-    expect(running?.expiresAt).toBeUndefined();
+    // Open jobs expire only if they never close: retention after the event that opened them.
+    expect(open?.expiresAt).toBe(Date.parse('2026-11-23T11:00:00Z') / 1000 + 7 * DAY);
+    expect(running?.expiresAt).toBe(Date.parse('2026-11-23T11:00:01Z') / 1000 + 7 * DAY);
     expect(done).toMatchObject({ state: 'finished', rank: 3, expiresAt });
     expect(gone).toMatchObject({ state: 'cancelled', rank: 3, expiresAt });
     expect(done?.openKey).toBeUndefined();
     expect(gone?.openKey).toBeUndefined();
+    expect(done?.openAt).toBeUndefined();
 
     // A job that closes later loses its openKey and gains the TTL.
     await ledger.apply([ev('finished', 'running')], new Date(NOW.getTime() + 60_000));
@@ -189,6 +191,16 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(closed).toMatchObject({ state: 'finished', expiresAt: expiresAt + 60, updatedAt: '2026-11-23T12:01:00.000Z' });
     expect(closed?.openKey).toBeUndefined();
     expect(closed).toMatchObject({ queue: 'default', provider: 'buildkite', jobId: 'running', eventAt: '2026-11-23T11:00:02Z', trace: { pipeline: 'app', build: '42' } });
+  });
+
+  it('stops counting a job whose closing event was lost, once it is older than the open-age limit', async () => {
+    await ledger.apply([ev('scheduled', 'stuck'), ev('started', 'stuck-running')], NOW);
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 1, running: 1 } });
+    const dayLater = new Date(Date.parse('2026-11-23T11:00:00Z') + 24 * 3600_000 + 2_000);
+    expect(await ledger.counts(['default'], dayLater)).toEqual({ default: { pending: 0, running: 0 } });
+    // A redriven event from long ago opens nothing that counts.
+    await ledger.apply([{ ...ev('scheduled', 'ancient'), occurredAt: '2026-11-01T00:00:00Z' }], NOW);
+    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 1, running: 1 } });
   });
 
   it('reports failed, never applied, when the write does not happen', async () => {

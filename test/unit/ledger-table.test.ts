@@ -14,13 +14,21 @@ describe('infra/aws/ledger-table.yml as CreateTable input', () => {
         { AttributeName: 'pk', AttributeType: 'S' },
         { AttributeName: 'sk', AttributeType: 'S' },
         { AttributeName: 'openKey', AttributeType: 'S' },
+        { AttributeName: 'openAt', AttributeType: 'N' },
       ],
       KeySchema: [
         { AttributeName: 'pk', KeyType: 'HASH' },
         { AttributeName: 'sk', KeyType: 'RANGE' },
       ],
       GlobalSecondaryIndexes: [
-        { IndexName: 'open-jobs', KeySchema: [{ AttributeName: 'openKey', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } },
+        {
+          IndexName: 'open-jobs',
+          KeySchema: [
+            { AttributeName: 'openKey', KeyType: 'HASH' },
+            { AttributeName: 'openAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
       ],
     });
     expect(timeToLive).toEqual({ AttributeName: 'expiresAt', Enabled: true });

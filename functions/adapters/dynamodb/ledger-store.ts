@@ -17,7 +17,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { JobEvent } from '../../core/job-event.js';
-import { coalesceGroups, isTerminal, jobPk, openKeyOf, rankOf } from '../../core/ledger.js';
+import { DEFAULT_OPEN_MAX_AGE_HOURS, coalesceGroups, isTerminal, jobPk, openAtOf, openKeyOf, rankOf } from '../../core/ledger.js';
 import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
 import { dynamoClient } from './client.js';
 
@@ -32,6 +32,8 @@ export interface DynamoLedgerStoreOptions {
   readonly retentionDays?: number;
   /** Writes in flight at once. Default 24. */
   readonly concurrency?: number;
+  /** Open jobs whose last event is older than this are not counted. Default 24. */
+  readonly openMaxAgeHours?: number;
 }
 
 /** Runs fn over items with at most `limit` promises pending. */
@@ -57,12 +59,14 @@ export class DynamoLedgerStore implements LedgerStore {
   private readonly client: DynamoDBDocumentClient;
   private readonly retentionSeconds: number;
   private readonly concurrency: number;
+  private readonly openMaxAgeSeconds: number;
 
   constructor(options: DynamoLedgerStoreOptions) {
     this.tableName = options.tableName;
     this.client = options.client ?? dynamoClient();
     this.retentionSeconds = Math.round((options.retentionDays ?? 7) * 86_400);
     this.concurrency = Math.max(1, options.concurrency ?? 24);
+    this.openMaxAgeSeconds = Math.round((options.openMaxAgeHours ?? DEFAULT_OPEN_MAX_AGE_HOURS) * 3600);
   }
 
   async apply(events: readonly JobEvent[], now: Date): Promise<ApplyOutcome[]> {
@@ -110,10 +114,15 @@ export class DynamoLedgerStore implements LedgerStore {
     let update: string;
     if (terminal) {
       values[':expiresAt'] = Math.floor(now.getTime() / 1000) + this.retentionSeconds;
-      update = `SET ${set.join(', ')}, #expiresAt = :expiresAt REMOVE #openKey`;
+      update = `SET ${set.join(', ')}, #expiresAt = :expiresAt REMOVE #openKey, #openAt`;
     } else {
+      // An open job whose closing event never comes stops counting after the open-age limit
+      // (counts()) and leaves the table after the retention (TTL).
+      const openAt = openAtOf(event, now);
       values[':openKey'] = openKeyOf(event.queue, event.kind);
-      update = `SET ${set.join(', ')}, #openKey = :openKey`;
+      values[':openAt'] = openAt;
+      values[':expiresAt'] = openAt + this.retentionSeconds;
+      update = `SET ${set.join(', ')}, #openKey = :openKey, #openAt = :openAt, #expiresAt = :expiresAt`;
     }
     let condition = 'attribute_not_exists(pk) OR #rank < :rank';
     if (event.kind === 'finished') {
@@ -138,8 +147,9 @@ export class DynamoLedgerStore implements LedgerStore {
             '#eventAt': 'eventAt',
             '#updatedAt': 'updatedAt',
             '#trace': 'trace',
-            ...(terminal ? { '#expiresAt': 'expiresAt' } : {}),
+            '#expiresAt': 'expiresAt',
             '#openKey': 'openKey',
+            '#openAt': 'openAt',
           },
           ExpressionAttributeValues: values,
         }),
@@ -161,16 +171,20 @@ export class DynamoLedgerStore implements LedgerStore {
     return record as LedgerJobRecord;
   }
 
-  async counts(queues: readonly string[]): Promise<Record<string, QueueCounts>> {
+  async counts(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>> {
     const unique = [...new Set(queues)];
+    const since = Math.floor(now.getTime() / 1000) - this.openMaxAgeSeconds;
     const pairs = await mapLimit(unique, this.concurrency, async (queue) => {
-      const [pending, running] = await Promise.all([this.countOpen(`${queue}#scheduled`), this.countOpen(`${queue}#started`)]);
+      const [pending, running] = await Promise.all([
+        this.countOpen(`${queue}#scheduled`, since),
+        this.countOpen(`${queue}#started`, since),
+      ]);
       return [queue, { pending, running }] as const;
     });
     return Object.fromEntries(pairs);
   }
 
-  private async countOpen(openKey: string): Promise<number> {
+  private async countOpen(openKey: string, since: number): Promise<number> {
     let total = 0;
     let ExclusiveStartKey: Record<string, unknown> | undefined;
     do {
@@ -178,9 +192,9 @@ export class DynamoLedgerStore implements LedgerStore {
         new QueryCommand({
           TableName: this.tableName,
           IndexName: OPEN_JOBS_INDEX,
-          KeyConditionExpression: '#openKey = :openKey',
-          ExpressionAttributeNames: { '#openKey': 'openKey' },
-          ExpressionAttributeValues: { ':openKey': openKey },
+          KeyConditionExpression: '#openKey = :openKey AND #openAt >= :since',
+          ExpressionAttributeNames: { '#openKey': 'openKey', '#openAt': 'openAt' },
+          ExpressionAttributeValues: { ':openKey': openKey, ':since': since },
           Select: 'COUNT',
           ExclusiveStartKey,
         }),

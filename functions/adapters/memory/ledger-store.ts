@@ -4,16 +4,19 @@
  * (no GSI lag). `failWith` injects a failure for chosen jobs to exercise the 'failed' path.
  */
 import { jobKey, type JobEvent } from '../../core/job-event.js';
-import { advance, coalesceGroups, isTerminal, openKeyOf } from '../../core/ledger.js';
+import { DEFAULT_OPEN_MAX_AGE_HOURS, advance, coalesceGroups, isTerminal, openAtOf, openKeyOf } from '../../core/ledger.js';
 import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
 
 export interface InMemoryLedgerStoreOptions {
   readonly retentionDays?: number;
+  /** Open jobs whose last event is older than this are not counted. Default 24. */
+  readonly openMaxAgeHours?: number;
 }
 
 export class InMemoryLedgerStore implements LedgerStore {
   private readonly jobs = new Map<string, LedgerJobRecord>();
   private readonly retentionSeconds: number;
+  private readonly openMaxAgeSeconds: number;
   /** Return an error message to make the write of that event fail (nothing is written). */
   failWith: ((event: JobEvent) => string | undefined) | undefined;
   /** Number of writes attempted (one per job per batch), like the DynamoDB store's UpdateItems. */
@@ -21,6 +24,7 @@ export class InMemoryLedgerStore implements LedgerStore {
 
   constructor(options: InMemoryLedgerStoreOptions = {}) {
     this.retentionSeconds = Math.round((options.retentionDays ?? 7) * 86_400);
+    this.openMaxAgeSeconds = Math.round((options.openMaxAgeHours ?? DEFAULT_OPEN_MAX_AGE_HOURS) * 3600);
   }
 
   async apply(events: readonly JobEvent[], now: Date): Promise<ApplyOutcome[]> {
@@ -36,12 +40,13 @@ export class InMemoryLedgerStore implements LedgerStore {
         const next = advance(this.jobs.get(key), group.event);
         if (next) {
           const openKey = openKeyOf(next.queue, next.state);
+          const openAt = openAtOf(group.event, now);
           this.jobs.set(key, {
             ...next,
             trace: { ...next.trace },
             updatedAt: now.toISOString(),
-            ...(openKey ? { openKey } : {}),
-            ...(isTerminal(next.state) ? { expiresAt: Math.floor(now.getTime() / 1000) + this.retentionSeconds } : {}),
+            ...(openKey ? { openKey, openAt } : {}),
+            expiresAt: (isTerminal(next.state) ? Math.floor(now.getTime() / 1000) : openAt) + this.retentionSeconds,
           });
         }
         outcome = { result: next ? 'applied' : 'noop' };
@@ -51,12 +56,13 @@ export class InMemoryLedgerStore implements LedgerStore {
     return outcomes;
   }
 
-  async counts(queues: readonly string[]): Promise<Record<string, QueueCounts>> {
+  async counts(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>> {
     const result: Record<string, { pending: number; running: number }> = {};
     for (const queue of queues) result[queue] = { pending: 0, running: 0 };
+    const since = Math.floor(now.getTime() / 1000) - this.openMaxAgeSeconds;
     for (const job of this.jobs.values()) {
       const counts = Object.hasOwn(result, job.queue) ? result[job.queue] : undefined;
-      if (!counts) continue;
+      if (!counts || (job.openAt ?? 0) < since) continue;
       if (job.state === 'scheduled') counts.pending++;
       else if (job.state === 'started') counts.running++;
     }

@@ -79,6 +79,11 @@ export interface ScalerSettings {
   readonly intentLeaseMs: number;
   /** Parallel drainers once the first receive returned messages. */
   readonly drainConcurrency?: number;
+  /**
+   * Longest a tick drains before it provisions (default 5 s): with a backlog, agents for the
+   * events drained so far are not held up by the rest; the next tick drains on at once.
+   */
+  readonly drainBudgetMs?: number;
   /** Reservation attempts per queue per tick when concurrent scalers conflict. */
   readonly reserveAttempts?: number;
 }
@@ -150,14 +155,28 @@ export async function drain(
   const first = await events.receive({ max: 10, waitSeconds: Math.min(waitSeconds, secondsLeft()) });
   if (first.length === 0) return report;
 
+  const drainUntil = Math.min(deadline, ports.now() + (settings.drainBudgetMs ?? 5_000));
+  let stop = false;
+  const handleAndCheck = async (batch: ReceivedEvent[]): Promise<void> => {
+    const failedBefore = report.failed;
+    await handle(batch);
+    // A batch none of whose events could be applied (DynamoDB unreachable, throttled past the
+    // SDK's retries): stop receiving for this tick rather than cycle every message towards the
+    // dead-letter queue; the next tick tries again.
+    if (report.failed - failedBefore === batch.filter((m) => m.event).length && report.failed > failedBefore) stop = true;
+  };
   const drainer = async (): Promise<void> => {
-    while (ports.now() < deadline) {
+    while (!stop && ports.now() < drainUntil) {
       const batch = await events.receive({ max: 10, waitSeconds: 0 });
       if (batch.length === 0) return;
-      await handle(batch);
+      await handleAndCheck(batch);
     }
   };
-  await Promise.all([handle(first), ...Array.from({ length: settings.drainConcurrency ?? 4 }, drainer)]);
+  await handleAndCheck(first);
+  // allSettled: one drainer's failure must not leave the others running into the next tick.
+  const settled = await Promise.allSettled(Array.from({ length: settings.drainConcurrency ?? 4 }, drainer));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
   return report;
 }
 

@@ -4,7 +4,7 @@ import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-stor
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { eventId, type JobEvent } from '../../functions/core/job-event.js';
 import { jobFactory } from '../../functions/scaler/ports.js';
-import { run, type EventSource, type ScalerPorts } from '../../functions/scaler/scaler.js';
+import { run, tick, type EventSource, type ScalerPorts } from '../../functions/scaler/scaler.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',
@@ -13,13 +13,14 @@ const template: V1Job = {
 };
 
 /** A virtual clock: a receive with a wait moves time on by that wait. */
-function world(pending: JobEvent[]) {
+function world(pending: JobEvent[], msPerBatch = 0) {
   let now = 1_000_000;
   const waits: number[] = [];
   const jobs: V1Job[] = [];
   const events: EventSource = {
     async receive({ waitSeconds }) {
       const batch = pending.splice(0, 10);
+      now += batch.length > 0 ? msPerBatch : 0;
       if (batch.length === 0) {
         waits.push(waitSeconds);
         now += waitSeconds * 1000;
@@ -95,5 +96,30 @@ describe('scaler loop when a tick fails', () => {
     const w = world([]);
     const down: ScalerPorts = { ...w.ports, cluster: { ...w.ports.cluster, listAgentJobs: () => Promise.reject(new Error('cluster unreachable')) } };
     await expect(run(down, settings, { budgetMs: 2_000, pollSeconds: 1 })).rejects.toThrow('cluster unreachable');
+  });
+});
+
+describe('draining within one tick', () => {
+  const many = (n: number) => Array.from({ length: n }, (_, i) => scheduled(`job-${i}`));
+  const wide = { ...settings, limits: { default: { minAgents: 0, maxAgents: 100 } } };
+
+  it('stops receiving when no event of a batch could be applied (the ledger is down), leaving the rest queued', async () => {
+    const queued = many(50);
+    const w = world(queued);
+    (w.ports.ledger as InMemoryLedgerStore).failWith = () => 'ProvisionedThroughputExceededException';
+    const report = await tick(w.ports, wide, { waitSeconds: 0, deadline: w.ports.now() + 60_000 });
+    expect(report.drain).toMatchObject({ received: 10, failed: 10, applied: 0 });
+    expect(queued).toHaveLength(40);
+  });
+
+  it('provisions for what it drained once its drain budget is spent, and drains the rest next tick', async () => {
+    const queued = many(60);
+    const w = world(queued, 1_000); // each receive takes a second
+    const first = await tick(w.ports, { ...wide, drainBudgetMs: 2_000 }, { waitSeconds: 0, deadline: w.ports.now() + 60_000 });
+    expect(first.drain.received).toBeLessThan(60);
+    expect(first.decisions[0]!.count).toBe(first.drain.received);
+    const second = await tick(w.ports, { ...wide, drainBudgetMs: 2_000 }, { waitSeconds: 0, deadline: w.ports.now() + 60_000 });
+    expect(first.drain.received + second.drain.received).toBeLessThanOrEqual(60);
+    expect(second.drain.received).toBeGreaterThan(0);
   });
 });

@@ -36,6 +36,12 @@ export const DISPATCH_ID_LABEL = 'ci-autoscaler/dispatch-id';
 /** Annotations holding the exact (unsanitised) queue name and dispatch id. */
 export const QUEUE_ANNOTATION = 'ci-autoscaler/queue';
 export const DISPATCH_ID_ANNOTATION = 'ci-autoscaler/dispatch-id';
+/**
+ * Which deployment of the scaler made a Job (its ledger table): two deployments sharing a
+ * namespace neither count each other's agents nor collide on Job names.
+ */
+export const DEPLOYMENT_LABEL = 'ci-autoscaler/deployment';
+export const DEPLOYMENT_ANNOTATION = 'ci-autoscaler/deployment';
 /** Env var injected (first) into every container; templates reference it as $(CI_AUTOSCALER_QUEUE). */
 export const QUEUE_ENV = 'CI_AUTOSCALER_QUEUE';
 /** Label selector matching every Job this product created. */
@@ -49,6 +55,8 @@ export interface AgentJobParams {
   readonly count: number;
   readonly ttlSecondsAfterFinished: number;
   readonly activeDeadlineSeconds: number;
+  /** The deployment's identity (see DEPLOYMENT_LABEL); omitted, the Job carries none. */
+  readonly deployment?: string;
 }
 
 function hash(text: string, length: number): string {
@@ -81,14 +89,14 @@ export function labelSafe(value: string): string {
  * (63, not the 253 of a DNS subdomain, because the name is also the value of the `job-name`
  * label of every pod.)
  */
-export function jobNameFor(queue: string, dispatchId: string): string {
+export function jobNameFor(queue: string, dispatchId: string, deployment = ''): string {
   const slug = queue
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '')
     .slice(0, 30)
     .replace(/-+$/, '');
-  const digest = hash(`${queue}\u0000${dispatchId}`, 16);
+  const digest = hash(deployment ? `${queue}\u0000${dispatchId}\u0000${deployment}` : `${queue}\u0000${dispatchId}`, 16);
   return slug ? `cia-${slug}-${digest}` : `cia-${digest}`;
 }
 
@@ -103,7 +111,7 @@ function withQueueEnv(container: V1Container, queue: string): V1Container {
  * agent). The template is not modified.
  */
 export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
-  const { namespace, queue, dispatchId, jobName, count, ttlSecondsAfterFinished, activeDeadlineSeconds } = params;
+  const { namespace, queue, dispatchId, jobName, count, ttlSecondsAfterFinished, activeDeadlineSeconds, deployment } = params;
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a positive integer, got ${count}`);
   const t = structuredClone(template) as V1Job;
   const podTemplate = t.spec?.template;
@@ -115,8 +123,13 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
     [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
     [QUEUE_LABEL]: labelSafe(queue),
     [DISPATCH_ID_LABEL]: labelSafe(dispatchId),
+    ...(deployment ? { [DEPLOYMENT_LABEL]: labelSafe(deployment) } : {}),
   };
-  const annotations = { [QUEUE_ANNOTATION]: queue, [DISPATCH_ID_ANNOTATION]: dispatchId };
+  const annotations = {
+    [QUEUE_ANNOTATION]: queue,
+    [DISPATCH_ID_ANNOTATION]: dispatchId,
+    ...(deployment ? { [DEPLOYMENT_ANNOTATION]: deployment } : {}),
+  };
   // Fields that would break our guarantees are dropped from the template's spec.
   const { backoffLimit: _b, maxFailedIndexes: _m, selector: _s, manualSelector: _ms, ...templateSpec } = t.spec!;
   return {
@@ -191,4 +204,9 @@ export function queueOf(job: V1Job): string | undefined {
 /** The exact dispatch id of a Job (annotation), falling back to the label. */
 export function dispatchIdOf(job: V1Job): string | undefined {
   return job.metadata?.annotations?.[DISPATCH_ID_ANNOTATION] ?? job.metadata?.labels?.[DISPATCH_ID_LABEL];
+}
+
+/** The exact deployment that made a Job (annotation), falling back to the label. */
+export function deploymentOf(job: V1Job): string | undefined {
+  return job.metadata?.annotations?.[DEPLOYMENT_ANNOTATION] ?? job.metadata?.labels?.[DEPLOYMENT_LABEL];
 }

@@ -1,7 +1,7 @@
 /** Wiring of the scaler's ports onto the adapters: the events queue and the agent Job factory. */
 import type { V1Job } from '@kubernetes/client-node';
 import type { EventsQueue } from '../adapters/sqs/events-queue.js';
-import { buildAgentJob, dispatchIdOf, jobNameFor, liveAgents, queueOf } from '../core/agent-job.js';
+import { buildAgentJob, deploymentOf, dispatchIdOf, jobNameFor, liveAgents, queueOf } from '../core/agent-job.js';
 import type { EventSource, JobFactory } from './scaler.js';
 
 export function eventSource(queue: EventsQueue): EventSource {
@@ -17,11 +17,16 @@ export interface JobFactoryOptions {
   readonly activeDeadlineSeconds: number;
   /** The agent Job template of a queue (already loaded and validated). */
   readonly templateFor: (queue: string) => V1Job;
+  /**
+   * This deployment's identity (the ledger table): written on every Job and part of its name;
+   * Jobs of another deployment in the same namespace are not ours. Omitted: every Job is ours.
+   */
+  readonly deployment?: string;
 }
 
 export function jobFactory(options: JobFactoryOptions): JobFactory {
   return {
-    jobName: jobNameFor,
+    jobName: (queue, dispatchId) => jobNameFor(queue, dispatchId, options.deployment),
     build: (d) =>
       buildAgentJob(options.templateFor(d.queue), {
         namespace: options.namespace,
@@ -31,12 +36,14 @@ export function jobFactory(options: JobFactoryOptions): JobFactory {
         count: d.count,
         ttlSecondsAfterFinished: options.ttlSecondsAfterFinished,
         activeDeadlineSeconds: options.activeDeadlineSeconds,
+        ...(options.deployment ? { deployment: options.deployment } : {}),
       }),
     describe: (job) => {
       const queue = queueOf(job);
       const dispatchId = dispatchIdOf(job);
       const jobName = job.metadata?.name;
       if (queue === undefined || dispatchId === undefined || jobName === undefined) return undefined;
+      if (options.deployment !== undefined && deploymentOf(job) !== options.deployment) return undefined;
       return { jobName, queue, dispatchId, live: liveAgents(job) };
     },
   };

@@ -37,6 +37,7 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
       namespace: c.namespace,
       ttlSecondsAfterFinished: c.jobTtlSecondsAfterFinished,
       activeDeadlineSeconds: c.jobActiveDeadlineSeconds,
+      deployment: c.ledgerTable,
       templateFor: (queue) => {
         const template = templates[queue];
         if (!template) throw new Error(`queue ${JSON.stringify(queue)} is not served (QUEUES)`);

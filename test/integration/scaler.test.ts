@@ -293,6 +293,20 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     expect(w2.agents()).toBe(3);
   });
 
+  it('shares a namespace with another deployment without counting its agents or colliding on names', async () => {
+    const a = await world({ MAX_AGENTS: '4', KUBE_NAMESPACE: 'shared' });
+    const b = await world({ MAX_AGENTS: '4', KUBE_NAMESPACE: 'shared' });
+    await Promise.all(['1', '2', '3'].map((id) => a.send(`a-${id}`, 'scheduled')));
+    await Promise.all(['1', '2'].map((id) => b.send(`b-${id}`, 'scheduled')));
+    await a.tick();
+    await b.tick(); // same dispatch id "1" as a's: a different Job name
+    const jobs = kube.jobs('shared');
+    expect(jobs.map((j) => j.spec?.parallelism).sort()).toEqual([2, 3]);
+    expect(new Set(jobs.map((j) => j.metadata?.name)).size).toBe(2);
+    expect(await a.limiter()).toMatchObject({ inFlight: 3 });
+    expect(await b.limiter()).toMatchObject({ inFlight: 2 });
+  });
+
   it('leaves an unreadable message in the queue for the dead-letter queue, deleting the good ones', async () => {
     const w = await world({}, 1); // redelivered after 1 s, moved to the DLQ after 2 receives
     await sqs.client.send(

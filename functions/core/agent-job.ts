@@ -185,10 +185,15 @@ export function isFinished(job: V1Job): boolean {
 /**
  * Agents of this Job that are provisioned and not finished — Pending pods included (they are
  * supply that is on its way; not counting them over-provisions):
- * 0 when finished, else max(0, min(parallelism, completions - succeeded - failed)).
+ *  - 0 once `Complete` or `Failed`;
+ *  - while `SuccessCriteriaMet` / `FailureTarget` (the Job is over, its pods are being
+ *    stopped): the pods not gone yet (active + terminating), so agents shutting down (a
+ *    deadline hit mid-job has a grace period) still count against MAX_AGENTS;
+ *  - else max(0, min(parallelism, completions - succeeded - failed)).
  */
 export function liveAgents(job: V1Job): number {
-  if (isFinished(job)) return 0;
+  if (hasTrueCondition(job, ['Complete', 'Failed'])) return 0;
+  if (isFinished(job)) return (job.status?.active ?? 0) + (job.status?.terminating ?? 0);
   const parallelism = job.spec?.parallelism ?? 1;
   const completions = job.spec?.completions ?? parallelism;
   const succeeded = job.status?.succeeded ?? 0;

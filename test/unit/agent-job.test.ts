@@ -148,12 +148,13 @@ describe('liveAgents', () => {
     ['all done, Complete', jobWith({ parallelism: 3, completions: 3 }, { succeeded: 3, conditions: complete }), 0],
     ['Failed (FailedIndexes) with nothing left', jobWith({ parallelism: 3, completions: 3 }, { succeeded: 2, failed: 1, conditions: failed }), 0],
     ['Failed by deadline while agents ran', jobWith({ parallelism: 3, completions: 3 }, { active: 3, conditions: [{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded' }] }), 0],
-    ['FailureTarget (terminating)', jobWith({ parallelism: 2, completions: 2 }, { active: 2, conditions: [{ type: 'FailureTarget', status: 'True' }] }), 0],
+    ['FailureTarget, pods still stopping', jobWith({ parallelism: 2, completions: 2 }, { active: 1, terminating: 1, conditions: [{ type: 'FailureTarget', status: 'True' }] }), 2],
+    ['FailureTarget, pods gone', jobWith({ parallelism: 2, completions: 2 }, { failed: 2, conditions: [{ type: 'FailureTarget', status: 'True' }] }), 0],
     ['a False condition does not finish', jobWith({ parallelism: 2, completions: 2 }, { conditions: [{ type: 'Complete', status: 'False' }] }), 2],
     ['parallelism below completions', jobWith({ parallelism: 2, completions: 5 }, { active: 2, succeeded: 1 }), 2],
     ['never negative', jobWith({ parallelism: 2, completions: 2 }, { succeeded: 3 }), 0],
   ])('%s', (_name, job, expected) => {
     expect(liveAgents(job)).toBe(expected);
-    expect(isFinished(job)).toBe(expected === 0 && (job.status?.conditions?.some((c) => c.status === 'True') ?? false));
+    expect(isFinished(job)).toBe(job.status?.conditions?.some((c) => c.status === 'True') ?? false);
   });
 });

@@ -118,7 +118,8 @@ export async function drain(
   const report: DrainReport = { received: 0, applied: 0, duplicates: 0, failed: 0, invalid: 0, undeleted: 0 };
   const { events, ledger, log } = ports;
 
-  const handle = async (batch: ReceivedEvent[]): Promise<void> => {
+  /** Applies and deletes one batch; true when it had events and none could be applied. */
+  const handle = async (batch: ReceivedEvent[]): Promise<boolean> => {
     report.received += batch.length;
     const valid = batch.filter((m): m is ReceivedEvent & { event: JobEvent } => m.event !== undefined);
     for (const m of batch) {
@@ -127,7 +128,7 @@ export async function drain(
       // Left in the queue: SQS redrives it to the dead-letter queue after maxReceiveCount.
       if (m.receiveCount <= 1) log.error('invalid event message set aside for the dead-letter queue', { messageId: m.messageId, error: m.error });
     }
-    if (valid.length === 0) return;
+    if (valid.length === 0) return false;
     const outcomes = await ledger.apply(
       valid.map((m) => m.event),
       new Date(ports.now()),
@@ -149,6 +150,7 @@ export async function drain(
       // Not deleted: redelivered later and then a no-op in the ledger. Nothing is lost.
       report.undeleted += undeleted.length;
     }
+    return done.length === 0;
   };
 
   const secondsLeft = () => Math.max(0, Math.floor((deadline - ports.now()) / 1000));
@@ -156,23 +158,17 @@ export async function drain(
   if (first.length === 0) return report;
 
   const drainUntil = Math.min(deadline, ports.now() + (settings.drainBudgetMs ?? 5_000));
-  let stop = false;
-  const handleAndCheck = async (batch: ReceivedEvent[]): Promise<void> => {
-    const failedBefore = report.failed;
-    await handle(batch);
-    // A batch none of whose events could be applied (DynamoDB unreachable, throttled past the
-    // SDK's retries): stop receiving for this tick rather than cycle every message towards the
-    // dead-letter queue; the next tick tries again.
-    if (report.failed - failedBefore === batch.filter((m) => m.event).length && report.failed > failedBefore) stop = true;
-  };
+  // A batch none of whose events could be applied (DynamoDB unreachable, throttled past the
+  // SDK's retries) stops the drain for this tick, rather than cycling every message towards the
+  // dead-letter queue; the next tick tries again.
+  let stop = await handle(first);
   const drainer = async (): Promise<void> => {
     while (!stop && ports.now() < drainUntil) {
       const batch = await events.receive({ max: 10, waitSeconds: 0 });
       if (batch.length === 0) return;
-      await handleAndCheck(batch);
+      if (await handle(batch)) stop = true;
     }
   };
-  await handleAndCheck(first);
   // allSettled: one drainer's failure must not leave the others running into the next tick.
   const settled = await Promise.allSettled(Array.from({ length: settings.drainConcurrency ?? 4 }, drainer));
   const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');

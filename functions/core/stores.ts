@@ -116,6 +116,4 @@ export interface LimiterStore {
   release(dispatch: DispatchRecord): Promise<void>;
   /** Sets inFlight (version + 1) only if the limiter is still at expectedVersion. */
   correct(request: CorrectRequest): Promise<boolean>;
-  /** Creates the queue's limiter with inFlight 0, version 0 if it does not exist (idempotent). */
-  ensureQueue(queue: string): Promise<void>;
 }

@@ -9,9 +9,9 @@ import { createLogger } from '../shared/logger.js';
 import { run, type ScalerPorts, type TickReport } from './scaler.js';
 import { createPorts, scalerSettings } from './wiring.js';
 
-const log = createLogger('scaler');
 /** Validated once: a bad variable fails the cold start with a message naming it. */
 const config: ScalerConfig = loadScalerConfig();
+const log = createLogger('scaler', config.logLevel);
 
 /** Margin kept from the Lambda timeout for the last tick to finish. */
 const SAFETY_MS = 8_000;

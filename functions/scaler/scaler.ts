@@ -20,7 +20,9 @@ import { decide, type Decision } from '../core/decision.js';
 import type { JobEvent } from '../core/job-event.js';
 import { intentCreateGraceMs, mayCreate, planReconcile, type ClusterJob, type DispatchAction } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
+import type { Cluster } from '../adapters/kubernetes/cluster.js';
 import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
+import { describeError } from '../shared/errors.js';
 
 export interface EventSource {
   receive(options: { max: number; waitSeconds: number }): Promise<ReceivedEvent[]>;
@@ -28,10 +30,8 @@ export interface EventSource {
   delete(receiptHandles: readonly string[]): Promise<string[]>;
 }
 
-export interface ClusterPort {
-  listAgentJobs(): Promise<V1Job[]>;
-  createJob(job: V1Job): Promise<'created' | 'exists'>;
-}
+/** What the scaler asks of the cluster: the Kubernetes adapter's interface. */
+export type ClusterPort = Cluster;
 
 export interface JobFactory {
   /** Deterministic Job name of a dispatch. */
@@ -106,7 +106,6 @@ export interface TickReport {
   readonly errors: readonly string[];
 }
 
-const describeError = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
 /** Step 1: drain the queue until it is empty or the deadline is near. */
 export async function drain(

@@ -1,11 +1,8 @@
 /** Structured JSON logging (Powertools). Never log a secret, a token or a signature. */
 import { Logger } from '@aws-lambda-powertools/logger';
+import type { LogLevel } from './config.js';
 
-const level = (process.env.LOG_LEVEL ?? 'INFO').toUpperCase();
-
-export function createLogger(serviceName: string): Logger {
-  return new Logger({
-    serviceName,
-    logLevel: (['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT'].includes(level) ? level : 'INFO') as 'INFO',
-  });
+/** A logger at the validated LOG_LEVEL of the function's configuration. */
+export function createLogger(serviceName: string, logLevel: LogLevel): Logger {
+  return new Logger({ serviceName, logLevel });
 }

@@ -141,7 +141,6 @@ function countedLimiter(inner: InMemoryLimiterStore, clock: VirtualClock, counte
     setTokens: wrap('dynamodb.UpdateItem', 1, (d, t) => inner.setTokens(d, t)),
     release: wrap('dynamodb.DeleteItem', 1, (d) => inner.release(d)),
     correct: wrap('dynamodb.UpdateItem', 1, (r) => inner.correct(r)),
-    ensureQueue: wrap('dynamodb.PutItem', 1, (q) => inner.ensureQueue(q)),
   };
 }
 

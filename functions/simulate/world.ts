@@ -80,8 +80,6 @@ export class World {
   private readonly idle = new Map<string, Pod[]>();
   private nextPodId = 1;
   private open: number;
-  /** Seconds at which the last CI job reached a terminal state. */
-  lastTerminalAt = 0;
   readonly series: SeriesPoint[] = [];
   readonly inFlightByQueue = new Map<string, number>();
   readonly maxInFlightByQueue = new Map<string, number>();
@@ -89,10 +87,7 @@ export class World {
   private inFlightTotal = 0;
   /** Seconds of CI job runs (including runs later interrupted). */
   usedSeconds = 0;
-  webhookDeliveries = 0;
   sink: WebhookSink | undefined;
-  /** Called whenever the CI side changes (a job becomes waiting, starts or ends). */
-  onCiChange: (() => void) | undefined;
   /** Called when every CI job is terminal. */
   onAllTerminal: (() => void) | undefined;
 
@@ -136,7 +131,6 @@ export class World {
     this.enqueueWaiting(job);
     this.emit(job, 'scheduled');
     this.dispatchIdle(job.trace.queue);
-    this.onCiChange?.();
   }
 
   private enqueueWaiting(job: CiJob): void {
@@ -159,8 +153,7 @@ export class World {
       this.removeWaiting(job);
       this.terminal(job, 'cancelled');
       this.emit(job, 'cancelled');
-      this.onCiChange?.();
-    } else if (job.state === 'running') {
+      } else if (job.state === 'running') {
       this.endRun(job, 'cancelled');
     }
   }
@@ -169,7 +162,6 @@ export class World {
     job.state = state;
     job.endedAt = this.nowSeconds;
     this.open--;
-    this.lastTerminalAt = this.nowSeconds;
     if (this.open === 0) this.onAllTerminal?.();
   }
 
@@ -178,14 +170,6 @@ export class World {
     let running = 0;
     for (const j of this.jobs) if (j.state === 'running' && j.trace.queue === queue) running++;
     return { waiting: this.waiting.get(queue)?.length ?? 0, running };
-  }
-
-  isOpen(job: CiJob): boolean {
-    return job.state === 'future' || job.state === 'waiting';
-  }
-
-  get allTerminal(): boolean {
-    return this.open === 0;
   }
 
   /** Delivers a webhook for the job's transition (plus duplicates, possibly out of order). */
@@ -198,7 +182,6 @@ export class World {
         t.reorder || copy > 0 ? hashUnit(this.params.seed, `${t.id}\n${kind}\n${copy}`) * this.params.reorderWindowSeconds : 0;
       const delayMs = (this.params.webhookLatencySeconds + jitter) * 1000;
       this.clock.after(delayMs, () => {
-        this.webhookDeliveries++;
         this.sink?.({
           id: eventId('buildkite', t.id, kind),
           provider: 'buildkite',
@@ -281,7 +264,6 @@ export class World {
     this.clock.after(job.trace.duration * 1000, () => {
       if (job.state === 'running' && job.finishTimer === run) this.endRun(job, 'finished');
     });
-    this.onCiChange?.();
   }
 
   private removeIdle(pod: Pod): void {
@@ -302,7 +284,6 @@ export class World {
       pod.state = 'exiting';
       this.clock.after(this.params.agentExitSeconds * 1000, () => this.endPod(pod, 'succeeded'));
     }
-    this.onCiChange?.();
   }
 
   /** Kubernetes deletes the pod (scale-down): a job it was running is interrupted and re-queued. */
@@ -321,8 +302,7 @@ export class World {
     this.endPod(pod, 'failed');
     if (job) {
       this.dispatchIdle(job.trace.queue);
-      this.onCiChange?.();
-    }
+      }
   }
 
   private endPod(pod: Pod, outcome: 'succeeded' | 'failed'): void {
@@ -348,9 +328,5 @@ export class World {
     let extra = 0;
     for (const j of this.jobs) if (j.state === 'running') extra += Math.max(0, untilSeconds - (j.runStart ?? untilSeconds));
     return this.usedSeconds + extra;
-  }
-
-  livePods(queue?: string): Pod[] {
-    return this.pods.filter((p) => p.state !== 'done' && (queue === undefined || p.queue === queue));
   }
 }

@@ -12,7 +12,7 @@ import { createLogger } from '../shared/logger.js';
 import { createWebhookHandler, type WebhookEvent, type WebhookResult } from './app.js';
 
 const config = loadWebhookConfig();
-const logger = createLogger('webhook');
+const logger = createLogger('webhook', config.logLevel);
 
 const webhook = createWebhookHandler({
   config,

@@ -180,7 +180,7 @@ export async function benchWebhook(): Promise<Record<string, unknown>> {
       config,
       queue: { sendEvent: async () => ({ messageId: 'stub' }) },
       secrets: new SecretStore(config.secrets),
-      logger: createLogger('webhook'),
+      logger: createLogger('webhook', config.logLevel),
     });
     const overhead = await measure(overheadHandler, 20_000);
     const coldMedian = median(coldDeployed);

@@ -66,14 +66,6 @@ describe.each([dynamo, memory])('$name', (backend) => {
     store = await backend.create();
   });
 
-  it('ensureQueue creates an empty limiter once and never resets it', async () => {
-    await store.ensureQueue('q');
-    expect(await store.snapshot()).toEqual({ limiters: [{ queue: 'q', inFlight: 0, version: 0 }], dispatches: [] });
-    expect(await store.reserve({ queue: 'q', count: 3, max: 10, expectedVersion: 0, dispatch: dispatch('q', 'd1', 3) })).toBe('reserved');
-    await store.ensureQueue('q');
-    expect((await store.snapshot()).limiters).toEqual([{ queue: 'q', inFlight: 3, version: 1 }]);
-  });
-
   it('reserve takes tokens, bumps the version and records the intent atomically', async () => {
     const d1 = dispatch('q', 'd1', 4);
     // No limiter yet: expectedVersion 0 creates it.
@@ -84,7 +76,6 @@ describe.each([dynamo, memory])('$name', (backend) => {
   });
 
   it('reserve refuses, writing nothing, on a stale version, above max, or for an existing dispatch id', async () => {
-    await store.ensureQueue('q');
     expect(await store.reserve({ queue: 'q', count: 2, max: 5, expectedVersion: 0, dispatch: dispatch('q', 'd1', 2) })).toBe('reserved');
     const before = await store.snapshot();
     // stale version

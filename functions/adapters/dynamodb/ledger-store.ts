@@ -14,12 +14,12 @@
  * see a job as still pending, or not yet pending, for one tick; the next tick reads the corrected
  * counts, and the in-flight limiter (strongly consistent) still caps what can be provisioned.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { JobEvent } from '../../core/job-event.js';
 import { DEFAULT_OPEN_MAX_AGE_HOURS, coalesceGroups, isTerminal, jobPk, openAtOf, openKeyOf, rankOf } from '../../core/ledger.js';
 import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
-import { dynamoClient } from './client.js';
+import { describeError } from '../../shared/errors.js';
+import { dynamoClient, isConditionFailure } from './client.js';
 
 export const OPEN_JOBS_INDEX = 'open-jobs';
 export const JOB_SK = 'JOB';
@@ -48,10 +48,6 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 export class DynamoLedgerStore implements LedgerStore {
@@ -156,7 +152,7 @@ export class DynamoLedgerStore implements LedgerStore {
       );
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException || (error as Error)?.name === 'ConditionalCheckFailedException') return false;
+      if (isConditionFailure(error)) return false;
       throw error;
     }
   }
@@ -176,8 +172,8 @@ export class DynamoLedgerStore implements LedgerStore {
     const since = Math.floor(now.getTime() / 1000) - this.openMaxAgeSeconds;
     const pairs = await mapLimit(unique, this.concurrency, async (queue) => {
       const [pending, running] = await Promise.all([
-        this.countOpen(`${queue}#scheduled`, since),
-        this.countOpen(`${queue}#started`, since),
+        this.countOpen(openKeyOf(queue, 'scheduled')!, since),
+        this.countOpen(openKeyOf(queue, 'started')!, since),
       ]);
       return [queue, { pending, running }] as const;
     });

@@ -11,10 +11,9 @@
  * Reads are strongly consistent Queries of the two partitions (both hold one item per queue /
  * per live dispatch, so they stay small).
  */
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
-  PutCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
@@ -27,7 +26,7 @@ import type {
   LimiterStore,
   ReserveRequest,
 } from '../../core/stores.js';
-import { dynamoClient } from './client.js';
+import { dynamoClient, isConditionFailure } from './client.js';
 
 export const LIMITER_PK = 'LIMITER';
 export const DISPATCH_PK = 'DISPATCH';
@@ -41,13 +40,6 @@ export interface DynamoLimiterStoreOptions {
   readonly client?: DynamoDBDocumentClient;
   /** Clock for updatedAt (tests). */
   readonly now?: () => Date;
-}
-
-function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error as Error | undefined)?.name === 'ConditionalCheckFailedException'
-  );
 }
 
 /** A cancelled transaction whose every reason is a condition failure or a concurrent transaction. */
@@ -225,20 +217,6 @@ export class DynamoLimiterStore implements LimiterStore {
     } catch (error) {
       if (isConditionFailure(error)) return false;
       throw error;
-    }
-  }
-
-  async ensureQueue(queue: string): Promise<void> {
-    try {
-      await this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { pk: LIMITER_PK, sk: queue, inFlight: 0, version: 0, updatedAt: this.now().toISOString() },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
     }
   }
 }

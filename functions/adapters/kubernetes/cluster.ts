@@ -1,9 +1,9 @@
 /**
- * The scaler's view of the cluster: list our agent Jobs, create one, delete one. Every call has a
- * timeout; 408/429/5xx, timeouts and network errors throw RetryableKubeError (nothing is lost:
- * the scaler retries its intent next tick), other failures KubeApiError.
+ * The scaler's view of the cluster: list our agent Jobs, create one. Every call has a timeout;
+ * 408/429/5xx, timeouts and network errors throw RetryableKubeError (nothing is lost: the scaler
+ * retries its intent next tick), other failures KubeApiError.
  *
- * Calls made (keep infra/k8s RBAC in step): jobs list, create, delete (namespaced).
+ * Calls made (keep infra/k8s/rbac.yaml in step): jobs list, create (namespaced).
  */
 import {
   BatchV1Api,

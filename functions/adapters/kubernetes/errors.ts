@@ -33,10 +33,6 @@ export class RetryableKubeError extends KubeApiError {
   }
 }
 
-export function isRetryableKubeError(e: unknown): e is RetryableKubeError {
-  return e instanceof RetryableKubeError;
-}
-
 interface StatusLike {
   message?: string;
   reason?: string;

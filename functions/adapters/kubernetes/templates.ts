@@ -15,7 +15,6 @@ import { parse } from 'yaml';
 import type { V1Job } from '@kubernetes/client-node';
 
 export const BUILTIN_TEMPLATES = ['buildkite', 'github', 'gitlab'] as const;
-export type BuiltinTemplate = (typeof BUILTIN_TEMPLATES)[number];
 const AGENTS_DIR = join('infra', 'k8s', 'agents');
 
 export class TemplateError extends Error {

@@ -12,7 +12,7 @@ import type {
   ReserveRequest,
 } from '../../core/stores.js';
 
-type Operation = 'snapshot' | 'reserve' | 'markSubmitted' | 'setTokens' | 'release' | 'correct' | 'ensureQueue';
+type Operation = 'snapshot' | 'reserve' | 'markSubmitted' | 'setTokens' | 'release' | 'correct';
 
 function dispatchKey(dispatch: Pick<DispatchRecord, 'queue' | 'dispatchId'>): string {
   return `${dispatch.queue}#${dispatch.dispatchId}`;
@@ -30,7 +30,6 @@ export class InMemoryLimiterStore implements LimiterStore {
     setTokens: 0,
     release: 0,
     correct: 0,
-    ensureQueue: 0,
   };
 
   /** The next call of `operation` throws `error` instead of doing anything. */
@@ -100,10 +99,5 @@ export class InMemoryLimiterStore implements LimiterStore {
     if (limiter ? limiter.version !== expectedVersion : expectedVersion !== 0) return false;
     this.limiters.set(queue, { queue, inFlight, version: (limiter?.version ?? 0) + 1 });
     return true;
-  }
-
-  async ensureQueue(queue: string): Promise<void> {
-    this.enter('ensureQueue');
-    if (!this.limiters.has(queue)) this.limiters.set(queue, { queue, inFlight: 0, version: 0 });
   }
 }

@@ -10,7 +10,6 @@ import { getSecureParameter } from '../ssm/client.js';
 
 export type FetchParameter = (name: string) => Promise<string>;
 
-export const fetchSsmParameter: FetchParameter = getSecureParameter;
 
 export interface SecretStoreOptions {
   readonly fetchParameter?: FetchParameter;
@@ -39,7 +38,7 @@ export class SecretStore<K extends string = string> {
     private readonly sources: Readonly<Record<K, SecretSource>>,
     options: SecretStoreOptions = {},
   ) {
-    this.fetchParameter = options.fetchParameter ?? fetchSsmParameter;
+    this.fetchParameter = options.fetchParameter ?? getSecureParameter;
     this.minRefreshIntervalMs = options.minRefreshIntervalMs ?? 10_000;
     this.now = options.now ?? Date.now;
   }

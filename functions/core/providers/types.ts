@@ -72,12 +72,6 @@ export function objectField(parent: JsonObject, key: string, path: string): Json
   return value;
 }
 
-export function stringField(parent: JsonObject, key: string, path: string): string {
-  const value = parent[key];
-  if (typeof value !== 'string' || value === '') throw new BadRequestError(`${path} is missing or not a string`);
-  return value;
-}
-
 /** A job id: a non-empty string or a non-negative safe integer (GitHub and GitLab use numbers). */
 export function idField(parent: JsonObject, key: string, path: string): string {
   const value = parent[key];

@@ -10,6 +10,8 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Provider } from '../core/job-event.js';
+import { PROVIDER_MODULES } from '../core/providers/index.js';
+import { buildkiteSignature } from '../core/providers/buildkite.js';
 
 export type Transition = 'scheduled' | 'started' | 'finished';
 
@@ -25,6 +27,22 @@ export const LOCAL_SECRETS: LocalSecrets = {
   github: 'local-github-secret',
   gitlab: 'local-gitlab-token',
 };
+
+/** The variable holding each provider's plain webhook secret (functions/shared/config.ts). */
+const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
+  buildkite: 'BUILDKITE_WEBHOOK_SECRET',
+  github: 'GITHUB_WEBHOOK_SECRET',
+  gitlab: 'GITLAB_WEBHOOK_TOKEN',
+};
+
+/**
+ * The secrets to sign local deliveries with: each provider's variable in `env`, read as the
+ * webhook reads it (trimmed; GitHub's first of its comma-separated secrets), else LOCAL_SECRETS.
+ */
+export function localSigningSecrets(env: Readonly<Record<string, string | undefined>>): LocalSecrets {
+  const secret = (p: Provider): string => PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? LOCAL_SECRETS[p];
+  return { buildkite: secret('buildkite'), github: secret('github'), gitlab: secret('gitlab') };
+}
 
 export interface CiJob {
   readonly provider: Provider;
@@ -88,8 +106,8 @@ export function delivery(job: CiJob, transition: Transition, secrets: LocalSecre
         pipeline: { slug: 'widgets', name: 'Widgets', repository: 'git@github.com:acme/widgets.git' },
         sender: { id: '8a7693f8-dbae-4783-9137-84090fce9045', name: 'Local Demo' },
       });
-      const timestamp = Math.floor(now / 1000);
-      const signature = createHmac('sha256', secrets.buildkite).update(`${timestamp}.`).update(body).digest('hex');
+      const timestamp = String(Math.floor(now / 1000));
+      const signature = buildkiteSignature(secrets.buildkite, timestamp, body);
       return {
         path: '/webhooks/buildkite',
         headers: {

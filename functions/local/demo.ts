@@ -17,8 +17,9 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Provider } from '../core/job-event.js';
-import { LOCAL_SECRETS, closeConnections, delivery, newCiJob, post, type CiJob, type LocalSecrets } from './ci-webhooks.js';
+import { jobKey, type Provider } from '../core/job-event.js';
+import { percentile } from '../simulate/simulate.js';
+import { closeConnections, delivery, localSigningSecrets, newCiJob, post, type CiJob, type LocalSecrets } from './ci-webhooks.js';
 import type { CiJobRecord } from './simulated-ci.js';
 import { startLocalStack, type LocalStack, type LocalStackStatus } from './stack.js';
 
@@ -31,7 +32,8 @@ interface Sent {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+/** Seconds with one decimal; '-' when there is no sample (NaN). */
+const seconds = (ms: number) => (Number.isNaN(ms) ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 async function fetchStatus(url: string): Promise<LocalStackStatus | undefined> {
   try {
@@ -42,10 +44,8 @@ async function fetchStatus(url: string): Promise<LocalStackStatus | undefined> {
   }
 }
 
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
-}
+/** Nearest-rank p-th percentile (p in 0..100) of ascending samples; NaN when there is none. */
+const quantile = (sorted: readonly number[], p: number): number => (sorted.length === 0 ? NaN : percentile(sorted, p));
 
 export interface DemoResult {
   readonly ok: boolean;
@@ -113,15 +113,14 @@ export async function runDemo(options: {
   }
 
   // Watch until every accepted CI job has finished on its agent.
-  const key = (p: string, id: string) => `${p}:${id}`;
-  const ours = new Set(accepted.map((s) => key(s.job.provider, s.job.jobId)));
+  const ours = new Set(accepted.map((s) => jobKey(s.job)));
   const deadline = Date.now() + (options.timeoutMs ?? 180_000);
   let status = before;
   let records: CiJobRecord[] = [];
   let lastLine = '';
   for (;;) {
     status = (await fetchStatus(options.url)) ?? status;
-    records = status.ciJobs.filter((r) => ours.has(key(r.provider, r.jobId)));
+    records = status.ciJobs.filter((r) => ours.has(jobKey(r)));
     const started = records.filter((r) => r.agentRunningAt !== undefined).length;
     const finished = records.filter((r) => r.finishedAt !== undefined).length;
     const q = status.queues.find((x) => x.queue === queue.queue)!;
@@ -132,10 +131,10 @@ export async function runDemo(options: {
     await sleep(250);
   }
 
-  const postedAt = new Map(accepted.map((s) => [key(s.job.provider, s.job.jobId), s.postedAt]));
+  const postedAt = new Map(accepted.map((s) => [jobKey(s.job), s.postedAt]));
   const waits: { provider: Provider; jobId: string; wait?: number; pod?: string }[] = accepted.map((s) => {
     const r = records.find((x) => x.provider === s.job.provider && x.jobId === s.job.jobId);
-    return { provider: s.job.provider, jobId: s.job.jobId, ...(r?.agentRunningAt ? { wait: r.agentRunningAt - postedAt.get(key(s.job.provider, s.job.jobId))! } : {}), ...(r?.pod ? { pod: r.pod } : {}) };
+    return { provider: s.job.provider, jobId: s.job.jobId, ...(r?.agentRunningAt ? { wait: r.agentRunningAt - postedAt.get(jobKey(s.job))! } : {}), ...(r?.pod ? { pod: r.pod } : {}) };
   });
   print('');
   print('CI job                                         waited for an agent   agent pod');
@@ -152,7 +151,7 @@ export async function runDemo(options: {
     jobs: total,
     gotAgent: got.length,
     finished,
-    waitP50Ms: quantile(sorted, 0.5),
+    waitP50Ms: quantile(sorted, 50),
     waitMaxMs: sorted.at(-1) ?? NaN,
     maxInFlight: q.maxInFlight,
     maxAgents: q.maxAgents,
@@ -164,10 +163,10 @@ export async function runDemo(options: {
     const mine = waits.filter((w) => w.provider === provider);
     if (mine.length === 0) continue;
     const ws = mine.filter((w) => w.wait !== undefined).map((w) => w.wait!).sort((a, b) => a - b);
-    print(`  ${provider.padEnd(9)} ${ws.length}/${mine.length} CI jobs got an agent; waited p50 ${seconds(quantile(ws, 0.5))}, max ${seconds(ws.at(-1) ?? NaN)}`);
+    print(`  ${provider.padEnd(9)} ${ws.length}/${mine.length} CI jobs got an agent; waited p50 ${seconds(quantile(ws, 50))}, max ${seconds(ws.at(-1) ?? NaN)}`);
   }
   print(`  every CI job got an agent: ${got.length === total ? 'yes' : `NO (${got.length}/${total})`}; ${finished}/${total} finished`);
-  print(`  wait (webhook POST -> agent pod Running): p50 ${seconds(result.waitP50Ms)}, p95 ${seconds(quantile(sorted, 0.95))}, max ${seconds(result.waitMaxMs)}`);
+  print(`  wait (webhook POST -> agent pod Running): p50 ${seconds(result.waitP50Ms)}, p95 ${seconds(quantile(sorted, 95))}, max ${seconds(result.waitMaxMs)}`);
   print(`  MAX_AGENTS respected: ${q.maxInFlight <= q.maxAgents ? 'yes' : 'NO'} — at most ${q.maxInFlight} agents in flight seen in the cluster (MAX_AGENTS ${q.maxAgents}; sampled every 50 ms since the stack started)`);
   print(`  agents provisioned: ${agentsRequested} for ${total} CI jobs (2 redeliveries added none) in ${q.jobsCreated - jobsBefore} Kubernetes Jobs`);
   return result;
@@ -189,11 +188,7 @@ async function main(): Promise<void> {
     return;
   }
   const env = process.env;
-  const secrets: LocalSecrets = {
-    buildkite: env.BUILDKITE_WEBHOOK_SECRET?.trim() || LOCAL_SECRETS.buildkite,
-    github: env.GITHUB_WEBHOOK_SECRET?.split(',')[0]?.trim() || LOCAL_SECRETS.github,
-    gitlab: env.GITLAB_WEBHOOK_TOKEN?.trim() || LOCAL_SECRETS.gitlab,
-  };
+  const secrets = localSigningSecrets(env);
   const counts = { buildkite: Number(values.buildkite), github: Number(values.github), gitlab: Number(values.gitlab) };
   let url = values.url ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
   let stack: LocalStack | undefined;

@@ -9,11 +9,10 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { createTableFromDefinition, tableDefinitionFromCloudFormation } from '../adapters/dynamodb/table-definition.js';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The deployed definition of the table (serverless.yml includes it). */
 export const LEDGER_TABLE_YAML = path.join(PROJECT_ROOT, 'infra/aws/ledger-table.yml');
 

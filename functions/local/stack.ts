@@ -26,13 +26,14 @@ import type { JobEvent } from '../core/job-event.js';
 import { sendEvent } from '../adapters/sqs/events-queue.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { resetAwsClients } from '../shared/aws.js';
-import { loadScalerConfig, loadWebhookConfig, type ScalerConfig, type WebhookConfig } from '../shared/config.js';
+import { defaultOf, loadScalerConfig, loadWebhookConfig, type ScalerConfig, type WebhookConfig } from '../shared/config.js';
 import { run, type ScalerLog, type ScalerPorts } from '../scaler/scaler.js';
 import { createPorts, scalerSettings } from '../scaler/wiring.js';
 import { createWebhookHandler } from '../webhook/app.js';
 import { FakeKube } from '../../test/support/fake-kube/index.js';
-import { LOCAL_SECRETS, closeConnections, type LocalSecrets } from './ci-webhooks.js';
-import { PROJECT_ROOT, createLedgerTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local.js';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+import { LOCAL_SECRETS, closeConnections, localSigningSecrets, type LocalSecrets } from './ci-webhooks.js';
+import { createLedgerTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local.js';
 import { startHttpEndpoint, type HttpEndpoint } from './http-endpoint.js';
 import { SimulatedCi, type CiJobRecord } from './simulated-ci.js';
 import { startSqsLocal, type SqsLocal } from './sqs-local.js';
@@ -117,11 +118,8 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** Local defaults, under whatever the environment sets. */
+/** Local defaults, under whatever the environment sets (over the loaders' own defaults). */
 export const LOCAL_DEFAULTS: Readonly<Env> = {
-  QUEUES: 'default',
-  MIN_AGENTS: '0',
-  MAX_AGENTS: '10',
   BUILDKITE_WEBHOOK_SECRET: LOCAL_SECRETS.buildkite,
   GITHUB_WEBHOOK_SECRET: LOCAL_SECRETS.github,
   GITLAB_WEBHOOK_TOKEN: LOCAL_SECRETS.gitlab,
@@ -153,18 +151,6 @@ function localEnv(given: Env, forced: Env, warn: (m: string) => void): Env {
     delete env[name];
   }
   return { ...env, ...forced };
-}
-
-/** Creates the fake API server with its temporary kubeconfig under `dir`, not the OS temp folder. */
-function embeddedCluster(dir: string, namespace: string, autoRun: { startMs: number; runMs: number }): FakeKube {
-  const previous = process.env.TMPDIR;
-  process.env.TMPDIR = dir; // FakeKube makes its folder with os.tmpdir() in its constructor
-  try {
-    return new FakeKube({ namespace, autoRun });
-  } finally {
-    if (previous === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = previous;
-  }
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
@@ -225,8 +211,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     let fake: FakeKube | undefined;
     let kubeconfigPath = options.kubeconfig;
     if (!kubeconfigPath) {
-      const namespace = localEnv(given, {}, () => {}).KUBE_NAMESPACE ?? 'ci-agents';
-      const f = embeddedCluster(runDir, namespace, { startMs: agentStartMs, runMs: agentRunMs });
+      const namespace = localEnv(given, {}, () => {}).KUBE_NAMESPACE ?? defaultOf('KUBE_NAMESPACE');
+      // Its temporary kubeconfig goes under the run folder, not the OS temp folder.
+      const f = new FakeKube({ namespace, autoRun: { startMs: agentStartMs, runMs: agentRunMs }, dir: runDir });
       await f.start();
       cleanups.push(() => f.stop());
       fake = f;
@@ -245,15 +232,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // --- webhook ---------------------------------------------------------------------------
     let webhookUrl = '';
-    const secrets = {
-      ...(env.BUILDKITE_WEBHOOK_SECRET ? { buildkite: env.BUILDKITE_WEBHOOK_SECRET } : {}),
-      ...(env.GITHUB_WEBHOOK_SECRET ? { github: env.GITHUB_WEBHOOK_SECRET.split(',')[0]!.trim() } : {}),
-      ...(env.GITLAB_WEBHOOK_TOKEN ? { gitlab: env.GITLAB_WEBHOOK_TOKEN } : {}),
-    };
+    const secrets = localSigningSecrets(env);
     const ci = fake
       ? new SimulatedCi({
           webhookUrl: () => webhookUrl,
-          secrets: { ...LOCAL_SECRETS, ...secrets },
+          secrets,
           runningPods: (): V1Pod[] => fake!.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
           onError: (m) => onLog('warn', m),
         })

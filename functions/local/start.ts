@@ -14,8 +14,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../shared/config.js';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { LOCAL_SECRETS } from './ci-webhooks.js';
-import { PROJECT_ROOT } from './dynamodb-local.js';
 import { startLocalStack, type LocalStack } from './stack.js';
 import { Terminal, decisionLine, statusLines } from './terminal.js';
 

@@ -22,13 +22,9 @@ import { pathToFileURL } from 'node:url';
 import type { Provider } from '../../functions/core/job-event.js';
 import { LOCAL_SECRETS, closeConnections, delivery, newCiJob, post } from '../../functions/local/ci-webhooks.js';
 import { startLocalStack } from '../../functions/local/stack.js';
+import { percentile } from '../../functions/simulate/simulate.js';
 
 const TARGET_P99_MS = 2000;
-
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
 
 const round = (n: number) => Math.round(n * 10) / 10;
 
@@ -104,14 +100,14 @@ export async function benchEndToEnd(options: { jobs?: number; ratePerSecond?: nu
     postMs.sort((a, b) => a - b);
     const status = stack.status();
     const q = status.queues[0]!;
-    const p99 = quantile(latencies, 0.99);
+    const p99 = percentile(latencies, 99);
     return {
       jobs,
       ratePerSecond: rate,
-      webhookPostMs: { p50: round(quantile(postMs, 0.5)), p99: round(quantile(postMs, 0.99)), max: round(postMs.at(-1) ?? NaN), non202 },
+      webhookPostMs: { p50: round(percentile(postMs, 50)), p99: round(percentile(postMs, 99)), max: round(postMs.at(-1) ?? NaN), non202 },
       postToJobCreatedMs: {
-        p50: round(quantile(latencies, 0.5)),
-        p90: round(quantile(latencies, 0.9)),
+        p50: round(percentile(latencies, 50)),
+        p90: round(percentile(latencies, 90)),
         p99: round(p99),
         max: round(latencies.at(-1) ?? NaN),
       },

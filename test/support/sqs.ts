@@ -14,10 +14,10 @@ import {
   GetQueueAttributesCommand,
   PurgeQueueCommand,
   ReceiveMessageCommand,
-  SQSClient,
   type Message,
+  type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { buildApp } from 'fauxqs';
+import { queueDepth, startFauxqs } from '../../functions/local/sqs-local.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 
 export interface TestQueue {
@@ -63,19 +63,8 @@ export const TEST_AWS_ENV = {
 } as const;
 
 export async function startSqs(): Promise<SqsHarness> {
-  const app = buildApp({ logger: false });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('fauxqs did not bind a TCP port');
-  const port = address.port;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const client = new SQSClient({
-    endpoint,
-    region: TEST_AWS_ENV.AWS_REGION,
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    useQueueUrlAsEndpoint: false,
-    maxAttempts: 1,
-  });
+  const fauxqs = await startFauxqs({ credential: 'test', maxAttempts: 1 });
+  const { endpoint, port, client } = fauxqs;
   let stopped = false;
 
   async function create(name: string, attributes: Record<string, string>): Promise<{ url: string; arn: string }> {
@@ -141,23 +130,8 @@ export async function startSqs(): Promise<SqsHarness> {
       return messages;
     },
 
-    async depth(url) {
-      const out = await client.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: url,
-          AttributeNames: [
-            'ApproximateNumberOfMessages',
-            'ApproximateNumberOfMessagesNotVisible',
-            'ApproximateNumberOfMessagesDelayed',
-          ],
-        }),
-      );
-      const a = out.Attributes ?? {};
-      return (
-        Number(a.ApproximateNumberOfMessages ?? 0) +
-        Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
-        Number(a.ApproximateNumberOfMessagesDelayed ?? 0)
-      );
+    depth(url) {
+      return queueDepth(client, url);
     },
 
     async purge(url) {
@@ -167,8 +141,7 @@ export async function startSqs(): Promise<SqsHarness> {
     async stop() {
       if (stopped) return;
       stopped = true;
-      client.destroy();
-      await app.close();
+      await fauxqs.stop();
     },
   };
 }

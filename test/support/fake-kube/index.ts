@@ -51,6 +51,8 @@ export interface FakeKubeOptions {
   namespace?: string;
   /** Simulated cluster: pods start after `startMs` and succeed `runMs` later, on their own. */
   autoRun?: { startMs: number; runMs: number };
+  /** Folder the temporary kubeconfig folder is made in (default the OS temp folder). */
+  dir?: string;
 }
 
 export interface FaultMatch {
@@ -146,7 +148,7 @@ export class FakeKube {
 
   constructor(private readonly options: FakeKubeOptions = {}) {
     this.token = options.token ?? randomBytes(16).toString('hex');
-    this.dir = mkdtempSync(join(tmpdir(), 'fake-kube-'));
+    this.dir = mkdtempSync(join(options.dir ?? tmpdir(), 'fake-kube-'));
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 

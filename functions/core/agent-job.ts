@@ -96,7 +96,10 @@ export function jobNameFor(queue: string, dispatchId: string, deployment = ''): 
     .replace(/^-+|-+$/g, '')
     .slice(0, 30)
     .replace(/-+$/, '');
-  const digest = hash(deployment ? `${queue}\u0000${dispatchId}\u0000${deployment}` : `${queue}\u0000${dispatchId}`, 16);
+  const digest = hash(
+    deployment ? `${queue}\u0000${dispatchId}\u0000${deployment}` : `${queue}\u0000${dispatchId}`,
+    16,
+  );
   return slug ? `cia-${slug}-${digest}` : `cia-${digest}`;
 }
 
@@ -111,7 +114,8 @@ function withQueueEnv(container: V1Container, queue: string): V1Container {
  * agent). The template is not modified.
  */
 export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
-  const { namespace, queue, dispatchId, jobName, count, ttlSecondsAfterFinished, activeDeadlineSeconds, deployment } = params;
+  const { namespace, queue, dispatchId, jobName, count, ttlSecondsAfterFinished, activeDeadlineSeconds, deployment } =
+    params;
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a positive integer, got ${count}`);
   const t = structuredClone(template) as V1Job;
   const podTemplate = t.spec?.template;
@@ -147,7 +151,9 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
       completions: count,
       parallelism: count,
       backoffLimitPerIndex: 0,
-      podFailurePolicy: { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }] },
+      podFailurePolicy: {
+        rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }],
+      },
       ttlSecondsAfterFinished,
       activeDeadlineSeconds,
       suspend: false,
@@ -162,7 +168,9 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
           ...podSpec,
           restartPolicy: 'Never',
           containers: podSpec.containers.map((c) => withQueueEnv(c, queue)),
-          ...(podSpec.initContainers ? { initContainers: podSpec.initContainers.map((c) => withQueueEnv(c, queue)) } : {}),
+          ...(podSpec.initContainers
+            ? { initContainers: podSpec.initContainers.map((c) => withQueueEnv(c, queue)) }
+            : {}),
         },
       },
     },

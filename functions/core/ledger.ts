@@ -10,7 +10,7 @@
  * arrival order; with it, the state is a function of the SET of events received, never of their
  * order (a join: advance is commutative, associative and idempotent).
  */
-import { jobKey, type JobEvent, type JobEventKind, type Provider } from './job-event.js';
+import { type JobEvent, type JobEventKind, jobKey, type Provider } from './job-event.js';
 
 export type LedgerStateName = JobEventKind;
 

@@ -112,7 +112,9 @@ function dispatchAction(d: DispatchRecord, job: ClusterJob | undefined, now: num
 export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const jobsByName = new Map(input.jobs.map((j) => [j.jobName, j]));
   const recorded = new Set(input.dispatches.map((d) => d.jobName));
-  const actions = input.dispatches.map((d) => dispatchAction(d, jobsByName.get(d.jobName), input.now, input.createGraceMs ?? 0));
+  const actions = input.dispatches.map((d) =>
+    dispatchAction(d, jobsByName.get(d.jobName), input.now, input.createGraceMs ?? 0),
+  );
 
   const inFlight: Record<string, number> = {};
   const versions: Record<string, number> = {};

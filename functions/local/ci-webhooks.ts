@@ -10,8 +10,8 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Provider } from '../core/job-event.js';
-import { PROVIDER_MODULES } from '../core/providers/index.js';
 import { buildkiteSignature } from '../core/providers/buildkite.js';
+import { PROVIDER_MODULES } from '../core/providers/index.js';
 
 export type Transition = 'scheduled' | 'started' | 'finished';
 
@@ -40,7 +40,8 @@ const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
  * webhook reads it (trimmed; GitHub's first of its comma-separated secrets), else LOCAL_SECRETS.
  */
 export function localSigningSecrets(env: Readonly<Record<string, string | undefined>>): LocalSecrets {
-  const secret = (p: Provider): string => PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? LOCAL_SECRETS[p];
+  const secret = (p: Provider): string =>
+    PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? LOCAL_SECRETS[p];
   return { buildkite: secret('buildkite'), github: secret('github'), gitlab: secret('gitlab') };
 }
 
@@ -66,7 +67,11 @@ export function newCiJob(provider: Provider, queue: string, name = 'test'): CiJo
   return { provider, jobId, queue, name };
 }
 
-const bkTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, ' UTC');
+const bkTime = (ms: number) =>
+  new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, ' UTC');
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export interface TransitionTimes {
@@ -77,7 +82,13 @@ export interface TransitionTimes {
 }
 
 /** The signed HTTP delivery the provider sends when `job` makes `transition`. */
-export function delivery(job: CiJob, transition: Transition, secrets: LocalSecrets, times: TransitionTimes = {}, now = Date.now()): WebhookDelivery {
+export function delivery(
+  job: CiJob,
+  transition: Transition,
+  secrets: LocalSecrets,
+  times: TransitionTimes = {},
+  now = Date.now(),
+): WebhookDelivery {
   const scheduledAt = times.scheduledAt ?? now;
   const startedAt = transition === 'scheduled' ? undefined : (times.startedAt ?? now);
   const finishedAt = transition === 'finished' ? (times.finishedAt ?? now) : undefined;
@@ -102,7 +113,12 @@ export function delivery(job: CiJob, transition: Transition, secrets: LocalSecre
           started_at: startedAt === undefined ? null : bkTime(startedAt),
           finished_at: finishedAt === undefined ? null : bkTime(finishedAt),
         },
-        build: { id: '0190a4b7-0000-4000-8000-000000000042', number: 42, branch: 'main', web_url: 'https://buildkite.com/acme/widgets/builds/42' },
+        build: {
+          id: '0190a4b7-0000-4000-8000-000000000042',
+          number: 42,
+          branch: 'main',
+          web_url: 'https://buildkite.com/acme/widgets/builds/42',
+        },
         pipeline: { slug: 'widgets', name: 'Widgets', repository: 'git@github.com:acme/widgets.git' },
         sender: { id: '8a7693f8-dbae-4783-9137-84090fce9045', name: 'Local Demo' },
       });
@@ -125,7 +141,7 @@ export function delivery(job: CiJob, transition: Transition, secrets: LocalSecre
         action,
         workflow_job: {
           id: Number(job.jobId),
-          run_id: 5_000_000_000 + Number(job.jobId) % 1000,
+          run_id: 5_000_000_000 + (Number(job.jobId) % 1000),
           run_attempt: 1,
           workflow_name: 'CI',
           name: job.name ?? 'test',
@@ -138,7 +154,17 @@ export function delivery(job: CiJob, transition: Transition, secrets: LocalSecre
           labels: [job.queue],
           runner_id: transition === 'scheduled' ? null : 42,
           runner_name: transition === 'scheduled' ? null : 'local-agent',
-          steps: transition === 'scheduled' ? [] : [{ name: 'Run tests', status: transition === 'finished' ? 'completed' : 'in_progress', number: 1, started_at: iso(startedAt!) }],
+          steps:
+            transition === 'scheduled'
+              ? []
+              : [
+                  {
+                    name: 'Run tests',
+                    status: transition === 'finished' ? 'completed' : 'in_progress',
+                    number: 1,
+                    started_at: iso(startedAt!),
+                  },
+                ],
           html_url: `https://github.com/acme/widgets/actions/runs/1/job/${job.jobId}`,
         },
         repository: { full_name: 'acme/widgets', name: 'widgets' },
@@ -173,10 +199,18 @@ export function delivery(job: CiJob, transition: Transition, secrets: LocalSecre
         build_allow_failure: false,
         pipeline_id: 2366,
         tags: [job.queue],
-        runner: transition === 'scheduled' ? null : { id: 380, description: 'local-agent', active: true, is_shared: false, tags: [job.queue] },
+        runner:
+          transition === 'scheduled'
+            ? null
+            : { id: 380, description: 'local-agent', active: true, is_shared: false, tags: [job.queue] },
         project_id: 380,
         project_name: 'Acme / Widgets',
-        project: { id: 380, name: 'Widgets', web_url: 'http://gitlab.example.com/acme/widgets', path_with_namespace: 'acme/widgets' },
+        project: {
+          id: 380,
+          name: 'Widgets',
+          web_url: 'http://gitlab.example.com/acme/widgets',
+          path_with_namespace: 'acme/widgets',
+        },
         repository: { name: 'widgets', homepage: 'http://gitlab.example.com/acme/widgets' },
       });
       return {
@@ -208,7 +242,12 @@ export function post(baseUrl: string, d: WebhookDelivery, timeoutMs = 10_000): P
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
-      { method: 'POST', agent: keepAlive, headers: { ...d.headers, 'content-length': String(Buffer.byteLength(d.body)) }, timeout: timeoutMs },
+      {
+        method: 'POST',
+        agent: keepAlive,
+        headers: { ...d.headers, 'content-length': String(Buffer.byteLength(d.body)) },
+        timeout: timeoutMs,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -19,9 +19,17 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { jobKey, type Provider } from '../core/job-event.js';
 import { percentile } from '../simulate/simulate.js';
-import { closeConnections, delivery, localSigningSecrets, newCiJob, post, type CiJob, type LocalSecrets } from './ci-webhooks.js';
+import {
+  type CiJob,
+  closeConnections,
+  delivery,
+  type LocalSecrets,
+  localSigningSecrets,
+  newCiJob,
+  post,
+} from './ci-webhooks.js';
 import type { CiJobRecord } from './simulated-ci.js';
-import { startLocalStack, type LocalStack, type LocalStackStatus } from './stack.js';
+import { type LocalStack, type LocalStackStatus, startLocalStack } from './stack.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -68,14 +76,19 @@ export async function runDemo(options: {
 }): Promise<DemoResult> {
   const print = options.print ?? console.log;
   const before = await fetchStatus(options.url);
-  if (!before) throw new Error(`no local stack answers at ${options.url} (start one with npm start, or use --standalone)`);
+  if (!before)
+    throw new Error(`no local stack answers at ${options.url} (start one with npm start, or use --standalone)`);
   if (before.cluster !== 'embedded') {
-    throw new Error('the demo needs the embedded simulated cluster: its CI jobs are made up, so real agents would never take them. Run `npm run demo -- --standalone`.');
+    throw new Error(
+      'the demo needs the embedded simulated cluster: its CI jobs are made up, so real agents would never take them. Run `npm run demo -- --standalone`.',
+    );
   }
   const queue = before.queues[0]!;
   const requestedBefore = queue.agentsRequested;
   const jobsBefore = queue.jobsCreated;
-  print(`Demo against ${options.url}: queue "${queue.queue}", MAX_AGENTS ${queue.maxAgents}, MIN_AGENTS ${queue.minAgents}; simulated agents start after ${seconds(before.agentStartMs ?? 0)} and run ${seconds(before.agentRunMs ?? 0)}`);
+  print(
+    `Demo against ${options.url}: queue "${queue.queue}", MAX_AGENTS ${queue.maxAgents}, MIN_AGENTS ${queue.minAgents}; simulated agents start after ${seconds(before.agentStartMs ?? 0)} and run ${seconds(before.agentRunMs ?? 0)}`,
+  );
 
   // The burst: three pipelines start within about a second; each provider spreads its jobs a little.
   const plan: { at: number; job: CiJob }[] = [];
@@ -87,12 +100,17 @@ export async function runDemo(options: {
   const offset: Record<Provider, number> = { buildkite: 0, github: 400, gitlab: 800 };
   for (const provider of ['buildkite', 'github', 'gitlab'] as const) {
     for (let i = 0; i < options.counts[provider]; i++) {
-      plan.push({ at: offset[provider] + i * 60, job: newCiJob(provider, queue.queue, names[provider][i % names[provider].length]) });
+      plan.push({
+        at: offset[provider] + i * 60,
+        job: newCiJob(provider, queue.queue, names[provider][i % names[provider].length]),
+      });
     }
   }
   plan.sort((a, b) => a.at - b.at);
   const total = plan.length;
-  print(`Sending ${total} signed "scheduled" webhooks (Buildkite ${options.counts.buildkite}, GitHub ${options.counts.github}, GitLab ${options.counts.gitlab}) and 2 redeliveries...`);
+  print(
+    `Sending ${total} signed "scheduled" webhooks (Buildkite ${options.counts.buildkite}, GitHub ${options.counts.github}, GitLab ${options.counts.gitlab}) and 2 redeliveries...`,
+  );
 
   const t0 = Date.now();
   const sent: Sent[] = [];
@@ -109,7 +127,9 @@ export async function runDemo(options: {
   for (const s of sent.slice(0, 2)) await post(options.url, delivery(s.job, 'scheduled', options.secrets));
   const accepted = sent.filter((s) => s.status === 202);
   if (accepted.length < total) {
-    print(`${total - accepted.length} webhook(s) were not accepted; check that the demo and the stack use the same secrets.`);
+    print(
+      `${total - accepted.length} webhook(s) were not accepted; check that the demo and the stack use the same secrets.`,
+    );
   }
 
   // Watch until every accepted CI job has finished on its agent.
@@ -134,12 +154,19 @@ export async function runDemo(options: {
   const postedAt = new Map(accepted.map((s) => [jobKey(s.job), s.postedAt]));
   const waits: { provider: Provider; jobId: string; wait?: number; pod?: string }[] = accepted.map((s) => {
     const r = records.find((x) => x.provider === s.job.provider && x.jobId === s.job.jobId);
-    return { provider: s.job.provider, jobId: s.job.jobId, ...(r?.agentRunningAt ? { wait: r.agentRunningAt - postedAt.get(jobKey(s.job))! } : {}), ...(r?.pod ? { pod: r.pod } : {}) };
+    return {
+      provider: s.job.provider,
+      jobId: s.job.jobId,
+      ...(r?.agentRunningAt ? { wait: r.agentRunningAt - postedAt.get(jobKey(s.job))! } : {}),
+      ...(r?.pod ? { pod: r.pod } : {}),
+    };
   });
   print('');
   print('CI job                                         waited for an agent   agent pod');
   for (const w of waits.sort((a, b) => (a.wait ?? Infinity) - (b.wait ?? Infinity))) {
-    print(`  ${w.provider.padEnd(9)} ${w.jobId.padEnd(36)} ${(w.wait === undefined ? 'NO AGENT' : seconds(w.wait)).padStart(10)}            ${w.pod ?? '-'}`);
+    print(
+      `  ${w.provider.padEnd(9)} ${w.jobId.padEnd(36)} ${(w.wait === undefined ? 'NO AGENT' : seconds(w.wait)).padStart(10)}            ${w.pod ?? '-'}`,
+    );
   }
   const q = status.queues.find((x) => x.queue === queue.queue)!;
   const got = waits.filter((w) => w.wait !== undefined);
@@ -147,7 +174,8 @@ export async function runDemo(options: {
   const finished = records.filter((r) => r.finishedAt !== undefined).length;
   const agentsRequested = q.agentsRequested - requestedBefore;
   const result: DemoResult = {
-    ok: got.length === accepted.length && accepted.length === total && finished === total && q.maxInFlight <= q.maxAgents,
+    ok:
+      got.length === accepted.length && accepted.length === total && finished === total && q.maxInFlight <= q.maxAgents,
     jobs: total,
     gotAgent: got.length,
     finished,
@@ -162,13 +190,26 @@ export async function runDemo(options: {
   for (const provider of ['buildkite', 'github', 'gitlab'] as const) {
     const mine = waits.filter((w) => w.provider === provider);
     if (mine.length === 0) continue;
-    const ws = mine.filter((w) => w.wait !== undefined).map((w) => w.wait!).sort((a, b) => a - b);
-    print(`  ${provider.padEnd(9)} ${ws.length}/${mine.length} CI jobs got an agent; waited p50 ${seconds(quantile(ws, 50))}, max ${seconds(ws.at(-1) ?? NaN)}`);
+    const ws = mine
+      .filter((w) => w.wait !== undefined)
+      .map((w) => w.wait!)
+      .sort((a, b) => a - b);
+    print(
+      `  ${provider.padEnd(9)} ${ws.length}/${mine.length} CI jobs got an agent; waited p50 ${seconds(quantile(ws, 50))}, max ${seconds(ws.at(-1) ?? NaN)}`,
+    );
   }
-  print(`  every CI job got an agent: ${got.length === total ? 'yes' : `NO (${got.length}/${total})`}; ${finished}/${total} finished`);
-  print(`  wait (webhook POST -> agent pod Running): p50 ${seconds(result.waitP50Ms)}, p95 ${seconds(quantile(sorted, 95))}, max ${seconds(result.waitMaxMs)}`);
-  print(`  MAX_AGENTS respected: ${q.maxInFlight <= q.maxAgents ? 'yes' : 'NO'} — at most ${q.maxInFlight} agents in flight seen in the cluster (MAX_AGENTS ${q.maxAgents}; sampled every 50 ms since the stack started)`);
-  print(`  agents provisioned: ${agentsRequested} for ${total} CI jobs (2 redeliveries added none) in ${q.jobsCreated - jobsBefore} Kubernetes Jobs`);
+  print(
+    `  every CI job got an agent: ${got.length === total ? 'yes' : `NO (${got.length}/${total})`}; ${finished}/${total} finished`,
+  );
+  print(
+    `  wait (webhook POST -> agent pod Running): p50 ${seconds(result.waitP50Ms)}, p95 ${seconds(quantile(sorted, 95))}, max ${seconds(result.waitMaxMs)}`,
+  );
+  print(
+    `  MAX_AGENTS respected: ${q.maxInFlight <= q.maxAgents ? 'yes' : 'NO'} — at most ${q.maxInFlight} agents in flight seen in the cluster (MAX_AGENTS ${q.maxAgents}; sampled every 50 ms since the stack started)`,
+  );
+  print(
+    `  agents provisioned: ${agentsRequested} for ${total} CI jobs (2 redeliveries added none) in ${q.jobsCreated - jobsBefore} Kubernetes Jobs`,
+  );
   return result;
 }
 
@@ -184,7 +225,9 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    console.log('Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]');
+    console.log(
+      'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]',
+    );
     return;
   }
   const env = process.env;
@@ -193,7 +236,11 @@ async function main(): Promise<void> {
   let url = values.url ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
   let stack: LocalStack | undefined;
   if (values.standalone || (!values.url && !(await fetchStatus(url)))) {
-    console.log(values.standalone ? 'Starting a local stack for the demo...' : `No local stack at ${url}; starting one for the demo...`);
+    console.log(
+      values.standalone
+        ? 'Starting a local stack for the demo...'
+        : `No local stack at ${url}; starting one for the demo...`,
+    );
     stack = await startLocalStack({ port: 0, onLog: (level, m) => console.error(`  [${level}] ${m}`) });
     url = stack.webhookUrl;
   }

@@ -5,8 +5,9 @@
  * raw body as text, or base64 with isBase64Encoded for non-text content types) and the result
  * becomes the HTTP response. `GET /local/status` answers the local stack's status as JSON.
  */
-import http from 'node:http';
+
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { WebhookEvent, WebhookResult } from '../webhook/app.js';
@@ -25,7 +26,10 @@ export function toWebhookEvent(req: http.IncomingMessage, body: Buffer, now = Da
     headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
   }
   // API Gateway v2 moves Cookie headers to `cookies`.
-  const cookies = (headers.cookie ?? '').split(';').map((c) => c.trim()).filter(Boolean);
+  const cookies = (headers.cookie ?? '')
+    .split(';')
+    .map((c) => c.trim())
+    .filter(Boolean);
   delete headers.cookie;
   const type = headers['content-type'] ?? '';
   const text = body.length === 0 || TEXT_TYPES.test(type);
@@ -86,7 +90,9 @@ export async function startHttpEndpoint(options: {
       }
       const path = new URL(req.url ?? '/', 'http://local').pathname;
       if (req.method === 'GET' && path === '/local/status') {
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(options.status()));
+        res
+          .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+          .end(JSON.stringify(options.status()));
         return;
       }
       const result = await options.handler(toWebhookEvent(req, Buffer.concat(chunks)));

@@ -14,8 +14,8 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { QUEUE_ANNOTATION } from '../core/agent-job.js';
-import { jobKey, type JobEvent } from '../core/job-event.js';
-import { delivery, post, type CiJob, type LocalSecrets, type Transition } from './ci-webhooks.js';
+import { type JobEvent, jobKey } from '../core/job-event.js';
+import { type CiJob, delivery, type LocalSecrets, post, type Transition } from './ci-webhooks.js';
 
 export interface CiJobRecord {
   readonly provider: JobEvent['provider'];
@@ -60,7 +60,12 @@ export class SimulatedCi {
     const record = this.records.get(key);
     if (event.kind === 'scheduled') {
       if (record) return; // a duplicate delivery
-      this.records.set(key, { provider: event.provider, jobId: event.jobId, queue: event.queue, scheduledAt: this.now() });
+      this.records.set(key, {
+        provider: event.provider,
+        jobId: event.jobId,
+        queue: event.queue,
+        scheduledAt: this.now(),
+      });
       const list = this.waiting.get(event.queue) ?? [];
       list.push(key);
       this.waiting.set(event.queue, list);
@@ -125,13 +130,18 @@ export class SimulatedCi {
     const attempt = async (): Promise<void> => {
       for (let i = 0; i < 5; i++) {
         try {
-          const result = await post(this.options.webhookUrl(), delivery(job, transition, this.options.secrets, times, this.now()));
+          const result = await post(
+            this.options.webhookUrl(),
+            delivery(job, transition, this.options.secrets, times, this.now()),
+          );
           if (result.status === 202) {
             if (transition === 'started') record.startedAt = this.now();
             return;
           }
           if (result.status < 500) {
-            this.options.onError?.(`simulated CI: ${transition} webhook of ${record.provider} job ${record.jobId} answered ${result.status} ${result.body}`);
+            this.options.onError?.(
+              `simulated CI: ${transition} webhook of ${record.provider} job ${record.jobId} answered ${result.status} ${result.body}`,
+            );
             return;
           }
         } catch (error) {

@@ -75,7 +75,11 @@ export async function queueDepth(client: SQSClient, url: string): Promise<number
   const out = await client.send(
     new GetQueueAttributesCommand({
       QueueUrl: url,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
     }),
   );
   const a = out.Attributes ?? {};
@@ -106,7 +110,10 @@ export async function startSqsLocal(options: SqsLocalOptions = {}): Promise<SqsL
         Attributes: {
           VisibilityTimeout: String(defs.events.visibilityTimeoutSeconds),
           MessageRetentionPeriod: String(defs.events.messageRetentionSeconds),
-          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: String(defs.events.maxReceiveCount) }),
+          RedrivePolicy: JSON.stringify({
+            deadLetterTargetArn: dlqArn,
+            maxReceiveCount: String(defs.events.maxReceiveCount),
+          }),
         },
       }),
     );
@@ -114,7 +121,10 @@ export async function startSqsLocal(options: SqsLocalOptions = {}): Promise<SqsL
       endpoint,
       eventsQueueUrl: events.QueueUrl!,
       deadLetterQueueUrl: dlq.QueueUrl!,
-      depth: async () => ({ events: await queueDepth(client, events.QueueUrl!), deadLetter: await queueDepth(client, dlq.QueueUrl!) }),
+      depth: async () => ({
+        events: await queueDepth(client, events.QueueUrl!),
+        deadLetter: await queueDepth(client, dlq.QueueUrl!),
+      }),
       stop,
     };
   } catch (error) {

@@ -20,23 +20,29 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+import { FakeKube } from '../../test/support/fake-kube/index.js';
+import { SecretStore } from '../adapters/secrets/secret-store.js';
+import { sendEvent } from '../adapters/sqs/events-queue.js';
 import { liveAgents, queueOf } from '../core/agent-job.js';
 import type { Decision } from '../core/decision.js';
 import type { JobEvent } from '../core/job-event.js';
-import { sendEvent } from '../adapters/sqs/events-queue.js';
-import { SecretStore } from '../adapters/secrets/secret-store.js';
-import { resetAwsClients } from '../shared/aws.js';
-import { defaultOf, loadScalerConfig, loadWebhookConfig, type ScalerConfig, type WebhookConfig } from '../shared/config.js';
 import { run, type ScalerLog, type ScalerPorts } from '../scaler/scaler.js';
 import { createPorts, scalerSettings } from '../scaler/wiring.js';
+import { resetAwsClients } from '../shared/aws.js';
+import {
+  defaultOf,
+  loadScalerConfig,
+  loadWebhookConfig,
+  type ScalerConfig,
+  type WebhookConfig,
+} from '../shared/config.js';
 import { createWebhookHandler } from '../webhook/app.js';
-import { FakeKube } from '../../test/support/fake-kube/index.js';
-import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { LOCAL_SECRETS, closeConnections, localSigningSecrets, type LocalSecrets } from './ci-webhooks.js';
-import { createLedgerTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local.js';
-import { startHttpEndpoint, type HttpEndpoint } from './http-endpoint.js';
-import { SimulatedCi, type CiJobRecord } from './simulated-ci.js';
-import { startSqsLocal, type SqsLocal } from './sqs-local.js';
+import { closeConnections, LOCAL_SECRETS, type LocalSecrets, localSigningSecrets } from './ci-webhooks.js';
+import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js';
+import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
+import { type CiJobRecord, SimulatedCi } from './simulated-ci.js';
+import { type SqsLocal, startSqsLocal } from './sqs-local.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -141,7 +147,14 @@ const NOT_LOCAL = [
   'EKS_CLUSTER_CA',
 ] as const;
 
-const AWS_VARS = ['AWS_ENDPOINT_URL_SQS', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
+const AWS_VARS = [
+  'AWS_ENDPOINT_URL_SQS',
+  'AWS_ENDPOINT_URL_DYNAMODB',
+  'AWS_REGION',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+] as const;
 
 function localEnv(given: Env, forced: Env, warn: (m: string) => void): Env {
   const env: Env = { ...LOCAL_DEFAULTS };
@@ -167,7 +180,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   };
 
   try {
-    const runDir = path.join(options.localDir ?? path.join(PROJECT_ROOT, '.local'), `run-${process.pid}-${Date.now().toString(36)}`);
+    const runDir = path.join(
+      options.localDir ?? path.join(PROJECT_ROOT, '.local'),
+      `run-${process.pid}-${Date.now().toString(36)}`,
+    );
     mkdirSync(runDir, { recursive: true });
     // Removed on stop, and on any exit of this process (a second Ctrl-C, an uncaught error).
     const removeRunDir = (): void => rmSync(runDir, { recursive: true, force: true });
@@ -219,14 +235,31 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       fake = f;
       kubeconfigPath = f.kubeconfigPath;
     }
-    const env = localEnv(given, { EVENTS_QUEUE_URL: sqs.eventsQueueUrl, LEDGER_TABLE: ledgerTable, KUBECONFIG: kubeconfigPath }, (m) => onLog('warn', m));
+    const env = localEnv(
+      given,
+      { EVENTS_QUEUE_URL: sqs.eventsQueueUrl, LEDGER_TABLE: ledgerTable, KUBECONFIG: kubeconfigPath },
+      (m) => onLog('warn', m),
+    );
     const webhookConfig = loadWebhookConfig(env);
     const scalerConfig = loadScalerConfig(env);
 
     const queues = new Map<string, QueueStatus>(
       scalerConfig.queues.map((q) => {
         const s = scalerConfig.queueSettings[q]!;
-        return [q, { queue: q, minAgents: s.minAgents, maxAgents: s.maxAgents, pending: 0, running: 0, inFlight: 0, maxInFlight: 0, jobsCreated: 0, agentsRequested: 0 }];
+        return [
+          q,
+          {
+            queue: q,
+            minAgents: s.minAgents,
+            maxAgents: s.maxAgents,
+            pending: 0,
+            running: 0,
+            inFlight: 0,
+            maxInFlight: 0,
+            jobsCreated: 0,
+            agentsRequested: 0,
+          },
+        ];
       }),
     );
 
@@ -254,8 +287,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       logger: {
         debug: quiet,
         info: quiet,
-        warn: (m: unknown, ...rest: unknown[]) => onLog('warn', `webhook: ${String(m)} ${rest.length ? JSON.stringify(rest[0]) : ''}`),
-        error: (m: unknown, ...rest: unknown[]) => onLog('error', `webhook: ${String(m)} ${rest.length ? JSON.stringify(rest[0]) : ''}`),
+        warn: (m: unknown, ...rest: unknown[]) =>
+          onLog('warn', `webhook: ${String(m)} ${rest.length ? JSON.stringify(rest[0]) : ''}`),
+        error: (m: unknown, ...rest: unknown[]) =>
+          onLog('error', `webhook: ${String(m)} ${rest.length ? JSON.stringify(rest[0]) : ''}`),
       } as never,
     });
 
@@ -316,7 +351,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const loop = (async () => {
       while (!abort.signal.aborted) {
         try {
-          const reports = await run(ports, settings, { budgetMs, pollSeconds: scalerConfig.pollSeconds, signal: abort.signal });
+          const reports = await run(ports, settings, {
+            budgetMs,
+            pollSeconds: scalerConfig.pollSeconds,
+            signal: abort.signal,
+          });
           for (const r of reports) for (const e of r.errors) onLog('warn', `scaler: ${e}`);
         } catch (error) {
           if (abort.signal.aborted) break;
@@ -332,7 +371,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     // --- what is in flight, observed via the cluster -------------------------------------------
-    const listJobs: () => Promise<V1Job[]> = fake ? async () => fake!.jobs(scalerConfig.namespace) : () => wired.cluster.listAgentJobs();
+    const listJobs: () => Promise<V1Job[]> = fake
+      ? async () => fake!.jobs(scalerConfig.namespace)
+      : () => wired.cluster.listAgentJobs();
     let sampling = false;
     const sample = async (): Promise<void> => {
       if (sampling) return;

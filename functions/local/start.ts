@@ -13,11 +13,11 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../shared/config.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+import { ConfigError } from '../shared/config.js';
 import { LOCAL_SECRETS } from './ci-webhooks.js';
-import { startLocalStack, type LocalStack } from './stack.js';
-import { Terminal, decisionLine, statusLines } from './terminal.js';
+import { type LocalStack, startLocalStack } from './stack.js';
+import { decisionLine, statusLines, Terminal } from './terminal.js';
 
 // The SDK's notice that its 2027 releases need Node 22 is not news to someone trying the product.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -33,7 +33,8 @@ BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN, KUBE_NAME
 
 function int(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) throw new ConfigError(name, `${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value))
+    throw new ConfigError(name, `${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
   return Number(value);
 }
 
@@ -54,10 +55,13 @@ async function main(): Promise<void> {
     return;
   }
   const port = int('--port', values.port ?? process.env.PORT, 3000);
-  const kubeconfig = values.embedded ? undefined : values.kubeconfig ?? (process.env.KUBECONFIG?.trim() || undefined);
+  const kubeconfig = values.embedded ? undefined : (values.kubeconfig ?? (process.env.KUBECONFIG?.trim() || undefined));
 
   if (kubeconfig && !existsSync(kubeconfig)) {
-    throw new ConfigError('KUBECONFIG', `kubeconfig not found: ${kubeconfig} (from ${values.kubeconfig ? '--kubeconfig' : 'KUBECONFIG'}); use --embedded for the simulated cluster`);
+    throw new ConfigError(
+      'KUBECONFIG',
+      `kubeconfig not found: ${kubeconfig} (from ${values.kubeconfig ? '--kubeconfig' : 'KUBECONFIG'}); use --embedded for the simulated cluster`,
+    );
   }
   const term = new Terminal();
   const jobNames = new Map<string, string>();
@@ -141,7 +145,8 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
-  else if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE') console.error(`Port in use: ${(error as Error).message}. Use --port N (or PORT=N), 0 for any free port.`);
+  else if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE')
+    console.error(`Port in use: ${(error as Error).message}. Use --port N (or PORT=N), 0 for any free port.`);
   else console.error(error);
   process.exit(1);
 });

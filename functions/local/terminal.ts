@@ -27,7 +27,8 @@ export function decisionLine(d: Decision, created: number, jobName?: string): st
   if (created > 0) {
     return `${time()} ${d.queue}: +${created} agent${created === 1 ? '' : 's'} (${d.reason}; ${state})${jobName ? ` -> Job ${jobName}` : ''}`;
   }
-  if (d.reason === 'capped') return `${time()} ${d.queue}: at MAX_AGENTS (${state}); pending jobs wait for a free agent`;
+  if (d.reason === 'capped')
+    return `${time()} ${d.queue}: at MAX_AGENTS (${state}); pending jobs wait for a free agent`;
   return `${time()} ${d.queue}: nothing to do (${state})`;
 }
 

@@ -16,12 +16,18 @@
  * A crash between any two steps leaves an intent or a counter that the next tick repairs.
  */
 import type { V1Job } from '@kubernetes/client-node';
-import { decide, type Decision } from '../core/decision.js';
-import type { JobEvent } from '../core/job-event.js';
-import { intentCreateGraceMs, mayCreate, planReconcile, type ClusterJob, type DispatchAction } from '../core/limiter.js';
-import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
 import type { Cluster } from '../adapters/kubernetes/cluster.js';
 import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
+import { type Decision, decide } from '../core/decision.js';
+import type { JobEvent } from '../core/job-event.js';
+import {
+  type ClusterJob,
+  type DispatchAction,
+  intentCreateGraceMs,
+  mayCreate,
+  planReconcile,
+} from '../core/limiter.js';
+import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
 
 export interface EventSource {
@@ -106,7 +112,6 @@ export interface TickReport {
   readonly errors: readonly string[];
 }
 
-
 /** Step 1: drain the queue until it is empty or the deadline is near. */
 export async function drain(
   ports: ScalerPorts,
@@ -125,19 +130,32 @@ export async function drain(
       if (m.event) continue;
       report.invalid++;
       // Left in the queue: SQS redrives it to the dead-letter queue after maxReceiveCount.
-      if (m.receiveCount <= 1) log.error('invalid event message set aside for the dead-letter queue', { messageId: m.messageId, error: m.error });
+      if (m.receiveCount <= 1)
+        log.error('invalid event message set aside for the dead-letter queue', {
+          messageId: m.messageId,
+          error: m.error,
+        });
     }
     if (valid.length === 0) return false;
-    const outcomes = await ledger.apply(
-      valid.map((m) => m.event),
-      new Date(ports.now()),
-    ).catch((e: unknown) => valid.map((m) => ({ eventId: m.event.id, result: 'failed' as const, error: describeError(e) })));
+    const outcomes = await ledger
+      .apply(
+        valid.map((m) => m.event),
+        new Date(ports.now()),
+      )
+      .catch((e: unknown) =>
+        valid.map((m) => ({ eventId: m.event.id, result: 'failed' as const, error: describeError(e) })),
+      );
     const done: string[] = [];
     outcomes.forEach((o, i) => {
       const m = valid[i]!;
       if (o.result === 'failed') {
         report.failed++;
-        if (m.receiveCount <= 1) log.error('event not applied; it stays in the queue', { messageId: m.messageId, eventId: o.eventId, error: o.error });
+        if (m.receiveCount <= 1)
+          log.error('event not applied; it stays in the queue', {
+            messageId: m.messageId,
+            eventId: o.eventId,
+            error: o.error,
+          });
         return;
       }
       if (o.result === 'applied') report.applied++;
@@ -190,7 +208,10 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
 
   // Order matters: the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts).
   const snapshot = await limiter.snapshot();
-  const [counts, clusterJobs] = await Promise.all([ledger.counts(settings.queues, new Date(ports.now())), cluster.listAgentJobs()]);
+  const [counts, clusterJobs] = await Promise.all([
+    ledger.counts(settings.queues, new Date(ports.now())),
+    cluster.listAgentJobs(),
+  ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
 
   const plan = planReconcile({
@@ -216,7 +237,11 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     } catch (e) {
       // The tokens stay reserved: the intent is retried next tick and released when its lease expires.
       errors.push(`create ${dispatch.jobName}: ${describeError(e)}`);
-      log.warn('agent Job not created; intent kept for retry', { queue: dispatch.queue, jobName: dispatch.jobName, error: describeError(e) });
+      log.warn('agent Job not created; intent kept for retry', {
+        queue: dispatch.queue,
+        jobName: dispatch.jobName,
+        error: describeError(e),
+      });
       return;
     }
     created.push({ queue: dispatch.queue, jobName: dispatch.jobName, count: dispatch.count, result });
@@ -242,7 +267,12 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         case 'release':
           await limiter.release(a.dispatch);
           released += a.dispatch.tokens;
-          log.info('tokens returned', { queue: a.dispatch.queue, jobName: a.dispatch.jobName, tokens: a.dispatch.tokens, why: a.why });
+          log.info('tokens returned', {
+            queue: a.dispatch.queue,
+            jobName: a.dispatch.jobName,
+            tokens: a.dispatch.tokens,
+            why: a.why,
+          });
           return;
       }
     } catch (e) {
@@ -258,15 +288,22 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     plan.corrections.map(async (c) => {
       const view = views.get(c.queue);
       if (!view?.settled) return;
-      const ok = await limiter.correct({ queue: c.queue, expectedVersion: c.expectedVersion, inFlight: c.to }).catch((e: unknown) => {
-        errors.push(`correct ${c.queue}: ${describeError(e)}`);
-        return false;
-      });
+      const ok = await limiter
+        .correct({ queue: c.queue, expectedVersion: c.expectedVersion, inFlight: c.to })
+        .catch((e: unknown) => {
+          errors.push(`correct ${c.queue}: ${describeError(e)}`);
+          return false;
+        });
       if (ok) {
         corrected++;
         view.version = c.expectedVersion + 1;
         const orphans = plan.orphans[c.queue] ?? 0;
-        log.info('limiter counter corrected to the cluster', { queue: c.queue, from: c.from, to: c.to, orphanAgents: orphans });
+        log.info('limiter counter corrected to the cluster', {
+          queue: c.queue,
+          from: c.from,
+          to: c.to,
+          orphanAgents: orphans,
+        });
       } else {
         view.settled = false;
       }

@@ -1,8 +1,9 @@
 /** Builds the scaler's ports from configuration: the adapters for AWS and the cluster. */
-import { createCluster } from '../adapters/kubernetes/cluster.js';
-import { loadTemplate } from '../adapters/kubernetes/templates.js';
+
 import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
 import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
+import { createCluster } from '../adapters/kubernetes/cluster.js';
+import { loadTemplate } from '../adapters/kubernetes/templates.js';
 import { createEventsQueue } from '../adapters/sqs/events-queue.js';
 import type { ScalerConfig } from '../shared/config.js';
 import { createScalerMetrics } from './metrics.js';
@@ -22,7 +23,9 @@ export function scalerSettings(c: ScalerConfig): ScalerSettings {
 export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<ScalerPorts> {
   // Templates are loaded (and validated) once, before anything is reserved.
   const templates = Object.fromEntries(
-    await Promise.all(Object.entries(c.queueSettings).map(async ([q, s]) => [q, await loadTemplate(s.jobTemplate)] as const)),
+    await Promise.all(
+      Object.entries(c.queueSettings).map(async ([q, s]) => [q, await loadTemplate(s.jobTemplate)] as const),
+    ),
   );
   return {
     events: eventSource(createEventsQueue(c.eventsQueueUrl)),
@@ -49,4 +52,3 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
     now: Date.now,
   };
 }
-

@@ -22,7 +22,10 @@ export interface VariableSpec {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly variable: string, message: string) {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'ConfigError';
   }
@@ -76,7 +79,8 @@ export const VARIABLES = [
     name: 'BUILDKITE_WEBHOOK_SECRET_PARAMETER',
     functions: ['webhook'],
     expected: 'an SSM Parameter Store name (SecureString)',
-    description: 'SSM parameter holding the Buildkite secret; fetched once per container, refreshed when verification fails.',
+    description:
+      'SSM parameter holding the Buildkite secret; fetched once per container, refreshed when verification fails.',
   },
   {
     name: 'GITHUB_WEBHOOK_SECRET',
@@ -183,7 +187,8 @@ export const VARIABLES = [
     functions: ['scaler'],
     default: '7',
     expected: 'an integer from 1 to 365',
-    description: 'Finished and cancelled CI jobs stay in the ledger this long (DynamoDB TTL), to absorb late duplicates.',
+    description:
+      'Finished and cancelled CI jobs stay in the ledger this long (DynamoDB TTL), to absorb late duplicates.',
   },
   {
     name: 'LEDGER_OPEN_MAX_AGE_HOURS',
@@ -285,7 +290,10 @@ function int(env: Env, name: VariableName, min: number, max = Number.MAX_SAFE_IN
 
 function queueList(env: Env): string[] {
   const value = required(env, 'QUEUES');
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0 || names.some((n) => !QUEUE_NAME.test(n))) fail('QUEUES', env.QUEUES);
   return [...new Set(names)];
 }
@@ -420,9 +428,10 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
   try {
     parsed = JSON.parse(text);
   } catch {
-    return fail('QUEUE_OVERRIDES', env.QUEUE_OVERRIDES, 'valid JSON: ' + spec('QUEUE_OVERRIDES').expected);
+    return fail('QUEUE_OVERRIDES', env.QUEUE_OVERRIDES, `valid JSON: ${spec('QUEUE_OVERRIDES').expected}`);
   }
-  const result = (overrideSchema ??= buildOverrideSchema()).safeParse(parsed);
+  overrideSchema ??= buildOverrideSchema();
+  const result = overrideSchema.safeParse(parsed);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const where = issue.path.join('.');
@@ -473,7 +482,8 @@ function cluster(env: Env): ClusterAccess {
   if (file) return { kind: 'kubeconfig-file', path: file };
   if (parameter) return { kind: 'kubeconfig-parameter', name: parameter };
   const endpoint = optional(env, 'EKS_CLUSTER_ENDPOINT');
-  if (endpoint !== undefined && !endpoint.startsWith('https://')) fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
+  if (endpoint !== undefined && !endpoint.startsWith('https://'))
+    fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
   const caData = optional(env, 'EKS_CLUSTER_CA');
   return {
     kind: 'eks',

@@ -8,8 +8,8 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { POLICIES, type PolicyName } from './policies.js';
 import { formatTable, renderSvg, summaryJson } from './report.js';
-import { DEFAULT_OPTIONS, simulate, type SimulationOptions } from './simulate.js';
-import { formatTrace, GENERATORS, generateTrace, readTrace, type GeneratorName, type TraceJob } from './trace.js';
+import { DEFAULT_OPTIONS, type SimulationOptions, simulate } from './simulate.js';
+import { formatTrace, GENERATORS, type GeneratorName, generateTrace, readTrace, type TraceJob } from './trace.js';
 
 const USAGE = `Usage: npm run simulate -- [options]
 
@@ -90,7 +90,8 @@ export async function main(argv: string[]): Promise<number> {
     trace = readTrace(values.trace);
   } else {
     const name = (values.generate ?? 'steady') as GeneratorName;
-    if (!GENERATORS.includes(name)) throw new Error(`--generate must be one of ${GENERATORS.join(', ')}, got "${name}"`);
+    if (!GENERATORS.includes(name))
+      throw new Error(`--generate must be one of ${GENERATORS.join(', ')}, got "${name}"`);
     const fraction = (flag: string, value: string | undefined, fallback: number) => {
       const f = num(flag, value, fallback);
       if (f > 1) throw new Error(`--${flag} must be a number from 0 to 1, got "${value}"`);
@@ -106,8 +107,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (values['save-trace']) writeFileSync(values['save-trace'], formatTrace(trace));
 
-  const policies = (values.policies ?? POLICIES.join(',')).split(',').map((p) => p.trim()).filter(Boolean);
-  for (const p of policies) if (!POLICIES.includes(p as PolicyName)) throw new Error(`unknown policy "${p}" (known: ${POLICIES.join(', ')})`);
+  const policies = (values.policies ?? POLICIES.join(','))
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of policies)
+    if (!POLICIES.includes(p as PolicyName)) throw new Error(`unknown policy "${p}" (known: ${POLICIES.join(', ')})`);
   const minAgents = Math.floor(num('min', values.min, DEFAULT_OPTIONS.minAgents));
   const maxAgents = Math.floor(num('max', values.max, Math.max(DEFAULT_OPTIONS.maxAgents, minAgents), 1));
   if (maxAgents < minAgents) throw new Error(`--max must be >= --min, got ${maxAgents} < ${minAgents}`);
@@ -122,17 +127,23 @@ export async function main(argv: string[]): Promise<number> {
     scheduleSeconds: num('schedule-seconds', values['schedule-seconds'], DEFAULT_OPTIONS.scheduleSeconds, 1),
     budgetSeconds: num('budget-seconds', values['budget-seconds'], DEFAULT_OPTIONS.budgetSeconds, 1),
     pollSeconds: num('poll-seconds', values['poll-seconds'], DEFAULT_OPTIONS.pollSeconds),
-    webhookLatencySeconds: num('webhook-latency-seconds', values['webhook-latency-seconds'], DEFAULT_OPTIONS.webhookLatencySeconds),
+    webhookLatencySeconds: num(
+      'webhook-latency-seconds',
+      values['webhook-latency-seconds'],
+      DEFAULT_OPTIONS.webhookLatencySeconds,
+    ),
   };
   if (values.verbose) {
     // One line per scaler log entry, with `t` = virtual seconds since the start.
     const line = (level: string) => (message: string, extra?: Record<string, unknown>) => {
       process.stderr.write(`${level} ${message} ${JSON.stringify(extra ?? {})}\n`);
     };
-    Object.assign(overrides, { scalerLog: { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') } });
+    Object.assign(overrides, {
+      scalerLog: { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') },
+    });
   }
   const report = await simulate(trace, overrides);
-  if (values.json) process.stdout.write(JSON.stringify(summaryJson(report), null, 2) + '\n');
+  if (values.json) process.stdout.write(`${JSON.stringify(summaryJson(report), null, 2)}\n`);
   else process.stdout.write(formatTable(report));
   if (values.out) {
     mkdirSync(dirname(values.out), { recursive: true });

@@ -24,14 +24,14 @@
  *                    when it ends; wait 0, provisioned = used, no cap. Computed, not simulated.
  */
 import type { V1Job } from '@kubernetes/client-node';
-import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../core/agent-job.js';
-import type { LedgerStore, LimiterStore } from '../core/stores.js';
 import { InMemoryLedgerStore } from '../adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../adapters/memory/limiter-store.js';
+import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../core/agent-job.js';
+import type { LedgerStore, LimiterStore } from '../core/stores.js';
 import { jobFactory } from '../scaler/ports.js';
 import { run, type ScalerLog, type ScalerPorts, type ScalerSettings } from '../scaler/scaler.js';
 import type { VirtualClock } from './clock.js';
-import { SimCluster, type ApiCounter } from './cluster.js';
+import { type ApiCounter, SimCluster } from './cluster.js';
 import { SimEventQueue } from './queue.js';
 import type { Pod, PodOwner, World } from './world.js';
 
@@ -86,7 +86,13 @@ export const SIM_TEMPLATE: V1Job = {
           {
             name: 'agent',
             image: 'buildkite/agent:3',
-            args: ['start', '--disconnect-after-job', '--disconnect-after-idle-timeout=60', '--tags', 'queue=$(CI_AUTOSCALER_QUEUE)'],
+            args: [
+              'start',
+              '--disconnect-after-job',
+              '--disconnect-after-idle-timeout=60',
+              '--tags',
+              'queue=$(CI_AUTOSCALER_QUEUE)',
+            ],
           },
         ],
       },
@@ -98,8 +104,14 @@ const silentLog: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** The log with the virtual time (seconds since the start) in every entry. */
 function timed(log: ScalerLog, world: World): ScalerLog {
-  const at = (f: ScalerLog['info']) => (message: string, extra?: Record<string, unknown>) => f(message, { t: world.nowSeconds, ...extra });
-  return { debug: at(log.debug.bind(log)), info: at(log.info.bind(log)), warn: at(log.warn.bind(log)), error: at(log.error.bind(log)) };
+  const at = (f: ScalerLog['info']) => (message: string, extra?: Record<string, unknown>) =>
+    f(message, { t: world.nowSeconds, ...extra });
+  return {
+    debug: at(log.debug.bind(log)),
+    info: at(log.info.bind(log)),
+    warn: at(log.warn.bind(log)),
+    error: at(log.error.bind(log)),
+  };
 }
 
 function add(table: Record<string, number>, key: string, n = 1): void {
@@ -107,7 +119,12 @@ function add(table: Record<string, number>, key: string, n = 1): void {
 }
 
 /** The real in-memory stores, with each call counted as the DynamoDB requests it would make and delayed by the latency. */
-function countedLedger(inner: InMemoryLedgerStore, clock: VirtualClock, counters: Counters, latencyMs: number): LedgerStore {
+function countedLedger(
+  inner: InMemoryLedgerStore,
+  clock: VirtualClock,
+  counters: Counters,
+  latencyMs: number,
+): LedgerStore {
   return {
     async apply(events, now) {
       const before = inner.writes;
@@ -125,7 +142,12 @@ function countedLedger(inner: InMemoryLedgerStore, clock: VirtualClock, counters
   };
 }
 
-function countedLimiter(inner: InMemoryLimiterStore, clock: VirtualClock, counters: Counters, latencyMs: number): LimiterStore {
+function countedLimiter(
+  inner: InMemoryLimiterStore,
+  clock: VirtualClock,
+  counters: Counters,
+  latencyMs: number,
+): LimiterStore {
   const wrap =
     <A extends unknown[], R>(name: string, requests: number, f: (...a: A) => Promise<R>) =>
     async (...a: A): Promise<R> => {
@@ -162,10 +184,23 @@ export function newCounters(): Counters {
 }
 
 /** ours: the real scaler. */
-export function startOurs(world: World, clock: VirtualClock, queues: readonly string[], p: PolicyParams): PolicyRun & { cluster: SimCluster; queue: SimEventQueue; ledger: InMemoryLedgerStore; limiter: InMemoryLimiterStore } {
+export function startOurs(
+  world: World,
+  clock: VirtualClock,
+  queues: readonly string[],
+  p: PolicyParams,
+): PolicyRun & {
+  cluster: SimCluster;
+  queue: SimEventQueue;
+  ledger: InMemoryLedgerStore;
+  limiter: InMemoryLimiterStore;
+} {
   const counters = newCounters();
   const errors: string[] = [];
-  const queue = new SimEventQueue(clock, { visibilityTimeoutSeconds: p.visibilityTimeoutSeconds, latencyMs: p.awsLatencyMs });
+  const queue = new SimEventQueue(clock, {
+    visibilityTimeoutSeconds: p.visibilityTimeoutSeconds,
+    latencyMs: p.awsLatencyMs,
+  });
   world.sink = (event) => queue.send(event);
   const cluster = new SimCluster(clock, world, counters, (job) => queueOf(job));
   const ledger = new InMemoryLedgerStore();
@@ -217,10 +252,16 @@ export function startOurs(world: World, clock: VirtualClock, queues: readonly st
 export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyParams): PolicyRun {
   const counters = newCounters();
   const byId = new Map(world.jobs.map((j) => [j.trace.id, j]));
-  const cluster = new SimCluster(clock, world, counters, (job) => queueOf(job), (job) => {
-    const dispatchId = dispatchIdOf(job);
-    return dispatchId?.startsWith('ci-') ? byId.get(dispatchId.slice(3)) : undefined;
-  });
+  const cluster = new SimCluster(
+    clock,
+    world,
+    counters,
+    (job) => queueOf(job),
+    (job) => {
+      const dispatchId = dispatchIdOf(job);
+      return dispatchId?.startsWith('ci-') ? byId.get(dispatchId.slice(3)) : undefined;
+    },
+  );
   const held = new Map<string, string[]>();
   const seen = new Set<string>();
 
@@ -275,7 +316,12 @@ export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyPar
 }
 
 /** long-lived-job: one Job per queue whose parallelism is set each period. */
-export function startLongLivedJob(world: World, clock: VirtualClock, queues: readonly string[], p: PolicyParams): PolicyRun {
+export function startLongLivedJob(
+  world: World,
+  clock: VirtualClock,
+  queues: readonly string[],
+  p: PolicyParams,
+): PolicyRun {
   const counters = newCounters();
   for (const queue of queues) {
     let parallelism = 0;

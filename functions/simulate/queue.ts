@@ -4,8 +4,9 @@
  * first one), a received message is invisible for the visibility timeout and comes back (with a
  * higher receive count and a new receipt handle) unless deleted with its latest receipt handle.
  */
-import type { JobEvent } from '../core/job-event.js';
+
 import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
+import type { JobEvent } from '../core/job-event.js';
 import type { EventSource } from '../scaler/scaler.js';
 import type { VirtualClock } from './clock.js';
 
@@ -64,7 +65,12 @@ export class SimEventQueue implements EventSource {
       m.visibleAt = now + this.options.visibilityTimeoutSeconds * 1000;
       this.byHandle.set(m.receiptHandle, m);
       this.clock.at(m.visibleAt, () => this.wake());
-      out.push({ receiptHandle: m.receiptHandle, messageId: m.messageId, receiveCount: m.receiveCount, event: structuredClone(m.body) });
+      out.push({
+        receiptHandle: m.receiptHandle,
+        messageId: m.messageId,
+        receiveCount: m.receiveCount,
+        event: structuredClone(m.body),
+      });
     }
     return out;
   }

@@ -38,13 +38,20 @@ export function formatTable(report: SimulationReport): string {
   if (data.length === 0) return '(no policy)\n';
   const columns = Object.keys(data[0]!);
   const widths = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   const o = report.options;
   const head =
     `${report.trace.jobs} CI jobs on ${report.trace.queues.join(', ')} over ${fmt(report.trace.spanSeconds / 60)} min; ` +
     `MIN ${o.minAgents} MAX ${o.maxAgents}, pod start-up ${o.podStartupSeconds}s, schedule ${o.scheduleSeconds}s, ` +
     `budget ${o.budgetSeconds}s, poll ${o.pollSeconds}s, webhook latency ${o.webhookLatencySeconds}s`;
-  return [head, 'waits in seconds (scheduled -> agent took the job); agent time in hours', line(columns), line(widths.map((w) => '-'.repeat(w))), ...data.map((r) => line(columns.map((c) => r[c]!)))].join('\n') + '\n';
+  return `${[
+    head,
+    'waits in seconds (scheduled -> agent took the job); agent time in hours',
+    line(columns),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...data.map((r) => line(columns.map((c) => r[c]!))),
+  ].join('\n')}\n`;
 }
 
 /** The JSON summary: everything but the raw series and wait lists. */
@@ -89,16 +96,24 @@ function axes(box: Box, xMax: number, yMax: number, xLabel: string, xScale: numb
   for (let v = 0; v <= xMax / xScale + 1e-9; v += xs) {
     const px = box.x + (v * xScale * box.w) / xMax;
     out.push(`<line x1="${px.toFixed(1)}" y1="${box.y}" x2="${px.toFixed(1)}" y2="${box.y + box.h}" stroke="#eee"/>`);
-    out.push(`<text x="${px.toFixed(1)}" y="${box.y + box.h + 13}" font-size="10" text-anchor="middle">${fmt(Number(v.toPrecision(6)))}</text>`);
+    out.push(
+      `<text x="${px.toFixed(1)}" y="${box.y + box.h + 13}" font-size="10" text-anchor="middle">${fmt(Number(v.toPrecision(6)))}</text>`,
+    );
   }
   const ys = niceStep(yMax, 4);
   for (let v = 0; v <= yMax + 1e-9; v += ys) {
     const py = box.y + box.h - (v * box.h) / yMax;
     out.push(`<line x1="${box.x}" y1="${py.toFixed(1)}" x2="${box.x + box.w}" y2="${py.toFixed(1)}" stroke="#eee"/>`);
-    out.push(`<text x="${box.x - 4}" y="${(py + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmt(Number(v.toPrecision(6)), 2)}</text>`);
+    out.push(
+      `<text x="${box.x - 4}" y="${(py + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmt(Number(v.toPrecision(6)), 2)}</text>`,
+    );
   }
-  out.push(`<text x="${box.x + box.w / 2}" y="${box.y + box.h + 27}" font-size="11" text-anchor="middle">${esc(xLabel)}</text>`);
-  out.push(`<text x="${box.x - 34}" y="${box.y + box.h / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 ${box.x - 34} ${box.y + box.h / 2})">${esc(yLabel)}</text>`);
+  out.push(
+    `<text x="${box.x + box.w / 2}" y="${box.y + box.h + 27}" font-size="11" text-anchor="middle">${esc(xLabel)}</text>`,
+  );
+  out.push(
+    `<text x="${box.x - 34}" y="${box.y + box.h / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 ${box.x - 34} ${box.y + box.h / 2})">${esc(yLabel)}</text>`,
+  );
   return out;
 }
 
@@ -164,7 +179,9 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
   out.push(legend(left, y + 6, SERIES_COLORS.pending, 'pending (CI jobs waiting)'));
   out.push(legend(left + 190, y + 6, SERIES_COLORS.inFlight, 'in flight (agent pods alive)'));
   out.push(legend(left + 390, y + 6, SERIES_COLORS.running, 'running (CI jobs on an agent)'));
-  out.push(`<line x1="${left + 600}" y1="${y + 2}" x2="${left + 618}" y2="${y + 2}" stroke="#000" stroke-dasharray="4 3"/><text x="${left + 622}" y="${y + 6}" font-size="11">MAX_AGENTS</text>`);
+  out.push(
+    `<line x1="${left + 600}" y1="${y + 2}" x2="${left + 618}" y2="${y + 2}" stroke="#000" stroke-dasharray="4 3"/><text x="${left + 622}" y="${y + 6}" font-size="11">MAX_AGENTS</text>`,
+  );
   y += 22;
 
   for (const r of results) {
@@ -172,12 +189,24 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     out.push(...axes(box, tMax, yMax, `time (${timeUnit})`, timeScale, 'count'));
     const pts = downsample(r.series, 300, ['pending', 'inFlight', 'running']);
     for (const key of ['pending', 'inFlight', 'running'] as const) {
-      out.push(`<path d="${stepPath(pts.map((p) => [p.t, p[key]] as const), box, tMax, yMax)}" fill="none" stroke="${SERIES_COLORS[key]}" stroke-width="1.3"/>`);
+      out.push(
+        `<path d="${stepPath(
+          pts.map((p) => [p.t, p[key]] as const),
+          box,
+          tMax,
+          yMax,
+        )}" fill="none" stroke="${SERIES_COLORS[key]}" stroke-width="1.3"/>`,
+      );
     }
     const maxLine = box.y + box.h - (o.maxAgents * box.h) / yMax;
-    if (o.maxAgents <= yMax) out.push(`<line x1="${box.x}" y1="${maxLine.toFixed(1)}" x2="${box.x + box.w}" y2="${maxLine.toFixed(1)}" stroke="#000" stroke-dasharray="4 3" stroke-width="0.8"/>`);
+    if (o.maxAgents <= yMax)
+      out.push(
+        `<line x1="${box.x}" y1="${maxLine.toFixed(1)}" x2="${box.x + box.w}" y2="${maxLine.toFixed(1)}" stroke="#000" stroke-dasharray="4 3" stroke-width="0.8"/>`,
+      );
     const tx = box.x + box.w + 10;
-    out.push(`<text x="${tx}" y="${box.y + 14}" font-size="13" font-weight="bold" fill="${COLORS[r.policy] ?? '#000'}">${esc(r.policy)}</text>`);
+    out.push(
+      `<text x="${tx}" y="${box.y + 14}" font-size="13" font-weight="bold" fill="${COLORS[r.policy] ?? '#000'}">${esc(r.policy)}</text>`,
+    );
     const facts = [
       `wait p50 ${fmt(r.wait.p50)} s`,
       `wait p95 ${fmt(r.wait.p95)} s`,
@@ -187,7 +216,9 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
       `${r.kubernetes.jobs} Jobs, ${r.kubernetes.apiCalls} k8s calls`,
       ...(r.interrupted ? [`${r.interrupted} jobs killed mid-run`] : []),
     ];
-    facts.forEach((f, i) => out.push(`<text x="${tx}" y="${box.y + 30 + i * 13}" font-size="10.5">${esc(f)}</text>`));
+    facts.forEach((f, i) => {
+      out.push(`<text x="${tx}" y="${box.y + 30 + i * 13}" font-size="10.5">${esc(f)}</text>`);
+    });
     y += panelH + gap;
   }
 
@@ -195,7 +226,9 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
   y += 10;
   const waitMax = Math.max(1, ...results.map((r) => r.waits.at(-1) ?? 0));
   const box = { x: left, y, w: plotW, h: 200 };
-  out.push(`<text x="${left}" y="${y - 8}" font-size="13" font-weight="bold">Queue wait (scheduled -> agent took the job): fraction of CI jobs that waited at most x seconds</text>`);
+  out.push(
+    `<text x="${left}" y="${y - 8}" font-size="13" font-weight="bold">Queue wait (scheduled -> agent took the job): fraction of CI jobs that waited at most x seconds</text>`,
+  );
   out.push(...axes(box, waitMax, 1, 'wait (seconds)', 1, 'fraction of jobs'));
   results.forEach((r, i) => {
     const n = r.waits.length;
@@ -215,7 +248,9 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     const px = (x: number) => (box.x + (x * box.w) / waitMax).toFixed(1);
     const py = (v: number) => (box.y + box.h - v * box.h).toFixed(1);
     const d = pts.map(([x, v], k) => `${k === 0 ? 'M' : 'L'}${px(x)},${py(v)}`).join('');
-    out.push(`<path d="${d}" fill="none" stroke="${COLORS[r.policy] ?? '#000'}" stroke-width="${r.policy === 'ours' ? 2.2 : 1.5}"/>`);
+    out.push(
+      `<path d="${d}" fill="none" stroke="${COLORS[r.policy] ?? '#000'}" stroke-width="${r.policy === 'ours' ? 2.2 : 1.5}"/>`,
+    );
     out.push(legend(box.x + box.w + 10, box.y + 14 + i * 16, COLORS[r.policy] ?? '#000', r.policy));
   });
   y += box.h + 50;
@@ -233,16 +268,24 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
       edges.push(x + c * scale);
       return x + c * scale;
     }, 10);
-    out.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">Summary (waits in seconds, agent time in hours)</text>`);
+    out.push(
+      `<text x="10" y="${y}" font-size="13" font-weight="bold">Summary (waits in seconds, agent time in hours)</text>`,
+    );
     y += 18;
     const row = (cells: string[], bold: boolean) => {
-      cells.forEach((c, i) =>
-        out.push(`<text x="${(i === 0 ? 10 : edges[i]! - 4).toFixed(1)}" y="${y}" font-size="10" ${i === 0 ? '' : 'text-anchor="end"'} ${bold ? 'font-weight="bold"' : ''}>${esc(c)}</text>`),
-      );
+      cells.forEach((c, i) => {
+        out.push(
+          `<text x="${(i === 0 ? 10 : edges[i]! - 4).toFixed(1)}" y="${y}" font-size="10" ${i === 0 ? '' : 'text-anchor="end"'} ${bold ? 'font-weight="bold"' : ''}>${esc(c)}</text>`,
+        );
+      });
       y += 15;
     };
     row(columns, true);
-    for (const r of data) row(columns.map((c) => r[c]!), false);
+    for (const r of data)
+      row(
+        columns.map((c) => r[c]!),
+        false,
+      );
   }
   y += 10;
   return [

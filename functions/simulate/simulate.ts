@@ -16,20 +16,21 @@
  * - kubernetes.apiCalls: calls the policy makes (list pages, creates, gets, patches);
  *   aws.requests: SQS and DynamoDB requests (the webhook's SendMessage included) — ours only.
  */
+
+import { defaultOf, type VariableName } from '../shared/config.js';
 import { VirtualClock } from './clock.js';
 import {
-  POLICIES,
-  startJobPerCiJob,
-  startLongLivedJob,
-  startOurs,
   type Counters,
+  POLICIES,
   type PolicyName,
   type PolicyParams,
   type PolicyRun,
+  startJobPerCiJob,
+  startLongLivedJob,
+  startOurs,
 } from './policies.js';
-import { defaultOf, type VariableName } from '../shared/config.js';
 import type { TraceJob } from './trace.js';
-import { World, type SeriesPoint, type WorldParams } from './world.js';
+import { type SeriesPoint, World, type WorldParams } from './world.js';
 
 export interface SimulationOptions extends PolicyParams, WorldParams {
   readonly policies: readonly PolicyName[];
@@ -82,12 +83,25 @@ export interface PolicyResult {
   /** Runs killed mid-job by a scale-down (long-lived-job). */
   readonly interrupted: number;
   readonly wait: WaitStats;
-  readonly agentSeconds: { readonly provisioned: number; readonly used: number; readonly idle: number; readonly idleFraction: number };
+  readonly agentSeconds: {
+    readonly provisioned: number;
+    readonly used: number;
+    readonly idle: number;
+    readonly idleFraction: number;
+  };
   readonly maxInFlight: number;
   readonly maxInFlightByQueue: Readonly<Record<string, number>>;
   readonly agentPods: number;
-  readonly kubernetes: { readonly jobs: number; readonly apiCalls: number; readonly calls: Readonly<Record<string, number>> };
-  readonly aws: { readonly requests: number; readonly calls: Readonly<Record<string, number>>; readonly lambdaInvocations: number };
+  readonly kubernetes: {
+    readonly jobs: number;
+    readonly apiCalls: number;
+    readonly calls: Readonly<Record<string, number>>;
+  };
+  readonly aws: {
+    readonly requests: number;
+    readonly calls: Readonly<Record<string, number>>;
+    readonly lambdaInvocations: number;
+  };
   /** Virtual seconds simulated. */
   readonly endSeconds: number;
   readonly errors: readonly string[];
@@ -98,7 +112,12 @@ export interface PolicyResult {
 
 export interface SimulationReport {
   readonly options: SimulationOptions;
-  readonly trace: { readonly jobs: number; readonly queues: readonly string[]; readonly spanSeconds: number; readonly workSeconds: number };
+  readonly trace: {
+    readonly jobs: number;
+    readonly queues: readonly string[];
+    readonly spanSeconds: number;
+    readonly workSeconds: number;
+  };
   readonly results: readonly PolicyResult[];
 }
 
@@ -145,7 +164,9 @@ export function oracle(trace: readonly TraceJob[], sampleSeconds: number): Polic
   const used = runs.reduce((a, r) => a + (r.end - r.start), 0);
   // Sweep for the most concurrent runs (ends before starts at the same instant).
   const maxBy = (filter: (q: string) => boolean) => {
-    const edges = runs.filter((r) => filter(r.queue) && r.end > r.start).flatMap((r) => [[r.start, 1] as const, [r.end, -1] as const]);
+    const edges = runs
+      .filter((r) => filter(r.queue) && r.end > r.start)
+      .flatMap((r) => [[r.start, 1] as const, [r.end, -1] as const]);
     edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     let now = 0;
     let max = 0;
@@ -186,7 +207,11 @@ export function oracle(trace: readonly TraceJob[], sampleSeconds: number): Polic
 /** Runs one simulated policy on the trace. */
 export interface RunHooks {
   /** Called once the policy is wired, before the clock starts (tests: fault injection, inspection). */
-  readonly onStart?: (context: { readonly world: World; readonly clock: VirtualClock; readonly run: PolicyRun }) => void;
+  readonly onStart?: (context: {
+    readonly world: World;
+    readonly clock: VirtualClock;
+    readonly run: PolicyRun;
+  }) => void;
 }
 
 export async function runPolicy(
@@ -254,12 +279,19 @@ export async function runPolicy(
 }
 
 /** Runs every asked policy on the same trace (each from a fresh, identical start). */
-export async function simulate(trace: readonly TraceJob[], overrides: Partial<SimulationOptions> = {}): Promise<SimulationReport> {
+export async function simulate(
+  trace: readonly TraceJob[],
+  overrides: Partial<SimulationOptions> = {},
+): Promise<SimulationReport> {
   const options: SimulationOptions = { ...DEFAULT_OPTIONS, ...overrides };
   const sampleSeconds = options.sampleSeconds ?? defaultSampleSeconds(trace);
   const results: PolicyResult[] = [];
   for (const policy of options.policies) {
-    results.push(policy === 'oracle' ? oracle(trace, sampleSeconds) : await runPolicy(policy, trace, { ...options, sampleSeconds }));
+    results.push(
+      policy === 'oracle'
+        ? oracle(trace, sampleSeconds)
+        : await runPolicy(policy, trace, { ...options, sampleSeconds }),
+    );
   }
   return {
     options,

@@ -78,7 +78,7 @@ export function readTrace(path: string): TraceJob[] {
 }
 
 export function formatTrace(jobs: readonly TraceJob[]): string {
-  return jobs.map((j) => JSON.stringify(j)).join('\n') + '\n';
+  return `${jobs.map((j) => JSON.stringify(j)).join('\n')}\n`;
 }
 
 /** mulberry32: small, fast, seeded PRNG in [0, 1). */

@@ -153,7 +153,7 @@ export class World {
       this.removeWaiting(job);
       this.terminal(job, 'cancelled');
       this.emit(job, 'cancelled');
-      } else if (job.state === 'running') {
+    } else if (job.state === 'running') {
       this.endRun(job, 'cancelled');
     }
   }
@@ -179,7 +179,9 @@ export class World {
     const occurredAt = new Date(this.clock.epochNow()).toISOString();
     for (let copy = 0; copy < copies; copy++) {
       const jitter =
-        t.reorder || copy > 0 ? hashUnit(this.params.seed, `${t.id}\n${kind}\n${copy}`) * this.params.reorderWindowSeconds : 0;
+        t.reorder || copy > 0
+          ? hashUnit(this.params.seed, `${t.id}\n${kind}\n${copy}`) * this.params.reorderWindowSeconds
+          : 0;
       const delayMs = (this.params.webhookLatencySeconds + jitter) * 1000;
       this.clock.after(delayMs, () => {
         this.sink?.({
@@ -200,7 +202,15 @@ export class World {
 
   /** A new agent pod (already scheduled by its Job): ready after the start-up delay. */
   startPod(queue: string, owner: PodOwner, acquire?: CiJob): Pod {
-    const pod: Pod = { id: this.nextPodId++, queue, owner, createdAt: this.nowSeconds, state: 'pending', epoch: 0, ...(acquire ? { acquire } : {}) };
+    const pod: Pod = {
+      id: this.nextPodId++,
+      queue,
+      owner,
+      createdAt: this.nowSeconds,
+      state: 'pending',
+      epoch: 0,
+      ...(acquire ? { acquire } : {}),
+    };
     this.pods.push(pod);
     this.addInFlight(queue, 1);
     this.clock.after(this.params.podStartupSeconds * 1000, () => this.ready(pod));
@@ -302,7 +312,7 @@ export class World {
     this.endPod(pod, 'failed');
     if (job) {
       this.dispatchIdle(job.trace.queue);
-      }
+    }
   }
 
   private endPod(pod: Pod, outcome: 'succeeded' | 'failed'): void {
@@ -326,7 +336,8 @@ export class World {
   /** Used agent-seconds up to `untilSeconds` (runs still going are counted up to then). */
   usedUntil(untilSeconds: number): number {
     let extra = 0;
-    for (const j of this.jobs) if (j.state === 'running') extra += Math.max(0, untilSeconds - (j.runStart ?? untilSeconds));
+    for (const j of this.jobs)
+      if (j.state === 'running') extra += Math.max(0, untilSeconds - (j.runStart ?? untilSeconds));
     return this.usedSeconds + extra;
   }
 }

@@ -8,7 +8,7 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { PROVIDERS, type JobEvent, type Provider } from '../core/job-event.js';
+import { type JobEvent, PROVIDERS, type Provider } from '../core/job-event.js';
 import { PROVIDER_MODULES } from '../core/providers/index.js';
 import { BadRequestError, type ProviderResult, type RawRequest } from '../core/providers/types.js';
 import type { WebhookConfig } from '../shared/config.js';
@@ -46,7 +46,9 @@ function reply(statusCode: number, body: Record<string, unknown>, headers: Recor
 }
 
 /** Lower-cased header names (API Gateway already lower-cases them; function URLs and tests may not). */
-export function normaliseHeaders(headers: Readonly<Record<string, string | undefined>> | undefined): Record<string, string> {
+export function normaliseHeaders(
+  headers: Readonly<Record<string, string | undefined>> | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers ?? {})) {
     if (typeof value !== 'string') continue;
@@ -140,7 +142,13 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
       }
 
       const { event: jobEvent } = result;
-      const summary = { ...context, eventId: jobEvent.id, jobId: jobEvent.jobId, queue: jobEvent.queue, kind: jobEvent.kind };
+      const summary = {
+        ...context,
+        eventId: jobEvent.id,
+        jobId: jobEvent.jobId,
+        queue: jobEvent.queue,
+        kind: jobEvent.kind,
+      };
       try {
         await deps.queue.sendEvent(jobEvent);
       } catch (error) {

@@ -3,10 +3,11 @@
  * Configuration is read once, at cold start: a bad environment variable fails the import with a
  * ConfigError naming the variable, its value and what is expected.
  */
-import middy from '@middy/core';
+
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { sendEvent } from '../adapters/sqs/events-queue.js';
+import middy from '@middy/core';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
+import { sendEvent } from '../adapters/sqs/events-queue.js';
 import { loadWebhookConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { createWebhookHandler, type WebhookEvent, type WebhookResult } from './app.js';

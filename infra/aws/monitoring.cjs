@@ -94,9 +94,27 @@ function dashboard(queues) {
       widget(
         'Events queue',
         [
-          ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', '@@EventsQueue@@', { stat: 'Maximum', label: 'events waiting' }],
-          ['AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName', '@@EventsQueue@@', { stat: 'Maximum', label: 'oldest event (s)', yAxis: 'right' }],
-          ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', '@@DeadLetterQueue@@', { stat: 'Maximum', label: 'dead letters' }],
+          [
+            'AWS/SQS',
+            'ApproximateNumberOfMessagesVisible',
+            'QueueName',
+            '@@EventsQueue@@',
+            { stat: 'Maximum', label: 'events waiting' },
+          ],
+          [
+            'AWS/SQS',
+            'ApproximateAgeOfOldestMessage',
+            'QueueName',
+            '@@EventsQueue@@',
+            { stat: 'Maximum', label: 'oldest event (s)', yAxis: 'right' },
+          ],
+          [
+            'AWS/SQS',
+            'ApproximateNumberOfMessagesVisible',
+            'QueueName',
+            '@@DeadLetterQueue@@',
+            { stat: 'Maximum', label: 'dead letters' },
+          ],
         ],
         12,
         6,
@@ -106,7 +124,13 @@ function dashboard(queues) {
         [
           ['AWS/Lambda', 'Errors', 'FunctionName', '@@Scaler@@', { stat: 'Sum', label: 'scaler errors' }],
           ['AWS/Lambda', 'Errors', 'FunctionName', '@@Webhook@@', { stat: 'Sum', label: 'webhook errors' }],
-          ['AWS/Lambda', 'Duration', 'FunctionName', '@@Webhook@@', { stat: 'p99', label: 'webhook p99 (ms)', yAxis: 'right' }],
+          [
+            'AWS/Lambda',
+            'Duration',
+            'FunctionName',
+            '@@Webhook@@',
+            { stat: 'p99', label: 'webhook p99 (ms)', yAxis: 'right' },
+          ],
         ],
         0,
         12,
@@ -131,9 +155,18 @@ function dashboard(queues) {
 function monitoringResources(queues, limiterAtMaxMinutes) {
   const minutes = Number(limiterAtMaxMinutes);
   if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) {
-    throw new Error(`limiterAtMaxAlarmMinutes must be an integer from 1 to 1440, got ${JSON.stringify(limiterAtMaxMinutes)}`);
+    throw new Error(
+      `limiterAtMaxAlarmMinutes must be an integer from 1 to 1440, got ${JSON.stringify(limiterAtMaxMinutes)}`,
+    );
   }
-  const names = [...new Set(String(queues).split(',').map((q) => q.trim()).filter(Boolean))];
+  const names = [
+    ...new Set(
+      String(queues)
+        .split(',')
+        .map((q) => q.trim())
+        .filter(Boolean),
+    ),
+  ];
   if (names.length === 0) throw new Error('queues must name at least one queue');
   const resources = { Dashboard: dashboard(names) };
   for (const q of names) resources[`LimiterAtMaxAlarm${idFor(q)}`] = limiterAlarm(q, minutes);

@@ -8,8 +8,8 @@
 import { pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { eventId, type JobEvent } from '../../functions/core/job-event.js';
 import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-store.js';
+import { eventId, type JobEvent } from '../../functions/core/job-event.js';
 import { createLedgerTable, startDynamoDbLocal } from '../support/dynamodb.js';
 
 export interface LedgerBenchResult {
@@ -26,7 +26,10 @@ export interface LedgerBenchResult {
   readonly pending: number;
 }
 
-export async function benchLedger(n: number, options: { endpoint?: string; concurrency?: number } = {}): Promise<LedgerBenchResult> {
+export async function benchLedger(
+  n: number,
+  options: { endpoint?: string; concurrency?: number } = {},
+): Promise<LedgerBenchResult> {
   const local = options.endpoint ? undefined : await startDynamoDbLocal();
   const endpoint = options.endpoint ?? local!.endpoint;
   const tableName = `bench-ledger-${n}-${Date.now()}`;
@@ -47,7 +50,11 @@ export async function benchLedger(n: number, options: { endpoint?: string; concu
   const client = DynamoDBDocumentClient.from(base, { marshallOptions: { removeUndefinedValues: true } });
   try {
     await createLedgerTable(endpoint, tableName);
-    const store = new DynamoLedgerStore({ tableName, client, ...(options.concurrency ? { concurrency: options.concurrency } : {}) });
+    const store = new DynamoLedgerStore({
+      tableName,
+      client,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    });
     const now = new Date();
     const events: JobEvent[] = Array.from({ length: n }, (_, i) => ({
       id: eventId('buildkite', `bench-${i}`, 'scheduled'),

@@ -20,7 +20,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Provider } from '../../functions/core/job-event.js';
-import { LOCAL_SECRETS, closeConnections, delivery, newCiJob, post } from '../../functions/local/ci-webhooks.js';
+import { closeConnections, delivery, LOCAL_SECRETS, newCiJob, post } from '../../functions/local/ci-webhooks.js';
 import { startLocalStack } from '../../functions/local/stack.js';
 import { percentile } from '../../functions/simulate/simulate.js';
 
@@ -104,7 +104,12 @@ export async function benchEndToEnd(options: { jobs?: number; ratePerSecond?: nu
     return {
       jobs,
       ratePerSecond: rate,
-      webhookPostMs: { p50: round(percentile(postMs, 50)), p99: round(percentile(postMs, 99)), max: round(postMs.at(-1) ?? NaN), non202 },
+      webhookPostMs: {
+        p50: round(percentile(postMs, 50)),
+        p99: round(percentile(postMs, 99)),
+        max: round(postMs.at(-1) ?? NaN),
+        non202,
+      },
       postToJobCreatedMs: {
         p50: round(percentile(latencies, 50)),
         p90: round(percentile(latencies, 90)),

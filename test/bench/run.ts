@@ -12,7 +12,8 @@ const parts = {
   webhook: { run: () => benchWebhook(), targets: 'bundle <= 400 KB, cold import <= 100 ms, overhead p99 <= 2 ms' },
   scaler: {
     run: () => benchScaler(),
-    targets: '10,000 events applied and provisioned in <= 30 s; Kubernetes calls per tick O(queues); AWS requests per CI job <= 5',
+    targets:
+      '10,000 events applied and provisioned in <= 30 s; Kubernetes calls per tick O(queues); AWS requests per CI job <= 5',
   },
   e2e: { run: () => benchEndToEnd({ jobs: 1000 }), targets: 'webhook POST -> Kubernetes Job created p99 <= 2 s' },
 } as const;

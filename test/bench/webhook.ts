@@ -28,8 +28,8 @@ import {
   buildkitePayload,
   buildkiteRequest,
   GITHUB_SECRET,
-  githubRequest,
   GITLAB_TOKEN,
+  githubRequest,
   gitlabJob,
   gitlabRequest,
   workflowJobExamples,
@@ -46,7 +46,9 @@ const DEPLOYED: esbuild.BuildOptions = {
   platform: 'node',
   target: 'node20',
   mainFields: ['module', 'main'],
-  banner: { js: "import { createRequire as __ciaCreateRequire } from 'node:module'; const require = __ciaCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __ciaCreateRequire } from 'node:module'; const require = __ciaCreateRequire(import.meta.url);",
+  },
   logLevel: 'error',
 };
 
@@ -55,7 +57,10 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 }
 
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
@@ -111,7 +116,9 @@ function requests(): WebhookEvent[] {
   const queued = workflowJobExamples().find((e) => e.action === 'queued' && e.workflow_job.status === 'queued')!;
   const out: WebhookEvent[] = [];
   for (let i = 0; i < 50; i++) {
-    out.push(githubRequest({ ...queued, workflow_job: { ...queued.workflow_job, id: 1_000_000 + i } }, { delivery: `d-${i}` }));
+    out.push(
+      githubRequest({ ...queued, workflow_job: { ...queued.workflow_job, id: 1_000_000 + i } }, { delivery: `d-${i}` }),
+    );
     out.push(buildkiteRequest(buildkitePayload('job.scheduled')));
     out.push(gitlabRequest(gitlabJob({ build_id: 5_000_000 + i })));
   }
@@ -203,7 +210,8 @@ export async function benchWebhook(): Promise<Record<string, unknown>> {
       },
       handlerAgainstFauxqs: { sequential: viaSqs, concurrent: viaSqsConcurrent },
       overheadExcludingSqs: overhead,
-      notes: 'LOG_LEVEL=ERROR during latency runs (no per-request log line); requests rotate GitHub queued (signed, ~7 KB), Buildkite job.scheduled (signed), GitLab pending (token).',
+      notes:
+        'LOG_LEVEL=ERROR during latency runs (no per-request log line); requests rotate GitHub queued (signed, ~7 KB), Buildkite job.scheduled (signed), GitLab pending (token).',
       targets: TARGETS,
       meetsTargets: {
         bundle: deployed.bytes <= TARGETS.bundleKB * 1024,

@@ -3,17 +3,17 @@
  * from each template validated against the Kubernetes OpenAPI schema (kubernetes-models), since
  * no API server is available here; plus the names that tie the pieces together.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { parseAllDocuments, parse } from 'yaml';
+import type { V1Job } from '@kubernetes/client-node';
 import { Job } from 'kubernetes-models/batch/v1/Job';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
-import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
-import type { V1Job } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import { VARIABLES, type VariableSpec } from '../../functions/shared/config.js';
 import { PROJECT_ROOT, serverlessParams } from '../../infra/aws/definitions.js';
@@ -45,7 +45,11 @@ function docs(file: string): any[] {
 }
 
 const isKustomization = (d: any) => String(d?.apiVersion).startsWith('kustomize.config.k8s.io/');
-const manifests = yamlFiles(K8S).flatMap((file) => docs(file).filter((d) => d && !isKustomization(d)).map((doc) => ({ file: relative(PROJECT_ROOT, file), doc })));
+const manifests = yamlFiles(K8S).flatMap((file) =>
+  docs(file)
+    .filter((d) => d && !isKustomization(d))
+    .map((doc) => ({ file: relative(PROJECT_ROOT, file), doc })),
+);
 const byKind = (kind: string) => manifests.filter((m) => m.doc.kind === kind).map((m) => m.doc);
 const TEMPLATES = ['buildkite', 'github', 'gitlab'] as const;
 const template = (name: string) => parse(readFileSync(join(K8S, 'agents', `${name}.yaml`), 'utf8')) as V1Job;
@@ -61,7 +65,9 @@ function withBuildCache(t: V1Job, claimName: string): V1Job {
   const container = pod.containers[0]!;
   const existing = (container.volumeMounts ?? []).find((m) => m.mountPath === '/cache');
   if (existing) {
-    pod.volumes = pod.volumes!.map((v) => (v.name === existing.name ? { name: v.name, persistentVolumeClaim: { claimName } } : v));
+    pod.volumes = pod.volumes!.map((v) =>
+      v.name === existing.name ? { name: v.name, persistentVolumeClaim: { claimName } } : v,
+    );
   } else {
     pod.volumes = [...(pod.volumes ?? []), { name: 'build-cache', persistentVolumeClaim: { claimName } }];
     container.volumeMounts = [...(container.volumeMounts ?? []), { name: 'build-cache', mountPath: '/cache' }];
@@ -78,7 +84,13 @@ function validate(doc: any): void {
 describe('infra/k8s manifests', () => {
   it('finds the manifests', () => {
     expect(manifests.map((m) => `${m.doc.kind}/${m.doc.metadata.name}`).sort()).toEqual(
-      expect.arrayContaining(['Namespace/ci-agents', 'ServiceAccount/ci-agent', 'Role/ci-agent-autoscaler', 'RoleBinding/ci-agent-autoscaler', 'PersistentVolumeClaim/ci-build-cache']),
+      expect.arrayContaining([
+        'Namespace/ci-agents',
+        'ServiceAccount/ci-agent',
+        'Role/ci-agent-autoscaler',
+        'RoleBinding/ci-agent-autoscaler',
+        'PersistentVolumeClaim/ci-build-cache',
+      ]),
     );
   });
 
@@ -123,7 +135,11 @@ describe('infra/k8s manifests', () => {
     const access = parse(readFileSync(join(PROJECT_ROOT, 'infra/aws/eks-access.yml'), 'utf8'));
     const groups = access.Resources.ScalerAccessEntry.Properties.KubernetesGroups;
     const rb = byKind('RoleBinding')[0];
-    expect(rb.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: byKind('Role')[0].metadata.name });
+    expect(rb.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'Role',
+      name: byKind('Role')[0].metadata.name,
+    });
     expect(rb.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: groups[0] }]);
     expect(manifests.filter((m) => /^Cluster/.test(m.doc.kind))).toEqual([]);
   });

@@ -12,9 +12,9 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VARIABLES, loadScalerConfig, loadWebhookConfig, type FunctionName } from '../../functions/shared/config.js';
+import { type FunctionName, loadScalerConfig, loadWebhookConfig, VARIABLES } from '../../functions/shared/config.js';
 import { PROJECT_ROOT, queueDefinitions, serverlessParams } from '../../infra/aws/definitions.js';
-import { effectiveTemplate, iamStatements, packageService, type Packaged, type Template } from './package.js';
+import { effectiveTemplate, iamStatements, type Packaged, packageService, type Template } from './package.js';
 import { readZip } from './zip.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -68,7 +68,9 @@ describe('serverless package (offline, no credentials)', () => {
     expect(ci.seconds).toBeLessThan(60);
     const webhook = readZip(join(ci.out, 'webhook.zip')).map((e) => e.name);
     const scaler = readZip(join(ci.out, 'scaler.zip')).map((e) => e.name);
-    expect(webhook).toEqual(expect.arrayContaining(['functions/webhook/handler.mjs', 'functions/webhook/handler.mjs.map']));
+    expect(webhook).toEqual(
+      expect.arrayContaining(['functions/webhook/handler.mjs', 'functions/webhook/handler.mjs.map']),
+    );
     // The scaler reads the agent Job templates at run time, relative to LAMBDA_TASK_ROOT.
     expect(scaler).toEqual(
       expect.arrayContaining([
@@ -86,7 +88,8 @@ describe('serverless package (offline, no credentials)', () => {
     expect(code).not.toContain('@kubernetes/client-node');
     expect(code).toContain('import("@aws-sdk/client-ssm")');
     // Nothing else: no TypeScript sources, tests or node_modules in a function package.
-    for (const name of [...webhook, ...scaler]) expect(name).toMatch(/^(functions\/(webhook|scaler)\/handler\.mjs(\.map)?|infra\/k8s\/agents\/[\w-]+\.yaml)$/);
+    for (const name of [...webhook, ...scaler])
+      expect(name).toMatch(/^(functions\/(webhook|scaler)\/handler\.mjs(\.map)?|infra\/k8s\/agents\/[\w-]+\.yaml)$/);
   });
 
   it('runs both functions on nodejs24.x, arm64, with ESM handlers', () => {
@@ -124,7 +127,11 @@ describe('serverless package (offline, no credentials)', () => {
         const url = pathToFileURL(join(root, `functions/${name}/handler.mjs`)).href;
         const { stdout } = await promisify(execFile)(
           process.execPath,
-          ['--input-type=module', '-e', `const m = await import(${JSON.stringify(url)}); process.stdout.write(typeof m.handler);`],
+          [
+            '--input-type=module',
+            '-e',
+            `const m = await import(${JSON.stringify(url)}); process.stdout.write(typeof m.handler);`,
+          ],
           { env, timeout: 30_000 },
         );
         expect(stdout, name).toBe('function');
@@ -135,7 +142,9 @@ describe('serverless package (offline, no credentials)', () => {
   });
 
   it('serves the three webhook routes on an HTTP API (payload v2) and runs the scaler every minute', () => {
-    const routes = ofType(ciT, 'AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties.RouteKey).sort();
+    const routes = ofType(ciT, 'AWS::ApiGatewayV2::Route')
+      .map(([, r]) => r.Properties.RouteKey)
+      .sort();
     expect(routes).toEqual(['POST /webhooks/buildkite', 'POST /webhooks/github', 'POST /webhooks/gitlab']);
     const [, integration] = ofType(ciT, 'AWS::ApiGatewayV2::Integration')[0]!;
     expect(integration.Properties.PayloadFormatVersion).toBe('2.0');
@@ -152,8 +161,14 @@ describe('function environment == functions/shared/config.ts', () => {
     it(`${name}: every variable it reads, none it does not, secrets by SSM name only`, () => {
       const env = fn(devT, name).Properties.Environment.Variables as Record<string, unknown>;
       const mine = VARIABLES.filter((v) => (v.functions as readonly string[]).includes(name));
-      const expected = mine.filter((v) => !('secret' in v && v.secret) && !(v.name in NOT_ON_LAMBDA)).map((v) => v.name);
-      expect(Object.keys(env).filter((k) => !RUNTIME_VARIABLES.includes(k)).sort()).toEqual([...expected].sort());
+      const expected = mine
+        .filter((v) => !('secret' in v && v.secret) && !(v.name in NOT_ON_LAMBDA))
+        .map((v) => v.name);
+      expect(
+        Object.keys(env)
+          .filter((k) => !RUNTIME_VARIABLES.includes(k))
+          .sort(),
+      ).toEqual([...expected].sort());
       // Stage defaults equal the config module's documented defaults.
       for (const v of mine) {
         if ('default' in v && v.default !== undefined && v.name in env) expect(env[v.name], v.name).toBe(v.default);
@@ -163,7 +178,10 @@ describe('function environment == functions/shared/config.ts', () => {
 
   it('the deployed environment passes the config validation of each function', () => {
     const webhook = loadWebhookConfig(deployedEnv(ciT, 'webhook'));
-    expect(webhook.secrets.buildkite).toEqual({ kind: 'parameter', name: '/ci-agent-autoscaler/ci/buildkite-webhook-secret' });
+    expect(webhook.secrets.buildkite).toEqual({
+      kind: 'parameter',
+      name: '/ci-agent-autoscaler/ci/buildkite-webhook-secret',
+    });
     expect(webhook.secrets.github.kind).toBe('parameter');
     expect(webhook.secrets.gitlab.kind).toBe('parameter');
     const scaler = loadScalerConfig(deployedEnv(ciT, 'scaler'));
@@ -179,13 +197,20 @@ describe('resources', () => {
   it('events queue with a redrive policy to a 14-day dead-letter queue, visibility above the scaler timeout', () => {
     const queue = ciT.Resources.EventsQueue.Properties;
     const dlq = ciT.Resources.EventsDeadLetterQueue.Properties;
-    expect(queue.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': ['EventsDeadLetterQueue', 'Arn'] }, maxReceiveCount: 5 });
+    expect(queue.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': ['EventsDeadLetterQueue', 'Arn'] },
+      maxReceiveCount: 5,
+    });
     expect(dlq.MessageRetentionPeriod).toBe(1_209_600);
     expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(fn(ciT, 'scaler').Properties.Timeout + 10);
     expect(queue.SqsManagedSseEnabled).toBe(true);
     // The local stack reads the same definitions (infra/aws/definitions.ts).
     expect(queueDefinitions('ci')).toEqual({
-      events: { visibilityTimeoutSeconds: queue.VisibilityTimeout, messageRetentionSeconds: queue.MessageRetentionPeriod, maxReceiveCount: 5 },
+      events: {
+        visibilityTimeoutSeconds: queue.VisibilityTimeout,
+        messageRetentionSeconds: queue.MessageRetentionPeriod,
+        maxReceiveCount: 5,
+      },
       deadLetter: { messageRetentionSeconds: 1_209_600 },
     });
   });
@@ -212,7 +237,8 @@ describe('resources', () => {
   });
 
   it('log groups with retention for both functions', () => {
-    for (const id of ['WebhookLogGroup', 'ScalerLogGroup']) expect(ciT.Resources[id].Properties.RetentionInDays).toBe(30);
+    for (const id of ['WebhookLogGroup', 'ScalerLogGroup'])
+      expect(ciT.Resources[id].Properties.RetentionInDays).toBe(30);
   });
 
   it('alarms: dead letters, oldest event age, scaler errors, limiter at MAX per queue; all notify the topic', () => {
@@ -232,7 +258,11 @@ describe('resources', () => {
     expect([errors.ComparisonOperator, errors.Threshold]).toEqual(['GreaterThanThreshold', 0]);
     const limiter = find((a) => Array.isArray(a.Metrics));
     const stat = (id: string) => limiter.Metrics.find((m: any) => m.Id === id).MetricStat;
-    expect(stat('inflight').Metric).toEqual({ Namespace: 'CiAgentAutoscaler', MetricName: 'InFlight', Dimensions: [{ Name: 'Queue', Value: 'default' }] });
+    expect(stat('inflight').Metric).toEqual({
+      Namespace: 'CiAgentAutoscaler',
+      MetricName: 'InFlight',
+      Dimensions: [{ Name: 'Queue', Value: 'default' }],
+    });
     expect(stat('max').Metric.MetricName).toBe('MaxAgents');
     expect(limiter.Metrics.find((m: any) => m.ReturnData).Expression).toBe('IF(inflight >= max, 1, 0)');
     expect([limiter.EvaluationPeriods, limiter.DatapointsToAlarm, limiter.Threshold]).toEqual([15, 15, 1]);
@@ -244,8 +274,14 @@ describe('resources', () => {
   it('one limiter alarm per configured queue (monitoring.cjs)', () => {
     const { monitoringResources } = createRequire(import.meta.url)(join(PROJECT_ROOT, 'infra/aws/monitoring.cjs'));
     const { Resources } = monitoringResources('default, linux-arm64,default,gpu.large', 5);
-    const alarms = Object.entries(Resources as Record<string, any>).filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm');
-    expect(alarms.map(([, r]) => r.Properties.Metrics[0].MetricStat.Metric.Dimensions[0].Value).sort()).toEqual(['default', 'gpu.large', 'linux-arm64']);
+    const alarms = Object.entries(Resources as Record<string, any>).filter(
+      ([, r]) => r.Type === 'AWS::CloudWatch::Alarm',
+    );
+    expect(alarms.map(([, r]) => r.Properties.Metrics[0].MetricStat.Metric.Dimensions[0].Value).sort()).toEqual([
+      'default',
+      'gpu.large',
+      'linux-arm64',
+    ]);
     for (const [id] of alarms) expect(id).toMatch(/^[A-Za-z0-9]+$/);
     expect(() => monitoringResources('default', 0)).toThrow(/limiterAtMaxAlarmMinutes/);
   });
@@ -280,7 +316,13 @@ describe('resources', () => {
 describe('IAM: least privilege per function', () => {
   const DATA_PLANE = /^(sqs|dynamodb|ssm|eks|kms|s3|secretsmanager|sns|logs|sts):/;
   const sortedActions = (t: Template, role: string) =>
-    [...new Set(iamStatements(t).filter((s) => s.role === role && s.Effect === 'Allow').flatMap((s) => s.actions))].sort();
+    [
+      ...new Set(
+        iamStatements(t)
+          .filter((s) => s.role === role && s.Effect === 'Allow')
+          .flatMap((s) => s.actions),
+      ),
+    ].sort();
 
   it('no statement grants any action on Resource "*" or with a wildcard action', () => {
     for (const t of [ciT, devT]) {
@@ -304,10 +346,20 @@ describe('IAM: least privilege per function', () => {
   });
 
   it('webhook: send to its queue, read its own configured SSM parameters', () => {
-    expect(sortedActions(ciT, 'WebhookRole')).toEqual(['kms:Decrypt', 'logs:CreateLogStream', 'logs:PutLogEvents', 'sqs:SendMessage', 'ssm:GetParameter']);
+    expect(sortedActions(ciT, 'WebhookRole')).toEqual([
+      'kms:Decrypt',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'sqs:SendMessage',
+      'ssm:GetParameter',
+    ]);
     const statements = iamStatements(ciT).filter((s) => s.role === 'WebhookRole');
-    expect(statements.find((s) => s.actions.includes('sqs:SendMessage'))!.resources).toEqual([{ 'Fn::GetAtt': ['EventsQueue', 'Arn'] }]);
-    const ssm = statements.filter((s) => s.actions.includes('ssm:GetParameter')).map((s) => JSON.stringify(s.resources));
+    expect(statements.find((s) => s.actions.includes('sqs:SendMessage'))!.resources).toEqual([
+      { 'Fn::GetAtt': ['EventsQueue', 'Arn'] },
+    ]);
+    const ssm = statements
+      .filter((s) => s.actions.includes('ssm:GetParameter'))
+      .map((s) => JSON.stringify(s.resources));
     expect(ssm).toHaveLength(3);
     for (const p of ['buildkite-webhook-secret', 'github-webhook-secret', 'gitlab-webhook-token']) {
       expect(ssm.some((r) => r.includes(`:parameter/ci-agent-autoscaler/ci/${p}`))).toBe(true);
@@ -315,7 +367,11 @@ describe('IAM: least privilege per function', () => {
     const kms = statements.find((s) => s.actions.includes('kms:Decrypt'))!;
     expect(JSON.stringify(kms.Condition)).toContain('kms:ViaService');
     // Without configured parameters, no SSM or KMS permission at all.
-    expect(sortedActions(devT, 'WebhookRole')).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents', 'sqs:SendMessage']);
+    expect(sortedActions(devT, 'WebhookRole')).toEqual([
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'sqs:SendMessage',
+    ]);
   });
 
   it('scaler: drain its queue, read/write its table and indexes, describe its cluster', () => {

@@ -12,7 +12,11 @@ import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export type Template = { Conditions?: Record<string, any>; Resources: Record<string, any>; Outputs?: Record<string, any> };
+export type Template = {
+  Conditions?: Record<string, any>;
+  Resources: Record<string, any>;
+  Outputs?: Record<string, any>;
+};
 
 export interface Packaged {
   readonly dir: string;
@@ -55,7 +59,14 @@ export async function packageService(stage: string): Promise<Packaged> {
   const seconds = (performance.now() - started) / 1000;
   const out = join(dir, '.serverless');
   const template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
-  return { dir, out, template, seconds, log: stdout + stderr, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    out,
+    template,
+    seconds,
+    log: stdout + stderr,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** Evaluates a CloudFormation condition expression (Fn::Not/And/Or/Equals, Condition). */
@@ -71,7 +82,8 @@ export function evaluateCondition(template: Template, expr: any): boolean {
   if ('Fn::Or' in expr) return expr['Fn::Or'].some((e: any) => evaluateCondition(template, e));
   if ('Fn::Equals' in expr) {
     const [a, b] = expr['Fn::Equals'];
-    if (typeof a !== 'string' || typeof b !== 'string') throw new Error(`cannot evaluate ${JSON.stringify(expr)} offline`);
+    if (typeof a !== 'string' || typeof b !== 'string')
+      throw new Error(`cannot evaluate ${JSON.stringify(expr)} offline`);
     return a === b;
   }
   throw new Error(`unsupported condition ${JSON.stringify(expr)}`);
@@ -127,7 +139,14 @@ export function iamStatements(template: Template): IamStatement[] {
           : [];
     for (const doc of docs) {
       for (const s of asArray(doc.Statement) as any[]) {
-        out.push({ role: id, Sid: s.Sid, Effect: s.Effect, actions: asArray(s.Action), resources: asArray(s.Resource), Condition: s.Condition });
+        out.push({
+          role: id,
+          Sid: s.Sid,
+          Effect: s.Effect,
+          actions: asArray(s.Action),
+          resources: asArray(s.Resource),
+          Condition: s.Condition,
+        });
       }
     }
   }

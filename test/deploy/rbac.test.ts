@@ -4,11 +4,11 @@
  * server, which records each request as RBAC names it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCluster, type Cluster } from '../../functions/adapters/kubernetes/cluster.js';
+import { type Cluster, createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import { FakeKube } from '../support/fake-kube/index.js';
-import { assertRbacCovers, compareRbac, grants, scalerRole, type RbacCall } from './rbac.js';
+import { assertRbacCovers, compareRbac, grants, type RbacCall, scalerRole } from './rbac.js';
 
 const NAMESPACE = 'ci-agents';
 let fake: FakeKube;
@@ -44,13 +44,17 @@ describe('RBAC Role == the calls the scaler makes', () => {
     expect(await cluster.createJob(job)).toBe('exists');
     expect((await cluster.listAgentJobs()).map((j) => j.metadata?.name)).toEqual([job.metadata!.name]);
 
-    expect(new Set(fake.calls.map((c) => `${c.verb} ${c.group}/${c.resource}`))).toEqual(new Set(['list batch/jobs', 'create batch/jobs']));
+    expect(new Set(fake.calls.map((c) => `${c.verb} ${c.group}/${c.resource}`))).toEqual(
+      new Set(['list batch/jobs', 'create batch/jobs']),
+    );
     expect(() => assertRbacCovers(fake.calls, { exhaustive: true })).not.toThrow();
   });
 
   it('paginated listing stays within the Role', async () => {
     fake.reset();
-    const paged = await createCluster({ kind: 'kubeconfig-file', path: fake.kubeconfigPath }, NAMESPACE, { pageSize: 2 });
+    const paged = await createCluster({ kind: 'kubeconfig-file', path: fake.kubeconfigPath }, NAMESPACE, {
+      pageSize: 2,
+    });
     for (let i = 0; i < 5; i++) await paged.createJob(await agentJob(`page-${i}`));
     expect(await paged.listAgentJobs()).toHaveLength(5);
     expect(fake.calls.filter((c) => c.verb === 'list').length).toBe(3);
@@ -70,8 +74,15 @@ describe('RBAC Role == the calls the scaler makes', () => {
     const del = inNs({ verb: 'delete', group: 'batch', resource: 'jobs', name: 'x' });
     expect(() => assertRbacCovers([list, create], { exhaustive: true })).not.toThrow();
     expect(() => assertRbacCovers([list, create, del])).toThrow(/forbids.*delete batch\/jobs/);
-    expect(() => assertRbacCovers([list, inNs({ verb: 'get', group: '', resource: 'secrets', name: 'buildkite-agent-token' })])).toThrow(/forbids.*get core\/secrets/);
-    expect(() => assertRbacCovers([list, inNs({ verb: 'patch', group: 'batch', resource: 'jobs', subresource: 'status', name: 'x' })])).toThrow(/jobs\/status/);
+    expect(() =>
+      assertRbacCovers([list, inNs({ verb: 'get', group: '', resource: 'secrets', name: 'buildkite-agent-token' })]),
+    ).toThrow(/forbids.*get core\/secrets/);
+    expect(() =>
+      assertRbacCovers([
+        list,
+        inNs({ verb: 'patch', group: 'batch', resource: 'jobs', subresource: 'status', name: 'x' }),
+      ]),
+    ).toThrow(/jobs\/status/);
     expect(() => assertRbacCovers([{ verb: 'list', group: 'batch', resource: 'jobs' }])).toThrow(/cluster-wide/);
     expect(compareRbac([{ ...list, namespace: 'default' }]).forbidden).toHaveLength(1);
     expect(() => assertRbacCovers([list], { exhaustive: true })).toThrow(/never used: batch\/jobs:create/);

@@ -62,7 +62,9 @@ export function allows(role: ScalerRole, call: RbacCall): boolean {
       has(r.apiGroups, call.group) &&
       has(r.resources, resourceOf(call)) &&
       has(r.verbs, call.verb) &&
-      (!r.resourceNames || r.resourceNames.length === 0 || (call.name !== undefined && r.resourceNames.includes(call.name))),
+      (!r.resourceNames ||
+        r.resourceNames.length === 0 ||
+        (call.name !== undefined && r.resourceNames.includes(call.name))),
   );
 }
 
@@ -70,7 +72,13 @@ const key = (group: string, resource: string, verb: string) => `${group || 'core
 
 /** Every (group, resource, verb) the Role grants, as `'<group|core>/<resource>:<verb>'`. */
 export function grants(role: ScalerRole): string[] {
-  return [...new Set(role.rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => key(g, res, v))))))].sort();
+  return [
+    ...new Set(
+      role.rules.flatMap((r) =>
+        r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => key(g, res, v)))),
+      ),
+    ),
+  ].sort();
 }
 
 export interface RbacReport {
@@ -92,16 +100,28 @@ export function compareRbac(calls: readonly RbacCall[], role: ScalerRole = scale
  * the Role grants something none of the calls used (give it the calls of a run that exercises
  * every operation: list, create).
  */
-export function assertRbacCovers(calls: readonly RbacCall[], options: { exhaustive?: boolean; role?: ScalerRole } = {}): void {
-  if (calls.length === 0) throw new Error('assertRbacCovers: no calls recorded (is the scaler talking to the fake API server?)');
+export function assertRbacCovers(
+  calls: readonly RbacCall[],
+  options: { exhaustive?: boolean; role?: ScalerRole } = {},
+): void {
+  if (calls.length === 0)
+    throw new Error('assertRbacCovers: no calls recorded (is the scaler talking to the fake API server?)');
   const report = compareRbac(calls, options.role);
   const problems: string[] = [];
   if (report.forbidden.length > 0) {
-    const distinct = [...new Set(report.forbidden.map((c) => `${c.verb} ${c.group || 'core'}/${resourceOf(c)} in ${c.namespace ?? '(cluster-wide)'}`))];
+    const distinct = [
+      ...new Set(
+        report.forbidden.map(
+          (c) => `${c.verb} ${c.group || 'core'}/${resourceOf(c)} in ${c.namespace ?? '(cluster-wide)'}`,
+        ),
+      ),
+    ];
     problems.push(`the scaler's Role (infra/k8s/rbac.yaml) forbids calls the scaler made: ${distinct.join('; ')}`);
   }
   if (options.exhaustive && report.unused.length > 0) {
-    problems.push(`the scaler's Role grants what the scaler never used: ${report.unused.join(', ')} (remove it, or add it to UNUSED_GRANTS_ALLOWED with the reason)`);
+    problems.push(
+      `the scaler's Role grants what the scaler never used: ${report.unused.join(', ')} (remove it, or add it to UNUSED_GRANTS_ALLOWED with the reason)`,
+    );
   }
   if (problems.length > 0) throw new Error(problems.join('\n'));
 }

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { V1Job } from '@kubernetes/client-node';
-import { startFakeKube, type FakeKube } from '../support/fake-kube/index.js';
-import { createCluster, type Cluster } from '../../functions/adapters/kubernetes/cluster.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type Cluster, createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { KubeApiError, RetryableKubeError } from '../../functions/adapters/kubernetes/errors.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { AGENT_JOB_SELECTOR, buildAgentJob, jobNameFor, liveAgents } from '../../functions/core/agent-job.js';
+import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 
 const NS = 'ci-agents';
 let kube: FakeKube;
@@ -25,7 +25,10 @@ function agentJob(queue: string, dispatchId: string, count: number): V1Job {
 
 beforeAll(async () => {
   kube = await startFakeKube({ namespace: NS });
-  cluster = await createCluster({ kind: 'kubeconfig-file', path: kube.kubeconfigPath }, NS, { timeoutMs: 300, pageSize: 2 });
+  cluster = await createCluster({ kind: 'kubeconfig-file', path: kube.kubeconfigPath }, NS, {
+    timeoutMs: 300,
+    pageSize: 2,
+  });
   template = await loadTemplate('buildkite');
 });
 afterAll(async () => kube?.stop());
@@ -36,9 +39,18 @@ describe('Kubernetes adapter against the fake API server (real @kubernetes/clien
     expect(await cluster.createJob(agentJob('linux', 'd-1', 3))).toBe('created');
     const [job] = kube.jobs(NS);
     expect(job?.metadata?.name).toBe(jobNameFor('linux', 'd-1'));
-    expect(job?.spec).toMatchObject({ completions: 3, parallelism: 3, completionMode: 'Indexed', backoffLimitPerIndex: 0 });
+    expect(job?.spec).toMatchObject({
+      completions: 3,
+      parallelism: 3,
+      completionMode: 'Indexed',
+      backoffLimitPerIndex: 0,
+    });
     const pods = kube.pods({ jobName: job!.metadata!.name! });
-    expect(pods.map((p) => p.metadata!.labels!['batch.kubernetes.io/job-completion-index']).sort()).toEqual(['0', '1', '2']);
+    expect(pods.map((p) => p.metadata!.labels!['batch.kubernetes.io/job-completion-index']).sort()).toEqual([
+      '0',
+      '1',
+      '2',
+    ]);
     expect(pods.every((p) => p.status?.phase === 'Pending')).toBe(true);
     expect(kube.calls).toEqual([{ verb: 'create', group: 'batch', resource: 'jobs', namespace: NS }]);
   });
@@ -61,7 +73,9 @@ describe('Kubernetes adapter against the fake API server (real @kubernetes/clien
     });
     kube.calls.length = 0;
     const jobs = await cluster.listAgentJobs();
-    expect(jobs.map((j) => j.metadata?.name).sort()).toEqual([0, 1, 2, 3, 4].map((i) => jobNameFor(i % 2 ? 'linux' : 'mac', `d-${i}`)).sort());
+    expect(jobs.map((j) => j.metadata?.name).sort()).toEqual(
+      [0, 1, 2, 3, 4].map((i) => jobNameFor(i % 2 ? 'linux' : 'mac', `d-${i}`)).sort(),
+    );
     // pageSize 2: three pages, each a list call with our selector.
     expect(kube.calls).toEqual(Array(3).fill({ verb: 'list', group: 'batch', resource: 'jobs', namespace: NS }));
     expect(jobs.every((j) => liveAgents(j) === 1)).toBe(true);

@@ -2,10 +2,11 @@
  * The fake API server and its job controller behave like Kubernetes where the scaler depends on
  * it — above all: one failed agent does not fail or kill its siblings.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
 import type { V1Job } from '@kubernetes/client-node';
-import { startFakeKube, type FakeKube } from '../support/fake-kube/index.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildAgentJob, isFinished, liveAgents } from '../../functions/core/agent-job.js';
+import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 
 const NS = 'ci-agents';
 let kube: FakeKube;
@@ -39,7 +40,8 @@ async function api(method: string, path: string, body?: unknown, headers: Record
 }
 
 const jobsPath = `/apis/batch/v1/namespaces/${NS}/jobs`;
-const condition = (job: V1Job | undefined, type: string) => job?.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+const condition = (job: V1Job | undefined, type: string) =>
+  job?.status?.conditions?.find((c) => c.type === type && c.status === 'True');
 
 beforeAll(async () => {
   kube = await startFakeKube({ namespace: NS });
@@ -57,7 +59,9 @@ describe('job controller', () => {
     let job = kube.job('batch-a')!;
     expect(isFinished(job)).toBe(false);
     expect(job.status).toMatchObject({ active: 2, ready: 2, failed: 1, failedIndexes: '1' });
-    expect(kube.pods({ jobName: 'batch-a', phase: 'Running' }).map((p) => p.metadata!.name)).toEqual([p0, p2].map((p) => p!.metadata!.name));
+    expect(kube.pods({ jobName: 'batch-a', phase: 'Running' }).map((p) => p.metadata!.name)).toEqual(
+      [p0, p2].map((p) => p!.metadata!.name),
+    );
     // Not retried: no new pod for index 1.
     expect(kube.pods({ jobName: 'batch-a' })).toHaveLength(3);
     expect(liveAgents(job)).toBe(2);
@@ -89,7 +93,10 @@ describe('job controller', () => {
     const job = kube.job('evict')!;
     expect(job.status?.failed).toBeUndefined();
     const active = kube.pods({ jobName: 'evict' }).filter((p) => p.status?.phase === 'Pending');
-    expect(active.map((p) => p.metadata!.labels!['batch.kubernetes.io/job-completion-index']).sort()).toEqual(['0', '1']);
+    expect(active.map((p) => p.metadata!.labels!['batch.kubernetes.io/job-completion-index']).sort()).toEqual([
+      '0',
+      '1',
+    ]);
     expect(liveAgents(job)).toBe(2);
   });
 
@@ -124,10 +131,17 @@ describe('job controller', () => {
       'batch.kubernetes.io/controller-uid': job.metadata!.uid,
       'app.kubernetes.io/managed-by': 'ci-agent-autoscaler',
     });
-    expect(pod!.metadata!.ownerReferences?.[0]).toMatchObject({ kind: 'Job', name: 'lbl', uid: job.metadata!.uid, controller: true });
+    expect(pod!.metadata!.ownerReferences?.[0]).toMatchObject({
+      kind: 'Job',
+      name: 'lbl',
+      uid: job.metadata!.uid,
+      controller: true,
+    });
     const listed = await api('GET', `/api/v1/namespaces/${NS}/pods?labelSelector=job-name%3Dlbl`);
     expect(listed.body.items).toHaveLength(1);
-    expect((await api('GET', `/api/v1/namespaces/${NS}/pods/${pod!.metadata!.name}`)).body.metadata.name).toBe(pod!.metadata!.name);
+    expect((await api('GET', `/api/v1/namespaces/${NS}/pods/${pod!.metadata!.name}`)).body.metadata.name).toBe(
+      pod!.metadata!.name,
+    );
   });
 
   it('runs pods on its own in autoRun mode', async () => {
@@ -163,15 +177,28 @@ describe('API semantics', () => {
     });
     const missing = await api('GET', `${jobsPath}/nope`);
     expect(missing.status).toBe(404);
-    expect(missing.body).toMatchObject({ kind: 'Status', reason: 'NotFound', code: 404, details: { name: 'nope', group: 'batch', kind: 'jobs' } });
+    expect(missing.body).toMatchObject({
+      kind: 'Status',
+      reason: 'NotFound',
+      code: 404,
+      details: { name: 'nope', group: 'batch', kind: 'jobs' },
+    });
   });
 
   it.each([
     ['a name over 63 characters', (j: V1Job) => (j.metadata!.name = 'a'.repeat(64)), 'metadata'],
     ['a non-DNS name', (j: V1Job) => (j.metadata!.name = 'Bad_Name'), 'metadata.name'],
     ['no name', (j: V1Job) => delete j.metadata!.name, 'metadata.name'],
-    ['restartPolicy Always', (j: V1Job) => (j.spec!.template.spec!.restartPolicy = 'Always'), 'spec.template.spec.restartPolicy'],
-    ['podFailurePolicy with OnFailure', (j: V1Job) => (j.spec!.template.spec!.restartPolicy = 'OnFailure'), 'spec.template.spec.restartPolicy'],
+    [
+      'restartPolicy Always',
+      (j: V1Job) => (j.spec!.template.spec!.restartPolicy = 'Always'),
+      'spec.template.spec.restartPolicy',
+    ],
+    [
+      'podFailurePolicy with OnFailure',
+      (j: V1Job) => (j.spec!.template.spec!.restartPolicy = 'OnFailure'),
+      'spec.template.spec.restartPolicy',
+    ],
     ['negative parallelism', (j: V1Job) => (j.spec!.parallelism = -1), 'spec.parallelism'],
     ['Indexed without completions', (j: V1Job) => delete j.spec!.completions, 'spec.completions'],
   ])('422 Invalid for %s', async (_name, mutate, field) => {
@@ -191,7 +218,9 @@ describe('API semantics', () => {
     mk('j-b', { tier: 'b' });
     mk('j-c', { tier: 'c', env: 'dev' });
     const names = async (sel: string) =>
-      (await api('GET', `${jobsPath}?labelSelector=${encodeURIComponent(sel)}`)).body.items.map((j: V1Job) => j.metadata!.name);
+      (await api('GET', `${jobsPath}?labelSelector=${encodeURIComponent(sel)}`)).body.items.map(
+        (j: V1Job) => j.metadata!.name,
+      );
     expect(await names('tier=a')).toEqual(['j-a']);
     expect(await names('tier==b')).toEqual(['j-b']);
     expect(await names('tier!=a')).toEqual(['j-b', 'j-c']);
@@ -247,7 +276,11 @@ describe('API semantics', () => {
     await api('POST', jobsPath, agentJob('orph', 1));
     await api('POST', jobsPath, agentJob('bg', 1));
     const del = await api('DELETE', `${jobsPath}/orph`);
-    expect(del.body).toMatchObject({ kind: 'Status', status: 'Success', details: { name: 'orph', group: 'batch', kind: 'jobs' } });
+    expect(del.body).toMatchObject({
+      kind: 'Status',
+      status: 'Success',
+      details: { name: 'orph', group: 'batch', kind: 'jobs' },
+    });
     expect(kube.pods({ jobName: 'orph' })).toHaveLength(1);
     expect(kube.pods({ jobName: 'orph' })[0]!.metadata!.ownerReferences).toBeUndefined();
     await api('DELETE', `${jobsPath}/bg?propagationPolicy=Background`);

@@ -1,22 +1,21 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Job } from 'kubernetes-models/batch/v1';
-import { mockClient } from 'aws-sdk-client-mock';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { readFileSync } from 'node:fs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { Job } from 'kubernetes-models/batch/v1';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import {
   BUILTIN_TEMPLATES,
-  TemplateError,
   clearTemplateCache,
   loadTemplate,
+  TemplateError,
   templatePath,
 } from '../../functions/adapters/kubernetes/templates.js';
-import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
-import { startFakeKube, type FakeKube } from '../support/fake-kube/index.js';
+import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 
 const params = {
   namespace: 'ci-agents',
@@ -39,29 +38,32 @@ afterEach(() => {
 });
 
 describe('agent Job templates', () => {
-  it.each(BUILTIN_TEMPLATES)('%s: template and built Job are valid batch/v1 Jobs the API server accepts', async (name) => {
-    const template = await loadTemplate(name);
-    new Job(template as ConstructorParameters<typeof Job>[0]).validate();
-    const job = buildAgentJob(template, params);
-    new Job(job as ConstructorParameters<typeof Job>[0]).validate();
-    const spec = job.spec!.template.spec!;
-    expect(spec.serviceAccountName).toBe('ci-agent');
-    for (const c of spec.containers) {
-      expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
-      expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
-      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-      // Tokens come from Secrets, never inline.
-      for (const e of c.env ?? []) if (/TOKEN/.test(e.name)) expect(e.valueFrom?.secretKeyRef?.name).toBeTruthy();
-    }
-    kube.reset();
-    const res = await fetch(`${kube.url}/apis/batch/v1/namespaces/ci-agents/jobs`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(job),
-    });
-    expect(res.status).toBe(201);
-    expect(kube.pods()).toHaveLength(5);
-  });
+  it.each(BUILTIN_TEMPLATES)(
+    '%s: template and built Job are valid batch/v1 Jobs the API server accepts',
+    async (name) => {
+      const template = await loadTemplate(name);
+      new Job(template as ConstructorParameters<typeof Job>[0]).validate();
+      const job = buildAgentJob(template, params);
+      new Job(job as ConstructorParameters<typeof Job>[0]).validate();
+      const spec = job.spec!.template.spec!;
+      expect(spec.serviceAccountName).toBe('ci-agent');
+      for (const c of spec.containers) {
+        expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
+        expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+        expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+        // Tokens come from Secrets, never inline.
+        for (const e of c.env ?? []) if (/TOKEN/.test(e.name)) expect(e.valueFrom?.secretKeyRef?.name).toBeTruthy();
+      }
+      kube.reset();
+      const res = await fetch(`${kube.url}/apis/batch/v1/namespaces/ci-agents/jobs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(job),
+      });
+      expect(res.status).toBe(201);
+      expect(kube.pods()).toHaveLength(5);
+    },
+  );
 
   it('buildkite: one job then exit, idle timeout, tagged with its queue, token from the Secret', async () => {
     const c = (await loadTemplate('buildkite')).spec!.template.spec!.containers[0]!;
@@ -85,7 +87,10 @@ describe('agent Job templates', () => {
   it('loads by path, caches, and rejects what is not a Job', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tpl-'));
     const ok = join(dir, 'custom.yaml');
-    writeFileSync(ok, 'apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          image: busybox\n');
+    writeFileSync(
+      ok,
+      'apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          image: busybox\n',
+    );
     const first = await loadTemplate(ok);
     expect(await loadTemplate(ok)).toBe(first);
     const notJob = join(dir, 'deploy.yaml');

@@ -2,16 +2,19 @@
  * Contract test of the ledger: the same cases against the DynamoDB store (on DynamoDB Local,
  * table created from infra/aws/ledger-table.yml) and the in-memory store.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { eventId, JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
-import type { LedgerJobRecord, LedgerStore } from '../../functions/core/stores.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-store.js';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
-import { createLedgerTable, startDynamoDbLocal, type DynamoDbLocal } from '../support/dynamodb.js';
+import { eventId, JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import type { LedgerJobRecord, LedgerStore } from '../../functions/core/stores.js';
+import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 
-type InspectableLedger = LedgerStore & { get(job: { provider: JobEvent['provider']; jobId: string }): Promise<LedgerJobRecord | undefined> };
+type InspectableLedger = LedgerStore & {
+  get(job: { provider: JobEvent['provider']; jobId: string }): Promise<LedgerJobRecord | undefined>;
+};
 
 interface Backend {
   readonly name: string;
@@ -52,7 +55,12 @@ const memory: Backend = {
 beforeAll(async () => {
   local = await startDynamoDbLocal();
   docClient = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: local.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 2 }),
+    new DynamoDBClient({
+      endpoint: local.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      maxAttempts: 2,
+    }),
     { marshallOptions: { removeUndefinedValues: true } },
   );
 });
@@ -80,7 +88,9 @@ function ev(kind: JobEventKind, jobId: string, queue = 'default'): JobEvent {
 
 function permutations<T>(items: readonly T[]): T[][] {
   if (items.length <= 1) return [[...items]];
-  return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+  return items.flatMap((item, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]),
+  );
 }
 
 describe.each([dynamo, memory])('$name', (backend) => {
@@ -125,12 +135,14 @@ describe.each([dynamo, memory])('$name', (backend) => {
       unknown: { pending: 0, running: 0 },
     });
     const states = await Promise.all(
-      ['dup', 'early', 'cancel-me', 'late'].map(async (jobId) => (await ledger.get({ provider: 'buildkite', jobId }))?.state),
+      ['dup', 'early', 'cancel-me', 'late'].map(
+        async (jobId) => (await ledger.get({ provider: 'buildkite', jobId }))?.state,
+      ),
     );
     expect(states).toEqual(['scheduled', 'started', 'cancelled', 'finished']);
   });
 
-  it('reports one outcome per input event, merged events sharing their representative\'s', async () => {
+  it("reports one outcome per input event, merged events sharing their representative's", async () => {
     const batch = [ev('scheduled', 'a'), ev('started', 'a'), ev('scheduled', 'b'), ev('scheduled', 'a')];
     const first = await ledger.apply(batch, NOW);
     expect(first).toEqual(batch.map((e) => ({ eventId: e.id, result: 'applied' })));
@@ -144,9 +156,14 @@ describe.each([dynamo, memory])('$name', (backend) => {
     const orders = permutations(JOB_EVENT_KINDS);
     // One job per order; event i of every job goes in batch i.
     for (let i = 0; i < JOB_EVENT_KINDS.length; i++) {
-      await ledger.apply(orders.map((order, o) => ev(order[i]!, `perm-${o}`)), NOW);
+      await ledger.apply(
+        orders.map((order, o) => ev(order[i]!, `perm-${o}`)),
+        NOW,
+      );
     }
-    const finals = await Promise.all(orders.map(async (_o, o) => (await ledger.get({ provider: 'buildkite', jobId: `perm-${o}` }))?.state));
+    const finals = await Promise.all(
+      orders.map(async (_o, o) => (await ledger.get({ provider: 'buildkite', jobId: `perm-${o}` }))?.state),
+    );
     expect(new Set(finals)).toEqual(new Set(['finished']));
     expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
   });
@@ -169,7 +186,10 @@ describe.each([dynamo, memory])('$name', (backend) => {
   });
 
   it('sets the TTL attribute on finished and cancelled jobs only, and drops them from the open index', async () => {
-    await ledger.apply([ev('scheduled', 'open'), ev('started', 'running'), ev('finished', 'done'), ev('cancelled', 'gone')], NOW);
+    await ledger.apply(
+      [ev('scheduled', 'open'), ev('started', 'running'), ev('finished', 'done'), ev('cancelled', 'gone')],
+      NOW,
+    );
     const [open, running, done, gone] = await Promise.all(
       ['open', 'running', 'done', 'gone'].map((jobId) => ledger.get({ provider: 'buildkite', jobId })),
     );
@@ -188,9 +208,19 @@ describe.each([dynamo, memory])('$name', (backend) => {
     // A job that closes later loses its openKey and gains the TTL.
     await ledger.apply([ev('finished', 'running')], new Date(NOW.getTime() + 60_000));
     const closed = await ledger.get({ provider: 'buildkite', jobId: 'running' });
-    expect(closed).toMatchObject({ state: 'finished', expiresAt: expiresAt + 60, updatedAt: '2026-11-23T12:01:00.000Z' });
+    expect(closed).toMatchObject({
+      state: 'finished',
+      expiresAt: expiresAt + 60,
+      updatedAt: '2026-11-23T12:01:00.000Z',
+    });
     expect(closed?.openKey).toBeUndefined();
-    expect(closed).toMatchObject({ queue: 'default', provider: 'buildkite', jobId: 'running', eventAt: '2026-11-23T11:00:02Z', trace: { pipeline: 'app', build: '42' } });
+    expect(closed).toMatchObject({
+      queue: 'default',
+      provider: 'buildkite',
+      jobId: 'running',
+      eventAt: '2026-11-23T11:00:02Z',
+      trace: { pipeline: 'app', build: '42' },
+    });
   });
 
   it('stops counting a job whose closing event was lost, once it is older than the open-age limit', async () => {

@@ -2,13 +2,14 @@
  * Contract test of the in-flight limiter: the same cases against the DynamoDB store (on
  * DynamoDB Local, table created from infra/aws/ledger-table.yml) and the in-memory store.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { DispatchRecord, LimiterStore } from '../../functions/core/stores.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
-import { createLedgerTable, startDynamoDbLocal, type DynamoDbLocal } from '../support/dynamodb.js';
+import type { DispatchRecord, LimiterStore } from '../../functions/core/stores.js';
+import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 
 interface Backend {
   readonly name: string;
@@ -38,7 +39,12 @@ const memory: Backend = {
 beforeAll(async () => {
   local = await startDynamoDbLocal();
   docClient = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: local.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, maxAttempts: 2 }),
+    new DynamoDBClient({
+      endpoint: local.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      maxAttempts: 2,
+    }),
   );
 });
 
@@ -72,22 +78,43 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(await store.reserve({ queue: 'q', count: 4, max: 10, expectedVersion: 0, dispatch: d1 })).toBe('reserved');
     const d2 = dispatch('q', 'd2', 6);
     expect(await store.reserve({ queue: 'q', count: 6, max: 10, expectedVersion: 1, dispatch: d2 })).toBe('reserved');
-    expect(await store.snapshot()).toEqual({ limiters: [{ queue: 'q', inFlight: 10, version: 2 }], dispatches: [d1, d2] });
+    expect(await store.snapshot()).toEqual({
+      limiters: [{ queue: 'q', inFlight: 10, version: 2 }],
+      dispatches: [d1, d2],
+    });
   });
 
   it('reserve refuses, writing nothing, on a stale version, above max, or for an existing dispatch id', async () => {
-    expect(await store.reserve({ queue: 'q', count: 2, max: 5, expectedVersion: 0, dispatch: dispatch('q', 'd1', 2) })).toBe('reserved');
+    expect(
+      await store.reserve({ queue: 'q', count: 2, max: 5, expectedVersion: 0, dispatch: dispatch('q', 'd1', 2) }),
+    ).toBe('reserved');
     const before = await store.snapshot();
     // stale version
-    expect(await store.reserve({ queue: 'q', count: 1, max: 5, expectedVersion: 0, dispatch: dispatch('q', 'd2', 1) })).toBe('conflict');
+    expect(
+      await store.reserve({ queue: 'q', count: 1, max: 5, expectedVersion: 0, dispatch: dispatch('q', 'd2', 1) }),
+    ).toBe('conflict');
     // would exceed max (2 + 4 > 5)
-    expect(await store.reserve({ queue: 'q', count: 4, max: 5, expectedVersion: 1, dispatch: dispatch('q', 'd3', 4) })).toBe('conflict');
+    expect(
+      await store.reserve({ queue: 'q', count: 4, max: 5, expectedVersion: 1, dispatch: dispatch('q', 'd3', 4) }),
+    ).toBe('conflict');
     // count alone above max
-    expect(await store.reserve({ queue: 'q', count: 6, max: 5, expectedVersion: 1, dispatch: dispatch('q', 'd4', 6) })).toBe('conflict');
+    expect(
+      await store.reserve({ queue: 'q', count: 6, max: 5, expectedVersion: 1, dispatch: dispatch('q', 'd4', 6) }),
+    ).toBe('conflict');
     // the same dispatch id again (a retried tick): its tokens are not taken twice
-    expect(await store.reserve({ queue: 'q', count: 2, max: 5, expectedVersion: 1, dispatch: dispatch('q', 'd1', 2) })).toBe('conflict');
+    expect(
+      await store.reserve({ queue: 'q', count: 2, max: 5, expectedVersion: 1, dispatch: dispatch('q', 'd1', 2) }),
+    ).toBe('conflict');
     // a version that was never reached, on a queue that does not exist
-    expect(await store.reserve({ queue: 'other', count: 1, max: 5, expectedVersion: 3, dispatch: dispatch('other', 'd5', 1) })).toBe('conflict');
+    expect(
+      await store.reserve({
+        queue: 'other',
+        count: 1,
+        max: 5,
+        expectedVersion: 3,
+        dispatch: dispatch('other', 'd5', 1),
+      }),
+    ).toBe('conflict');
     expect(await store.snapshot()).toEqual(before);
   });
 
@@ -150,12 +177,18 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(await store.correct({ queue: 'q', expectedVersion: 1, inFlight: 0 })).toBe(true);
     expect((await store.snapshot()).limiters).toEqual([{ queue: 'q', inFlight: 0, version: 2 }]);
     // a reservation decided on the pre-correction version is refused
-    expect(await store.reserve({ queue: 'q', count: 1, max: 10, expectedVersion: 1, dispatch: dispatch('q', 'x', 1) })).toBe('conflict');
+    expect(
+      await store.reserve({ queue: 'q', count: 1, max: 10, expectedVersion: 1, dispatch: dispatch('q', 'x', 1) }),
+    ).toBe('conflict');
   });
 
   it('keeps queues apart', async () => {
-    expect(await store.reserve({ queue: 'a', count: 5, max: 5, expectedVersion: 0, dispatch: dispatch('a', 'd', 5) })).toBe('reserved');
-    expect(await store.reserve({ queue: 'b', count: 5, max: 5, expectedVersion: 0, dispatch: dispatch('b', 'd', 5) })).toBe('reserved');
+    expect(
+      await store.reserve({ queue: 'a', count: 5, max: 5, expectedVersion: 0, dispatch: dispatch('a', 'd', 5) }),
+    ).toBe('reserved');
+    expect(
+      await store.reserve({ queue: 'b', count: 5, max: 5, expectedVersion: 0, dispatch: dispatch('b', 'd', 5) }),
+    ).toBe('reserved');
     const { limiters, dispatches } = await store.snapshot();
     expect(limiters).toEqual([
       { queue: 'a', inFlight: 5, version: 1 },

@@ -6,10 +6,10 @@
  * run files.
  */
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Job } from '@kubernetes/client-node';
-import { LOCAL_SECRETS, delivery, newCiJob, post } from '../../functions/local/ci-webhooks.js';
-import { startLocalStack, type LocalStack } from '../../functions/local/stack.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { delivery, LOCAL_SECRETS, newCiJob, post } from '../../functions/local/ci-webhooks.js';
+import { type LocalStack, startLocalStack } from '../../functions/local/stack.js';
 
 let stack: LocalStack;
 const logs: string[] = [];
@@ -119,6 +119,8 @@ describe('local stack', () => {
     await stack.stop();
     expect(alive(pid)).toBe(false);
     expect(existsSync(kubeconfig)).toBe(false);
-    await expect(post(stack.webhookUrl, delivery(newCiJob('gitlab', 'default'), 'scheduled', LOCAL_SECRETS), 1000)).rejects.toThrow();
+    await expect(
+      post(stack.webhookUrl, delivery(newCiJob('gitlab', 'default'), 'scheduled', LOCAL_SECRETS), 1000),
+    ).rejects.toThrow();
   });
 });

@@ -2,14 +2,15 @@
  * The scaler's Lambda entry point as deployed: configuration from the environment at cold start,
  * real adapters, four invocations at once against the same state.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
 import type { Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { eventId } from '../../functions/core/job-event.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
-import { createLedgerTable, startDynamoDbLocal, useDynamoDbLocal, type DynamoDbLocal } from '../support/dynamodb.js';
-import { startFakeKube, type FakeKube } from '../support/fake-kube/index.js';
-import { startSqs, type SqsHarness } from '../support/sqs.js';
+import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
+import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
+import { type SqsHarness, startSqs } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -42,7 +43,13 @@ async function importHandler() {
 
 describe('scaler handler', () => {
   it('refuses to start on a bad variable, naming it', async () => {
-    process.env = { ...base, EVENTS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q', LEDGER_TABLE: 't', KUBECONFIG: '/x', MAX_AGENTS: 'ten' };
+    process.env = {
+      ...base,
+      EVENTS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q',
+      LEDGER_TABLE: 't',
+      KUBECONFIG: '/x',
+      MAX_AGENTS: 'ten',
+    };
     await expect(importHandler()).rejects.toThrow('MAX_AGENTS must be an integer >= MIN_AGENTS and >= 1, got "ten"');
   });
 

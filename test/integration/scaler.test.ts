@@ -3,19 +3,26 @@
  * server, through the real adapters and the real @kubernetes/client-node. Each test gets its own
  * table, queue and namespace state.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
 import type { V1Job } from '@kubernetes/client-node';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import {
+  provision,
+  type ScalerLog,
+  type ScalerPorts,
+  type ScalerSettings,
+  tick,
+} from '../../functions/scaler/scaler.js';
+import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, type ScalerConfig } from '../../functions/shared/config.js';
-import { provision, tick, type ScalerLog, type ScalerPorts, type ScalerSettings } from '../../functions/scaler/scaler.js';
-import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
-import { createLedgerTable, startDynamoDbLocal, useDynamoDbLocal, type DynamoDbLocal } from '../support/dynamodb.js';
-import { startFakeKube, type FakeKube } from '../support/fake-kube/index.js';
-import { startSqs, type SqsHarness, type TestQueue } from '../support/sqs.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
+import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
+import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
+import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -112,8 +119,16 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     expect(report.drain).toMatchObject({ received: 15, applied: 15, failed: 0 });
     const jobs = w.agentJobs();
     expect(jobs).toHaveLength(1);
-    expect(jobs[0]!.spec).toMatchObject({ completions: 10, parallelism: 10, completionMode: 'Indexed', backoffLimitPerIndex: 0 });
-    expect(jobs[0]!.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'ci-agent-autoscaler', 'ci-autoscaler/queue': 'default' });
+    expect(jobs[0]!.spec).toMatchObject({
+      completions: 10,
+      parallelism: 10,
+      completionMode: 'Indexed',
+      backoffLimitPerIndex: 0,
+    });
+    expect(jobs[0]!.metadata?.labels).toMatchObject({
+      'app.kubernetes.io/managed-by': 'ci-agent-autoscaler',
+      'ci-autoscaler/queue': 'default',
+    });
     expect(await w.limiter()).toMatchObject({ inFlight: 10 });
     expect(await sqs.depth(w.queue.url)).toBe(0);
 
@@ -161,7 +176,9 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     await w.tick(); // applies the events and takes 7
     kube.reset(); // the Jobs vanish: every invocation now sees room and races for it
     const invocations = await Promise.all(
-      Array.from({ length: 4 }, async () => provision({ ...(await createPorts(w.config, quiet)), metrics: undefined }, w.settings)),
+      Array.from({ length: 4 }, async () =>
+        provision({ ...(await createPorts(w.config, quiet)), metrics: undefined }, w.settings),
+      ),
     );
     const reserved = invocations.reduce((sum, r) => sum + r.decisions.reduce((m, d) => m + d.count, 0), 0);
     expect(reserved).toBeLessThanOrEqual(7);
@@ -310,7 +327,10 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
   it('leaves an unreadable message in the queue for the dead-letter queue, deleting the good ones', async () => {
     const w = await world({}, 1); // redelivered after 1 s, moved to the DLQ after 2 receives
     await sqs.client.send(
-      new (await import('@aws-sdk/client-sqs')).SendMessageCommand({ QueueUrl: w.queue.url, MessageBody: '{"not":"an event"}' }),
+      new (await import('@aws-sdk/client-sqs')).SendMessageCommand({
+        QueueUrl: w.queue.url,
+        MessageBody: '{"not":"an event"}',
+      }),
     );
     await w.send('ok', 'scheduled');
     const first = await w.tick();
@@ -327,6 +347,9 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
   it('made only Kubernetes calls that the RBAC Role in infra/k8s allows, and used every grant', () => {
     recorded.push(...kube.calls);
     // Each test used its own namespace; the Role is deployed in the one KUBE_NAMESPACE.
-    assertRbacCovers(recorded.map((c) => ({ ...c, namespace: c.namespace && 'ci-agents' })), { exhaustive: true });
+    assertRbacCovers(
+      recorded.map((c) => ({ ...c, namespace: c.namespace && 'ci-agents' })),
+      { exhaustive: true },
+    );
   });
 });

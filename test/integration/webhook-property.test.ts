@@ -5,19 +5,19 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
+import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { loadWebhookConfig } from '../../functions/shared/config.js';
 import { createWebhookHandler, type WebhookEvent } from '../../functions/webhook/app.js';
-import { startSqs, type SqsHarness, type TestQueue } from '../support/sqs.js';
+import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
 import {
   BUILDKITE_SECRET,
   buildkiteJob,
   buildkitePayload,
   buildkiteSignatureHeader,
   GITHUB_SECRET,
-  githubSignature,
   GITLAB_TOKEN,
+  githubSignature,
   gitlabJob,
   workflowJobExamples,
 } from '../support/webhook-fixtures.js';
@@ -73,7 +73,14 @@ const headerName = fc.constantFrom(
 const hex64 = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 64, maxLength: 64 });
 const plausibleValue = fc.oneof(
   fc.string(),
-  fc.constantFrom('job.scheduled', 'workflow_job', 'Job Hook', 'ping', 'application/x-www-form-urlencoded', 'application/json'),
+  fc.constantFrom(
+    'job.scheduled',
+    'workflow_job',
+    'Job Hook',
+    'ping',
+    'application/x-www-form-urlencoded',
+    'application/json',
+  ),
   fc.constantFrom('sha256=', 'timestamp=1,signature=00').chain((p) => fc.string().map((s) => p + s)),
   hex64.map((h) => `sha256=${h}`),
   hex64.map((h) => `timestamp=${Math.floor(Date.now() / 1000)},signature=${h}`),
@@ -94,7 +101,13 @@ const body = fc.oneof(
 );
 const request = fc.record({
   path: fc.oneof(
-    fc.constantFrom('/webhooks/buildkite', '/webhooks/github', '/webhooks/gitlab', '/prod/webhooks/github/', '/webhooks/'),
+    fc.constantFrom(
+      '/webhooks/buildkite',
+      '/webhooks/github',
+      '/webhooks/gitlab',
+      '/prod/webhooks/github/',
+      '/webhooks/',
+    ),
     fc.string().map((s) => `/${s}`),
   ),
   method: fc.constantFrom('POST', 'POST', 'POST', 'GET', 'PUT', 'post', ''),
@@ -103,7 +116,13 @@ const request = fc.record({
   base64: fc.boolean(),
 });
 
-function toEvent(r: { path: string; method: string; headers: Record<string, string>; body: string; base64: boolean }): WebhookEvent {
+function toEvent(r: {
+  path: string;
+  method: string;
+  headers: Record<string, string>;
+  body: string;
+  base64: boolean;
+}): WebhookEvent {
   return {
     rawPath: r.path,
     headers: r.headers,
@@ -131,22 +150,39 @@ describe('webhook under arbitrary input', () => {
     const provider = fc.constantFrom('buildkite', 'github', 'gitlab');
     let acceptedRuns = 0;
     await fc.assert(
-      fc.asyncProperty(provider, body, fc.dictionary(headerName, plausibleValue, { maxKeys: 3 }), async (p, text, extra) => {
-        const auth: Record<string, string> =
-          p === 'buildkite'
-            ? { 'x-buildkite-event': 'job.scheduled', 'x-buildkite-signature': buildkiteSignatureHeader(BUILDKITE_SECRET, text, Math.floor(Date.now() / 1000)) }
-            : p === 'github'
-              ? { 'x-github-event': 'workflow_job', 'x-hub-signature-256': githubSignature(GITHUB_SECRET, text) }
-              : { 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': GITLAB_TOKEN };
-        const headers = { ...Object.fromEntries(Object.entries(extra).filter(([k]) => !/signature|token|event$/i.test(k))), ...auth };
-        const before = sent;
-        const res = await handler(toEvent({ path: `/webhooks/${p}`, method: 'POST', headers, body: text, base64: false }));
-        const empty = text === '';
-        expect(empty ? [202, 400, 401] : [200, 202, 400]).toContain(res.statusCode);
-        const accepted = res.statusCode === 202 && JSON.parse(res.body).status === 'accepted';
-        expect(sent - before).toBe(accepted ? 1 : 0);
-        if (accepted) acceptedRuns += 1;
-      }),
+      fc.asyncProperty(
+        provider,
+        body,
+        fc.dictionary(headerName, plausibleValue, { maxKeys: 3 }),
+        async (p, text, extra) => {
+          const auth: Record<string, string> =
+            p === 'buildkite'
+              ? {
+                  'x-buildkite-event': 'job.scheduled',
+                  'x-buildkite-signature': buildkiteSignatureHeader(
+                    BUILDKITE_SECRET,
+                    text,
+                    Math.floor(Date.now() / 1000),
+                  ),
+                }
+              : p === 'github'
+                ? { 'x-github-event': 'workflow_job', 'x-hub-signature-256': githubSignature(GITHUB_SECRET, text) }
+                : { 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': GITLAB_TOKEN };
+          const headers = {
+            ...Object.fromEntries(Object.entries(extra).filter(([k]) => !/signature|token|event$/i.test(k))),
+            ...auth,
+          };
+          const before = sent;
+          const res = await handler(
+            toEvent({ path: `/webhooks/${p}`, method: 'POST', headers, body: text, base64: false }),
+          );
+          const empty = text === '';
+          expect(empty ? [202, 400, 401] : [200, 202, 400]).toContain(res.statusCode);
+          const accepted = res.statusCode === 202 && JSON.parse(res.body).status === 'accepted';
+          expect(sent - before).toBe(accepted ? 1 : 0);
+          if (accepted) acceptedRuns += 1;
+        },
+      ),
       { numRuns: 300 },
     );
     expect(acceptedRuns).toBeGreaterThan(0); // the property did exercise the accepting path

@@ -4,12 +4,12 @@
  */
 import type { Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
+import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { eventId, JobEventSchema } from '../../functions/core/job-event.js';
 import { loadWebhookConfig } from '../../functions/shared/config.js';
 import { createWebhookHandler, type WebhookDeps, type WebhookEvent } from '../../functions/webhook/app.js';
-import { startSqs, type SqsHarness, type TestQueue } from '../support/sqs.js';
+import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
 import {
   BUILDKITE_SECRET,
   buildkiteJob,
@@ -17,9 +17,9 @@ import {
   buildkiteRequest,
   buildkiteSignatureHeader,
   GITHUB_SECRET,
+  GITLAB_TOKEN,
   githubRequest,
   githubSignature,
-  GITLAB_TOKEN,
   gitlabJob,
   gitlabRequest,
   httpEvent,
@@ -84,7 +84,12 @@ describe('accepted events: exactly one message, the normalised event', () => {
     const res = await webhook()(githubRequest(queuedExample, { delivery: 'delivery-1' }));
     expect(res.statusCode).toBe(202);
     const id = eventId('github', String(queuedExample.workflow_job.id), 'scheduled');
-    expect(JSON.parse(res.body)).toEqual({ status: 'accepted', eventId: id, kind: 'scheduled', queue: 'ubuntu-latest' });
+    expect(JSON.parse(res.body)).toEqual({
+      status: 'accepted',
+      eventId: id,
+      kind: 'scheduled',
+      queue: 'ubuntu-latest',
+    });
     const messages = await sqs.receiveAll(events.url);
     expect(messages).toHaveLength(1);
     const body = JSON.parse(messages[0]!.Body!);
@@ -112,7 +117,9 @@ describe('accepted events: exactly one message, the normalised event', () => {
     const handler = webhook();
     const scheduled = await handler(buildkiteRequest(buildkitePayload('job.scheduled')));
     const started = await handler(
-      buildkiteRequest(buildkitePayload('job.started', buildkiteJob({ started_at: '2026-11-23 10:00:09 UTC' })), { token: true }),
+      buildkiteRequest(buildkitePayload('job.started', buildkiteJob({ started_at: '2026-11-23 10:00:09 UTC' })), {
+        token: true,
+      }),
     );
     expect([scheduled.statusCode, started.statusCode]).toEqual([202, 202]);
     const bodies = (await sqs.receiveAll(events.url)).map((m) => JSON.parse(m.Body!));
@@ -133,7 +140,12 @@ describe('accepted events: exactly one message, the normalised event', () => {
     const res = await webhook()(req);
     expect(res.statusCode).toBe(202);
     const [message] = await sqs.receiveAll(events.url);
-    expect(JSON.parse(message!.Body!)).toMatchObject({ provider: 'gitlab', jobId: '1977', kind: 'scheduled', deliveryId: 'uuid-9' });
+    expect(JSON.parse(message!.Body!)).toMatchObject({
+      provider: 'gitlab',
+      jobId: '1977',
+      kind: 'scheduled',
+      deliveryId: 'uuid-9',
+    });
   });
 
   it('a base64 body is verified on its raw bytes (GitHub form-encoded delivery)', async () => {
@@ -189,30 +201,98 @@ describe('rejected or ignored requests leave the queue empty', () => {
     httpEvent({
       path: '/webhooks/github',
       body,
-      headers: { 'x-github-event': 'workflow_job', 'x-hub-signature-256': githubSignature(GITHUB_SECRET, body), ...headers },
+      headers: {
+        'x-github-event': 'workflow_job',
+        'x-hub-signature-256': githubSignature(GITHUB_SECRET, body),
+        ...headers,
+      },
     });
   const cases: [string, () => WebhookEvent, number, Record<string, unknown> | RegExp][] = [
     ['GitHub wrong secret', () => githubRequest(queuedExample, { secret: 'nope' }), 401, { message: 'Unauthorized' }],
-    ['GitHub no signature', () => ({ ...gh(), headers: { 'x-github-event': 'workflow_job' } }), 401, { message: 'Unauthorized' }],
-    ['GitHub tampered body', () => ({ ...gh(), body: gh().body!.replace('queued', 'completed') }), 401, { message: 'Unauthorized' }],
-    ['Buildkite stale timestamp', () => buildkiteRequest(buildkitePayload('job.scheduled'), { nowSeconds: now - 301 }), 401, { message: 'Unauthorized' }],
-    ['Buildkite wrong token', () => buildkiteRequest(buildkitePayload('job.scheduled'), { token: true, secret: 'x' }), 401, { message: 'Unauthorized' }],
+    [
+      'GitHub no signature',
+      () => ({ ...gh(), headers: { 'x-github-event': 'workflow_job' } }),
+      401,
+      { message: 'Unauthorized' },
+    ],
+    [
+      'GitHub tampered body',
+      () => ({ ...gh(), body: gh().body!.replace('queued', 'completed') }),
+      401,
+      { message: 'Unauthorized' },
+    ],
+    [
+      'Buildkite stale timestamp',
+      () => buildkiteRequest(buildkitePayload('job.scheduled'), { nowSeconds: now - 301 }),
+      401,
+      { message: 'Unauthorized' },
+    ],
+    [
+      'Buildkite wrong token',
+      () => buildkiteRequest(buildkitePayload('job.scheduled'), { token: true, secret: 'x' }),
+      401,
+      { message: 'Unauthorized' },
+    ],
     ['GitLab wrong token', () => gitlabRequest(gitlabJob(), { token: 'guess' }), 401, { message: 'Unauthorized' }],
     ['malformed JSON', () => signedGithub('{"action":'), 400, /not valid JSON/],
     ['missing field', () => signedGithub(JSON.stringify({ action: 'queued' })), 400, /workflow_job/],
     ['GitLab missing build_id', () => gitlabRequest({ ...gitlabJob(), build_id: undefined }), 400, /build_id/],
     ['body over the limit', () => signedGithub(JSON.stringify({ pad: 'x'.repeat(17000) })), 413, /16384/],
-    ['base64 body over the limit', () => ({ ...signedGithub('x'.repeat(16385)), body: Buffer.from('x'.repeat(16385)).toString('base64'), isBase64Encoded: true }), 413, /16384/],
+    [
+      'base64 body over the limit',
+      () => ({
+        ...signedGithub('x'.repeat(16385)),
+        body: Buffer.from('x'.repeat(16385)).toString('base64'),
+        isBase64Encoded: true,
+      }),
+      413,
+      /16384/,
+    ],
     ['unknown provider', () => httpEvent({ path: '/webhooks/jenkins', body: '{}' }), 404, { message: 'Not found' }],
     ['unknown path', () => httpEvent({ path: '/', body: '{}' }), 404, { message: 'Not found' }],
-    ['wrong method', () => ({ ...gh(), requestContext: { http: { method: 'GET' } } }), 405, { message: 'Method not allowed' }],
-    ['GitHub waiting', () => githubRequest(workflowJobExamples().find((e) => e.action === 'waiting')), 202, { status: 'ignored', reason: expect.any(String) }],
-    ['GitHub label not served', () => githubRequest({ ...queuedExample, workflow_job: { ...queuedExample.workflow_job, labels: ['macos'] } }), 202, { status: 'ignored', reason: expect.stringMatching(/macos/) }],
-    ['GitHub other event', () => githubRequest({ zen: 'Keep it simple' }, { event: 'ping' }), 202, { status: 'ignored', reason: expect.any(String) }],
-    ['Buildkite non-script job', () => buildkiteRequest(buildkitePayload('job.scheduled', buildkiteJob({ type: 'waiter' }))), 202, { status: 'ignored', reason: expect.any(String) }],
-    ['Buildkite build event', () => buildkiteRequest(buildkitePayload('build.running')), 202, { status: 'ignored', reason: expect.any(String) }],
+    [
+      'wrong method',
+      () => ({ ...gh(), requestContext: { http: { method: 'GET' } } }),
+      405,
+      { message: 'Method not allowed' },
+    ],
+    [
+      'GitHub waiting',
+      () => githubRequest(workflowJobExamples().find((e) => e.action === 'waiting')),
+      202,
+      { status: 'ignored', reason: expect.any(String) },
+    ],
+    [
+      'GitHub label not served',
+      () => githubRequest({ ...queuedExample, workflow_job: { ...queuedExample.workflow_job, labels: ['macos'] } }),
+      202,
+      { status: 'ignored', reason: expect.stringMatching(/macos/) },
+    ],
+    [
+      'GitHub other event',
+      () => githubRequest({ zen: 'Keep it simple' }, { event: 'ping' }),
+      202,
+      { status: 'ignored', reason: expect.any(String) },
+    ],
+    [
+      'Buildkite non-script job',
+      () => buildkiteRequest(buildkitePayload('job.scheduled', buildkiteJob({ type: 'waiter' }))),
+      202,
+      { status: 'ignored', reason: expect.any(String) },
+    ],
+    [
+      'Buildkite build event',
+      () => buildkiteRequest(buildkitePayload('build.running')),
+      202,
+      { status: 'ignored', reason: expect.any(String) },
+    ],
     ['Buildkite ping', () => buildkiteRequest({ event: 'ping' }), 200, { status: 'pong' }],
-    ['GitLab created', () => gitlabRequest(gitlabJob({ build_status: 'created' })), 202, { status: 'ignored', reason: expect.any(String) }],
+    [
+      'GitLab created',
+      () => gitlabRequest(gitlabJob({ build_status: 'created' })),
+      202,
+      { status: 'ignored', reason: expect.any(String) },
+    ],
   ];
 
   for (const [name, make, status, body] of cases) {
@@ -228,7 +308,11 @@ describe('rejected or ignored requests leave the queue empty', () => {
 
   it('a provider with no secret configured is disabled (404), never open', async () => {
     const config = loadWebhookConfig({ EVENTS_QUEUE_URL: events.url, GITHUB_WEBHOOK_SECRET: GITHUB_SECRET });
-    const handler = createWebhookHandler({ config, queue: createEventsQueue(events.url), secrets: new SecretStore(config.secrets) });
+    const handler = createWebhookHandler({
+      config,
+      queue: createEventsQueue(events.url),
+      secrets: new SecretStore(config.secrets),
+    });
     expect((await handler(gitlabRequest(gitlabJob(), { token: '' }))).statusCode).toBe(404);
     expect((await handler(buildkiteRequest(buildkitePayload('job.scheduled'), { secret: '' }))).statusCode).toBe(404);
     expect(await sqs.depth(events.url)).toBe(0);
@@ -238,14 +322,27 @@ describe('rejected or ignored requests leave the queue empty', () => {
     const handler = webhook();
     const body = JSON.stringify(buildkitePayload('job.scheduled'));
     const signature = buildkiteSignatureHeader(BUILDKITE_SECRET, body, now);
-    await handler(httpEvent({ path: '/webhooks/buildkite', body, headers: { 'x-buildkite-event': 'job.scheduled', 'x-buildkite-signature': signature } }));
+    await handler(
+      httpEvent({
+        path: '/webhooks/buildkite',
+        body,
+        headers: { 'x-buildkite-event': 'job.scheduled', 'x-buildkite-signature': signature },
+      }),
+    );
     await handler(buildkiteRequest(buildkitePayload('job.scheduled'), { token: true, secret: 'attacker-guess-123' }));
     await handler(githubRequest(queuedExample));
     await handler(githubRequest(queuedExample, { secret: 'wrong' }));
     await handler(gitlabRequest(gitlabJob()));
     const text = JSON.stringify(logs);
     expect(logs.length).toBeGreaterThanOrEqual(5);
-    for (const secret of [BUILDKITE_SECRET, GITHUB_SECRET, GITLAB_TOKEN, 'attacker-guess-123', signature.split('signature=')[1]!, 'sha256=']) {
+    for (const secret of [
+      BUILDKITE_SECRET,
+      GITHUB_SECRET,
+      GITLAB_TOKEN,
+      'attacker-guess-123',
+      signature.split('signature=')[1]!,
+      'sha256=',
+    ]) {
       expect(text).not.toContain(secret);
     }
   });
@@ -275,7 +372,11 @@ describe('outages', () => {
       if (value instanceof Error) throw value;
       return value;
     };
-    const config = loadWebhookConfig({ EVENTS_QUEUE_URL: events.url, QUEUES: 'ubuntu-latest', GITHUB_WEBHOOK_SECRET_PARAMETER: '/ci/github' });
+    const config = loadWebhookConfig({
+      EVENTS_QUEUE_URL: events.url,
+      QUEUES: 'ubuntu-latest',
+      GITHUB_WEBHOOK_SECRET_PARAMETER: '/ci/github',
+    });
     const handler = createWebhookHandler({
       config,
       queue: createEventsQueue(events.url),
@@ -293,7 +394,12 @@ describe('outages', () => {
 });
 
 describe('Lambda entry point (functions/webhook/handler.ts)', () => {
-  const context = { functionName: 'webhook', awsRequestId: 'req-1', invokedFunctionArn: 'arn', memoryLimitInMB: '256' } as unknown as Context;
+  const context = {
+    functionName: 'webhook',
+    awsRequestId: 'req-1',
+    invokedFunctionArn: 'arn',
+    memoryLimitInMB: '256',
+  } as unknown as Context;
 
   afterEach(() => {
     vi.unstubAllEnvs();

@@ -3,12 +3,12 @@
  * local stack, `npm start`, uses the same one); this module keeps the tests' API.
  */
 export {
-  LEDGER_TABLE_YAML,
   createLedgerTable,
+  type DynamoDbLocal,
   freePort,
+  LEDGER_TABLE_YAML,
   localDynamoDbClient,
   startDynamoDbLocal,
-  type DynamoDbLocal,
 } from '../../functions/local/dynamodb-local.js';
 
 /** Points the product's AWS clients (functions/shared/aws.ts) at the emulator. */

@@ -12,9 +12,9 @@
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
+  type Message,
   PurgeQueueCommand,
   ReceiveMessageCommand,
-  type Message,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { queueDepth, startFauxqs } from '../../functions/local/sqs-local.js';
@@ -70,7 +70,10 @@ export async function startSqs(): Promise<SqsHarness> {
   async function create(name: string, attributes: Record<string, string>): Promise<{ url: string; arn: string }> {
     const fifo = name.endsWith('.fifo');
     const out = await client.send(
-      new CreateQueueCommand({ QueueName: name, Attributes: { ...(fifo ? { FifoQueue: 'true' } : {}), ...attributes } }),
+      new CreateQueueCommand({
+        QueueName: name,
+        Attributes: { ...(fifo ? { FifoQueue: 'true' } : {}), ...attributes },
+      }),
     );
     const url = out.QueueUrl!;
     const attrs = await client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }));
@@ -98,7 +101,10 @@ export async function startSqs(): Promise<SqsHarness> {
       const dlq = await create(dlqName, {});
       const q = await create(name, {
         ...base,
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: String(options.maxReceiveCount ?? 3) }),
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: dlq.arn,
+          maxReceiveCount: String(options.maxReceiveCount ?? 3),
+        }),
       });
       return { name, ...q, dlqUrl: dlq.url, dlqArn: dlq.arn };
     },

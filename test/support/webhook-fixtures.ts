@@ -109,7 +109,10 @@ export interface WorkflowJobExample {
 /** Every `workflow_job` example payload of @octokit/webhooks-examples. */
 export function workflowJobExamples(): WorkflowJobExample[] {
   const require = createRequire(import.meta.url);
-  const all = require('@octokit/webhooks-examples/api.github.com/index.json') as { name: string; examples: WorkflowJobExample[] }[];
+  const all = require('@octokit/webhooks-examples/api.github.com/index.json') as {
+    name: string;
+    examples: WorkflowJobExample[];
+  }[];
   const examples = all.find((e) => e.name === 'workflow_job')?.examples ?? [];
   if (examples.length === 0) throw new Error('no workflow_job examples found');
   return examples;
@@ -155,12 +158,21 @@ export function githubRequest(payload: unknown, options: { secret?: string; deli
   });
 }
 
-export function buildkiteRequest(payload: Json, options: { secret?: string; nowSeconds?: number; token?: boolean } = {}) {
+export function buildkiteRequest(
+  payload: Json,
+  options: { secret?: string; nowSeconds?: number; token?: boolean } = {},
+) {
   const body = JSON.stringify(payload);
   const secret = options.secret ?? BUILDKITE_SECRET;
   const auth: Record<string, string> = options.token
     ? { 'X-Buildkite-Token': secret }
-    : { 'X-Buildkite-Signature': buildkiteSignatureHeader(secret, body, options.nowSeconds ?? Math.floor(Date.now() / 1000)) };
+    : {
+        'X-Buildkite-Signature': buildkiteSignatureHeader(
+          secret,
+          body,
+          options.nowSeconds ?? Math.floor(Date.now() / 1000),
+        ),
+      };
   return httpEvent({
     path: '/webhooks/buildkite',
     body,

@@ -9,7 +9,7 @@ export function withTable(readme: string): string {
   const start = readme.indexOf(BEGIN);
   const end = readme.indexOf(END);
   if (start < 0 || end < start) throw new Error('README.md has no config-table markers');
-  return readme.slice(0, start + BEGIN.length) + '\n' + configurationTable() + '\n' + readme.slice(end);
+  return `${readme.slice(0, start + BEGIN.length)}\n${configurationTable()}\n${readme.slice(end)}`;
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

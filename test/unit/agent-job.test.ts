@@ -1,16 +1,16 @@
-import { describe, expect, it } from 'vitest';
 import type { V1Job } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import {
-  DISPATCH_ID_LABEL,
-  MANAGED_BY_LABEL,
-  QUEUE_ANNOTATION,
-  QUEUE_LABEL,
   buildAgentJob,
+  DISPATCH_ID_LABEL,
   dispatchIdOf,
   isFinished,
   jobNameFor,
   labelSafe,
   liveAgents,
+  MANAGED_BY_LABEL,
+  QUEUE_ANNOTATION,
+  QUEUE_LABEL,
   queueOf,
 } from '../../functions/core/agent-job.js';
 
@@ -62,7 +62,9 @@ describe('buildAgentJob', () => {
       completions: 4,
       parallelism: 4,
       backoffLimitPerIndex: 0,
-      podFailurePolicy: { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }] },
+      podFailurePolicy: {
+        rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }],
+      },
       ttlSecondsAfterFinished: 600,
       activeDeadlineSeconds: 7200,
     });
@@ -105,7 +107,15 @@ describe('buildAgentJob', () => {
 });
 
 describe('names and label values', () => {
-  const queues = ['linux', 'Linux_Large.x86', 'a', 'q-'.repeat(40), 'weird..name__', '9', 'UPPER.CASE-queue_63'.padEnd(63, 'x')];
+  const queues = [
+    'linux',
+    'Linux_Large.x86',
+    'a',
+    'q-'.repeat(40),
+    'weird..name__',
+    '9',
+    'UPPER.CASE-queue_63'.padEnd(63, 'x'),
+  ];
 
   it('jobNameFor is a DNS-1123 label <= 63 chars, deterministic, distinct per dispatch', () => {
     for (const q of queues) {
@@ -143,14 +153,51 @@ describe('liveAgents', () => {
     ['just created, no status yet (all pods Pending count)', jobWith({ parallelism: 3, completions: 3 }, {}), 3],
     ['pending and running', jobWith({ parallelism: 3, completions: 3 }, { active: 3, ready: 1 }), 3],
     ['one succeeded', jobWith({ parallelism: 3, completions: 3 }, { active: 2, succeeded: 1 }), 2],
-    ['one failed, siblings still running', jobWith({ parallelism: 3, completions: 3 }, { active: 2, failed: 1, failedIndexes: '1' }), 2],
-    ['one failed one succeeded', jobWith({ parallelism: 3, completions: 3 }, { active: 1, failed: 1, succeeded: 1 }), 1],
+    [
+      'one failed, siblings still running',
+      jobWith({ parallelism: 3, completions: 3 }, { active: 2, failed: 1, failedIndexes: '1' }),
+      2,
+    ],
+    [
+      'one failed one succeeded',
+      jobWith({ parallelism: 3, completions: 3 }, { active: 1, failed: 1, succeeded: 1 }),
+      1,
+    ],
     ['all done, Complete', jobWith({ parallelism: 3, completions: 3 }, { succeeded: 3, conditions: complete }), 0],
-    ['Failed (FailedIndexes) with nothing left', jobWith({ parallelism: 3, completions: 3 }, { succeeded: 2, failed: 1, conditions: failed }), 0],
-    ['Failed by deadline while agents ran', jobWith({ parallelism: 3, completions: 3 }, { active: 3, conditions: [{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded' }] }), 0],
-    ['FailureTarget, pods still stopping', jobWith({ parallelism: 2, completions: 2 }, { active: 1, terminating: 1, conditions: [{ type: 'FailureTarget', status: 'True' }] }), 2],
-    ['FailureTarget, pods gone', jobWith({ parallelism: 2, completions: 2 }, { failed: 2, conditions: [{ type: 'FailureTarget', status: 'True' }] }), 0],
-    ['a False condition does not finish', jobWith({ parallelism: 2, completions: 2 }, { conditions: [{ type: 'Complete', status: 'False' }] }), 2],
+    [
+      'Failed (FailedIndexes) with nothing left',
+      jobWith({ parallelism: 3, completions: 3 }, { succeeded: 2, failed: 1, conditions: failed }),
+      0,
+    ],
+    [
+      'Failed by deadline while agents ran',
+      jobWith(
+        { parallelism: 3, completions: 3 },
+        { active: 3, conditions: [{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded' }] },
+      ),
+      0,
+    ],
+    [
+      'FailureTarget, pods still stopping',
+      jobWith(
+        { parallelism: 2, completions: 2 },
+        { active: 1, terminating: 1, conditions: [{ type: 'FailureTarget', status: 'True' }] },
+      ),
+      2,
+    ],
+    [
+      'FailureTarget, pods gone',
+      jobWith(
+        { parallelism: 2, completions: 2 },
+        { failed: 2, conditions: [{ type: 'FailureTarget', status: 'True' }] },
+      ),
+      0,
+    ],
+    [
+      'a False condition does not finish',
+      jobWith({ parallelism: 2, completions: 2 }, { conditions: [{ type: 'Complete', status: 'False' }] }),
+      2,
+    ],
     ['parallelism below completions', jobWith({ parallelism: 2, completions: 5 }, { active: 2, succeeded: 1 }), 2],
     ['never negative', jobWith({ parallelism: 2, completions: 2 }, { succeeded: 3 }), 0],
   ])('%s', (_name, job, expected) => {

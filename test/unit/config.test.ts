@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, VARIABLES, loadScalerConfig, loadWebhookConfig } from '../../functions/shared/config.js';
+import { ConfigError, loadScalerConfig, loadWebhookConfig, VARIABLES } from '../../functions/shared/config.js';
 import { withTable } from '../tools/write-config-table.js';
 
 const webhookEnv = { EVENTS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/events' };
@@ -42,7 +42,11 @@ describe('configuration', () => {
     [{ EKS_CLUSTER_NAME: 'prod' }, 'KUBECONFIG', 'KUBECONFIG and EKS_CLUSTER_NAME'],
     [{ KUBE_NAMESPACE: 'CI_Agents' }, 'KUBE_NAMESPACE', 'got "CI_Agents"'],
     [{ SCALER_POLL_SECONDS: '0' }, 'SCALER_POLL_SECONDS', 'from 1 to 20'],
-    [{ JOB_TTL_SECONDS_AFTER_FINISHED: '60' }, 'JOB_TTL_SECONDS_AFTER_FINISHED', 'an integer >= INTENT_LEASE_SECONDS, got "60"'],
+    [
+      { JOB_TTL_SECONDS_AFTER_FINISHED: '60' },
+      'JOB_TTL_SECONDS_AFTER_FINISHED',
+      'an integer >= INTENT_LEASE_SECONDS, got "60"',
+    ],
   ])('rejects %j naming %s', (over, variable, message) => {
     const e = configError(() => loadScalerConfig({ ...scalerEnv, ...over }));
     expect(e.variable).toBe(variable);

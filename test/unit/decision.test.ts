@@ -9,18 +9,48 @@ describe('decide: agents missing per queue', () => {
     { name: 'idle queue asks nothing', o: {}, count: 0, reason: 'none' },
     { name: 'each pending job gets an agent', o: { pending: 3 }, count: 3, reason: 'demand' },
     { name: 'burst is capped at MAX', o: { pending: 25 }, count: 10, reason: 'capped' },
-    { name: 'cap counts agents already in flight', o: { pending: 25, inFlight: 4, running: 4 }, count: 6, reason: 'capped' },
-    { name: 'idle agents (pods still pending) absorb pending jobs', o: { pending: 3, inFlight: 3 }, count: 0, reason: 'none' },
+    {
+      name: 'cap counts agents already in flight',
+      o: { pending: 25, inFlight: 4, running: 4 },
+      count: 6,
+      reason: 'capped',
+    },
+    {
+      name: 'idle agents (pods still pending) absorb pending jobs',
+      o: { pending: 3, inFlight: 3 },
+      count: 0,
+      reason: 'none',
+    },
     { name: 'partly covered by idle agents', o: { pending: 5, inFlight: 3, running: 1 }, count: 3, reason: 'demand' },
-    { name: 'busy agents do not absorb pending jobs', o: { pending: 2, inFlight: 4, running: 4 }, count: 2, reason: 'demand' },
+    {
+      name: 'busy agents do not absorb pending jobs',
+      o: { pending: 2, inFlight: 4, running: 4 },
+      count: 2,
+      reason: 'demand',
+    },
     { name: 'warm floor from nothing', o: { minAgents: 2 }, count: 2, reason: 'floor' },
     { name: 'floor is not added on top of demand', o: { minAgents: 2, pending: 3 }, count: 3, reason: 'demand' },
     { name: 'floor already met by agents in flight', o: { minAgents: 2, inFlight: 2 }, count: 0, reason: 'none' },
     { name: 'floor tops up', o: { minAgents: 3, inFlight: 1, running: 1 }, count: 2, reason: 'floor' },
     { name: 'at MAX nothing more', o: { pending: 4, inFlight: 10, running: 10 }, count: 0, reason: 'capped' },
-    { name: 'over MAX (drift) never negative', o: { pending: 4, inFlight: 12, running: 12 }, count: 0, reason: 'capped' },
-    { name: 'running beyond inFlight (agents from elsewhere) leaves idle at 0', o: { pending: 2, inFlight: 1, running: 5 }, count: 2, reason: 'demand' },
-    { name: 'more idle agents than pending asks nothing', o: { pending: 1, inFlight: 5, running: 1 }, count: 0, reason: 'none' },
+    {
+      name: 'over MAX (drift) never negative',
+      o: { pending: 4, inFlight: 12, running: 12 },
+      count: 0,
+      reason: 'capped',
+    },
+    {
+      name: 'running beyond inFlight (agents from elsewhere) leaves idle at 0',
+      o: { pending: 2, inFlight: 1, running: 5 },
+      count: 2,
+      reason: 'demand',
+    },
+    {
+      name: 'more idle agents than pending asks nothing',
+      o: { pending: 1, inFlight: 5, running: 1 },
+      count: 0,
+      reason: 'none',
+    },
   ])('$name', ({ o, count, reason }) => {
     const d = decide({ ...base, ...o });
     expect(d.count).toBe(count);
@@ -31,7 +61,12 @@ describe('decide: agents missing per queue', () => {
     for (let pending = 0; pending <= 12; pending++)
       for (let running = 0; running <= 12; running++)
         for (let inFlight = 0; inFlight <= 12; inFlight++)
-          for (const [min, max] of [[0, 1], [0, 10], [2, 5], [5, 5]] as const) {
+          for (const [min, max] of [
+            [0, 1],
+            [0, 10],
+            [2, 5],
+            [5, 5],
+          ] as const) {
             const d = decide({ queue: 'q', pending, running, inFlight, minAgents: min, maxAgents: max });
             expect(d.count).toBeGreaterThanOrEqual(0);
             if (d.count > 0) expect(inFlight + d.count).toBeLessThanOrEqual(max);

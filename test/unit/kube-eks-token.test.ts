@@ -1,12 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { mockClient } from 'aws-sdk-client-mock';
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
-import {
-  EKS_TOKEN_PREFIX,
-  EksTokenSource,
-  presignEksToken,
-} from '../../functions/adapters/kubernetes/eks-token.js';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EKS_TOKEN_PREFIX, EksTokenSource, presignEksToken } from '../../functions/adapters/kubernetes/eks-token.js';
 import { loadKubeConfig } from '../../functions/adapters/kubernetes/kubeconfig.js';
 
 const creds = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
@@ -22,9 +18,23 @@ function decode(token: string): URL {
 /** Recomputes the SigV4 query signature independently of @smithy/signature-v4. */
 function expectedSignature(url: URL, cluster: string, secret: string): string {
   const params = [...url.searchParams.entries()].filter(([k]) => k !== 'X-Amz-Signature');
-  const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-  const query = params.map(([k, v]) => [enc(k), enc(v)]).sort(([a], [b]) => (a! < b! ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join('&');
-  const canonical = ['GET', '/', query, `host:${url.host}`, `x-k8s-aws-id:${cluster}`, '', 'host;x-k8s-aws-id', createHash('sha256').update('').digest('hex')].join('\n');
+  const enc = (s: string) =>
+    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const query = params
+    .map(([k, v]) => [enc(k), enc(v)])
+    .sort(([a], [b]) => (a! < b! ? -1 : 1))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+  const canonical = [
+    'GET',
+    '/',
+    query,
+    `host:${url.host}`,
+    `x-k8s-aws-id:${cluster}`,
+    '',
+    'host;x-k8s-aws-id',
+    createHash('sha256').update('').digest('hex'),
+  ].join('\n');
   const date = url.searchParams.get('X-Amz-Date')!;
   const scope = `${date.slice(0, 8)}/us-east-1/sts/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', date, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
@@ -35,7 +45,12 @@ function expectedSignature(url: URL, cluster: string, secret: string): string {
 
 describe('EKS token', () => {
   it('is k8s-aws-v1. + base64url of a presigned STS GetCallerIdentity URL signing x-k8s-aws-id', async () => {
-    const token = await presignEksToken({ clusterName: 'prod-ci', region: 'us-east-1', credentials: creds, signingDate: new Date(T0) });
+    const token = await presignEksToken({
+      clusterName: 'prod-ci',
+      region: 'us-east-1',
+      credentials: creds,
+      signingDate: new Date(T0),
+    });
     expect(token.endsWith('=')).toBe(false);
     const url = decode(token);
     expect(url.origin).toBe('https://sts.us-east-1.amazonaws.com');
@@ -105,7 +120,12 @@ describe('EKS token', () => {
 
   it('signs once for concurrent callers', async () => {
     let calls = 0;
-    const source = new EksTokenSource({ clusterName: 'c', region: 'us-east-1', credentials: async () => (calls++, creds), now: () => T0 });
+    const source = new EksTokenSource({
+      clusterName: 'c',
+      region: 'us-east-1',
+      credentials: async () => (calls++, creds),
+      now: () => T0,
+    });
     const tokens = await Promise.all([source.token(), source.token(), source.token()]);
     expect(new Set(tokens).size).toBe(1);
     expect(calls).toBe(1);
@@ -118,7 +138,10 @@ describe('EKS kubeconfig', () => {
 
   it('takes endpoint and CA from eks:DescribeCluster and puts a current token on every request', async () => {
     eks.on(DescribeClusterCommand, { name: 'prod-ci' }).resolves({
-      cluster: { endpoint: 'https://ABC.gr7.us-east-1.eks.amazonaws.com', certificateAuthority: { data: Buffer.from('CA').toString('base64') } },
+      cluster: {
+        endpoint: 'https://ABC.gr7.us-east-1.eks.amazonaws.com',
+        certificateAuthority: { data: Buffer.from('CA').toString('base64') },
+      },
     });
     let now = T0;
     const { kubeConfig } = await loadKubeConfig({ kind: 'eks', clusterName: 'prod-ci' }, 'ci-agents', {
@@ -126,7 +149,10 @@ describe('EKS kubeconfig', () => {
       credentials: async () => creds,
       now: () => now,
     });
-    expect(kubeConfig.getCurrentCluster()).toMatchObject({ server: 'https://ABC.gr7.us-east-1.eks.amazonaws.com', skipTLSVerify: false });
+    expect(kubeConfig.getCurrentCluster()).toMatchObject({
+      server: 'https://ABC.gr7.us-east-1.eks.amazonaws.com',
+      skipTLSVerify: false,
+    });
     const authorization = async () => {
       const opts: { headers?: Record<string, string> } = {};
       await kubeConfig.applyToHTTPSOptions(opts);

@@ -42,8 +42,8 @@ describe('infra/aws/ledger-table.yml as CreateTable input', () => {
 
   it('refuses a document without the LedgerTable resource', () => {
     expect(() => tableDefinitionFromCloudFormation('Other:\n  Type: AWS::SQS::Queue\n', 't')).toThrow(/LedgerTable/);
-    expect(() => tableDefinitionFromCloudFormation('LedgerTable:\n  Type: AWS::DynamoDB::Table\n  Properties: {}\n', 't')).toThrow(
-      /AttributeDefinitions/,
-    );
+    expect(() =>
+      tableDefinitionFromCloudFormation('LedgerTable:\n  Type: AWS::DynamoDB::Table\n  Properties: {}\n', 't'),
+    ).toThrow(/AttributeDefinitions/);
   });
 });

@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
 import { eventId, JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
-import { advance, coalesce, coalesceGroups, rankOf, type LedgerState } from '../../functions/core/ledger.js';
+import { advance, coalesce, coalesceGroups, type LedgerState, rankOf } from '../../functions/core/ledger.js';
 
 function ev(kind: JobEventKind, jobId = 'job-1', extra: Partial<JobEvent> = {}): JobEvent {
   return {
@@ -89,34 +89,48 @@ describe('advance', () => {
 describe('order independence', () => {
   // Every non-empty subset of the four kinds, in every order: the final state depends only on
   // which events arrived, never on their order (nor on duplicates).
-  const subsets = Array.from({ length: 15 }, (_, mask) =>
-    JOB_EVENT_KINDS.filter((_k, i) => ((mask + 1) >> i) & 1),
-  );
+  const subsets = Array.from({ length: 15 }, (_, mask) => JOB_EVENT_KINDS.filter((_k, i) => ((mask + 1) >> i) & 1));
   const expectedFor = (kinds: readonly JobEventKind[]): JobEventKind =>
-    kinds.includes('finished') ? 'finished' : kinds.includes('cancelled') ? 'cancelled' : kinds.includes('started') ? 'started' : 'scheduled';
+    kinds.includes('finished')
+      ? 'finished'
+      : kinds.includes('cancelled')
+        ? 'cancelled'
+        : kinds.includes('started')
+          ? 'started'
+          : 'scheduled';
 
-  it.each(subsets.map((kinds) => [kinds.join('+'), kinds] as const))('%s ends in the same state in every order', (_n, kinds) => {
-    for (const order of permutations(kinds)) {
-      const final = fold(order.map((k) => ev(k)));
-      expect(final?.state, order.join(' -> ')).toBe(expectedFor(kinds));
-      // One write per batch gives the same result as applying one by one.
-      expect(fold(coalesce(order.map((k) => ev(k))))?.state, `coalesced ${order.join(' -> ')}`).toBe(expectedFor(kinds));
-    }
-  });
+  it.each(subsets.map((kinds) => [kinds.join('+'), kinds] as const))(
+    '%s ends in the same state in every order',
+    (_n, kinds) => {
+      for (const order of permutations(kinds)) {
+        const final = fold(order.map((k) => ev(k)));
+        expect(final?.state, order.join(' -> ')).toBe(expectedFor(kinds));
+        // One write per batch gives the same result as applying one by one.
+        expect(fold(coalesce(order.map((k) => ev(k))))?.state, `coalesced ${order.join(' -> ')}`).toBe(
+          expectedFor(kinds),
+        );
+      }
+    },
+  );
 
   it('property: any sequence with duplicates, split into any batches, converges to the same state', () => {
     const kind = fc.constantFrom(...JOB_EVENT_KINDS);
     fc.assert(
-      fc.property(fc.array(kind, { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 12 }), (kinds, batchSize) => {
-        const events = kinds.map((k) => ev(k));
-        const oneByOne = fold(events);
-        let batched: LedgerState | undefined;
-        for (let i = 0; i < events.length; i += batchSize) batched = fold(coalesce(events.slice(i, i + batchSize)), batched);
-        const reversed = fold([...events].reverse());
-        expect(oneByOne?.state).toBe(expectedFor(kinds));
-        expect(batched?.state).toBe(oneByOne?.state);
-        expect(reversed?.state).toBe(oneByOne?.state);
-      }),
+      fc.property(
+        fc.array(kind, { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 12 }),
+        (kinds, batchSize) => {
+          const events = kinds.map((k) => ev(k));
+          const oneByOne = fold(events);
+          let batched: LedgerState | undefined;
+          for (let i = 0; i < events.length; i += batchSize)
+            batched = fold(coalesce(events.slice(i, i + batchSize)), batched);
+          const reversed = fold([...events].reverse());
+          expect(oneByOne?.state).toBe(expectedFor(kinds));
+          expect(batched?.state).toBe(oneByOne?.state);
+          expect(reversed?.state).toBe(oneByOne?.state);
+        },
+      ),
     );
   });
 });

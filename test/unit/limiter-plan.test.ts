@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planReconcile, type ClusterJob } from '../../functions/core/limiter.js';
+import { type ClusterJob, planReconcile } from '../../functions/core/limiter.js';
 import type { DispatchRecord } from '../../functions/core/stores.js';
 
 const now = 1_000_000;
@@ -57,7 +57,12 @@ describe('planReconcile: Kubernetes is the truth for what is in flight', () => {
   });
 
   it('marks an intent whose Job exists as submitted', () => {
-    const plan = planReconcile({ limiters: [limiter(3)], dispatches: [dispatch({ status: 'intent' })], jobs: [job()], now });
+    const plan = planReconcile({
+      limiters: [limiter(3)],
+      dispatches: [dispatch({ status: 'intent' })],
+      jobs: [job()],
+      now,
+    });
     expect(plan.actions[0]).toMatchObject({ kind: 'update', tokens: 3, markSubmitted: true });
   });
 

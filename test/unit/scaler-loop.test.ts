@@ -1,10 +1,10 @@
-import { describe, expect, it } from 'vitest';
 import type { V1Job } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { eventId, type JobEvent } from '../../functions/core/job-event.js';
 import { jobFactory } from '../../functions/scaler/ports.js';
-import { run, tick, type EventSource, type ScalerPorts } from '../../functions/scaler/scaler.js';
+import { type EventSource, run, type ScalerPorts, tick } from '../../functions/scaler/scaler.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',
@@ -25,7 +25,12 @@ function world(pending: JobEvent[], msPerBatch = 0) {
         waits.push(waitSeconds);
         now += waitSeconds * 1000;
       }
-      return batch.map((event, i) => ({ receiptHandle: `${event.id}-${i}`, messageId: event.id, receiveCount: 1, event }));
+      return batch.map((event, i) => ({
+        receiptHandle: `${event.id}-${i}`,
+        messageId: event.id,
+        receiveCount: 1,
+        event,
+      }));
     },
     delete: async () => [],
   };
@@ -40,7 +45,12 @@ function world(pending: JobEvent[], msPerBatch = 0) {
         return 'created';
       },
     },
-    jobs: jobFactory({ namespace: 'ci', ttlSecondsAfterFinished: 60, activeDeadlineSeconds: 600, templateFor: () => template }),
+    jobs: jobFactory({
+      namespace: 'ci',
+      ttlSecondsAfterFinished: 60,
+      activeDeadlineSeconds: 600,
+      templateFor: () => template,
+    }),
     log: { debug() {}, info() {}, warn() {}, error() {} },
     now: () => now,
     sleep: async (ms) => {
@@ -54,7 +64,16 @@ const settings = { queues: ['default'], limits: { default: { minAgents: 0, maxAg
 
 function scheduled(jobId: string): JobEvent {
   const at = new Date(0).toISOString();
-  return { id: eventId('github', jobId, 'scheduled'), provider: 'github', jobId, queue: 'default', kind: 'scheduled', occurredAt: at, receivedAt: at, trace: {} };
+  return {
+    id: eventId('github', jobId, 'scheduled'),
+    provider: 'github',
+    jobId,
+    queue: 'default',
+    kind: 'scheduled',
+    occurredAt: at,
+    receivedAt: at,
+    trace: {},
+  };
 }
 
 describe('scaler loop within one invocation', () => {
@@ -94,7 +113,10 @@ describe('scaler loop when a tick fails', () => {
 
   it('fails the invocation when no tick succeeded, so the error alarm fires', async () => {
     const w = world([]);
-    const down: ScalerPorts = { ...w.ports, cluster: { ...w.ports.cluster, listAgentJobs: () => Promise.reject(new Error('cluster unreachable')) } };
+    const down: ScalerPorts = {
+      ...w.ports,
+      cluster: { ...w.ports.cluster, listAgentJobs: () => Promise.reject(new Error('cluster unreachable')) },
+    };
     await expect(run(down, settings, { budgetMs: 2_000, pollSeconds: 1 })).rejects.toThrow('cluster unreachable');
   });
 });
@@ -115,10 +137,18 @@ describe('draining within one tick', () => {
   it('provisions for what it drained once its drain budget is spent, and drains the rest next tick', async () => {
     const queued = many(60);
     const w = world(queued, 1_000); // each receive takes a second
-    const first = await tick(w.ports, { ...wide, drainBudgetMs: 2_000 }, { waitSeconds: 0, deadline: w.ports.now() + 60_000 });
+    const first = await tick(
+      w.ports,
+      { ...wide, drainBudgetMs: 2_000 },
+      { waitSeconds: 0, deadline: w.ports.now() + 60_000 },
+    );
     expect(first.drain.received).toBeLessThan(60);
     expect(first.decisions[0]!.count).toBe(first.drain.received);
-    const second = await tick(w.ports, { ...wide, drainBudgetMs: 2_000 }, { waitSeconds: 0, deadline: w.ports.now() + 60_000 });
+    const second = await tick(
+      w.ports,
+      { ...wide, drainBudgetMs: 2_000 },
+      { waitSeconds: 0, deadline: w.ports.now() + 60_000 },
+    );
     expect(first.drain.received + second.drain.received).toBeLessThanOrEqual(60);
     expect(second.drain.received).toBeGreaterThan(0);
   });

@@ -3,33 +3,48 @@
  * forced step by step. (A Job recreated after its TTL deleted it is prevented by configuration:
  * JOB_TTL_SECONDS_AFTER_FINISHED >= INTENT_LEASE_SECONDS, see config.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { V1Job } from '@kubernetes/client-node';
+
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { V1Job } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
-import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { liveAgents } from '../../functions/core/agent-job.js';
 import { eventId, type JobEvent } from '../../functions/core/job-event.js';
 import type { LimiterStore } from '../../functions/core/stores.js';
 import { jobFactory } from '../../functions/scaler/ports.js';
-import { provision, type ClusterPort, type ScalerPorts } from '../../functions/scaler/scaler.js';
-import { createLedgerTable, startDynamoDbLocal, type DynamoDbLocal } from '../support/dynamodb.js';
+import { type ClusterPort, provision, type ScalerPorts } from '../../functions/scaler/scaler.js';
+import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',
   kind: 'Job',
   spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'agent', image: 'agent' }] } } },
 };
-const factory = jobFactory({ namespace: 'ci', ttlSecondsAfterFinished: 0, activeDeadlineSeconds: 600, templateFor: () => template });
+const factory = jobFactory({
+  namespace: 'ci',
+  ttlSecondsAfterFinished: 0,
+  activeDeadlineSeconds: 600,
+  templateFor: () => template,
+});
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const LEASE = 60_000;
 const settings = { queues: ['q'], limits: { q: { minAgents: 0, maxAgents: 4 } }, intentLeaseMs: LEASE };
 
 function scheduled(jobId: string): JobEvent {
   const at = new Date(0).toISOString();
-  return { id: eventId('github', jobId, 'scheduled'), provider: 'github', jobId, queue: 'q', kind: 'scheduled', occurredAt: at, receivedAt: at, trace: {} };
+  return {
+    id: eventId('github', jobId, 'scheduled'),
+    provider: 'github',
+    jobId,
+    queue: 'q',
+    kind: 'scheduled',
+    occurredAt: at,
+    receivedAt: at,
+    trace: {},
+  };
 }
 
 function deferred() {
@@ -40,7 +55,12 @@ function deferred() {
 
 const liveTotal = (jobs: V1Job[]) => jobs.reduce((n, j) => n + liveAgents(j), 0);
 
-function portsFor(o: { ledger: InMemoryLedgerStore; limiter: LimiterStore; cluster: ClusterPort; now: () => number }): ScalerPorts {
+function portsFor(o: {
+  ledger: InMemoryLedgerStore;
+  limiter: LimiterStore;
+  cluster: ClusterPort;
+  now: () => number;
+}): ScalerPorts {
   return {
     events: { receive: async () => [], delete: async () => [] },
     ledger: o.ledger,
@@ -102,7 +122,11 @@ describe('a reservation committed while another scaler reads the limiter snapsho
   beforeAll(async () => {
     local = await startDynamoDbLocal();
     client = DynamoDBDocumentClient.from(
-      new DynamoDBClient({ endpoint: local.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
+      new DynamoDBClient({
+        endpoint: local.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      }),
     );
   });
   afterAll(async () => {

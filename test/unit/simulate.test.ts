@@ -1,10 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { JobEvent } from '../../functions/core/job-event.js';
-import { DEFAULT_OPTIONS, percentile, runPolicy, simulate, type SimulationOptions } from '../../functions/simulate/simulate.js';
-import { generateTrace, parseTrace, type TraceJob } from '../../functions/simulate/trace.js';
-import { formatTable, renderSvg } from '../../functions/simulate/report.js';
-import { VirtualClock } from '../../functions/simulate/clock.js';
 import type { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
+import type { JobEvent } from '../../functions/core/job-event.js';
+import { VirtualClock } from '../../functions/simulate/clock.js';
+import { formatTable, renderSvg } from '../../functions/simulate/report.js';
+import {
+  DEFAULT_OPTIONS,
+  percentile,
+  runPolicy,
+  type SimulationOptions,
+  simulate,
+} from '../../functions/simulate/simulate.js';
+import { generateTrace, parseTrace, type TraceJob } from '../../functions/simulate/trace.js';
 
 /** Zero latencies and exits so every figure can be computed by hand. */
 const exact: Partial<SimulationOptions> = {
@@ -21,7 +27,13 @@ const exact: Partial<SimulationOptions> = {
   maxAgents: 10,
 };
 
-const job = (id: string, at: number, duration: number, extra: Partial<TraceJob> = {}): TraceJob => ({ id, at, queue: 'default', duration, ...extra });
+const job = (id: string, at: number, duration: number, extra: Partial<TraceJob> = {}): TraceJob => ({
+  id,
+  at,
+  queue: 'default',
+  duration,
+  ...extra,
+});
 
 describe('virtual clock', () => {
   it('runs async code in virtual time, in timestamp order, without sleeping', async () => {
@@ -97,13 +109,21 @@ describe('simulator on a hand-computable trace', () => {
   });
 
   it('the warm floor: MIN 1 agent takes a job at once, and is topped up again', async () => {
-    const r = await runPolicy('ours', [job('a', 30, 60)], { ...DEFAULT_OPTIONS, ...exact, minAgents: 1, idleTimeoutSeconds: 600 });
+    const r = await runPolicy('ours', [job('a', 30, 60)], {
+      ...DEFAULT_OPTIONS,
+      ...exact,
+      minAgents: 1,
+      idleTimeoutSeconds: 600,
+    });
     // The floor agent is created at 0 and ready at 10; a arrives at 30 and starts at once.
     expect(r.waits).toEqual([0]);
   });
 
   it('a job cancelled before any agent took it has no wait and is counted', async () => {
-    const r = await runPolicy('ours', [job('a', 2, 60, { cancelAt: 5 }), job('b', 100, 60)], { ...DEFAULT_OPTIONS, ...exact });
+    const r = await runPolicy('ours', [job('a', 2, 60, { cancelAt: 5 }), job('b', 100, 60)], {
+      ...DEFAULT_OPTIONS,
+      ...exact,
+    });
     expect(r.cancelledBeforeStart).toBe(1);
     expect(r.started).toBe(1);
     expect(r.neverStarted).toBe(0);
@@ -139,7 +159,13 @@ describe('simulator invariants', () => {
   });
 
   it('duplicate deliveries provision no extra agent', async () => {
-    const clean = generateTrace('steady', { jobs: 80, seed: 11, cancelFraction: 0, duplicateFraction: 0, reorderFraction: 0 });
+    const clean = generateTrace('steady', {
+      jobs: 80,
+      seed: 11,
+      cancelFraction: 0,
+      duplicateFraction: 0,
+      reorderFraction: 0,
+    });
     const noisy = clean.map((j) => ({ ...j, duplicates: 3 }));
     const options = { ...DEFAULT_OPTIONS, maxAgents: 30 };
     const a = await runPolicy('ours', clean, options);
@@ -240,11 +266,27 @@ describe('npm run simulate (CLI)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'simulate-'));
     try {
       const tracePath = join(dir, 'trace.jsonl');
-      writeFileSync(tracePath, '{"at": 2, "queue": "default", "duration": 60}\n{"at": 100, "queue": "default", "duration": 60, "duplicates": 2}\n');
+      writeFileSync(
+        tracePath,
+        '{"at": 2, "queue": "default", "duration": 60}\n{"at": 100, "queue": "default", "duration": 60, "duplicates": 2}\n',
+      );
       const out = join(dir, 'report.svg');
       const stdout = execFileSync(
         process.execPath,
-        ['--import', 'tsx', 'functions/simulate/cli.ts', '--trace', tracePath, '--json', '--policies', 'ours,oracle', '--pod-startup-seconds', '10', '--out', out],
+        [
+          '--import',
+          'tsx',
+          'functions/simulate/cli.ts',
+          '--trace',
+          tracePath,
+          '--json',
+          '--policies',
+          'ours,oracle',
+          '--pod-startup-seconds',
+          '10',
+          '--out',
+          out,
+        ],
         { encoding: 'utf8' },
       );
       const summary = JSON.parse(stdout) as { results: { policy: string; started: number; wait: { max: number } }[] };
@@ -259,7 +301,9 @@ describe('npm run simulate (CLI)', () => {
 
   it('rejects a bad option with a message naming it', async () => {
     const { spawnSync } = await import('node:child_process');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'functions/simulate/cli.ts', '--generate', 'weekly'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'functions/simulate/cli.ts', '--generate', 'weekly'], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--generate must be one of steady, bursty, diurnal');
   });

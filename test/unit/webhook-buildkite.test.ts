@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { eventId, JobEventSchema } from '../../functions/core/job-event.js';
 import { buildkite, parseSignatureHeader } from '../../functions/core/providers/buildkite.js';
 import { BadRequestError, type RawRequest } from '../../functions/core/providers/types.js';
-import { BUILDKITE_SECRET, buildkiteJob, buildkitePayload, buildkiteSignatureHeader } from '../support/webhook-fixtures.js';
+import {
+  BUILDKITE_SECRET,
+  buildkiteJob,
+  buildkitePayload,
+  buildkiteSignatureHeader,
+} from '../support/webhook-fixtures.js';
 
 const now = Date.parse('2026-11-23T12:00:00.000Z');
 const nowSeconds = now / 1000;
@@ -34,15 +39,29 @@ describe('Buildkite authentication', () => {
   it('rejects a stale or future timestamp (replay), even correctly signed', async () => {
     expect(await buildkite.verify(signed(payload, nowSeconds - 301), [BUILDKITE_SECRET], options)).toBe(false);
     expect(await buildkite.verify(signed(payload, nowSeconds + 301), [BUILDKITE_SECRET], options)).toBe(false);
-    expect(await buildkite.verify(signed(payload, nowSeconds - 1000), [BUILDKITE_SECRET], { now, replayWindowSeconds: 3600 })).toBe(true);
+    expect(
+      await buildkite.verify(signed(payload, nowSeconds - 1000), [BUILDKITE_SECRET], {
+        now,
+        replayWindowSeconds: 3600,
+      }),
+    ).toBe(true);
   });
 
   it('rejects a wrong secret, a tampered body and malformed headers', async () => {
     expect(await buildkite.verify(signed(payload, nowSeconds, 'wrong'), [BUILDKITE_SECRET], options)).toBe(false);
     const tampered = { ...signed(payload), body: Buffer.from(JSON.stringify({ ...payload, event: 'job.started' })) };
     expect(await buildkite.verify(tampered, [BUILDKITE_SECRET], options)).toBe(false);
-    for (const value of ['', 'timestamp=1', 'signature=ab', `timestamp=${nowSeconds},signature=xyz`, 'garbage', `timestamp=abc,signature=${'a'.repeat(64)}`]) {
-      expect(await buildkite.verify(request(payload, { 'x-buildkite-signature': value }), [BUILDKITE_SECRET], options)).toBe(false);
+    for (const value of [
+      '',
+      'timestamp=1',
+      'signature=ab',
+      `timestamp=${nowSeconds},signature=xyz`,
+      'garbage',
+      `timestamp=abc,signature=${'a'.repeat(64)}`,
+    ]) {
+      expect(
+        await buildkite.verify(request(payload, { 'x-buildkite-signature': value }), [BUILDKITE_SECRET], options),
+      ).toBe(false);
     }
     expect(await buildkite.verify(request(payload), [BUILDKITE_SECRET], options)).toBe(false);
   });
@@ -52,18 +71,36 @@ describe('Buildkite authentication', () => {
     const header = buildkiteSignatureHeader(BUILDKITE_SECRET, body, nowSeconds);
     const [ts, sig] = header.split(',');
     expect(parseSignatureHeader(`${sig},${ts}`)).toEqual(parseSignatureHeader(header));
-    expect(await buildkite.verify(request(payload, { 'x-buildkite-signature': `${sig},${ts}` }), [BUILDKITE_SECRET], options)).toBe(true);
+    expect(
+      await buildkite.verify(
+        request(payload, { 'x-buildkite-signature': `${sig},${ts}` }),
+        [BUILDKITE_SECRET],
+        options,
+      ),
+    ).toBe(true);
   });
 
   it('accepts the plain token, compared in constant time, and nothing else', async () => {
-    expect(await buildkite.verify(request(payload, { 'x-buildkite-token': BUILDKITE_SECRET }), [BUILDKITE_SECRET], options)).toBe(true);
-    for (const token of ['wrong', BUILDKITE_SECRET.slice(0, -1), `${BUILDKITE_SECRET}x`, BUILDKITE_SECRET.toUpperCase()]) {
-      expect(await buildkite.verify(request(payload, { 'x-buildkite-token': token }), [BUILDKITE_SECRET], options)).toBe(false);
+    expect(
+      await buildkite.verify(request(payload, { 'x-buildkite-token': BUILDKITE_SECRET }), [BUILDKITE_SECRET], options),
+    ).toBe(true);
+    for (const token of [
+      'wrong',
+      BUILDKITE_SECRET.slice(0, -1),
+      `${BUILDKITE_SECRET}x`,
+      BUILDKITE_SECRET.toUpperCase(),
+    ]) {
+      expect(
+        await buildkite.verify(request(payload, { 'x-buildkite-token': token }), [BUILDKITE_SECRET], options),
+      ).toBe(false);
     }
   });
 
   it('when a signature header is present it decides, a token alongside does not help', async () => {
-    const req = request(payload, { 'x-buildkite-signature': 'timestamp=1,signature=00', 'x-buildkite-token': BUILDKITE_SECRET });
+    const req = request(payload, {
+      'x-buildkite-signature': 'timestamp=1,signature=00',
+      'x-buildkite-token': BUILDKITE_SECRET,
+    });
     expect(await buildkite.verify(req, [BUILDKITE_SECRET], options)).toBe(false);
   });
 });
@@ -94,13 +131,24 @@ describe('Buildkite job events', () => {
   });
 
   it('job.started -> started (ISO-8601 timestamps too)', () => {
-    const job = buildkiteJob({ state: 'running', started_at: '2026-11-23T10:00:05.123Z', agent_query_rules: ['queue=gpu', 'os=linux'] });
+    const job = buildkiteJob({
+      state: 'running',
+      started_at: '2026-11-23T10:00:05.123Z',
+      agent_query_rules: ['queue=gpu', 'os=linux'],
+    });
     const result = buildkite.parse(request(buildkitePayload('job.started', job)), context);
-    expect(result).toMatchObject({ kind: 'event', event: { kind: 'started', queue: 'gpu', occurredAt: '2026-11-23T10:00:05.123Z' } });
+    expect(result).toMatchObject({
+      kind: 'event',
+      event: { kind: 'started', queue: 'gpu', occurredAt: '2026-11-23T10:00:05.123Z' },
+    });
   });
 
   it('job.finished -> finished when it ran, cancelled when it never started', () => {
-    const ran = buildkiteJob({ state: 'passed', started_at: '2026-11-23 10:00:05 UTC', finished_at: '2026-11-23 10:01:00 UTC' });
+    const ran = buildkiteJob({
+      state: 'passed',
+      started_at: '2026-11-23 10:00:05 UTC',
+      finished_at: '2026-11-23 10:01:00 UTC',
+    });
     expect(buildkite.parse(request(buildkitePayload('job.finished', ran)), context)).toMatchObject({
       kind: 'event',
       event: { kind: 'finished', id: eventId('buildkite', id, 'finished'), occurredAt: '2026-11-23T10:01:00.000Z' },
@@ -112,7 +160,11 @@ describe('Buildkite job events', () => {
         event: { kind: 'cancelled', id: eventId('buildkite', id, 'cancelled') },
       });
     }
-    const canceledWhileRunning = buildkiteJob({ state: 'canceled', started_at: '2026-11-23 10:00:05 UTC', finished_at: '2026-11-23 10:01:00 UTC' });
+    const canceledWhileRunning = buildkiteJob({
+      state: 'canceled',
+      started_at: '2026-11-23 10:00:05 UTC',
+      finished_at: '2026-11-23 10:01:00 UTC',
+    });
     expect(buildkite.parse(request(buildkitePayload('job.finished', canceledWhileRunning)), context)).toMatchObject({
       event: { kind: 'finished' },
     });
@@ -120,11 +172,17 @@ describe('Buildkite job events', () => {
 
   it('no queue rule -> default; a queue not served -> ignored', () => {
     const none = buildkiteJob({ agent_query_rules: [] });
-    expect(buildkite.parse(request(buildkitePayload('job.scheduled', none)), context)).toMatchObject({ event: { queue: 'default' } });
+    expect(buildkite.parse(request(buildkitePayload('job.scheduled', none)), context)).toMatchObject({
+      event: { queue: 'default' },
+    });
     const absent = buildkiteJob();
     delete absent.agent_query_rules;
-    expect(buildkite.parse(request(buildkitePayload('job.scheduled', absent)), context)).toMatchObject({ event: { queue: 'default' } });
-    expect(buildkite.parse(request(buildkitePayload('job.scheduled', none)), { queues: ['gpu'], receivedAt })).toMatchObject({ kind: 'ignored' });
+    expect(buildkite.parse(request(buildkitePayload('job.scheduled', absent)), context)).toMatchObject({
+      event: { queue: 'default' },
+    });
+    expect(
+      buildkite.parse(request(buildkitePayload('job.scheduled', none)), { queues: ['gpu'], receivedAt }),
+    ).toMatchObject({ kind: 'ignored' });
     const other = buildkiteJob({ agent_query_rules: ['queue=macos'] });
     const result = buildkite.parse(request(buildkitePayload('job.scheduled', other)), context);
     expect(result).toEqual({ kind: 'ignored', reason: 'queue "macos" is not served here' });
@@ -132,7 +190,9 @@ describe('Buildkite job events', () => {
 
   it('only script jobs need agents; other events are ignored; ping pongs', () => {
     for (const type of ['waiter', 'manual', 'trigger']) {
-      expect(buildkite.parse(request(buildkitePayload('job.scheduled', buildkiteJob({ type }))), context)).toMatchObject({ kind: 'ignored' });
+      expect(
+        buildkite.parse(request(buildkitePayload('job.scheduled', buildkiteJob({ type }))), context),
+      ).toMatchObject({ kind: 'ignored' });
     }
     for (const event of ['build.scheduled', 'build.finished', 'job.activated', 'agent.connected']) {
       expect(buildkite.parse(request(buildkitePayload(event)), context)).toMatchObject({ kind: 'ignored' });
@@ -142,8 +202,12 @@ describe('Buildkite job events', () => {
 
   it('the header names the event (the body field is only a fallback)', () => {
     const payload = buildkitePayload('job.scheduled');
-    expect(buildkite.parse(request(payload, { 'x-buildkite-event': 'job.started' }), context)).toMatchObject({ event: { kind: 'started' } });
-    expect(buildkite.parse({ body: Buffer.from(JSON.stringify(payload)), headers: {} }, context)).toMatchObject({ event: { kind: 'scheduled' } });
+    expect(buildkite.parse(request(payload, { 'x-buildkite-event': 'job.started' }), context)).toMatchObject({
+      event: { kind: 'started' },
+    });
+    expect(buildkite.parse({ body: Buffer.from(JSON.stringify(payload)), headers: {} }, context)).toMatchObject({
+      event: { kind: 'scheduled' },
+    });
     expect(() => buildkite.parse({ body: Buffer.from('{}'), headers: {} }, context)).toThrow(/X-Buildkite-Event/);
   });
 
@@ -154,7 +218,10 @@ describe('Buildkite job events', () => {
       [JSON.stringify({ event: 'job.scheduled' }), /job is missing/],
       [JSON.stringify(buildkitePayload('job.scheduled', buildkiteJob({ id: null }))), /job\.id/],
       [JSON.stringify(buildkitePayload('job.scheduled', buildkiteJob({ type: 3 }))), /job\.type/],
-      [JSON.stringify(buildkitePayload('job.scheduled', buildkiteJob({ agent_query_rules: 'queue=x' }))), /agent_query_rules/],
+      [
+        JSON.stringify(buildkitePayload('job.scheduled', buildkiteJob({ agent_query_rules: 'queue=x' }))),
+        /agent_query_rules/,
+      ],
       [JSON.stringify(buildkitePayload('job.scheduled', buildkiteJob({ scheduled_at: 'soon' }))), /job\.scheduled_at/],
     ];
     for (const [raw, message] of cases) {

@@ -33,7 +33,9 @@ describe('events queue messages', () => {
     expect(parseEventBody(JSON.stringify(event))).toEqual({ event });
     expect(parseEventBody('{')).toEqual({ error: 'message body is not JSON' });
     expect(parseEventBody(undefined)).toEqual({ error: 'message has no body' });
-    expect(parseEventBody(JSON.stringify({ ...event, kind: 'exploded' }))).toMatchObject({ error: expect.stringMatching(/kind/) });
+    expect(parseEventBody(JSON.stringify({ ...event, kind: 'exploded' }))).toMatchObject({
+      error: expect.stringMatching(/kind/),
+    });
   });
 });
 

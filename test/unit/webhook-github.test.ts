@@ -48,7 +48,9 @@ describe('GitHub signature verification', () => {
     const tampered: RawRequest = { ...good, body: Buffer.from(JSON.stringify({ a: 2 })) };
     expect(await github.verify(tampered, [GITHUB_SECRET], verifyOptions)).toBe(false);
     for (const value of ['', 'sha256=', 'sha256=zz', 'sha1=0123456789abcdef0123456789abcdef01234567', 'garbage']) {
-      expect(await github.verify(request({ a: 1 }, { 'x-hub-signature-256': value }), [GITHUB_SECRET], verifyOptions)).toBe(false);
+      expect(
+        await github.verify(request({ a: 1 }, { 'x-hub-signature-256': value }), [GITHUB_SECRET], verifyOptions),
+      ).toBe(false);
     }
     const none: RawRequest = { body: good.body, headers: {} };
     expect(await github.verify(none, [GITHUB_SECRET], verifyOptions)).toBe(false);
@@ -94,7 +96,13 @@ describe('GitHub workflow_job parsing: every @octokit/webhooks-examples example'
       if (result.kind !== 'event') return;
       const e = result.event;
       expect(JobEventSchema.parse(e)).toEqual(e);
-      expect(e).toMatchObject({ provider: 'github', jobId: String(j.id), kind: want!.kind, queue: want!.queue, deliveryId: 'd-1' });
+      expect(e).toMatchObject({
+        provider: 'github',
+        jobId: String(j.id),
+        kind: want!.kind,
+        queue: want!.queue,
+        deliveryId: 'd-1',
+      });
       expect(e.id).toBe(eventId('github', String(j.id), e.kind));
       expect(e.receivedAt).toBe(receivedAt.toISOString());
       expect(e.trace.url).toBe(j.html_url);
@@ -122,7 +130,8 @@ describe('GitHub workflow_job mapping details', () => {
   it('a job cancelled before any runner took it is cancelled, not finished', () => {
     const result = github.parse(request(completed({ conclusion: 'cancelled', runner_id: null, steps: [] })), context);
     expect(result).toMatchObject({ kind: 'event', event: { kind: 'cancelled' } });
-    if (result.kind === 'event') expect(result.event.id).toBe(eventId('github', String(queued.workflow_job.id), 'cancelled'));
+    if (result.kind === 'event')
+      expect(result.event.id).toBe(eventId('github', String(queued.workflow_job.id), 'cancelled'));
   });
 
   it('a job cancelled while running is finished', () => {
@@ -133,15 +142,23 @@ describe('GitHub workflow_job mapping details', () => {
 
   it('accepts form-encoded deliveries (payload=)', () => {
     const raw = new URLSearchParams({ payload: JSON.stringify(queued) }).toString();
-    const result = github.parse(request(undefined, { 'content-type': 'application/x-www-form-urlencoded' }, raw), context);
-    expect(result).toMatchObject({ kind: 'event', event: { kind: 'scheduled', jobId: String(queued.workflow_job.id) } });
+    const result = github.parse(
+      request(undefined, { 'content-type': 'application/x-www-form-urlencoded' }, raw),
+      context,
+    );
+    expect(result).toMatchObject({
+      kind: 'event',
+      event: { kind: 'scheduled', jobId: String(queued.workflow_job.id) },
+    });
     expect(() =>
       github.parse(request(undefined, { 'content-type': 'application/x-www-form-urlencoded' }, 'other=1'), context),
     ).toThrow(/payload/);
   });
 
   it('ignores other events and actions', () => {
-    expect(github.parse(request({ zen: 'hi' }, { 'x-github-event': 'ping' }), context)).toMatchObject({ kind: 'ignored' });
+    expect(github.parse(request({ zen: 'hi' }, { 'x-github-event': 'ping' }), context)).toMatchObject({
+      kind: 'ignored',
+    });
     expect(github.parse(request({ ...queued, action: 'something_new' }), context)).toMatchObject({ kind: 'ignored' });
   });
 
@@ -153,7 +170,11 @@ describe('GitHub workflow_job mapping details', () => {
       [undefined, { ...queued, action: 7 }, /action/],
       [undefined, { ...queued, workflow_job: { ...queued.workflow_job, id: 'x y' } }, /workflow_job\.id/],
       [undefined, { ...queued, workflow_job: { ...queued.workflow_job, labels: 'k8s' } }, /workflow_job\.labels/],
-      [undefined, { ...queued, workflow_job: { ...queued.workflow_job, created_at: 'yesterday' } }, /workflow_job\.created_at/],
+      [
+        undefined,
+        { ...queued, workflow_job: { ...queued.workflow_job, created_at: 'yesterday' } },
+        /workflow_job\.created_at/,
+      ],
     ];
     for (const [raw, payload, message] of cases) {
       expect(() => github.parse(request(payload, {}, raw), context)).toThrow(BadRequestError);

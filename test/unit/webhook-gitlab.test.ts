@@ -11,7 +11,12 @@ const options = { now: receivedAt.getTime(), replayWindowSeconds: 300 };
 function request(payload: unknown, headers: Record<string, string> = {}, raw?: string): RawRequest {
   return {
     body: Buffer.from(raw ?? JSON.stringify(payload)),
-    headers: { 'x-gitlab-event': 'Job Hook', 'x-gitlab-token': GITLAB_TOKEN, 'x-gitlab-event-uuid': 'uuid-1', ...headers },
+    headers: {
+      'x-gitlab-event': 'Job Hook',
+      'x-gitlab-token': GITLAB_TOKEN,
+      'x-gitlab-event-uuid': 'uuid-1',
+      ...headers,
+    },
   };
 }
 
@@ -73,13 +78,17 @@ describe('GitLab Job Hook', () => {
     for (const status of ['created', 'manual', 'waiting_for_resource', 'preparing', 'scheduled', 'canceling']) {
       expect(gitlab.parse(request(gitlabJob({ build_status: status })), context)).toMatchObject({ kind: 'ignored' });
     }
-    expect(gitlab.parse(request({ object_kind: 'pipeline' }, { 'x-gitlab-event': 'Pipeline Hook' }), context)).toMatchObject({
+    expect(
+      gitlab.parse(request({ object_kind: 'pipeline' }, { 'x-gitlab-event': 'Pipeline Hook' }), context),
+    ).toMatchObject({
       kind: 'ignored',
     });
   });
 
   it('queue from the job tags where present, matched case-insensitively; none -> default', () => {
-    expect(gitlab.parse(request(gitlabJob({ tags: ['linux', 'Docker'] })), context)).toMatchObject({ event: { queue: 'docker' } });
+    expect(gitlab.parse(request(gitlabJob({ tags: ['linux', 'Docker'] })), context)).toMatchObject({
+      event: { queue: 'docker' },
+    });
     expect(gitlab.parse(request(gitlabJob({ tags: ['linux'] })), context)).toMatchObject({ kind: 'ignored' });
     expect(gitlab.parse(request(gitlabJob({ tags: [] })), context)).toMatchObject({ event: { queue: 'default' } });
     expect(gitlab.parse(request(gitlabJob()), { queues: ['docker'], receivedAt })).toMatchObject({ kind: 'ignored' });

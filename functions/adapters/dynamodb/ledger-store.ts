@@ -14,9 +14,17 @@
  * see a job as still pending, or not yet pending, for one tick; the next tick reads the corrected
  * counts, and the in-flight limiter (strongly consistent) still caps what can be provisioned.
  */
-import { GetCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { JobEvent } from '../../core/job-event.js';
-import { DEFAULT_OPEN_MAX_AGE_HOURS, coalesceGroups, isTerminal, jobPk, openAtOf, openKeyOf, rankOf } from '../../core/ledger.js';
+import {
+  coalesceGroups,
+  DEFAULT_OPEN_MAX_AGE_HOURS,
+  isTerminal,
+  jobPk,
+  openAtOf,
+  openKeyOf,
+  rankOf,
+} from '../../core/ledger.js';
 import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
 import { describeError } from '../../shared/errors.js';
 import { dynamoClient, isConditionFailure } from './client.js';
@@ -37,7 +45,11 @@ export interface DynamoLedgerStoreOptions {
 }
 
 /** Runs fn over items with at most `limit` promises pending. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -14,10 +14,10 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
+  type DynamoDBDocumentClient,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
-  type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import type {
   CorrectRequest,
@@ -48,7 +48,9 @@ function isTransactionConflict(error: unknown): boolean {
   if (name === 'TransactionConflictException') return true;
   if (!(error instanceof TransactionCanceledException) && name !== 'TransactionCanceledException') return false;
   const reasons = (error as TransactionCanceledException).CancellationReasons ?? [];
-  return reasons.every((r) => !r.Code || r.Code === 'None' || r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict');
+  return reasons.every(
+    (r) => !r.Code || r.Code === 'None' || r.Code === 'ConditionalCheckFailed' || r.Code === 'TransactionConflict',
+  );
 }
 
 export class DynamoLimiterStore implements LimiterStore {
@@ -110,8 +112,10 @@ export class DynamoLimiterStore implements LimiterStore {
 
   async reserve(request: ReserveRequest): Promise<'reserved' | 'conflict'> {
     const { queue, count, max, expectedVersion, dispatch } = request;
-    if (!Number.isInteger(count) || count < 1) throw new RangeError(`reserve: count must be an integer >= 1, got ${count}`);
-    if (dispatch.queue !== queue) throw new RangeError(`reserve: dispatch of queue ${dispatch.queue} for queue ${queue}`);
+    if (!Number.isInteger(count) || count < 1)
+      throw new RangeError(`reserve: count must be an integer >= 1, got ${count}`);
+    if (dispatch.queue !== queue)
+      throw new RangeError(`reserve: dispatch of queue ${dispatch.queue} for queue ${queue}`);
     if (count > max) return 'conflict';
     // expectedVersion 0: the caller saw no limiter (or one never changed): accept creating it.
     const condition =
@@ -190,19 +194,24 @@ export class DynamoLimiterStore implements LimiterStore {
   }
 
   async release(dispatch: DispatchRecord): Promise<void> {
-    await this.client.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: DISPATCH_PK, sk: dispatchSk(dispatch) } }));
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: { pk: DISPATCH_PK, sk: dispatchSk(dispatch) } }),
+    );
   }
 
   async correct(request: CorrectRequest): Promise<boolean> {
     const { queue, expectedVersion, inFlight } = request;
-    if (!Number.isInteger(inFlight) || inFlight < 0) throw new RangeError(`correct: inFlight must be an integer >= 0, got ${inFlight}`);
+    if (!Number.isInteger(inFlight) || inFlight < 0)
+      throw new RangeError(`correct: inFlight must be an integer >= 0, got ${inFlight}`);
     try {
       await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: LIMITER_PK, sk: queue },
-          UpdateExpression: 'SET #inFlight = :inFlight, #version = if_not_exists(#version, :zero) + :one, #updatedAt = :now',
-          ConditionExpression: expectedVersion === 0 ? 'attribute_not_exists(pk) OR #version = :expected' : '#version = :expected',
+          UpdateExpression:
+            'SET #inFlight = :inFlight, #version = if_not_exists(#version, :zero) + :one, #updatedAt = :now',
+          ConditionExpression:
+            expectedVersion === 0 ? 'attribute_not_exists(pk) OR #version = :expected' : '#version = :expected',
           ExpressionAttributeNames: { '#inFlight': 'inFlight', '#version': 'version', '#updatedAt': 'updatedAt' },
           ExpressionAttributeValues: {
             ':inFlight': inFlight,

@@ -7,16 +7,16 @@
  */
 import {
   BatchV1Api,
-  ServerConfiguration,
   createConfiguration,
   type RequestContext,
   type ResponseContext,
+  ServerConfiguration,
   type V1Job,
 } from '@kubernetes/client-node';
-import type { ClusterAccess } from '../../shared/config.js';
 import { AGENT_JOB_SELECTOR } from '../../core/agent-job.js';
+import type { ClusterAccess } from '../../shared/config.js';
 import { KubeApiError, toKubeError } from './errors.js';
-import { loadKubeConfig, type KubeConfigDeps } from './kubeconfig.js';
+import { type KubeConfigDeps, loadKubeConfig } from './kubeconfig.js';
 
 export interface Cluster {
   /** Every Job this product created in the namespace (all pages of our label selector). */
@@ -32,7 +32,11 @@ export interface ClusterOptions extends KubeConfigDeps {
   readonly pageSize?: number;
 }
 
-export async function createCluster(access: ClusterAccess, namespace: string, options: ClusterOptions = {}): Promise<Cluster> {
+export async function createCluster(
+  access: ClusterAccess,
+  namespace: string,
+  options: ClusterOptions = {},
+): Promise<Cluster> {
   const { kubeConfig } = await loadKubeConfig(access, namespace, options);
   const server = kubeConfig.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');
@@ -66,7 +70,12 @@ export async function createCluster(access: ClusterAccess, namespace: string, op
     let cont: string | undefined;
     do {
       const page = await call(`list jobs in ${namespace}`, () =>
-        batch.listNamespacedJob({ namespace, labelSelector: AGENT_JOB_SELECTOR, limit: pageSize, ...(cont ? { _continue: cont } : {}) }),
+        batch.listNamespacedJob({
+          namespace,
+          labelSelector: AGENT_JOB_SELECTOR,
+          limit: pageSize,
+          ...(cont ? { _continue: cont } : {}),
+        }),
       );
       jobs.push(...page.items);
       cont = page.metadata?._continue || undefined;

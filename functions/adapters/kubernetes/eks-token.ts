@@ -9,10 +9,11 @@
  * 1 minute before the signing credentials expire, if sooner), so a Lambda invocation signs at
  * most a handful of times per hour and never sends a token about to expire.
  */
-import { SignatureV4 } from '@smithy/signature-v4';
-import { HttpRequest } from '@smithy/protocol-http';
+
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 
 export const EKS_TOKEN_PREFIX = 'k8s-aws-v1.';

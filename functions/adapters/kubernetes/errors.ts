@@ -50,7 +50,17 @@ function statusBody(body: unknown): StatusLike {
   return body && typeof body === 'object' ? (body as StatusLike) : {};
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_SOCKET',
+]);
 
 /** Maps whatever the client threw to KubeApiError / RetryableKubeError. */
 export function toKubeError(e: unknown, operation: string): KubeApiError {
@@ -72,7 +82,13 @@ export function toKubeError(e: unknown, operation: string): KubeApiError {
     return new RetryableKubeError(`${operation}: timed out`, 0, 'Timeout', undefined, { cause: e });
   }
   if (err?.name === 'FetchError' || (err?.code && NETWORK_CODES.has(err.code))) {
-    return new RetryableKubeError(`${operation}: ${err.message ?? 'network error'}`, 0, err.code ?? 'NetworkError', undefined, { cause: e });
+    return new RetryableKubeError(
+      `${operation}: ${err.message ?? 'network error'}`,
+      0,
+      err.code ?? 'NetworkError',
+      undefined,
+      { cause: e },
+    );
   }
   return new KubeApiError(`${operation}: ${err?.message ?? String(e)}`, 0, undefined, { cause: e });
 }

@@ -4,8 +4,9 @@
  * the function's own IAM role (EKS_CLUSTER_NAME; endpoint and CA from configuration or
  * eks:DescribeCluster).
  */
-import { KubeConfig, type User } from '@kubernetes/client-node';
+
 import { DescribeClusterCommand, EKSClient } from '@aws-sdk/client-eks';
+import { KubeConfig, type User } from '@kubernetes/client-node';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import type { ClusterAccess } from '../../shared/config.js';
 import { getSecureParameter } from '../ssm/client.js';
@@ -31,7 +32,11 @@ export interface LoadedKubeConfig {
   readonly tokens?: EksTokenSource;
 }
 
-export async function loadKubeConfig(access: ClusterAccess, namespace: string, deps: KubeConfigDeps = {}): Promise<LoadedKubeConfig> {
+export async function loadKubeConfig(
+  access: ClusterAccess,
+  namespace: string,
+  deps: KubeConfigDeps = {},
+): Promise<LoadedKubeConfig> {
   const kc = new KubeConfig();
   switch (access.kind) {
     case 'kubeconfig-file':

@@ -11,8 +11,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import type { V1Job } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 
 export const BUILTIN_TEMPLATES = ['buildkite', 'github', 'gitlab'] as const;
 const AGENTS_DIR = join('infra', 'k8s', 'agents');
@@ -45,7 +45,9 @@ export function agentsDir(): string {
     const candidate = join(root, AGENTS_DIR);
     if (existsSync(candidate)) return candidate;
   }
-  throw new TemplateError(`cannot find ${AGENTS_DIR} (looked under $LAMBDA_TASK_ROOT, above ${fileURLToPath(import.meta.url)}, and ${process.cwd()})`);
+  throw new TemplateError(
+    `cannot find ${AGENTS_DIR} (looked under $LAMBDA_TASK_ROOT, above ${fileURLToPath(import.meta.url)}, and ${process.cwd()})`,
+  );
 }
 
 /** The file a template name or path refers to. */
@@ -66,7 +68,8 @@ export function validateTemplate(doc: unknown, source: string): V1Job {
     throw new TemplateError(`Job template ${source}: ${what}`);
   };
   if (!job || typeof job !== 'object') fail('is not a YAML object');
-  if (job!.apiVersion !== 'batch/v1' || job!.kind !== 'Job') fail(`must be apiVersion batch/v1, kind Job (got ${job!.apiVersion}/${job!.kind})`);
+  if (job!.apiVersion !== 'batch/v1' || job!.kind !== 'Job')
+    fail(`must be apiVersion batch/v1, kind Job (got ${job!.apiVersion}/${job!.kind})`);
   const containers = job!.spec?.template?.spec?.containers;
   if (!Array.isArray(containers) || containers.length === 0) fail('needs spec.template.spec.containers');
   containers!.forEach((c, i) => {

@@ -3,8 +3,15 @@
  * functions/core/ledger.ts, same outcomes), for the simulator and unit tests. Counts are exact
  * (no GSI lag). `failWith` injects a failure for chosen jobs to exercise the 'failed' path.
  */
-import { jobKey, type JobEvent } from '../../core/job-event.js';
-import { DEFAULT_OPEN_MAX_AGE_HOURS, advance, coalesceGroups, isTerminal, openAtOf, openKeyOf } from '../../core/ledger.js';
+import { type JobEvent, jobKey } from '../../core/job-event.js';
+import {
+  advance,
+  coalesceGroups,
+  DEFAULT_OPEN_MAX_AGE_HOURS,
+  isTerminal,
+  openAtOf,
+  openKeyOf,
+} from '../../core/ledger.js';
 import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
 
 export interface InMemoryLedgerStoreOptions {

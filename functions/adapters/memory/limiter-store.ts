@@ -57,15 +57,21 @@ export class InMemoryLimiterStore implements LimiterStore {
   async reserve(request: ReserveRequest): Promise<'reserved' | 'conflict'> {
     this.enter('reserve');
     const { queue, count, max, expectedVersion, dispatch } = request;
-    if (!Number.isInteger(count) || count < 1) throw new RangeError(`reserve: count must be an integer >= 1, got ${count}`);
-    if (dispatch.queue !== queue) throw new RangeError(`reserve: dispatch of queue ${dispatch.queue} for queue ${queue}`);
+    if (!Number.isInteger(count) || count < 1)
+      throw new RangeError(`reserve: count must be an integer >= 1, got ${count}`);
+    if (dispatch.queue !== queue)
+      throw new RangeError(`reserve: dispatch of queue ${dispatch.queue} for queue ${queue}`);
     if (count > max) return 'conflict';
     const limiter = this.limiters.get(queue);
     const limiterOk = limiter
       ? limiter.version === expectedVersion && limiter.inFlight <= max - count
       : expectedVersion === 0;
     if (!limiterOk || this.dispatches.has(dispatchKey(dispatch))) return 'conflict';
-    this.limiters.set(queue, { queue, inFlight: (limiter?.inFlight ?? 0) + count, version: (limiter?.version ?? 0) + 1 });
+    this.limiters.set(queue, {
+      queue,
+      inFlight: (limiter?.inFlight ?? 0) + count,
+      version: (limiter?.version ?? 0) + 1,
+    });
     this.dispatches.set(dispatchKey(dispatch), { ...dispatch });
     return 'reserved';
   }
@@ -94,7 +100,8 @@ export class InMemoryLimiterStore implements LimiterStore {
   async correct(request: CorrectRequest): Promise<boolean> {
     this.enter('correct');
     const { queue, expectedVersion, inFlight } = request;
-    if (!Number.isInteger(inFlight) || inFlight < 0) throw new RangeError(`correct: inFlight must be an integer >= 0, got ${inFlight}`);
+    if (!Number.isInteger(inFlight) || inFlight < 0)
+      throw new RangeError(`correct: inFlight must be an integer >= 0, got ${inFlight}`);
     const limiter = this.limiters.get(queue);
     if (limiter ? limiter.version !== expectedVersion : expectedVersion !== 0) return false;
     this.limiters.set(queue, { queue, inFlight, version: (limiter?.version ?? 0) + 1 });

@@ -10,7 +10,6 @@ import { getSecureParameter } from '../ssm/client.js';
 
 export type FetchParameter = (name: string) => Promise<string>;
 
-
 export interface SecretStoreOptions {
   readonly fetchParameter?: FetchParameter;
   /** Minimum time between two fetches of the same parameter after the first (default 10 s). */

@@ -9,7 +9,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { JobEventSchema, jobKey, type JobEvent } from '../../core/job-event.js';
+import { type JobEvent, JobEventSchema, jobKey } from '../../core/job-event.js';
 import { sqsClient } from './client.js';
 
 export interface ReceivedEvent {
@@ -75,7 +75,11 @@ export function parseEventBody(body: string | undefined): { event: JobEvent } | 
 type Client = () => SQSClient;
 
 /** Records one event: one message, body = the JSON event, attribute eventId (FIFO: dedup + group ids). */
-export async function sendEvent(queueUrl: string, event: JobEvent, client: Client = sqsClient): Promise<{ messageId: string }> {
+export async function sendEvent(
+  queueUrl: string,
+  event: JobEvent,
+  client: Client = sqsClient,
+): Promise<{ messageId: string }> {
   const out = await client().send(new SendMessageCommand(sendMessageInput(queueUrl, event)));
   return { messageId: out.MessageId ?? '' };
 }

@@ -17,12 +17,12 @@ import {
   matchServedQueue,
   objectField,
   optionalString,
-  parseJsonObject,
-  timestampField,
   type ParseContext,
   type ProviderModule,
   type ProviderResult,
+  parseJsonObject,
   type RawRequest,
+  timestampField,
   type VerifyOptions,
 } from './types.js';
 
@@ -53,7 +53,12 @@ export function buildkiteSignature(secret: string, timestamp: string, body: Buff
   return createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex');
 }
 
-function verifySignature(request: RawRequest, value: string, secrets: readonly string[], options: VerifyOptions): boolean {
+function verifySignature(
+  request: RawRequest,
+  value: string,
+  secrets: readonly string[],
+  options: VerifyOptions,
+): boolean {
   const parsed = parseSignatureHeader(value);
   if (!parsed) return false;
   const skewSeconds = Math.abs(options.now / 1000 - Number(parsed.timestamp));
@@ -140,4 +145,3 @@ export const buildkite: ProviderModule = {
     });
   },
 };
-

@@ -11,17 +11,17 @@ import {
   header,
   idField,
   isObject,
+  type JsonObject,
   jobEventResult,
   matchServedQueue,
   objectField,
   optionalString,
-  parseJsonObject,
-  timestampField,
-  type JsonObject,
   type ParseContext,
   type ProviderModule,
   type ProviderResult,
+  parseJsonObject,
   type RawRequest,
+  timestampField,
 } from './types.js';
 
 const KINDS: Readonly<Record<string, JobEventKind>> = {

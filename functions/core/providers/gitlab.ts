@@ -16,12 +16,12 @@ import {
   jobEventResult,
   matchServedQueue,
   optionalString,
-  parseJsonObject,
-  timestampField,
   type ParseContext,
   type ProviderModule,
   type ProviderResult,
+  parseJsonObject,
   type RawRequest,
+  timestampField,
 } from './types.js';
 
 /** build_status -> kind; terminal statuses become `cancelled` when the job never started. */
@@ -67,7 +67,8 @@ export const gitlab: ProviderModule = {
     }
     const wanted = tags.length === 0 ? ['default'] : (tags as string[]);
     const queue = matchServedQueue(wanted, context.queues);
-    if (queue === undefined) return { kind: 'ignored', reason: `tags ${JSON.stringify(wanted)} name no queue served here` };
+    if (queue === undefined)
+      return { kind: 'ignored', reason: `tags ${JSON.stringify(wanted)} name no queue served here` };
 
     const createdAt = timestampField(body.build_created_at, 'build_created_at');
     const startedAt = timestampField(body.build_started_at, 'build_started_at');

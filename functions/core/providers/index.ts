@@ -7,5 +7,5 @@ import type { ProviderModule } from './types.js';
 
 export const PROVIDER_MODULES: Readonly<Record<Provider, ProviderModule>> = { buildkite, github, gitlab };
 
-export { buildkite, github, gitlab };
 export * from './types.js';
+export { buildkite, github, gitlab };

@@ -103,7 +103,9 @@ export function timestampField(value: unknown, path: string): string | undefined
     const zone = spaced[3] === 'UTC' || spaced[3] === 'Z' ? 'Z' : spaced[3]!;
     text = `${spaced[1]}T${spaced[2]}${zone}`;
   } else if (!ISO.test(text)) {
-    throw new BadRequestError(`${path} is not a timestamp (expected ISO-8601 or "YYYY-MM-DD hh:mm:ss UTC"): ${JSON.stringify(value.slice(0, 40))}`);
+    throw new BadRequestError(
+      `${path} is not a timestamp (expected ISO-8601 or "YYYY-MM-DD hh:mm:ss UTC"): ${JSON.stringify(value.slice(0, 40))}`,
+    );
   }
   const ms = Date.parse(text);
   if (Number.isNaN(ms)) throw new BadRequestError(`${path} is not a valid date: ${JSON.stringify(value.slice(0, 40))}`);
@@ -134,7 +136,9 @@ export function header(request: RawRequest, name: string): string | undefined {
 }
 
 /** Drops undefined properties (the trace object stays small and JSON-stable). */
-export function withoutUndefined<T extends Record<string, unknown>>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+export function withoutUndefined<T extends Record<string, unknown>>(
+  value: T,
+): { [K in keyof T]?: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as never;
 }
 

@@ -17,14 +17,15 @@
  * when killed (no graceful termination), there is no watch, and a `continue` token reads the
  * current state after its key rather than a snapshot.
  */
-import http from 'node:http';
+
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { SelectorError, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
 import * as S from './status.js';
 import { validateJob } from './validation.js';
 
@@ -87,7 +88,10 @@ const PODS = { group: '', resource: 'pods' } as const;
 const MAX_INT32 = 2147483647;
 
 class HttpError extends Error {
-  constructor(readonly body: S.StatusBody, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly body: S.StatusBody,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(body.message);
   }
 }
@@ -231,14 +235,28 @@ export class FakeKube {
   // --- fault injection -------------------------------------------------------------------------
 
   /** The next `count` requests matching method and path get `status` with a real Status body. */
-  failNext(method: string, path: string | RegExp, status: number, count = 1, opts: { retryAfterSeconds?: number } = {}): void {
+  failNext(
+    method: string,
+    path: string | RegExp,
+    status: number,
+    count = 1,
+    opts: { retryAfterSeconds?: number } = {},
+  ): void {
     this.faults.push({ method: method.toUpperCase(), path, status, remaining: count, ...opts });
   }
 
   /** Delays responses by `ms` (all requests, or the next `count` matching ones). `delay(0)` clears. */
   delay(ms: number, match: Partial<FaultMatch> & { count?: number } = {}): void {
-    if (ms <= 0) return void (this.delays = []);
-    this.delays.push({ ms, method: (match.method ?? '*').toUpperCase(), path: match.path ?? '', remaining: match.count ?? Infinity });
+    if (ms <= 0) {
+      this.delays = [];
+      return;
+    }
+    this.delays.push({
+      ms,
+      method: (match.method ?? '*').toUpperCase(),
+      path: match.path ?? '',
+      remaining: match.count ?? Infinity,
+    });
   }
 
   private matches(m: FaultMatch, method: string, path: string, full: string): boolean {
@@ -258,7 +276,9 @@ export class FakeKube {
     let body: unknown;
     let headers: Record<string, string> = {};
     try {
-      const delay = this.delays.find((d) => d.remaining > 0 && this.matches(d, method, url.pathname, url.pathname + url.search));
+      const delay = this.delays.find(
+        (d) => d.remaining > 0 && this.matches(d, method, url.pathname, url.pathname + url.search),
+      );
       if (delay) {
         delay.remaining--;
         await new Promise((r) => setTimeout(r, delay.ms));
@@ -284,14 +304,21 @@ export class FakeKube {
     // Discovery (non-resource URLs).
     const discovery = this.discovery(p);
     if (discovery) {
-      if (method !== 'GET') throw new HttpError(S.methodNotAllowed(`the server does not allow this method on the requested resource`));
+      if (method !== 'GET')
+        throw new HttpError(S.methodNotAllowed(`the server does not allow this method on the requested resource`));
       return [200, discovery];
     }
     const m =
       /^\/apis\/batch\/v1(?:\/namespaces\/([^/]+))?\/(jobs)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p) ??
       /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p);
     if (!m) throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
-    const [, namespace, resource, name, subresource] = m as unknown as [string, string | undefined, 'jobs' | 'pods', string | undefined, string | undefined];
+    const [, namespace, resource, name, subresource] = m as unknown as [
+      string,
+      string | undefined,
+      'jobs' | 'pods',
+      string | undefined,
+      string | undefined,
+    ];
     const verb: RbacVerb =
       method === 'GET'
         ? name
@@ -320,7 +347,9 @@ export class FakeKube {
     });
 
     if (req.headers.authorization !== `Bearer ${this.token}`) throw new HttpError(S.unauthorized());
-    const fault = this.faults.find((f) => f.remaining > 0 && this.matches(f, method, url.pathname, url.pathname + url.search));
+    const fault = this.faults.find(
+      (f) => f.remaining > 0 && this.matches(f, method, url.pathname, url.pathname + url.search),
+    );
     if (fault) {
       fault.remaining--;
       const retry = fault.retryAfterSeconds ?? (fault.status === 429 ? 1 : undefined);
@@ -346,7 +375,8 @@ export class FakeKube {
       if (verb === 'get') return [200, this.getPod(namespace!, name!)];
       throw new HttpError(S.methodNotAllowed('this fake API server serves pods read-only'));
     }
-    if (!namespace && verb !== 'list') throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+    if (!namespace && verb !== 'list')
+      throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
     switch (verb) {
       case 'list':
         return [200, this.list('jobs', namespace, url)];
@@ -358,9 +388,17 @@ export class FakeKube {
       case 'update':
         return [200, this.updateJob(namespace!, name!, body(), subresource === 'status')];
       case 'patch': {
-        const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim();
+        const type = String(req.headers['content-type'] ?? '')
+          .split(';')[0]!
+          .trim();
         if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
-          throw new HttpError(S.failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`));
+          throw new HttpError(
+            S.failure(
+              415,
+              'UnsupportedMediaType',
+              `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`,
+            ),
+          );
         }
         const current = this.getJob(namespace!, name!);
         return [200, this.updateJob(namespace!, name!, mergePatch(current, body()), subresource === 'status', false)];
@@ -386,7 +424,11 @@ export class FakeKube {
       case '/version':
         return { major: '1', minor: '34', gitVersion: 'v1.34.0-fake', platform: 'linux/amd64' };
       case '/api':
-        return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }] };
+        return {
+          kind: 'APIVersions',
+          versions: ['v1'],
+          serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1' }],
+        };
       case '/apis':
         return { kind: 'APIGroupList', apiVersion: 'v1', groups: [batchGroup] };
       case '/apis/batch':
@@ -396,7 +438,14 @@ export class FakeKube {
           kind: 'APIResourceList',
           groupVersion: 'v1',
           resources: [
-            { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['get', 'list'], shortNames: ['po'] },
+            {
+              name: 'pods',
+              singularName: 'pod',
+              namespaced: true,
+              kind: 'Pod',
+              verbs: ['get', 'list'],
+              shortNames: ['po'],
+            },
             { name: 'pods/status', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
           ],
         };
@@ -406,7 +455,14 @@ export class FakeKube {
           apiVersion: 'v1',
           groupVersion: 'batch/v1',
           resources: [
-            { name: 'jobs', singularName: 'job', namespaced: true, kind: 'Job', verbs: ['create', 'delete', 'get', 'list', 'patch', 'update'], categories: ['all'] },
+            {
+              name: 'jobs',
+              singularName: 'job',
+              namespaced: true,
+              kind: 'Job',
+              verbs: ['create', 'delete', 'get', 'list', 'patch', 'update'],
+              categories: ['all'],
+            },
             { name: 'jobs/status', singularName: '', namespaced: true, kind: 'Job', verbs: ['get', 'patch', 'update'] },
           ],
         };
@@ -440,12 +496,15 @@ export class FakeKube {
 
   private list(resource: 'jobs' | 'pods', namespace: string | undefined, url: URL): Obj {
     const store = resource === 'jobs' ? this.jobStore : this.podStore;
-    let labelReqs, fieldReqs;
+    let labelReqs: ReturnType<typeof parseLabelSelector>;
+    let fieldReqs: ReturnType<typeof parseFieldSelector>;
     try {
       labelReqs = parseLabelSelector(url.searchParams.get('labelSelector'));
       fieldReqs = parseFieldSelector(
         url.searchParams.get('fieldSelector'),
-        resource === 'pods' ? ['metadata.name', 'metadata.namespace', 'status.phase', 'spec.nodeName'] : ['metadata.name', 'metadata.namespace', 'status.successful'],
+        resource === 'pods'
+          ? ['metadata.name', 'metadata.namespace', 'status.phase', 'spec.nodeName']
+          : ['metadata.name', 'metadata.namespace', 'status.successful'],
       );
     } catch (e) {
       if (e instanceof SelectorError) throw new HttpError(S.badRequest(e.message));
@@ -464,7 +523,9 @@ export class FakeKube {
         after = decoded.start;
         listRv = decoded.rv;
       } catch {
-        throw new HttpError(S.badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)'));
+        throw new HttpError(
+          S.badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)'),
+        );
       }
     }
     const all = [...store.entries()]
@@ -475,7 +536,9 @@ export class FakeKube {
     const more = limit > 0 && all.length > limit;
     const metadata: Obj = { resourceVersion: listRv };
     if (more) {
-      metadata.continue = Buffer.from(JSON.stringify({ v: 'fake/1', rv: listRv, start: page[page.length - 1]![0] })).toString('base64url');
+      metadata.continue = Buffer.from(
+        JSON.stringify({ v: 'fake/1', rv: listRv, start: page[page.length - 1]![0] }),
+      ).toString('base64url');
       if (labelReqs.length === 0 && fieldReqs.length === 0) metadata.remainingItemCount = all.length - limit;
     }
     return {
@@ -493,14 +556,18 @@ export class FakeKube {
   // --- Jobs ------------------------------------------------------------------------------------
 
   private createJob(namespace: string, input: Obj): Obj {
-    if (input.kind !== undefined && input.kind !== 'Job') throw new HttpError(S.badRequest(`Job in version "v1" cannot be handled as a Job: wrong kind ${input.kind}`));
-    if (input.apiVersion !== undefined && input.apiVersion !== 'batch/v1') throw new HttpError(S.badRequest(`apiVersion ${input.apiVersion} is not batch/v1`));
+    if (input.kind !== undefined && input.kind !== 'Job')
+      throw new HttpError(S.badRequest(`Job in version "v1" cannot be handled as a Job: wrong kind ${input.kind}`));
+    if (input.apiVersion !== undefined && input.apiVersion !== 'batch/v1')
+      throw new HttpError(S.badRequest(`apiVersion ${input.apiVersion} is not batch/v1`));
     const job: Obj = clone(input);
     job.apiVersion = 'batch/v1';
     job.kind = 'Job';
     job.metadata ??= {};
     if (job.metadata.namespace && job.metadata.namespace !== namespace) {
-      throw new HttpError(S.badRequest('the namespace of the provided object does not match the namespace sent on the request'));
+      throw new HttpError(
+        S.badRequest('the namespace of the provided object does not match the namespace sent on the request'),
+      );
     }
     if (!job.metadata.name && job.metadata.generateName) {
       job.metadata.name = job.metadata.generateName + randomBytes(3).toString('hex').slice(0, 5);
@@ -521,7 +588,8 @@ export class FakeKube {
     delete job.metadata.deletionTimestamp;
     const spec = job.spec;
     spec.parallelism ??= 1;
-    if (spec.completions === undefined && spec.parallelism === 1 && input.spec.parallelism === undefined) spec.completions = 1;
+    if (spec.completions === undefined && spec.parallelism === 1 && input.spec.parallelism === undefined)
+      spec.completions = 1;
     spec.completionMode ??= 'NonIndexed';
     spec.backoffLimit ??= spec.backoffLimitPerIndex != null ? MAX_INT32 : 6;
     spec.suspend ??= false;
@@ -539,11 +607,21 @@ export class FakeKube {
     job.status = {};
     for (const k of Object.keys(spec)) if (spec[k] === undefined) delete spec[k];
     this.jobStore.set(key(namespace, name), job);
-    this.state.set(uid, { succeededIndexes: new Set(), failedIndexes: new Set(), indexFailures: new Map(), succeeded: 0, failed: 0, timers: [] });
+    this.state.set(uid, {
+      succeededIndexes: new Set(),
+      failedIndexes: new Set(),
+      indexFailures: new Map(),
+      succeeded: 0,
+      failed: 0,
+      timers: [],
+    });
     const response = clone(job);
     this.reconcile(job);
     if (this.options.autoRun && spec.activeDeadlineSeconds) {
-      const t = setTimeout(() => this.jobStore.get(key(namespace, name)) === job && this.expireDeadline(name, namespace), spec.activeDeadlineSeconds * 1000);
+      const t = setTimeout(
+        () => this.jobStore.get(key(namespace, name)) === job && this.expireDeadline(name, namespace),
+        spec.activeDeadlineSeconds * 1000,
+      );
       t.unref();
       this.state.get(uid)!.timers.push(t);
     }
@@ -559,9 +637,23 @@ export class FakeKube {
       job.status = clone(input.status ?? {});
     } else {
       const causes: S.StatusCause[] = [];
-      for (const field of ['template', 'completionMode', 'backoffLimitPerIndex', 'podFailurePolicy', 'selector', 'completions']) {
-        if (input.spec?.[field] !== undefined && JSON.stringify(input.spec[field]) !== JSON.stringify(job.spec[field])) {
-          causes.push({ reason: 'FieldValueInvalid', message: 'Invalid value: field is immutable', field: `spec.${field}` });
+      for (const field of [
+        'template',
+        'completionMode',
+        'backoffLimitPerIndex',
+        'podFailurePolicy',
+        'selector',
+        'completions',
+      ]) {
+        if (
+          input.spec?.[field] !== undefined &&
+          JSON.stringify(input.spec[field]) !== JSON.stringify(job.spec[field])
+        ) {
+          causes.push({
+            reason: 'FieldValueInvalid',
+            message: 'Invalid value: field is immutable',
+            field: `spec.${field}`,
+          });
         }
       }
       if (causes.length) throw new HttpError(S.invalid('Job', 'batch', name, causes));
@@ -611,12 +703,16 @@ export class FakeKube {
   // --- job controller --------------------------------------------------------------------------
 
   private jobFinished(job: Obj): boolean {
-    return (job.status?.conditions ?? []).some((c: Obj) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+    return (job.status?.conditions ?? []).some(
+      (c: Obj) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+    );
   }
 
   private activePods(job: Obj): Obj[] {
     return [...this.podStore.values()].filter(
-      (p) => p.metadata.ownerReferences?.[0]?.uid === job.metadata.uid && (p.status.phase === 'Pending' || p.status.phase === 'Running'),
+      (p) =>
+        p.metadata.ownerReferences?.[0]?.uid === job.metadata.uid &&
+        (p.status.phase === 'Pending' || p.status.phase === 'Running'),
     );
   }
 
@@ -632,7 +728,16 @@ export class FakeKube {
       labels['batch.kubernetes.io/job-completion-index'] = String(index);
       annotations['batch.kubernetes.io/job-completion-index'] = String(index);
       spec.hostname ??= `${jobName}-${index}`;
-      for (const c of spec.containers) c.env = [...(c.env ?? []), { name: 'JOB_COMPLETION_INDEX', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: "metadata.labels['batch.kubernetes.io/job-completion-index']" } } }];
+      for (const c of spec.containers)
+        c.env = [
+          ...(c.env ?? []),
+          {
+            name: 'JOB_COMPLETION_INDEX',
+            valueFrom: {
+              fieldRef: { apiVersion: 'v1', fieldPath: "metadata.labels['batch.kubernetes.io/job-completion-index']" },
+            },
+          },
+        ];
     }
     const pod: Obj = {
       apiVersion: 'v1',
@@ -646,11 +751,24 @@ export class FakeKube {
         creationTimestamp: now(),
         labels,
         annotations,
-        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: jobName, uid: job.metadata.uid, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          {
+            apiVersion: 'batch/v1',
+            kind: 'Job',
+            name: jobName,
+            uid: job.metadata.uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
         finalizers: ['batch.kubernetes.io/job-tracking'],
       },
       spec: { serviceAccountName: 'default', ...spec },
-      status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }], qosClass: 'Burstable' },
+      status: {
+        phase: 'Pending',
+        conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }],
+        qosClass: 'Burstable',
+      },
     };
     this.podStore.set(key(pod.metadata.namespace, name), pod);
     const auto = this.options.autoRun;
@@ -661,7 +779,8 @@ export class FakeKube {
         this.runPod(name, pod.metadata.namespace);
         const finish = setTimeout(() => {
           this.podTimers.delete(finish);
-          if (this.podStore.get(key(pod.metadata.namespace, name)) === pod && pod.status.phase === 'Running') this.succeedPod(name, pod.metadata.namespace);
+          if (this.podStore.get(key(pod.metadata.namespace, name)) === pod && pod.status.phase === 'Running')
+            this.succeedPod(name, pod.metadata.namespace);
         }, auto.runMs);
         finish.unref();
         this.podTimers.add(finish);
@@ -685,7 +804,8 @@ export class FakeKube {
     const ttl = job.spec.ttlSecondsAfterFinished;
     if (this.options.autoRun && ttl !== undefined) {
       const timer = setTimeout(() => {
-        if (this.jobStore.get(key(job.metadata.namespace, job.metadata.name)) === job) this.removeJob(job, 'Background');
+        if (this.jobStore.get(key(job.metadata.namespace, job.metadata.name)) === job)
+          this.removeJob(job, 'Background');
       }, ttl * 1000);
       timer.unref();
       this.state.get(job.metadata.uid)?.timers.push(timer);
@@ -704,16 +824,24 @@ export class FakeKube {
       job.status.startTime ??= now();
       const completions: number | undefined = spec.completions;
       if (indexed) {
-        if (st.succeededIndexes.size >= completions!) this.finish(job, 'Complete', 'CompletionsReached', 'Reached expected number of succeeded pods');
+        if (st.succeededIndexes.size >= completions!)
+          this.finish(job, 'Complete', 'CompletionsReached', 'Reached expected number of succeeded pods');
         else if (spec.maxFailedIndexes != null && st.failedIndexes.size > spec.maxFailedIndexes) {
-          this.finish(job, 'Failed', 'MaxFailedIndexesExceeded', 'Job has exceeded the specified maximal number of failed indexes');
+          this.finish(
+            job,
+            'Failed',
+            'MaxFailedIndexesExceeded',
+            'Job has exceeded the specified maximal number of failed indexes',
+          );
         } else if (st.succeededIndexes.size + st.failedIndexes.size >= completions! && st.failedIndexes.size > 0) {
           this.finish(job, 'Failed', 'FailedIndexes', 'Job has failed indexes');
         } else if (st.failed > spec.backoffLimit) {
           this.finish(job, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
         } else {
           const active = this.activePods(job);
-          const busy = new Set(active.map((p) => Number(p.metadata.labels['batch.kubernetes.io/job-completion-index'])));
+          const busy = new Set(
+            active.map((p) => Number(p.metadata.labels['batch.kubernetes.io/job-completion-index'])),
+          );
           let room = spec.parallelism - active.length;
           for (let i = 0; i < completions! && room > 0; i++) {
             if (st.succeededIndexes.has(i) || st.failedIndexes.has(i) || busy.has(i)) continue;
@@ -727,17 +855,26 @@ export class FakeKube {
         this.finish(job, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
       } else {
         const active = this.activePods(job).length;
-        const want = Math.min(spec.parallelism, completions === undefined ? spec.parallelism : completions - st.succeeded);
+        const want = Math.min(
+          spec.parallelism,
+          completions === undefined ? spec.parallelism : completions - st.succeeded,
+        );
         for (let i = active; i < want; i++) this.createPod(job, undefined);
       }
     }
     const active = this.activePods(job);
     const s = job.status;
-    const setOrDrop = (k: string, v: number) => (v > 0 ? (s[k] = v) : delete s[k]);
+    const setOrDrop = (k: string, v: number) => {
+      if (v > 0) s[k] = v;
+      else delete s[k];
+    };
     setOrDrop('active', active.length);
     setOrDrop('succeeded', indexed ? st.succeededIndexes.size : st.succeeded);
     setOrDrop('failed', st.failed);
-    s.ready = active.filter((p) => p.status.phase === 'Running' && p.status.conditions.some((c: Obj) => c.type === 'Ready' && c.status === 'True')).length;
+    s.ready = active.filter(
+      (p) =>
+        p.status.phase === 'Running' && p.status.conditions.some((c: Obj) => c.type === 'Ready' && c.status === 'True'),
+    ).length;
     s.terminating = 0;
     if (indexed) {
       const completed = compressIndexes(st.succeededIndexes);
@@ -778,7 +915,14 @@ export class FakeKube {
         { type: 'ContainersReady', status: 'True', lastTransitionTime: t },
         { type: 'Ready', status: 'True', lastTransitionTime: t },
       ],
-      containerStatuses: pod.spec.containers.map((c: Obj) => ({ name: c.name, image: c.image, ready: true, restartCount: 0, started: true, state: { running: { startedAt: t } } })),
+      containerStatuses: pod.spec.containers.map((c: Obj) => ({
+        name: c.name,
+        image: c.image,
+        ready: true,
+        restartCount: 0,
+        started: true,
+        state: { running: { startedAt: t } },
+      })),
     };
     pod.metadata.resourceVersion = this.nextRv();
     const job = this.ownerOf(pod);
@@ -791,9 +935,18 @@ export class FakeKube {
     }
     const t = now();
     const conditions = (pod.status.conditions ?? []).map((c: Obj) =>
-      c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: t } : c,
+      c.type === 'Ready' || c.type === 'ContainersReady'
+        ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: t }
+        : c,
     );
-    if (disruption) conditions.push({ type: 'DisruptionTarget', status: 'True', reason: 'EvictionByEvictionAPI', message: 'Eviction API: evicting', lastTransitionTime: t });
+    if (disruption)
+      conditions.push({
+        type: 'DisruptionTarget',
+        status: 'True',
+        reason: 'EvictionByEvictionAPI',
+        message: 'Eviction API: evicting',
+        lastTransitionTime: t,
+      });
     pod.status = {
       ...pod.status,
       phase,
@@ -804,7 +957,14 @@ export class FakeKube {
         ready: false,
         restartCount: 0,
         started: false,
-        state: { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt: pod.status.startTime ?? t, finishedAt: t } },
+        state: {
+          terminated: {
+            exitCode,
+            reason: exitCode === 0 ? 'Completed' : 'Error',
+            startedAt: pod.status.startTime ?? t,
+            finishedAt: t,
+          },
+        },
       })),
     };
     pod.metadata.finalizers = [];
@@ -863,19 +1023,25 @@ export class FakeKube {
 
   private activeOf(jobName?: string): Obj[] {
     return [...this.podStore.values()].filter(
-      (p) => (p.status.phase === 'Pending' || p.status.phase === 'Running') && (!jobName || p.metadata.labels?.['job-name'] === jobName),
+      (p) =>
+        (p.status.phase === 'Pending' || p.status.phase === 'Running') &&
+        (!jobName || p.metadata.labels?.['job-name'] === jobName),
     );
   }
 
   /** Runs every Pending pod (of one Job, or all). */
   startAll(jobName?: string): void {
-    for (const p of this.activeOf(jobName)) if (p.status.phase === 'Pending') this.runPod(p.metadata.name, p.metadata.namespace);
+    for (const p of this.activeOf(jobName))
+      if (p.status.phase === 'Pending') this.runPod(p.metadata.name, p.metadata.namespace);
   }
 
   /** Succeeds every active pod (of one Job, or all) — one pass over the pods active now. */
   succeedAll(jobName?: string): void {
     for (const p of this.activeOf(jobName)) {
-      if (this.podStore.get(key(p.metadata.namespace, p.metadata.name)) === p && (p.status.phase === 'Pending' || p.status.phase === 'Running')) {
+      if (
+        this.podStore.get(key(p.metadata.namespace, p.metadata.name)) === p &&
+        (p.status.phase === 'Pending' || p.status.phase === 'Running')
+      ) {
         this.succeedPod(p.metadata.name, p.metadata.namespace);
       }
     }

@@ -36,23 +36,28 @@ export function parseLabelSelector(selector: string | null | undefined): Require
   if (!selector || selector.trim() === '') return [];
   return splitTop(selector).map((raw) => {
     const part = raw.trim();
-    let m: RegExpExecArray | null;
-    if ((m = RE_NOT_EXISTS.exec(part))) return { key: m[1]!, op: '!exists' };
-    if ((m = RE_SET.exec(part))) {
-      const values = m[3]!.split(',').map((v) => v.trim());
+    const notExists = RE_NOT_EXISTS.exec(part);
+    if (notExists) return { key: notExists[1]!, op: '!exists' };
+    const set = RE_SET.exec(part);
+    if (set) {
+      const values = set[3]!.split(',').map((v) => v.trim());
       if (values.some((v) => !RE_VALUE.test(v))) throw new SelectorError(`unable to parse requirement: ${part}`);
-      return { key: m[1]!, op: m[2] as 'in' | 'notin', values };
+      return { key: set[1]!, op: set[2] as 'in' | 'notin', values };
     }
-    if ((m = RE_EQ.exec(part))) return { key: m[1]!, op: m[2] === '!=' ? '!=' : '=', value: m[3]! };
-    if ((m = RE_EXISTS.exec(part))) return { key: m[1]!, op: 'exists' };
-    throw new SelectorError(`unable to parse requirement: found '${part}', expected: key, !key, key=value, key in (values)`);
+    const eq = RE_EQ.exec(part);
+    if (eq) return { key: eq[1]!, op: eq[2] === '!=' ? '!=' : '=', value: eq[3]! };
+    const exists = RE_EXISTS.exec(part);
+    if (exists) return { key: exists[1]!, op: 'exists' };
+    throw new SelectorError(
+      `unable to parse requirement: found '${part}', expected: key, !key, key=value, key in (values)`,
+    );
   });
 }
 
 export function matchesLabels(reqs: Requirement[], labels: Record<string, string> | undefined): boolean {
   const l = labels ?? {};
   return reqs.every((r) => {
-    const has = Object.prototype.hasOwnProperty.call(l, r.key);
+    const has = Object.hasOwn(l, r.key);
     switch (r.op) {
       case 'exists':
         return has;
@@ -66,6 +71,8 @@ export function matchesLabels(reqs: Requirement[], labels: Record<string, string
         return has && r.values.includes(l[r.key]!);
       case 'notin':
         return !has || !r.values.includes(l[r.key]!);
+      default:
+        return false;
     }
   });
 }
@@ -76,7 +83,10 @@ export interface FieldRequirement {
   value: string;
 }
 
-export function parseFieldSelector(selector: string | null | undefined, supported: readonly string[]): FieldRequirement[] {
+export function parseFieldSelector(
+  selector: string | null | undefined,
+  supported: readonly string[],
+): FieldRequirement[] {
   if (!selector || selector.trim() === '') return [];
   return selector.split(',').map((raw) => {
     const m = /^\s*([A-Za-z.]+)\s*(==|=|!=)\s*(.*?)\s*$/.exec(raw);

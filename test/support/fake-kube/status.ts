@@ -83,7 +83,14 @@ export function invalid(kind: string, group: string, name: string, causes: Statu
 }
 
 export function success(r: Resource, name: string, uid: string): StatusBody {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { ...details(r, name), uid }, code: 200 };
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Success',
+    details: { ...details(r, name), uid },
+    code: 200,
+  };
 }
 
 /** The Status a real server sends for an injected fault with this HTTP code. */
@@ -102,9 +109,17 @@ export function forCode(code: number, retryAfterSeconds?: number): StatusBody {
         ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
       });
     case 504:
-      return failure(504, 'Timeout', 'the server was unable to return a response in the time allotted, but may still be processing the request');
+      return failure(
+        504,
+        'Timeout',
+        'the server was unable to return a response in the time allotted, but may still be processing the request',
+      );
     case 410:
-      return failure(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      return failure(
+        410,
+        'Expired',
+        'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+      );
     case 403:
       return failure(403, 'Forbidden', 'forbidden: injected fault');
     case 401:

@@ -13,7 +13,7 @@ function invalidCause(field: string, value: unknown, detail: string): StatusCaus
   return { reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(value)}: ${detail}`, field };
 }
 function required(field: string, detail = ''): StatusCause {
-  return { reason: 'FieldValueRequired', message: `Required value${detail ? ': ' + detail : ''}`, field };
+  return { reason: 'FieldValueRequired', message: `Required value${detail ? `: ${detail}` : ''}`, field };
 }
 function forbidden(field: string, detail: string): StatusCause {
   return { reason: 'FieldValueForbidden', message: `Forbidden: ${detail}`, field };
@@ -58,7 +58,8 @@ function nonNegativeInt(spec: Obj, key: string, causes: StatusCause[], max?: num
   const v = spec[key];
   if (v === undefined || v === null) return;
   if (!Number.isInteger(v) || v < 0) causes.push(invalidCause(`spec.${key}`, v, 'must be greater than or equal to 0'));
-  else if (max !== undefined && v > max) causes.push(invalidCause(`spec.${key}`, v, `must be less than or equal to ${max}`));
+  else if (max !== undefined && v > max)
+    causes.push(invalidCause(`spec.${key}`, v, `must be less than or equal to ${max}`));
 }
 
 /** Validation causes for a Job create (after defaulting). Empty when valid. */
@@ -93,7 +94,10 @@ export function validateJob(job: Obj): StatusCause[] {
   nonNegativeInt(spec, 'backoffLimitPerIndex', causes);
   nonNegativeInt(spec, 'maxFailedIndexes', causes);
   nonNegativeInt(spec, 'ttlSecondsAfterFinished', causes);
-  if (spec.activeDeadlineSeconds !== undefined && !(Number.isInteger(spec.activeDeadlineSeconds) && spec.activeDeadlineSeconds > 0)) {
+  if (
+    spec.activeDeadlineSeconds !== undefined &&
+    !(Number.isInteger(spec.activeDeadlineSeconds) && spec.activeDeadlineSeconds > 0)
+  ) {
     causes.push(invalidCause('spec.activeDeadlineSeconds', spec.activeDeadlineSeconds, 'must be greater than 0'));
   }
   if (indexed && (spec.completions === undefined || spec.completions === null)) {
@@ -119,12 +123,20 @@ export function validateJob(job: Obj): StatusCause[] {
   }
   if (spec.podFailurePolicy && restartPolicy !== 'Never') {
     causes.push(
-      invalidCause('spec.template.spec.restartPolicy', restartPolicy, 'only "Never" is supported when podFailurePolicy is specified'),
+      invalidCause(
+        'spec.template.spec.restartPolicy',
+        restartPolicy,
+        'only "Never" is supported when podFailurePolicy is specified',
+      ),
     );
   }
   if (spec.backoffLimitPerIndex != null && restartPolicy !== 'Never') {
     causes.push(
-      invalidCause('spec.template.spec.restartPolicy', restartPolicy, 'only "Never" is supported when backoffLimitPerIndex is specified'),
+      invalidCause(
+        'spec.template.spec.restartPolicy',
+        restartPolicy,
+        'only "Never" is supported when backoffLimitPerIndex is specified',
+      ),
     );
   }
   const rules: Obj[] = spec.podFailurePolicy?.rules ?? [];
@@ -137,7 +149,9 @@ export function validateJob(job: Obj): StatusCause[] {
       causes.push(forbidden(`${field}.action`, 'requires the backoffLimitPerIndex to be set'));
     }
     if (Boolean(rule.onExitCodes) === Boolean(rule.onPodConditions)) {
-      causes.push(invalidCause(field, 'specifying both OnExitCodes and OnPodConditions is not supported', 'specify one'));
+      causes.push(
+        invalidCause(field, 'specifying both OnExitCodes and OnPodConditions is not supported', 'specify one'),
+      );
     }
   });
   const containers: Obj[] = podSpec.containers ?? [];

@@ -18,7 +18,13 @@ export const JobEventSchema = /* @__PURE__ */ z
     provider: z.enum(PROVIDERS),
     /** The provider's job id (Buildkite job UUID, GitHub workflow_job id, GitLab build id). */
     jobId: z.string().min(1),
-    queue: z.string().min(1),
+    /**
+     * The served queue whose agents could take the job. Absent only on a GitLab event: the Job
+     * Hook carries no job tags, so the scaler looks them up (see gitlabProjectId) and sets it.
+     */
+    queue: z.string().min(1).optional(),
+    /** GitLab: the project of the job, for `GET /projects/:id/jobs/:job_id` (its tag_list). */
+    gitlabProjectId: z.string().min(1).optional(),
     kind: z.enum(JOB_EVENT_KINDS),
     /** When the provider says it happened (ISO-8601). */
     occurredAt: z.string().min(1),
@@ -37,9 +43,20 @@ export const JobEventSchema = /* @__PURE__ */ z
       })
       .default({}),
   })
-  .strict();
+  .strict()
+  .refine((e) => e.queue !== undefined || (e.provider === 'gitlab' && e.gitlabProjectId !== undefined), {
+    message: 'queue is required (only a GitLab event may leave it to the tag lookup, with gitlabProjectId)',
+    path: ['queue'],
+  });
 
-export type JobEvent = z.infer<typeof JobEventSchema>;
+/** An event as it travels through SQS: a GitLab event's queue may still be unknown. */
+export type QueuedJobEvent = z.infer<typeof JobEventSchema>;
+/** An event routed to a served queue: what the ledger records. */
+export type JobEvent = Omit<QueuedJobEvent, 'queue'> & { queue: string };
+
+export function isRouted(event: QueuedJobEvent): event is JobEvent {
+  return event.queue !== undefined;
+}
 
 /**
  * Deterministic event id: provider, job and kind. A redelivery of the same event (same job, same

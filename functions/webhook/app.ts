@@ -8,7 +8,7 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { type JobEvent, PROVIDERS, type Provider } from '../core/job-event.js';
+import { PROVIDERS, type Provider, type QueuedJobEvent } from '../core/job-event.js';
 import { PROVIDER_MODULES } from '../core/providers/index.js';
 import { BadRequestError, type ProviderResult, type RawRequest } from '../core/providers/types.js';
 import type { WebhookConfig } from '../shared/config.js';
@@ -31,8 +31,9 @@ export interface WebhookSecrets {
 }
 
 export interface WebhookDeps {
-  readonly config: Pick<WebhookConfig, 'queues' | 'maxBodyBytes' | 'buildkiteReplayWindowSeconds'>;
-  readonly queue: { sendEvent(event: JobEvent): Promise<unknown> };
+  readonly config: Pick<WebhookConfig, 'queues' | 'maxBodyBytes' | 'buildkiteReplayWindowSeconds'> &
+    Partial<Pick<WebhookConfig, 'routing'>>;
+  readonly queue: { sendEvent(event: QueuedJobEvent): Promise<unknown> };
   readonly secrets: WebhookSecrets;
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
   readonly now?: () => number;
@@ -125,7 +126,11 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
 
       let result: ProviderResult;
       try {
-        result = PROVIDER_MODULES[provider].parse(request, { queues: deps.config.queues, receivedAt: new Date(now()) });
+        result = PROVIDER_MODULES[provider].parse(request, {
+          queues: deps.config.queues,
+          ...(deps.config.routing ? { routing: deps.config.routing } : {}),
+          receivedAt: new Date(now()),
+        });
       } catch (error) {
         if (!(error instanceof BadRequestError)) throw error;
         log?.warn('rejected', { ...context, status: 400, reason: error.message });

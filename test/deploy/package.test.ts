@@ -187,6 +187,10 @@ describe('function environment == functions/shared/config.ts', () => {
     const scaler = loadScalerConfig(deployedEnv(ciT, 'scaler'));
     expect(scaler.cluster).toEqual({ kind: 'eks', clusterName: 'ci-cluster' });
     expect(scaler.namespace).toBe('ci-agents');
+    expect(scaler.gitlabApi).toEqual({
+      url: 'https://gitlab.com/api/v4',
+      token: { kind: 'parameter', name: '/ci-agent-autoscaler/ci/gitlab-api-token' },
+    });
     // Defaults only (stage dev): every provider is off (404), never open.
     const devWebhook = loadWebhookConfig(deployedEnv(devT, 'webhook'));
     expect(Object.values(devWebhook.secrets).map((s) => s.kind)).toEqual(['disabled', 'disabled', 'disabled']);
@@ -383,14 +387,22 @@ describe('IAM: least privilege per function', () => {
       'dynamodb:Query',
       'dynamodb:UpdateItem',
       'eks:DescribeCluster',
+      'kms:Decrypt',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       'sqs:ChangeMessageVisibility',
       'sqs:DeleteMessage',
       'sqs:GetQueueAttributes',
       'sqs:ReceiveMessage',
+      'ssm:GetParameter',
     ]);
     const statements = iamStatements(ciT).filter((s) => s.role === 'ScalerRole');
+    // The GitLab job-tags lookup token: its one parameter, decrypted only through SSM.
+    const ssm = statements.filter((s) => s.actions.includes('ssm:GetParameter')).map((s) => JSON.stringify(s.resources));
+    expect(ssm).toEqual([expect.stringContaining(':parameter/ci-agent-autoscaler/ci/gitlab-api-token')]);
+    expect(JSON.stringify(statements.find((s) => s.actions.includes('kms:Decrypt'))?.Condition)).toContain(
+      'kms:ViaService',
+    );
     const on = (action: string) => JSON.stringify(statements.find((s) => s.actions.includes(action))!.resources);
     expect(on('sqs:ReceiveMessage')).toBe(JSON.stringify([{ 'Fn::GetAtt': ['EventsQueue', 'Arn'] }]));
     expect(on('dynamodb:Query')).toContain('LedgerTable');
@@ -398,7 +410,9 @@ describe('IAM: least privilege per function', () => {
     expect(on('eks:DescribeCluster')).toContain(':cluster/ci-cluster');
     // Log permissions only on the function's own log group.
     expect(on('logs:PutLogEvents')).toContain(':log-group:/aws/lambda/ci-agent-autoscaler-ci-scaler:*');
-    // No cluster configured: no EKS permission.
+    // No cluster configured: no EKS permission; no parameter configured: no SSM or KMS.
     expect(sortedActions(devT, 'ScalerRole')).not.toContain('eks:DescribeCluster');
+    expect(sortedActions(devT, 'ScalerRole')).not.toContain('ssm:GetParameter');
+    expect(sortedActions(devT, 'ScalerRole')).not.toContain('kms:Decrypt');
   });
 });

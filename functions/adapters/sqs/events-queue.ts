@@ -1,5 +1,5 @@
 /**
- * The events queue: the webhook sends normalised JobEvents, the scaler receives and deletes
+ * The events queue: the webhook sends normalised job events, the scaler receives and deletes
  * them. Requests go to the SQS client's endpoint (AWS_ENDPOINT_URL_SQS or the regional one),
  * never to the host inside the queue URL (see ./client.ts).
  */
@@ -9,7 +9,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { type JobEvent, JobEventSchema, jobKey } from '../../core/job-event.js';
+import { JobEventSchema, jobKey, type QueuedJobEvent } from '../../core/job-event.js';
 import { sqsClient } from './client.js';
 
 export interface ReceivedEvent {
@@ -17,8 +17,8 @@ export interface ReceivedEvent {
   readonly messageId: string;
   /** ApproximateReceiveCount: 1 on the first delivery. */
   readonly receiveCount: number;
-  /** The parsed event; absent when the body is not a valid JobEvent (see `error`). */
-  readonly event?: JobEvent;
+  /** The parsed event (a GitLab one may still need its queue); absent when invalid (see `error`). */
+  readonly event?: QueuedJobEvent;
   /** Why the body could not be parsed. Such a message is NOT deleted: it reaches the DLQ. */
   readonly error?: string;
 }
@@ -39,7 +39,7 @@ export interface ReceiveOptions {
 export interface EventsQueue {
   readonly url: string;
   readonly fifo: boolean;
-  sendEvent(event: JobEvent): Promise<{ messageId: string }>;
+  sendEvent(event: QueuedJobEvent): Promise<{ messageId: string }>;
   receiveEvents(options?: ReceiveOptions): Promise<ReceivedEvent[]>;
   deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
 }
@@ -49,7 +49,7 @@ export function isFifoQueueUrl(url: string): boolean {
 }
 
 /** The SendMessage input for an event (exported for tests and the benchmark). */
-export function sendMessageInput(queueUrl: string, event: JobEvent) {
+export function sendMessageInput(queueUrl: string, event: QueuedJobEvent) {
   return {
     QueueUrl: queueUrl,
     MessageBody: JSON.stringify(event),
@@ -58,7 +58,7 @@ export function sendMessageInput(queueUrl: string, event: JobEvent) {
   };
 }
 
-export function parseEventBody(body: string | undefined): { event: JobEvent } | { error: string } {
+export function parseEventBody(body: string | undefined): { event: QueuedJobEvent } | { error: string } {
   if (body === undefined) return { error: 'message has no body' };
   let json: unknown;
   try {
@@ -77,7 +77,7 @@ type Client = () => SQSClient;
 /** Records one event: one message, body = the JSON event, attribute eventId (FIFO: dedup + group ids). */
 export async function sendEvent(
   queueUrl: string,
-  event: JobEvent,
+  event: QueuedJobEvent,
   client: Client = sqsClient,
 ): Promise<{ messageId: string }> {
   const out = await client().send(new SendMessageCommand(sendMessageInput(queueUrl, event)));

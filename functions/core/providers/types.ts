@@ -4,7 +4,8 @@
  * queue matching, constant-time comparison). Pure: crypto only, no I/O.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { eventId, type JobEvent, type JobEventKind, type Provider } from '../job-event.js';
+import { eventId, type JobEventKind, type Provider, type QueuedJobEvent } from '../job-event.js';
+import { defaultRouting, type Routing } from '../routing.js';
 
 /** A request as the provider signed it: raw bytes and lower-cased header names. */
 export interface RawRequest {
@@ -21,11 +22,17 @@ export interface VerifyOptions {
 export interface ParseContext {
   /** Queue names this deployment serves (QUEUES). */
   readonly queues: readonly string[];
+  /** What each queue's agents carry; absent: every queue at its defaults, for any provider. */
+  readonly routing?: Routing;
   readonly receivedAt: Date;
 }
 
+export function routingOf(context: ParseContext): Routing {
+  return context.routing ?? defaultRouting(context.queues);
+}
+
 export type ProviderResult =
-  | { readonly kind: 'event'; readonly event: JobEvent }
+  | { readonly kind: 'event'; readonly event: QueuedJobEvent }
   | { readonly kind: 'ignored'; readonly reason: string }
   | { readonly kind: 'pong' };
 
@@ -157,14 +164,16 @@ export interface JobTimes {
 export function jobEventResult(fields: {
   readonly provider: Provider;
   readonly jobId: string;
-  readonly queue: string;
+  /** Undefined only for a GitLab job whose tags the scaler looks up (gitlabProjectId). */
+  readonly queue: string | undefined;
+  readonly gitlabProjectId?: string;
   readonly kind: JobEventKind;
   readonly times: JobTimes;
   readonly context: ParseContext;
   readonly deliveryId?: string;
   readonly trace: Record<string, string | undefined>;
 }): ProviderResult {
-  const { provider, jobId, queue, kind, times, context, deliveryId } = fields;
+  const { provider, jobId, queue, kind, times, context, deliveryId, gitlabProjectId } = fields;
   const at = kind === 'scheduled' ? times.scheduledAt : kind === 'started' ? times.startedAt : times.finishedAt;
   return {
     kind: 'event',
@@ -172,7 +181,8 @@ export function jobEventResult(fields: {
       id: eventId(provider, jobId, kind),
       provider,
       jobId,
-      queue,
+      ...(queue === undefined ? {} : { queue }),
+      ...(gitlabProjectId === undefined ? {} : { gitlabProjectId }),
       kind,
       occurredAt: at ?? context.receivedAt.toISOString(),
       receivedAt: context.receivedAt.toISOString(),

@@ -9,7 +9,10 @@
  * (the dead-letter queue after maxReceiveCount); the webhook could only answer GitLab with an
  * error, and GitLab does not retry a failed delivery (it disables a hook that keeps failing).
  * The drain also batches: one lookup per CI job however many of its events arrive together,
- * and a 429/5xx pauses lookups (Retry-After, else 10 s) instead of hammering the API.
+ * and a 429/5xx pauses lookups (Retry-After, at least 5 s doubling per consecutive failure up
+ * to 15 min) instead of hammering the API; the messages it could not route are hidden until the
+ * pause ends (ChangeMessageVisibility), so each delivery counted towards maxReceiveCount is a
+ * real attempt.
  * Never routed to a guess: an event whose tags are unknown is not counted anywhere.
  */
 
@@ -21,7 +24,10 @@ import { type Routing, routeGitlab } from '../core/routing.js';
 import type { RouteStore, StoredRoute } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
 
-export type RouteOutcome = { readonly event: JobEvent } | { readonly ignored: string } | { readonly failed: string };
+export type RouteOutcome =
+  | { readonly event: JobEvent }
+  | { readonly ignored: string }
+  | { readonly failed: string; readonly retryAfterMs?: number };
 
 export interface EventRouter {
   /** One outcome per input event, in input order. */
@@ -36,6 +42,11 @@ export interface GitlabRouterOptions {
   readonly now: () => number;
   /** Lookups in flight at once (default 8). */
   readonly concurrency?: number;
+  /**
+   * First pause after the API failed without a Retry-After (default 5 s); it doubles with each
+   * consecutive failure, up to 15 minutes, and a success resets it.
+   */
+  readonly pauseBaseMs?: number;
 }
 
 export interface GitlabRouter extends EventRouter {
@@ -43,13 +54,16 @@ export interface GitlabRouter extends EventRouter {
   readonly lookups: number;
 }
 
-const DEFAULT_PAUSE_MS = 10_000;
+const DEFAULT_PAUSE_MS = 5_000;
+const MAX_PAUSE_MS = 15 * 60_000;
 
 export function createGitlabRouter(options: GitlabRouterOptions): GitlabRouter {
   let pausedUntil = 0;
+  let failures = 0;
   let lookups = 0;
+  const base = options.pauseBaseMs ?? DEFAULT_PAUSE_MS;
 
-  async function routeOf(event: QueuedJobEvent): Promise<StoredRoute | { failed: string }> {
+  async function routeOf(event: QueuedJobEvent): Promise<StoredRoute | { failed: string; retryAfterMs?: number }> {
     let stored: StoredRoute | undefined;
     try {
       stored = await options.store.get(event);
@@ -63,15 +77,22 @@ export function createGitlabRouter(options: GitlabRouterOptions): GitlabRouter {
     const projectId = event.gitlabProjectId;
     if (projectId === undefined) return { failed: 'gitlab event without gitlabProjectId' };
     if (options.now() < pausedUntil) {
-      return { failed: `GitLab API paused after a failure until ${new Date(pausedUntil).toISOString()}` };
+      return {
+        failed: `GitLab API paused after a failure until ${new Date(pausedUntil).toISOString()}`,
+        retryAfterMs: pausedUntil - options.now(),
+      };
     }
     let tags: string[];
     try {
       lookups++;
       tags = await options.api.jobTags(projectId, event.jobId);
+      failures = 0;
     } catch (e) {
       if (e instanceof GitlabApiError && e.unavailable) {
-        pausedUntil = Math.max(pausedUntil, options.now() + (e.retryAfterMs ?? DEFAULT_PAUSE_MS));
+        failures++;
+        const backoff = Math.min(MAX_PAUSE_MS, base * 2 ** Math.min(failures - 1, 20));
+        pausedUntil = Math.max(pausedUntil, options.now() + Math.max(e.retryAfterMs ?? 0, backoff));
+        return { failed: `job tags lookup failed: ${describeError(e)}`, retryAfterMs: pausedUntil - options.now() };
       }
       return { failed: `job tags lookup failed: ${describeError(e)}` };
     }

@@ -9,6 +9,7 @@ export function eventSource(queue: EventsQueue): EventSource {
   return {
     receive: (options) => queue.receiveEvents(options),
     delete: async (handles) => (await queue.deleteMessages(handles)).failed.map((f) => f.receiptHandle),
+    defer: (handle, seconds) => queue.changeVisibility(handle, seconds),
   };
 }
 

@@ -35,6 +35,8 @@ export interface EventSource {
   receive(options: { max: number; waitSeconds: number }): Promise<ReceivedEvent[]>;
   /** Deletes the messages; returns the receipt handles that could not be deleted. */
   delete(receiptHandles: readonly string[]): Promise<string[]>;
+  /** Delivers the message again only after `seconds` (best effort). */
+  defer?(receiptHandle: string, seconds: number): Promise<void>;
 }
 
 /** What the scaler asks of the cluster: the Kubernetes adapter's interface. */
@@ -179,6 +181,10 @@ export async function drain(
         });
       } else {
         report.failed++;
+        // While the lookup API is paused, the message comes back only when it may be asked
+        // again: each delivery (counted towards maxReceiveCount) is then a real attempt.
+        if (r.retryAfterMs !== undefined && ports.events.defer)
+          ports.events.defer(m.receiptHandle, Math.max(1, r.retryAfterMs / 1000)).catch(() => undefined);
         // Not routed to a guess: it stays in the queue and is retried on a later receive.
         if (m.receiveCount <= 1)
           log.error('event not routed; it stays in the queue', {

@@ -4,6 +4,7 @@
  * never to the host inside the queue URL (see ./client.ts).
  */
 import {
+  ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
@@ -42,6 +43,8 @@ export interface EventsQueue {
   sendEvent(event: QueuedJobEvent): Promise<{ messageId: string }>;
   receiveEvents(options?: ReceiveOptions): Promise<ReceivedEvent[]>;
   deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
+  /** Hides a received message for `seconds` (0..43200) before it is delivered again. */
+  changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
 }
 
 export function isFifoQueueUrl(url: string): boolean {
@@ -147,7 +150,23 @@ export async function deleteMessages(
   return { deleted, failed };
 }
 
-/** The three operations bound to one queue URL (the scaler's view; the webhook uses sendEvent alone). */
+/** Sets when a received message becomes visible again (ChangeMessageVisibility). */
+export async function changeVisibility(
+  queueUrl: string,
+  receiptHandle: string,
+  seconds: number,
+  client: Client = sqsClient,
+): Promise<void> {
+  await client().send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: queueUrl,
+      ReceiptHandle: receiptHandle,
+      VisibilityTimeout: Math.max(0, Math.min(43_200, Math.ceil(seconds))),
+    }),
+  );
+}
+
+/** The operations bound to one queue URL (the scaler's view; the webhook uses sendEvent alone). */
 export function createEventsQueue(url: string, client: Client = sqsClient): EventsQueue {
   return {
     url,
@@ -155,5 +174,6 @@ export function createEventsQueue(url: string, client: Client = sqsClient): Even
     sendEvent: (event) => sendEvent(url, event, client),
     receiveEvents: (options) => receiveEvents(url, options, client),
     deleteMessages: (handles) => deleteMessages(url, handles, client),
+    changeVisibility: (handle, seconds) => changeVisibility(url, handle, seconds, client),
   };
 }

@@ -21,12 +21,14 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+import { FakeGitlab } from '../../test/support/fake-gitlab.js';
 import { FakeKube } from '../../test/support/fake-kube/index.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { sendEvent } from '../adapters/sqs/events-queue.js';
 import { liveAgents, queueOf } from '../core/agent-job.js';
 import type { Decision } from '../core/decision.js';
-import type { JobEvent } from '../core/job-event.js';
+import type { QueuedJobEvent } from '../core/job-event.js';
+import { routeGitlab } from '../core/routing.js';
 import { run, type ScalerLog, type ScalerPorts } from '../scaler/scaler.js';
 import { createPorts, scalerSettings } from '../scaler/wiring.js';
 import { resetAwsClients } from '../shared/aws.js';
@@ -117,12 +119,17 @@ export interface LocalStack {
   readonly endpoints: { readonly dynamodb: string; readonly sqs: string };
   /** Embedded cluster only: the fake API server (inspect Jobs and pods). */
   readonly fakeCluster?: FakeKube;
+  /** Embedded cluster only: the fake GitLab API the scaler looks GitLab job tags up in. */
+  readonly fakeGitlab?: FakeGitlab;
   readonly kubeconfigPath: string;
   /** Process ids of child processes (DynamoDB Local's JVM). */
   readonly childPids: number[];
   status(): LocalStackStatus;
   stop(): Promise<void>;
 }
+
+/** The embedded cluster's agent template: simulated agents that take any provider's jobs. */
+export const SIMULATED_AGENT_TEMPLATE = path.join(PROJECT_ROOT, 'functions', 'local', 'simulated-agent.yaml');
 
 /** Local defaults, under whatever the environment sets (over the loaders' own defaults). */
 export const LOCAL_DEFAULTS: Readonly<Env> = {
@@ -138,6 +145,7 @@ export const LOCAL_DEFAULTS: Readonly<Env> = {
 
 /** Variables that reach AWS services the local stack does not emulate: ignored locally. */
 const NOT_LOCAL = [
+  'GITLAB_API_TOKEN_PARAMETER',
   'BUILDKITE_WEBHOOK_SECRET_PARAMETER',
   'GITHUB_WEBHOOK_SECRET_PARAMETER',
   'GITLAB_WEBHOOK_TOKEN_PARAMETER',
@@ -225,6 +233,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const agentStartMs = options.agentStartMs ?? 1500;
     const agentRunMs = options.agentRunMs ?? 6000;
     let fake: FakeKube | undefined;
+    let fakeGitlab: FakeGitlab | undefined;
+    const simulated: Env = {};
     let kubeconfigPath = options.kubeconfig;
     if (!kubeconfigPath) {
       const namespace = localEnv(given, {}, () => {}).KUBE_NAMESPACE ?? defaultOf('KUBE_NAMESPACE');
@@ -234,10 +244,38 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       cleanups.push(() => f.stop());
       fake = f;
       kubeconfigPath = f.kubeconfigPath;
+      // Simulated agents take any provider's job (functions/local/simulated-agent.yaml), and
+      // the made-up GitLab jobs are looked up in a fake GitLab API, tagged for the first queue
+      // whose agents are GitLab runners (the Job Hook carries no job tags).
+      const probe = loadScalerConfig(
+        localEnv(
+          given,
+          {
+            EVENTS_QUEUE_URL: sqs.eventsQueueUrl,
+            LEDGER_TABLE: ledgerTable,
+            KUBECONFIG: kubeconfigPath,
+            ...(given.JOB_TEMPLATE ? {} : { JOB_TEMPLATE: SIMULATED_AGENT_TEMPLATE }),
+          },
+          () => {},
+        ),
+      );
+      const gitlabQueue = probe.routing.queues.find((q) => q.provider === undefined || q.provider === 'gitlab');
+      const g = new FakeGitlab(
+        'local-gitlab-read-api-token',
+        gitlabQueue ? [gitlabQueue.runnerTags[0] ?? gitlabQueue.queue] : undefined,
+      );
+      await g.start();
+      cleanups.push(() => g.stop());
+      fakeGitlab = g;
+      Object.assign(simulated, {
+        ...(given.JOB_TEMPLATE ? {} : { JOB_TEMPLATE: SIMULATED_AGENT_TEMPLATE }),
+        GITLAB_API_URL: g.url,
+        GITLAB_API_TOKEN: g.token,
+      });
     }
     const env = localEnv(
       given,
-      { EVENTS_QUEUE_URL: sqs.eventsQueueUrl, LEDGER_TABLE: ledgerTable, KUBECONFIG: kubeconfigPath },
+      { ...simulated, EVENTS_QUEUE_URL: sqs.eventsQueueUrl, LEDGER_TABLE: ledgerTable, KUBECONFIG: kubeconfigPath },
       (m) => onLog('warn', m),
     );
     const webhookConfig = loadWebhookConfig(env);
@@ -278,8 +316,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const webhook = createWebhookHandler({
       config: webhookConfig,
       queue: {
-        sendEvent: async (event: JobEvent) => {
-          ci?.observe(event);
+        sendEvent: async (event: QueuedJobEvent) => {
+          ci?.observe(event, (e) => {
+            if (e.queue !== undefined) return e.queue;
+            const tags = e.gitlabProjectId === undefined ? undefined : fakeGitlab?.tagsOf(e.gitlabProjectId, e.jobId);
+            const routed = tags === undefined ? undefined : routeGitlab(tags, webhookConfig.routing);
+            return routed && 'queue' in routed ? routed.queue : undefined;
+          });
           return sendEvent(webhookConfig.eventsQueueUrl, event);
         },
       },
@@ -414,6 +457,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ledgerTable,
       endpoints: { dynamodb: dynamo.endpoint, sqs: sqs.endpoint },
       ...(fake ? { fakeCluster: fake } : {}),
+      ...(fakeGitlab ? { fakeGitlab } : {}),
       kubeconfigPath,
       childPids: dynamo.pid === undefined ? [] : [dynamo.pid],
       status,

@@ -3,6 +3,11 @@
  * `GET /api/v4/projects/:id/jobs/:job_id` with a `PRIVATE-TOKEN` header, answering a job
  * document with `tag_list` as GitLab's Jobs API does. Faults are injected per request: the next
  * N answers can be 429 (with Retry-After) or 500. Every request is recorded.
+ *
+ * Jobs come from addJob(), from `PUT /api/v4/projects/:id/jobs/:job_id` with `{"tag_list": [...]}`
+ * (a stand-in for the pipeline that creates the job in GitLab; not a GitLab endpoint), or, for
+ * any other job id, `defaultTags` when set (the local stack: every simulated GitLab job is
+ * tagged for the first queue whose runners are GitLab runners).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,7 +30,10 @@ export class FakeGitlab {
   private server: Server | undefined;
   url = '';
 
-  constructor(readonly token = 'glpat-fake-read-api') {}
+  constructor(
+    readonly token = 'glpat-fake-read-api',
+    private readonly defaultTags?: readonly string[],
+  ) {}
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => {
@@ -36,6 +44,21 @@ export class FakeGitlab {
         res.end(JSON.stringify(body));
       };
       const match = /^\/api\/v4\/projects\/([^/]+)\/jobs\/(\d+)$/.exec(path);
+      if (req.method === 'PUT' && match) {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          try {
+            const { tag_list } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { tag_list?: unknown };
+            if (!Array.isArray(tag_list) || tag_list.some((t) => typeof t !== 'string')) throw new Error('tag_list');
+            this.addJob({ projectId: decodeURIComponent(match[1] ?? ''), jobId: match[2] ?? '', tags: tag_list });
+            answer(200, { id: Number(match[2]), tag_list });
+          } catch {
+            answer(400, { message: 'tag_list must be an array of strings' });
+          }
+        });
+        return;
+      }
       if (req.method !== 'GET' || !match) return answer(404, { error: '404 Not Found' });
       if (req.headers['private-token'] !== this.token) return answer(401, { message: '401 Unauthorized' });
       const fault = this.faults.shift();
@@ -46,7 +69,10 @@ export class FakeGitlab {
           fault.retryAfter ? { 'retry-after': fault.retryAfter } : {},
         );
       }
-      const job = this.jobs.get(`${decodeURIComponent(match[1] ?? '')}/${match[2]}`);
+      const projectId = decodeURIComponent(match[1] ?? '');
+      const job =
+        this.jobs.get(`${projectId}/${match[2]}`) ??
+        (this.defaultTags ? { projectId, jobId: match[2] ?? '', tags: this.defaultTags } : undefined);
       if (!job) return answer(404, { message: '404 Job Not Found' });
       // The fields of GitLab's "Get a single job" answer the scaler does not read are omitted.
       return answer(200, {
@@ -61,6 +87,11 @@ export class FakeGitlab {
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/api/v4`;
     return this;
+  }
+
+  /** The tags GitLab would answer for a job (registered, else the default), if it knows it. */
+  tagsOf(projectId: string, jobId: string): readonly string[] | undefined {
+    return this.jobs.get(`${projectId}/${jobId}`)?.tags ?? this.defaultTags;
   }
 
   addJob(job: FakeGitlabJob): void {

@@ -164,7 +164,7 @@ export function delivery(
                     name: 'Run tests',
                     status: transition === 'finished' ? 'completed' : 'in_progress',
                     number: 1,
-                    started_at: iso(startedAt!),
+                    started_at: iso(startedAt ?? now),
                   },
                 ],
           html_url: `https://github.com/acme/widgets/actions/runs/1/job/${job.jobId}`,

@@ -202,8 +202,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     const [dynamo, sqs] = await Promise.all([
-      startDynamoDbLocal().then((d) => (cleanups.push(() => d.stop()), d)) as Promise<DynamoDbLocal>,
-      startSqsLocal().then((s) => (cleanups.push(() => s.stop()), s)) as Promise<SqsLocal>,
+      startDynamoDbLocal().then((d): DynamoDbLocal => {
+        cleanups.push(() => d.stop());
+        return d;
+      }),
+      startSqsLocal().then((s): SqsLocal => {
+        cleanups.push(() => s.stop());
+        return s;
+      }),
     ]);
     const ledgerTable = 'ci-agent-autoscaler-local-ledger';
     await createLedgerTable(dynamo.endpoint, ledgerTable);
@@ -283,7 +289,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const queues = new Map<string, QueueStatus>(
       scalerConfig.queues.map((q) => {
-        const s = scalerConfig.queueSettings[q]!;
+        const s = scalerConfig.queueSettings[q] ?? scalerConfig.defaults;
         return [
           q,
           {
@@ -304,11 +310,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // --- webhook ---------------------------------------------------------------------------
     let webhookUrl = '';
     const secrets = localSigningSecrets(env);
-    const ci = fake
+    const embedded = fake;
+    const ci = embedded
       ? new SimulatedCi({
           webhookUrl: () => webhookUrl,
           secrets,
-          runningPods: (): V1Pod[] => fake!.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
+          runningPods: (): V1Pod[] => embedded.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
           onError: (m) => onLog('warn', m),
         })
       : undefined;
@@ -414,8 +421,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     // --- what is in flight, observed via the cluster -------------------------------------------
-    const listJobs: () => Promise<V1Job[]> = fake
-      ? async () => fake!.jobs(scalerConfig.namespace)
+    const listJobs: () => Promise<V1Job[]> = embedded
+      ? async () => embedded.jobs(scalerConfig.namespace)
       : () => wired.cluster.listAgentJobs();
     let sampling = false;
     const sample = async (): Promise<void> => {

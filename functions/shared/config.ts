@@ -290,7 +290,9 @@ export type VariableName = (typeof VARIABLES)[number]['name'];
 type Env = Readonly<Record<string, string | undefined>>;
 
 function spec(name: VariableName): VariableSpec {
-  return VARIABLES.find((v) => v.name === name)!;
+  const found = VARIABLES.find((v) => v.name === name);
+  if (!found) throw new Error(`unknown variable ${name}`);
+  return found;
 }
 
 /** The embedded default of a variable (undefined for required or optional-without-default). */
@@ -452,7 +454,7 @@ function common(env: Env, limits: boolean): Base {
     eventsQueueUrl: url(env, 'EVENTS_QUEUE_URL'),
     queues,
     logLevel: logLevel(env),
-    routing: { queues: queues.map((q) => settings[q]!.agents), buildkiteDefaultQueue },
+    routing: { queues: queues.map((q) => settings[q]?.agents ?? agentsOf(q, {}, template)), buildkiteDefaultQueue },
     queueSettings: settings,
     defaults,
   };
@@ -647,9 +649,10 @@ function cluster(env: Env): ClusterAccess {
   if (endpoint !== undefined && !endpoint.startsWith('https://'))
     fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
   const caData = optional(env, 'EKS_CLUSTER_CA');
+  if (!eks) return fail('EKS_CLUSTER_NAME', env.EKS_CLUSTER_NAME);
   return {
     kind: 'eks',
-    clusterName: eks!,
+    clusterName: eks,
     ...(endpoint ? { endpoint } : {}),
     ...(caData ? { caData } : {}),
   };

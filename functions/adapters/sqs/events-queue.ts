@@ -71,8 +71,10 @@ export function parseEventBody(body: string | undefined): { event: QueuedJobEven
   }
   const result = JobEventSchema.safeParse(json);
   if (result.success) return { event: result.data };
-  const issue = result.error.issues[0]!;
-  return { error: `message body is not a JobEvent: ${issue.path.join('.') || '(root)'}: ${issue.message}` };
+  const issue = result.error.issues[0];
+  return {
+    error: `message body is not a JobEvent: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+  };
 }
 
 type Client = () => SQSClient;
@@ -137,9 +139,14 @@ export async function deleteMessages(
           Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
         }),
       );
-      for (const ok of out.Successful ?? []) deleted.push(chunk[Number(ok.Id)]!);
+      for (const ok of out.Successful ?? []) {
+        const handle = chunk[Number(ok.Id)];
+        if (handle !== undefined) deleted.push(handle);
+      }
       for (const bad of out.Failed ?? []) {
-        failed.push({ receiptHandle: chunk[Number(bad.Id)]!, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
+        const handle = chunk[Number(bad.Id)];
+        if (handle !== undefined)
+          failed.push({ receiptHandle: handle, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
       }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

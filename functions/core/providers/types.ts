@@ -107,7 +107,7 @@ export function timestampField(value: unknown, path: string): string | undefined
   let text = value.trim();
   const spaced = SPACED.exec(text);
   if (spaced) {
-    const zone = spaced[3] === 'UTC' || spaced[3] === 'Z' ? 'Z' : spaced[3]!;
+    const zone = spaced[3] === 'UTC' || spaced[3] === 'Z' || spaced[3] === undefined ? 'Z' : spaced[3];
     text = `${spaced[1]}T${spaced[2]}${zone}`;
   } else if (!ISO.test(text)) {
     throw new BadRequestError(

@@ -27,12 +27,15 @@ const NOT_ON_LAMBDA: Record<string, string> = {
 const RUNTIME_VARIABLES = ['NODE_OPTIONS'];
 
 let ci: Packaged; // stage ci: an EKS cluster and all three webhook secrets configured
-let dev: Packaged; // stage dev: serverless.yml defaults only
+let dev: Packaged; // stage dev: serverless.yml defaults and a kubeconfig in SSM (the one required choice)
 let ciT: Template;
 let devT: Template;
 
 beforeAll(async () => {
-  [ci, dev] = await Promise.all([packageService('ci'), packageService('dev')]);
+  [ci, dev] = await Promise.all([
+    packageService('ci'),
+    packageService('dev', { params: ['kubeconfigParameter=/ci-agent-autoscaler/dev/kubeconfig'] }),
+  ]);
   ciT = effectiveTemplate(ci.template);
   devT = effectiveTemplate(dev.template);
   console.log(`serverless package: ci ${ci.seconds.toFixed(1)} s, dev ${dev.seconds.toFixed(1)} s (in parallel)`);
@@ -398,7 +401,9 @@ describe('IAM: least privilege per function', () => {
     ]);
     const statements = iamStatements(ciT).filter((s) => s.role === 'ScalerRole');
     // The GitLab job-tags lookup token: its one parameter, decrypted only through SSM.
-    const ssm = statements.filter((s) => s.actions.includes('ssm:GetParameter')).map((s) => JSON.stringify(s.resources));
+    const ssm = statements
+      .filter((s) => s.actions.includes('ssm:GetParameter'))
+      .map((s) => JSON.stringify(s.resources));
     expect(ssm).toEqual([expect.stringContaining(':parameter/ci-agent-autoscaler/ci/gitlab-api-token')]);
     expect(JSON.stringify(statements.find((s) => s.actions.includes('kms:Decrypt'))?.Condition)).toContain(
       'kms:ViaService',
@@ -410,9 +415,11 @@ describe('IAM: least privilege per function', () => {
     expect(on('eks:DescribeCluster')).toContain(':cluster/ci-cluster');
     // Log permissions only on the function's own log group.
     expect(on('logs:PutLogEvents')).toContain(':log-group:/aws/lambda/ci-agent-autoscaler-ci-scaler:*');
-    // No cluster configured: no EKS permission; no parameter configured: no SSM or KMS.
+    // A cluster reached with a kubeconfig: no EKS permission.
     expect(sortedActions(devT, 'ScalerRole')).not.toContain('eks:DescribeCluster');
-    expect(sortedActions(devT, 'ScalerRole')).not.toContain('ssm:GetParameter');
-    expect(sortedActions(devT, 'ScalerRole')).not.toContain('kms:Decrypt');
+    // No GitLab API token configured: no permission on it.
+    expect(JSON.stringify(iamStatements(devT).filter((s) => s.role === 'ScalerRole'))).not.toContain(
+      'gitlab-api-token',
+    );
   });
 });

@@ -4,7 +4,8 @@
  *
  * Queue: the Job Hook carries no list of the job's own tags (lib/gitlab/data_builder/build.rb
  * sends only `runner.tags`, the tags of the runner that took the job, and `runner` is null while
- * the job is pending; no GitLab version sends a top-level `tags`). So the event leaves here
+ * the job is pending; neither the older nor the current build.rb sends the job's own tags, and
+ * gitlab MR 140760, which proposed it, is not in them). So the event leaves here
  * without a queue, with its project id, and the scaler looks the job's `tag_list` up once per
  * CI job (functions/scaler/gitlab-routes.ts) before it is counted anywhere.
  */

@@ -107,6 +107,7 @@ async function check(
   sentCount: () => number,
   lastSentBody: () => string | undefined,
   tally: Tally,
+  violations: readonly string[] = [],
 ): Promise<void> {
   const before = sentCount();
   const res = await handler(input.event);
@@ -122,6 +123,7 @@ async function check(
   if (sent > 0) {
     require(input.mayEnqueue, 'enqueued without valid credentials over the exact bytes', where);
     require(JSON.parse(lastSentBody() ?? '{}').id === answer.eventId, 'the answer names another event', where);
+    require(violations.length === 0, `invalid message sent (${violations[0]?.slice(0, 300)})`, where);
     tally.accepted += 1;
   }
   require(!Object.hasOwn(Object.prototype, 'polluted'), 'Object.prototype polluted', where);
@@ -153,6 +155,7 @@ describe('webhook fuzzing, in process (fake SQS client checking every message)',
             () => sqs.sent.length,
             () => sqs.sent.at(-1)?.MessageBody,
             tally,
+            sqs.violations,
           ),
         ),
         params(Math.ceil(RUNS / 2)),

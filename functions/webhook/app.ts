@@ -111,7 +111,7 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
   async function handle(event: WebhookEvent, context: Record<string, unknown>): Promise<WebhookResult> {
     const method = (event.requestContext?.http?.method ?? '').toUpperCase();
     const path = event.rawPath ?? '';
-    Object.assign(context, { method, path: boundedText(path, 200) });
+    Object.assign(context, { method: boundedText(method, 20), path: boundedText(path, 200) });
     const name = ROUTE.exec(path)?.[1] ?? '';
     const provider = PROVIDERS.find((p) => p === name);
     if (provider === undefined || !deps.secrets.enabled(provider)) throw new NotFoundError();

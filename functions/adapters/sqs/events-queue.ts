@@ -10,7 +10,15 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { JobEventSchema, jobKey, type QueuedJobEvent } from '../../core/job-event.js';
+import {
+  eventMessageBody,
+  InvalidJobEventError,
+  invalidJobEvent,
+  JobEventSchema,
+  jobKey,
+  type QueuedJobEvent,
+  withBoundedOptionalFields,
+} from '../../core/job-event.js';
 import { sqsClient } from './client.js';
 
 export interface ReceivedEvent {
@@ -51,11 +59,17 @@ export function isFifoQueueUrl(url: string): boolean {
   return url.endsWith('.fifo');
 }
 
-/** The SendMessage input for an event (exported for tests and the benchmark). */
+/**
+ * The SendMessage input for an event (exported for tests and the benchmark). Refuses, with an
+ * InvalidJobEventError, an event the scaler could not apply (invalidJobEvent): no sender can
+ * record one. The body is ASCII JSON (eventMessageBody), within EVENT_BOUNDS.messageBytes.
+ */
 export function sendMessageInput(queueUrl: string, event: QueuedJobEvent) {
+  const invalid = invalidJobEvent(event);
+  if (invalid !== undefined) throw new InvalidJobEventError(invalid);
   return {
     QueueUrl: queueUrl,
-    MessageBody: JSON.stringify(event),
+    MessageBody: eventMessageBody(event),
     MessageAttributes: { eventId: { DataType: 'String', StringValue: event.id } },
     ...(isFifoQueueUrl(queueUrl) ? { MessageDeduplicationId: event.id, MessageGroupId: jobKey(event) } : {}),
   };
@@ -69,12 +83,11 @@ export function parseEventBody(body: string | undefined): { event: QueuedJobEven
   } catch {
     return { error: 'message body is not JSON' };
   }
-  const result = JobEventSchema.safeParse(json);
+  // Optional fields of older messages are cut to today's bounds rather than refused.
+  const result = JobEventSchema.safeParse(withBoundedOptionalFields(json));
   if (result.success) return { event: result.data };
   const issue = result.error.issues[0];
-  return {
-    error: `message body is not a JobEvent: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
-  };
+  return { error: `message body is not a JobEvent: ${issue?.path.join('.') || '(root)'}: ${issue?.message}` };
 }
 
 type Client = () => SQSClient;
@@ -139,14 +152,14 @@ export async function deleteMessages(
           Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
         }),
       );
+      // Entry ids are the indexes into this chunk given above.
       for (const ok of out.Successful ?? []) {
-        const handle = chunk[Number(ok.Id)];
-        if (handle !== undefined) deleted.push(handle);
+        const receiptHandle = chunk[Number(ok.Id)];
+        if (receiptHandle !== undefined) deleted.push(receiptHandle);
       }
       for (const bad of out.Failed ?? []) {
-        const handle = chunk[Number(bad.Id)];
-        if (handle !== undefined)
-          failed.push({ receiptHandle: handle, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
+        const receiptHandle = chunk[Number(bad.Id)] ?? '';
+        failed.push({ receiptHandle, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
       }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

@@ -83,7 +83,8 @@ export async function runDemo(options: {
       'the demo needs the embedded simulated cluster: its CI jobs are made up, so real agents would never take them. Run `npm run demo -- --standalone`.',
     );
   }
-  const queue = before.queues[0]!;
+  const [queue] = before.queues;
+  if (!queue) throw new Error(`the local stack at ${options.url} serves no queue`);
   const requestedBefore = queue.agentsRequested;
   const jobsBefore = queue.jobsCreated;
   print(
@@ -143,7 +144,7 @@ export async function runDemo(options: {
     records = status.ciJobs.filter((r) => ours.has(jobKey(r)));
     const started = records.filter((r) => r.agentRunningAt !== undefined).length;
     const finished = records.filter((r) => r.finishedAt !== undefined).length;
-    const q = status.queues.find((x) => x.queue === queue.queue)!;
+    const q = status.queues.find((x) => x.queue === queue.queue) ?? queue;
     const line = `  ${seconds(Date.now() - t0).padStart(6)}: ${started}/${accepted.length} have an agent, ${finished} finished, ${q.inFlight} agents in flight (max ${q.maxAgents})`;
     if (line.replace(/^\s+\S+ s: /, '') !== lastLine) print(line);
     lastLine = line.replace(/^\s+\S+ s: /, '');
@@ -151,13 +152,12 @@ export async function runDemo(options: {
     await sleep(250);
   }
 
-  const postedAt = new Map(accepted.map((s) => [jobKey(s.job), s.postedAt]));
   const waits: { provider: Provider; jobId: string; wait?: number; pod?: string }[] = accepted.map((s) => {
     const r = records.find((x) => x.provider === s.job.provider && x.jobId === s.job.jobId);
     return {
       provider: s.job.provider,
       jobId: s.job.jobId,
-      ...(r?.agentRunningAt ? { wait: r.agentRunningAt - postedAt.get(jobKey(s.job))! } : {}),
+      ...(r?.agentRunningAt ? { wait: r.agentRunningAt - s.postedAt } : {}),
       ...(r?.pod ? { pod: r.pod } : {}),
     };
   });
@@ -168,16 +168,19 @@ export async function runDemo(options: {
       `  ${w.provider.padEnd(9)} ${w.jobId.padEnd(36)} ${(w.wait === undefined ? 'NO AGENT' : seconds(w.wait)).padStart(10)}            ${w.pod ?? '-'}`,
     );
   }
-  const q = status.queues.find((x) => x.queue === queue.queue)!;
-  const got = waits.filter((w) => w.wait !== undefined);
-  const sorted = got.map((w) => w.wait!).sort((a, b) => a - b);
+  const q = status.queues.find((x) => x.queue === queue.queue) ?? queue;
+  const waitsOf = (list: typeof waits) => list.flatMap((w) => (w.wait === undefined ? [] : [w.wait]));
+  const sorted = waitsOf(waits).sort((a, b) => a - b);
   const finished = records.filter((r) => r.finishedAt !== undefined).length;
   const agentsRequested = q.agentsRequested - requestedBefore;
   const result: DemoResult = {
     ok:
-      got.length === accepted.length && accepted.length === total && finished === total && q.maxInFlight <= q.maxAgents,
+      sorted.length === accepted.length &&
+      accepted.length === total &&
+      finished === total &&
+      q.maxInFlight <= q.maxAgents,
     jobs: total,
-    gotAgent: got.length,
+    gotAgent: sorted.length,
     finished,
     waitP50Ms: quantile(sorted, 50),
     waitMaxMs: sorted.at(-1) ?? NaN,
@@ -190,16 +193,13 @@ export async function runDemo(options: {
   for (const provider of ['buildkite', 'github', 'gitlab'] as const) {
     const mine = waits.filter((w) => w.provider === provider);
     if (mine.length === 0) continue;
-    const ws = mine
-      .filter((w) => w.wait !== undefined)
-      .map((w) => w.wait!)
-      .sort((a, b) => a - b);
+    const ws = waitsOf(mine).sort((a, b) => a - b);
     print(
       `  ${provider.padEnd(9)} ${ws.length}/${mine.length} CI jobs got an agent; waited p50 ${seconds(quantile(ws, 50))}, max ${seconds(ws.at(-1) ?? NaN)}`,
     );
   }
   print(
-    `  every CI job got an agent: ${got.length === total ? 'yes' : `NO (${got.length}/${total})`}; ${finished}/${total} finished`,
+    `  every CI job got an agent: ${sorted.length === total ? 'yes' : `NO (${sorted.length}/${total})`}; ${finished}/${total} finished`,
   );
   print(
     `  wait (webhook POST -> agent pod Running): p50 ${seconds(result.waitP50Ms)}, p95 ${seconds(quantile(sorted, 95))}, max ${seconds(result.waitMaxMs)}`,

@@ -39,10 +39,10 @@ import {
 } from '../shared/config.js';
 import { createWebhookHandler } from '../webhook/app.js';
 import { closeConnections, LOCAL_SECRETS, type LocalSecrets, localSigningSecrets } from './ci-webhooks.js';
-import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js';
+import { createLedgerTable, startDynamoDbLocal } from './dynamodb-local.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
 import { type CiJobRecord, SimulatedCi } from './simulated-ci.js';
-import { type SqsLocal, startSqsLocal } from './sqs-local.js';
+import { startSqsLocal } from './sqs-local.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -194,8 +194,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     const [dynamo, sqs] = await Promise.all([
-      startDynamoDbLocal().then((d) => (cleanups.push(() => d.stop()), d)) as Promise<DynamoDbLocal>,
-      startSqsLocal().then((s) => (cleanups.push(() => s.stop()), s)) as Promise<SqsLocal>,
+      startDynamoDbLocal().then((d) => {
+        cleanups.push(() => d.stop());
+        return d;
+      }),
+      startSqsLocal().then((s) => {
+        cleanups.push(() => s.stop());
+        return s;
+      }),
     ]);
     const ledgerTable = 'ci-agent-autoscaler-local-ledger';
     await createLedgerTable(dynamo.endpoint, ledgerTable);
@@ -224,17 +230,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
     const agentStartMs = options.agentStartMs ?? 1500;
     const agentRunMs = options.agentRunMs ?? 6000;
-    let fake: FakeKube | undefined;
-    let kubeconfigPath = options.kubeconfig;
-    if (!kubeconfigPath) {
+    const startEmbeddedCluster = async (): Promise<FakeKube> => {
       const namespace = localEnv(given, {}, () => {}).KUBE_NAMESPACE ?? defaultOf('KUBE_NAMESPACE');
       // Its temporary kubeconfig goes under the run folder, not the OS temp folder.
       const f = new FakeKube({ namespace, autoRun: { startMs: agentStartMs, runMs: agentRunMs }, dir: runDir });
       await f.start();
       cleanups.push(() => f.stop());
-      fake = f;
-      kubeconfigPath = f.kubeconfigPath;
-    }
+      return f;
+    };
+    const fake = options.kubeconfig ? undefined : await startEmbeddedCluster();
+    const kubeconfigPath = options.kubeconfig ?? fake?.kubeconfigPath ?? '';
     const env = localEnv(
       given,
       { EVENTS_QUEUE_URL: sqs.eventsQueueUrl, LEDGER_TABLE: ledgerTable, KUBECONFIG: kubeconfigPath },
@@ -244,8 +249,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const scalerConfig = loadScalerConfig(env);
 
     const queues = new Map<string, QueueStatus>(
-      scalerConfig.queues.map((q) => {
-        const s = scalerConfig.queueSettings[q]!;
+      Object.entries(scalerConfig.queueSettings).map(([q, s]) => {
         return [
           q,
           {
@@ -270,7 +274,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ? new SimulatedCi({
           webhookUrl: () => webhookUrl,
           secrets,
-          runningPods: (): V1Pod[] => fake!.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
+          runningPods: (): V1Pod[] => fake.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
           onError: (m) => onLog('warn', m),
         })
       : undefined;
@@ -372,7 +376,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // --- what is in flight, observed via the cluster -------------------------------------------
     const listJobs: () => Promise<V1Job[]> = fake
-      ? async () => fake!.jobs(scalerConfig.namespace)
+      ? async () => fake.jobs(scalerConfig.namespace)
       : () => wired.cluster.listAgentJobs();
     let sampling = false;
     const sample = async (): Promise<void> => {

@@ -99,7 +99,9 @@ async function main(): Promise<void> {
       'ci-agent-autoscaler — local stack',
       `  webhooks  POST ${stack.webhookUrl}/webhooks/buildkite | /webhooks/github | /webhooks/gitlab`,
       `  secrets   ${secretLine('buildkite', 'BUILDKITE_WEBHOOK_SECRET')}, ${secretLine('github', 'GITHUB_WEBHOOK_SECRET')}, ${secretLine('gitlab', 'GITLAB_WEBHOOK_TOKEN')}`,
-      `  queues    ${c.queues.map((q) => `${q} (MIN ${c.queueSettings[q]!.minAgents}, MAX ${c.queueSettings[q]!.maxAgents}, template ${c.queueSettings[q]!.jobTemplate})`).join(', ')}`,
+      `  queues    ${Object.entries(c.queueSettings)
+        .map(([q, s]) => `${q} (MIN ${s.minAgents}, MAX ${s.maxAgents}, template ${s.jobTemplate})`)
+        .join(', ')}`,
       `  scaler    ticks at once on each event, at least every ${c.pollSeconds} s; namespace ${c.namespace}`,
       `  DynamoDB  ${stack.endpoints.dynamodb}  table ${stack.ledgerTable} (DynamoDB Local, in memory, from infra/aws/ledger-table.yml)`,
       `  SQS       ${stack.endpoints.sqs}  ${stack.eventsQueueUrl} + DLQ (fauxqs, from infra/aws/queues.yml)`,

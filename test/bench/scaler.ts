@@ -95,7 +95,7 @@ export async function benchScaler(bursts: readonly number[] = [1_000, 10_000]) {
       const dynamoCount: Counter = { requests: 0 };
       countRequests(sqsClient(), sqsCount);
       countRequests(dynamoClient(), dynamoCount);
-      const ports = { ...(await createPorts(config, quiet)), metrics: undefined };
+      const { metrics: _metrics, ...ports } = await createPorts(config, quiet);
       const settings = scalerSettings(config);
       kube.calls.length = 0;
 

@@ -19,8 +19,8 @@ export interface RbacCall {
   readonly resource: string;
   readonly subresource?: string;
   /** Absent for a cluster-wide request. */
-  readonly namespace?: string;
-  readonly name?: string;
+  readonly namespace?: string | undefined;
+  readonly name?: string | undefined;
 }
 
 export interface PolicyRule {

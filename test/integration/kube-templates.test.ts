@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { V1Job } from '@kubernetes/client-node';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Job } from 'kubernetes-models/batch/v1';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -37,14 +38,17 @@ afterEach(() => {
   delete process.env.LAMBDA_TASK_ROOT;
 });
 
+/** client-node's V1Job (Dates) as the JSON kubernetes-models validates (what the API server gets). */
+const asModel = (job: V1Job): ConstructorParameters<typeof Job>[0] => JSON.parse(JSON.stringify(job));
+
 describe('agent Job templates', () => {
   it.each(BUILTIN_TEMPLATES)(
     '%s: template and built Job are valid batch/v1 Jobs the API server accepts',
     async (name) => {
       const template = await loadTemplate(name);
-      new Job(template as ConstructorParameters<typeof Job>[0]).validate();
+      new Job(asModel(template)).validate();
       const job = buildAgentJob(template, params);
-      new Job(job as ConstructorParameters<typeof Job>[0]).validate();
+      new Job(asModel(job)).validate();
       const spec = job.spec!.template.spec!;
       expect(spec.serviceAccountName).toBe('ci-agent');
       for (const c of spec.containers) {

@@ -30,6 +30,8 @@ let kube: FakeKube;
 let n = 0;
 
 const quiet: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
+/** The tests read the tick reports, not EMF metric lines. */
+const withoutMetrics = ({ metrics: _metrics, ...ports }: ScalerPorts): ScalerPorts => ports;
 
 beforeAll(async () => {
   [dynamo, sqs, kube] = await Promise.all([startDynamoDbLocal(), startSqs(), startFakeKube()]);
@@ -68,7 +70,7 @@ async function world(env: Record<string, string> = {}, visibilityTimeoutSeconds 
     KUBE_NAMESPACE: `ci-${n}`,
     ...env,
   });
-  const ports = await createPorts(config, quiet);
+  const ports = withoutMetrics(await createPorts(config, quiet));
   const settings = scalerSettings(config);
   const events = createEventsQueue(queue.url);
   const limiterStore = new DynamoLimiterStore({ tableName: table });
@@ -76,7 +78,7 @@ async function world(env: Record<string, string> = {}, visibilityTimeoutSeconds 
     config,
     settings,
     queue,
-    ports: { ...ports, metrics: undefined },
+    ports,
     async send(jobId, kind, q = 'default') {
       const now = new Date().toISOString();
       const event: JobEvent = {
@@ -92,7 +94,7 @@ async function world(env: Record<string, string> = {}, visibilityTimeoutSeconds 
       await events.sendEvent(event);
     },
     tick() {
-      return tick({ ...ports, metrics: undefined }, settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
+      return tick(ports, settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
     },
     async limiter() {
       const s = await limiterStore.snapshot();
@@ -176,9 +178,7 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     await w.tick(); // applies the events and takes 7
     kube.reset(); // the Jobs vanish: every invocation now sees room and races for it
     const invocations = await Promise.all(
-      Array.from({ length: 4 }, async () =>
-        provision({ ...(await createPorts(w.config, quiet)), metrics: undefined }, w.settings),
-      ),
+      Array.from({ length: 4 }, async () => provision(withoutMetrics(await createPorts(w.config, quiet)), w.settings)),
     );
     const reserved = invocations.reduce((sum, r) => sum + r.decisions.reduce((m, d) => m + d.count, 0), 0);
     expect(reserved).toBeLessThanOrEqual(7);

@@ -38,7 +38,6 @@ export interface ReceiveOptions {
 
 export interface EventsQueue {
   readonly url: string;
-  readonly fifo: boolean;
   sendEvent(event: JobEvent): Promise<{ messageId: string }>;
   receiveEvents(options?: ReceiveOptions): Promise<ReceivedEvent[]>;
   deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
@@ -68,8 +67,8 @@ export function parseEventBody(body: string | undefined): { event: JobEvent } | 
   }
   const result = JobEventSchema.safeParse(json);
   if (result.success) return { event: result.data };
-  const issue = result.error.issues[0]!;
-  return { error: `message body is not a JobEvent: ${issue.path.join('.') || '(root)'}: ${issue.message}` };
+  const [issue] = result.error.issues;
+  return { error: `message body is not a JobEvent: ${issue?.path.join('.') || '(root)'}: ${issue?.message}` };
 }
 
 type Client = () => SQSClient;
@@ -134,10 +133,13 @@ export async function deleteMessages(
           Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
         }),
       );
-      for (const ok of out.Successful ?? []) deleted.push(chunk[Number(ok.Id)]!);
-      for (const bad of out.Failed ?? []) {
-        failed.push({ receiptHandle: chunk[Number(bad.Id)]!, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
-      }
+      const succeeded = new Set((out.Successful ?? []).map((ok) => ok.Id));
+      const failures = new Map((out.Failed ?? []).map((bad) => [bad.Id, bad]));
+      chunk.forEach((receiptHandle, n) => {
+        if (succeeded.has(String(n))) deleted.push(receiptHandle);
+        const bad = failures.get(String(n));
+        if (bad) failed.push({ receiptHandle, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
+      });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof Error ? error.name : 'Error';
@@ -151,7 +153,6 @@ export async function deleteMessages(
 export function createEventsQueue(url: string, client: Client = sqsClient): EventsQueue {
   return {
     url,
-    fifo: isFifoQueueUrl(url),
     sendEvent: (event) => sendEvent(url, event, client),
     receiveEvents: (options) => receiveEvents(url, options, client),
     deleteMessages: (handles) => deleteMessages(url, handles, client),

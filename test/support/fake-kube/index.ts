@@ -49,7 +49,7 @@ export interface FakeKubeOptions {
   /** Bearer token the server accepts (random by default). */
   token?: string;
   /** Namespace written into the kubeconfig context (default `ci-agents`). */
-  namespace?: string;
+  namespace?: string | undefined;
   /** Simulated cluster: pods start after `startMs` and succeed `runMs` later, on their own. */
   autoRun?: { startMs: number; runMs: number };
   /** Folder the temporary kubeconfig folder is made in (default the OS temp folder). */

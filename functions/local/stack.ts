@@ -6,22 +6,21 @@
  *  - the REAL scaler loop (functions/scaler/scaler.ts `run`, wired by wiring.ts `createPorts`),
  *    re-invoked back to back as EventBridge would invoke it, with a short long-poll,
  *  - and, unless a kubeconfig is given, the embedded simulated cluster: the fake Kubernetes API
- *    server the tests use (test/support/fake-kube) with its job controller on timers, plus the
+ *    server (fake-kube/, also used by the tests) with its job controller on timers, plus the
  *    simulated CI provider (simulated-ci.ts) that sends the started/finished webhooks of the CI
  *    jobs its pods run.
  * Configuration goes through the production loaders (loadWebhookConfig / loadScalerConfig) on the
  * given environment over the local defaults; only the endpoints the stack created are forced.
  *
- * Why the fake API server stays in test/support/fake-kube and is imported from here: it is the
- * one simulated cluster, already covered by its own tests, and owned with them; a copy under
- * functions/ would drift. functions/local is developer tooling run by tsx, never bundled into a
- * Lambda (serverless-esbuild bundles only the handlers' import graphs).
+ * The fake API server lives here, in the tooling, because the local stack embeds it; the tests
+ * import it from here (dependencies run one way: test/ -> functions/local -> the deployed code,
+ * checked by test/unit/layout.test.ts). functions/local is developer tooling run by tsx, never
+ * bundled into a Lambda (serverless-esbuild bundles only the handlers' import graphs).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { FakeKube } from '../../test/support/fake-kube/index.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { sendEvent } from '../adapters/sqs/events-queue.js';
 import { liveAgents, queueOf } from '../core/agent-job.js';
@@ -40,6 +39,7 @@ import {
 import { createWebhookHandler } from '../webhook/app.js';
 import { closeConnections, LOCAL_SECRETS, type LocalSecrets, localSigningSecrets } from './ci-webhooks.js';
 import { createLedgerTable, startDynamoDbLocal } from './dynamodb-local.js';
+import { FakeKube } from './fake-kube/index.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
 import { type CiJobRecord, SimulatedCi } from './simulated-ci.js';
 import { startSqsLocal } from './sqs-local.js';

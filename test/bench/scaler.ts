@@ -15,12 +15,12 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { dynamoClient } from '../../functions/adapters/dynamodb/client.js';
 import { sqsClient } from '../../functions/adapters/sqs/client.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import { startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { type ScalerLog, tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig } from '../../functions/shared/config.js';
 import { createLedgerTable, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { startFakeKube } from '../support/fake-kube/index.js';
 import { startSqs } from '../support/sqs.js';
 
 const quiet: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };

@@ -15,8 +15,8 @@ import {
   templatePath,
 } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 
 const params = {
   namespace: 'ci-agents',

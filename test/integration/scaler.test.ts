@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import {
   provision,
   type ScalerLog,
@@ -21,7 +22,6 @@ import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, type ScalerConfig } from '../../functions/shared/config.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;

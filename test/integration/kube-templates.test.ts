@@ -56,7 +56,9 @@ describe('agent Job templates', () => {
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
         expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
         // Tokens come from Secrets, never inline.
-        for (const e of c.env ?? []) if (/TOKEN/.test(e.name)) expect(e.valueFrom?.secretKeyRef?.name).toBeTruthy();
+        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name));
+        expect(tokens.map((e) => e.name)).not.toEqual([]);
+        expect(tokens.filter((e) => e.value !== undefined || !e.valueFrom?.secretKeyRef?.name)).toEqual([]);
       }
       kube.reset();
       const res = await fetch(`${kube.url}/apis/batch/v1/namespaces/ci-agents/jobs`, {

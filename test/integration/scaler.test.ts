@@ -8,7 +8,7 @@ import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
-import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import type { JobEventKind } from '../../functions/core/job-event.js';
 import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import {
   provision,
@@ -22,6 +22,7 @@ import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, type ScalerConfig } from '../../functions/shared/config.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
+import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;
@@ -80,18 +81,7 @@ async function world(env: Record<string, string> = {}, visibilityTimeoutSeconds 
     queue,
     ports,
     async send(jobId, kind, q = 'default') {
-      const now = new Date().toISOString();
-      const event: JobEvent = {
-        id: eventId('buildkite', jobId, kind),
-        provider: 'buildkite',
-        jobId,
-        queue: q,
-        kind,
-        occurredAt: now,
-        receivedAt: now,
-        trace: { pipeline: 'app' },
-      };
-      await events.sendEvent(event);
+      await events.sendEvent(jobEvent(jobId, kind, { queue: q, trace: { pipeline: 'app' } }));
     },
     tick() {
       return tick(ports, settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });

@@ -17,6 +17,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { jobKey, type Provider } from '../core/job-event.js';
 import { percentile } from '../simulate/simulate.js';
 import {
@@ -28,6 +29,7 @@ import {
   newCiJob,
   post,
 } from './ci-webhooks.js';
+import { runningStackUrl } from './run-files.js';
 import type { CiJobRecord } from './simulated-ci.js';
 import { type LocalStack, type LocalStackStatus, startLocalStack } from './stack.js';
 
@@ -54,6 +56,15 @@ async function fetchStatus(url: string): Promise<LocalStackStatus | undefined> {
 
 /** Nearest-rank p-th percentile (p in 0..100) of ascending samples; NaN when there is none. */
 const quantile = (sorted: readonly number[], p: number): number => (sorted.length === 0 ? NaN : percentile(sorted, p));
+
+const REDELIVERIES = 2;
+
+/** What the agent count says about the redeliveries: measured, not assumed. */
+export function extraAgentsLine(agents: number, jobs: number, redeliveries: number, minAgents: number): string {
+  const extra = agents - jobs;
+  if (extra <= 0) return `the ${redeliveries} redeliveries added no agent`;
+  return `${extra} more agent(s) than CI jobs (${redeliveries} redeliveries sent${minAgents > 0 ? `, MIN_AGENTS ${minAgents}` : ''})`;
+}
 
 export interface DemoResult {
   readonly ok: boolean;
@@ -110,7 +121,7 @@ export async function runDemo(options: {
   plan.sort((a, b) => a.at - b.at);
   const total = plan.length;
   print(
-    `Sending ${total} signed "scheduled" webhooks (Buildkite ${options.counts.buildkite}, GitHub ${options.counts.github}, GitLab ${options.counts.gitlab}) and 2 redeliveries...`,
+    `Sending ${total} signed "scheduled" webhooks (Buildkite ${options.counts.buildkite}, GitHub ${options.counts.github}, GitLab ${options.counts.gitlab}) and ${REDELIVERIES} redeliveries...`,
   );
 
   const t0 = Date.now();
@@ -125,7 +136,7 @@ export async function runDemo(options: {
     }),
   );
   // Providers redeliver: the same events again must not provision extra agents.
-  for (const s of sent.slice(0, 2)) await post(options.url, delivery(s.job, 'scheduled', options.secrets));
+  for (const s of sent.slice(0, REDELIVERIES)) await post(options.url, delivery(s.job, 'scheduled', options.secrets));
   const accepted = sent.filter((s) => s.status === 202);
   if (accepted.length < total) {
     print(
@@ -208,32 +219,34 @@ export async function runDemo(options: {
     `  MAX_AGENTS respected: ${q.maxInFlight <= q.maxAgents ? 'yes' : 'NO'} — at most ${q.maxInFlight} agents in flight seen in the cluster (MAX_AGENTS ${q.maxAgents}; sampled every 50 ms since the stack started)`,
   );
   print(
-    `  agents provisioned: ${agentsRequested} for ${total} CI jobs (2 redeliveries added none) in ${q.jobsCreated - jobsBefore} Kubernetes Jobs`,
+    `  agents provisioned: ${agentsRequested} for ${total} CI jobs in ${q.jobsCreated - jobsBefore} Kubernetes Jobs; ${extraAgentsLine(agentsRequested, total, REDELIVERIES, q.minAgents)}`,
   );
   return result;
 }
 
+const USAGE =
+  'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]';
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      url: { type: 'string' },
-      standalone: { type: 'boolean', default: false },
-      buildkite: { type: 'string', default: '10' },
-      github: { type: 'string', default: '8' },
-      gitlab: { type: 'string', default: '6' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let parsed: ReturnType<typeof parseDemoArgs>;
+  try {
+    parsed = parseDemoArgs();
+  } catch (error) {
+    // node:util parseArgs: unknown option, missing value, stray positional argument.
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const { values } = parsed;
   if (values.help) {
-    console.log(
-      'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]',
-    );
+    console.log(USAGE);
     return;
   }
   const env = process.env;
   const secrets = localSigningSecrets(env);
   const counts = { buildkite: Number(values.buildkite), github: Number(values.github), gitlab: Number(values.gitlab) };
-  let url = values.url ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
+  // The stack records its URL in its run folder: a stack started on another port is found.
+  const running = values.url ? undefined : runningStackUrl(path.join(PROJECT_ROOT, '.local'));
+  let url = values.url ?? running ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
   let stack: LocalStack | undefined;
   if (values.standalone || (!values.url && !(await fetchStatus(url)))) {
     console.log(
@@ -253,6 +266,19 @@ async function main(): Promise<void> {
     await stack?.stop();
   }
   process.exit(code);
+}
+
+function parseDemoArgs() {
+  return parseArgs({
+    options: {
+      url: { type: 'string' },
+      standalone: { type: 'boolean', default: false },
+      buildkite: { type: 'string', default: '10' },
+      github: { type: 'string', default: '8' },
+      gitlab: { type: 'string', default: '6' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -41,6 +41,7 @@ import { closeConnections, LOCAL_SECRETS, type LocalSecrets, localSigningSecrets
 import { createLedgerTable, startDynamoDbLocal } from './dynamodb-local.js';
 import { FakeKube } from './fake-kube/index.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
+import { reapOrphanedRuns, writeRunRecord } from './run-files.js';
 import { type CiJobRecord, SimulatedCi } from './simulated-ci.js';
 import { startSqsLocal } from './sqs-local.js';
 
@@ -179,11 +180,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
   };
 
+  // Configuration through the production loaders, checked before anything starts: a bad variable
+  // stops here, naming it, without a JVM started for nothing. The endpoints the stack creates
+  // are placeholders in this first pass and forced to the real ones below.
+  const given = { ...(options.env ?? process.env) };
+  delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
+  const placeholders = {
+    EVENTS_QUEUE_URL: 'http://127.0.0.1:1/000000000000/not-started-yet',
+    LEDGER_TABLE: 'not-started-yet',
+    KUBECONFIG: options.kubeconfig ?? 'not-started-yet',
+  };
+  loadWebhookConfig(localEnv(given, placeholders, () => {}));
+  loadScalerConfig(localEnv(given, placeholders, () => {}));
+
+  const localDir = options.localDir ?? path.join(PROJECT_ROOT, '.local');
+  // A stack killed with SIGKILL ran no exit hook: stop its DynamoDB Local, remove its folder.
+  for (const line of reapOrphanedRuns(localDir)) onLog('warn', line);
+
   try {
-    const runDir = path.join(
-      options.localDir ?? path.join(PROJECT_ROOT, '.local'),
-      `run-${process.pid}-${Date.now().toString(36)}`,
-    );
+    const runDir = path.join(localDir, `run-${process.pid}-${Date.now().toString(36)}`);
     mkdirSync(runDir, { recursive: true });
     // Removed on stop, and on any exit of this process (a second Ctrl-C, an uncaught error).
     const removeRunDir = (): void => rmSync(runDir, { recursive: true, force: true });
@@ -196,6 +211,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const [dynamo, sqs] = await Promise.all([
       startDynamoDbLocal().then((d) => {
         cleanups.push(() => d.stop());
+        // Recorded at once, so that a `kill -9` from here on leaves nothing the next start misses.
+        writeRunRecord(runDir, { ownerPid: process.pid, childPids: d.pid === undefined ? [] : [d.pid] });
         return d;
       }),
       startSqsLocal().then((s) => {
@@ -225,9 +242,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       }
     });
 
-    // Configuration through the production loaders. The namespace is needed before the cluster.
-    const given = { ...(options.env ?? process.env) };
-    delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
     const agentStartMs = options.agentStartMs ?? 1500;
     const agentRunMs = options.agentRunMs ?? 6000;
     const startEmbeddedCluster = async (): Promise<FakeKube> => {
@@ -314,6 +328,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     cleanups.push(() => endpoint.close());
     cleanups.push(() => closeConnections());
     webhookUrl = endpoint.url;
+    writeRunRecord(runDir, {
+      ownerPid: process.pid,
+      childPids: dynamo.pid === undefined ? [] : [dynamo.pid],
+      url: webhookUrl,
+    });
 
     // --- scaler ----------------------------------------------------------------------------
     const scalerLog: ScalerLog = {

@@ -23,7 +23,7 @@ function sources(dir: string): string[] {
 }
 
 /** Relative specifiers of static imports, re-exports and dynamic imports. */
-export function relativeImports(text: string): string[] {
+function relativeImports(text: string): string[] {
   const found: string[] = [];
   for (const match of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s*)['"](\.{1,2}\/[^'"]+)['"]/gm)) {
     if (match[1]) found.push(match[1]);

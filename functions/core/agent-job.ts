@@ -168,9 +168,10 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
   const withEnv = (c: V1Container) => withAgentEnv(c, queue, agents, params.runnerTokenSecret);
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a positive integer, got ${count}`);
   const t = structuredClone(template) as V1Job;
-  const podTemplate = t.spec?.template;
+  const jobSpec = t.spec;
+  const podTemplate = jobSpec?.template;
   const podSpec = podTemplate?.spec;
-  if (!podTemplate || !podSpec || !Array.isArray(podSpec.containers) || podSpec.containers.length === 0) {
+  if (!jobSpec || !podTemplate || !podSpec || !Array.isArray(podSpec.containers) || podSpec.containers.length === 0) {
     throw new TypeError('Job template has no pod template with containers');
   }
   const labels = {
@@ -198,7 +199,7 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
     podReplacementPolicy: _pr,
     managedBy: _mb,
     ...templateSpec
-  } = t.spec ?? {};
+  } = jobSpec;
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',

@@ -77,9 +77,9 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 export interface TransitionTimes {
   /** Epoch ms; default now for the transition's own time. */
-  readonly scheduledAt?: number;
-  readonly startedAt?: number;
-  readonly finishedAt?: number;
+  readonly scheduledAt?: number | undefined;
+  readonly startedAt?: number | undefined;
+  readonly finishedAt?: number | undefined;
 }
 
 /** The signed HTTP delivery the provider sends when `job` makes `transition`. */
@@ -164,7 +164,7 @@ export function delivery(
                     name: 'Run tests',
                     status: transition === 'finished' ? 'completed' : 'in_progress',
                     number: 1,
-                    started_at: iso(startedAt ?? now),
+                    started_at: iso(startedAt ?? scheduledAt),
                   },
                 ],
           html_url: `https://github.com/acme/widgets/actions/runs/1/job/${job.jobId}`,

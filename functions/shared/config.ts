@@ -290,9 +290,11 @@ export type VariableName = (typeof VARIABLES)[number]['name'];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+const SPECS = new Map<string, VariableSpec>(VARIABLES.map((v) => [v.name, v]));
+
 function spec(name: VariableName): VariableSpec {
-  const found = VARIABLES.find((v) => v.name === name);
-  if (!found) throw new Error(`unknown variable ${name}`);
+  const found = SPECS.get(name);
+  if (!found) throw new Error(`unknown configuration variable ${name}`);
   return found;
 }
 
@@ -656,6 +658,7 @@ function cluster(env: Env): ClusterAccess {
   }
   if (file) return { kind: 'kubeconfig-file', path: file };
   if (parameter) return { kind: 'kubeconfig-parameter', name: parameter };
+  if (!eks) throw new Error('unreachable: exactly one cluster access is set');
   const endpoint = optional(env, 'EKS_CLUSTER_ENDPOINT');
   if (endpoint !== undefined && !endpoint.startsWith('https://'))
     fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);

@@ -17,7 +17,7 @@ import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, loadWebhookConfig } from '../../functions/shared/config.js';
 import { createWebhookHandler } from '../../functions/webhook/app.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { FakeGitlab } from '../support/fake-gitlab.js';
+import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { GITLAB_TOKEN, gitlabJob, gitlabRequest } from '../support/webhook-fixtures.js';

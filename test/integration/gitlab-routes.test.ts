@@ -8,7 +8,7 @@ import { InMemoryRouteStore } from '../../functions/adapters/memory/route-store.
 import { eventId, type JobEventKind, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { defaultQueueAgents } from '../../functions/core/routing.js';
 import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
-import { FakeGitlab } from '../support/fake-gitlab.js';
+import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 
 let gitlab: FakeGitlab;
 beforeAll(async () => {

@@ -47,7 +47,6 @@ export interface ReceiveOptions {
 
 export interface EventsQueue {
   readonly url: string;
-  readonly fifo: boolean;
   sendEvent(event: QueuedJobEvent): Promise<{ messageId: string }>;
   receiveEvents(options?: ReceiveOptions): Promise<ReceivedEvent[]>;
   deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
@@ -86,7 +85,7 @@ export function parseEventBody(body: string | undefined): { event: QueuedJobEven
   // Optional fields of older messages are cut to today's bounds rather than refused.
   const result = JobEventSchema.safeParse(withBoundedOptionalFields(json));
   if (result.success) return { event: result.data };
-  const issue = result.error.issues[0];
+  const [issue] = result.error.issues;
   return { error: `message body is not a JobEvent: ${issue?.path.join('.') || '(root)'}: ${issue?.message}` };
 }
 
@@ -152,15 +151,13 @@ export async function deleteMessages(
           Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
         }),
       );
-      // Entry ids are the indexes into this chunk given above.
-      for (const ok of out.Successful ?? []) {
-        const receiptHandle = chunk[Number(ok.Id)];
-        if (receiptHandle !== undefined) deleted.push(receiptHandle);
-      }
-      for (const bad of out.Failed ?? []) {
-        const receiptHandle = chunk[Number(bad.Id)] ?? '';
-        failed.push({ receiptHandle, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
-      }
+      const succeeded = new Set((out.Successful ?? []).map((ok) => ok.Id));
+      const failures = new Map((out.Failed ?? []).map((bad) => [bad.Id, bad]));
+      chunk.forEach((receiptHandle, n) => {
+        if (succeeded.has(String(n))) deleted.push(receiptHandle);
+        const bad = failures.get(String(n));
+        if (bad) failed.push({ receiptHandle, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
+      });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof Error ? error.name : 'Error';
@@ -190,7 +187,6 @@ export async function changeVisibility(
 export function createEventsQueue(url: string, client: Client = sqsClient): EventsQueue {
   return {
     url,
-    fifo: isFifoQueueUrl(url),
     sendEvent: (event) => sendEvent(url, event, client),
     receiveEvents: (options) => receiveEvents(url, options, client),
     deleteMessages: (handles) => deleteMessages(url, handles, client),

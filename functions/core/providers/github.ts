@@ -37,7 +37,8 @@ const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 /** The JSON payload of a JSON or `application/x-www-form-urlencoded` (`payload=`) delivery. */
 function payloadText(request: RawRequest): string {
   const text = request.body.toString('utf8');
-  const type = (header(request, 'content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+  const [mediaType = ''] = (header(request, 'content-type') ?? '').split(';');
+  const type = mediaType.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') return text;
   const payload = new URLSearchParams(text).get('payload');
   if (payload === null) throw new BadRequestError('form-encoded body has no payload field');

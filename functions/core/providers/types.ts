@@ -115,8 +115,9 @@ export function timestampField(value: unknown, path: string): string | undefined
   let text = value.trim();
   const spaced = SPACED.exec(text);
   if (spaced) {
-    const zone = spaced[3] === undefined || spaced[3] === 'UTC' || spaced[3] === 'Z' ? 'Z' : spaced[3];
-    text = `${spaced[1]}T${spaced[2]}${zone}`;
+    const [, date, time, offset = 'Z'] = spaced;
+    const zone = offset === 'UTC' ? 'Z' : offset;
+    text = `${date}T${time}${zone}`;
   } else if (!ISO.test(text)) {
     throw new BadRequestError(
       `${path} is not a timestamp (expected ISO-8601 or "YYYY-MM-DD hh:mm:ss UTC"): ${JSON.stringify(value.slice(0, 40))}`,
@@ -152,9 +153,9 @@ export function header(request: RawRequest, name: string): string | undefined {
 
 /** The moments a provider reports for a job (ISO-8601), when it reports them. */
 export interface JobTimes {
-  readonly scheduledAt?: string;
-  readonly startedAt?: string;
-  readonly finishedAt?: string;
+  readonly scheduledAt?: string | undefined;
+  readonly startedAt?: string | undefined;
+  readonly finishedAt?: string | undefined;
 }
 
 /**
@@ -172,7 +173,7 @@ export function jobEventResult(fields: {
   readonly kind: JobEventKind;
   readonly times: JobTimes;
   readonly context: ParseContext;
-  readonly deliveryId?: string;
+  readonly deliveryId?: string | undefined;
   readonly trace: Record<string, string | undefined>;
 }): ProviderResult {
   const { provider, jobId, queue, kind, times, context, deliveryId, gitlabProjectId } = fields;

@@ -37,7 +37,13 @@ import {
   type WebhookConfig,
 } from '../shared/config.js';
 import { createWebhookHandler } from '../webhook/app.js';
-import { closeConnections, LOCAL_SECRETS, type LocalSecrets, localSigningSecrets } from './ci-webhooks.js';
+import {
+  closeConnections,
+  type LocalSecrets,
+  localSigningSecrets,
+  randomLocalSecrets,
+  SECRET_VARIABLES,
+} from './ci-webhooks.js';
 import { createLedgerTable, startDynamoDbLocal } from './dynamodb-local.js';
 import { FakeKube } from './fake-kube/index.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
@@ -109,7 +115,8 @@ export interface LocalStackStatus {
 
 export interface LocalStack {
   readonly webhookUrl: string;
-  readonly secrets: Partial<LocalSecrets>;
+  /** The webhook secrets in force: the environment's, else new random ones for this start. */
+  readonly secrets: LocalSecrets;
   readonly webhookConfig: WebhookConfig;
   readonly scalerConfig: ScalerConfig;
   readonly eventsQueueUrl: string;
@@ -127,9 +134,6 @@ export interface LocalStack {
 
 /** Local defaults, under whatever the environment sets (over the loaders' own defaults). */
 export const LOCAL_DEFAULTS: Readonly<Env> = {
-  BUILDKITE_WEBHOOK_SECRET: LOCAL_SECRETS.buildkite,
-  GITHUB_WEBHOOK_SECRET: LOCAL_SECRETS.github,
-  GITLAB_WEBHOOK_TOKEN: LOCAL_SECRETS.gitlab,
   SCALER_POLL_SECONDS: '1',
   SCALER_BUDGET_SECONDS: '30',
   // Finished agent Jobs leave the simulated cluster after a minute (>= the intent lease).
@@ -185,6 +189,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   // are placeholders in this first pass and forced to the real ones below.
   const given = { ...(options.env ?? process.env) };
   delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
+  // Webhook secrets the environment does not set are new random ones, never published defaults.
+  const secrets = localSigningSecrets(given, randomLocalSecrets());
+  for (const [provider, variable] of Object.entries(SECRET_VARIABLES)) {
+    if (!given[variable]?.trim()) given[variable] = secrets[provider as keyof LocalSecrets];
+  }
   const placeholders = {
     EVENTS_QUEUE_URL: 'http://127.0.0.1:1/000000000000/not-started-yet',
     LEDGER_TABLE: 'not-started-yet',
@@ -212,7 +221,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       startDynamoDbLocal().then((d) => {
         cleanups.push(() => d.stop());
         // Recorded at once, so that a `kill -9` from here on leaves nothing the next start misses.
-        writeRunRecord(runDir, { ownerPid: process.pid, childPids: d.pid === undefined ? [] : [d.pid] });
+        writeRunRecord(runDir, { ownerPid: process.pid, childPids: d.pid === undefined ? [] : [d.pid], secrets });
         return d;
       }),
       startSqsLocal().then((s) => {
@@ -283,7 +292,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // --- webhook ---------------------------------------------------------------------------
     let webhookUrl = '';
-    const secrets = localSigningSecrets(env);
     const ci = fake
       ? new SimulatedCi({
           webhookUrl: () => webhookUrl,
@@ -332,6 +340,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ownerPid: process.pid,
       childPids: dynamo.pid === undefined ? [] : [dynamo.pid],
       url: webhookUrl,
+      secrets,
     });
 
     // --- scaler ----------------------------------------------------------------------------

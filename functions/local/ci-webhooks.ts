@@ -8,7 +8,7 @@
  *  - GitHub: `X-Hub-Signature-256: sha256=hex(HMAC-SHA256(secret, body))`
  *  - GitLab: the shared `X-Gitlab-Token`
  */
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Provider } from '../core/job-event.js';
 import { buildkiteSignature } from '../core/providers/buildkite.js';
@@ -22,15 +22,17 @@ export interface LocalSecrets {
   readonly gitlab: string;
 }
 
-/** The local stack's embedded webhook secrets (override with the production variables). */
-export const LOCAL_SECRETS: LocalSecrets = {
-  buildkite: 'local-buildkite-secret',
-  github: 'local-github-secret',
-  gitlab: 'local-gitlab-token',
-};
+/**
+ * New random webhook secrets, one set per local stack start: a stack exposed through a tunnel is
+ * never guarded by a secret published in this repository. The banner and the run record show them.
+ */
+export function randomLocalSecrets(): LocalSecrets {
+  const secret = () => randomBytes(18).toString('base64url');
+  return { buildkite: secret(), github: secret(), gitlab: secret() };
+}
 
 /** The variable holding each provider's plain webhook secret (functions/shared/config.ts). */
-const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
+export const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
   buildkite: 'BUILDKITE_WEBHOOK_SECRET',
   github: 'GITHUB_WEBHOOK_SECRET',
   gitlab: 'GITLAB_WEBHOOK_TOKEN',
@@ -38,11 +40,14 @@ const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
 
 /**
  * The secrets to sign local deliveries with: each provider's variable in `env`, read as the
- * webhook reads it (trimmed; GitHub's first of its comma-separated secrets), else LOCAL_SECRETS.
+ * webhook reads it (trimmed; GitHub's first of its comma-separated secrets), else `fallback`'s.
  */
-export function localSigningSecrets(env: Readonly<Record<string, string | undefined>>): LocalSecrets {
+export function localSigningSecrets(
+  env: Readonly<Record<string, string | undefined>>,
+  fallback: LocalSecrets,
+): LocalSecrets {
   const secret = (p: Provider): string =>
-    PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? LOCAL_SECRETS[p];
+    PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? fallback[p];
   return { buildkite: secret('buildkite'), github: secret('github'), gitlab: secret('gitlab') };
 }
 

@@ -10,6 +10,8 @@ import { createGitlabJobsApi } from '../../functions/adapters/gitlab/jobs-api.js
 import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { queueOf } from '../../functions/core/agent-job.js';
+import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
 import { type ScalerLog, tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
@@ -17,8 +19,6 @@ import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, loadWebhookConfig } from '../../functions/shared/config.js';
 import { createWebhookHandler } from '../../functions/webhook/app.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { GITLAB_TOKEN, gitlabJob, gitlabRequest } from '../support/webhook-fixtures.js';
 
@@ -81,10 +81,9 @@ async function stack(options: { pauseBaseMs?: number } = {}) {
     secrets: new SecretStore(webhookConfig.secrets),
   });
   const config = loadScalerConfig(env);
-  const wired = await createPorts(config, log);
+  const { metrics: _metrics, ...wired } = await createPorts(config, log);
   const ports = {
     ...wired,
-    metrics: undefined,
     // The same router as wired, with a shorter back-off so the fault test runs in seconds.
     ...(options.pauseBaseMs === undefined
       ? {}

@@ -7,8 +7,8 @@ import { createGitlabJobsApi, GitlabApiError } from '../../functions/adapters/gi
 import { InMemoryRouteStore } from '../../functions/adapters/memory/route-store.js';
 import { eventId, type JobEventKind, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { defaultQueueAgents } from '../../functions/core/routing.js';
-import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
 import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
+import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
 
 let gitlab: FakeGitlab;
 beforeAll(async () => {

@@ -22,9 +22,12 @@ import { type Decision, decide } from '../core/decision.js';
 import type { JobEvent } from '../core/job-event.js';
 import {
   type ClusterJob,
+  CREATE_ISSUE_SLACK_MS,
+  createsUntilFor,
   type DispatchAction,
   intentCreateGraceMs,
   mayCreate,
+  mayIssue,
   planReconcile,
 } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
@@ -147,7 +150,8 @@ export async function drain(
       );
     const done: string[] = [];
     outcomes.forEach((o, i) => {
-      const m = valid[i]!;
+      const m = valid[i];
+      if (!m) return;
       if (o.result === 'failed') {
         report.failed++;
         if (m.receiveCount <= 1)
@@ -206,20 +210,23 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
   const errors: string[] = [];
   const created: { queue: string; jobName: string; count: number; result: 'created' | 'exists' }[] = [];
 
-  // Order matters: the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts).
+  // Order matters: the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts), and
+  // the reconcile's clock read before the list: a create that could land only before it is listed.
   const snapshot = await limiter.snapshot();
+  const listedAt = ports.now();
   const [counts, clusterJobs] = await Promise.all([
-    ledger.counts(settings.queues, new Date(ports.now())),
+    ledger.counts(settings.queues, new Date(listedAt)),
     cluster.listAgentJobs(),
   ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
+  const graceMs = intentCreateGraceMs(settings.intentLeaseMs);
 
   const plan = planReconcile({
     limiters: snapshot.limiters,
     dispatches: snapshot.dispatches,
     jobs: ours,
-    now: ports.now(),
-    createGraceMs: intentCreateGraceMs(settings.intentLeaseMs),
+    now: listedAt,
+    createGraceMs: graceMs,
     queues: settings.queues,
   });
 
@@ -228,14 +235,23 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     views.set(queue, { inFlight, version: plan.versions[queue] ?? 0, settled: true });
   }
 
-  const submit = async (dispatch: DispatchRecord): Promise<void> => {
-    // Checked again right before the call: the snapshot may be older than the grace period.
-    if (!mayCreate(dispatch, ports.now(), intentCreateGraceMs(settings.intentLeaseMs))) return;
+  /** Issues a create fenced at `fencedAt` (by the reservation or by beginCreate). */
+  const submit = async (dispatch: DispatchRecord, fencedAt: number): Promise<void> => {
+    // Checked again right before the call: the snapshot may be older than the grace period, and
+    // the fence's createsUntil holds only for a create issued promptly after it.
+    const now = ports.now();
+    if (!mayCreate(dispatch, now, graceMs) || !mayIssue(fencedAt, now)) return;
     let result: 'created' | 'exists';
     try {
       result = await cluster.createJob(jobs.build(dispatch));
     } catch (e) {
-      // The tokens stay reserved: the intent is retried next tick and released when its lease expires.
+      // The tokens stay reserved: the intent is retried next tick and released when its lease
+      // expires. A create refused with a 4xx can no longer land: settled. Without an answer (or
+      // a 5xx) it may still land, until the fence's createsUntil.
+      if (refusedByServer(e))
+        await limiter.settleCreate(dispatch, false).catch((f: unknown) => {
+          errors.push(`settle ${dispatch.jobName}: ${describeError(f)}`);
+        });
       errors.push(`create ${dispatch.jobName}: ${describeError(e)}`);
       log.warn('agent Job not created; intent kept for retry', {
         queue: dispatch.queue,
@@ -245,27 +261,48 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
       return;
     }
     created.push({ queue: dispatch.queue, jobName: dispatch.jobName, count: dispatch.count, result });
-    // If this fails the Job still exists: the next tick sees it and marks the intent submitted.
-    await limiter.markSubmitted(dispatch).catch((e: unknown) => {
+    // If this fails the Job still exists: the next tick sees it and marks the intent submitted;
+    // its tokens are then held until the fence's createsUntil.
+    await limiter.settleCreate(dispatch, true).catch((e: unknown) => {
       errors.push(`mark ${dispatch.jobName} submitted: ${describeError(e)}`);
     });
   };
 
+  /** Retries an intent: fences one more create (conditional write), then issues it. */
+  const retry = async (dispatch: DispatchRecord): Promise<void> => {
+    const fencedAt = ports.now();
+    if (!mayCreate(dispatch, fencedAt, graceMs)) return;
+    const createsUntil = createsUntilFor(dispatch, fencedAt, graceMs);
+    // Refused: another scaler fenced a create of it since our snapshot, or it was submitted or
+    // released. Either way that scaler's create (or none) is the one to issue.
+    if (!(await limiter.beginCreate(dispatch, createsUntil))) return;
+    await submit({ ...dispatch, attempts: (dispatch.attempts ?? 1) + 1, createsUntil }, fencedAt);
+  };
+
   let released = 0;
+  const unsettle = (a: DispatchAction) => {
+    const view = views.get(a.dispatch.queue);
+    if (view) view.settled = false;
+  };
   const carry = async (a: DispatchAction): Promise<void> => {
     try {
       switch (a.kind) {
         case 'keep':
           return;
         case 'create':
-          await submit(a.dispatch);
+          await retry(a.dispatch);
           return;
         case 'update':
           if (a.markSubmitted) await limiter.markSubmitted(a.dispatch);
-          if (a.tokens !== a.dispatch.tokens) await limiter.setTokens(a.dispatch, a.tokens);
+          // Refused when a create was fenced since the snapshot: the counter is left as is.
+          if (a.tokens !== a.dispatch.tokens && !(await limiter.setTokens(a.dispatch, a.tokens))) unsettle(a);
           return;
         case 'release':
-          await limiter.release(a.dispatch);
+          // Refused when a create was fenced since the snapshot: its tokens stay.
+          if (!(await limiter.release(a.dispatch))) {
+            unsettle(a);
+            return;
+          }
           released += a.dispatch.tokens;
           log.info('tokens returned', {
             queue: a.dispatch.queue,
@@ -277,8 +314,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
       }
     } catch (e) {
       errors.push(`reconcile ${a.dispatch.jobName}: ${describeError(e)}`);
-      const view = views.get(a.dispatch.queue);
-      if (view) view.settled = false;
+      unsettle(a);
     }
   };
   await Promise.all(plan.actions.map(carry));
@@ -339,6 +375,10 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           status: 'intent',
           createdAt: now,
           leaseUntil: now + settings.intentLeaseMs,
+          // The reservation fences the first create.
+          attempts: 1,
+          settled: 0,
+          createsUntil: now + CREATE_ISSUE_SLACK_MS + graceMs,
         };
         const reserved = await limiter.reserve({
           queue,
@@ -349,7 +389,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         });
         if (reserved === 'reserved') {
           made = decision.count;
-          await submit(dispatch);
+          await submit(dispatch, now);
           break;
         }
         view.settled = false;
@@ -373,6 +413,12 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
   );
 
   return { decisions, created, released, corrected, errors };
+}
+
+/** A create the API server answered with a 4xx (not 408): it was refused and will never land. */
+function refusedByServer(e: unknown): boolean {
+  const status = (e as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500 && status !== 408;
 }
 
 async function readLimiter(limiter: LimiterStore, queue: string): Promise<LimiterRecord> {

@@ -160,6 +160,8 @@ function countedLimiter(
     snapshot: wrap('dynamodb.Query', 2, () => inner.snapshot()),
     reserve: wrap('dynamodb.TransactWriteItems', 1, (r) => inner.reserve(r)),
     markSubmitted: wrap('dynamodb.UpdateItem', 1, (d) => inner.markSubmitted(d)),
+    beginCreate: wrap('dynamodb.UpdateItem', 1, (d, u) => inner.beginCreate(d, u)),
+    settleCreate: wrap('dynamodb.UpdateItem', 1, (d, l) => inner.settleCreate(d, l)),
     setTokens: wrap('dynamodb.UpdateItem', 1, (d, t) => inner.setTokens(d, t)),
     release: wrap('dynamodb.DeleteItem', 1, (d) => inner.release(d)),
     correct: wrap('dynamodb.UpdateItem', 1, (r) => inner.correct(r)),
@@ -270,7 +272,7 @@ export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyPar
     createdIds.add(jobId);
     if (fresh) creating.set(queue, (creating.get(queue) ?? 0) + 1);
     await clock.sleep(p.kubeLatencyMs);
-    if (fresh) creating.set(queue, creating.get(queue)! - 1);
+    if (fresh) creating.set(queue, (creating.get(queue) ?? 1) - 1);
     const name = jobNameFor(queue, `ci-${jobId}`);
     await cluster.createJob(
       buildAgentJob(SIM_TEMPLATE, {
@@ -290,7 +292,8 @@ export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyPar
   const release = (queue: string) => {
     const list = held.get(queue);
     while (list && list.length > 0 && live(queue) < p.maxAgents) {
-      const id = list.shift()!;
+      const id = list.shift();
+      if (id === undefined) break;
       const job = byId.get(id);
       // The controller asks the CI API and skips a job no longer waiting.
       if (job && job.state === 'waiting') void create(queue, id);
@@ -345,7 +348,7 @@ export function startLongLivedJob(
           const br = b.readyAt === undefined ? 0 : 1;
           if (ar !== br) return ar - br;
           if (ar === 0) return b.createdAt - a.createdAt;
-          return b.readyAt! - a.readyAt!;
+          return (b.readyAt ?? 0) - (a.readyAt ?? 0);
         });
         for (const pod of ranked.slice(0, pods.length - parallelism)) {
           pods.splice(pods.indexOf(pod), 1);

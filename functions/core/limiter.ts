@@ -16,6 +16,7 @@
  * a dispatch holds its full count, whether its Job was deleted, finished or shrank: a late create
  * would bring the Job back whole.
  */
+import type { AgentBatch } from './decision.js';
 import type { DispatchRecord, LimiterRecord } from './stores.js';
 
 /** What the scaler needs to know of one of its Jobs in the cluster. */
@@ -70,6 +71,8 @@ export interface ReconcilePlan {
    * but are no agents.
    */
   readonly supply: Readonly<Record<string, number>>;
+  /** The supply per queue by when it was made (a dispatch's createdAt; orphans: 0). */
+  readonly batches: Readonly<Record<string, readonly AgentBatch[]>>;
 }
 
 export interface ReconcileInput {
@@ -176,6 +179,11 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const versions: Record<string, number> = {};
   const orphans: Record<string, number> = {};
   const supply: Record<string, number> = {};
+  const batches: Record<string, AgentBatch[]> = {};
+  const addAgents = (queue: string, createdAt: number, count: number) => {
+    add(supply, queue, count);
+    if (count > 0) (batches[queue] ??= []).push({ createdAt, count });
+  };
   const add = (table: Record<string, number>, queue: string, n: number) => {
     table[queue] = (table[queue] ?? 0) + n;
   };
@@ -189,16 +197,19 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
     const job = jobsByName.get(a.dispatch.jobName);
     // A Job's live agents; an intent without a Job: the agents on their way.
     const agents = job ? Math.min(Math.max(0, job.live), a.tokens) : a.dispatch.status === 'intent' ? a.tokens : 0;
-    add(supply, a.dispatch.queue, agents);
+    addAgents(a.dispatch.queue, a.dispatch.createdAt, agents);
   }
   for (const j of input.jobs) {
     if (!recorded.has(j.jobName) && j.live > 0) {
       add(orphans, j.queue, j.live);
       add(inFlight, j.queue, j.live);
-      add(supply, j.queue, j.live);
+      addAgents(j.queue, 0, j.live);
     }
   }
-  for (const q of Object.keys(inFlight)) supply[q] ??= 0;
+  for (const q of Object.keys(inFlight)) {
+    supply[q] ??= 0;
+    batches[q] ??= [];
+  }
 
   const byQueue = new Map(input.limiters.map((l) => [l.queue, l]));
   const corrections: Correction[] = [];
@@ -208,5 +219,5 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
     versions[queue] ??= 0;
     if (from !== to) corrections.push({ queue, expectedVersion: limiter?.version ?? 0, from, to });
   }
-  return { actions, corrections, inFlight, versions, orphans, supply };
+  return { actions, corrections, inFlight, versions, orphans, supply, batches };
 }

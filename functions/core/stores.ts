@@ -26,6 +26,11 @@ export interface QueueCounts {
   readonly pending: number;
   /** CI jobs started and not yet finished or cancelled. */
   readonly running: number;
+  /**
+   * When each of those running CI jobs started (epoch seconds, as the ledger's openAt: the
+   * provider's event time), when the store knows.
+   */
+  readonly runningSince?: readonly number[];
 }
 
 /** A ledger item as stored (for inspection, tests and operators; the scaler needs only counts). */

@@ -18,7 +18,7 @@
 import type { V1Job } from '@kubernetes/client-node';
 import type { Cluster } from '../adapters/kubernetes/cluster.js';
 import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
-import { type Decision, decide } from '../core/decision.js';
+import { busyBound, type Decision, decide } from '../core/decision.js';
 import type { JobEvent } from '../core/job-event.js';
 import {
   type ClusterJob,
@@ -350,9 +350,28 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     settings.queues.map(async (queue) => {
       const started = performance.now();
       const limits = settings.limits[queue] ?? { minAgents: 0, maxAgents: 0 };
-      const count = counts[queue] ?? { pending: 0, running: 0 };
+      const { pending, running, runningSince } = counts[queue] ?? { pending: 0, running: 0 };
+      const supply = plan.supply[queue] ?? 0;
+      // Running CI jobs started before every agent of ours was made have no agent any more:
+      // their `finished` is late. (End of the second: openAt is whole seconds.)
+      const bound = runningSince
+        ? busyBound(
+            runningSince.map((s) => (s + 1) * 1000),
+            plan.batches[queue] ?? [],
+          )
+        : undefined;
+      const observe = (inFlight: number) =>
+        decide({
+          queue,
+          pending,
+          running,
+          inFlight,
+          supply: Math.min(supply, inFlight),
+          ...(bound === undefined ? {} : { busyBound: bound }),
+          ...limits,
+        });
       let view = views.get(queue) ?? { inFlight: 0, version: 0, settled: true };
-      let decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits });
+      let decision = observe(view.inFlight);
       let made = 0;
       const attempts = settings.reserveAttempts ?? 4;
       for (let attempt = 0; attempt < attempts && decision.count > 0; attempt++) {
@@ -361,7 +380,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           // limiter's own counter, which only ever overstates what is in flight.
           const fresh = await readLimiter(limiter, queue);
           view = { inFlight: Math.max(fresh.inFlight, view.inFlight), version: fresh.version, settled: true };
-          decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits });
+          decision = observe(view.inFlight);
           if (decision.count === 0) break;
         }
         const dispatchId = String(view.version + 1);
@@ -400,6 +419,8 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         pending: decision.pending,
         running: decision.running,
         inFlight: decision.inFlight,
+        supply: decision.supply,
+        busyBound: decision.busyBound,
         idle: decision.idle,
         minAgents: decision.minAgents,
         maxAgents: decision.maxAgents,

@@ -9,8 +9,9 @@
  *     the ledger and deletes each message only once its event is durably applied;
  *  2. reads the limiter (strongly consistent), THEN lists our Jobs in the cluster (so a dispatch
  *     recorded as submitted before the read is visible in the list), and the ledger's counts;
- *  3. reconciles: returns the tokens of finished or vanished Jobs, retries intents that never
- *     became a Job, releases expired ones, corrects a drifted counter;
+ *  3. reconciles: returns the tokens of finished or vanished Jobs (once no create of theirs can
+ *     land, see core/limiter.ts), retries intents that never became a Job (each create fenced
+ *     by a conditional write first), releases expired ones, corrects a drifted counter;
  *  4. decides per queue and reserves tokens with one conditional write (re-reading on conflict);
  *  5. submits ONE Kubernetes Job per reservation and marks it submitted.
  * A crash between any two steps leaves an intent or a counter that the next tick repairs.

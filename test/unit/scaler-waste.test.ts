@@ -97,4 +97,45 @@ describe('quick agents and late finished webhooks', () => {
     }
     expect(created).toBe(8);
   });
+
+  it("a GitHub job's started_at (the time it was queued) does not make its busy agent look idle", async () => {
+    let now = 1_800_000_000_000;
+    const jobs: V1Job[] = [];
+    let created = 0;
+    const cluster: ClusterPort = {
+      listAgentJobs: async () => structuredClone(jobs),
+      createJob: async (job) => {
+        jobs.push(structuredClone(job));
+        created += job.spec?.completions ?? 0;
+        return 'created';
+      },
+    };
+    const ledger = new InMemoryLedgerStore();
+    const ports: ScalerPorts = {
+      events: { receive: async () => [], delete: async () => [] },
+      ledger,
+      limiter: new InMemoryLimiterStore(),
+      cluster,
+      jobs: factory,
+      log: quiet,
+      now: () => now,
+    };
+    const queuedAt = now;
+    // The scaler makes its agent a few seconds after the job was queued.
+    now += 5_000;
+    await ledger.apply([event('a', 'scheduled', queuedAt)], new Date(now));
+    await provision(ports, settings);
+    expect(created).toBe(1);
+    // Its agent takes it; GitHub's in_progress event still carries started_at = when it was queued.
+    now += 10_000;
+    await ledger.apply(
+      [{ ...event('a', 'started', queuedAt), receivedAt: new Date(now).toISOString() }],
+      new Date(now),
+    );
+    // A second CI job arrives: the only agent is busy, so it needs one of its own.
+    now += 1_000;
+    await ledger.apply([event('b', 'scheduled', now)], new Date(now));
+    await provision(ports, settings);
+    expect(created).toBe(2);
+  });
 });

@@ -180,12 +180,15 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const orphans: Record<string, number> = {};
   const supply: Record<string, number> = {};
   const batches: Record<string, AgentBatch[]> = {};
-  const addAgents = (queue: string, createdAt: number, count: number) => {
-    add(supply, queue, count);
-    if (count > 0) (batches[queue] ??= []).push({ createdAt, count });
-  };
   const add = (table: Record<string, number>, queue: string, n: number) => {
     table[queue] = (table[queue] ?? 0) + n;
+  };
+  const addAgents = (queue: string, createdAt: number, count: number) => {
+    add(supply, queue, count);
+    if (count <= 0) return;
+    const list = batches[queue] ?? [];
+    list.push({ createdAt, count });
+    batches[queue] = list;
   };
   for (const q of input.queues ?? []) inFlight[q] = 0;
   for (const l of input.limiters) {

@@ -93,7 +93,8 @@ export const VARIABLES = [
   {
     name: 'GITHUB_WEBHOOK_SECRET_PARAMETER',
     functions: ['webhook'],
-    expected: 'an SSM Parameter Store name (SecureString) starting with "/"; its value may hold several comma-separated secrets',
+    expected:
+      'an SSM Parameter Store name (SecureString) starting with "/"; its value may hold several comma-separated secrets',
     description: 'SSM parameter holding the GitHub secret(s).',
   },
   {

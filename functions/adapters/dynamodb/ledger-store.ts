@@ -55,7 +55,7 @@ export async function mapLimit<T, R>(
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const index = next++;
-      results[index] = await fn(items[index]!, index);
+      results[index] = await fn(items[index] as T, index);
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
@@ -90,7 +90,7 @@ export class DynamoLedgerStore implements LedgerStore {
       // Merged events share the fate of the event that represented them: 'applied' means the job
       // is durably at the furthest event of the group, hence at or beyond every member; 'noop'
       // means it already was; 'failed' means nothing is known, so none may be deleted from SQS.
-      for (const index of group.members) outcomes[index] = { eventId: events[index]!.id, ...outcome };
+      for (const index of group.members) outcomes[index] = { eventId: events[index]?.id ?? '', ...outcome };
     });
     return outcomes;
   }

@@ -58,7 +58,7 @@ export class InMemoryLedgerStore implements LedgerStore {
         }
         outcome = { result: next ? 'applied' : 'noop' };
       }
-      for (const index of group.members) outcomes[index] = { eventId: events[index]!.id, ...outcome };
+      for (const index of group.members) outcomes[index] = { eventId: events[index]?.id ?? '', ...outcome };
     }
     return outcomes;
   }

@@ -76,9 +76,9 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 export interface TransitionTimes {
   /** Epoch ms; default now for the transition's own time. */
-  readonly scheduledAt?: number;
-  readonly startedAt?: number;
-  readonly finishedAt?: number;
+  readonly scheduledAt?: number | undefined;
+  readonly startedAt?: number | undefined;
+  readonly finishedAt?: number | undefined;
 }
 
 /** The signed HTTP delivery the provider sends when `job` makes `transition`. */
@@ -162,7 +162,7 @@ export function delivery(
                     name: 'Run tests',
                     status: transition === 'finished' ? 'completed' : 'in_progress',
                     number: 1,
-                    started_at: iso(startedAt!),
+                    started_at: iso(startedAt ?? scheduledAt),
                   },
                 ],
           html_url: `https://github.com/acme/widgets/actions/runs/1/job/${job.jobId}`,

@@ -38,18 +38,30 @@ function int(name: string, value: string | undefined, fallback: number): number 
   return Number(value);
 }
 
+/** A command-line mistake: printed with the usage, no stack trace. */
+class UsageError extends Error {}
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        embedded: { type: 'boolean', default: false },
+        'agent-start-ms': { type: 'string' },
+        'agent-run-ms': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    });
+  } catch (error) {
+    // node:util parseArgs: unknown option, missing value, stray positional argument.
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      embedded: { type: 'boolean', default: false },
-      'agent-start-ms': { type: 'string' },
-      'agent-run-ms': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
+  const { values } = parseOptions();
   if (values.help) {
     console.log(HELP);
     return;
@@ -99,7 +111,9 @@ async function main(): Promise<void> {
       'ci-agent-autoscaler — local stack',
       `  webhooks  POST ${stack.webhookUrl}/webhooks/buildkite | /webhooks/github | /webhooks/gitlab`,
       `  secrets   ${secretLine('buildkite', 'BUILDKITE_WEBHOOK_SECRET')}, ${secretLine('github', 'GITHUB_WEBHOOK_SECRET')}, ${secretLine('gitlab', 'GITLAB_WEBHOOK_TOKEN')}`,
-      `  queues    ${c.queues.map((q) => `${q} (MIN ${c.queueSettings[q]!.minAgents}, MAX ${c.queueSettings[q]!.maxAgents}, template ${c.queueSettings[q]!.jobTemplate})`).join(', ')}`,
+      `  queues    ${Object.entries(c.queueSettings)
+        .map(([q, s]) => `${q} (MIN ${s.minAgents}, MAX ${s.maxAgents}, template ${s.jobTemplate})`)
+        .join(', ')}`,
       `  scaler    ticks at once on each event, at least every ${c.pollSeconds} s; namespace ${c.namespace}`,
       `  DynamoDB  ${stack.endpoints.dynamodb}  table ${stack.ledgerTable} (DynamoDB Local, in memory, from infra/aws/ledger-table.yml)`,
       `  SQS       ${stack.endpoints.sqs}  ${stack.eventsQueueUrl} + DLQ (fauxqs, from infra/aws/queues.yml)`,
@@ -144,6 +158,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(`${error.message}\n\n${HELP}`);
+    process.exit(2);
+  }
   if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
   else if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE')
     console.error(`Port in use: ${(error as Error).message}. Use --port N (or PORT=N), 0 for any free port.`);

@@ -252,8 +252,12 @@ export type VariableName = (typeof VARIABLES)[number]['name'];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+const SPECS = new Map<string, VariableSpec>(VARIABLES.map((v) => [v.name, v]));
+
 function spec(name: VariableName): VariableSpec {
-  return VARIABLES.find((v) => v.name === name)!;
+  const found = SPECS.get(name);
+  if (!found) throw new Error(`unknown configuration variable ${name}`);
+  return found;
 }
 
 /** The embedded default of a variable (undefined for required or optional-without-default). */
@@ -444,11 +448,11 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
   overrideSchema ??= buildOverrideSchema();
   const result = overrideSchema.safeParse(parsed);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const where = issue.path.join('.');
+    const [issue] = result.error.issues;
+    const where = issue?.path.join('.');
     throw new ConfigError(
       'QUEUE_OVERRIDES',
-      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue.message}`,
+      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue?.message}`,
     );
   }
   const settings: Record<string, QueueSettings> = {};
@@ -492,13 +496,14 @@ function cluster(env: Env): ClusterAccess {
   }
   if (file) return { kind: 'kubeconfig-file', path: file };
   if (parameter) return { kind: 'kubeconfig-parameter', name: parameter };
+  if (!eks) throw new Error('unreachable: exactly one cluster access is set');
   const endpoint = optional(env, 'EKS_CLUSTER_ENDPOINT');
   if (endpoint !== undefined && !endpoint.startsWith('https://'))
     fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
   const caData = optional(env, 'EKS_CLUSTER_CA');
   return {
     kind: 'eks',
-    clusterName: eks!,
+    clusterName: eks,
     ...(endpoint ? { endpoint } : {}),
     ...(caData ? { caData } : {}),
   };

@@ -7,7 +7,10 @@
  * demand. Nothing is ever asked beyond MAX_AGENTS in flight.
  *
  *   idle  = max(0, inFlight - running)
- *   count = min(MAX - inFlight, max(pending - idle, MIN - inFlight, 0)), never negative
+ *   count = min(MAX - inFlight, max(pending + warm - idle, MIN - inFlight, 0)), never negative
+ *
+ * `warm` (default 0) is the adaptive warm pool (core/warm-pool.ts): idle agents kept on top of
+ * pending demand.
  */
 export interface QueueObservation {
   readonly queue: string;
@@ -19,14 +22,16 @@ export interface QueueObservation {
   readonly inFlight: number;
   readonly minAgents: number;
   readonly maxAgents: number;
+  /** Adaptive warm pool: idle agents to keep on top of pending demand (default 0). */
+  readonly warm?: number;
 }
 
 export interface Decision extends QueueObservation {
   readonly idle: number;
   /** Agents to provision now. */
   readonly count: number;
-  /** Why: demand, warm floor, capped at MAX, or nothing to do. */
-  readonly reason: 'demand' | 'floor' | 'capped' | 'none';
+  /** Why: demand, the warm pool on top of it, warm floor, capped at MAX, or nothing to do. */
+  readonly reason: 'demand' | 'warm' | 'floor' | 'capped' | 'none';
 }
 
 export function decide(o: QueueObservation): Decision {
@@ -34,12 +39,21 @@ export function decide(o: QueueObservation): Decision {
   const running = Math.max(0, o.running);
   const inFlight = Math.max(0, o.inFlight);
   const idle = Math.max(0, inFlight - running);
-  const demand = pending - idle;
+  const warm = Math.max(0, o.warm ?? 0);
+  const demand = pending + warm - idle;
   const floor = o.minAgents - inFlight;
   const wanted = Math.max(demand, floor, 0);
   const room = Math.max(0, o.maxAgents - inFlight);
   const count = Math.min(room, wanted);
   const reason: Decision['reason'] =
-    wanted === 0 ? 'none' : count < wanted ? 'capped' : demand >= floor ? 'demand' : 'floor';
+    wanted === 0
+      ? 'none'
+      : count < wanted
+        ? 'capped'
+        : demand < floor
+          ? 'floor'
+          : warm > 0 && pending - idle < count
+            ? 'warm'
+            : 'demand';
   return { ...o, pending, running, inFlight, idle, count, reason };
 }

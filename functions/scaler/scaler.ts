@@ -28,6 +28,7 @@ import {
   planReconcile,
 } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
+import { type ObservedJob, observedJob, type WarmPoolTracker } from '../core/warm-pool.js';
 import { describeError } from '../shared/errors.js';
 
 export interface EventSource {
@@ -77,6 +78,8 @@ export interface ScalerPorts {
   readonly now: () => number;
   /** Waits on the same clock as now() (default: real time). */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The adaptive warm pool's measurements (WARM_POOL=adaptive); absent: no pool. */
+  readonly warmPool?: WarmPoolTracker;
 }
 
 export interface ScalerSettings {
@@ -158,8 +161,11 @@ export async function drain(
           });
         return;
       }
-      if (o.result === 'applied') report.applied++;
-      else report.duplicates++;
+      if (o.result === 'applied') {
+        report.applied++;
+        if (m.event.kind === 'scheduled')
+          ports.warmPool?.arrived(m.event.queue, Date.parse(m.event.occurredAt), ports.now());
+      } else report.duplicates++;
       done.push(m.receiptHandle);
     });
     if (done.length > 0) {
@@ -213,6 +219,14 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     cluster.listAgentJobs(),
   ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
+  if (ports.warmPool) {
+    const seen = clusterJobs.flatMap((j): ObservedJob[] => {
+      const queue = jobs.describe(j)?.queue;
+      const o = queue === undefined ? undefined : observedJob(j, queue);
+      return o ? [o] : [];
+    });
+    ports.warmPool.observe(seen, ports.now());
+  }
 
   const plan = planReconcile({
     limiters: snapshot.limiters,
@@ -316,7 +330,9 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
       const limits = settings.limits[queue] ?? { minAgents: 0, maxAgents: 0 };
       const count = counts[queue] ?? { pending: 0, running: 0 };
       let view = views.get(queue) ?? { inFlight: 0, version: 0, settled: true };
-      let decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits });
+      const pool = ports.warmPool?.size(queue, ports.now());
+      const warm = pool ? { warm: pool.warm } : {};
+      let decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits, ...warm });
       let made = 0;
       const attempts = settings.reserveAttempts ?? 4;
       for (let attempt = 0; attempt < attempts && decision.count > 0; attempt++) {
@@ -325,7 +341,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           // limiter's own counter, which only ever overstates what is in flight.
           const fresh = await readLimiter(limiter, queue);
           view = { inFlight: Math.max(fresh.inFlight, view.inFlight), version: fresh.version, settled: true };
-          decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits });
+          decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits, ...warm });
           if (decision.count === 0) break;
         }
         const dispatchId = String(view.version + 1);
@@ -366,6 +382,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         count: decision.count,
         reason: decision.reason,
         reserved: made,
+        ...(pool ?? {}),
       });
       ports.metrics?.decision(decision, made, latencyMs);
       return { ...decision, count: made };

@@ -5,6 +5,7 @@ import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
 import { createCluster } from '../adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../adapters/kubernetes/templates.js';
 import { createEventsQueue } from '../adapters/sqs/events-queue.js';
+import { WarmPoolTracker } from '../core/warm-pool.js';
 import type { ScalerConfig } from '../shared/config.js';
 import { createScalerMetrics } from './metrics.js';
 import { eventSource, jobFactory } from './ports.js';
@@ -50,5 +51,7 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
     log,
     metrics: createScalerMetrics(),
     now: Date.now,
+    // Built once per container: its measurements carry over from one invocation to the next.
+    ...(c.warmPool === 'adaptive' ? { warmPool: new WarmPoolTracker() } : {}),
   };
 }

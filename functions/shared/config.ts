@@ -147,6 +147,14 @@ export const VARIABLES = [
     description: 'Hard cap of agents in flight per queue, across all concurrent scaler invocations.',
   },
   {
+    name: 'WARM_POOL',
+    functions: ['scaler'],
+    default: 'off',
+    expected: 'off or adaptive',
+    description:
+      'adaptive: keep idle agents ready on top of pending demand, sized from the arrivals the ledger saw in the last 10 minutes and the agent start-up time measured on our Jobs; 0 when arrivals stop, always within MIN_AGENTS..MAX_AGENTS. Its inputs are in the `scaling decision` log line.',
+  },
+  {
     name: 'KUBE_NAMESPACE',
     functions: ['scaler'],
     default: 'ci-agents',
@@ -381,6 +389,7 @@ export interface ScalerConfig extends CommonConfig {
   readonly budgetSeconds: number;
   readonly pollSeconds: number;
   readonly cluster: ClusterAccess;
+  readonly warmPool: 'off' | 'adaptive';
 }
 
 function common(env: Env): CommonConfig {
@@ -493,6 +502,12 @@ function cluster(env: Env): ClusterAccess {
   };
 }
 
+function warmPool(env: Env): 'off' | 'adaptive' {
+  const value = required(env, 'WARM_POOL').toLowerCase();
+  if (value !== 'off' && value !== 'adaptive') fail('WARM_POOL', env.WARM_POOL);
+  return value as 'off' | 'adaptive';
+}
+
 export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   const base = common(env);
   const minAgents = int(env, 'MIN_AGENTS', 0);
@@ -520,6 +535,7 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
     budgetSeconds,
     pollSeconds: int(env, 'SCALER_POLL_SECONDS', 1, 20),
     cluster: cluster(env),
+    warmPool: warmPool(env),
   };
 }
 

@@ -19,6 +19,7 @@
 
 import { defaultOf, type VariableName } from '../shared/config.js';
 import { VirtualClock } from './clock.js';
+import { startAgentStackK8s, startArc, startGithubAwsRunners, startKeda } from './peers.js';
 import {
   type Counters,
   POLICIES,
@@ -227,6 +228,27 @@ export async function runPolicy(
   switch (policy) {
     case 'ours':
       run = startOurs(world, clock, queues, options);
+      break;
+    case 'ours-warm':
+      run = startOurs(world, clock, queues, options, true);
+      break;
+    case 'keda-default':
+      run = startKeda(world, clock, queues, options, 'default');
+      break;
+    case 'keda-accurate':
+      run = startKeda(world, clock, queues, options, 'accurate');
+      break;
+    case 'keda-eager':
+      run = startKeda(world, clock, queues, options, 'eager');
+      break;
+    case 'agent-stack-k8s':
+      run = startAgentStackK8s(world, clock, queues, options);
+      break;
+    case 'github-aws-runners':
+      run = startGithubAwsRunners(world, clock, queues, options);
+      break;
+    case 'arc':
+      run = startArc(world, clock, queues, options);
       break;
     case 'long-lived-job':
       run = startLongLivedJob(world, clock, queues, options);

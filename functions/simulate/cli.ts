@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { WARM_POOL_DEFAULTS } from '../core/warm-pool.js';
 import { POLICIES, type PolicyName } from './policies.js';
 import { readHistory } from './replay.js';
 import { formatTable, renderSvg, renderTradeoffSvg, summaryJson, targetsLine } from './report.js';
@@ -39,6 +40,8 @@ Settings:
   --budget-seconds S       SCALER_BUDGET_SECONDS (default ${DEFAULT_OPTIONS.budgetSeconds})
   --poll-seconds S         SCALER_POLL_SECONDS (default ${DEFAULT_OPTIONS.pollSeconds})
   --webhook-latency-seconds S  CI event -> message in the queue (default ${DEFAULT_OPTIONS.webhookLatencySeconds})
+  --warm-quantile F        ours-warm: share of arrivals the pool aims to serve at once (default 0.75)
+  --warm-window-minutes M  ours-warm: how far back arrivals count (default 10)
   --github-aws-pool-size N github-aws-runners pool_config size, topped up every 5 min (default 0: off)
   --verbose                print the scaler's decisions (ours) with the virtual time
   --policies LIST          comma-separated: ${POLICIES.join(',')} (default all)
@@ -74,6 +77,8 @@ export async function main(argv: string[]): Promise<number> {
       'sweep-min': { type: 'string' },
       'sweep-max': { type: 'string' },
       'github-aws-pool-size': { type: 'string' },
+      'warm-quantile': { type: 'string' },
+      'warm-window-minutes': { type: 'string' },
       generate: { type: 'string' },
       jobs: { type: 'string' },
       seed: { type: 'string' },
@@ -158,7 +163,13 @@ export async function main(argv: string[]): Promise<number> {
       DEFAULT_OPTIONS.webhookLatencySeconds,
     ),
     githubAwsPoolSize: Math.floor(num('github-aws-pool-size', values['github-aws-pool-size'], 0)),
+    warmPool: {
+      quantile: num('warm-quantile', values['warm-quantile'], WARM_POOL_DEFAULTS.quantile),
+      windowMs:
+        num('warm-window-minutes', values['warm-window-minutes'], WARM_POOL_DEFAULTS.windowMs / 60_000, 1) * 60_000,
+    },
   };
+  if ((overrides.warmPool?.quantile ?? 0) > 1) throw new Error('--warm-quantile must be a number from 0 to 1');
   if (values.verbose) {
     // One line per scaler log entry, with `t` = virtual seconds since the start.
     const line = (level: string) => (message: string, extra?: Record<string, unknown>) => {

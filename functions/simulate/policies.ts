@@ -299,7 +299,7 @@ export function startJobPerCiJob(
     createdIds.add(jobId);
     if (fresh) creating.set(queue, (creating.get(queue) ?? 0) + 1);
     await clock.sleep(p.kubeLatencyMs);
-    if (fresh) creating.set(queue, creating.get(queue)! - 1);
+    if (fresh) creating.set(queue, (creating.get(queue) ?? 1) - 1);
     const name = jobNameFor(queue, `ci-${jobId}`);
     await cluster.createJob(
       buildAgentJob(SIM_TEMPLATE, {
@@ -319,7 +319,7 @@ export function startJobPerCiJob(
   const release = (queue: string) => {
     const list = held.get(queue);
     while (list && list.length > 0 && live(queue) < p.maxAgents) {
-      const id = list.shift()!;
+      const id = list.shift() ?? '';
       const job = byId.get(id);
       // The controller asks the CI API and skips a job no longer waiting.
       if (job && job.state === 'waiting') void create(queue, id);
@@ -389,7 +389,7 @@ export function startLongLivedJob(
           const br = b.readyAt === undefined ? 0 : 1;
           if (ar !== br) return ar - br;
           if (ar === 0) return b.createdAt - a.createdAt;
-          return b.readyAt! - a.readyAt!;
+          return (b.readyAt ?? 0) - (a.readyAt ?? 0);
         });
         for (const pod of ranked.slice(0, pods.length - parallelism)) {
           pods.splice(pods.indexOf(pod), 1);

@@ -36,10 +36,10 @@ function rows(report: SimulationReport): TableRow[] {
 export function formatTable(report: SimulationReport): string {
   const data = rows(report);
   if (data.length === 0) return '(no policy)\n';
-  const columns = Object.keys(data[0]!);
-  const widths = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]!.length)));
+  const columns = Object.keys(data[0] ?? {});
+  const widths = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]?.length ?? 0)));
   const line = (cells: string[]) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ');
   const o = report.options;
   const head =
     `${report.trace.jobs} CI jobs on ${report.trace.queues.join(', ')} over ${fmt(report.trace.spanSeconds / 60)} min; ` +
@@ -50,7 +50,7 @@ export function formatTable(report: SimulationReport): string {
     'waits in seconds (scheduled -> agent took the job); agent time in hours',
     line(columns),
     line(widths.map((w) => '-'.repeat(w))),
-    ...data.map((r) => line(columns.map((c) => r[c]!))),
+    ...data.map((r) => line(columns.map((c) => r[c] ?? ''))),
   ].join('\n')}\n`;
 }
 
@@ -174,7 +174,7 @@ function downsample<T extends { t: number }>(points: readonly T[], limit: number
   const out: T[] = [];
   for (let i = 0; i < points.length; i += size) {
     const bucket = points.slice(i, i + size);
-    const merged = { ...bucket[0]! };
+    const merged = { ...(bucket[0] as T) };
     for (const k of keys) (merged as Record<keyof T, unknown>)[k] = Math.max(...bucket.map((p) => p[k] as number));
     out.push(merged);
   }
@@ -282,8 +282,8 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     let prev = 0;
     for (let k = stride - 1; k < n + stride - 1; k += stride) {
       const i = Math.min(k, n - 1);
-      pts.push([r.waits[i]!, prev / n]);
-      pts.push([r.waits[i]!, (i + 1) / n]);
+      pts.push([r.waits[i] ?? 0, prev / n]);
+      pts.push([r.waits[i] ?? 0, (i + 1) / n]);
       prev = i + 1;
       if (i === n - 1) break;
     }
@@ -301,9 +301,9 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
   // Summary table.
   const data = rows(report);
   if (data.length > 0) {
-    const columns = Object.keys(data[0]!);
+    const columns = Object.keys(data[0] ?? {});
     // Column widths from the longest cell (about 6 px a character at 10 px), right-aligned numbers.
-    const chars = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]!.length)));
+    const chars = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]?.length ?? 0)));
     const total = chars.reduce((a, b) => a + b, 0);
     const scale = (width - 20) / total;
     const edges: number[] = [];
@@ -318,7 +318,7 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     const row = (cells: string[], bold: boolean) => {
       cells.forEach((c, i) => {
         out.push(
-          `<text x="${(i === 0 ? 10 : edges[i]! - 4).toFixed(1)}" y="${y}" font-size="10" ${i === 0 ? '' : 'text-anchor="end"'} ${bold ? 'font-weight="bold"' : ''}>${esc(c)}</text>`,
+          `<text x="${(i === 0 ? 10 : (edges[i] ?? 0) - 4).toFixed(1)}" y="${y}" font-size="10" ${i === 0 ? '' : 'text-anchor="end"'} ${bold ? 'font-weight="bold"' : ''}>${esc(c)}</text>`,
         );
       });
       y += 15;
@@ -326,7 +326,7 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     row(columns, true);
     for (const r of data)
       row(
-        columns.map((c) => r[c]!),
+        columns.map((c) => r[c] ?? ''),
         false,
       );
   }

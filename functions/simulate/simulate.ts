@@ -19,7 +19,7 @@
 
 import { defaultOf, type VariableName } from '../shared/config.js';
 import { VirtualClock } from './clock.js';
-import { startAgentStackK8s, startArc, startGithubAwsRunners, startKeda } from './peers.js';
+import { GITHUB_AWS_RUNNERS, startAgentStackK8s, startArc, startGithubAwsRunners, startKeda } from './peers.js';
 import {
   type Counters,
   POLICIES,
@@ -127,7 +127,7 @@ const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** di
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1]!;
+  return sorted[Math.min(sorted.length, rank) - 1] ?? 0;
 }
 
 export function waitStats(waits: readonly number[]): WaitStats {
@@ -262,7 +262,11 @@ export async function runPolicy(
   world.startSampling(sampleSeconds);
   // Stop once every CI job is over and the agents left have had time to idle out; a guard ends a
   // run whose jobs can never all start (e.g. MAX_AGENTS 0).
-  const tail = options.podStartupSeconds + options.idleTimeoutSeconds + options.agentExitSeconds + 1;
+  let tail = options.podStartupSeconds + options.idleTimeoutSeconds + options.agentExitSeconds + 1;
+  // github-aws-runners' runners do not idle out: they last until a scale-down (every 5 min) finds
+  // them idle past the minimum running time; their cost until then counts.
+  if (policy === 'github-aws-runners')
+    tail = Math.max(tail, GITHUB_AWS_RUNNERS.scaleDownEverySeconds + GITHUB_AWS_RUNNERS.minimumRunningTimeSeconds + 1);
   world.onAllTerminal = () => clock.after(tail * 1000, () => clock.stop());
   const span = Math.max(0, ...trace.map((j) => j.at));
   const work = trace.reduce((a, j) => a + j.duration, 0);
@@ -270,7 +274,7 @@ export async function runPolicy(
   await clock.run();
 
   const end = world.nowSeconds;
-  const waits = world.jobs.filter((j) => j.startedAt !== undefined).map((j) => j.startedAt! - j.trace.at);
+  const waits = world.jobs.flatMap((j) => (j.startedAt === undefined ? [] : [j.startedAt - j.trace.at]));
   const provisioned = world.provisionedSeconds(end);
   const used = world.usedUntil(end);
   const counters: Counters = run.counters();

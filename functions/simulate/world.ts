@@ -154,7 +154,7 @@ export class World {
     const list = this.waiting.get(job.trace.queue) ?? [];
     // Oldest first by scheduled time (a re-queued job keeps its place).
     let i = list.length;
-    while (i > 0 && list[i - 1]!.trace.at > job.trace.at) i--;
+    while (i > 0 && (list[i - 1]?.trace.at ?? 0) > job.trace.at) i--;
     list.splice(i, 0, job);
     this.waiting.set(job.trace.queue, list);
   }
@@ -283,8 +283,11 @@ export class World {
   private dispatchIdle(queue: string): void {
     const idle = this.idle.get(queue);
     const waiting = this.waiting.get(queue);
-    while (idle && idle.length > 0 && waiting && waiting.length > 0) {
-      this.take(idle[0]!, waiting[0]!);
+    for (;;) {
+      const pod = idle?.[0];
+      const job = waiting?.[0];
+      if (!pod || !job) return;
+      this.take(pod, job);
     }
   }
 

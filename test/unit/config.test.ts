@@ -23,6 +23,8 @@ describe('configuration', () => {
     expect(c.queues).toEqual(['default']);
     expect(c.queueSettings.default).toEqual(c.defaults);
     expect(c.cluster).toEqual({ kind: 'kubeconfig-file', path: '/tmp/kubeconfig' });
+    expect(c.warmPool).toBe('off');
+    expect(loadScalerConfig({ ...scalerEnv, WARM_POOL: 'adaptive' }).warmPool).toBe('adaptive');
     const w = loadWebhookConfig(webhookEnv);
     expect(w.maxBodyBytes).toBe(1_048_576);
     expect(w.secrets.github).toEqual({ kind: 'disabled' });
@@ -42,6 +44,7 @@ describe('configuration', () => {
     [{ EKS_CLUSTER_NAME: 'prod' }, 'KUBECONFIG', 'KUBECONFIG and EKS_CLUSTER_NAME'],
     [{ KUBE_NAMESPACE: 'CI_Agents' }, 'KUBE_NAMESPACE', 'got "CI_Agents"'],
     [{ SCALER_POLL_SECONDS: '0' }, 'SCALER_POLL_SECONDS', 'from 1 to 20'],
+    [{ WARM_POOL: 'on' }, 'WARM_POOL', 'WARM_POOL must be off or adaptive, got "on"'],
     [
       { JOB_TTL_SECONDS_AFTER_FINISHED: '60' },
       'JOB_TTL_SECONDS_AFTER_FINISHED',

@@ -47,7 +47,8 @@ Settings:
   --policies LIST          comma-separated: ${POLICIES.join(',')} (default all)
 
 Sweep (instead of the comparison):
-  --sweep                  run ours on a MIN x MAX grid, warm pool off and adaptive, and print the
+  --sweep                  run ours on a MIN x MAX grid, warm pool off and adaptive (quantile 0.5
+                           and 0.75), and print the
                            cheapest setting (agent-hours) whose p95 wait meets --target-p95
   --target-p95 S           the p95 wait to meet (default: 2 x --pod-startup-seconds)
   --sweep-min LIST         MIN_AGENTS values (default ${DEFAULT_SWEEP_MIN.join(',')})
@@ -200,7 +201,7 @@ export async function main(argv: string[]): Promise<number> {
           result.points,
           'Sweep: wait versus idle, one point per MIN/MAX setting (ours: warm pool off; ours-warm: adaptive)',
           result.best
-            ? `${trace.length} CI jobs; cheapest with p95 <= ${targetP95} s: MIN ${result.best.minAgents} MAX ${result.best.maxAgents} warm pool ${result.best.warmPool ? 'adaptive' : 'off'}, ${result.best.agentHours} agent-h`
+            ? `${trace.length} CI jobs; cheapest with p95 <= ${targetP95} s: MIN ${result.best.minAgents} MAX ${result.best.maxAgents} warm pool ${result.best.warmPool ? `adaptive q${result.best.warmQuantile}` : 'off'}, ${result.best.agentHours} agent-h`
             : `${trace.length} CI jobs; no setting meets p95 <= ${targetP95} s`,
         ),
       );

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   });
   const b = s.best;
   const recommendation = b
-    ? `Sweep on the bursty trace (\`--sweep --target-p95 ${target}\`): the cheapest setting with p95 ≤ ${target} s is **MIN_AGENTS=${b.minAgents} MAX_AGENTS=${b.maxAgents} WARM_POOL=${b.warmPool ? 'adaptive' : 'off'}**: ${b.agentHours.toFixed(2)} agent-hours, wait p50 ${b.p50} s, p95 ${b.p95} s, idle ${b.idlePercent.toFixed(1)} %.`
+    ? `Sweep on the bursty trace (\`--sweep --target-p95 ${target}\`): the cheapest setting with p95 ≤ ${target} s is **MIN_AGENTS=${b.minAgents} MAX_AGENTS=${b.maxAgents} WARM_POOL=${b.warmPool ? `adaptive (quantile ${b.warmQuantile})` : 'off'}**: ${b.agentHours.toFixed(2)} agent-hours, wait p50 ${b.p50} s, p95 ${b.p95} s, idle ${b.idlePercent.toFixed(1)} %.`
     : `Sweep on the bursty trace: no setting of the grid meets p95 ≤ ${target} s.`;
   writeFileSync(
     join(PROJECT_ROOT, 'test/sim/example-sweep.svg'),

@@ -11,6 +11,8 @@ export interface SweepRow {
   readonly minAgents: number;
   readonly maxAgents: number;
   readonly warmPool: boolean;
+  /** The warm pool's quantile (WarmPoolOptions.quantile) when on. */
+  readonly warmQuantile?: number;
   readonly p50: number;
   readonly p95: number;
   readonly p99: number;
@@ -29,26 +31,41 @@ export interface SweepResult {
 
 export const DEFAULT_SWEEP_MIN = [0, 1, 2, 4, 8] as const;
 export const DEFAULT_SWEEP_MAX = [10, 20, 30, 40, 60] as const;
+/** Warm pool settings swept: off, and adaptive at these quantiles (the product's default is 0.75). */
+export const DEFAULT_SWEEP_WARM = [undefined, 0.5, 0.75] as const;
 
 export async function sweep(
   trace: readonly TraceJob[],
   options: SimulationOptions,
-  grid: { readonly min: readonly number[]; readonly max: readonly number[]; readonly targetP95: number },
+  grid: {
+    readonly min: readonly number[];
+    readonly max: readonly number[];
+    readonly targetP95: number;
+    /** undefined: warm pool off; a number: adaptive with that quantile. */
+    readonly warm?: readonly (number | undefined)[];
+  },
 ): Promise<SweepResult> {
   const rows: SweepRow[] = [];
   const points: TradeoffPoint[] = [];
   for (const maxAgents of grid.max) {
     for (const minAgents of grid.min) {
       if (minAgents > maxAgents || maxAgents < 1) continue;
-      for (const warmPool of [false, true]) {
+      for (const quantile of grid.warm ?? DEFAULT_SWEEP_WARM) {
+        const warmPool = quantile !== undefined;
         const policy = warmPool ? 'ours-warm' : 'ours';
-        const r = await runPolicy(policy, trace, { ...options, minAgents, maxAgents });
-        const point = pointOf(`${minAgents}/${maxAgents}`, policy, r);
+        const r = await runPolicy(policy, trace, {
+          ...options,
+          minAgents,
+          maxAgents,
+          ...(warmPool ? { warmPool: { ...options.warmPool, quantile } } : {}),
+        });
+        const point = pointOf(`${minAgents}/${maxAgents}${warmPool ? ` q${quantile}` : ''}`, policy, r);
         points.push(point);
         rows.push({
           minAgents,
           maxAgents,
           warmPool,
+          ...(warmPool ? { warmQuantile: quantile } : {}),
           p50: r.wait.p50,
           p95: r.wait.p95,
           p99: r.wait.p99,
@@ -71,7 +88,7 @@ export function formatSweep(result: SweepResult): string {
   const data = result.rows.map((r) => [
     String(r.minAgents),
     String(r.maxAgents),
-    r.warmPool ? 'adaptive' : 'off',
+    r.warmPool ? `adaptive q${r.warmQuantile}` : 'off',
     String(r.p50),
     String(r.p95),
     String(r.p99),
@@ -83,7 +100,7 @@ export function formatSweep(result: SweepResult): string {
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join('  ');
   const b = result.best;
   const verdict = b
-    ? `cheapest setting with p95 wait <= ${result.targetP95} s: MIN_AGENTS=${b.minAgents} MAX_AGENTS=${b.maxAgents} WARM_POOL=${b.warmPool ? 'adaptive' : 'off'} (${b.agentHours.toFixed(2)} agent-h, wait p50 ${b.p50} s, p95 ${b.p95} s, idle ${b.idlePercent.toFixed(1)} %)`
+    ? `cheapest setting with p95 wait <= ${result.targetP95} s: MIN_AGENTS=${b.minAgents} MAX_AGENTS=${b.maxAgents} WARM_POOL=${b.warmPool ? `adaptive (quantile ${b.warmQuantile})` : 'off'} (${b.agentHours.toFixed(2)} agent-h, wait p50 ${b.p50} s, p95 ${b.p95} s, idle ${b.idlePercent.toFixed(1)} %)`
     : `no setting of the grid meets p95 wait <= ${result.targetP95} s`;
   return `${[line(head), line(widths.map((w) => '-'.repeat(w))), ...data.map(line), '', verdict].join('\n')}\n`;
 }

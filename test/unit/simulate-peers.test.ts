@@ -57,13 +57,22 @@ describe('KEDA ScaledJob (kedacore/keda pkg/scaling/executor/scale_jobs_test.go)
 
   it('fewer running Jobs than minReplicaCount: TestRunningJobCountSmallerMinReplicaCount', () => {
     // minReplicaCount 2, nothing running: 2 Jobs, whatever the queue.
-    expect(kedaJobsToCreate('default', { queueLength: 0, running: 0, pending: 0, minReplicaCount: 2, maxReplicaCount: 100 })).toBe(2);
+    expect(
+      kedaJobsToCreate('default', { queueLength: 0, running: 0, pending: 0, minReplicaCount: 2, maxReplicaCount: 100 }),
+    ).toBe(2);
   });
 
   it('the default strategy subtracts running Jobs from the queue: waits pile up behind busy agents', async () => {
     // 4 jobs arrive at once, 2 more 40 s later while the first 4 run: default creates
     // maxScale - running = 2 - 4 < 0 Jobs at the 60 s poll, accurate creates 2.
-    const trace = [job('a', 1, 300), job('b', 1, 300), job('c', 1, 300), job('d', 1, 300), job('e', 40, 60), job('f', 40, 60)];
+    const trace = [
+      job('a', 1, 300),
+      job('b', 1, 300),
+      job('c', 1, 300),
+      job('d', 1, 300),
+      job('e', 40, 60),
+      job('f', 40, 60),
+    ];
     const d = await runPolicy('keda-default', trace, { ...DEFAULT_OPTIONS, ...exact });
     const a = await runPolicy('keda-accurate', trace, { ...DEFAULT_OPTIONS, ...exact });
     // Polls at 0, 30, 60, ...: the first four get Jobs at 30 (ready 45: wait 44); accurate gives
@@ -124,7 +133,11 @@ describe('ARC scale sets (actions/actions-runner-controller cmd/ghalistener/scal
   });
 
   it('keeps minRunners ready: a job finds a runner waiting, and the runner is replaced after it', async () => {
-    const r = await runPolicy('arc', [job('a', 100, 30), job('b', 300, 30)], { ...DEFAULT_OPTIONS, ...exact, minAgents: 1 });
+    const r = await runPolicy('arc', [job('a', 100, 30), job('b', 300, 30)], {
+      ...DEFAULT_OPTIONS,
+      ...exact,
+      minAgents: 1,
+    });
     expect(r.waits).toEqual([0, 0]);
     // One runner waiting at all times (never times out) plus the ones that ran the jobs.
     expect(r.maxInFlightByQueue.default).toBeLessThanOrEqual(2);

@@ -57,8 +57,9 @@ describe('--sweep', () => {
   it('recommends the cheapest MIN/MAX/warm-pool setting meeting the p95 target', async () => {
     const trace = readHistory(fixture('buildkite-builds.json')).jobs;
     const result = await sweep(trace, DEFAULT_OPTIONS, { min: [0, 1], max: [2, 5], targetP95: 60 });
-    expect(result.rows).toHaveLength(8);
-    expect(result.points).toHaveLength(8);
+    // 2 MIN x 2 MAX x (off, adaptive at quantile 0.5 and 0.75).
+    expect(result.rows).toHaveLength(12);
+    expect(result.points).toHaveLength(12);
     const meeting = result.rows.filter((r) => r.p95 <= 60);
     expect(result.best).toBeDefined();
     expect(meeting).toContainEqual(result.best);

@@ -261,7 +261,9 @@ export type VariableName = (typeof VARIABLES)[number]['name'];
 type Env = Readonly<Record<string, string | undefined>>;
 
 function spec(name: VariableName): VariableSpec {
-  return VARIABLES.find((v) => v.name === name)!;
+  const found = VARIABLES.find((v) => v.name === name);
+  if (!found) throw new Error(`unknown configuration variable ${name}`);
+  return found;
 }
 
 /** The embedded default of a variable (undefined for required or optional-without-default). */
@@ -453,11 +455,11 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
   overrideSchema ??= buildOverrideSchema();
   const result = overrideSchema.safeParse(parsed);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const where = issue.path.join('.');
+    const issue = result.error.issues[0];
+    const where = issue?.path.join('.') ?? '';
     throw new ConfigError(
       'QUEUE_OVERRIDES',
-      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue.message}`,
+      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue?.message ?? 'invalid'}`,
     );
   }
   const settings: Record<string, QueueSettings> = {};
@@ -501,13 +503,14 @@ function cluster(env: Env): ClusterAccess {
   }
   if (file) return { kind: 'kubeconfig-file', path: file };
   if (parameter) return { kind: 'kubeconfig-parameter', name: parameter };
+  if (!eks) return fail('EKS_CLUSTER_NAME', env.EKS_CLUSTER_NAME);
   const endpoint = optional(env, 'EKS_CLUSTER_ENDPOINT');
   if (endpoint !== undefined && !endpoint.startsWith('https://'))
     fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
   const caData = optional(env, 'EKS_CLUSTER_CA');
   return {
     kind: 'eks',
-    clusterName: eks!,
+    clusterName: eks,
     ...(endpoint ? { endpoint } : {}),
     ...(caData ? { caData } : {}),
   };

@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { POLICIES } from '../../functions/simulate/policies.js';
 import { parseHistory, readHistory } from '../../functions/simulate/replay.js';
@@ -66,6 +68,34 @@ describe('--sweep', () => {
     for (const r of meeting) expect(result.best?.agentHours).toBeLessThanOrEqual(r.agentHours);
     const none = await sweep(trace, DEFAULT_OPTIONS, { min: [0], max: [1], targetP95: 0 });
     expect(none.best).toBeUndefined();
+  });
+
+  it('npm run simulate -- --sweep prints the grid, the recommendation, and writes the plot', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sweep-'));
+    try {
+      const out = join(dir, 'sweep.svg');
+      const stdout = execFileSync(
+        process.execPath,
+        ['--import', 'tsx', 'functions/simulate/cli.ts', '--from', fixture('buildkite-builds.json'), '--sweep'].concat([
+          '--sweep-min',
+          '0',
+          '--sweep-max',
+          '3',
+          '--target-p95',
+          '60',
+          '--out',
+          out,
+        ]),
+        { encoding: 'utf8' },
+      );
+      expect(stdout).toContain('adaptive q0.75');
+      expect(stdout).toMatch(/cheapest setting with p95 wait <= 60 s: MIN_AGENTS=0 MAX_AGENTS=3 WARM_POOL=/);
+      const svg = readFileSync(out, 'utf8');
+      expect(svg).toContain('</svg>');
+      expect(svg.match(/<circle /g)?.length).toBe(2 * 3); // p50 and p95 of 3 settings
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

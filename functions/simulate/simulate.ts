@@ -125,7 +125,6 @@ export interface SimulationReport {
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
   return sorted[Math.min(sorted.length, rank) - 1] ?? 0;
 }

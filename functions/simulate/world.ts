@@ -35,7 +35,7 @@ export interface CiJob {
   endedAt?: number;
   /** Runs interrupted by an agent killed mid-job (long-lived Job scale-down). */
   interrupted: number;
-  pod?: Pod;
+  pod?: Pod | undefined;
   finishTimer: number;
 }
 
@@ -55,7 +55,7 @@ export interface Pod {
   endedAt?: number;
   state: PodState;
   outcome?: 'succeeded' | 'failed';
-  job?: CiJob;
+  job?: CiJob | undefined;
   /** The one CI job this agent acquires (job-per-ci-job), instead of any job of its queue. */
   readonly acquire?: CiJob;
   /** How this agent lives (default: exits after one job, or after the idle timeout). */

@@ -3,7 +3,7 @@
  *  - DynamoDB Local (a Java child process) with the ledger table created from infra/aws/ledger-table.yml,
  *  - fauxqs (SQS, in this process) with the events queue and DLQ from infra/aws/queues.yml,
  *  - the REAL webhook function (functions/webhook/app.ts) behind http://127.0.0.1:<port>,
- *  - the REAL scaler loop (functions/scaler/scaler.ts `run`, wired by wiring.ts `createPorts`),
+ *  - the REAL scaler loop (functions/scaler/loop.ts `run`, wired by wiring.ts `createPorts`),
  *    re-invoked back to back as EventBridge would invoke it, with a short long-poll,
  *  - and, unless a kubeconfig is given, the embedded simulated cluster: the fake Kubernetes API
  *    server (fake-kube/, also used by the tests) with its job controller on timers, plus the
@@ -27,7 +27,8 @@ import { liveAgents, queueOf } from '../core/agent-job.js';
 import type { Decision } from '../core/decision.js';
 import type { QueuedJobEvent } from '../core/job-event.js';
 import { routeGitlab } from '../core/routing.js';
-import { run, type ScalerLog, type ScalerPorts } from '../scaler/scaler.js';
+import { run } from '../scaler/loop.js';
+import type { ScalerLog, ScalerPorts } from '../scaler/ports.js';
 import { createPorts, scalerSettings } from '../scaler/wiring.js';
 import { resetAwsClients } from '../shared/aws.js';
 import {

@@ -19,20 +19,11 @@
 import { mapLimit } from '../adapters/dynamodb/ledger-store.js';
 import type { GitlabJobsApi } from '../adapters/gitlab/jobs-api.js';
 import { GitlabApiError } from '../adapters/gitlab/jobs-api.js';
-import { isRouted, type JobEvent, type QueuedJobEvent } from '../core/job-event.js';
+import { isRouted, type QueuedJobEvent } from '../core/job-event.js';
 import { type Routing, routeGitlab } from '../core/routing.js';
 import type { RouteStore, StoredRoute } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
-
-export type RouteOutcome =
-  | { readonly event: JobEvent }
-  | { readonly ignored: string }
-  | { readonly failed: string; readonly retryAfterMs?: number };
-
-export interface EventRouter {
-  /** One outcome per input event, in input order. */
-  resolve(events: readonly QueuedJobEvent[]): Promise<RouteOutcome[]>;
-}
+import type { EventRouter, RouteOutcome } from './ports.js';
 
 export interface GitlabRouterOptions {
   /** Undefined when no GITLAB_API_TOKEN(_PARAMETER) is configured. */

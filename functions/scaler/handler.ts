@@ -1,12 +1,14 @@
 /**
  * Scaler Lambda (EventBridge schedule). Thin: configuration at cold start, ports built once per
- * container, then the tick loop of scaler.ts until the invocation's budget is spent.
+ * container, then the tick loop of loop.ts until the invocation's budget is spent.
  */
 import middy from '@middy/core';
 import type { Context, ScheduledEvent } from 'aws-lambda';
 import { loadScalerConfig, type ScalerConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { run, type ScalerPorts, type TickReport } from './scaler.js';
+import { run } from './loop.js';
+import type { ScalerPorts } from './ports.js';
+import type { TickReport } from './scaler.js';
 import { createPorts, scalerSettings } from './wiring.js';
 
 /** Validated once: a bad variable fails the cold start with a message naming it. */

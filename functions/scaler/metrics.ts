@@ -4,7 +4,7 @@
  * the dashboard in infra/aws/ read these names.
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { ScalerMetrics } from './scaler.js';
+import type { ScalerMetrics } from './ports.js';
 
 export const METRICS_NAMESPACE = 'CiAgentAutoscaler';
 

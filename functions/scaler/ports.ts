@@ -1,61 +1,118 @@
-/** Wiring of the scaler's ports onto the adapters: the events queue and the agent Job factory. */
+/**
+ * The scaler's ports: every outside system the pipeline reaches, as interfaces the scaler owns and
+ * the adapters implement (SQS: EventSource, Kubernetes: ClusterPort and JobFactory, DynamoDB: the
+ * stores of core/stores.ts), so the same pipeline runs against AWS, the emulators, the local
+ * stack and the simulator. Types only: nothing here does I/O.
+ */
 import type { V1Job } from '@kubernetes/client-node';
-import type { EventsQueue } from '../adapters/sqs/events-queue.js';
-import { buildAgentJob, deploymentOf, dispatchIdOf, jobNameFor, liveAgents, queueOf } from '../core/agent-job.js';
-import type { QueueAgents } from '../core/routing.js';
-import type { EventSource, JobFactory } from './scaler.js';
+import type { Decision } from '../core/decision.js';
+import type { JobEvent, QueuedJobEvent } from '../core/job-event.js';
+import type { ClusterJob } from '../core/limiter.js';
+import type { DispatchRecord, LedgerStore, LimiterStore } from '../core/stores.js';
+import type { WarmPoolTracker } from '../core/warm-pool.js';
 
-export function eventSource(queue: EventsQueue): EventSource {
-  return {
-    receive: (options) => queue.receiveEvents(options),
-    delete: async (handles) => (await queue.deleteMessages(handles)).failed.map((f) => f.receiptHandle),
-    defer: (handle, seconds) => queue.changeVisibility(handle, seconds),
-  };
+/** One message of the events queue as the drain receives it. */
+export interface ReceivedEvent {
+  readonly receiptHandle: string;
+  readonly messageId: string;
+  /** ApproximateReceiveCount: 1 on the first delivery. */
+  readonly receiveCount: number;
+  /** The parsed event (a GitLab one may still need its queue); absent when invalid (see `error`). */
+  readonly event?: QueuedJobEvent;
+  /** Why the body could not be parsed. Such a message is NOT deleted: it reaches the DLQ. */
+  readonly error?: string;
 }
 
-export interface JobFactoryOptions {
-  readonly namespace: string;
-  readonly ttlSecondsAfterFinished: number;
-  readonly activeDeadlineSeconds: number;
-  /** The agent Job template of a queue (already loaded and validated). */
-  readonly templateFor: (queue: string) => V1Job;
+/** The events queue (SQS adapter: adapters/sqs/events-queue.ts `eventSource`). */
+export interface EventSource {
+  receive(options: { max: number; waitSeconds: number }): Promise<ReceivedEvent[]>;
+  /** Deletes the messages; returns the receipt handles that could not be deleted. */
+  delete(receiptHandles: readonly string[]): Promise<string[]>;
+  /** Delivers the message again only after `seconds` (best effort). */
+  defer?(receiptHandle: string, seconds: number): Promise<void>;
+}
+
+/** What the scaler asks of the cluster (Kubernetes adapter: adapters/kubernetes/cluster.ts). */
+export interface ClusterPort {
+  /** Every Job this product created in the namespace (all pages of our label selector). */
+  listAgentJobs(): Promise<V1Job[]>;
+  /** 'exists' when a Job of that name is already there (409 AlreadyExists): a retried dispatch. */
+  createJob(job: V1Job): Promise<'created' | 'exists'>;
+}
+
+/** Our Kubernetes Jobs, written and read back (adapters/kubernetes/job-factory.ts). */
+export interface JobFactory {
+  /** Deterministic Job name of a dispatch. */
+  jobName(queue: string, dispatchId: string): string;
+  /** The Kubernetes Job for a dispatch, from the queue's template. */
+  build(dispatch: DispatchRecord): V1Job;
+  /** Reads one of our Jobs back; undefined for a Job that is not ours. */
+  describe(job: V1Job): ClusterJob | undefined;
+}
+
+/** Where an event without a queue goes (GitLab: scaler/gitlab-routes.ts). */
+export type RouteOutcome =
+  | { readonly event: JobEvent }
+  | { readonly ignored: string }
+  | { readonly failed: string; readonly retryAfterMs?: number };
+
+export interface EventRouter {
+  /** One outcome per input event, in input order. */
+  resolve(events: readonly QueuedJobEvent[]): Promise<RouteOutcome[]>;
+}
+
+export interface ScalerLog {
+  debug(message: string, extra: Record<string, unknown>): void;
+  info(message: string, extra: Record<string, unknown>): void;
+  warn(message: string, extra: Record<string, unknown>): void;
+  error(message: string, extra: Record<string, unknown>): void;
+}
+
+/** CloudWatch metrics (scaler/metrics.ts). */
+export interface ScalerMetrics {
+  /** Called once per queue per tick with the decision and how long deciding took. */
+  decision(decision: Decision, created: number, latencyMs: number): void;
+}
+
+export interface ScalerPorts {
+  readonly events: EventSource;
+  readonly ledger: LedgerStore;
+  readonly limiter: LimiterStore;
+  readonly cluster: ClusterPort;
+  readonly jobs: JobFactory;
   /**
-   * This deployment's identity (the ledger table): written on every Job and part of its name;
-   * Jobs of another deployment in the same namespace are not ours. Omitted: every Job is ours.
+   * Gives an event without a queue (GitLab: the Job Hook has no job tags) its queue, or says
+   * no queue can take it, or that it cannot tell yet (the event stays in SQS). Without a
+   * router such events stay in SQS (then the dead-letter queue).
    */
-  readonly deployment?: string;
-  /** What a queue's agents carry (QUEUE_OVERRIDES), injected into its agents; default: defaults. */
-  readonly agentsFor?: (queue: string) => QueueAgents | undefined;
-  /** A queue's own GitLab runner token Secret, if it has one. */
-  readonly runnerTokenSecretFor?: (queue: string) => string | undefined;
+  readonly router?: EventRouter;
+  readonly log: ScalerLog;
+  readonly metrics?: ScalerMetrics;
+  /** Epoch milliseconds. */
+  readonly now: () => number;
+  /** Waits on the same clock as now() (default: real time). */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** The adaptive warm pool's measurements (WARM_POOL=adaptive); absent: no pool. */
+  readonly warmPool?: WarmPoolTracker;
 }
 
-export function jobFactory(options: JobFactoryOptions): JobFactory {
-  return {
-    jobName: (queue, dispatchId) => jobNameFor(queue, dispatchId, options.deployment),
-    build: (d) => {
-      const agents = options.agentsFor?.(d.queue);
-      const runnerTokenSecret = options.runnerTokenSecretFor?.(d.queue);
-      return buildAgentJob(options.templateFor(d.queue), {
-        namespace: options.namespace,
-        queue: d.queue,
-        dispatchId: d.dispatchId,
-        jobName: d.jobName,
-        count: d.count,
-        ttlSecondsAfterFinished: options.ttlSecondsAfterFinished,
-        activeDeadlineSeconds: options.activeDeadlineSeconds,
-        ...(options.deployment ? { deployment: options.deployment } : {}),
-        ...(agents ? { agents } : {}),
-        ...(runnerTokenSecret ? { runnerTokenSecret } : {}),
-      });
-    },
-    describe: (job) => {
-      const queue = queueOf(job);
-      const dispatchId = dispatchIdOf(job);
-      const jobName = job.metadata?.name;
-      if (queue === undefined || dispatchId === undefined || jobName === undefined) return undefined;
-      if (options.deployment !== undefined && deploymentOf(job) !== options.deployment) return undefined;
-      return { jobName, queue, dispatchId, live: liveAgents(job) };
-    },
-  };
+export interface QueueLimits {
+  readonly minAgents: number;
+  readonly maxAgents: number;
+}
+
+export interface ScalerSettings {
+  readonly queues: readonly string[];
+  readonly limits: Readonly<Record<string, QueueLimits>>;
+  /** How long a dispatch may stay in status intent (INTENT_LEASE_SECONDS) before it is released. */
+  readonly intentLeaseMs: number;
+  /** Parallel drainers once the first receive returned messages. */
+  readonly drainConcurrency?: number;
+  /**
+   * Longest a tick drains before it provisions (default 5 s): with a backlog, agents for the
+   * events drained so far are not held up by the rest; the next tick drains on at once.
+   */
+  readonly drainBudgetMs?: number;
+  /** Attempts per queue per tick to reserve its tokens when concurrent scalers conflict. */
+  readonly reserveAttempts?: number;
 }

@@ -5,15 +5,15 @@ import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
 import { DynamoRouteStore } from '../adapters/dynamodb/route-store.js';
 import { createGitlabJobsApi } from '../adapters/gitlab/jobs-api.js';
 import { createCluster } from '../adapters/kubernetes/cluster.js';
+import { jobFactory } from '../adapters/kubernetes/job-factory.js';
 import { loadTemplate } from '../adapters/kubernetes/templates.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
-import { createEventsQueue } from '../adapters/sqs/events-queue.js';
+import { createEventsQueue, eventSource } from '../adapters/sqs/events-queue.js';
 import { WarmPoolTracker } from '../core/warm-pool.js';
 import type { ScalerConfig } from '../shared/config.js';
 import { createGitlabRouter } from './gitlab-routes.js';
 import { createScalerMetrics } from './metrics.js';
-import { eventSource, jobFactory } from './ports.js';
-import type { ScalerLog, ScalerPorts, ScalerSettings } from './scaler.js';
+import type { ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
 
 export function scalerSettings(c: ScalerConfig): ScalerSettings {
   return {

@@ -1,7 +1,7 @@
 /**
  * The scaling policies the simulator compares on the same trace:
  *
- * - ours:            the product's REAL scaler (functions/scaler/scaler.ts `run`, with the real
+ * - ours:            the product's REAL scaler (functions/scaler/loop.ts `run`, with the real
  *                    decision, ledger rules, limiter plan and agent Job builder) invoked every
  *                    schedule period for its budget, on the in-memory ledger and limiter stores,
  *                    an SQS-like events queue fed by the simulated webhooks, and the simulated
@@ -26,13 +26,14 @@
  *                    when it ends; wait 0, provisioned = used, no cap. Computed, not simulated.
  */
 import type { V1Job } from '@kubernetes/client-node';
+import { jobFactory } from '../adapters/kubernetes/job-factory.js';
 import { InMemoryLedgerStore } from '../adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../adapters/memory/limiter-store.js';
 import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../core/agent-job.js';
 import type { LedgerStore, LimiterStore } from '../core/stores.js';
 import { type WarmPoolOptions, WarmPoolTracker } from '../core/warm-pool.js';
-import { jobFactory } from '../scaler/ports.js';
-import { run, type ScalerLog, type ScalerPorts, type ScalerSettings } from '../scaler/scaler.js';
+import { run } from '../scaler/loop.js';
+import type { ScalerLog, ScalerPorts, ScalerSettings } from '../scaler/ports.js';
 import type { VirtualClock } from './clock.js';
 import { type ApiCounter, SimCluster } from './cluster.js';
 import { SimEventQueue } from './queue.js';

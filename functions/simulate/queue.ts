@@ -5,9 +5,8 @@
  * higher receive count and a new receipt handle) unless deleted with its latest receipt handle.
  */
 
-import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
 import type { JobEvent } from '../core/job-event.js';
-import type { EventSource } from '../scaler/scaler.js';
+import type { EventSource, ReceivedEvent } from '../scaler/ports.js';
 import type { VirtualClock } from './clock.js';
 
 interface Message {

@@ -4,15 +4,16 @@
  * server, which records each request as RBAC names it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Cluster, createCluster } from '../../functions/adapters/kubernetes/cluster.js';
+import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import { FakeKube } from '../../functions/local/fake-kube/index.js';
+import type { ClusterPort } from '../../functions/scaler/ports.js';
 import { assertRbacCovers, compareRbac, grants, type RbacCall, scalerRole } from './rbac.js';
 
 const NAMESPACE = 'ci-agents';
 let fake: FakeKube;
-let cluster: Cluster;
+let cluster: ClusterPort;
 
 beforeAll(async () => {
   fake = await new FakeKube({ namespace: NAMESPACE }).start();

@@ -1,14 +1,15 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Cluster, createCluster } from '../../functions/adapters/kubernetes/cluster.js';
+import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { KubeApiError, RetryableKubeError } from '../../functions/adapters/kubernetes/errors.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { AGENT_JOB_SELECTOR, buildAgentJob, jobNameFor, liveAgents } from '../../functions/core/agent-job.js';
 import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
+import type { ClusterPort } from '../../functions/scaler/ports.js';
 
 const NS = 'ci-agents';
 let kube: FakeKube;
-let cluster: Cluster;
+let cluster: ClusterPort;
 let template: V1Job;
 
 function agentJob(queue: string, dispatchId: string, count: number): V1Job {

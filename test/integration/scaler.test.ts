@@ -10,13 +10,8 @@ import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-st
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import type { JobEventKind } from '../../functions/core/job-event.js';
 import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
-import {
-  provision,
-  type ScalerLog,
-  type ScalerPorts,
-  type ScalerSettings,
-  tick,
-} from '../../functions/scaler/scaler.js';
+import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
+import { provision, tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, type ScalerConfig } from '../../functions/shared/config.js';

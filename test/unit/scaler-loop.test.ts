@@ -1,10 +1,12 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { eventId, type JobEvent, type QueuedJobEvent } from '../../functions/core/job-event.js';
-import { jobFactory } from '../../functions/scaler/ports.js';
-import { type EventSource, run, type ScalerPorts, tick } from '../../functions/scaler/scaler.js';
+import { run } from '../../functions/scaler/loop.js';
+import type { EventSource, ScalerPorts } from '../../functions/scaler/ports.js';
+import { tick } from '../../functions/scaler/scaler.js';
 import { jobEvent } from '../support/job-events.js';
 
 const template: V1Job = {

@@ -5,11 +5,12 @@
  */
 import type { V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
-import { jobFactory } from '../../functions/scaler/ports.js';
-import { type ClusterPort, provision, type ScalerPorts } from '../../functions/scaler/scaler.js';
+import type { ClusterPort, ScalerPorts } from '../../functions/scaler/ports.js';
+import { provision } from '../../functions/scaler/scaler.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',

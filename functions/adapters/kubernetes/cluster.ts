@@ -1,7 +1,8 @@
 /**
- * The scaler's view of the cluster: list our agent Jobs, create one. Every call has a timeout;
- * 408/429/5xx, timeouts and network errors throw RetryableKubeError (nothing is lost: the scaler
- * retries its intent next tick), other failures KubeApiError.
+ * The scaler's ClusterPort (scaler/ports.ts) on the Kubernetes API: list our agent Jobs, create
+ * one. Every call has a timeout; 408/429/5xx, timeouts and network errors throw
+ * RetryableKubeError (nothing is lost: the scaler retries the dispatch next tick), other failures
+ * KubeApiError.
  *
  * Calls made (keep infra/k8s/rbac.yaml in step): jobs list, create (namespaced).
  */
@@ -14,16 +15,10 @@ import {
   type V1Job,
 } from '@kubernetes/client-node';
 import { AGENT_JOB_SELECTOR } from '../../core/agent-job.js';
+import type { ClusterPort } from '../../scaler/ports.js';
 import type { ClusterAccess } from '../../shared/config.js';
 import { KubeApiError, toKubeError } from './errors.js';
 import { type KubeConfigDeps, loadKubeConfig } from './kubeconfig.js';
-
-export interface Cluster {
-  /** Every Job this product created in the namespace (all pages of our label selector). */
-  listAgentJobs(): Promise<V1Job[]>;
-  /** 'exists' when a Job of that name is already there (409 AlreadyExists): a retried dispatch. */
-  createJob(job: V1Job): Promise<'created' | 'exists'>;
-}
 
 export interface ClusterOptions extends KubeConfigDeps {
   /** Per-request timeout (default 5000 ms). */
@@ -36,7 +31,7 @@ export async function createCluster(
   access: ClusterAccess,
   namespace: string,
   options: ClusterOptions = {},
-): Promise<Cluster> {
+): Promise<ClusterPort> {
   const { kubeConfig } = await loadKubeConfig(access, namespace, options);
   const server = kubeConfig.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');

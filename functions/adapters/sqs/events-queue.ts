@@ -19,18 +19,8 @@ import {
   type QueuedJobEvent,
   withBoundedOptionalFields,
 } from '../../core/job-event.js';
+import type { EventSource, ReceivedEvent } from '../../scaler/ports.js';
 import { sqsClient } from './client.js';
-
-export interface ReceivedEvent {
-  readonly receiptHandle: string;
-  readonly messageId: string;
-  /** ApproximateReceiveCount: 1 on the first delivery. */
-  readonly receiveCount: number;
-  /** The parsed event (a GitLab one may still need its queue); absent when invalid (see `error`). */
-  readonly event?: QueuedJobEvent;
-  /** Why the body could not be parsed. Such a message is NOT deleted: it reaches the DLQ. */
-  readonly error?: string;
-}
 
 export interface DeleteResult {
   readonly deleted: readonly string[];
@@ -191,5 +181,14 @@ export function createEventsQueue(url: string, client: Client = sqsClient): Even
     receiveEvents: (options) => receiveEvents(url, options, client),
     deleteMessages: (handles) => deleteMessages(url, handles, client),
     changeVisibility: (handle, seconds) => changeVisibility(url, handle, seconds, client),
+  };
+}
+
+/** The scaler's EventSource on an events queue. */
+export function eventSource(queue: EventsQueue): EventSource {
+  return {
+    receive: (options) => queue.receiveEvents(options),
+    delete: async (handles) => (await queue.deleteMessages(handles)).failed.map((f) => f.receiptHandle),
+    defer: (handle, seconds) => queue.changeVisibility(handle, seconds),
   };
 }

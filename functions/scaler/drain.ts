@@ -1,0 +1,152 @@
+/**
+ * Stage 1, drain: receives the events queue (a long poll first, then parallel drainers), gives an
+ * event without a queue its queue (the router), applies the events to the ledger and deletes each
+ * message only once its event is durably applied. What is not applied stays in the queue.
+ */
+import { isRouted, type JobEvent, type QueuedJobEvent } from '../core/job-event.js';
+import { describeError } from '../shared/errors.js';
+import type { ReceivedEvent, RouteOutcome, ScalerPorts, ScalerSettings } from './ports.js';
+
+export interface DrainReport {
+  received: number;
+  applied: number;
+  duplicates: number;
+  failed: number;
+  invalid: number;
+  undeleted: number;
+  /** Events of CI jobs no served queue can take (deleted, counted nowhere). */
+  unserved: number;
+}
+
+/** Drains the queue until it is empty, the drain budget is spent or the deadline is near. */
+export async function drain(
+  ports: ScalerPorts,
+  settings: ScalerSettings,
+  waitSeconds: number,
+  deadline: number,
+): Promise<DrainReport> {
+  const report: DrainReport = {
+    received: 0,
+    applied: 0,
+    duplicates: 0,
+    failed: 0,
+    invalid: 0,
+    undeleted: 0,
+    unserved: 0,
+  };
+  const { events, ledger, log } = ports;
+
+  const route = async (events: QueuedJobEvent[]): Promise<RouteOutcome[]> => {
+    if (events.every(isRouted)) return events.map((event) => ({ event }));
+    if (!ports.router)
+      return events.map((event) => (isRouted(event) ? { event } : { failed: 'no router for events without a queue' }));
+    return ports.router.resolve(events).catch((e: unknown) => events.map(() => ({ failed: describeError(e) })));
+  };
+
+  /** Applies and deletes one batch; true when it had events and none could be applied. */
+  const handle = async (batch: ReceivedEvent[]): Promise<boolean> => {
+    report.received += batch.length;
+    const parsed = batch.filter((m): m is ReceivedEvent & { event: QueuedJobEvent } => m.event !== undefined);
+    for (const m of batch) {
+      if (m.event) continue;
+      report.invalid++;
+      // Left in the queue: SQS redrives it to the dead-letter queue after maxReceiveCount.
+      if (m.receiveCount <= 1)
+        log.error('invalid event message set aside for the dead-letter queue', {
+          messageId: m.messageId,
+          error: m.error,
+        });
+    }
+    if (parsed.length === 0) return false;
+    const routes = await route(parsed.map((m) => m.event));
+    const done: string[] = [];
+    const valid: (ReceivedEvent & { event: JobEvent })[] = [];
+    routes.forEach((r, i) => {
+      const m = parsed[i];
+      if (!m) return;
+      if ('event' in r) {
+        valid.push({ ...m, event: r.event });
+      } else if ('ignored' in r) {
+        report.unserved++;
+        done.push(m.receiptHandle);
+        log.info('job no queue can serve; not counted', {
+          eventId: m.event.id,
+          jobId: m.event.jobId,
+          reason: r.ignored,
+        });
+      } else {
+        report.failed++;
+        // While the lookup API is paused, the message comes back only when it may be asked
+        // again: each delivery (counted towards maxReceiveCount) is then a real attempt.
+        if (r.retryAfterMs !== undefined && ports.events.defer)
+          ports.events.defer(m.receiptHandle, Math.max(1, r.retryAfterMs / 1000)).catch(() => undefined);
+        // Not routed to a guess: it stays in the queue and is retried on a later receive.
+        if (m.receiveCount <= 1)
+          log.error('event not routed; it stays in the queue', {
+            messageId: m.messageId,
+            eventId: m.event.id,
+            error: r.failed,
+          });
+      }
+    });
+    const outcomes =
+      valid.length === 0
+        ? []
+        : await ledger
+            .apply(
+              valid.map((m) => m.event),
+              new Date(ports.now()),
+            )
+            .catch((e: unknown) =>
+              valid.map((m) => ({ eventId: m.event.id, result: 'failed' as const, error: describeError(e) })),
+            );
+    valid.forEach((m, i) => {
+      // A ledger that answers for fewer events than it was given: the rest stay in the queue.
+      const o = outcomes[i] ?? { eventId: m.event.id, result: 'failed' as const, error: 'no outcome from the ledger' };
+      if (o.result === 'failed') {
+        report.failed++;
+        if (m.receiveCount <= 1)
+          log.error('event not applied; it stays in the queue', {
+            messageId: m.messageId,
+            eventId: o.eventId,
+            error: o.error,
+          });
+        return;
+      }
+      if (o.result === 'applied') {
+        report.applied++;
+        if (m.event.kind === 'scheduled')
+          ports.warmPool?.arrived(m.event.queue, Date.parse(m.event.occurredAt), ports.now());
+      } else report.duplicates++;
+      done.push(m.receiptHandle);
+    });
+    if (done.length > 0) {
+      const undeleted = await events.delete(done).catch(() => done);
+      // Not deleted: redelivered later and then a no-op in the ledger. Nothing is lost.
+      report.undeleted += undeleted.length;
+    }
+    return done.length === 0;
+  };
+
+  const secondsLeft = () => Math.max(0, Math.floor((deadline - ports.now()) / 1000));
+  const first = await events.receive({ max: 10, waitSeconds: Math.min(waitSeconds, secondsLeft()) });
+  if (first.length === 0) return report;
+
+  const drainUntil = Math.min(deadline, ports.now() + (settings.drainBudgetMs ?? 5_000));
+  // A batch none of whose events could be applied (DynamoDB unreachable, throttled past the
+  // SDK's retries) stops the drain for this tick, rather than cycling every message towards the
+  // dead-letter queue; the next tick tries again.
+  let stop = await handle(first);
+  const drainer = async (): Promise<void> => {
+    while (!stop && ports.now() < drainUntil) {
+      const batch = await events.receive({ max: 10, waitSeconds: 0 });
+      if (batch.length === 0) return;
+      if (await handle(batch)) stop = true;
+    }
+  };
+  // allSettled: one drainer's failure must not leave the others running into the next tick.
+  const settled = await Promise.allSettled(Array.from({ length: settings.drainConcurrency ?? 4 }, drainer));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
+  return report;
+}

@@ -38,7 +38,7 @@ export type DispatchAction =
       readonly tokens: number;
       readonly markSubmitted: boolean;
     }
-  /** The reservation has no Job yet and its lease is still valid: create it (again). */
+  /** The dispatch has no Job yet and its lease is still valid: create it (again). */
   | { readonly kind: 'create'; readonly dispatch: DispatchRecord; readonly tokens: number }
   /** The Job finished, failed or vanished, or the lease expired without a Job: return the tokens. */
   | {

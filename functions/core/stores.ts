@@ -65,7 +65,10 @@ export interface LimiterRecord {
 
 export type DispatchStatus = 'intent' | 'submitted';
 
-/** A reservation of `count` tokens for one Kubernetes Job batch. */
+/**
+ * A dispatch: the limiter's record of one Kubernetes Job batch and the tokens it holds; status
+ * intent until its Job is known to exist, then submitted.
+ */
 export interface DispatchRecord {
   readonly queue: string;
   /** Deterministic; the Kubernetes Job name is derived from it. */
@@ -82,7 +85,7 @@ export interface DispatchRecord {
   readonly leaseUntil: number;
   /**
    * Creates of this dispatch started so far, each fenced by a conditional write before it is
-   * issued (the reservation fences the first). Absent on items written before fencing: then
+   * issued (the reserve write fences the first). Absent on items written before fencing: then
    * treated as 1 attempt, unanswered, that can land until `leaseUntil`.
    */
   readonly attempts?: number;

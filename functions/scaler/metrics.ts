@@ -11,13 +11,13 @@ export const METRICS_NAMESPACE = 'CiAgentAutoscaler';
 export function createScalerMetrics(): ScalerMetrics {
   const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'scaler' });
   return {
-    decision(d, created, latencyMs) {
+    decision(d, reserved, latencyMs) {
       metrics.addDimension('Queue', d.queue);
       metrics.addMetric('Pending', MetricUnit.Count, d.pending);
       metrics.addMetric('Running', MetricUnit.Count, d.running);
-      metrics.addMetric('InFlight', MetricUnit.Count, d.inFlight + created);
+      metrics.addMetric('InFlight', MetricUnit.Count, d.inFlight + reserved);
       metrics.addMetric('MaxAgents', MetricUnit.Count, d.maxAgents);
-      metrics.addMetric('AgentsRequested', MetricUnit.Count, created);
+      metrics.addMetric('AgentsRequested', MetricUnit.Count, reserved);
       metrics.addMetric('DecisionLatencyMs', MetricUnit.Milliseconds, latencyMs);
       metrics.publishStoredMetrics();
     },

@@ -70,8 +70,8 @@ export interface ScalerLog {
 
 /** CloudWatch metrics (scaler/metrics.ts). */
 export interface ScalerMetrics {
-  /** Called once per queue per tick with the decision and how long deciding took. */
-  decision(decision: Decision, created: number, latencyMs: number): void;
+  /** Called once per queue per tick with the decision, the agents reserved for it and how long it took. */
+  decision(decision: Decision, reserved: number, latencyMs: number): void;
 }
 
 export interface ScalerPorts {

@@ -32,12 +32,12 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
       Object.entries(c.queueSettings).map(async ([q, s]) => [q, await loadTemplate(s.jobTemplate)] as const),
     ),
   );
-  const tokens = new SecretStore({ gitlabApi: c.gitlabApi.token });
-  const api = tokens.enabled('gitlabApi')
+  const gitlabCredentials = new SecretStore({ gitlabApi: c.gitlabApi.token });
+  const api = gitlabCredentials.enabled('gitlabApi')
     ? createGitlabJobsApi({
         url: c.gitlabApi.url,
-        token: () => tokens.get('gitlabApi'),
-        refreshToken: () => tokens.refresh('gitlabApi'),
+        token: () => gitlabCredentials.get('gitlabApi'),
+        refreshToken: () => gitlabCredentials.refresh('gitlabApi'),
       })
     : undefined;
   return {

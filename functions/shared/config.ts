@@ -154,7 +154,7 @@ export const VARIABLES = [
     functions: ['scaler'],
     required: true,
     expected: 'a DynamoDB table name',
-    description: 'Table holding the job ledger, the in-flight limiter and dispatch intents.',
+    description: 'Table holding the job ledger, the in-flight limiter and its dispatches.',
   },
   {
     name: 'MIN_AGENTS',
@@ -205,7 +205,7 @@ export const VARIABLES = [
     functions: ['scaler'],
     default: '120',
     expected: 'an integer from 10 to 3600',
-    description: 'A reservation whose Job could not be created is retried each tick and released after this long.',
+    description: 'A dispatch whose Job could not be created is retried each tick and released after this long.',
   },
   {
     name: 'LEDGER_RETENTION_DAYS',

@@ -18,17 +18,45 @@ import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import { VARIABLES, type VariableSpec } from '../../functions/shared/config.js';
 import { PROJECT_ROOT, serverlessParams } from '../../infra/aws/definitions.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const K8S = join(PROJECT_ROOT, 'infra/k8s');
 
-const MODELS: Record<string, new (data: any) => { validate(): void }> = {
-  'v1/Namespace': Namespace,
-  'v1/ServiceAccount': ServiceAccount,
-  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
-  'rbac.authorization.k8s.io/v1/Role': Role,
-  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
-  'batch/v1/Job': Job,
+/** The model's constructor taking any object: checking an unknown object is what validate() is for. */
+const model =
+  <T>(M: new (data: T) => { validate(): void }) =>
+  (doc: object) =>
+    new M(doc as T);
+
+const MODELS: Record<string, (doc: object) => { validate(): void }> = {
+  'v1/Namespace': model(Namespace),
+  'v1/ServiceAccount': model(ServiceAccount),
+  'v1/PersistentVolumeClaim': model(PersistentVolumeClaim),
+  'rbac.authorization.k8s.io/v1/Role': model(Role),
+  'rbac.authorization.k8s.io/v1/RoleBinding': model(RoleBinding),
+  'batch/v1/Job': model(Job),
 };
+
+/** What every document of infra/k8s has (checked when read). */
+type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; [field: string]: unknown };
+  [field: string]: unknown;
+};
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function asManifest(file: string, doc: unknown): Manifest {
+  if (
+    !isRecord(doc) ||
+    typeof doc.apiVersion !== 'string' ||
+    typeof doc.kind !== 'string' ||
+    !isRecord(doc.metadata) ||
+    typeof doc.metadata.name !== 'string'
+  ) {
+    throw new Error(`${file}: not a Kubernetes object with apiVersion, kind and metadata.name`);
+  }
+  return doc as Manifest;
+}
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
@@ -37,20 +65,21 @@ function yamlFiles(dir: string): string[] {
   });
 }
 
-function docs(file: string): any[] {
-  return parseAllDocuments(readFileSync(file, 'utf8')).map((d) => {
+function docs(file: string): unknown[] {
+  return parseAllDocuments(readFileSync(file, 'utf8')).map((d): unknown => {
     if (d.errors.length) throw new Error(`${file}: ${d.errors[0]!.message}`);
     return d.toJS();
   });
 }
 
-const isKustomization = (d: any) => String(d?.apiVersion).startsWith('kustomize.config.k8s.io/');
+const isKustomization = (d: unknown) => isRecord(d) && String(d.apiVersion).startsWith('kustomize.config.k8s.io/');
 const manifests = yamlFiles(K8S).flatMap((file) =>
   docs(file)
     .filter((d) => d && !isKustomization(d))
-    .map((doc) => ({ file: relative(PROJECT_ROOT, file), doc })),
+    .map((doc) => ({ file: relative(PROJECT_ROOT, file), doc: asManifest(file, doc) })),
 );
-const byKind = (kind: string) => manifests.filter((m) => m.doc.kind === kind).map((m) => m.doc);
+/** The manifests of one kind (`Role.is`), typed as the kubernetes-models interface. */
+const byKind = <T>(is: (value: unknown) => value is T): T[] => manifests.map((m): unknown => m.doc).filter(is);
 const TEMPLATES = ['buildkite', 'github', 'gitlab'] as const;
 const template = (name: string) => parse(readFileSync(join(K8S, 'agents', `${name}.yaml`), 'utf8')) as V1Job;
 const configDefault = (name: string) => (VARIABLES as readonly VariableSpec[]).find((v) => v.name === name)!.default!;
@@ -75,10 +104,11 @@ function withBuildCache(t: V1Job, claimName: string): V1Job {
   return job;
 }
 
-function validate(doc: any): void {
-  const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
-  if (!Model) throw new Error(`no schema for ${doc.apiVersion}/${doc.kind}`);
-  new Model(doc).validate();
+function validate(doc: { apiVersion?: unknown; kind?: unknown }): void {
+  const type = `${String(doc.apiVersion)}/${String(doc.kind)}`;
+  const build = MODELS[type];
+  if (!build) throw new Error(`no schema for ${type}`);
+  build(doc).validate();
 }
 
 describe('infra/k8s manifests', () => {
@@ -101,9 +131,9 @@ describe('infra/k8s manifests', () => {
   }
 
   it('the schema validation rejects a broken manifest (the check can fail)', () => {
-    const role = structuredClone(byKind('Role')[0]);
-    role.rules[0].verbs = 'list';
-    expect(() => validate(role)).toThrow(/verbs/);
+    const role = structuredClone(byKind(Role.is)[0]!);
+    const broken = { ...role, rules: [{ ...role.rules![0]!, verbs: 'list' }] };
+    expect(() => validate(broken)).toThrow(/verbs/);
   });
 
   it('kustomization lists every applied manifest and the cache component exists', () => {
@@ -124,21 +154,21 @@ describe('infra/k8s manifests', () => {
   });
 
   it('the agent ServiceAccount has no token mounted and no Role binds it', () => {
-    const sa = byKind('ServiceAccount')[0];
+    const sa = byKind(ServiceAccount.is)[0]!;
     expect(sa.automountServiceAccountToken).toBe(false);
-    for (const rb of byKind('RoleBinding')) {
-      expect(rb.subjects.some((s: any) => s.kind === 'ServiceAccount' && s.name === sa.metadata.name)).toBe(false);
+    for (const rb of byKind(RoleBinding.is)) {
+      expect(rb.subjects!.some((s) => s.kind === 'ServiceAccount' && s.name === sa.metadata!.name)).toBe(false);
     }
   });
 
   it('the Role is bound to the group the EKS access entry maps the scaler to, and nothing is cluster-wide', () => {
     const access = parse(readFileSync(join(PROJECT_ROOT, 'infra/aws/eks-access.yml'), 'utf8'));
     const groups = access.Resources.ScalerAccessEntry.Properties.KubernetesGroups;
-    const rb = byKind('RoleBinding')[0];
+    const rb = byKind(RoleBinding.is)[0]!;
     expect(rb.roleRef).toEqual({
       apiGroup: 'rbac.authorization.k8s.io',
       kind: 'Role',
-      name: byKind('Role')[0].metadata.name,
+      name: byKind(Role.is)[0]!.metadata!.name,
     });
     expect(rb.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: groups[0] }]);
     expect(manifests.filter((m) => /^Cluster/.test(m.doc.kind))).toEqual([]);
@@ -167,12 +197,12 @@ describe('agent Job templates and the Jobs the scaler builds from them', () => {
         expect(job.metadata!.name!.length).toBeLessThanOrEqual(63);
       }
       const pod = t.spec!.template.spec!;
-      expect(pod.serviceAccountName).toBe(byKind('ServiceAccount')[0].metadata.name);
+      expect(pod.serviceAccountName).toBe(byKind(ServiceAccount.is)[0]!.metadata!.name);
       expect(pod.automountServiceAccountToken).toBe(false);
     });
 
     it(`${name}: with the shared build cache mounted, the Job is still valid and claims the PVC`, () => {
-      const claim = byKind('PersistentVolumeClaim')[0].metadata.name;
+      const claim = byKind(PersistentVolumeClaim.is)[0]!.metadata!.name!;
       const job = buildAgentJob(withBuildCache(template(name), claim), params('default'));
       expect(() => validate(job)).not.toThrow();
       const pod = job.spec!.template.spec!;
@@ -187,6 +217,6 @@ describe('agent Job templates and the Jobs the scaler builds from them', () => {
   }
 
   it('the cache PVC is ReadWriteMany (agents on many nodes share it)', () => {
-    expect(byKind('PersistentVolumeClaim')[0].spec.accessModes).toEqual(['ReadWriteMany']);
+    expect(byKind(PersistentVolumeClaim.is)[0]!.spec!.accessModes).toEqual(['ReadWriteMany']);
   });
 });

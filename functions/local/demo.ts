@@ -11,8 +11,9 @@
  *
  * The agents are the embedded simulated cluster's pods; the local stack's simulated CI provider
  * gives each Running agent a waiting CI job and sends the started/finished webhooks (a real CI
- * provider does that for real agents). Signing uses the same variables as the stack
- * (BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN) with the same defaults.
+ * provider does that for real agents). It signs with the running stack's secrets, read from its
+ * run record (random per start unless BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET,
+ * GITLAB_WEBHOOK_TOKEN set them); with --url to a stack it cannot find, with those variables.
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,7 +30,7 @@ import {
   newCiJob,
   post,
 } from './ci-webhooks.js';
-import { runningStackUrl } from './run-files.js';
+import { runningStack } from './run-files.js';
 import type { CiJobRecord } from './simulated-ci.js';
 import { type LocalStack, type LocalStackStatus, startLocalStack } from './stack.js';
 
@@ -242,11 +243,12 @@ async function main(): Promise<void> {
     return;
   }
   const env = process.env;
-  const secrets = localSigningSecrets(env);
   const counts = { buildkite: Number(values.buildkite), github: Number(values.github), gitlab: Number(values.gitlab) };
-  // The stack records its URL in its run folder: a stack started on another port is found.
-  const running = values.url ? undefined : runningStackUrl(path.join(PROJECT_ROOT, '.local'));
-  let url = values.url ?? running ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
+  // The stack records its URL and secrets in its run folder: a stack on another port is found.
+  const running = runningStack(path.join(PROJECT_ROOT, '.local'), values.url);
+  let url = values.url ?? running?.url ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
+  const unset = { buildkite: '', github: '', gitlab: '' };
+  let secrets: LocalSecrets = localSigningSecrets(env, running?.secrets ?? unset);
   let stack: LocalStack | undefined;
   if (values.standalone || (!values.url && !(await fetchStatus(url)))) {
     console.log(
@@ -256,6 +258,7 @@ async function main(): Promise<void> {
     );
     stack = await startLocalStack({ port: 0, onLog: (level, m) => console.error(`  [${level}] ${m}`) });
     url = stack.webhookUrl;
+    secrets = stack.secrets;
   }
   let code = 1;
   try {

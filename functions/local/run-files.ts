@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { LocalSecrets } from './ci-webhooks.js';
 
 export const RUN_FILE = 'run.json';
 const RUN_DIR = /^run-(\d+)-/;
@@ -18,10 +19,13 @@ export interface RunRecord {
   readonly childPids: readonly number[];
   /** The webhook endpoint, once it listens. */
   readonly url?: string;
+  /** The webhook secrets in force (random per start unless set): `npm run demo` signs with them. */
+  readonly secrets?: LocalSecrets;
 }
 
+/** Written readable by the owner only: it holds the stack's webhook secrets. */
 export function writeRunRecord(runDir: string, record: RunRecord): void {
-  writeFileSync(path.join(runDir, RUN_FILE), `${JSON.stringify(record)}\n`);
+  writeFileSync(path.join(runDir, RUN_FILE), `${JSON.stringify(record)}\n`, { mode: 0o600 });
 }
 
 export function isAlive(pid: number): boolean {
@@ -97,9 +101,11 @@ export function reapOrphanedRuns(localDir: string, childMarker = 'DynamoDBLocal.
   return reaped;
 }
 
-/** The webhook URL of a running local stack (the newest one), if any. */
-export function runningStackUrl(localDir: string): string | undefined {
-  const live = runFolders(localDir).filter((run) => run.record?.url && isAlive(run.ownerPid));
+/** The record of a running local stack (the newest one, or the one serving `url`), if any. */
+export function runningStack(localDir: string, url?: string): RunRecord | undefined {
+  const live = runFolders(localDir).filter(
+    (run) => run.record?.url && (url === undefined || run.record.url === url) && isAlive(run.ownerPid),
+  );
   const newest = (dir: string) => statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  return live.sort((a, b) => newest(a.dir) - newest(b.dir)).at(-1)?.record?.url;
+  return live.sort((a, b) => newest(a.dir) - newest(b.dir)).at(-1)?.record;
 }

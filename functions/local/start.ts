@@ -15,7 +15,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { ConfigError } from '../shared/config.js';
-import { LOCAL_SECRETS } from './ci-webhooks.js';
 import { type LocalStack, startLocalStack } from './stack.js';
 import { decisionLine, statusLines, Terminal } from './terminal.js';
 
@@ -99,11 +98,10 @@ async function main(): Promise<void> {
   });
 
   const c = stack.scalerConfig;
-  const secretLine = (provider: 'buildkite' | 'github' | 'gitlab', variable: string) => {
-    const value = stack.secrets[provider];
-    if (value === undefined) return `${provider}: off`;
-    return value === LOCAL_SECRETS[provider] ? `${provider} "${value}"` : `${provider} (from ${variable})`;
-  };
+  // Random per start unless set: a stack exposed through a tunnel is not guarded by a secret
+  // anyone could read in this repository. Printed so a real provider can be pointed at it.
+  const secretLine = (provider: 'buildkite' | 'github' | 'gitlab', variable: string) =>
+    process.env[variable]?.trim() ? `${provider} (from ${variable})` : `${provider} "${stack.secrets[provider]}"`;
   const rel = (p: string) => (p.startsWith(PROJECT_ROOT) ? path.relative(PROJECT_ROOT, p) : p);
   console.log(
     [

@@ -160,6 +160,8 @@ function countedLimiter(
     snapshot: wrap('dynamodb.Query', 2, () => inner.snapshot()),
     reserve: wrap('dynamodb.TransactWriteItems', 1, (r) => inner.reserve(r)),
     markSubmitted: wrap('dynamodb.UpdateItem', 1, (d) => inner.markSubmitted(d)),
+    beginCreate: wrap('dynamodb.UpdateItem', 1, (d, u) => inner.beginCreate(d, u)),
+    settleCreate: wrap('dynamodb.UpdateItem', 1, (d, l) => inner.settleCreate(d, l)),
     setTokens: wrap('dynamodb.UpdateItem', 1, (d, t) => inner.setTokens(d, t)),
     release: wrap('dynamodb.DeleteItem', 1, (d) => inner.release(d)),
     correct: wrap('dynamodb.UpdateItem', 1, (r) => inner.correct(r)),

@@ -3,20 +3,14 @@
  * a bad variable, a stack killed with `kill -9`, a stack on another port, output piped to a file.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { extraAgentsLine } from '../../functions/local/demo.js';
-import {
-  isAlive,
-  RUN_FILE,
-  reapOrphanedRuns,
-  runningStackUrl,
-  writeRunRecord,
-} from '../../functions/local/run-files.js';
+import { isAlive, RUN_FILE, reapOrphanedRuns, runningStack, writeRunRecord } from '../../functions/local/run-files.js';
 import { startLocalStack } from '../../functions/local/stack.js';
 import { Terminal } from '../../functions/local/terminal.js';
 import { ConfigError } from '../../functions/shared/config.js';
@@ -110,11 +104,16 @@ describe('run folders', () => {
     const localDir = path.join(scratch, 'demo');
     const runDir = path.join(localDir, `run-${process.pid}-z`);
     mkdirSync(runDir, { recursive: true });
-    expect(runningStackUrl(localDir)).toBeUndefined();
-    writeRunRecord(runDir, { ownerPid: process.pid, childPids: [], url: 'http://127.0.0.1:4123' });
-    expect(runningStackUrl(localDir)).toBe('http://127.0.0.1:4123');
+    expect(runningStack(localDir)).toBeUndefined();
+    const secrets = { buildkite: 'b', github: 'g', gitlab: 'l' };
+    writeRunRecord(runDir, { ownerPid: process.pid, childPids: [], url: 'http://127.0.0.1:4123', secrets });
+    expect(runningStack(localDir)?.url).toBe('http://127.0.0.1:4123');
+    // ... and the secrets to sign with, in a file only its owner can read.
+    expect(runningStack(localDir, 'http://127.0.0.1:4123')?.secrets).toEqual(secrets);
+    expect(statSync(path.join(runDir, RUN_FILE)).mode & 0o077).toBe(0);
+    expect(runningStack(localDir, 'http://127.0.0.1:9999')).toBeUndefined();
     writeFileSync(path.join(runDir, RUN_FILE), 'not json');
-    expect(runningStackUrl(localDir)).toBeUndefined();
+    expect(runningStack(localDir)).toBeUndefined();
   });
 });
 

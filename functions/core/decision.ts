@@ -8,13 +8,16 @@
  *
  *   busy  = min(running, supply, busyBound)
  *   idle  = supply - busy
- *   count = min(MAX - inFlight, max(pending - idle, MIN - supply, 0)), never negative
+ *   count = min(MAX - inFlight, max(pending + warm - idle, MIN - supply, 0)), never negative
  *
  * `running` is the ledger's, and lags: a CI job whose agent has already exited still counts
  * until its `finished` webhook is applied. Counted against agents made after it started, such a
  * job would hide them as busy and more agents would be asked for (waste). busyBound (see
  * busyBound()) is how many of the supply's agents can be running one of the running CI jobs at
  * all: an agent runs one CI job, which started after the agent was made.
+ *
+ * `warm` (default 0) is the adaptive warm pool (core/warm-pool.ts): idle agents kept on top of
+ * pending demand.
  */
 export interface QueueObservation {
   readonly queue: string;
@@ -33,6 +36,8 @@ export interface QueueObservation {
   readonly busyBound?: number;
   readonly minAgents: number;
   readonly maxAgents: number;
+  /** Adaptive warm pool: idle agents to keep on top of pending demand (default 0). */
+  readonly warm?: number;
 }
 
 export interface Decision extends QueueObservation {
@@ -40,8 +45,8 @@ export interface Decision extends QueueObservation {
   readonly idle: number;
   /** Agents to provision now. */
   readonly count: number;
-  /** Why: demand, warm floor, capped at MAX, or nothing to do. */
-  readonly reason: 'demand' | 'floor' | 'capped' | 'none';
+  /** Why: demand, the warm pool on top of it, warm floor, capped at MAX, or nothing to do. */
+  readonly reason: 'demand' | 'warm' | 'floor' | 'capped' | 'none';
 }
 
 export function decide(o: QueueObservation): Decision {
@@ -51,13 +56,22 @@ export function decide(o: QueueObservation): Decision {
   const supply = Math.max(0, o.supply ?? inFlight);
   const busy = Math.max(0, Math.min(running, supply, o.busyBound ?? running));
   const idle = supply - busy;
-  const demand = pending - idle;
+  const warm = Math.max(0, o.warm ?? 0);
+  const demand = pending + warm - idle;
   const floor = o.minAgents - supply;
   const wanted = Math.max(demand, floor, 0);
   const room = Math.max(0, o.maxAgents - inFlight);
   const count = Math.min(room, wanted);
   const reason: Decision['reason'] =
-    wanted === 0 ? 'none' : count < wanted ? 'capped' : demand >= floor ? 'demand' : 'floor';
+    wanted === 0
+      ? 'none'
+      : count < wanted
+        ? 'capped'
+        : demand < floor
+          ? 'floor'
+          : warm > 0 && pending - idle < count
+            ? 'warm'
+            : 'demand';
   return { ...o, pending, running, inFlight, supply, idle, count, reason };
 }
 

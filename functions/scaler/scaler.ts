@@ -32,6 +32,7 @@ import {
   planReconcile,
 } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
+import { type ObservedJob, observedJob, type WarmPoolTracker } from '../core/warm-pool.js';
 import { describeError } from '../shared/errors.js';
 import type { EventRouter, RouteOutcome } from './gitlab-routes.js';
 
@@ -90,6 +91,8 @@ export interface ScalerPorts {
   readonly now: () => number;
   /** Waits on the same clock as now() (default: real time). */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The adaptive warm pool's measurements (WARM_POOL=adaptive); absent: no pool. */
+  readonly warmPool?: WarmPoolTracker;
 }
 
 export interface ScalerSettings {
@@ -222,8 +225,11 @@ export async function drain(
           });
         return;
       }
-      if (o.result === 'applied') report.applied++;
-      else report.duplicates++;
+      if (o.result === 'applied') {
+        report.applied++;
+        if (m.event.kind === 'scheduled')
+          ports.warmPool?.arrived(m.event.queue, Date.parse(m.event.occurredAt), ports.now());
+      } else report.duplicates++;
       done.push(m.receiptHandle);
     });
     if (done.length > 0) {
@@ -280,6 +286,14 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
   ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
   const graceMs = intentCreateGraceMs(settings.intentLeaseMs);
+  if (ports.warmPool) {
+    const seen = clusterJobs.flatMap((j): ObservedJob[] => {
+      const queue = jobs.describe(j)?.queue;
+      const o = queue === undefined ? undefined : observedJob(j, queue);
+      return o ? [o] : [];
+    });
+    ports.warmPool.observe(seen, ports.now());
+  }
 
   const plan = planReconcile({
     limiters: snapshot.limiters,
@@ -420,6 +434,8 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
             plan.batches[queue] ?? [],
           )
         : undefined;
+      const pool = ports.warmPool?.size(queue, ports.now());
+      const warm = pool ? { warm: pool.warm } : {};
       const observe = (inFlight: number) =>
         decide({
           queue,
@@ -429,6 +445,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           supply: Math.min(supply, inFlight),
           ...(bound === undefined ? {} : { busyBound: bound }),
           ...limits,
+          ...warm,
         });
       let view = views.get(queue) ?? { inFlight: 0, version: 0, settled: true };
       let decision = observe(view.inFlight);
@@ -487,6 +504,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         count: decision.count,
         reason: decision.reason,
         reserved: made,
+        ...(pool ?? {}),
       });
       ports.metrics?.decision(decision, made, latencyMs);
       return { ...decision, count: made };

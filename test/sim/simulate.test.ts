@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import type { JobEvent } from '../../functions/core/job-event.js';
 import { VirtualClock } from '../../functions/simulate/clock.js';
+import { POLICIES } from '../../functions/simulate/policies.js';
 import { formatTable, renderSvg } from '../../functions/simulate/report.js';
 import {
   DEFAULT_OPTIONS,
@@ -131,7 +132,7 @@ describe('simulator on a hand-computable trace', () => {
 });
 
 describe('simulator invariants', () => {
-  const policies = ['ours', 'long-lived-job', 'job-per-ci-job', 'oracle'] as const;
+  const policies = POLICIES;
 
   it('no policy beats the oracle on any wait percentile, nor on agent-seconds', async () => {
     for (const generator of ['steady', 'bursty'] as const) {

@@ -58,6 +58,25 @@ describe('decide: agents missing per queue', () => {
     expect(d.reason).toBe(reason);
   });
 
+  it('with a warm pool: never exceeds MAX, and keeps `warm` idle agents beyond pending, room allowing', () => {
+    for (let pending = 0; pending <= 8; pending++)
+      for (let running = 0; running <= 8; running++)
+        for (let inFlight = 0; inFlight <= 8; inFlight++)
+          for (const warm of [0, 1, 3, 20])
+            for (const [min, max] of [
+              [0, 1],
+              [0, 10],
+              [2, 5],
+            ] as const) {
+              const d = decide({ queue: 'q', pending, running, inFlight, minAgents: min, maxAgents: max, warm });
+              expect(d.count).toBeGreaterThanOrEqual(0);
+              if (d.count > 0) expect(inFlight + d.count).toBeLessThanOrEqual(max);
+              const idle = Math.max(0, inFlight - running);
+              const want = Math.max(pending + warm - idle, min - inFlight, 0);
+              expect(d.count).toBe(Math.max(0, Math.min(max - inFlight, want)));
+            }
+  });
+
   // Properties over arbitrary observations (MIN <= MAX, as the config guarantees).
   const observation = fc
     .record({

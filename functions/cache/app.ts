@@ -11,7 +11,7 @@
  *                                            -> 201 saved | 409 exists (another save won) | 400 | 413
  *   POST /cache/save/abort     {key, upload, object} -> 204
  *   POST /cache/restore        {key, restoreKeys?: [prefix...]} -> 200 hit (key, size, url) | 404 miss
- *   401 bad token | 404 no route | 405 not POST | 503 S3/DynamoDB/JWKS unavailable (retry)
+ *   401 bad token | 404 no route, or the cache is off (no CACHE_TOKEN_ISSUER) | 405 not POST | 503 S3/DynamoDB/JWKS unavailable (retry)
  *
  * A save is visible only once its multipart upload is complete AND its entry is committed
  * (conditionally: the first commit of a key wins); the object of a losing or failed save is
@@ -56,7 +56,8 @@ export interface CacheDeps {
   readonly config: Pick<CacheConfig, 'maxEntryBytes' | 'scopeMaxBytes' | 'retentionDays' | 'partBytes'>;
   readonly bucket: CacheBucket;
   readonly store: CacheStore;
-  readonly verify: TokenVerifier;
+  /** Undefined when no token issuer is configured: the cache is off and answers 404. */
+  readonly verify?: TokenVerifier;
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
   readonly now?: () => number;
   /** Object names (default: random UUIDs). */
@@ -130,8 +131,7 @@ export function createCacheHandler(deps: CacheDeps): {
   const newId = deps.newId ?? randomUUID;
   const log = deps.logger;
   const { config, bucket, store } = deps;
-  const expiresAt = (at: number) =>
-    Math.floor(at / 1000) + config.retentionDays * 86_400 + TTL_MARGIN_SECONDS;
+  const expiresAt = (at: number) => Math.floor(at / 1000) + config.retentionDays * 86_400 + TTL_MARGIN_SECONDS;
 
   function size(body: Record<string, unknown>): number {
     const value = body.size;
@@ -188,7 +188,15 @@ export function createCacheHandler(deps: CacheDeps): {
       await bucket.abort(object, upload).catch(() => undefined);
       return [409, { status: 'exists', key: k }];
     }
-    await bucket.complete(object, upload, body.parts as UploadedPart[]);
+    try {
+      await bucket.complete(object, upload, body.parts as UploadedPart[]);
+    } catch (error) {
+      // A retried completion whose first attempt completed the upload (and then crashed or timed
+      // out) finds no upload: go on with the object if it is there.
+      if ((error as Error | undefined)?.name !== 'NoSuchUpload' || (await bucket.size(object)) === undefined) {
+        throw error;
+      }
+    }
     const stored = await bucket.size(object);
     if (stored !== bytes) {
       await bucket.delete(object);
@@ -223,7 +231,10 @@ export function createCacheHandler(deps: CacheDeps): {
     const k = key(body);
     const prefixes = body.restoreKeys ?? [];
     if (!Array.isArray(prefixes) || prefixes.length > MAX_RESTORE_KEYS) {
-      throw new HttpError(400, { status: 'error', message: `restoreKeys must be a list of at most ${MAX_RESTORE_KEYS}` });
+      throw new HttpError(400, {
+        status: 'error',
+        message: `restoreKeys must be a list of at most ${MAX_RESTORE_KEYS}`,
+      });
     }
     for (const p of prefixes) {
       const problem = keyProblem(p, { prefix: true });
@@ -264,6 +275,10 @@ export function createCacheHandler(deps: CacheDeps): {
       const route = /^\/cache\/(.+?)\/?$/.exec(event.rawPath ?? '')?.[1] ?? '';
       const action = Object.hasOwn(ROUTES, route) ? ROUTES[route] : undefined;
       if (action === undefined) return render(404, { status: 'error', message: 'Not found' }, text);
+      const verify = deps.verify;
+      if (verify === undefined) {
+        return render(404, { status: 'off', message: 'The build cache is off (no CACHE_TOKEN_ISSUER)' }, text);
+      }
       if (method !== 'POST') {
         const result = render(405, { status: 'error', message: 'Method not allowed' }, text);
         return { ...result, headers: { ...result.headers, allow: 'POST' } };
@@ -272,7 +287,7 @@ export function createCacheHandler(deps: CacheDeps): {
         let scope: Scope;
         try {
           const authorization = header(event, 'authorization') ?? '';
-          scope = await deps.verify(/^Bearer\s+(\S+)$/i.exec(authorization)?.[1]);
+          scope = await verify(/^Bearer\s+(\S+)$/i.exec(authorization)?.[1]);
         } catch (error) {
           if (!(error instanceof TokenRejected)) throw error;
           log?.warn('rejected', { status: 401, route, reason: error.message });

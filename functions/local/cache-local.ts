@@ -8,12 +8,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CreateBucketCommand, PutBucketLifecycleConfigurationCommand, S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'yaml';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { type CacheStore, dynamoCacheStore } from '../adapters/dynamodb/cache-store.js';
 import { createTableFromDefinition, tableDefinitionFromCloudFormation } from '../adapters/dynamodb/table-definition.js';
 import { createTokenVerifier } from '../adapters/oidc/token-verifier.js';
 import { type CacheBucket, s3CacheBucket } from '../adapters/s3/cache-bucket.js';
 import { type CacheDeps, createCacheHandler } from '../cache/app.js';
-import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import type { CacheConfig } from '../shared/config.js';
 import { localDynamoDbClient } from './dynamodb-local.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
@@ -119,7 +119,7 @@ export async function startCacheLocal(options: CacheLocalOptions): Promise<Cache
     bucket: cacheBucket,
     store,
     verify: createTokenVerifier({
-      issuer: config.tokenIssuer,
+      issuer: config.tokenIssuer ?? issuer.url,
       audience: config.tokenAudience,
       ...(config.jwksUrl ? { jwksUrl: config.jwksUrl } : {}),
     }),

@@ -263,23 +263,23 @@ export const VARIABLES = [
   {
     name: 'CACHE_TOKEN_ISSUER',
     functions: ['cache'],
-    required: true,
-    expected: 'an http(s) URL, the cluster\'s service account issuer',
+    expected: "an http(s) URL, the cluster's service account issuer",
     description:
-      "Issuer (`iss`) of the agents' projected ServiceAccount tokens; its keys come from `<issuer>/.well-known/openid-configuration` unless CACHE_JWKS_URL is set. On EKS: the cluster's OpenID Connect provider URL.",
+      "Issuer (`iss`) of the agents' projected ServiceAccount tokens; its keys come from `<issuer>/.well-known/openid-configuration` unless CACHE_JWKS_URL is set. On EKS: the cluster's OpenID Connect provider URL. Unset: the cache is off and its routes answer 404.",
   },
   {
     name: 'CACHE_JWKS_URL',
     functions: ['cache'],
     expected: 'an http(s) URL of a JWKS document',
-    description: 'Where the issuer\'s public keys are, when not from its discovery document.',
+    description: "Where the issuer's public keys are, when not from its discovery document.",
   },
   {
     name: 'CACHE_TOKEN_AUDIENCE',
     functions: ['cache'],
     default: 'ci-cache',
     expected: 'a non-empty string',
-    description: 'Audience the agents\' projected tokens must carry (the `audience` of the token volume in infra/k8s/agents).',
+    description:
+      "Audience the agents' projected tokens must carry (the `audience` of the token volume in infra/k8s/agents).",
   },
   {
     name: 'CACHE_MAX_ENTRY_BYTES',
@@ -300,7 +300,8 @@ export const VARIABLES = [
     functions: ['cache'],
     default: '7',
     expected: 'an integer from 1 to 365',
-    description: 'An entry not saved or restored for this long is deleted (at the next save in its scope, or by the daily sweep).',
+    description:
+      'An entry not saved or restored for this long is deleted (at the next save in its scope, or by the daily sweep).',
   },
   {
     name: 'CACHE_PART_BYTES',
@@ -592,7 +593,8 @@ export interface CacheConfig {
   readonly logLevel: LogLevel;
   readonly bucket: string;
   readonly table: string;
-  readonly tokenIssuer: string;
+  /** Undefined: the cache is off (404). */
+  readonly tokenIssuer?: string;
   readonly jwksUrl?: string;
   readonly tokenAudience: string;
   readonly maxEntryBytes: number;
@@ -608,7 +610,7 @@ export function loadCacheConfig(env: Env = process.env): CacheConfig {
     logLevel: logLevel(env),
     bucket: required(env, 'CACHE_BUCKET'),
     table: required(env, 'CACHE_TABLE'),
-    tokenIssuer: url(env, 'CACHE_TOKEN_ISSUER'),
+    ...(optional(env, 'CACHE_TOKEN_ISSUER') === undefined ? {} : { tokenIssuer: url(env, 'CACHE_TOKEN_ISSUER') }),
     ...(jwksUrl === undefined ? {} : { jwksUrl }),
     tokenAudience: required(env, 'CACHE_TOKEN_AUDIENCE'),
     maxEntryBytes: int(env, 'CACHE_MAX_ENTRY_BYTES', 1, scopeMaxBytes),

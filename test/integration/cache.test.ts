@@ -210,7 +210,10 @@ describe('save and restore through the real client', () => {
     ok(await client(['restore', key, 's']));
     await expectTree(mine);
     // An upload id of another scope is refused.
-    const started = await (await api('save', { key: freshKey('x'), size: 10 }, other)).json();
+    const started = (await (await api('save', { key: freshKey('x'), size: 10 }, other)).json()) as {
+      upload: string;
+      object: string;
+    };
     const res = await api('save/complete', {
       key: freshKey('x'),
       size: 10,
@@ -339,6 +342,20 @@ describe('a crash at any step of a save leaves no visible partial entry', () => 
       expect(ok(await client(['save', key, 'c']))).toMatch(step.visible ? `exists ${key}` : `saved ${key}`);
     });
   }
+
+  it('a completion retried after the function crashed past CompleteMultipartUpload still saves', async () => {
+    const key = freshKey('retried');
+    const files = await makeTree('r', 12 * MiB, 'r');
+    crashAt = 'after:complete';
+    onCall = (s) => {
+      if (s === 'complete' && calls.filter((c) => c === 'complete').length > 1) crashAt = undefined;
+    };
+    expect(ok(await client(['save', key, 'r']))).toMatch(`saved ${key}`);
+    expect(calls.filter((c) => c === 'complete')).toHaveLength(2);
+    await rm(path.join(work, 'r'), { recursive: true });
+    expect(ok(await client(['restore', key, 'r']))).toMatch(`hit ${key}`);
+    await expectTree(files);
+  });
 
   it('client killed during the part uploads: no entry, the key still saves later', async () => {
     const key = freshKey('killed');

@@ -76,6 +76,8 @@ export interface CacheLocalOptions {
   readonly wrap?: (deps: { bucket: CacheBucket; store: CacheStore }) => { bucket: CacheBucket; store: CacheStore };
   readonly now?: () => number;
   readonly logger?: CacheDeps['logger'];
+  /** Called with the path of every API request (the benchmark counts them). */
+  readonly onRequest?: (path: string) => void;
 }
 
 export interface CacheLocal {
@@ -130,7 +132,10 @@ export async function startCacheLocal(options: CacheLocalOptions): Promise<Cache
   try {
     endpoint = await startHttpEndpoint({
       port: options.port ?? 0,
-      handler: cache.http,
+      handler: (event) => {
+        options.onRequest?.(event.rawPath);
+        return cache.http(event);
+      },
       status: () => ({ bucket, table, issuer: issuer.url }),
     });
   } catch (error) {

@@ -172,13 +172,16 @@ describe('eviction', () => {
   });
   it('sweeps expired entries and orphan objects past the grace period', () => {
     const entries = [entry('live'), entry('gone', { lastUsedAt: NOW - 30 * DAY })];
+    const old = 'ci-agents/ci-agent/0b6a4f0e-3c43-4c55-9d8e-0d8c7f1a2b3c';
+    const fresh = 'ci-agents/ci-agent/1b6a4f0e-3c43-4c55-9d8e-0d8c7f1a2b3c';
     const objects = [
       { key: 'ci-agents/ci-agent/live', lastModified: NOW - 5 * DAY },
-      { key: 'ci-agents/ci-agent/orphan-old', lastModified: NOW - DAY },
-      { key: 'ci-agents/ci-agent/orphan-fresh', lastModified: NOW - 60_000 },
+      { key: old, lastModified: NOW - DAY },
+      { key: fresh, lastModified: NOW - 60_000 },
+      { key: 'gitlab/project/42/default-protected', lastModified: NOW - 9 * DAY }, // GitLab's own cache
     ];
     const plan = planSweep(entries, objects, { now: NOW, retentionDays: 7, orphanGraceMs: 3_600_000 });
     expect(plan.expired.map((e) => e.key)).toEqual(['gone']);
-    expect(plan.orphans).toEqual(['ci-agents/ci-agent/orphan-old']);
+    expect(plan.orphans).toEqual([old]);
   });
 });

@@ -84,6 +84,13 @@ export function objectPrefix(scope: Scope): string {
   return `${scopeId(scope)}/`;
 }
 
+const CACHE_OBJECT = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/[0-9a-f-]{36}$/;
+
+/** An object the cache API wrote (`<namespace>/<serviceaccount>/<uuid>`); others (GitLab's) are left alone. */
+export function isCacheObject(objectKey: string): boolean {
+  return CACHE_OBJECT.test(objectKey);
+}
+
 export function ownsObject(scope: Scope, objectKey: unknown): objectKey is string {
   return (
     typeof objectKey === 'string' &&
@@ -207,8 +214,9 @@ export interface StoredObject {
 }
 
 /**
- * The daily sweep: expired entries go (item and object), and objects no entry points to go once
- * they are older than `orphanGraceMs` (a save completes its upload before it commits, so a fresh
+ * The daily sweep: expired entries go (item and object), and cache objects no entry points to go
+ * once they are older than `orphanGraceMs` (objects of other writers sharing the bucket, such as
+ * GitLab's native cache under its own path, are never touched) (a save completes its upload before it commits, so a fresh
  * object without an entry may still be committed).
  */
 export function planSweep(
@@ -219,7 +227,9 @@ export function planSweep(
   const expired = entries.filter((e) => isExpired(e, options.now, options.retentionDays));
   const referenced = new Set(entries.map((e) => e.objectKey));
   const orphans = objects
-    .filter((o) => !referenced.has(o.key) && o.lastModified < options.now - options.orphanGraceMs)
+    .filter(
+      (o) => isCacheObject(o.key) && !referenced.has(o.key) && o.lastModified < options.now - options.orphanGraceMs,
+    )
     .map((o) => o.key);
   return { expired, orphans };
 }

@@ -89,8 +89,9 @@ function render(statusCode: number, fields: Fields, text: boolean): CacheResult 
   }
   const lines: string[] = [];
   for (const [name, value] of Object.entries(fields)) {
-    if (name === 'parts' && Array.isArray(value)) value.forEach((url, i) => lines.push(`part ${i + 1} ${url}`));
-    else lines.push(`${name} ${String(value).replace(/[\r\n]+/g, ' ')}`);
+    if (name === 'parts' && Array.isArray(value)) {
+      for (const [i, url] of value.entries()) lines.push(`part ${i + 1} ${url}`);
+    } else lines.push(`${name} ${String(value).replace(/[\r\n]+/g, ' ')}`);
   }
   return {
     statusCode,

@@ -193,7 +193,8 @@ describe('agent Job templates and the Jobs the scaler builds from them', () => {
 
 describe('build cache client in the agent pods (issue 9)', () => {
   const kustomization = parse(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8'));
-  const generated = (kustomization.configMapGenerator ?? []).find((g: any) => g.name === 'ci-cache');
+  type Generator = { name: string; files: string[]; literals: string[]; options: { disableNameSuffixHash: boolean } };
+  const generated = (kustomization.configMapGenerator as Generator[]).find((g) => g.name === 'ci-cache')!;
 
   it('kustomize generates the ConfigMap ci-cache from infra/k8s/cache/ci-cache, under a stable name', () => {
     expect(generated.files).toEqual(['cache/ci-cache']);

@@ -168,7 +168,8 @@ describe('serverless package (offline, no credentials)', () => {
     const [, integration] = ofType(ciT, 'AWS::ApiGatewayV2::Integration')[0]!;
     expect(integration.Properties.PayloadFormatVersion).toBe('2.0');
     const all = ofType(ciT, 'AWS::Events::Rule').map(([, r]) => r.Properties);
-    const target = (name: string) => (r: any) => r.Targets[0].Arn['Fn::GetAtt'][0] === name;
+    const target = (name: string) => (r: { Targets: { Arn: { 'Fn::GetAtt': string[] } }[] }) =>
+      r.Targets[0]?.Arn['Fn::GetAtt'][0] === name;
     // One schedule for the scaler, one (the daily sweep) for the cache.
     expect(all).toHaveLength(2);
     const rules = all.filter(target('ScalerLambdaFunction'));

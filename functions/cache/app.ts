@@ -185,7 +185,10 @@ export function createCacheHandler(deps: CacheDeps): {
     const problem = partListProblem(body.parts, plan);
     if (problem !== undefined) throw new HttpError(400, { status: 'error', message: problem });
     const id = scopeId(scope);
-    if (await store.get(id, k)) {
+    const saved: [number, Fields] = [201, { status: 'saved', key: k, size: bytes }];
+    const existing = await store.get(id, k);
+    if (existing) {
+      if (existing.objectKey === object) return saved; // a retry of a completion that committed
       await bucket.abort(object, upload).catch(() => undefined);
       return [409, { status: 'exists', key: k }];
     }
@@ -206,6 +209,9 @@ export function createCacheHandler(deps: CacheDeps): {
     const at = now();
     const entry: CacheEntry = { scope: id, key: k, objectKey: object, size: bytes, createdAt: at, lastUsedAt: at };
     if (!(await store.commit(entry, expiresAt(at)))) {
+      // Another completion of this same upload (a client retry) may have committed it: never
+      // delete the object an entry points to.
+      if ((await store.get(id, k))?.objectKey === object) return saved;
       await bucket.delete(object);
       log?.info('save lost', { scope: id, key: k });
       return [409, { status: 'exists', key: k }];
@@ -218,7 +224,7 @@ export function createCacheHandler(deps: CacheDeps): {
       keep: k,
     });
     await evict(victims, 'scope full or expired');
-    return [201, { status: 'saved', key: k, size: bytes }];
+    return saved;
   }
 
   async function abortSave(scope: Scope, body: Record<string, unknown>): Promise<[number, Fields]> {

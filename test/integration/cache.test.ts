@@ -357,6 +357,25 @@ describe('a crash at any step of a save leaves no visible partial entry', () => 
     await expectTree(files);
   });
 
+  it('two completions of the same upload (a client retry racing the first) both answer saved; the entry stays whole', async () => {
+    const key = freshKey('twice');
+    const data = randomBytes(6 * MiB);
+    const started = (await (await api('save', { key, size: data.length })).json()) as {
+      upload: string;
+      object: string;
+      parts: string[];
+    };
+    const put = await fetch(started.parts[0]!, { method: 'PUT', body: data });
+    const etag = put.headers.get('etag')!;
+    const body = { key, size: data.length, upload: started.upload, object: started.object };
+    const complete = () => api('save/complete', { ...body, parts: [{ partNumber: 1, etag }] });
+    const answers = await Promise.all([complete(), complete()]);
+    expect(answers.map((r) => r.status)).toEqual([201, 201]);
+    const found = (await (await api('restore', { key })).json()) as { url: string };
+    const got = Buffer.from(await (await fetch(found.url)).arrayBuffer());
+    expect(got.equals(data)).toBe(true);
+  });
+
   it('client killed during the part uploads: no entry, the key still saves later', async () => {
     const key = freshKey('killed');
     await makeTree('k', 20 * MiB, 'k');

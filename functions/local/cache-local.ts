@@ -13,7 +13,7 @@ import { type CacheStore, dynamoCacheStore } from '../adapters/dynamodb/cache-st
 import { createTableFromDefinition, tableDefinitionFromCloudFormation } from '../adapters/dynamodb/table-definition.js';
 import { createTokenVerifier } from '../adapters/oidc/token-verifier.js';
 import { type CacheBucket, s3CacheBucket } from '../adapters/s3/cache-bucket.js';
-import { type CacheDeps, createCacheHandler } from '../cache/app.js';
+import { type CacheDeps, type CacheHttpEvent, type CacheResult, createCacheHandler } from '../cache/app.js';
 import type { CacheConfig } from '../shared/config.js';
 import { localDynamoDbClient } from './dynamodb-local.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
@@ -80,21 +80,27 @@ export interface CacheLocalOptions {
   readonly onRequest?: (path: string) => void;
 }
 
-export interface CacheLocal {
-  /** The value of CI_CACHE_URL. */
-  readonly url: string;
+export interface LocalCache {
   readonly issuer: TokenIssuer;
   readonly bucket: string;
   readonly table: string;
   readonly s3: S3Client;
   readonly config: CacheConfig;
+  /** The cache API's request handler (routes /cache/...). */
+  http(event: CacheHttpEvent): Promise<CacheResult>;
   sweep(): Promise<{ expired: number; orphans: number }>;
   stop(): Promise<void>;
 }
 
+export interface CacheLocal extends LocalCache {
+  /** The value of CI_CACHE_URL. */
+  readonly url: string;
+}
+
 let counter = 0;
 
-export async function startCacheLocal(options: CacheLocalOptions): Promise<CacheLocal> {
+/** The cache API with its bucket, table and token issuer, without an HTTP endpoint of its own. */
+export async function createLocalCache(options: CacheLocalOptions): Promise<LocalCache> {
   counter += 1;
   const bucket = options.bucket ?? `ci-cache-local-${process.pid}-${counter}`;
   const table = options.table ?? `ci-cache-local-${process.pid}-${counter}`;
@@ -128,32 +134,44 @@ export async function startCacheLocal(options: CacheLocalOptions): Promise<Cache
     ...(options.now ? { now: options.now } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
-  let endpoint: HttpEndpoint;
-  try {
-    endpoint = await startHttpEndpoint({
-      port: options.port ?? 0,
-      handler: (event) => {
-        options.onRequest?.(event.rawPath);
-        return cache.http(event);
-      },
-      status: () => ({ bucket, table, issuer: issuer.url }),
-    });
-  } catch (error) {
-    await issuer.close();
-    throw error;
-  }
   return {
-    url: endpoint.url,
     issuer,
     bucket,
     table,
     s3,
     config,
+    http: (event) => {
+      options.onRequest?.(event.rawPath);
+      return cache.http(event);
+    },
     sweep: () => cache.sweep(),
     async stop() {
-      await endpoint.close();
       await issuer.close();
       s3.destroy();
+    },
+  };
+}
+
+/** The cache API on its own HTTP endpoint (tests, benchmark). */
+export async function startCacheLocal(options: CacheLocalOptions): Promise<CacheLocal> {
+  const cache = await createLocalCache(options);
+  let endpoint: HttpEndpoint;
+  try {
+    endpoint = await startHttpEndpoint({
+      port: options.port ?? 0,
+      handler: cache.http,
+      status: () => ({ bucket: cache.bucket, table: cache.table, issuer: cache.issuer.url }),
+    });
+  } catch (error) {
+    await cache.stop();
+    throw error;
+  }
+  return {
+    ...cache,
+    url: endpoint.url,
+    async stop() {
+      await endpoint.close();
+      await cache.stop();
     },
   };
 }

@@ -171,6 +171,25 @@ describe('save and restore through the real client', () => {
     await expectTree(newer);
   });
 
+  it('restores only the PATHs it names, where they were saved (relative, absolute, with ..)', async () => {
+    const key = freshKey('paths');
+    const a = await makeTree('pa', 100, 'a');
+    const b = await makeTree('pb', 100, 'b');
+    ok(await client(['save', key, 'pa', path.join(work, 'pb')]));
+    await rm(path.join(work, 'pa'), { recursive: true });
+    await rm(path.join(work, 'pb'), { recursive: true });
+    await mkdir(path.join(work, 'elsewhere'));
+    // From another directory, naming only pb (with ..): pb comes back, pa does not.
+    const run = await runClient(['restore', key, '../pb'], {
+      url: cache.url,
+      token,
+      cwd: path.join(work, 'elsewhere'),
+    });
+    expect(run.stderr).toMatch(`hit ${key}`);
+    await expectTree(b);
+    await expect(readFile(path.join(work, Object.keys(a)[0]!))).rejects.toThrow(/ENOENT/);
+  });
+
   it('keeps a key immutable: of two concurrent saves exactly one wins, whole', async () => {
     const key = freshKey('race');
     await mkdir(path.join(work, 'a'));

@@ -288,6 +288,27 @@ describe('save and restore through the real client', () => {
 });
 
 describe('never fails a build', () => {
+  it("answers 503 (retry), not 401, while the issuer's keys cannot be fetched; the client exits 0", async () => {
+    const port = await closedPort();
+    const down = await startCacheLocal({
+      s3Endpoint: fauxqs.endpoint,
+      dynamoEndpoint: dynamo.endpoint,
+      config: { tokenIssuer: `http://127.0.0.1:${port}` },
+    });
+    try {
+      const res = await fetch(`${down.url}/cache/restore`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: JSON.stringify({ key: 'k' }),
+      });
+      expect(res.status).toBe(503);
+      const run = ok(await client(['restore', 'k', 'x'], { url: down.url, env: { CI_CACHE_ATTEMPTS: '2' } }));
+      expect(run).toMatch(/warning: restore k: HTTP 503/);
+    } finally {
+      await down.stop();
+    }
+  });
+
   it('exits 0 within its bound when the API is down (connection refused)', async () => {
     await makeTree('d', 100);
     const port = await closedPort();

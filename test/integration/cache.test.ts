@@ -9,7 +9,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { GetBucketLifecycleConfigurationCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import {
+  GetBucketLifecycleConfigurationCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CacheStore } from '../../functions/adapters/dynamodb/cache-store.js';
 import type { CacheBucket } from '../../functions/adapters/s3/cache-bucket.js';
@@ -32,6 +38,8 @@ let clock = Date.now();
 let crashAt: string | undefined;
 let calls: string[] = [];
 let onCall: ((step: string) => void) | undefined;
+/** Replaces the download URL a restore hands out (a test of a download failing midway). */
+let getUrl: string | undefined;
 
 class Crash extends Error {}
 
@@ -45,6 +53,7 @@ function instrument<T extends object>(target: T): T {
         calls.push(prop);
         onCall?.(prop);
         if (crashAt === prop) throw new Crash(`crash before ${prop}`);
+        if (prop === 'presignGet' && getUrl !== undefined) return Promise.resolve(getUrl);
         const result = value.apply(obj, args);
         if (crashAt === `after:${prop}` && result instanceof Promise) {
           return result.then(() => {
@@ -85,6 +94,7 @@ afterAll(async () => {
 beforeEach(async () => {
   crashAt = undefined;
   onCall = undefined;
+  getUrl = undefined;
   calls = [];
   clock = Date.now();
   work = await mkdtemp(path.join(os.tmpdir(), 'ci-cache-test-'));
@@ -339,6 +349,26 @@ describe('never fails a build', () => {
       for (const s of sockets) s.destroy();
       blackhole.close();
     }
+  });
+});
+
+describe('a restore that fails midway restores nothing', () => {
+  it('removes what it had extracted when a later range cannot be downloaded; exits 0', async () => {
+    const key = freshKey('midway');
+    const before = new Set(await objects());
+    await makeTree('m', 20 * MiB, 'm');
+    ok(await client(['save', key, 'm']));
+    const [object] = (await objects()).filter((o) => !before.has(o));
+    // A copy of only the first 9 MiB: the first 8 MiB range is fine, the others fail.
+    const whole = await cache.s3.send(new GetObjectCommand({ Bucket: cache.bucket, Key: object! }));
+    const head = Buffer.from((await whole.Body!.transformToByteArray()).subarray(0, 9 * MiB));
+    await cache.s3.send(new PutObjectCommand({ Bucket: cache.bucket, Key: 'truncated', Body: head }));
+    getUrl = await getSignedUrl(cache.s3, new GetObjectCommand({ Bucket: cache.bucket, Key: 'truncated' }));
+    await rm(path.join(work, 'm'), { recursive: true });
+    const run = ok(await client(['restore', key, 'm'], { env: { CI_CACHE_ATTEMPTS: '2' } }));
+    expect(run).toMatch(/warning: restore .*failed, nothing restored/);
+    await expect(readFile(path.join(work, 'm/small.txt'))).rejects.toThrow(/ENOENT/);
+    await expect(readFile(path.join(work, 'm/big.bin'))).rejects.toThrow(/ENOENT/);
   });
 });
 

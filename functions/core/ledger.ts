@@ -112,6 +112,8 @@ export function jobPk(job: Pick<JobEvent, 'provider' | 'jobId'>): string {
 }
 
 /** GSI `open-jobs` hash key while a job is open; undefined once terminal. */
+export function openKeyOf(queue: string, state: 'scheduled' | 'started'): string;
+export function openKeyOf(queue: string, state: LedgerStateName): string | undefined;
 export function openKeyOf(queue: string, state: LedgerStateName): string | undefined {
   return isTerminal(state) ? undefined : `${queue}#${state}`;
 }

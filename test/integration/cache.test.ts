@@ -101,7 +101,10 @@ beforeEach(async () => {
   return () => rm(work, { recursive: true, force: true });
 });
 
-const client = (args: string[], options: { token?: string; url?: string; env?: Record<string, string> } = {}) =>
+const client = (
+  args: string[],
+  options: { token?: string | undefined; url?: string; env?: Record<string, string> } = {},
+) =>
   runClient(args, {
     url: options.url ?? cache.url,
     cwd: work,

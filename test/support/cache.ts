@@ -22,7 +22,7 @@ export interface ClientRun {
 export interface ClientOptions {
   readonly url: string;
   /** The token's text (written to a file the client reads), or undefined for no file. */
-  readonly token?: string;
+  readonly token?: string | undefined;
   readonly cwd: string;
   readonly env?: Record<string, string>;
   /** Called with the child once spawned (to kill it). */

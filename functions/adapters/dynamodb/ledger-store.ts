@@ -51,12 +51,10 @@ export async function mapLimit<T, R>(
   fn: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
   const results = new Array<R>(items.length);
-  let next = 0;
+  // One iterator shared by the workers: each takes the next item when it is free.
+  const remaining = items.entries();
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T, index);
-    }
+    for (const [index, item] of remaining) results[index] = await fn(item, index);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
@@ -92,7 +90,7 @@ export class DynamoLedgerStore implements LedgerStore {
       // means it already was; 'failed' means nothing is known, so none may be deleted from SQS.
       for (const index of group.members) {
         const member = events[index];
-        if (member !== undefined) outcomes[index] = { eventId: member.id, ...outcome };
+        if (member) outcomes[index] = { eventId: member.id, ...outcome };
       }
     });
     return outcomes;

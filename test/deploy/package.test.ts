@@ -32,7 +32,7 @@ const NOT_ON_LAMBDA: Record<string, string> = {
 // Set on Lambda although not product configuration.
 const RUNTIME_VARIABLES = ['NODE_OPTIONS'];
 // provider.environment sets these on every function; the cache function does not read them.
-const PROVIDER_WIDE = ['EVENTS_QUEUE_URL', 'QUEUES'];
+const PROVIDER_WIDE = ['EVENTS_QUEUE_URL', 'QUEUES', 'QUEUE_OVERRIDES', 'JOB_TEMPLATE'];
 
 let ci: Packaged; // stage ci: an EKS cluster and all three webhook secrets configured
 let dev: Packaged; // stage dev: serverless.yml defaults and a kubeconfig in SSM (the one required choice)

@@ -83,7 +83,8 @@ function pluginPhase(agentName: string, specs: string[]): Map<string, string> {
       execFileSync('git', ['clone', '-q', '--', repos.get(location)!, '.'], { cwd: tmp });
       // The remote the real agent's clone has: Plugin.Repository(), credentials included.
       execFileSync('git', ['config', 'remote.origin.url', repository], { cwd: tmp });
-      if (version) execFileSync('git', ['-c', 'advice.detachedHead=false', 'checkout', '-q', '-f', version], { cwd: tmp });
+      if (version)
+        execFileSync('git', ['-c', 'advice.detachedHead=false', 'checkout', '-q', '-f', version], { cwd: tmp });
       execFileSync('mv', [tmp, dir]);
       clones.push(`${agentName} ${spec}`);
     }
@@ -121,7 +122,10 @@ function runJob(pod: string, specs: (string | Record<string, unknown>)[], env: R
   };
   const before = hook('environment', base);
   const names = specs.map((s) => (typeof s === 'string' ? s : Object.keys(s)[0]!));
-  const dirs = pluginPhase(pod, names.filter((n) => !n.startsWith('.')));
+  const dirs = pluginPhase(
+    pod,
+    names.filter((n) => !n.startsWith('.')),
+  );
   const after = hook('pre-checkout', base);
   return { before, after, dirs };
 }
@@ -218,7 +222,9 @@ describe('Buildkite plugin checkouts through the build cache', () => {
     const next = runJob('pod-3', [spec], { ...t0, FAKE_NOW: String(3600 * 1001 + 1) }); // next window
     expect(clones).toEqual([`pod-1 ${spec}`, `pod-3 ${spec}`]);
     expect(git(next.dirs.get(spec)!, 'rev-parse', 'HEAD')).toBe(moved);
-    const keys = calls().filter((c) => c.startsWith('save ')).map((c) => c.split(' ')[1]);
+    const keys = calls()
+      .filter((c) => c.startsWith('save '))
+      .map((c) => c.split(' ')[1]);
     expect(keys).toHaveLength(2);
     expect(keys[0]).toMatch(/\/t1000$/);
     expect(keys[1]).toMatch(/\/t1001$/);
@@ -244,9 +250,13 @@ describe('Buildkite plugin checkouts through the build cache', () => {
     expect(calls().join('\n')).not.toContain('s3cret');
     const entries = readdirSync(join(cacheDir, 'entries'));
     expect(entries).toHaveLength(1);
-    const listing = execFileSync('tar', ['-xOf', join(cacheDir, 'entries', entries[0]!), '--wildcards', '*/.git/config'], {
-      encoding: 'utf8',
-    });
+    const listing = execFileSync(
+      'tar',
+      ['-xOf', join(cacheDir, 'entries', entries[0]!), '--wildcards', '*/.git/config'],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(listing).not.toContain('s3cret');
   });
 

@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
@@ -29,15 +29,16 @@ const K8S = join(PROJECT_ROOT, 'infra/k8s');
  * persistentVolumeClaimName / volumeSnapshotContentName; volumeSnapshotClassName a non-empty
  * string. Fields the schema does not know are refused (the API server would prune them silently).
  */
+type SnapshotDoc = { metadata?: { name?: unknown }; spec?: Record<string, unknown> | null };
 class VolumeSnapshot {
-  constructor(private readonly doc: any) {}
+  constructor(private readonly doc: SnapshotDoc) {}
   validate(): void {
     const { metadata, spec } = this.doc;
-    const fail = (why: string) => {
-      throw new Error(`VolumeSnapshot ${metadata?.name}: ${why}`);
+    const fail = (why: string): never => {
+      throw new Error(`VolumeSnapshot ${String(metadata?.name)}: ${why}`);
     };
     if (typeof metadata?.name !== 'string' || !metadata.name) fail('metadata.name is required');
-    if (typeof spec !== 'object' || spec === null) fail('spec is required');
+    if (typeof spec !== 'object' || spec === null) throw new Error(`VolumeSnapshot: spec is required`);
     for (const k of Object.keys(spec))
       if (!['source', 'volumeSnapshotClassName'].includes(k)) fail(`unknown spec.${k}`);
     if (
@@ -45,8 +46,8 @@ class VolumeSnapshot {
       (typeof spec.volumeSnapshotClassName !== 'string' || !spec.volumeSnapshotClassName)
     )
       fail('spec.volumeSnapshotClassName must be a non-empty string');
-    const source = spec.source;
-    if (typeof source !== 'object' || source === null) fail('spec.source is required');
+    const source = spec.source as Record<string, unknown> | null | undefined;
+    if (typeof source !== 'object' || source === null) throw new Error('VolumeSnapshot: spec.source is required');
     const keys = Object.keys(source);
     const known = ['persistentVolumeClaimName', 'volumeSnapshotContentName'];
     if (keys.length !== 1 || !known.includes(keys[0]!) || typeof source[keys[0]!] !== 'string')
@@ -311,10 +312,10 @@ describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6
   const component = parse(readFileSync(join(DIR, 'kustomization.yaml'), 'utf8'));
   const snapshot = (file: string) => parse(readFileSync(join(DIR, 'snapshots', file), 'utf8'));
   const cron = () => named('CronJob', 'ci-build-cache-refresh');
-  const cronPod = () => cron().spec.jobTemplate.spec.template.spec;
+  const cronPod = () => cron().spec.jobTemplate.spec.template.spec as V1PodSpec;
 
   /** The per-agent volume exactly as agents/buildkite.yaml ships it, commented out. */
-  function shippedVolume(): any {
+  function shippedVolume(): V1Volume {
     const lines = readFileSync(join(K8S, 'agents', 'buildkite.yaml'), 'utf8').split('\n');
     const start = lines.findIndex((l) => /Or per agent/.test(l));
     const block: string[] = [];
@@ -323,9 +324,9 @@ describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6
       if (!m) break;
       if (/^- name: /.test(m[1]!) || block.length) block.push(m[1]!);
     }
-    const volumes = parse(block.join('\n'));
+    const volumes = parse(block.join('\n')) as V1Volume[];
     expect(volumes).toHaveLength(1);
-    return volumes[0];
+    return volumes[0]!;
   }
 
   function withSnapshotCache(t: V1Job): V1Job {
@@ -342,7 +343,9 @@ describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6
   it('is a kustomize component whose resources exist; its snapshots are valid VolumeSnapshots', () => {
     expect(component.kind).toBe('Component');
     for (const r of component.resources) expect(statSync(join(DIR, r)).isFile()).toBe(true);
-    const generated = component.configMapGenerator.find((g: any) => g.name === 'ci-build-cache-snapshots');
+    const generated = (
+      component.configMapGenerator as { name: string; files: string[]; options: { disableNameSuffixHash: boolean } }[]
+    ).find((g) => g.name === 'ci-build-cache-snapshots')!;
     expect(generated.files.sort()).toEqual(['snapshots/next.yaml', 'snapshots/stable.yaml']);
     expect(generated.options.disableNameSuffixHash).toBe(true);
     for (const file of ['next.yaml', 'stable.yaml']) expect(() => validate(snapshot(file))).not.toThrow();
@@ -353,7 +356,7 @@ describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6
 
   it('each agent gets its own ReadWriteOnce volume cloned from the stable snapshot the refresh re-creates', () => {
     const volume = shippedVolume();
-    const claim = volume.ephemeral.volumeClaimTemplate.spec;
+    const claim = volume.ephemeral!.volumeClaimTemplate!.spec;
     expect(claim.accessModes).toEqual(['ReadWriteOnce']);
     expect(claim.dataSource).toEqual({
       apiGroup: 'snapshot.storage.k8s.io',
@@ -365,7 +368,7 @@ describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6
     expect(source.spec.accessModes).toEqual(['ReadWriteOnce']);
     for (const file of ['next.yaml', 'stable.yaml'])
       expect(snapshot(file).spec.source.persistentVolumeClaimName).toBe(source.metadata.name);
-    expect(claim.resources.requests.storage).toBe(source.spec.resources.requests.storage);
+    expect(claim.resources!.requests!.storage).toBe(source.spec.resources.requests.storage);
     expect(claim.storageClassName).toBe(source.spec.storageClassName);
   });
 
@@ -394,13 +397,14 @@ describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6
     const pod = cronPod();
     expect(cron().spec.concurrencyPolicy).toBe('Forbid');
     expect(pod.serviceAccountName).toBe('ci-build-cache-refresh');
-    expect(pod.volumes.find((v: any) => v.persistentVolumeClaim)?.persistentVolumeClaim.claimName).toBe(
+    expect(pod.volumes!.find((v) => v.persistentVolumeClaim)!.persistentVolumeClaim!.claimName).toBe(
       'ci-build-cache-warm-source',
     );
-    expect(pod.volumes.find((v: any) => v.configMap)?.configMap.name).toBe('ci-build-cache-snapshots');
-    const steps = pod.initContainers.map((c: any) => `${c.name}: ${(c.args ?? []).slice(0, 3).join(' ')}`);
+    expect(pod.volumes!.find((v) => v.configMap)!.configMap!.name).toBe('ci-build-cache-snapshots');
+    const init = pod.initContainers!;
+    const steps = init.map((c) => `${c.name}: ${(c.args ?? []).slice(0, 3).join(' ')}`);
     expect(steps).toEqual([
-      'warm: ' + pod.initContainers[0].args.slice(0, 3).join(' '),
+      `warm: ${init[0]!.args!.slice(0, 3).join(' ')}`,
       'next-clear: delete volumesnapshot ci-build-cache-warm-next',
       'next-create: apply -f /snapshots/next.yaml',
       'next-wait: wait --for=jsonpath={.status.readyToUse}=true volumesnapshot/ci-build-cache-warm-next',
@@ -409,8 +413,8 @@ describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6
       'swap-wait: wait --for=jsonpath={.status.readyToUse}=true volumesnapshot/ci-build-cache-warm',
     ]);
     // Deleting the stable snapshot waits (its finalizers hold it while clones are provisioned).
-    expect(pod.initContainers.find((c: any) => c.name === 'swap-delete').args).toContain('--wait=true');
-    expect(pod.initContainers[0].args[0]).toMatch(/\bsync\b/);
+    expect(init.find((c) => c.name === 'swap-delete')!.args).toContain('--wait=true');
+    expect(init[0]!.args![0]).toMatch(/\bsync\b/);
     const role = named('Role', 'ci-build-cache-refresh');
     expect(role.rules).toEqual([
       { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: expect.any(Array) },
@@ -419,6 +423,6 @@ describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6
     expect(binding.subjects).toEqual([
       { kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: 'ci-agents' },
     ]);
-    expect(named('ServiceAccount', pod.serviceAccountName)).toBeDefined();
+    expect(named('ServiceAccount', String(pod.serviceAccountName))).toBeDefined();
   });
 });

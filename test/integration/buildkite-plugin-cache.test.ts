@@ -144,7 +144,7 @@ beforeAll(() => {
   // `date +%s` answers FAKE_NOW when set: the hook's time windows for mutable versions.
   writeFileSync(
     join(bin, 'date'),
-    '#!/bin/sh\nif [ "$1" = +%s ] && [ -n "${FAKE_NOW:-}" ]; then echo "$FAKE_NOW"; else exec env -u FAKE_NOW PATH=/usr/bin:/bin date "$@"; fi\n',
+    '#!/bin/sh\nif [ "$1" = +%s ] && [ -n "$FAKE_NOW" ]; then echo "$FAKE_NOW"; else exec env -u FAKE_NOW PATH=/usr/bin:/bin date "$@"; fi\n',
     { mode: 0o755 },
   );
 });

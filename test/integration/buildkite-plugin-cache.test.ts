@@ -9,6 +9,7 @@
  * gets a fresh plugins directory at the same path, as an emptyDir does.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -260,6 +261,24 @@ describe('Buildkite plugin checkouts through the build cache', () => {
     expect(listing).not.toContain('s3cret');
   });
 
+  it('an entry for a commit id that holds another commit is ignored and the agent clones the right one', () => {
+    const spec = `${HELLO}#${tagCommit}`;
+    // Another job of the same scope saved something else under the plugin's key first.
+    const id = identifier(HELLO, tagCommit);
+    const staged = join(plugins, '.ci-cache', id);
+    rmSync(plugins, { recursive: true, force: true });
+    mkdirSync(staged, { recursive: true });
+    execFileSync('git', ['clone', '-q', '--', repos.get(HELLO)!, '.'], { cwd: staged }); // main, not the tag
+    expect(git(staged, 'rev-parse', 'HEAD')).not.toBe(tagCommit);
+    const digest = createHash('sha256').update(`https://${HELLO}#${tagCommit}`).digest('hex').slice(0, 16);
+    const key = `bk-plugin/${id}/${digest}`;
+    execFileSync(join(bin, 'ci-cache'), ['save', key, staged], { env: { ...process.env, FAKE_CACHE_DIR: cacheDir } });
+    const job = runJob('pod-p', [spec]);
+    expect(job.before.stderr).toMatch(/is not at commit .* ignored/);
+    expect(clones).toEqual([`pod-p ${spec}`]);
+    expect(git(job.dirs.get(spec)!, 'rev-parse', 'HEAD')).toBe(tagCommit);
+  });
+
   it('never fails the job: cache down, bad JSON, no CI_CACHE_URL, no jq; vendored and zip plugins are left alone', () => {
     const spec = `${HELLO}#v1.0.0`;
     writeFileSync(join(cacheDir, 'down'), '');
@@ -269,9 +288,11 @@ describe('Buildkite plugin checkouts through the build cache', () => {
     expect(clones).toHaveLength(1);
     rmSync(join(cacheDir, 'down'));
 
-    const bad = hook('environment', { BUILDKITE_AGENT_NAME: 'p', BUILDKITE_PLUGINS: '[{"x"' });
-    expect(bad.status).toBe(0);
-    expect(bad.stderr).toMatch(/not valid JSON/);
+    for (const plugins of ['[{"x"', '{"github.com/a/b#v1": {"x": 1}}']) {
+      const bad = hook('environment', { BUILDKITE_AGENT_NAME: 'p', BUILDKITE_PLUGINS: plugins });
+      expect(bad.status).toBe(0);
+      expect(bad.stderr).toMatch(/not valid JSON/);
+    }
 
     const before = calls().length;
     const off = runJob('pod-off', [spec], { CI_CACHE_URL: '' });

@@ -54,6 +54,8 @@ export interface FakeKubeOptions {
   autoRun?: { startMs: number; runMs: number };
   /** Folder the temporary kubeconfig folder is made in (default the OS temp folder). */
   dir?: string;
+  /** Clock of timestamps (creation, start, transitions), epoch ms (default Date.now). */
+  clock?: () => number;
 }
 
 export interface FaultMatch {
@@ -85,6 +87,8 @@ interface JobState {
 
 const JOBS = { group: 'batch', resource: 'jobs' } as const;
 const PODS = { group: '', resource: 'pods' } as const;
+const SECRETS = { group: '', resource: 'secrets' } as const;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const MAX_INT32 = 2147483647;
 
 class HttpError extends Error {
@@ -100,8 +104,8 @@ function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-function now(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** "1,3-5,7" as in status.completedIndexes. */
@@ -145,10 +149,16 @@ export class FakeKube {
   private rv = 1000;
   private jobStore = new Map<string, Obj>();
   private podStore = new Map<string, Obj>();
+  private secretStore = new Map<string, Obj>();
   private state = new Map<string, JobState>();
   private faults: Fault[] = [];
   private delays: Delay[] = [];
   private podTimers = new Set<NodeJS.Timeout>();
+
+  /** The server's time as a Kubernetes timestamp (whole seconds). */
+  private now(): string {
+    return stamp((this.options.clock ?? Date.now)());
+  }
 
   constructor(private readonly options: FakeKubeOptions = {}) {
     this.token = options.token ?? randomBytes(16).toString('hex');
@@ -194,6 +204,7 @@ export class FakeKube {
     this.clearTimers();
     this.jobStore.clear();
     this.podStore.clear();
+    this.secretStore.clear();
     this.state.clear();
     this.faults = [];
     this.delays = [];
@@ -230,6 +241,14 @@ export class FakeKube {
       .filter((p) => !filter.phase || p.status.phase === filter.phase)
       .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
       .map((p) => clone(p) as V1Pod);
+  }
+
+  /** Secrets (copies), optionally of one namespace, sorted by name. */
+  secrets(namespace?: string): Obj[] {
+    return [...this.secretStore.values()]
+      .filter((x) => !namespace || x.metadata.namespace === namespace)
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+      .map((x) => clone(x));
   }
 
   // --- fault injection -------------------------------------------------------------------------
@@ -310,12 +329,12 @@ export class FakeKube {
     }
     const m =
       /^\/apis\/batch\/v1(?:\/namespaces\/([^/]+))?\/(jobs)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p) ??
-      /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p);
+      /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods|secrets)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p);
     if (!m) throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
     const [, namespace, resource, name, subresource] = m as unknown as [
       string,
       string | undefined,
-      'jobs' | 'pods',
+      'jobs' | 'pods' | 'secrets',
       string | undefined,
       string | undefined,
     ];
@@ -369,6 +388,19 @@ export class FakeKube {
     if (verb === 'watch') throw new HttpError(S.methodNotAllowed('watch is not supported by this fake API server'));
     if (subresource && subresource !== 'status') {
       throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+    }
+    if (resource === 'secrets') {
+      if (verb === 'list') return [200, this.list('secrets', namespace, url)];
+      if (!namespace)
+        throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+      if (verb === 'get') return [200, this.getSecret(namespace, name ?? '')];
+      if (verb === 'create') return [201, this.createSecret(namespace, body())];
+      if (verb === 'delete') {
+        const secret = this.getSecret(namespace, name ?? '');
+        this.secretStore.delete(key(namespace, name ?? ''));
+        return [200, S.success(SECRETS, secret.metadata.name, secret.metadata.uid)];
+      }
+      throw new HttpError(S.methodNotAllowed(`${verb} on secrets is not supported by this fake API server`));
     }
     if (resource === 'pods') {
       if (verb === 'list') return [200, this.list('pods', namespace, url)];
@@ -447,6 +479,13 @@ export class FakeKube {
               shortNames: ['po'],
             },
             { name: 'pods/status', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
+            {
+              name: 'secrets',
+              singularName: 'secret',
+              namespaced: true,
+              kind: 'Secret',
+              verbs: ['create', 'delete', 'get', 'list'],
+            },
           ],
         };
       case '/apis/batch/v1':
@@ -488,14 +527,80 @@ export class FakeKube {
     return clone(j);
   }
 
+  private getSecret(namespace: string, name: string): Obj {
+    const secret = this.secretStore.get(key(namespace, name));
+    if (!secret) throw new HttpError(S.notFound(SECRETS, name));
+    return clone(secret);
+  }
+
+  private createSecret(namespace: string, input: Obj): Obj {
+    if (input.kind !== undefined && input.kind !== 'Secret')
+      throw new HttpError(
+        S.badRequest(`Secret in version "v1" cannot be handled as a Secret: wrong kind ${input.kind}`),
+      );
+    const secret: Obj = clone(input);
+    secret.apiVersion = 'v1';
+    secret.kind = 'Secret';
+    secret.metadata ??= {};
+    const name = String(secret.metadata.name ?? '');
+    const causes: S.StatusCause[] = [];
+    if (!name || name.length > 253 || !DNS_SUBDOMAIN.test(name))
+      causes.push({
+        reason: 'FieldValueInvalid',
+        message: 'Invalid value: a lowercase RFC 1123 subdomain',
+        field: 'metadata.name',
+      });
+    for (const [k, v] of Object.entries((secret.data ?? {}) as Obj)) {
+      if (!/^[-._a-zA-Z0-9]+$/.test(k))
+        causes.push({ reason: 'FieldValueInvalid', message: 'Invalid value: a valid config key', field: `data[${k}]` });
+      if (typeof v !== 'string' || Buffer.from(v, 'base64').toString('base64') !== v)
+        causes.push({ reason: 'FieldValueInvalid', message: 'illegal base64 data', field: `data[${k}]` });
+    }
+    (secret.metadata.ownerReferences ?? []).forEach((r: Obj, i: number) => {
+      for (const f of ['apiVersion', 'kind', 'name', 'uid'])
+        if (!r[f])
+          causes.push({
+            reason: 'FieldValueRequired',
+            message: 'Required value',
+            field: `metadata.ownerReferences[${i}].${f}`,
+          });
+    });
+    if (causes.length > 0) throw new HttpError(S.invalid('Secret', '', name, causes));
+    if (this.secretStore.has(key(namespace, name))) throw new HttpError(S.alreadyExists(SECRETS, name));
+    Object.assign(secret.metadata, {
+      namespace,
+      uid: randomUUID(),
+      resourceVersion: this.nextRv(),
+      creationTimestamp: this.now(),
+    });
+    secret.type ??= 'Opaque';
+    this.secretStore.set(key(namespace, name), secret);
+    const created = clone(secret);
+    this.collectGarbage();
+    return created;
+  }
+
+  /**
+   * The garbage collector: a Secret whose owners are all gone (no Job in its namespace with the
+   * owner's uid) is deleted. The real one runs asynchronously; here it runs after each change.
+   */
+  private collectGarbage(): void {
+    const uids = new Set([...this.jobStore.values()].map((j) => `${j.metadata.namespace}/${j.metadata.uid}`));
+    for (const [k, secret] of this.secretStore) {
+      const owners: Obj[] = secret.metadata.ownerReferences ?? [];
+      if (owners.length > 0 && owners.every((o) => !uids.has(`${secret.metadata.namespace}/${o.uid}`)))
+        this.secretStore.delete(k);
+    }
+  }
+
   private getPod(namespace: string, name: string): Obj {
     const p = this.podStore.get(key(namespace, name));
     if (!p) throw new HttpError(S.notFound(PODS, name));
     return clone(p);
   }
 
-  private list(resource: 'jobs' | 'pods', namespace: string | undefined, url: URL): Obj {
-    const store = resource === 'jobs' ? this.jobStore : this.podStore;
+  private list(resource: 'jobs' | 'pods' | 'secrets', namespace: string | undefined, url: URL): Obj {
+    const store = resource === 'jobs' ? this.jobStore : resource === 'pods' ? this.podStore : this.secretStore;
     let labelReqs: ReturnType<typeof parseLabelSelector>;
     let fieldReqs: ReturnType<typeof parseFieldSelector>;
     try {
@@ -504,7 +609,9 @@ export class FakeKube {
         url.searchParams.get('fieldSelector'),
         resource === 'pods'
           ? ['metadata.name', 'metadata.namespace', 'status.phase', 'spec.nodeName']
-          : ['metadata.name', 'metadata.namespace', 'status.successful'],
+          : resource === 'secrets'
+            ? ['metadata.name', 'metadata.namespace', 'type']
+            : ['metadata.name', 'metadata.namespace', 'status.successful'],
       );
     } catch (e) {
       if (e instanceof SelectorError) throw new HttpError(S.badRequest(e.message));
@@ -542,7 +649,7 @@ export class FakeKube {
       if (labelReqs.length === 0 && fieldReqs.length === 0) metadata.remainingItemCount = all.length - limit;
     }
     return {
-      kind: resource === 'jobs' ? 'JobList' : 'PodList',
+      kind: resource === 'jobs' ? 'JobList' : resource === 'pods' ? 'PodList' : 'SecretList',
       apiVersion: resource === 'jobs' ? 'batch/v1' : 'v1',
       metadata,
       // Items of a list carry no kind/apiVersion, as with a real server.
@@ -583,7 +690,7 @@ export class FakeKube {
       uid,
       resourceVersion: this.nextRv(),
       generation: 1,
-      creationTimestamp: now(),
+      creationTimestamp: this.now(),
     });
     delete job.metadata.deletionTimestamp;
     const spec = job.spec;
@@ -698,6 +805,7 @@ export class FakeKube {
         pod.metadata.resourceVersion = this.nextRv();
       } else this.podStore.delete(k);
     }
+    if (policy !== 'Orphan') this.collectGarbage();
   }
 
   // --- job controller --------------------------------------------------------------------------
@@ -748,7 +856,7 @@ export class FakeKube {
         namespace: job.metadata.namespace,
         uid: randomUUID(),
         resourceVersion: this.nextRv(),
-        creationTimestamp: now(),
+        creationTimestamp: this.now(),
         labels,
         annotations,
         ownerReferences: [
@@ -766,7 +874,7 @@ export class FakeKube {
       spec: { serviceAccountName: 'default', ...spec },
       status: {
         phase: 'Pending',
-        conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }],
+        conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: this.now() }],
         qosClass: 'Burstable',
       },
     };
@@ -791,7 +899,7 @@ export class FakeKube {
   }
 
   private finish(job: Obj, type: 'Complete' | 'Failed', reason: string, message: string): void {
-    const t = now();
+    const t = this.now();
     const pre = type === 'Complete' ? 'SuccessCriteriaMet' : 'FailureTarget';
     job.status.conditions = [
       ...(job.status.conditions ?? []),
@@ -821,7 +929,7 @@ export class FakeKube {
     const before = JSON.stringify(job.status);
     job.status ??= {};
     if (!this.jobFinished(job) && !spec.suspend) {
-      job.status.startTime ??= now();
+      job.status.startTime ??= this.now();
       const completions: number | undefined = spec.completions;
       if (indexed) {
         if (st.succeededIndexes.size >= completions!)
@@ -904,7 +1012,7 @@ export class FakeKube {
   runPod(name: string, namespace?: string): void {
     const pod = this.podByName(name, namespace);
     if (pod.status.phase !== 'Pending') throw new Error(`fake-kube: pod ${name} is ${pod.status.phase}, not Pending`);
-    const t = now();
+    const t = this.now();
     pod.status = {
       ...pod.status,
       phase: 'Running',
@@ -933,7 +1041,7 @@ export class FakeKube {
     if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') {
       throw new Error(`fake-kube: pod ${pod.metadata.name} already ${pod.status.phase}`);
     }
-    const t = now();
+    const t = this.now();
     const conditions = (pod.status.conditions ?? []).map((c: Obj) =>
       c.type === 'Ready' || c.type === 'ContainersReady'
         ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: t }
@@ -1009,6 +1117,49 @@ export class FakeKube {
       }
     }
     return 'Count';
+  }
+
+  /**
+   * A Pending pod's containers wait with `reason` (ImagePullBackOff, ErrImagePull,
+   * CreateContainerConfigError, ...), as the kubelet reports a start it cannot get past.
+   */
+  setPodWaiting(name: string, reason: string, message: string, namespace?: string): void {
+    const pod = this.podByName(name, namespace);
+    if (pod.status.phase !== 'Pending') throw new Error(`fake-kube: pod ${name} is ${pod.status.phase}, not Pending`);
+    pod.status = {
+      ...pod.status,
+      conditions: [
+        { type: 'PodScheduled', status: 'True', lastTransitionTime: this.now() },
+        {
+          type: 'ContainersReady',
+          status: 'False',
+          reason: 'ContainersNotReady',
+          lastTransitionTime: this.now(),
+        },
+      ],
+      containerStatuses: pod.spec.containers.map((c: Obj) => ({
+        name: c.name,
+        image: c.image,
+        ready: false,
+        restartCount: 0,
+        started: false,
+        state: { waiting: { reason, message } },
+      })),
+    };
+    pod.metadata.resourceVersion = this.nextRv();
+  }
+
+  /** A Pending pod the scheduler cannot place (PodScheduled False, reason Unschedulable). */
+  setPodUnschedulable(name: string, message: string, namespace?: string): void {
+    const pod = this.podByName(name, namespace);
+    if (pod.status.phase !== 'Pending') throw new Error(`fake-kube: pod ${name} is ${pod.status.phase}, not Pending`);
+    pod.status = {
+      ...pod.status,
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: this.now() },
+      ],
+    };
+    pod.metadata.resourceVersion = this.nextRv();
   }
 
   /** Pending/Running -> Succeeded (exit 0). */

@@ -224,8 +224,7 @@ export class JitRunners implements DispatchHooks {
       if (!parsed || parsed.tag !== this.tag || r.busy || r.status !== 'offline') continue;
       const e = byKey.get(parsed.key);
       const keep =
-        e !== undefined &&
-        (e.intent || (e.live > 0 && !(e.ended.has(parsed.index) && !e.active.has(parsed.index))));
+        e !== undefined && (e.intent || (e.live > 0 && !(e.ended.has(parsed.index) && !e.active.has(parsed.index))));
       if (keep) continue;
       try {
         await api.deleteRunner(r.id);

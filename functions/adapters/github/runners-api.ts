@@ -148,8 +148,7 @@ export function createRunnersApi(options: RunnersApiOptions): RunnersApi {
   });
 
   const { owner } = options;
-  const scope =
-    owner.kind === 'org' ? `/orgs/${encodeURIComponent(owner.org)}` : `/repos/${owner.owner}/${owner.repo}`;
+  const scope = owner.kind === 'org' ? `/orgs/${encodeURIComponent(owner.org)}` : `/repos/${owner.owner}/${owner.repo}`;
 
   let appAuth: Promise<ReturnType<typeof createAppAuth>> | undefined;
   const auth = () => {
@@ -220,7 +219,10 @@ export function createRunnersApi(options: RunnersApiOptions): RunnersApi {
         });
         const data = res.data as { runner?: { id?: unknown; name?: unknown }; encoded_jit_config?: unknown };
         if (typeof data.encoded_jit_config !== 'string' || typeof data.runner?.id !== 'number')
-          throw new GitHubApiError(`generate-jitconfig ${r.name}: response without runner.id or encoded_jit_config`, 502);
+          throw new GitHubApiError(
+            `generate-jitconfig ${r.name}: response without runner.id or encoded_jit_config`,
+            502,
+          );
         return {
           runnerId: data.runner.id,
           name: typeof data.runner.name === 'string' ? data.runner.name : r.name,
@@ -233,7 +235,11 @@ export function createRunnersApi(options: RunnersApiOptions): RunnersApi {
       return call('list runners', async (authorization) => {
         const runners: RegisteredRunner[] = [];
         for (let page = 1; page <= 100; page++) {
-          const res = await request(`GET ${scope}/actions/runners`, { headers: { authorization }, per_page: 100, page });
+          const res = await request(`GET ${scope}/actions/runners`, {
+            headers: { authorization },
+            per_page: 100,
+            page,
+          });
           const data = res.data as { total_count?: number; runners?: RegisteredRunner[] };
           const items = data.runners ?? [];
           runners.push(...items.map((x) => ({ id: x.id, name: x.name, status: x.status, busy: x.busy })));

@@ -95,7 +95,7 @@ describe('configuration', () => {
     );
     // A GitHub variable set without any github queue is checked too (a half-done setup).
     expect(configError(() => loadScalerConfig({ ...scalerEnv, GITHUB_APP_ID: '1' })).variable).toBe(
-      'GITHUB_RUNNER_OWNER',
+      'GITHUB_APP_PRIVATE_KEY_PARAMETER',
     );
 
     const org = loadScalerConfig({ ...env, ...githubEnv });

@@ -165,7 +165,7 @@ export class JitRunners implements DispatchHooks {
     const create = this.options.cluster.createJobSecret;
     if (!create) throw new Error('the cluster adapter cannot create Secrets');
     const configs = await this.mint(dispatch);
-    const result = await create(jitSecretName(dispatch.jobName), {
+    const result = await create(dispatch.jobName, {
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'Opaque',
@@ -192,6 +192,9 @@ export class JitRunners implements DispatchHooks {
 
   /** Removes offline registrations of ours whose agents are gone (at most every sweepIntervalMs). */
   async housekeeping(view: TickView): Promise<void> {
+    // Configurations minted for a dispatch that is gone (its intent was released) are dropped.
+    const known = new Set([...view.jobs.map((j) => j.jobName), ...view.dispatches.map((d) => d.jobName)]);
+    for (const jobName of this.minted.keys()) if (!known.has(jobName)) this.minted.delete(jobName);
     if (view.now - this.lastSweep < (this.options.sweepIntervalMs ?? 300_000)) return;
     this.lastSweep = view.now;
     const { api, log } = this.options;

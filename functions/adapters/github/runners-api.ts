@@ -11,7 +11,7 @@
  * Errors: 429, 5xx, secondary rate limits (403 with `retry-after` or a "rate limit" message,
  * or `x-ratelimit-remaining: 0`) and network errors are GitHubRetryableError; after one, calls
  * fail at once (without reaching GitHub) until the `retry-after` / `x-ratelimit-reset` time has
- * passed (at least 60 s, as GitHub asks for secondary limits). Nothing here logs or puts in an
+ * passed (60 s for a secondary limit that names neither, as GitHub asks). Nothing here logs or puts in an
  * error message a token, a key or a JIT configuration.
  */
 import { createAppAuth } from '@octokit/auth-app';
@@ -113,10 +113,12 @@ export function toGitHubError(e: unknown, operation: string, now: number): GitHu
       (e.status === 403 &&
         (Number.isFinite(retryAfter) || remaining === '0' || /rate limit/i.test(String(detail ?? ''))));
     if (rateLimited || e.status >= 500 || e.status === 408 || e.status === 0) {
+      // GitHub's rule: retry-after if given, else the reset time when none remain, else (a
+      // secondary limit without either) at least one minute.
       let retryAt = now;
       if (Number.isFinite(retryAfter) && retryAfter > 0) retryAt = now + retryAfter * 1000;
       else if (remaining === '0' && Number.isFinite(reset)) retryAt = reset * 1000;
-      if (rateLimited) retryAt = Math.max(retryAt, now + MIN_COOL_DOWN_MS);
+      else if (rateLimited) retryAt = now + MIN_COOL_DOWN_MS;
       return new GitHubRetryableError(message, e.status, retryAt);
     }
     return new GitHubApiError(message, e.status);

@@ -197,10 +197,14 @@ export class FakeGitHub {
       );
       if (fault) {
         fault.remaining--;
-        throw new ApiError(fault.status, fault.message ?? (fault.status === 429 ? 'API rate limit exceeded' : 'Server Error'), {
-          ...(fault.status === 429 ? { 'retry-after': '30', 'x-ratelimit-remaining': '0' } : {}),
-          ...fault.headers,
-        });
+        throw new ApiError(
+          fault.status,
+          fault.message ?? (fault.status === 429 ? 'API rate limit exceeded' : 'Server Error'),
+          {
+            ...(fault.status === 429 ? { 'retry-after': '30', 'x-ratelimit-remaining': '0' } : {}),
+            ...fault.headers,
+          },
+        );
       }
       [status, body] = this.route(method, url, authz, raw);
     } catch (e) {
@@ -230,8 +234,7 @@ export class FakeGitHub {
 
   private verifyJwt(authz: string): void {
     const m = /^bearer\s+([\w-]+)\.([\w-]+)\.([\w-]+)$/i.exec(authz);
-    if (!m?.[1] || !m[2] || !m[3])
-      throw new ApiError(401, 'A JSON web token could not be decoded');
+    if (!m?.[1] || !m[2] || !m[3]) throw new ApiError(401, 'A JSON web token could not be decoded');
     const header = JSON.parse(Buffer.from(m[1], 'base64url').toString('utf8')) as { alg?: string };
     const payload = JSON.parse(Buffer.from(m[2], 'base64url').toString('utf8')) as {
       iss?: unknown;
@@ -243,9 +246,13 @@ export class FakeGitHub {
       verify('RSA-SHA256', Buffer.from(`${m[1]}.${m[2]}`), this.publicKey, Buffer.from(m[3], 'base64url'));
     if (!ok) throw new ApiError(401, 'A JSON web token could not be decoded');
     const nowS = Math.floor(Date.now() / 1000);
-    if (String(payload.iss) !== String(this.appId)) throw new ApiError(401, "'Issuer' claim ('iss') must be an Integer");
+    if (String(payload.iss) !== String(this.appId))
+      throw new ApiError(401, "'Issuer' claim ('iss') must be an Integer");
     if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number' || payload.exp <= nowS)
-      throw new ApiError(401, "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires");
+      throw new ApiError(
+        401,
+        "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+      );
     if (payload.exp - payload.iat > 600 + 60 || payload.iat > nowS + 60)
       throw new ApiError(401, "'Expiration time' claim ('exp') is too far in the future");
   }
@@ -301,7 +308,8 @@ export class FakeGitHub {
       const scope = m[1].toLowerCase();
       const installation = this.installationOfToken(authz);
       const target = scope.replace(/^(orgs|repos)\//, '');
-      if (this.installations.get(target) !== installation) throw new ApiError(403, 'Resource not accessible by integration');
+      if (this.installations.get(target) !== installation)
+        throw new ApiError(403, 'Resource not accessible by integration');
       if (m[2] === 'generate-jitconfig' && method === 'POST') return this.generate(scope, raw);
       if (m[2] === undefined && method === 'GET') return this.list(scope, url);
       if (m[2] && /^\d+$/.test(m[2]) && method === 'DELETE') {
@@ -354,7 +362,13 @@ export class FakeGitHub {
     const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64');
     // The shape of GitHub's configuration: the runner's own .runner / .credentials files.
     const encoded = b64({
-      '.runner': b64({ AgentId: id, AgentName: name, PoolId: body.runner_group_id, WorkFolder: body.work_folder ?? '_work', Ephemeral: true }),
+      '.runner': b64({
+        AgentId: id,
+        AgentName: name,
+        PoolId: body.runner_group_id,
+        WorkFolder: body.work_folder ?? '_work',
+        Ephemeral: true,
+      }),
       '.credentials': b64({ Scheme: 'OAuth', Data: { ClientId: randomBytes(8).toString('hex') } }),
       '.credentials_rsaparams': b64({ marker }),
     });

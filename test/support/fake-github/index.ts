@@ -88,7 +88,9 @@ export class FakeGitHub {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     this.privateKey = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
     this.publicKey = createPublicKey(publicKey.export({ type: 'spki', format: 'pem' }));
-    (options.installedOn ?? ['acme']).forEach((o, i) => this.installations.set(o.toLowerCase(), 1000 + i));
+    (options.installedOn ?? ['acme']).forEach((o, i) => {
+      this.installations.set(o.toLowerCase(), 1000 + i);
+    });
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 

@@ -187,6 +187,11 @@ describe('function environment == functions/shared/config.ts', () => {
     const scaler = loadScalerConfig(deployedEnv(ciT, 'scaler'));
     expect(scaler.cluster).toEqual({ kind: 'eks', clusterName: 'ci-cluster' });
     expect(scaler.namespace).toBe('ci-agents');
+    expect(scaler.github).toMatchObject({
+      appId: '123456',
+      privateKey: { kind: 'parameter', name: '/ci-agent-autoscaler/ci/github-app-private-key' },
+      owner: { kind: 'org', org: 'acme' },
+    });
     // Defaults only (stage dev): every provider is off (404), never open.
     const devWebhook = loadWebhookConfig(deployedEnv(devT, 'webhook'));
     expect(Object.values(devWebhook.secrets).map((s) => s.kind)).toEqual(['disabled', 'disabled', 'disabled']);
@@ -266,6 +271,14 @@ describe('resources', () => {
     expect(stat('max').Metric.MetricName).toBe('MaxAgents');
     expect(limiter.Metrics.find((m: any) => m.ReturnData).Expression).toBe('IF(inflight >= max, 1, 0)');
     expect([limiter.EvaluationPeriods, limiter.DatapointsToAlarm, limiter.Threshold]).toEqual([15, 15, 1]);
+    const startFailures = find((a) => a.MetricName === 'AgentStartFailures');
+    expect(startFailures).toMatchObject({
+      Namespace: 'CiAgentAutoscaler',
+      Dimensions: [{ Name: 'service', Value: 'scaler' }],
+      Statistic: 'Sum',
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+    });
     for (const a of alarms) expect(a.AlarmActions, a.id).toEqual([{ Ref: 'AlarmTopic' }]);
     // The e-mail subscription exists only when alarmEmail is set.
     expect(ciT.Resources.AlarmEmailSubscription).toBeUndefined();
@@ -383,12 +396,14 @@ describe('IAM: least privilege per function', () => {
       'dynamodb:Query',
       'dynamodb:UpdateItem',
       'eks:DescribeCluster',
+      'kms:Decrypt',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       'sqs:ChangeMessageVisibility',
       'sqs:DeleteMessage',
       'sqs:GetQueueAttributes',
       'sqs:ReceiveMessage',
+      'ssm:GetParameter',
     ]);
     const statements = iamStatements(ciT).filter((s) => s.role === 'ScalerRole');
     const on = (action: string) => JSON.stringify(statements.find((s) => s.actions.includes(action))!.resources);
@@ -396,6 +411,10 @@ describe('IAM: least privilege per function', () => {
     expect(on('dynamodb:Query')).toContain('LedgerTable');
     expect(on('dynamodb:Query')).toContain('/index/*');
     expect(on('eks:DescribeCluster')).toContain(':cluster/ci-cluster');
+    // The GitHub App key: that one parameter only, decrypted only through SSM.
+    expect(on('ssm:GetParameter')).toContain(':parameter/ci-agent-autoscaler/ci/github-app-private-key');
+    expect(JSON.stringify(statements.find((s) => s.actions.includes('kms:Decrypt')))).toContain('kms:ViaService');
+    expect(sortedActions(devT, 'ScalerRole')).not.toContain('ssm:GetParameter');
     // Log permissions only on the function's own log group.
     expect(on('logs:PutLogEvents')).toContain(':log-group:/aws/lambda/ci-agent-autoscaler-ci-scaler:*');
     // No cluster configured: no EKS permission.

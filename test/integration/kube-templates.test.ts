@@ -5,6 +5,7 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Job } from 'kubernetes-models/batch/v1';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { usesJitConfig } from '../../functions/adapters/github/jit-runners.js';
 import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import {
   BUILTIN_TEMPLATES,
@@ -75,10 +76,27 @@ describe('agent Job templates', () => {
     expect(env.BUILDKITE_AGENT_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'buildkite-agent-token', key: 'token' });
   });
 
-  it('github: ephemeral runner labelled with the queue; gitlab: run-single, one build', async () => {
-    const gh = (await loadTemplate('github')).spec!.template.spec!.containers[0]!;
-    expect(gh.args!.join(' ')).toMatch(/--ephemeral/);
-    expect(gh.args!.join(' ')).toMatch(/--labels "\$CI_AUTOSCALER_QUEUE"/);
+  it('github: a just-in-time runner (no registration token), idle timeout, Secret only in the init container; gitlab: run-single, one build', async () => {
+    const template = await loadTemplate('github');
+    expect(usesJitConfig(template)).toBe(true);
+    const pod = template.spec!.template.spec!;
+    const gh = pod.containers[0]!;
+    const script = gh.args!.join(' ');
+    // The runner's own single-use configuration, through the variable the runner scrubs.
+    expect(script).toMatch(/ACTIONS_RUNNER_INPUT_JITCONFIG="\$\(cat \/runner-input\/jitconfig\)"/);
+    expect(script).toMatch(/rm -f \/runner-input\/jitconfig/);
+    expect(script).toMatch(/\.\/run\.sh/);
+    expect(script).not.toMatch(/config\.sh|--token|RUNNER_TOKEN/);
+    expect(script).toMatch(/RUNNER_IDLE_TIMEOUT_SECONDS/);
+    expect(script).toMatch(/ACTIONS_RUNNER_HOOK_JOB_STARTED/);
+    expect(JSON.stringify(template)).not.toMatch(/secretKeyRef/);
+    expect(gh.volumeMounts!.map((m) => m.name)).not.toContain('jitconfig');
+    const init = pod.initContainers![0]!;
+    expect(init.volumeMounts!.find((m) => m.name === 'jitconfig')).toMatchObject({ mountPath: '/jit', readOnly: true });
+    expect(init.env![0]!.valueFrom!.fieldRef!.fieldPath).toBe(
+      "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+    );
+    for (const c of [gh, init]) expect(c.image).toMatch(/^ghcr\.io\/actions\/actions-runner:\d+\.\d+\.\d+$/);
     const gl = (await loadTemplate('gitlab')).spec!.template.spec!.containers[0]!;
     expect(gl.args).toEqual(expect.arrayContaining(['run-single', '--max-builds=1']));
     expect(gl.args!.some((a) => a.startsWith('--wait-timeout='))).toBe(true);

@@ -194,8 +194,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     const [dynamo, sqs] = await Promise.all([
-      startDynamoDbLocal().then((d) => (cleanups.push(() => d.stop()), d)) as Promise<DynamoDbLocal>,
-      startSqsLocal().then((s) => (cleanups.push(() => s.stop()), s)) as Promise<SqsLocal>,
+      startDynamoDbLocal().then((d) => {
+        cleanups.push(() => d.stop());
+        return d;
+      }) as Promise<DynamoDbLocal>,
+      startSqsLocal().then((s) => {
+        cleanups.push(() => s.stop());
+        return s;
+      }) as Promise<SqsLocal>,
     ]);
     const ledgerTable = 'ci-agent-autoscaler-local-ledger';
     await createLedgerTable(dynamo.endpoint, ledgerTable);
@@ -245,7 +251,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const queues = new Map<string, QueueStatus>(
       scalerConfig.queues.map((q) => {
-        const s = scalerConfig.queueSettings[q]!;
+        const s = scalerConfig.queueSettings[q] ?? scalerConfig.defaults;
         return [
           q,
           {
@@ -266,11 +272,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // --- webhook ---------------------------------------------------------------------------
     let webhookUrl = '';
     const secrets = localSigningSecrets(env);
-    const ci = fake
+    const embedded = fake;
+    const ci = embedded
       ? new SimulatedCi({
           webhookUrl: () => webhookUrl,
           secrets,
-          runningPods: (): V1Pod[] => fake!.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
+          runningPods: (): V1Pod[] => embedded.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
           onError: (m) => onLog('warn', m),
         })
       : undefined;
@@ -323,6 +330,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...wired,
       cluster: {
         listAgentJobs: () => wired.cluster.listAgentJobs(),
+        // The pods feed the back-off; Secrets carry GitHub just-in-time runner configurations.
+        ...(wired.cluster.listAgentPods ? { listAgentPods: wired.cluster.listAgentPods } : {}),
+        ...(wired.cluster.createJobSecret ? { createJobSecret: wired.cluster.createJobSecret } : {}),
         createJob: async (job: V1Job) => {
           const result = await wired.cluster.createJob(job);
           const queue = queueOf(job) ?? '?';
@@ -372,7 +382,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // --- what is in flight, observed via the cluster -------------------------------------------
     const listJobs: () => Promise<V1Job[]> = fake
-      ? async () => fake!.jobs(scalerConfig.namespace)
+      ? async () => fake.jobs(scalerConfig.namespace)
       : () => wired.cluster.listAgentJobs();
     let sampling = false;
     const sample = async (): Promise<void> => {

@@ -155,7 +155,8 @@ export async function drain(
       );
     const done: string[] = [];
     outcomes.forEach((o, i) => {
-      const m = valid[i]!;
+      const m = valid[i];
+      if (!m) return;
       if (o.result === 'failed') {
         report.failed++;
         if (m.receiveCount <= 1)

@@ -314,7 +314,9 @@ export type VariableName = (typeof VARIABLES)[number]['name'];
 type Env = Readonly<Record<string, string | undefined>>;
 
 function spec(name: VariableName): VariableSpec {
-  return VARIABLES.find((v) => v.name === name)!;
+  const found = VARIABLES.find((v) => v.name === name);
+  if (!found) throw new Error(`unknown variable ${name}`);
+  return found;
 }
 
 /** The embedded default of a variable (undefined for required or optional-without-default). */
@@ -517,11 +519,11 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
   overrideSchema ??= buildOverrideSchema();
   const result = overrideSchema.safeParse(parsed);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const where = issue.path.join('.');
+    const issue = result.error.issues[0];
+    const where = issue?.path.join('.') ?? '';
     throw new ConfigError(
       'QUEUE_OVERRIDES',
-      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue.message}`,
+      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue?.message ?? 'invalid'}`,
     );
   }
   const settings: Record<string, QueueSettings> = {};
@@ -571,7 +573,7 @@ function cluster(env: Env): ClusterAccess {
   const caData = optional(env, 'EKS_CLUSTER_CA');
   return {
     kind: 'eks',
-    clusterName: eks!,
+    clusterName: eks ?? '',
     ...(endpoint ? { endpoint } : {}),
     ...(caData ? { caData } : {}),
   };

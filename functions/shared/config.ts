@@ -254,7 +254,7 @@ export const VARIABLES = [
   {
     name: 'GITHUB_APP_PRIVATE_KEY_PARAMETER',
     functions: ['scaler'],
-    expected: 'an SSM Parameter Store name (SecureString) holding the PEM private key',
+    expected: 'an SSM Parameter Store name (SecureString) starting with "/", holding the PEM private key',
     description: 'SSM parameter holding the App private key; fetched once per container.',
   },
   {

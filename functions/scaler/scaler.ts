@@ -244,8 +244,13 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     if (!mayCreate(dispatch, ports.now(), intentCreateGraceMs(settings.intentLeaseMs))) return;
     let result: 'created' | 'exists';
     try {
-      const job = jobs.build(dispatch);
-      result = await cluster.createJob(ports.hooks ? await ports.hooks.beforeCreate(dispatch, job) : job);
+      let job = jobs.build(dispatch);
+      if (ports.hooks) {
+        job = await ports.hooks.beforeCreate(dispatch, job);
+        // Minting may have taken a while: the create must still land before the lease's grace.
+        if (!mayCreate(dispatch, ports.now(), intentCreateGraceMs(settings.intentLeaseMs))) return;
+      }
+      result = await cluster.createJob(job);
       ports.backoff?.created(dispatch.queue, dispatch.jobName, ports.now());
       // Before markSubmitted: if this fails, the next tick finds the Job still an intent and retries it.
       await ports.hooks?.afterCreate(dispatch);

@@ -291,6 +291,45 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
     expect(await w.limiter('small')).toEqual({ inFlight: 4, intents: 0 });
   });
 
+  it('the installation token is cached until 5 minutes before it expires; a repository owner uses the repo endpoints', async () => {
+    gh.tokenLifetimeMs = 10 * 60_000;
+    try {
+      let offset = 0;
+      const api = createRunnersApi({
+        appId: String(gh.appId),
+        privateKey: async () => gh.privateKey,
+        owner: { kind: 'org', org: 'acme' },
+        apiUrl: gh.url,
+        now: () => Date.now() + offset,
+      });
+      const mint = (name: string) => api.generateJitConfig({ name, runnerGroupId: 1, labels: ['self-hosted'] });
+      await mint('t-1');
+      offset = 4 * 60_000;
+      await mint('t-2');
+      expect(gh.count()['POST /app/installations/{id}/access_tokens']).toBe(1);
+      offset = 5 * 60_000 + 1_000;
+      await mint('t-3');
+      expect(gh.count()).toMatchObject({
+        'GET /installation': 1,
+        'POST /app/installations/{id}/access_tokens': 2,
+        'POST /actions/runners/generate-jitconfig': 3,
+      });
+      expect(api.requests).toBe(6);
+    } finally {
+      gh.tokenLifetimeMs = 60 * 60_000;
+    }
+    // A repository the App is not installed on: a clear, non-retryable 404.
+    const repo = createRunnersApi({
+      appId: String(gh.appId),
+      privateKey: async () => gh.privateKey,
+      owner: { kind: 'repo', owner: 'acme', repo: 'widgets' },
+      apiUrl: gh.url,
+    });
+    const err = await repo.generateJitConfig({ name: 'r', runnerGroupId: 1, labels: ['x'] }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'GitHubApiError', status: 404, retryable: false });
+    expect(gh.calls.at(-1)?.path).toBe('/repos/acme/widgets/installation');
+  });
+
   it('a crash between the Job and its Secret: the next tick creates the Secret, with no new registration', async () => {
     const w = await world();
     for (let i = 0; i < 3; i++) expect(await w.webhook(7_000_000 + i, LABELS.gpu)).toBe(202);

@@ -96,6 +96,7 @@ describe('agent Job templates', () => {
     expect(init.env![0]!.valueFrom!.fieldRef!.fieldPath).toBe(
       "metadata.annotations['batch.kubernetes.io/job-completion-index']",
     );
+    expect(pod.volumes!.find((v) => v.name === 'jitconfig')!.secret!.defaultMode).toBe(0o440);
     for (const c of [gh, init]) expect(c.image).toMatch(/^ghcr\.io\/actions\/actions-runner:\d+\.\d+\.\d+$/);
     const gl = (await loadTemplate('gitlab')).spec!.template.spec!.containers[0]!;
     expect(gl.args).toEqual(expect.arrayContaining(['run-single', '--max-builds=1']));

@@ -154,9 +154,9 @@ export async function drain(
         valid.map((m) => ({ eventId: m.event.id, result: 'failed' as const, error: describeError(e) })),
       );
     const done: string[] = [];
-    outcomes.forEach((o, i) => {
-      const m = valid[i];
-      if (!m) return;
+    valid.forEach((m, i) => {
+      // A ledger that answers for fewer events than it was given: the rest stay in the queue.
+      const o = outcomes[i] ?? { eventId: m.event.id, result: 'failed' as const, error: 'no outcome from the ledger' };
       if (o.result === 'failed') {
         report.failed++;
         if (m.receiveCount <= 1)

@@ -118,9 +118,10 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
     params;
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a positive integer, got ${count}`);
   const t = structuredClone(template) as V1Job;
-  const podTemplate = t.spec?.template;
+  const jobSpec = t.spec;
+  const podTemplate = jobSpec?.template;
   const podSpec = podTemplate?.spec;
-  if (!podTemplate || !podSpec || !Array.isArray(podSpec.containers) || podSpec.containers.length === 0) {
+  if (!jobSpec || !podTemplate || !podSpec || !Array.isArray(podSpec.containers) || podSpec.containers.length === 0) {
     throw new TypeError('Job template has no pod template with containers');
   }
   const labels = {
@@ -135,7 +136,7 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
     ...(deployment ? { [DEPLOYMENT_ANNOTATION]: deployment } : {}),
   };
   // Fields that would break our guarantees are dropped from the template's spec.
-  const { backoffLimit: _b, maxFailedIndexes: _m, selector: _s, manualSelector: _ms, ...templateSpec } = t.spec!;
+  const { backoffLimit: _b, maxFailedIndexes: _m, selector: _s, manualSelector: _ms, ...templateSpec } = jobSpec;
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',

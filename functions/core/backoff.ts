@@ -133,7 +133,7 @@ interface QueueState {
   lastFailureAt: number;
   /** Jobs already counted as a step (pruned to the Jobs still listed). */
   counted: Set<string>;
-  probe?: { jobName: string; at: number };
+  probe?: { jobName: string; at: number } | undefined;
 }
 
 /** What a queue may create now. */

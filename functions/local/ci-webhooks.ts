@@ -7,7 +7,7 @@
  *  - GitHub: `X-Hub-Signature-256: sha256=hex(HMAC-SHA256(secret, body))`
  *  - GitLab: the shared `X-Gitlab-Token`
  */
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Provider } from '../core/job-event.js';
 import { buildkiteSignature } from '../core/providers/buildkite.js';
@@ -21,15 +21,17 @@ export interface LocalSecrets {
   readonly gitlab: string;
 }
 
-/** The local stack's embedded webhook secrets (override with the production variables). */
-export const LOCAL_SECRETS: LocalSecrets = {
-  buildkite: 'local-buildkite-secret',
-  github: 'local-github-secret',
-  gitlab: 'local-gitlab-token',
-};
+/**
+ * New random webhook secrets, one set per local stack start: a stack exposed through a tunnel is
+ * never guarded by a secret published in this repository. The banner and the run record show them.
+ */
+export function randomLocalSecrets(): LocalSecrets {
+  const secret = () => randomBytes(18).toString('base64url');
+  return { buildkite: secret(), github: secret(), gitlab: secret() };
+}
 
 /** The variable holding each provider's plain webhook secret (functions/shared/config.ts). */
-const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
+export const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
   buildkite: 'BUILDKITE_WEBHOOK_SECRET',
   github: 'GITHUB_WEBHOOK_SECRET',
   gitlab: 'GITLAB_WEBHOOK_TOKEN',
@@ -37,11 +39,14 @@ const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
 
 /**
  * The secrets to sign local deliveries with: each provider's variable in `env`, read as the
- * webhook reads it (trimmed; GitHub's first of its comma-separated secrets), else LOCAL_SECRETS.
+ * webhook reads it (trimmed; GitHub's first of its comma-separated secrets), else `fallback`'s.
  */
-export function localSigningSecrets(env: Readonly<Record<string, string | undefined>>): LocalSecrets {
+export function localSigningSecrets(
+  env: Readonly<Record<string, string | undefined>>,
+  fallback: LocalSecrets,
+): LocalSecrets {
   const secret = (p: Provider): string =>
-    PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? LOCAL_SECRETS[p];
+    PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? fallback[p];
   return { buildkite: secret('buildkite'), github: secret('github'), gitlab: secret('gitlab') };
 }
 
@@ -76,9 +81,9 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 export interface TransitionTimes {
   /** Epoch ms; default now for the transition's own time. */
-  readonly scheduledAt?: number;
-  readonly startedAt?: number;
-  readonly finishedAt?: number;
+  readonly scheduledAt?: number | undefined;
+  readonly startedAt?: number | undefined;
+  readonly finishedAt?: number | undefined;
 }
 
 /** The signed HTTP delivery the provider sends when `job` makes `transition`. */
@@ -162,7 +167,7 @@ export function delivery(
                     name: 'Run tests',
                     status: transition === 'finished' ? 'completed' : 'in_progress',
                     number: 1,
-                    started_at: iso(startedAt!),
+                    started_at: iso(startedAt ?? scheduledAt),
                   },
                 ],
           html_url: `https://github.com/acme/widgets/actions/runs/1/job/${job.jobId}`,

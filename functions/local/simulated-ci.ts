@@ -108,8 +108,8 @@ export class SimulatedCi {
       if (this.pods.get(name)) continue; // busy
       const key = this.waiting.get(queue)?.shift();
       this.pods.set(name, key ?? '');
-      if (!key) continue;
-      const record = this.records.get(key)!;
+      const record = key ? this.records.get(key) : undefined;
+      if (!record) continue;
       record.pod = name;
       record.agentRunningAt = this.now();
       this.send(record, 'started');
@@ -117,8 +117,8 @@ export class SimulatedCi {
     for (const [name, key] of this.pods) {
       if (seen.has(name)) continue;
       this.pods.delete(name);
-      if (!key) continue;
-      const record = this.records.get(key)!;
+      const record = key ? this.records.get(key) : undefined;
+      if (!record) continue;
       record.finishedAt = this.now();
       this.send(record, 'finished');
     }

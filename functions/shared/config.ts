@@ -314,9 +314,11 @@ export type VariableName = (typeof VARIABLES)[number]['name'];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+const SPECS = new Map<string, VariableSpec>(VARIABLES.map((v) => [v.name, v]));
+
 function spec(name: VariableName): VariableSpec {
-  const found = VARIABLES.find((v) => v.name === name);
-  if (!found) throw new Error(`unknown variable ${name}`);
+  const found = SPECS.get(name);
+  if (!found) throw new Error(`unknown configuration variable ${name}`);
   return found;
 }
 
@@ -530,11 +532,11 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
   overrideSchema ??= buildOverrideSchema();
   const result = overrideSchema.safeParse(parsed);
   if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.join('.') ?? '';
+    const [issue] = result.error.issues;
+    const where = issue?.path.join('.');
     throw new ConfigError(
       'QUEUE_OVERRIDES',
-      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue?.message ?? 'invalid'}`,
+      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue?.message}`,
     );
   }
   const settings: Record<string, QueueSettings> = {};
@@ -578,13 +580,14 @@ function cluster(env: Env): ClusterAccess {
   }
   if (file) return { kind: 'kubeconfig-file', path: file };
   if (parameter) return { kind: 'kubeconfig-parameter', name: parameter };
+  if (!eks) throw new Error('unreachable: exactly one cluster access is set');
   const endpoint = optional(env, 'EKS_CLUSTER_ENDPOINT');
   if (endpoint !== undefined && !endpoint.startsWith('https://'))
     fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
   const caData = optional(env, 'EKS_CLUSTER_CA');
   return {
     kind: 'eks',
-    clusterName: eks ?? '',
+    clusterName: eks,
     ...(endpoint ? { endpoint } : {}),
     ...(caData ? { caData } : {}),
   };

@@ -6,13 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { eventId, type JobEvent } from '../../functions/core/job-event.js';
+import { FakeKube } from '../../functions/local/fake-kube/index.js';
 import { type ScalerLog, type ScalerPorts, tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig } from '../../functions/shared/config.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { FakeKube } from '../support/fake-kube/index.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;

@@ -12,6 +12,7 @@ import { JitRunners, jitSecretName, parseRunnerName, runnerTag } from '../../fun
 import { createRunnersApi } from '../../functions/adapters/github/runners-api.js';
 import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { type ScalerLog, type ScalerPorts, type ScalerSettings, tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
@@ -20,7 +21,6 @@ import { createWebhookHandler } from '../../functions/webhook/app.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 import { type FakeGitHub, startFakeGitHub } from '../support/fake-github/index.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { GITHUB_SECRET, githubRequest, workflowJobExamples } from '../support/webhook-fixtures.js';
 
@@ -96,7 +96,8 @@ async function world(env: Record<string, string> = {}): Promise<World> {
     ...env,
   });
   const log = capture();
-  const ports = { ...(await createPorts(config, log)), metrics: undefined };
+  const { metrics: _metrics, ...wired } = await createPorts(config, log);
+  const ports: ScalerPorts = wired;
   const settings = scalerSettings(config);
   const webhookConfig = loadWebhookConfig({
     EVENTS_QUEUE_URL: queue.url,
@@ -203,7 +204,7 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
       expect(pod?.volumes?.find((v) => v.name === 'jitconfig')?.secret?.secretName).toBe(name);
       expect(pod?.initContainers?.[0]?.volumeMounts?.some((m) => m.name === 'jitconfig')).toBe(true);
       expect(pod?.containers.some((c) => c.volumeMounts?.some((m) => m.name === 'jitconfig'))).toBe(false);
-      const specText = JSON.stringify([job, kube.pods({ jobName: job.metadata?.name })]);
+      const specText = JSON.stringify([job, kube.pods({ jobName: job.metadata?.name ?? '' })]);
       for (const c of Object.values(configs)) {
         expect(specText).not.toContain(c);
         expect(w.log.text()).not.toContain(c);
@@ -377,7 +378,7 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
 
     // Pods: index 0 fails before its runner connects, index 1 runs and its runner is online.
     kube.startAll(job.metadata?.name);
-    const pods = kube.pods({ jobName: job.metadata?.name });
+    const pods = kube.pods({ jobName: job.metadata?.name ?? '' });
     const pod0 = pods.find((p) => p.metadata?.labels?.['batch.kubernetes.io/job-completion-index'] === '0');
     kube.failPod(pod0?.metadata?.name ?? '');
     gh.setRunnerStatus(r1.id, 'online', true);
@@ -387,7 +388,7 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
           .map((j) => w.ports.jobs.describe(j))
           .filter((j) => j !== undefined),
         dispatches: [],
-        pods: await w.ports.cluster.listAgentPods?.(),
+        pods: (await w.ports.cluster.listAgentPods?.()) ?? [],
         now: Date.now() + 3_600_000 * ++sweeps,
       });
     let sweeps = 0;

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { V1Job } from '@kubernetes/client-node';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Job } from 'kubernetes-models/batch/v1';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -15,8 +16,8 @@ import {
   templatePath,
 } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 
 const params = {
   namespace: 'ci-agents',
@@ -38,14 +39,17 @@ afterEach(() => {
   delete process.env.LAMBDA_TASK_ROOT;
 });
 
+/** client-node's V1Job (Dates) as the JSON kubernetes-models validates (what the API server gets). */
+const asModel = (job: V1Job): ConstructorParameters<typeof Job>[0] => JSON.parse(JSON.stringify(job));
+
 describe('agent Job templates', () => {
   it.each(BUILTIN_TEMPLATES)(
     '%s: template and built Job are valid batch/v1 Jobs the API server accepts',
     async (name) => {
       const template = await loadTemplate(name);
-      new Job(template as ConstructorParameters<typeof Job>[0]).validate();
+      new Job(asModel(template)).validate();
       const job = buildAgentJob(template, params);
-      new Job(job as ConstructorParameters<typeof Job>[0]).validate();
+      new Job(asModel(job)).validate();
       const spec = job.spec!.template.spec!;
       expect(spec.serviceAccountName).toBe('ci-agent');
       for (const c of spec.containers) {
@@ -53,7 +57,9 @@ describe('agent Job templates', () => {
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
         expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
         // Tokens come from Secrets, never inline.
-        for (const e of c.env ?? []) if (/TOKEN/.test(e.name)) expect(e.valueFrom?.secretKeyRef?.name).toBeTruthy();
+        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name));
+        expect(tokens.map((e) => e.name)).not.toEqual([]);
+        expect(tokens.filter((e) => e.value !== undefined || !e.valueFrom?.secretKeyRef?.name)).toEqual([]);
       }
       kube.reset();
       const res = await fetch(`${kube.url}/apis/batch/v1/namespaces/ci-agents/jobs`, {

@@ -348,6 +348,37 @@ describe('rejected or ignored requests leave the queue empty', () => {
   });
 });
 
+describe('prototype keys (Object.prototype member names) are ignored, never enqueued', () => {
+  const keys = ['constructor', 'toString', 'valueOf', '__proto__', 'isPrototypeOf', 'hasOwnProperty'];
+  const requests: [string, (key: string) => WebhookEvent][] = [
+    ['Buildkite event (header and body)', (key) => buildkiteRequest(buildkitePayload(key))],
+    [
+      'Buildkite X-Buildkite-Event header over a job.scheduled body',
+      (key) => {
+        const body = JSON.stringify(buildkitePayload('job.scheduled'));
+        const signature = buildkiteSignatureHeader(BUILDKITE_SECRET, body, Math.floor(Date.now() / 1000));
+        return httpEvent({
+          path: '/webhooks/buildkite',
+          body,
+          headers: { 'X-Buildkite-Event': key, 'X-Buildkite-Signature': signature },
+        });
+      },
+    ],
+    ['GitHub action', (key) => githubRequest({ ...queuedExample, action: key })],
+    ['GitLab build_status', (key) => gitlabRequest(gitlabJob({ build_status: key }))],
+  ];
+  for (const [name, make] of requests) {
+    it(name, async () => {
+      const handler = webhook();
+      for (const key of keys) {
+        const res = await handler(make(key));
+        expect([key, res.statusCode, JSON.parse(res.body).status]).toEqual([key, 202, 'ignored']);
+      }
+      expect(await sqs.depth(events.url)).toBe(0);
+    });
+  }
+});
+
 describe('outages', () => {
   it('SQS unavailable -> 503 so the provider retries, and nothing is recorded', async () => {
     const down = await startSqs();

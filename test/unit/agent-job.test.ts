@@ -143,7 +143,7 @@ describe('names and label values', () => {
 });
 
 function jobWith(spec: { parallelism?: number; completions?: number }, status: V1Job['status']): V1Job {
-  return { spec: { template: {}, ...spec }, status };
+  return { spec: { template: {}, ...spec }, ...(status ? { status } : {}) };
 }
 
 describe('liveAgents', () => {

@@ -1,5 +1,5 @@
 /** The pure back-off core: how a pod reads, and how a queue's step moves. */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { classifyPod, QueueBackoff } from '../../functions/core/backoff.js';
 
@@ -7,11 +7,7 @@ const T0 = Date.parse('2026-11-29T10:00:00Z');
 const policy = { baseMs: 30_000, maxMs: 600_000, unschedulableMs: 300_000 };
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function pod(
-  name: string,
-  status: V1Pod['status'],
-  opts: { queue?: string; job?: string; created?: number } = {},
-): V1Pod {
+function pod(name: string, status: V1PodStatus, opts: { queue?: string; job?: string; created?: number } = {}): V1Pod {
   return {
     metadata: {
       name,
@@ -23,14 +19,14 @@ function pod(
   };
 }
 
-const waiting = (reason: string, message: string): V1Pod['status'] => ({
+const waiting = (reason: string, message: string): V1PodStatus => ({
   phase: 'Pending',
   containerStatuses: [
     { name: 'agent', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message } } },
   ],
 });
 
-const failed = (startedAt: number, finishedAt: number, exitCode = 1): V1Pod['status'] => ({
+const failed = (startedAt: number, finishedAt: number, exitCode = 1): V1PodStatus => ({
   phase: 'Failed',
   startTime: new Date(startedAt),
   containerStatuses: [
@@ -74,7 +70,7 @@ describe('classifyPod', () => {
   });
 
   it('unschedulable only after the threshold; running healthy after the start window; succeeded healthy', () => {
-    const unschedulable: V1Pod['status'] = {
+    const unschedulable: V1PodStatus = {
       phase: 'Pending',
       conditions: [
         {
@@ -92,7 +88,7 @@ describe('classifyPod', () => {
       reason: 'Unschedulable',
       message: '0/3 nodes are available: 3 Insufficient memory.',
     });
-    const running: V1Pod['status'] = { phase: 'Running', startTime: new Date(T0) };
+    const running: V1PodStatus = { phase: 'Running', startTime: new Date(T0) };
     expect(classifyPod(pod('p', running), T0 + 59_000, policy)).toEqual({ kind: 'starting' });
     expect(classifyPod(pod('p', running), T0 + 60_000, policy)).toEqual({ kind: 'healthy' });
     expect(classifyPod(pod('p', { phase: 'Succeeded' }), T0, policy)).toEqual({ kind: 'healthy' });

@@ -2,9 +2,10 @@ import type { V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
-import { eventId, type JobEvent } from '../../functions/core/job-event.js';
+import type { JobEvent } from '../../functions/core/job-event.js';
 import { jobFactory } from '../../functions/scaler/ports.js';
 import { type EventSource, run, type ScalerPorts, tick } from '../../functions/scaler/scaler.js';
+import { jobEvent } from '../support/job-events.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',
@@ -63,17 +64,7 @@ function world(pending: JobEvent[], msPerBatch = 0) {
 const settings = { queues: ['default'], limits: { default: { minAgents: 0, maxAgents: 1 } }, intentLeaseMs: 60_000 };
 
 function scheduled(jobId: string): JobEvent {
-  const at = new Date(0).toISOString();
-  return {
-    id: eventId('github', jobId, 'scheduled'),
-    provider: 'github',
-    jobId,
-    queue: 'default',
-    kind: 'scheduled',
-    occurredAt: at,
-    receivedAt: at,
-    trace: {},
-  };
+  return jobEvent(jobId, 'scheduled', { provider: 'github', queue: 'default', occurredAt: new Date(0).toISOString() });
 }
 
 describe('scaler loop within one invocation', () => {

@@ -231,3 +231,19 @@ describe('Buildkite job events', () => {
     }
   });
 });
+
+describe('Buildkite prototype keys', () => {
+  const keys = ['constructor', 'toString', 'valueOf', '__proto__', 'isPrototypeOf', 'hasOwnProperty'];
+
+  it('an event named like an Object.prototype member is ignored, in the body or the header', () => {
+    for (const key of keys) {
+      const payload = buildkitePayload(key);
+      expect(buildkite.parse(request(payload), context)).toEqual({
+        kind: 'ignored',
+        reason: `event ${key} is not acted on`,
+      });
+      const viaBody = { body: Buffer.from(JSON.stringify(payload)), headers: {} };
+      expect(buildkite.parse(viaBody, context)).toMatchObject({ kind: 'ignored' });
+    }
+  });
+});

@@ -183,3 +183,17 @@ describe('GitHub workflow_job mapping details', () => {
     expect(() => github.parse({ body: Buffer.from('{}'), headers: {} }, context)).toThrow(/X-GitHub-Event/);
   });
 });
+
+describe('GitHub prototype keys', () => {
+  const keys = ['constructor', 'toString', 'valueOf', '__proto__', 'isPrototypeOf', 'hasOwnProperty'];
+  const example = workflowJobExamples().find((e) => e.action === 'queued' && e.workflow_job.status === 'queued');
+
+  it('an action named like an Object.prototype member is ignored', () => {
+    for (const action of keys) {
+      expect(github.parse(request({ ...example, action }), context)).toEqual({
+        kind: 'ignored',
+        reason: `action ${action} is not acted on`,
+      });
+    }
+  });
+});

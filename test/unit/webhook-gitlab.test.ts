@@ -113,3 +113,16 @@ describe('GitLab Job Hook', () => {
     expect(() => gitlab.parse({ body: Buffer.from('{}'), headers: {} }, context)).toThrow(/X-Gitlab-Event/);
   });
 });
+
+describe('GitLab prototype keys', () => {
+  const keys = ['constructor', 'toString', 'valueOf', '__proto__', 'isPrototypeOf', 'hasOwnProperty'];
+
+  it('a build_status named like an Object.prototype member is ignored', () => {
+    for (const status of keys) {
+      expect(gitlab.parse(request(gitlabJob({ build_status: status })), context)).toEqual({
+        kind: 'ignored',
+        reason: `build_status ${status} is not acted on`,
+      });
+    }
+  });
+});

@@ -9,7 +9,15 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { type JobEvent, JobEventSchema, jobKey } from '../../core/job-event.js';
+import {
+  eventMessageBody,
+  InvalidJobEventError,
+  invalidJobEvent,
+  type JobEvent,
+  JobEventSchema,
+  jobKey,
+  withBoundedOptionalFields,
+} from '../../core/job-event.js';
 import { sqsClient } from './client.js';
 
 export interface ReceivedEvent {
@@ -38,7 +46,6 @@ export interface ReceiveOptions {
 
 export interface EventsQueue {
   readonly url: string;
-  readonly fifo: boolean;
   sendEvent(event: JobEvent): Promise<{ messageId: string }>;
   receiveEvents(options?: ReceiveOptions): Promise<ReceivedEvent[]>;
   deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
@@ -48,11 +55,17 @@ export function isFifoQueueUrl(url: string): boolean {
   return url.endsWith('.fifo');
 }
 
-/** The SendMessage input for an event (exported for tests and the benchmark). */
+/**
+ * The SendMessage input for an event (exported for tests and the benchmark). Refuses, with an
+ * InvalidJobEventError, an event the scaler could not apply (invalidJobEvent): no sender can
+ * record one. The body is ASCII JSON (eventMessageBody), within EVENT_BOUNDS.messageBytes.
+ */
 export function sendMessageInput(queueUrl: string, event: JobEvent) {
+  const invalid = invalidJobEvent(event);
+  if (invalid !== undefined) throw new InvalidJobEventError(invalid);
   return {
     QueueUrl: queueUrl,
-    MessageBody: JSON.stringify(event),
+    MessageBody: eventMessageBody(event),
     MessageAttributes: { eventId: { DataType: 'String', StringValue: event.id } },
     ...(isFifoQueueUrl(queueUrl) ? { MessageDeduplicationId: event.id, MessageGroupId: jobKey(event) } : {}),
   };
@@ -66,10 +79,11 @@ export function parseEventBody(body: string | undefined): { event: JobEvent } | 
   } catch {
     return { error: 'message body is not JSON' };
   }
-  const result = JobEventSchema.safeParse(json);
+  // Optional fields of older messages are cut to today's bounds rather than refused.
+  const result = JobEventSchema.safeParse(withBoundedOptionalFields(json));
   if (result.success) return { event: result.data };
-  const issue = result.error.issues[0]!;
-  return { error: `message body is not a JobEvent: ${issue.path.join('.') || '(root)'}: ${issue.message}` };
+  const [issue] = result.error.issues;
+  return { error: `message body is not a JobEvent: ${issue?.path.join('.') || '(root)'}: ${issue?.message}` };
 }
 
 type Client = () => SQSClient;
@@ -134,10 +148,13 @@ export async function deleteMessages(
           Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
         }),
       );
-      for (const ok of out.Successful ?? []) deleted.push(chunk[Number(ok.Id)]!);
-      for (const bad of out.Failed ?? []) {
-        failed.push({ receiptHandle: chunk[Number(bad.Id)]!, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
-      }
+      const succeeded = new Set((out.Successful ?? []).map((ok) => ok.Id));
+      const failures = new Map((out.Failed ?? []).map((bad) => [bad.Id, bad]));
+      chunk.forEach((receiptHandle, n) => {
+        if (succeeded.has(String(n))) deleted.push(receiptHandle);
+        const bad = failures.get(String(n));
+        if (bad) failed.push({ receiptHandle, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
+      });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof Error ? error.name : 'Error';
@@ -151,7 +168,6 @@ export async function deleteMessages(
 export function createEventsQueue(url: string, client: Client = sqsClient): EventsQueue {
   return {
     url,
-    fifo: isFifoQueueUrl(url),
     sendEvent: (event) => sendEvent(url, event, client),
     receiveEvents: (options) => receiveEvents(url, options, client),
     deleteMessages: (handles) => deleteMessages(url, handles, client),

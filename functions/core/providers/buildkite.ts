@@ -26,11 +26,12 @@ import {
   type VerifyOptions,
 } from './types.js';
 
-const KINDS: Readonly<Record<string, JobEventKind>> = {
-  'job.scheduled': 'scheduled',
-  'job.started': 'started',
-  'job.finished': 'finished',
-};
+// A Map, not an object literal: an event named `constructor` or `__proto__` must find nothing.
+const KINDS: ReadonlyMap<string, JobEventKind> = new Map([
+  ['job.scheduled', 'scheduled'],
+  ['job.started', 'started'],
+  ['job.finished', 'finished'],
+]);
 
 /** Parses `timestamp=T,signature=S` (order-insensitive); undefined when malformed. */
 export function parseSignatureHeader(value: string): { timestamp: string; signature: string } | undefined {
@@ -97,7 +98,7 @@ export const buildkite: ProviderModule = {
     const name = header(request, 'x-buildkite-event') ?? bodyEvent;
     if (name === undefined) throw new BadRequestError('X-Buildkite-Event header is missing');
     if (name === 'ping') return { kind: 'pong' };
-    const kind = KINDS[name];
+    const kind = KINDS.get(name);
     if (kind === undefined) return { kind: 'ignored', reason: `event ${name} is not acted on` };
 
     const job = objectField(body, 'job', 'job');

@@ -24,15 +24,18 @@ import {
   timestampField,
 } from './types.js';
 
-/** build_status -> kind; terminal statuses become `cancelled` when the job never started. */
-const KINDS: Readonly<Record<string, JobEventKind>> = {
-  pending: 'scheduled',
-  running: 'started',
-  success: 'finished',
-  failed: 'finished',
-  canceled: 'finished',
-  skipped: 'finished',
-};
+/**
+ * build_status -> kind; terminal statuses become `cancelled` when the job never started. A Map,
+ * not an object literal: a status named `constructor` or `__proto__` must find nothing.
+ */
+const KINDS: ReadonlyMap<string, JobEventKind> = new Map([
+  ['pending', 'scheduled'],
+  ['running', 'started'],
+  ['success', 'finished'],
+  ['failed', 'finished'],
+  ['canceled', 'finished'],
+  ['skipped', 'finished'],
+]);
 
 export const gitlab: ProviderModule = {
   name: 'gitlab',
@@ -58,7 +61,7 @@ export const gitlab: ProviderModule = {
     const jobId = idField(body, 'build_id', 'build_id');
     const status = body.build_status;
     if (typeof status !== 'string') throw new BadRequestError('build_status is missing or not a string');
-    const kind = KINDS[status];
+    const kind = KINDS.get(status);
     if (kind === undefined) return { kind: 'ignored', reason: `build_status ${status} is not acted on` };
 
     const tags = body.tags ?? [];

@@ -317,7 +317,7 @@ export class FakeGitHub {
       if (m[2] && /^\d+$/.test(m[2]) && method === 'DELETE') {
         const r = this.runnerStore.get(Number(m[2]));
         if (!r || r.scope !== scope) throw new ApiError(404, 'Not Found');
-        if (r.busy) throw new ApiError(422, 'Bad request - Runner "' + r.name + '" is still running a job"');
+        if (r.busy) throw new ApiError(422, `Bad request - Runner "${r.name}" is still running a job`);
         this.runnerStore.delete(r.id);
         return [204, undefined];
       }

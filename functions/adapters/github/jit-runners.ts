@@ -14,7 +14,8 @@
  * after a failure (GitHub rate limit half-way through a batch, Secret create failed) mints only
  * what is missing. What a crash loses is an offline registration with no pod: the sweep removes
  * it (at most every `sweepIntervalMs`): a runner named with this deployment's tag, offline, not
- * busy, whose dispatch has neither a pending intent nor a live Job (or whose pod has ended).
+ * busy, whose dispatch has neither a pending intent nor a live Job (or whose pod has ended), at
+ * two sweeps in a row (a concurrent scaler may have just registered it for a Job on its way).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
@@ -116,6 +117,8 @@ export class JitRunners implements DispatchHooks {
   private readonly minted = new Map<string, (JitRunner | undefined)[]>();
   private readonly tag: string;
   private lastSweep = Number.NEGATIVE_INFINITY;
+  /** Runners that looked orphaned at the last sweep: removed if they still do at the next. */
+  private suspects = new Set<number>();
 
   constructor(private readonly options: JitRunnersOptions) {
     this.tag = runnerTag(options.deployment);
@@ -222,6 +225,7 @@ export class JitRunners implements DispatchHooks {
     }
     const runners = await api.listRunners();
     let removed = 0;
+    const suspects = new Set<number>();
     for (const r of runners) {
       const parsed = parseRunnerName(r.name);
       if (!parsed || parsed.tag !== this.tag || r.busy || r.status !== 'offline') continue;
@@ -229,6 +233,10 @@ export class JitRunners implements DispatchHooks {
       const keep =
         e !== undefined && (e.intent || (e.live > 0 && !(e.ended.has(parsed.index) && !e.active.has(parsed.index))));
       if (keep) continue;
+      // Two sweeps apart: a concurrent scaler may have registered it after this tick's snapshot,
+      // for a dispatch whose Job it is about to create.
+      suspects.add(r.id);
+      if (!this.suspects.has(r.id)) continue;
       try {
         await api.deleteRunner(r.id);
         removed++;
@@ -240,6 +248,7 @@ export class JitRunners implements DispatchHooks {
         break;
       }
     }
+    this.suspects = suspects;
     if (removed > 0) log.info('offline GitHub runners without a pod removed', { removed });
   }
 }

@@ -68,7 +68,13 @@ export const JobEventSchema = /* @__PURE__ */ z
     provider: z.enum(PROVIDERS),
     /** The provider's job id (Buildkite job UUID, GitHub workflow_job id, GitLab build id). */
     jobId: z.string().regex(JOB_ID_PATTERN),
-    queue: z.string().regex(QUEUE_NAME_PATTERN),
+    /**
+     * The served queue whose agents could take the job. Absent only on a GitLab event: the Job
+     * Hook carries no job tags, so the scaler looks them up (see gitlabProjectId) and sets it.
+     */
+    queue: z.string().regex(QUEUE_NAME_PATTERN).optional(),
+    /** GitLab: the project of the job, for `GET /projects/:id/jobs/:job_id` (its tag_list). */
+    gitlabProjectId: z.string().regex(JOB_ID_PATTERN).optional(),
     kind: z.enum(JOB_EVENT_KINDS),
     /** When the provider says it happened (ISO-8601, UTC). */
     occurredAt: z.iso.datetime(),
@@ -87,9 +93,20 @@ export const JobEventSchema = /* @__PURE__ */ z
       })
       .default({}),
   })
-  .strict();
+  .strict()
+  .refine((e) => e.queue !== undefined || (e.provider === 'gitlab' && e.gitlabProjectId !== undefined), {
+    message: 'queue is required (only a GitLab event may leave it to the tag lookup, with gitlabProjectId)',
+    path: ['queue'],
+  });
 
-export type JobEvent = z.infer<typeof JobEventSchema>;
+/** An event as it travels through SQS: a GitLab event's queue may still be unknown. */
+export type QueuedJobEvent = z.infer<typeof JobEventSchema>;
+/** An event routed to a served queue: what the ledger records. */
+export type JobEvent = Omit<QueuedJobEvent, 'queue'> & { queue: string };
+
+export function isRouted(event: QueuedJobEvent): event is JobEvent {
+  return event.queue !== undefined;
+}
 
 /**
  * Deterministic event id: provider, job and kind. A redelivery of the same event (same job, same
@@ -149,7 +166,7 @@ export function boundDeliveryId(value: string | undefined): string | undefined {
  * A message's JSON in ASCII only (every other character as a \uXXXX escape): SQS refuses some
  * characters (U+FFFE, U+FFFF, ...), and an escape is the same string to every JSON reader.
  */
-export function eventMessageBody(event: JobEvent): string {
+export function eventMessageBody(event: QueuedJobEvent): string {
   return JSON.stringify(event).replace(
     /[\u007f-\uffff]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,

@@ -2,7 +2,8 @@
  * Signed webhook deliveries as the three CI providers send them (headers, payload shape and
  * signature scheme), for the local stack's simulated CI, `npm run demo`, the end-to-end benchmark
  * and the local-stack test. The payloads carry the fields our providers' parsers read (and a few
- * more for realism); the signatures are the providers' real schemes:
+ * more for realism), and nothing a provider does not send (a GitLab Job Hook has no job tags);
+ * the signatures are the providers' real schemes:
  *  - Buildkite: `X-Buildkite-Signature: timestamp=T,signature=hex(HMAC-SHA256(secret, "T.body"))`
  *  - GitHub: `X-Hub-Signature-256: sha256=hex(HMAC-SHA256(secret, body))`
  *  - GitLab: the shared `X-Gitlab-Token`
@@ -156,7 +157,8 @@ export function delivery(
           created_at: iso(scheduledAt),
           started_at: iso(startedAt ?? scheduledAt),
           completed_at: finishedAt === undefined ? null : iso(finishedAt),
-          labels: [job.queue],
+          // runs-on: [self-hosted, linux, <queue>]: labels the queue's runners carry by default.
+          labels: ['self-hosted', 'linux', job.queue],
           runner_id: transition === 'scheduled' ? null : 42,
           runner_name: transition === 'scheduled' ? null : 'local-agent',
           steps:
@@ -203,11 +205,20 @@ export function delivery(
         build_finished_at: finishedAt === undefined ? null : bkTime(finishedAt),
         build_allow_failure: false,
         pipeline_id: 2366,
-        tags: [job.queue],
+        // No job tags: GitLab's Job Hook has none (lib/gitlab/data_builder/build.rb); the
+        // scaler looks them up in the (local, fake) GitLab API. `runner` is the runner that took
+        // the job, null while pending.
         runner:
           transition === 'scheduled'
             ? null
-            : { id: 380, description: 'local-agent', active: true, is_shared: false, tags: [job.queue] },
+            : {
+                id: 380,
+                description: 'local-agent',
+                runner_type: 'project_type',
+                active: true,
+                is_shared: false,
+                tags: [job.queue],
+              },
         project_id: 380,
         project_name: 'Acme / Widgets',
         project: {

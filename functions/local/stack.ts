@@ -25,7 +25,8 @@ import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { sendEvent } from '../adapters/sqs/events-queue.js';
 import { liveAgents, queueOf } from '../core/agent-job.js';
 import type { Decision } from '../core/decision.js';
-import type { JobEvent } from '../core/job-event.js';
+import type { QueuedJobEvent } from '../core/job-event.js';
+import { routeGitlab } from '../core/routing.js';
 import { run, type ScalerLog, type ScalerPorts } from '../scaler/scaler.js';
 import { createPorts, scalerSettings } from '../scaler/wiring.js';
 import { resetAwsClients } from '../shared/aws.js';
@@ -45,6 +46,7 @@ import {
   SECRET_VARIABLES,
 } from './ci-webhooks.js';
 import { createLedgerTable, startDynamoDbLocal } from './dynamodb-local.js';
+import { FakeGitlab } from './fake-gitlab.js';
 import { FakeKube } from './fake-kube/index.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
 import { reapOrphanedRuns, writeRunRecord } from './run-files.js';
@@ -125,12 +127,17 @@ export interface LocalStack {
   readonly endpoints: { readonly dynamodb: string; readonly sqs: string };
   /** Embedded cluster only: the fake API server (inspect Jobs and pods). */
   readonly fakeCluster?: FakeKube;
+  /** Embedded cluster only: the fake GitLab API the scaler looks GitLab job tags up in. */
+  readonly fakeGitlab?: FakeGitlab;
   readonly kubeconfigPath: string;
   /** Process ids of child processes (DynamoDB Local's JVM). */
   readonly childPids: number[];
   status(): LocalStackStatus;
   stop(): Promise<void>;
 }
+
+/** The embedded cluster's agent template: simulated agents that take any provider's jobs. */
+export const SIMULATED_AGENT_TEMPLATE = path.join(PROJECT_ROOT, 'functions', 'local', 'simulated-agent.yaml');
 
 /** Local defaults, under whatever the environment sets (over the loaders' own defaults). */
 export const LOCAL_DEFAULTS: Readonly<Env> = {
@@ -143,6 +150,7 @@ export const LOCAL_DEFAULTS: Readonly<Env> = {
 
 /** Variables that reach AWS services the local stack does not emulate: ignored locally. */
 const NOT_LOCAL = [
+  'GITLAB_API_TOKEN_PARAMETER',
   'BUILDKITE_WEBHOOK_SECRET_PARAMETER',
   'GITHUB_WEBHOOK_SECRET_PARAMETER',
   'GITLAB_WEBHOOK_TOKEN_PARAMETER',
@@ -189,6 +197,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   // are placeholders in this first pass and forced to the real ones below.
   const given = { ...(options.env ?? process.env) };
   delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
+  // Simulated agents take any provider's job (functions/local/simulated-agent.yaml).
+  if (!options.kubeconfig && !given.JOB_TEMPLATE?.trim()) given.JOB_TEMPLATE = SIMULATED_AGENT_TEMPLATE;
   // Webhook secrets the environment does not set are new random ones, never published defaults.
   const secrets = localSigningSecrets(given, randomLocalSecrets());
   for (const [provider, variable] of Object.entries(SECRET_VARIABLES)) {
@@ -263,9 +273,28 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
     const fake = options.kubeconfig ? undefined : await startEmbeddedCluster();
     const kubeconfigPath = options.kubeconfig ?? fake?.kubeconfigPath ?? '';
+    // With the simulated cluster, the made-up GitLab jobs are looked up in a fake GitLab API,
+    // tagged for the first queue whose agents take GitLab jobs (the Job Hook has no job tags).
+    let fakeGitlab: FakeGitlab | undefined;
+    if (fake) {
+      const routing = loadWebhookConfig(localEnv(given, placeholders, () => {})).routing;
+      const gitlabQueue = routing.queues.find((q) => q.provider === undefined || q.provider === 'gitlab');
+      const g = new FakeGitlab(
+        'local-gitlab-read-api-token',
+        gitlabQueue ? [gitlabQueue.runnerTags[0] ?? gitlabQueue.queue] : undefined,
+      );
+      await g.start();
+      cleanups.push(() => g.stop());
+      fakeGitlab = g;
+    }
     const env = localEnv(
       given,
-      { EVENTS_QUEUE_URL: sqs.eventsQueueUrl, LEDGER_TABLE: ledgerTable, KUBECONFIG: kubeconfigPath },
+      {
+        ...(fakeGitlab ? { GITLAB_API_URL: fakeGitlab.url, GITLAB_API_TOKEN: fakeGitlab.token } : {}),
+        EVENTS_QUEUE_URL: sqs.eventsQueueUrl,
+        LEDGER_TABLE: ledgerTable,
+        KUBECONFIG: kubeconfigPath,
+      },
       (m) => onLog('warn', m),
     );
     const webhookConfig = loadWebhookConfig(env);
@@ -304,8 +333,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const webhook = createWebhookHandler({
       config: webhookConfig,
       queue: {
-        sendEvent: async (event: JobEvent) => {
-          ci?.observe(event);
+        sendEvent: async (event: QueuedJobEvent) => {
+          ci?.observe(event, (e) => {
+            if (e.queue !== undefined) return e.queue;
+            const tags = e.gitlabProjectId === undefined ? undefined : fakeGitlab?.tagsOf(e.gitlabProjectId, e.jobId);
+            const routed = tags === undefined ? undefined : routeGitlab(tags, webhookConfig.routing);
+            return routed && 'queue' in routed ? routed.queue : undefined;
+          });
           return sendEvent(webhookConfig.eventsQueueUrl, event);
         },
       },
@@ -449,6 +483,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ledgerTable,
       endpoints: { dynamodb: dynamo.endpoint, sqs: sqs.endpoint },
       ...(fake ? { fakeCluster: fake } : {}),
+      ...(fakeGitlab ? { fakeGitlab } : {}),
       kubeconfigPath,
       childPids: dynamo.pid === undefined ? [] : [dynamo.pid],
       status,

@@ -14,9 +14,9 @@ import {
   boundedText,
   InvalidJobEventError,
   invalidJobEvent,
-  type JobEvent,
   PROVIDERS,
   type Provider,
+  type QueuedJobEvent,
 } from '../core/job-event.js';
 import { PROVIDER_MODULES } from '../core/providers/index.js';
 import type { RawRequest } from '../core/providers/types.js';
@@ -50,8 +50,9 @@ export interface WebhookSecrets {
 }
 
 export interface WebhookDeps {
-  readonly config: Pick<WebhookConfig, 'queues' | 'maxBodyBytes' | 'buildkiteReplayWindowSeconds'>;
-  readonly queue: { sendEvent(event: JobEvent): Promise<unknown> };
+  readonly config: Pick<WebhookConfig, 'queues' | 'maxBodyBytes' | 'buildkiteReplayWindowSeconds'> &
+    Partial<Pick<WebhookConfig, 'routing'>>;
+  readonly queue: { sendEvent(event: QueuedJobEvent): Promise<unknown> };
   readonly secrets: WebhookSecrets;
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
   readonly now?: () => number;
@@ -137,6 +138,7 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
 
     const result = PROVIDER_MODULES[provider].parse(request, {
       queues: deps.config.queues,
+      ...(deps.config.routing ? { routing: deps.config.routing } : {}),
       receivedAt: new Date(now()),
     });
     if (result.kind === 'pong') {

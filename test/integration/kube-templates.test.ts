@@ -51,7 +51,8 @@ describe('agent Job templates', () => {
       const job = buildAgentJob(template, params);
       new Job(asModel(job)).validate();
       const spec = job.spec!.template.spec!;
-      expect(spec.serviceAccountName).toBe('ci-agent');
+      // The GitLab runner creates its job pods through the API (infra/k8s/gitlab); the jobs run as ci-build.
+      expect(spec.serviceAccountName).toBe(name === 'gitlab' ? 'gitlab-runner' : 'ci-agent');
       for (const c of spec.containers) {
         expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
@@ -80,7 +81,7 @@ describe('agent Job templates', () => {
     expect(c.args).toEqual(expect.arrayContaining(['start', '--disconnect-after-job']));
     expect(c.args!.some((a) => /^--disconnect-after-idle-timeout=\d+$/.test(a))).toBe(true);
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
-    expect(env.BUILDKITE_AGENT_TAGS?.value).toBe('queue=$(CI_AUTOSCALER_QUEUE)');
+    expect(env.BUILDKITE_AGENT_TAGS?.value).toBe('$(CI_AUTOSCALER_AGENT_TAGS)');
     expect(env.BUILDKITE_AGENT_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'buildkite-agent-token', key: 'token' });
   });
 
@@ -109,6 +110,30 @@ describe('agent Job templates', () => {
     const gl = (await loadTemplate('gitlab')).spec!.template.spec!.containers[0]!;
     expect(gl.args).toEqual(expect.arrayContaining(['run-single', '--max-builds=1']));
     expect(gl.args!.some((a) => a.startsWith('--wait-timeout='))).toBe(true);
+    // Jobs run in their own pods (Kubernetes executor), and the token is not in argv.
+    expect(gl.args).toEqual(
+      expect.arrayContaining([
+        '--executor=kubernetes',
+        '--kubernetes-namespace=ci-builds',
+        '--kubernetes-service-account=ci-build',
+      ]),
+    );
+    expect(gl.args!.join(' ')).not.toMatch(/token/i);
+    const glEnv = Object.fromEntries((gl.env ?? []).map((e) => [e.name, e]));
+    expect(glEnv.CI_SERVER_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'gitlab-runner', key: 'token' });
+  });
+
+  it('every shipped template pins its image to a released version', async () => {
+    const images = await Promise.all(
+      ['buildkite', 'github', 'gitlab'].map(
+        async (t) => (await loadTemplate(t)).spec!.template.spec!.containers[0]!.image,
+      ),
+    );
+    expect(images).toEqual([
+      'buildkite/agent:3.137.0',
+      'ghcr.io/actions/actions-runner:2.335.1',
+      'gitlab/gitlab-runner:alpine-v19.2.2',
+    ]);
   });
 
   it('loads by path, caches, and rejects what is not a Job', async () => {

@@ -120,6 +120,9 @@ describe('local stack', () => {
     const q = stack.status().queues[0]!;
     expect(q.agentsRequested).toBe(3);
     expect(q.maxInFlight).toBeLessThanOrEqual(5);
+    // The GitLab job's tags came from the (fake) GitLab API, once for its three events.
+    const gitlabJob = jobs[2]!;
+    expect(stack.fakeGitlab?.lookups(gitlabJob.jobId)).toBe(1);
     expect(logs.filter((l) => l.startsWith('error'))).toEqual([]);
   });
 

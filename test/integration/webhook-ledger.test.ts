@@ -9,9 +9,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-store.js';
+import { InMemoryRouteStore } from '../../functions/adapters/memory/route-store.js';
 import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { EVENT_BOUNDS } from '../../functions/core/job-event.js';
+import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
 import { loadWebhookConfig } from '../../functions/shared/config.js';
 import { createWebhookHandler, type WebhookEvent } from '../../functions/webhook/app.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
@@ -64,7 +66,8 @@ async function pipeline(maxMessageBytes?: number) {
   await createLedgerTable(dynamo.endpoint, tableName);
   const config = loadWebhookConfig({
     EVENTS_QUEUE_URL: queue.url,
-    QUEUES: 'default,ubuntu-latest',
+    QUEUES: 'default,ubuntu-latest,gitlab',
+    QUEUE_OVERRIDES: JSON.stringify({ 'ubuntu-latest': { provider: 'github' }, gitlab: { provider: 'gitlab' } }),
     BUILDKITE_WEBHOOK_SECRET: BUILDKITE_SECRET,
     GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
     GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN,
@@ -73,12 +76,21 @@ async function pipeline(maxMessageBytes?: number) {
   const events = createEventsQueue(queue.url);
   const ledger = new DynamoLedgerStore({ tableName, client: doc });
   const webhook = createWebhookHandler({ config, queue: events, secrets: new SecretStore(config.secrets) });
+  const router = createGitlabRouter({
+    api: { jobTags: async () => ['gitlab'] },
+    store: new InMemoryRouteStore(),
+    routing: config.routing,
+    now: Date.now,
+  });
   return {
     /** Delivers the request; then drains the queue into the ledger as the scaler does. */
     async deliver(request: WebhookEvent) {
       const res = await webhook(request);
       const received = await events.receiveEvents({ max: 10 });
-      const valid = received.flatMap((m) => (m.event === undefined ? [] : [m.event]));
+      const queued = received.flatMap((m) => (m.event === undefined ? [] : [m.event]));
+      // GitLab events get their queue from the job's tags, as in the scaler's drain.
+      const routes = await router.resolve(queued);
+      const valid = routes.flatMap((r) => ('event' in r ? [r.event] : []));
       const outcomes = await ledger.apply(valid, new Date());
       return { res, received, outcomes, ledger };
     },

@@ -40,7 +40,13 @@ const logger = {
 function env(queueUrl: string, extra: Record<string, string> = {}) {
   return {
     EVENTS_QUEUE_URL: queueUrl,
-    QUEUES: 'default,k8s,ubuntu-latest',
+    QUEUES: 'default,k8s,ubuntu-latest,gitlab',
+    // What each queue's agents are: Buildkite (the default template), GitHub runners, GitLab runners.
+    QUEUE_OVERRIDES: JSON.stringify({
+      k8s: { provider: 'github' },
+      'ubuntu-latest': { provider: 'github' },
+      gitlab: { provider: 'gitlab' },
+    }),
     BUILDKITE_WEBHOOK_SECRET: BUILDKITE_SECRET,
     GITHUB_WEBHOOK_SECRET: `old-secret,${GITHUB_SECRET}`,
     GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN,
@@ -406,6 +412,7 @@ describe('outages', () => {
     const config = loadWebhookConfig({
       EVENTS_QUEUE_URL: events.url,
       QUEUES: 'ubuntu-latest',
+      JOB_TEMPLATE: 'github',
       GITHUB_WEBHOOK_SECRET_PARAMETER: '/ci/github',
     });
     const handler = createWebhookHandler({

@@ -13,6 +13,7 @@ import {
   InvalidJobEventError,
   invalidJobEvent,
   type JobEvent,
+  type QueuedJobEvent,
 } from '../../functions/core/job-event.js';
 import { buildkite } from '../../functions/core/providers/buildkite.js';
 import { github } from '../../functions/core/providers/github.js';
@@ -36,7 +37,7 @@ const event: JobEvent = {
   trace: {},
 };
 
-function eventOf(result: ReturnType<typeof buildkite.parse>): JobEvent {
+function eventOf(result: ReturnType<typeof buildkite.parse>): QueuedJobEvent {
   if (result.kind !== 'event') throw new Error(`expected an event, got ${JSON.stringify(result).slice(0, 200)}`);
   return result.event;
 }

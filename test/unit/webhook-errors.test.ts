@@ -74,6 +74,7 @@ describe('the last check before enqueueing', () => {
     const config = loadWebhookConfig({
       EVENTS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/events',
       GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN,
+      JOB_TEMPLATE: 'gitlab', // the default queue's agents are GitLab runners
     });
     const secrets = {
       enabled: () => true,
@@ -113,6 +114,7 @@ describe('the last check before enqueueing', () => {
     const config = loadWebhookConfig({
       EVENTS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/events',
       GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN,
+      JOB_TEMPLATE: 'gitlab', // the default queue's agents are GitLab runners
     });
     const webhook = createWebhookHandler({
       config,

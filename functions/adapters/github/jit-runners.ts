@@ -20,6 +20,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { DISPATCH_ID_LABEL, labelSafe, MANAGED_BY_LABEL, MANAGED_BY_VALUE, QUEUE_LABEL } from '../../core/agent-job.js';
+import { defaultRunnerLabels } from '../../core/routing.js';
 import type { DispatchRecord } from '../../core/stores.js';
 import type { DispatchHooks, TickView } from '../../scaler/hooks.js';
 import type { ScalerLog } from '../../scaler/scaler.js';
@@ -30,10 +31,6 @@ import type { JitRunner, RunnersApi } from './runners-api.js';
 /** The template's volume the scaler points at the dispatch's Secret. */
 export const JIT_VOLUME = 'jitconfig';
 
-/** Labels a GitHub runner of `queue` carries unless the queue declares its own. */
-export function defaultRunnerLabels(queue: string): string[] {
-  return ['self-hosted', 'linux', 'x64', queue];
-}
 
 /** Whether a Job template runs just-in-time GitHub runners (it mounts the `jitconfig` volume). */
 export function usesJitConfig(template: V1Job): boolean {

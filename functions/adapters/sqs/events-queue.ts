@@ -1,9 +1,10 @@
 /**
- * The events queue: the webhook sends normalised JobEvents, the scaler receives and deletes
+ * The events queue: the webhook sends normalised job events, the scaler receives and deletes
  * them. Requests go to the SQS client's endpoint (AWS_ENDPOINT_URL_SQS or the regional one),
  * never to the host inside the queue URL (see ./client.ts).
  */
 import {
+  ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
@@ -13,9 +14,9 @@ import {
   eventMessageBody,
   InvalidJobEventError,
   invalidJobEvent,
-  type JobEvent,
   JobEventSchema,
   jobKey,
+  type QueuedJobEvent,
   withBoundedOptionalFields,
 } from '../../core/job-event.js';
 import { sqsClient } from './client.js';
@@ -25,8 +26,8 @@ export interface ReceivedEvent {
   readonly messageId: string;
   /** ApproximateReceiveCount: 1 on the first delivery. */
   readonly receiveCount: number;
-  /** The parsed event; absent when the body is not a valid JobEvent (see `error`). */
-  readonly event?: JobEvent;
+  /** The parsed event (a GitLab one may still need its queue); absent when invalid (see `error`). */
+  readonly event?: QueuedJobEvent;
   /** Why the body could not be parsed. Such a message is NOT deleted: it reaches the DLQ. */
   readonly error?: string;
 }
@@ -46,9 +47,11 @@ export interface ReceiveOptions {
 
 export interface EventsQueue {
   readonly url: string;
-  sendEvent(event: JobEvent): Promise<{ messageId: string }>;
+  sendEvent(event: QueuedJobEvent): Promise<{ messageId: string }>;
   receiveEvents(options?: ReceiveOptions): Promise<ReceivedEvent[]>;
   deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
+  /** Hides a received message for `seconds` (0..43200) before it is delivered again. */
+  changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
 }
 
 export function isFifoQueueUrl(url: string): boolean {
@@ -60,7 +63,7 @@ export function isFifoQueueUrl(url: string): boolean {
  * InvalidJobEventError, an event the scaler could not apply (invalidJobEvent): no sender can
  * record one. The body is ASCII JSON (eventMessageBody), within EVENT_BOUNDS.messageBytes.
  */
-export function sendMessageInput(queueUrl: string, event: JobEvent) {
+export function sendMessageInput(queueUrl: string, event: QueuedJobEvent) {
   const invalid = invalidJobEvent(event);
   if (invalid !== undefined) throw new InvalidJobEventError(invalid);
   return {
@@ -71,7 +74,7 @@ export function sendMessageInput(queueUrl: string, event: JobEvent) {
   };
 }
 
-export function parseEventBody(body: string | undefined): { event: JobEvent } | { error: string } {
+export function parseEventBody(body: string | undefined): { event: QueuedJobEvent } | { error: string } {
   if (body === undefined) return { error: 'message has no body' };
   let json: unknown;
   try {
@@ -91,7 +94,7 @@ type Client = () => SQSClient;
 /** Records one event: one message, body = the JSON event, attribute eventId (FIFO: dedup + group ids). */
 export async function sendEvent(
   queueUrl: string,
-  event: JobEvent,
+  event: QueuedJobEvent,
   client: Client = sqsClient,
 ): Promise<{ messageId: string }> {
   const out = await client().send(new SendMessageCommand(sendMessageInput(queueUrl, event)));
@@ -164,12 +167,29 @@ export async function deleteMessages(
   return { deleted, failed };
 }
 
-/** The three operations bound to one queue URL (the scaler's view; the webhook uses sendEvent alone). */
+/** Sets when a received message becomes visible again (ChangeMessageVisibility). */
+export async function changeVisibility(
+  queueUrl: string,
+  receiptHandle: string,
+  seconds: number,
+  client: Client = sqsClient,
+): Promise<void> {
+  await client().send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: queueUrl,
+      ReceiptHandle: receiptHandle,
+      VisibilityTimeout: Math.max(0, Math.min(43_200, Math.ceil(seconds))),
+    }),
+  );
+}
+
+/** The operations bound to one queue URL (the scaler's view; the webhook uses sendEvent alone). */
 export function createEventsQueue(url: string, client: Client = sqsClient): EventsQueue {
   return {
     url,
     sendEvent: (event) => sendEvent(url, event, client),
     receiveEvents: (options) => receiveEvents(url, options, client),
     deleteMessages: (handles) => deleteMessages(url, handles, client),
+    changeVisibility: (handle, seconds) => changeVisibility(url, handle, seconds, client),
   };
 }

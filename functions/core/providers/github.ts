@@ -6,6 +6,7 @@
  */
 import { verify as verifySignature } from '@octokit/webhooks-methods';
 import type { JobEventKind } from '../job-event.js';
+import { routeGithub } from '../routing.js';
 import {
   BadRequestError,
   header,
@@ -13,7 +14,6 @@ import {
   isObject,
   type JsonObject,
   jobEventResult,
-  matchServedQueue,
   objectField,
   optionalString,
   type ParseContext,
@@ -21,6 +21,7 @@ import {
   type ProviderResult,
   parseJsonObject,
   type RawRequest,
+  routingOf,
   timestampField,
 } from './types.js';
 
@@ -95,10 +96,10 @@ export const github: ProviderModule = {
     if (!Array.isArray(labels) || labels.some((l) => typeof l !== 'string')) {
       throw new BadRequestError('workflow_job.labels must be an array of strings');
     }
-    const queue = matchServedQueue(labels as string[], context.queues);
-    if (queue === undefined) {
-      return { kind: 'ignored', reason: `labels ${JSON.stringify(labels)} name no queue served here` };
-    }
+    // GitHub gives a job only to a runner that has every one of its `runs-on` labels.
+    const routed = routeGithub(labels as string[], routingOf(context));
+    if ('unmet' in routed) return { kind: 'ignored', reason: routed.unmet };
+    const { queue } = routed;
 
     const conclusion = job.conclusion;
     const effective: JobEventKind =

@@ -9,10 +9,11 @@ import {
   boundTrace,
   eventId,
   JOB_ID_PATTERN,
-  type JobEvent,
   type JobEventKind,
   type Provider,
+  type QueuedJobEvent,
 } from '../job-event.js';
+import { defaultRouting, type Routing } from '../routing.js';
 
 /** A request as the provider signed it: raw bytes and lower-cased header names. */
 export interface RawRequest {
@@ -29,11 +30,17 @@ export interface VerifyOptions {
 export interface ParseContext {
   /** Queue names this deployment serves (QUEUES). */
   readonly queues: readonly string[];
+  /** What each queue's agents carry; absent: every queue at its defaults, for any provider. */
+  readonly routing?: Routing;
   readonly receivedAt: Date;
 }
 
+export function routingOf(context: ParseContext): Routing {
+  return context.routing ?? defaultRouting(context.queues);
+}
+
 export type ProviderResult =
-  | { readonly kind: 'event'; readonly event: JobEvent }
+  | { readonly kind: 'event'; readonly event: QueuedJobEvent }
   | { readonly kind: 'ignored'; readonly reason: string }
   | { readonly kind: 'pong' };
 
@@ -160,14 +167,16 @@ export interface JobTimes {
 export function jobEventResult(fields: {
   readonly provider: Provider;
   readonly jobId: string;
-  readonly queue: string;
+  /** Undefined only for a GitLab job whose tags the scaler looks up (gitlabProjectId). */
+  readonly queue: string | undefined;
+  readonly gitlabProjectId?: string;
   readonly kind: JobEventKind;
   readonly times: JobTimes;
   readonly context: ParseContext;
   readonly deliveryId?: string | undefined;
   readonly trace: Record<string, string | undefined>;
 }): ProviderResult {
-  const { provider, jobId, queue, kind, times, context, deliveryId } = fields;
+  const { provider, jobId, queue, kind, times, context, deliveryId, gitlabProjectId } = fields;
   const at = kind === 'scheduled' ? times.scheduledAt : kind === 'started' ? times.startedAt : times.finishedAt;
   const delivery = boundDeliveryId(deliveryId);
   return {
@@ -176,7 +185,8 @@ export function jobEventResult(fields: {
       id: eventId(provider, jobId, kind),
       provider,
       jobId,
-      queue,
+      ...(queue === undefined ? {} : { queue }),
+      ...(gitlabProjectId === undefined ? {} : { gitlabProjectId }),
       kind,
       occurredAt: at ?? context.receivedAt.toISOString(),
       receivedAt: context.receivedAt.toISOString(),

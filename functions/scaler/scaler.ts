@@ -30,8 +30,8 @@ import {
 } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
-import type { DispatchHooks } from './hooks.js';
 import type { EventRouter, RouteOutcome } from './gitlab-routes.js';
+import type { DispatchHooks } from './hooks.js';
 
 export interface EventSource {
   receive(options: { max: number; waitSeconds: number }): Promise<ReceivedEvent[]>;

@@ -2,9 +2,9 @@
 
 import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
 import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
+import { DynamoRouteStore } from '../adapters/dynamodb/route-store.js';
 import { JitRunners, usesJitConfig } from '../adapters/github/jit-runners.js';
 import { createRunnersApi } from '../adapters/github/runners-api.js';
-import { DynamoRouteStore } from '../adapters/dynamodb/route-store.js';
 import { createGitlabJobsApi } from '../adapters/gitlab/jobs-api.js';
 import { createCluster } from '../adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../adapters/kubernetes/templates.js';

@@ -102,6 +102,7 @@ async function world(env: Record<string, string> = {}): Promise<World> {
   const webhookConfig = loadWebhookConfig({
     EVENTS_QUEUE_URL: queue.url,
     QUEUES: QUEUES.join(','),
+    JOB_TEMPLATE: 'github',
     GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
   });
   const handler = createWebhookHandler({

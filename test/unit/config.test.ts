@@ -180,6 +180,7 @@ describe('configuration', () => {
       BUILDKITE_DEFAULT_QUEUE: 'linux-small',
       GITLAB_API_URL: 'https://gitlab.example.com/api/v4/',
       GITLAB_API_TOKEN: 'glpat-x',
+      ...githubEnv,
       QUEUE_OVERRIDES: JSON.stringify({
         gpu: { runnerLabels: ['self-hosted', 'linux', 'gpu'] },
         gl: {

@@ -31,7 +31,6 @@ import type { JitRunner, RunnersApi } from './runners-api.js';
 /** The template's volume the scaler points at the dispatch's Secret. */
 export const JIT_VOLUME = 'jitconfig';
 
-
 /** Whether a Job template runs just-in-time GitHub runners (it mounts the `jitconfig` volume). */
 export function usesJitConfig(template: V1Job): boolean {
   return (template.spec?.template?.spec?.volumes ?? []).some((v) => v.name === JIT_VOLUME && v.secret !== undefined);

@@ -12,6 +12,7 @@ import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { createEventsQueue } from '../adapters/sqs/events-queue.js';
 import { QueueBackoff } from '../core/backoff.js';
 import { defaultRunnerLabels } from '../core/routing.js';
+import { WarmPoolTracker } from '../core/warm-pool.js';
 import { ConfigError, type ScalerConfig } from '../shared/config.js';
 import { createGitlabRouter } from './gitlab-routes.js';
 import { createScalerMetrics } from './metrics.js';
@@ -114,5 +115,7 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
     log,
     metrics: createScalerMetrics(),
     now: Date.now,
+    // Built once per container: its measurements carry over from one invocation to the next.
+    ...(c.warmPool === 'adaptive' ? { warmPool: new WarmPoolTracker() } : {}),
   };
 }

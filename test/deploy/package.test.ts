@@ -413,11 +413,15 @@ describe('IAM: least privilege per function', () => {
       'ssm:GetParameter',
     ]);
     const statements = iamStatements(ciT).filter((s) => s.role === 'ScalerRole');
-    // The GitLab job-tags lookup token: its one parameter, decrypted only through SSM.
+    // The GitLab job-tags lookup token and the GitHub App key: each its one parameter, decrypted
+    // only through SSM.
     const ssm = statements
       .filter((s) => s.actions.includes('ssm:GetParameter'))
       .map((s) => JSON.stringify(s.resources));
-    expect(ssm).toEqual([expect.stringContaining(':parameter/ci-agent-autoscaler/ci/gitlab-api-token')]);
+    expect(ssm).toEqual([
+      expect.stringContaining(':parameter/ci-agent-autoscaler/ci/gitlab-api-token'),
+      expect.stringContaining(':parameter/ci-agent-autoscaler/ci/github-app-private-key'),
+    ]);
     expect(JSON.stringify(statements.find((s) => s.actions.includes('kms:Decrypt'))?.Condition)).toContain(
       'kms:ViaService',
     );
@@ -426,9 +430,8 @@ describe('IAM: least privilege per function', () => {
     expect(on('dynamodb:Query')).toContain('LedgerTable');
     expect(on('dynamodb:Query')).toContain('/index/*');
     expect(on('eks:DescribeCluster')).toContain(':cluster/ci-cluster');
-    // The GitHub App key: that one parameter only, decrypted only through SSM.
-    expect(on('ssm:GetParameter')).toContain(':parameter/ci-agent-autoscaler/ci/github-app-private-key');
-    expect(JSON.stringify(statements.find((s) => s.actions.includes('kms:Decrypt')))).toContain('kms:ViaService');
+    for (const kms of statements.filter((s) => s.actions.includes('kms:Decrypt')))
+      expect(JSON.stringify(kms.Condition)).toContain('kms:ViaService');
     // Without a GitHub App key parameter (stage dev), no statement for it.
     expect(
       iamStatements(devT)

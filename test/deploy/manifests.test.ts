@@ -264,3 +264,45 @@ describe('agent Job templates and the Jobs the scaler builds from them', () => {
     expect(byKind(PersistentVolumeClaim.is)[0]!.spec!.accessModes).toEqual(['ReadWriteMany']);
   });
 });
+
+describe('build cache client in the agent pods (issue 9)', () => {
+  const kustomization = parse(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8'));
+  type Generator = { name: string; files: string[]; literals: string[]; options: { disableNameSuffixHash: boolean } };
+  const generated = (kustomization.configMapGenerator as Generator[]).find((g) => g.name === 'ci-cache')!;
+
+  it('kustomize generates the ConfigMap ci-cache from infra/k8s/cache/ci-cache, under a stable name', () => {
+    expect(generated.files).toEqual(['cache/ci-cache']);
+    expect(generated.literals).toEqual(['url=']);
+    expect(generated.options.disableNameSuffixHash).toBe(true);
+    const script = statSync(join(K8S, 'cache/ci-cache'));
+    expect(script.mode & 0o111, 'executable').not.toBe(0);
+  });
+
+  // GitLab jobs run in their own pods (Kubernetes executor, namespace ci-builds), not in the
+  // runner's: they use GitLab's native S3 cache on the same bucket (README, "Build cache").
+  for (const name of ['buildkite', 'github'] as const) {
+    it(`${name}: mounts the client and a ServiceAccount token for audience ci-cache, and sets CI_CACHE_*`, () => {
+      const pod = template(name).spec!.template.spec!;
+      const container = pod.containers[0]!;
+      const client = pod.volumes!.find((v) => v.configMap?.name === 'ci-cache')!;
+      expect(client.configMap!.optional).toBe(true);
+      expect(client.configMap!.items).toEqual([{ key: 'ci-cache', path: 'ci-cache', mode: 0o555 }]);
+      expect(container.volumeMounts).toContainEqual({
+        name: client.name,
+        mountPath: '/usr/local/bin/ci-cache',
+        subPath: 'ci-cache',
+        readOnly: true,
+      });
+      const token = pod.volumes!.find((v) => v.projected)!;
+      const source = token.projected!.sources![0]!.serviceAccountToken!;
+      expect(source.audience).toBe(configDefault('CACHE_TOKEN_AUDIENCE'));
+      expect(source.expirationSeconds).toBeLessThanOrEqual(3600);
+      const mount = container.volumeMounts!.find((m) => m.name === token.name)!;
+      const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e]));
+      expect(env.CI_CACHE_TOKEN_FILE!.value).toBe(`${mount.mountPath}/${source.path}`);
+      expect(env.CI_CACHE_URL!.valueFrom!.configMapKeyRef).toEqual({ name: 'ci-cache', key: 'url', optional: true });
+      // The agent's registration token is not in the cache token's volume.
+      expect(mount.mountPath).not.toMatch(/serviceaccount/);
+    });
+  }
+});

@@ -57,9 +57,10 @@ describe('agent Job templates', () => {
         expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
         expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-        // Tokens come from Secrets, never inline. GitHub runners have no token at all: each gets a
-        // single-use just-in-time configuration (see the github test below).
-        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name));
+        // Tokens come from Secrets, never inline (a *_TOKEN_FILE names a mounted file, not a token).
+        // GitHub runners have no token at all: each gets a single-use just-in-time configuration
+        // (see the github test below).
+        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name) && !e.name.endsWith('_FILE'));
         if (name === 'github') expect(tokens).toEqual([]);
         else expect(tokens.map((e) => e.name)).not.toEqual([]);
         expect(tokens.filter((e) => e.value !== undefined || !e.valueFrom?.secretKeyRef?.name)).toEqual([]);

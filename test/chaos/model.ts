@@ -140,6 +140,7 @@ export interface ScheduleResult {
     readonly faults: number;
     readonly crashes: number;
     readonly invocations: number;
+    readonly poisoned: number;
     readonly virtualSeconds: number;
   };
 }
@@ -245,6 +246,32 @@ const TEMPLATE: V1Job = {
     template: { spec: { restartPolicy: 'Never', containers: [{ name: 'agent', image: 'buildkite/agent:3' }] } },
   },
 };
+
+/** The LimiterStore methods of the in-memory store (whatever the interface holds today). */
+const LIMITER_METHODS = Object.getOwnPropertyNames(InMemoryLimiterStore.prototype).filter(
+  (name) =>
+    name !== 'constructor' &&
+    name !== 'failNext' &&
+    name !== 'enter' &&
+    typeof (InMemoryLimiterStore.prototype as unknown as Record<string, unknown>)[name] === 'function',
+);
+
+/** A short readable form of a store call's arguments for the step log. */
+function describeArgs(args: readonly unknown[]): string {
+  return args
+    .map((a) => {
+      if (a && typeof a === 'object') {
+        const o = a as Record<string, unknown>;
+        if (typeof o.jobName === 'string') return o.jobName;
+        if (typeof o.queue === 'string')
+          return `${o.queue}${o.count !== undefined ? ` +${o.count}` : ''}${o.inFlight !== undefined ? ` -> ${o.inFlight}` : ''}${o.expectedVersion !== undefined ? ` @v${o.expectedVersion}` : ''}`;
+        return '';
+      }
+      return String(a);
+    })
+    .join(' ')
+    .trim();
+}
 
 const quietLog = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -757,31 +784,24 @@ export class ChaosSchedule {
     const sqsError = () => new Error('SQS: InternalError');
     const read: FaultPlan[] = ['error-before'];
     const write: FaultPlan[] = ['error-before', 'error-after'];
-    const limiter: LimiterStore = {
-      snapshot: () => this.call(inv, 'limiter.snapshot', read, () => this.limiter.snapshot(), dynamoError),
-      reserve: (r) =>
+    // Every method of the store (generic, so a store method added later is wrapped too): reads
+    // may be throttled; writes may fail before or after they commit; a reservation may be
+    // cancelled by DynamoDB (TransactionConflict: nothing written, 'conflict').
+    const inner = this.limiter as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const wrapped: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+    for (const name of LIMITER_METHODS) {
+      const faults: FaultPlan[] = name === 'snapshot' ? read : name === 'reserve' ? [...write, 'partial'] : write;
+      wrapped[name] = (...args: unknown[]) =>
         this.call(
           inv,
-          `limiter.reserve ${r.queue} +${r.count} @v${r.expectedVersion}`,
-          [...write, 'partial'],
-          // 'partial': DynamoDB cancels the transaction (TransactionConflict): nothing written.
-          (plan) => (plan === 'partial' ? Promise.resolve('conflict' as const) : this.limiter.reserve(r)),
+          `limiter.${name} ${describeArgs(args)}`.trim(),
+          faults,
+          (plan) =>
+            plan === 'partial' ? 'conflict' : (inner[name] as (...a: unknown[]) => unknown).apply(this.limiter, args),
           dynamoError,
-        ),
-      markSubmitted: (d) =>
-        this.call(inv, `limiter.markSubmitted ${d.jobName}`, write, () => this.limiter.markSubmitted(d), dynamoError),
-      setTokens: (d, t) =>
-        this.call(inv, `limiter.setTokens ${d.jobName} ${t}`, write, () => this.limiter.setTokens(d, t), dynamoError),
-      release: (d) => this.call(inv, `limiter.release ${d.jobName}`, write, () => this.limiter.release(d), dynamoError),
-      correct: (r) =>
-        this.call(
-          inv,
-          `limiter.correct ${r.queue} -> ${r.inFlight} @v${r.expectedVersion}`,
-          write,
-          () => this.limiter.correct(r),
-          dynamoError,
-        ),
-    };
+        );
+    }
+    const limiter = wrapped as unknown as LimiterStore;
     const ledger: LedgerStore = {
       apply: (events, now) =>
         this.call(
@@ -1002,6 +1022,7 @@ export class ChaosSchedule {
         faults: this.faults,
         crashes: this.crashes,
         invocations: this.invocations.length,
+        poisoned: this.poisoned,
         virtualSeconds: this.now / 1000,
       },
     };

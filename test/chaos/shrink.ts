@@ -53,15 +53,18 @@ export async function shrink(failing: ScheduleResult, options: ShrinkOptions = {
   let progress = true;
   while (progress && budget()) {
     progress = false;
-    // 1. Delete chunks, big ones first.
-    for (let size = Math.max(1, best.length >> 1); size >= 1 && budget(); size >>= 1) {
-      for (let i = 0; i + size <= best.length && budget(); ) {
-        if (await attempt([...best.slice(0, i), ...best.slice(i + size)])) progress = true;
-        else i += size;
-      }
+    // 1. The shortest prefix that still fails (past its end every choice is the simplest).
+    let lo = 0;
+    let hi = best.length;
+    while (lo < hi && budget()) {
+      const mid = (lo + hi) >> 1;
+      if (await attempt(best.slice(0, mid))) {
+        progress = true;
+        hi = Math.min(mid, best.length);
+      } else lo = mid + 1;
     }
-    // 2. Zero chunks.
-    for (let size = Math.max(1, best.length >> 2); size >= 1 && budget(); size >>= 1) {
+    // 2. Zero chunks (no fault, fewest jobs, first pending call), big ones first.
+    for (let size = Math.max(1, best.length >> 1); size >= 1 && budget(); size >>= 1) {
       for (let i = 0; i < best.length && budget(); i += size) {
         if (best.slice(i, i + size).every((v) => v === 0)) continue;
         const candidate = [...best];
@@ -69,11 +72,18 @@ export async function shrink(failing: ScheduleResult, options: ShrinkOptions = {
         if (await attempt(candidate)) progress = true;
       }
     }
-    // 3. Lower single values.
+    // 3. Delete chunks.
+    for (let size = Math.max(1, best.length >> 2); size >= 1 && budget(); size >>= 1) {
+      for (let i = 0; i + size <= best.length && budget(); ) {
+        if (await attempt([...best.slice(0, i), ...best.slice(i + size)])) progress = true;
+        else i += size;
+      }
+    }
+    // 4. Lower single values.
     for (let i = 0; i < best.length && budget(); i++) {
       const v = best[i] ?? 0;
       if (v === 0) continue;
-      for (const lower of [v >> 1, v - 1]) {
+      for (const lower of [0, v >> 1, v - 1]) {
         if (lower >= v) continue;
         const candidate = [...best];
         candidate[i] = lower;

@@ -116,6 +116,15 @@ export function livenessBoundMs(waves: number): number {
   );
 }
 
+/**
+ * Agents made per job that needed one: at most this ratio over a run of schedules (checked by
+ * the suite over each batch), and per schedule at most floor(ratio x needed) + WASTE_SLACK: one
+ * agent of slack for the waste no scaler can avoid (a `finished` AND a `started` webhook both
+ * late: the ledger shows one job running and one pending while the cluster shows one agent).
+ */
+export const WASTE_RATIO = 1.05;
+export const WASTE_SLACK = 1;
+
 export interface Violation {
   readonly invariant: 'max-agents' | 'liveness' | 'limiter-counter' | 'event-lost' | 'dlq' | 'waste' | 'harness';
   readonly message: string;
@@ -227,6 +236,13 @@ export interface ScheduleOptions {
   readonly trace?: boolean;
   /** Stop after this many steps (harness guard). */
   readonly maxSteps?: number;
+  /**
+   * Break the system on purpose (the suite's own test: each invariant can fail):
+   * over-limit: the scaler is told MAX_AGENTS + 1; lose-finished: `finished` events are
+   * acknowledged without being applied; stop-scaling: no invocation once the faults stop;
+   * skip-correct: limiter corrections to 0 are acknowledged without being written.
+   */
+  readonly sabotage?: 'over-limit' | 'lose-finished' | 'stop-scaling' | 'skip-correct';
 }
 
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -343,7 +359,12 @@ export class ChaosSchedule {
     this.agentFailRate = [0, 0.05, 0.1, 0.2][level] ?? 0;
     this.settings = {
       queues: this.queues,
-      limits: Object.fromEntries(this.queues.map((q) => [q, { minAgents: 0, maxAgents: this.maxAgents }])),
+      limits: Object.fromEntries(
+        this.queues.map((q) => [
+          q,
+          { minAgents: 0, maxAgents: this.maxAgents + (options.sabotage === 'over-limit' ? 1 : 0) },
+        ]),
+      ),
       intentLeaseMs: T.lease,
       drainBudgetMs: 2_000,
     };
@@ -429,7 +450,7 @@ export class ChaosSchedule {
     // EventBridge: an invocation every period while the schedule runs.
     const invoke = () => {
       if (this.stopInvoking) return;
-      this.startInvocation();
+      if (this.options.sabotage !== 'stop-scaling' || this.chaos) this.startInvocation();
       this.after(T.period, invoke);
     };
     this.at(0, invoke);
@@ -609,7 +630,8 @@ export class ChaosSchedule {
     job.deleted = true;
     for (const pod of job.pods) {
       if (pod.state === 'done') continue;
-      this.agentsLost++;
+      // An agent killed before it took a CI job needs a replacement.
+      if (pod.state === 'pending' || pod.state === 'idle') this.agentsLost++;
       const ci = pod.ci;
       if (ci && ci.state === 'running') this.endRun(ci, 'finished');
       this.endPod(pod, 'failed');
@@ -801,6 +823,13 @@ export class ChaosSchedule {
           dynamoError,
         );
     }
+    if (this.options.sabotage === 'skip-correct') {
+      const correct = wrapped.correct as (r: { inFlight: number }) => Promise<unknown>;
+      wrapped.correct = (...args: unknown[]) => {
+        const request = args[0] as { inFlight: number };
+        return request.inFlight === 0 ? Promise.resolve(true) : correct(request);
+      };
+    }
     const limiter = wrapped as unknown as LimiterStore;
     const ledger: LedgerStore = {
       apply: (events, now) =>
@@ -809,6 +838,15 @@ export class ChaosSchedule {
           `ledger.apply ${events.map((e) => `${e.jobId}:${e.kind}`).join(',')}`,
           [...write, 'partial'],
           (plan) => {
+            if (this.options.sabotage === 'lose-finished') {
+              const kept = events.filter((e) => e.kind !== 'finished');
+              const applied = this.ledger.apply(kept, now);
+              return applied.then((outcomes) =>
+                events.map(
+                  (e) => outcomes.find((o) => o.eventId === e.id) ?? { eventId: e.id, result: 'applied' as const },
+                ),
+              );
+            }
             if (plan !== 'partial') return this.ledger.apply(events, now);
             // One UpdateItem of the batch throttled past the SDK's retries.
             const victim = events[this.c.int(events.length)]?.jobId;
@@ -954,12 +992,26 @@ export class ChaosSchedule {
         this.fail('event-lost', `${job.id}: ledger says ${stored?.state ?? 'nothing'}, events say ${expected}`);
     }
     if (this.dlq.some((m) => m.body)) this.fail('dlq', 'a valid event is in the dead-letter queue');
-    const needed = this.jobs.length + this.agentsLost;
-    if (this.agentsMade > Math.floor(needed * 1.05))
+    const needed = this.agentsNeeded();
+    if (this.agentsMade > Math.floor(needed * WASTE_RATIO) + WASTE_SLACK)
       this.fail(
         'waste',
-        `${this.agentsMade} agents made for ${this.jobs.length} CI jobs (+${this.agentsLost} agents lost): ${(this.agentsMade / needed).toFixed(2)} per job needing one`,
+        `${this.agentsMade} agents made where ${needed} were needed (${this.jobs.filter((j) => j.takenAt !== undefined).length} CI jobs run, ${this.cancelledBeforeStart()} cancelled before start, ${this.agentsLost} agents lost before taking a job): ${(this.agentsMade / Math.max(1, needed)).toFixed(2)} per job needing one`,
       );
+  }
+
+  /** CI jobs that were cancelled before any agent took them. */
+  private cancelledBeforeStart(): number {
+    return this.jobs.filter((j) => j.state === 'cancelled' && j.takenAt === undefined).length;
+  }
+
+  /**
+   * Agents a perfect scaler would have made: one per CI job an agent ran, one per CI job
+   * cancelled before it started (its agent may already be on its way), one per agent lost before
+   * it took a job (failed at start, killed by an operator).
+   */
+  private agentsNeeded(): number {
+    return this.jobs.filter((j) => j.takenAt !== undefined).length + this.cancelledBeforeStart() + this.agentsLost;
   }
 
   // --- the loop ------------------------------------------------------------------------------
@@ -1018,7 +1070,7 @@ export class ChaosSchedule {
         maxAgents: this.maxAgents,
         concurrency: this.concurrency,
         agentsMade: this.agentsMade,
-        agentsNeeded: this.jobs.length + this.agentsLost,
+        agentsNeeded: this.agentsNeeded(),
         faults: this.faults,
         crashes: this.crashes,
         invocations: this.invocations.length,

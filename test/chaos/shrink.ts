@@ -3,13 +3,15 @@
  * deleted, chunks and single values lowered towards 0, the simplest choice) as long as the replay
  * still breaks the SAME invariant. The result replays exactly: `npm run chaos -- --replay <file>`.
  */
-import { runSchedule, type ScheduleResult, type Violation } from './model.js';
+import { runSchedule, type ScheduleOptions, type ScheduleResult, type Violation } from './model.js';
 
 export interface ShrinkOptions {
   /** Give up after this many replays (default 3000). */
   readonly maxRuns?: number;
   /** ... or after this long (default 30 s). */
   readonly timeMs?: number;
+  /** Options of the failing schedule (e.g. a sabotage), kept for every replay. */
+  readonly schedule?: Pick<ScheduleOptions, 'sabotage'>;
 }
 
 export interface Shrunk {
@@ -40,7 +42,7 @@ export async function shrink(failing: ScheduleResult, options: ShrinkOptions = {
   const attempt = async (candidate: number[]): Promise<boolean> => {
     if (!budget()) return false;
     runs++;
-    const r = await runSchedule({ seed: failing.seed, replay: candidate });
+    const r = await runSchedule({ ...options.schedule, seed: failing.seed, replay: candidate });
     if (r.violation?.invariant !== target) return false;
     // Every candidate is smaller than `best` (a chunk deleted, values lowered): keep it, cut to
     // the choices the replay really used.
@@ -106,7 +108,7 @@ export function condensed(log: readonly string[]): string[] {
 /** A failing schedule as a replayable report: the seed, the invariant, the choice list and the steps. */
 export async function report(failing: ScheduleResult, options: ShrinkOptions = {}): Promise<string> {
   const shrunk = await shrink(failing, options);
-  const traced = await runSchedule({ seed: shrunk.seed, replay: shrunk.choices, trace: true });
+  const traced = await runSchedule({ ...options.schedule, seed: shrunk.seed, replay: shrunk.choices, trace: true });
   const replay = JSON.stringify({ seed: shrunk.seed, invariant: shrunk.invariant, choices: shrunk.choices });
   return [
     `seed ${failing.seed} breaks "${failing.violation?.invariant}": ${failing.violation?.message}`,

@@ -78,7 +78,7 @@ export const VARIABLES = [
   {
     name: 'BUILDKITE_WEBHOOK_SECRET_PARAMETER',
     functions: ['webhook'],
-    expected: 'an SSM Parameter Store name (SecureString)',
+    expected: 'an SSM Parameter Store name (SecureString) starting with "/"',
     description:
       'SSM parameter holding the Buildkite secret; fetched once per container, refreshed when verification fails.',
   },
@@ -93,7 +93,8 @@ export const VARIABLES = [
   {
     name: 'GITHUB_WEBHOOK_SECRET_PARAMETER',
     functions: ['webhook'],
-    expected: 'an SSM Parameter Store name (SecureString); its value may hold several comma-separated secrets',
+    expected:
+      'an SSM Parameter Store name (SecureString) starting with "/"; its value may hold several comma-separated secrets',
     description: 'SSM parameter holding the GitHub secret(s).',
   },
   {
@@ -107,7 +108,7 @@ export const VARIABLES = [
   {
     name: 'GITLAB_WEBHOOK_TOKEN_PARAMETER',
     functions: ['webhook'],
-    expected: 'an SSM Parameter Store name (SecureString)',
+    expected: 'an SSM Parameter Store name (SecureString) starting with "/"',
     description: 'SSM parameter holding the GitLab token.',
   },
   {
@@ -223,7 +224,7 @@ export const VARIABLES = [
   {
     name: 'KUBECONFIG_PARAMETER',
     functions: ['scaler'],
-    expected: 'an SSM Parameter Store name (SecureString) holding a kubeconfig',
+    expected: 'an SSM Parameter Store name (SecureString) starting with "/", holding a kubeconfig',
     description: 'Reach any cluster with a kubeconfig kept in SSM.',
   },
   {
@@ -324,9 +325,19 @@ export type SecretSource =
   | { readonly kind: 'parameter'; readonly name: string }
   | { readonly kind: 'disabled' };
 
+/**
+ * An SSM parameter name: a full path ("/team/ci/secret"). The IAM policies grant
+ * `arn:...:parameter${name}`, which only names the parameter when the name starts with "/".
+ */
+function ssmName(env: Env, name: VariableName): string | undefined {
+  const value = optional(env, name);
+  if (value !== undefined && !/^\/[A-Za-z0-9_.\-/]{1,1010}$/.test(value)) fail(name, env[name]);
+  return value;
+}
+
 function secret(env: Env, plain: VariableName, parameter: VariableName): SecretSource {
   const value = optional(env, plain);
-  const name = optional(env, parameter);
+  const name = ssmName(env, parameter);
   if (value !== undefined && name !== undefined) {
     throw new ConfigError(parameter, `Set only one of ${plain} and ${parameter}, not both`);
   }
@@ -468,7 +479,7 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
 
 function cluster(env: Env): ClusterAccess {
   const file = optional(env, 'KUBECONFIG');
-  const parameter = optional(env, 'KUBECONFIG_PARAMETER');
+  const parameter = ssmName(env, 'KUBECONFIG_PARAMETER');
   const eks = optional(env, 'EKS_CLUSTER_NAME');
   const given = [file && 'KUBECONFIG', parameter && 'KUBECONFIG_PARAMETER', eks && 'EKS_CLUSTER_NAME'].filter(Boolean);
   if (given.length !== 1) {

@@ -27,12 +27,15 @@ const NOT_ON_LAMBDA: Record<string, string> = {
 const RUNTIME_VARIABLES = ['NODE_OPTIONS'];
 
 let ci: Packaged; // stage ci: an EKS cluster and all three webhook secrets configured
-let dev: Packaged; // stage dev: serverless.yml defaults only
+let dev: Packaged; // stage dev: serverless.yml defaults and a kubeconfig in SSM (the one required choice)
 let ciT: Template;
 let devT: Template;
 
 beforeAll(async () => {
-  [ci, dev] = await Promise.all([packageService('ci'), packageService('dev')]);
+  [ci, dev] = await Promise.all([
+    packageService('ci'),
+    packageService('dev', { params: ['kubeconfigParameter=/ci-agent-autoscaler/dev/kubeconfig'] }),
+  ]);
   ciT = effectiveTemplate(ci.template);
   devT = effectiveTemplate(dev.template);
   console.log(`serverless package: ci ${ci.seconds.toFixed(1)} s, dev ${dev.seconds.toFixed(1)} s (in parallel)`);
@@ -398,7 +401,7 @@ describe('IAM: least privilege per function', () => {
     expect(on('eks:DescribeCluster')).toContain(':cluster/ci-cluster');
     // Log permissions only on the function's own log group.
     expect(on('logs:PutLogEvents')).toContain(':log-group:/aws/lambda/ci-agent-autoscaler-ci-scaler:*');
-    // No cluster configured: no EKS permission.
+    // A cluster reached with a kubeconfig: no EKS permission.
     expect(sortedActions(devT, 'ScalerRole')).not.toContain('eks:DescribeCluster');
   });
 });

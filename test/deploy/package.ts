@@ -28,23 +28,36 @@ export interface Packaged {
   cleanup(): void;
 }
 
-/** Copies what `serverless package` reads, links node_modules, and packages `stage`. */
-export async function packageService(stage: string): Promise<Packaged> {
+export interface PackageOptions {
+  /** `--param` values, e.g. `maxAgents=ten`. */
+  readonly params?: readonly string[];
+  /** Other command-line arguments, e.g. `--region`. */
+  readonly args?: readonly string[];
+  /** Environment on top of the offline one (no profile, fake credentials, AWS_REGION us-east-1); '' unsets. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+const withoutEmpty = (env: Record<string, string>) =>
+  Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+
+/** Copies what `serverless package` reads into a temporary directory and runs it there. */
+async function runPackage(stage: string, options: PackageOptions) {
   const dir = mkdtempSync(join(tmpdir(), 'sls-package-'));
   for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'infra']) {
     cpSync(join(PROJECT_ROOT, entry), join(dir, entry), { recursive: true });
   }
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
   const started = performance.now();
-  const { stdout, stderr } = await promisify(execFile)(
-    process.execPath,
-    [join(PROJECT_ROOT, 'node_modules/osls/bin/serverless.js'), 'package', '--stage', stage],
-    {
+  const args = [join(PROJECT_ROOT, 'node_modules/osls/bin/serverless.js'), 'package', '--stage', stage];
+  for (const p of options.params ?? []) args.push(`--param=${p}`);
+  args.push(...(options.args ?? []));
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, args, {
       cwd: dir,
       timeout: 120_000,
       maxBuffer: 16 * 1024 * 1024,
       // No profile, no real credentials, no network: packaging must not need any of them.
-      env: {
+      env: withoutEmpty({
         PATH: process.env.PATH ?? '',
         HOME: dir,
         CI: '1',
@@ -53,10 +66,31 @@ export async function packageService(stage: string): Promise<Packaged> {
         AWS_REGION: 'us-east-1',
         AWS_ACCESS_KEY_ID: 'AKIAFAKEFAKEFAKEFAKE',
         AWS_SECRET_ACCESS_KEY: 'fake',
-      },
-    },
-  );
-  const seconds = (performance.now() - started) / 1000;
+        ...options.env,
+      }),
+    });
+    return { dir, ok: true, log: stdout + stderr, seconds: (performance.now() - started) / 1000 };
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string; code?: number };
+    return { dir, ok: false, log: `${e.stdout ?? ''}${e.stderr ?? ''}`, seconds: (performance.now() - started) / 1000 };
+  }
+}
+
+/** `serverless package` of `stage` that must fail: its output (the error message among it). */
+export async function refusedPackage(stage: string, options: PackageOptions = {}): Promise<string> {
+  const run = await runPackage(stage, options);
+  rmSync(run.dir, { recursive: true, force: true });
+  if (run.ok) throw new Error(`serverless package --stage ${stage} succeeded:\n${run.log}`);
+  return run.log;
+}
+
+/** Packages `stage` (offline, no credentials) and reads back what it produced. */
+export async function packageService(stage: string, options: PackageOptions = {}): Promise<Packaged> {
+  const { dir, ok, log, seconds } = await runPackage(stage, options);
+  if (!ok) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`serverless package --stage ${stage} failed:\n${log}`);
+  }
   const out = join(dir, '.serverless');
   const template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
   return {
@@ -64,7 +98,7 @@ export async function packageService(stage: string): Promise<Packaged> {
     out,
     template,
     seconds,
-    log: stdout + stderr,
+    log,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -41,6 +41,11 @@ describe('configuration', () => {
     [{ KUBECONFIG: '' }, 'KUBECONFIG', 'got none'],
     [{ EKS_CLUSTER_NAME: 'prod' }, 'KUBECONFIG', 'KUBECONFIG and EKS_CLUSTER_NAME'],
     [{ KUBE_NAMESPACE: 'CI_Agents' }, 'KUBE_NAMESPACE', 'got "CI_Agents"'],
+    [
+      { KUBECONFIG: '', KUBECONFIG_PARAMETER: 'ci/kubeconfig' },
+      'KUBECONFIG_PARAMETER',
+      'KUBECONFIG_PARAMETER must be an SSM Parameter Store name (SecureString) starting with "/", holding a kubeconfig, got "ci/kubeconfig"',
+    ],
     [{ SCALER_POLL_SECONDS: '0' }, 'SCALER_POLL_SECONDS', 'from 1 to 20'],
     [
       { JOB_TTL_SECONDS_AFTER_FINISHED: '60' },
@@ -51,6 +56,15 @@ describe('configuration', () => {
     const e = configError(() => loadScalerConfig({ ...scalerEnv, ...over }));
     expect(e.variable).toBe(variable);
     expect(e.message).toContain(message);
+  });
+
+  it('takes SSM parameter names only as full paths (the IAM policies grant parameter/<name>)', () => {
+    const e = configError(() => loadWebhookConfig({ ...webhookEnv, GITHUB_WEBHOOK_SECRET_PARAMETER: 'ci-github' }));
+    expect(e.variable).toBe('GITHUB_WEBHOOK_SECRET_PARAMETER');
+    expect(e.message).toContain('starting with "/"');
+    expect(
+      loadWebhookConfig({ ...webhookEnv, GITHUB_WEBHOOK_SECRET_PARAMETER: '/ci/github-secret' }).secrets.github,
+    ).toEqual({ kind: 'parameter', name: '/ci/github-secret' });
   });
 
   it('applies per-queue overrides', () => {

@@ -30,7 +30,7 @@ import type { ReceivedEvent } from '../../functions/adapters/sqs/events-queue.js
 import { liveAgents } from '../../functions/core/agent-job.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
 import { intentCreateGraceMs } from '../../functions/core/limiter.js';
-import type { LedgerStore, LimiterStore } from '../../functions/core/stores.js';
+import type { LedgerStore, LimiterStore, QueueCounts } from '../../functions/core/stores.js';
 import { jobFactory } from '../../functions/scaler/ports.js';
 import { run, type ScalerPorts, type ScalerSettings } from '../../functions/scaler/scaler.js';
 
@@ -101,6 +101,8 @@ export const T = {
   webhookDelayMax: 12_000,
   /** Jobs arrive in [0, arrivalSpan). */
   arrivalSpan: 14_000,
+  /** Longest lag of the ledger's GSI (counts) behind its table. */
+  gsiLagMax: 1_000,
   /** Faults, crashes, failing agents and operators stop at this time. */
   chaosEnd: 20_000,
 } as const;
@@ -320,6 +322,8 @@ export class ChaosSchedule {
 
   // stores and world
   private readonly ledger = new InMemoryLedgerStore();
+  /** Counts as of each ledger write (the GSI's view catches up with these). */
+  private readonly countHistory: { at: number; counts: Record<string, QueueCounts> }[] = [];
   private readonly limiter = new InMemoryLimiterStore();
   private readonly factory = jobFactory({
     namespace: 'ci-agents',
@@ -721,6 +725,25 @@ export class ChaosSchedule {
     return failed;
   }
 
+  // --- the ledger's GSI -----------------------------------------------------------------------
+
+  private async recordCounts(): Promise<void> {
+    this.countHistory.push({ at: this.now, counts: await this.ledger.counts(this.queues, new Date(EPOCH + this.now)) });
+  }
+
+  /** Counts as a GSI query may see them: those of a moment up to GSI_LAG_MAX ago. */
+  private async lagged(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>> {
+    const lag = this.c.int(2) === 0 ? 0 : this.c.int(T.gsiLagMax);
+    if (lag === 0) return this.ledger.counts(queues, now);
+    const at = this.now - lag;
+    let view: Record<string, QueueCounts> = {};
+    for (const h of this.countHistory) {
+      if (h.at > at) break;
+      view = h.counts;
+    }
+    return Object.fromEntries(queues.map((q) => [q, view[q] ?? { pending: 0, running: 0 }]));
+  }
+
   // --- the scheduler -------------------------------------------------------------------------
 
   /**
@@ -847,18 +870,18 @@ export class ChaosSchedule {
                 ),
               );
             }
-            if (plan !== 'partial') return this.ledger.apply(events, now);
+            if (plan !== 'partial') return this.ledger.apply(events, now).finally(() => this.recordCounts());
             // One UpdateItem of the batch throttled past the SDK's retries.
             const victim = events[this.c.int(events.length)]?.jobId;
             this.ledger.failWith = (e) => (e.jobId === victim ? 'ProvisionedThroughputExceededException' : undefined);
             const out = this.ledger.apply(events, now);
             this.ledger.failWith = undefined;
-            return out;
+            return out.finally(() => this.recordCounts());
           },
           dynamoError,
         ),
-      counts: (queues, now) =>
-        this.call(inv, 'ledger.counts', read, () => this.ledger.counts(queues, now), dynamoError),
+      // The GSI is eventually consistent: counts may lag the table by up to GSI_LAG_MAX.
+      counts: (queues, now) => this.call(inv, 'ledger.counts', read, () => this.lagged(queues, now), dynamoError),
     };
     return {
       events: {

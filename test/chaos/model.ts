@@ -483,7 +483,8 @@ export class ChaosSchedule {
       this.pendingDeliveries++;
       this.after(delay, () => {
         this.pendingDeliveries--;
-        this.send(event);
+        // occurredAt: when it happened at the provider; receivedAt: when our webhook got it.
+        this.send({ ...event, receivedAt: new Date(EPOCH + this.now).toISOString() });
       });
     }
   }
@@ -1042,6 +1043,7 @@ export class ChaosSchedule {
   async run(): Promise<ScheduleResult> {
     const maxSteps = this.options.maxSteps ?? 200_000;
     let ended = false;
+    let finalAt = 0;
     while (!this.violation) {
       await settle();
       if (++this.steps > maxSteps) {
@@ -1049,12 +1051,15 @@ export class ChaosSchedule {
         break;
       }
       if (!this.stopInvoking && this.quiet()) {
-        // Let every invocation still running finish, then one last one reconciles.
+        // Let every invocation still running finish and every intent's lease run out (a create
+        // that may still land keeps its tokens until then), then one last one reconciles.
         this.stopInvoking = true;
+        finalAt = this.now + T.lease;
+        this.at(finalAt, () => {});
         this.note('quiet: no more invocations after the running ones');
       }
       const alive = this.invocations.filter((i) => !i.done && !i.crashed);
-      if (this.stopInvoking && alive.length === 0) {
+      if (this.stopInvoking && alive.length === 0 && this.now >= finalAt) {
         if (ended) break;
         ended = true;
         this.stopInvoking = false;

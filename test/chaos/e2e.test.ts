@@ -434,7 +434,9 @@ async function schedule(seed: number): Promise<{ violations: string[]; stats: Re
     await sleep(50);
   }
   await Promise.all(running);
-  // One last invocation reconciles the counter with the cluster.
+  // One last invocation reconciles the counter with the cluster, once every intent's lease has
+  // run out (a create that may still land keeps its tokens until then).
+  await sleep(LEASE_S * 1000);
   await invoke(500, false);
   step();
 

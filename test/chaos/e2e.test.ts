@@ -262,7 +262,7 @@ async function schedule(seed: number): Promise<{ violations: string[]; stats: Re
     });
     if (killable && int(3) === 0) {
       setTimeout(() => {
-        if (child.exitCode === null && child.kill('SIGKILL')) kills++;
+        if (chaos() && child.exitCode === null && child.kill('SIGKILL')) kills++;
       }, 300 + int(budgetMs));
     }
     return new Promise((resolve) => {
@@ -398,7 +398,11 @@ async function schedule(seed: number): Promise<{ violations: string[]; stats: Re
   for (;;) {
     step();
     const elapsed = Date.now() - t0;
-    if (!chaos()) proxy.rate = 0;
+    if (!chaos() && proxy.rate > 0) {
+      // The faults stop: no more DynamoDB errors, no Kubernetes error left pending.
+      proxy.rate = 0;
+      kube.clearFaults();
+    }
     if (elapsed >= nextInvoke) {
       running.push(invoke(BUDGET_MS, chaos()));
       nextInvoke += PERIOD_MS;

@@ -245,11 +245,6 @@ export class FakeKube {
     this.faults.push({ method: method.toUpperCase(), path, status, remaining: count, ...opts });
   }
 
-  /** Drops every injected fault not used yet: the next requests are answered normally. */
-  clearFaults(): void {
-    this.faults = [];
-  }
-
   /** Delays responses by `ms` (all requests, or the next `count` matching ones). `delay(0)` clears. */
   delay(ms: number, match: Partial<FaultMatch> & { count?: number } = {}): void {
     if (ms <= 0) {

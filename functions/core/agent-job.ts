@@ -28,6 +28,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { V1Container, V1EnvVar, V1Job } from '@kubernetes/client-node';
+import { defaultQueueAgents, type QueueAgents } from './routing.js';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'ci-agent-autoscaler';
@@ -44,6 +45,21 @@ export const DEPLOYMENT_LABEL = 'ci-autoscaler/deployment';
 export const DEPLOYMENT_ANNOTATION = 'ci-autoscaler/deployment';
 /** Env var injected (first) into every container; templates reference it as $(CI_AUTOSCALER_QUEUE). */
 export const QUEUE_ENV = 'CI_AUTOSCALER_QUEUE';
+/**
+ * What the queue's agents carry, injected (after CI_AUTOSCALER_QUEUE) into every container from
+ * the same declaration the webhook matches jobs with (functions/core/routing.ts), comma-separated:
+ * Buildkite agent tags, GitHub runner labels, GitLab runner tags. Templates reference them as
+ * $(CI_AUTOSCALER_AGENT_TAGS) etc.; BUILDKITE_AGENT_TAGS itself is always overwritten with the
+ * declared tags on a Buildkite queue, whatever the template says.
+ */
+export const AGENT_TAGS_ENV = 'CI_AUTOSCALER_AGENT_TAGS';
+export const RUNNER_LABELS_ENV = 'CI_AUTOSCALER_RUNNER_LABELS';
+export const RUNNER_TAGS_ENV = 'CI_AUTOSCALER_RUNNER_TAGS';
+export const BUILDKITE_TAGS_ENV = 'BUILDKITE_AGENT_TAGS';
+/** gitlab-runner's own variable for --token: its secretKeyRef is the queue's runnerTokenSecret. */
+export const GITLAB_TOKEN_ENV = 'CI_SERVER_TOKEN';
+const INJECTED = new Set([QUEUE_ENV, AGENT_TAGS_ENV, RUNNER_LABELS_ENV, RUNNER_TAGS_ENV]);
+
 /** Label selector matching every Job this product created. */
 export const AGENT_JOB_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 
@@ -57,6 +73,10 @@ export interface AgentJobParams {
   readonly activeDeadlineSeconds: number;
   /** The deployment's identity (see DEPLOYMENT_LABEL); omitted, the Job carries none. */
   readonly deployment?: string;
+  /** What the queue's agents carry (default: the queue's defaults, any provider). */
+  readonly agents?: QueueAgents;
+  /** The queue's own GitLab runner token Secret: replaces the Secret CI_SERVER_TOKEN reads. */
+  readonly runnerTokenSecret?: string;
 }
 
 function hash(text: string, length: number): string {
@@ -103,10 +123,38 @@ export function jobNameFor(queue: string, dispatchId: string, deployment = ''): 
   return slug ? `cia-${slug}-${digest}` : `cia-${digest}`;
 }
 
-function withQueueEnv(container: V1Container, queue: string): V1Container {
-  const env: V1EnvVar[] = (container.env ?? []).filter((e) => e.name !== QUEUE_ENV);
+function withAgentEnv(
+  container: V1Container,
+  queue: string,
+  agents: QueueAgents,
+  runnerTokenSecret: string | undefined,
+): V1Container {
+  const own = container.env ?? [];
+  const overwriteTags =
+    agents.provider === 'buildkite' ||
+    (agents.provider === undefined && own.some((e) => e.name === BUILDKITE_TAGS_ENV));
+  const env: V1EnvVar[] = own
+    .filter((e) => !INJECTED.has(e.name) && !(overwriteTags && e.name === BUILDKITE_TAGS_ENV))
+    .map((e) =>
+      runnerTokenSecret !== undefined && e.name === GITLAB_TOKEN_ENV && e.valueFrom?.secretKeyRef
+        ? {
+            ...e,
+            valueFrom: { ...e.valueFrom, secretKeyRef: { ...e.valueFrom.secretKeyRef, name: runnerTokenSecret } },
+          }
+        : e,
+    );
   // First in the list: Kubernetes expands $(VAR) only from variables defined EARLIER in the list.
-  return { ...container, env: [{ name: QUEUE_ENV, value: queue }, ...env] };
+  return {
+    ...container,
+    env: [
+      { name: QUEUE_ENV, value: queue },
+      { name: AGENT_TAGS_ENV, value: agents.agentTags.join(',') },
+      { name: RUNNER_LABELS_ENV, value: agents.runnerLabels.join(',') },
+      { name: RUNNER_TAGS_ENV, value: agents.runnerTags.join(',') },
+      ...(overwriteTags ? [{ name: BUILDKITE_TAGS_ENV, value: agents.agentTags.join(',') }] : []),
+      ...env,
+    ],
+  };
 }
 
 /**
@@ -116,11 +164,14 @@ function withQueueEnv(container: V1Container, queue: string): V1Container {
 export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
   const { namespace, queue, dispatchId, jobName, count, ttlSecondsAfterFinished, activeDeadlineSeconds, deployment } =
     params;
+  const agents = params.agents ?? defaultQueueAgents(queue);
+  const withEnv = (c: V1Container) => withAgentEnv(c, queue, agents, params.runnerTokenSecret);
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a positive integer, got ${count}`);
   const t = structuredClone(template) as V1Job;
-  const podTemplate = t.spec?.template;
+  const jobSpec = t.spec;
+  const podTemplate = jobSpec?.template;
   const podSpec = podTemplate?.spec;
-  if (!podTemplate || !podSpec || !Array.isArray(podSpec.containers) || podSpec.containers.length === 0) {
+  if (!jobSpec || !podTemplate || !podSpec || !Array.isArray(podSpec.containers) || podSpec.containers.length === 0) {
     throw new TypeError('Job template has no pod template with containers');
   }
   const labels = {
@@ -134,8 +185,21 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
     [DISPATCH_ID_ANNOTATION]: dispatchId,
     ...(deployment ? { [DEPLOYMENT_ANNOTATION]: deployment } : {}),
   };
-  // Fields that would break our guarantees are dropped from the template's spec.
-  const { backoffLimit: _b, maxFailedIndexes: _m, selector: _s, manualSelector: _ms, ...templateSpec } = t.spec!;
+  // Fields that would break our guarantees are dropped from the template's spec: a
+  // successPolicy can declare the Job done (and stop the other agents) once some indexes
+  // succeed; managedBy hands the Job to another controller that need not honour
+  // backoffLimitPerIndex; podReplacementPolicy TerminatingOrFailed would start a second agent
+  // for an index whose first one is still stopping. Each breaks "one agent per index".
+  const {
+    backoffLimit: _b,
+    maxFailedIndexes: _m,
+    selector: _s,
+    manualSelector: _ms,
+    successPolicy: _sp,
+    podReplacementPolicy: _pr,
+    managedBy: _mb,
+    ...templateSpec
+  } = jobSpec;
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -151,6 +215,7 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
       completions: count,
       parallelism: count,
       backoffLimitPerIndex: 0,
+      podReplacementPolicy: 'Failed',
       podFailurePolicy: {
         rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }],
       },
@@ -167,10 +232,8 @@ export function buildAgentJob(template: V1Job, params: AgentJobParams): V1Job {
         spec: {
           ...podSpec,
           restartPolicy: 'Never',
-          containers: podSpec.containers.map((c) => withQueueEnv(c, queue)),
-          ...(podSpec.initContainers
-            ? { initContainers: podSpec.initContainers.map((c) => withQueueEnv(c, queue)) }
-            : {}),
+          containers: podSpec.containers.map(withEnv),
+          ...(podSpec.initContainers ? { initContainers: podSpec.initContainers.map(withEnv) } : {}),
         },
       },
     },

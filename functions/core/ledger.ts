@@ -111,7 +111,12 @@ export function jobPk(job: Pick<JobEvent, 'provider' | 'jobId'>): string {
   return `JOB#${jobKey(job)}`;
 }
 
+/** The two states in which a job is open (counted by the scaler). */
+export type OpenStateName = 'scheduled' | 'started';
+
 /** GSI `open-jobs` hash key while a job is open; undefined once terminal. */
+export function openKeyOf(queue: string, state: OpenStateName): string;
+export function openKeyOf(queue: string, state: LedgerStateName): string | undefined;
 export function openKeyOf(queue: string, state: LedgerStateName): string | undefined {
   return isTerminal(state) ? undefined : `${queue}#${state}`;
 }

@@ -117,3 +117,15 @@ export interface LimiterStore {
   /** Sets inFlight (version + 1) only if the limiter is still at expectedVersion. */
   correct(request: CorrectRequest): Promise<boolean>;
 }
+
+/**
+ * Where a CI job goes once its requirements were looked up (GitLab: the job's tag_list): a
+ * served queue, or why none can take it. Kept so every event of the job lands in the same
+ * place with one lookup per CI job.
+ */
+export type StoredRoute = { readonly queue: string } | { readonly unmet: string };
+
+export interface RouteStore {
+  get(job: Pick<JobEvent, 'provider' | 'jobId'>): Promise<StoredRoute | undefined>;
+  put(job: Pick<JobEvent, 'provider' | 'jobId'>, route: StoredRoute, now: Date): Promise<void>;
+}

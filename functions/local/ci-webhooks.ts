@@ -2,12 +2,13 @@
  * Signed webhook deliveries as the three CI providers send them (headers, payload shape and
  * signature scheme), for the local stack's simulated CI, `npm run demo`, the end-to-end benchmark
  * and the local-stack test. The payloads carry the fields our providers' parsers read (and a few
- * more for realism); the signatures are the providers' real schemes:
+ * more for realism), and nothing a provider does not send (a GitLab Job Hook has no job tags);
+ * the signatures are the providers' real schemes:
  *  - Buildkite: `X-Buildkite-Signature: timestamp=T,signature=hex(HMAC-SHA256(secret, "T.body"))`
  *  - GitHub: `X-Hub-Signature-256: sha256=hex(HMAC-SHA256(secret, body))`
  *  - GitLab: the shared `X-Gitlab-Token`
  */
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Provider } from '../core/job-event.js';
 import { buildkiteSignature } from '../core/providers/buildkite.js';
@@ -21,15 +22,17 @@ export interface LocalSecrets {
   readonly gitlab: string;
 }
 
-/** The local stack's embedded webhook secrets (override with the production variables). */
-export const LOCAL_SECRETS: LocalSecrets = {
-  buildkite: 'local-buildkite-secret',
-  github: 'local-github-secret',
-  gitlab: 'local-gitlab-token',
-};
+/**
+ * New random webhook secrets, one set per local stack start: a stack exposed through a tunnel is
+ * never guarded by a secret published in this repository. The banner and the run record show them.
+ */
+export function randomLocalSecrets(): LocalSecrets {
+  const secret = () => randomBytes(18).toString('base64url');
+  return { buildkite: secret(), github: secret(), gitlab: secret() };
+}
 
 /** The variable holding each provider's plain webhook secret (functions/shared/config.ts). */
-const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
+export const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
   buildkite: 'BUILDKITE_WEBHOOK_SECRET',
   github: 'GITHUB_WEBHOOK_SECRET',
   gitlab: 'GITLAB_WEBHOOK_TOKEN',
@@ -37,11 +40,14 @@ const SECRET_VARIABLES: Readonly<Record<Provider, string>> = {
 
 /**
  * The secrets to sign local deliveries with: each provider's variable in `env`, read as the
- * webhook reads it (trimmed; GitHub's first of its comma-separated secrets), else LOCAL_SECRETS.
+ * webhook reads it (trimmed; GitHub's first of its comma-separated secrets), else `fallback`'s.
  */
-export function localSigningSecrets(env: Readonly<Record<string, string | undefined>>): LocalSecrets {
+export function localSigningSecrets(
+  env: Readonly<Record<string, string | undefined>>,
+  fallback: LocalSecrets,
+): LocalSecrets {
   const secret = (p: Provider): string =>
-    PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? LOCAL_SECRETS[p];
+    PROVIDER_MODULES[p].secretsFrom(env[SECRET_VARIABLES[p]]?.trim() ?? '')[0] ?? fallback[p];
   return { buildkite: secret('buildkite'), github: secret('github'), gitlab: secret('gitlab') };
 }
 
@@ -76,9 +82,9 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 export interface TransitionTimes {
   /** Epoch ms; default now for the transition's own time. */
-  readonly scheduledAt?: number;
-  readonly startedAt?: number;
-  readonly finishedAt?: number;
+  readonly scheduledAt?: number | undefined;
+  readonly startedAt?: number | undefined;
+  readonly finishedAt?: number | undefined;
 }
 
 /** The signed HTTP delivery the provider sends when `job` makes `transition`. */
@@ -151,7 +157,8 @@ export function delivery(
           created_at: iso(scheduledAt),
           started_at: iso(startedAt ?? scheduledAt),
           completed_at: finishedAt === undefined ? null : iso(finishedAt),
-          labels: [job.queue],
+          // runs-on: [self-hosted, linux, <queue>]: labels the queue's runners carry by default.
+          labels: ['self-hosted', 'linux', job.queue],
           runner_id: transition === 'scheduled' ? null : 42,
           runner_name: transition === 'scheduled' ? null : 'local-agent',
           steps:
@@ -162,7 +169,7 @@ export function delivery(
                     name: 'Run tests',
                     status: transition === 'finished' ? 'completed' : 'in_progress',
                     number: 1,
-                    started_at: iso(startedAt!),
+                    started_at: iso(startedAt ?? scheduledAt),
                   },
                 ],
           html_url: `https://github.com/acme/widgets/actions/runs/1/job/${job.jobId}`,
@@ -198,11 +205,20 @@ export function delivery(
         build_finished_at: finishedAt === undefined ? null : bkTime(finishedAt),
         build_allow_failure: false,
         pipeline_id: 2366,
-        tags: [job.queue],
+        // No job tags: GitLab's Job Hook has none (lib/gitlab/data_builder/build.rb); the
+        // scaler looks them up in the (local, fake) GitLab API. `runner` is the runner that took
+        // the job, null while pending.
         runner:
           transition === 'scheduled'
             ? null
-            : { id: 380, description: 'local-agent', active: true, is_shared: false, tags: [job.queue] },
+            : {
+                id: 380,
+                description: 'local-agent',
+                runner_type: 'project_type',
+                active: true,
+                is_shared: false,
+                tags: [job.queue],
+              },
         project_id: 380,
         project_name: 'Acme / Widgets',
         project: {

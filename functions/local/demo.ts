@@ -11,12 +11,14 @@
  *
  * The agents are the embedded simulated cluster's pods; the local stack's simulated CI provider
  * gives each Running agent a waiting CI job and sends the started/finished webhooks (a real CI
- * provider does that for real agents). Signing uses the same variables as the stack
- * (BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET, GITLAB_WEBHOOK_TOKEN) with the same defaults.
+ * provider does that for real agents). It signs with the running stack's secrets, read from its
+ * run record (random per start unless BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET,
+ * GITLAB_WEBHOOK_TOKEN set them); with --url to a stack it cannot find, with those variables.
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { jobKey, type Provider } from '../core/job-event.js';
 import { percentile } from '../simulate/simulate.js';
 import {
@@ -28,6 +30,7 @@ import {
   newCiJob,
   post,
 } from './ci-webhooks.js';
+import { runningStack } from './run-files.js';
 import type { CiJobRecord } from './simulated-ci.js';
 import { type LocalStack, type LocalStackStatus, startLocalStack } from './stack.js';
 
@@ -54,6 +57,15 @@ async function fetchStatus(url: string): Promise<LocalStackStatus | undefined> {
 
 /** Nearest-rank p-th percentile (p in 0..100) of ascending samples; NaN when there is none. */
 const quantile = (sorted: readonly number[], p: number): number => (sorted.length === 0 ? NaN : percentile(sorted, p));
+
+const REDELIVERIES = 2;
+
+/** What the agent count says about the redeliveries: measured, not assumed. */
+export function extraAgentsLine(agents: number, jobs: number, redeliveries: number, minAgents: number): string {
+  const extra = agents - jobs;
+  if (extra <= 0) return `the ${redeliveries} redeliveries added no agent`;
+  return `${extra} more agent(s) than CI jobs (${redeliveries} redeliveries sent${minAgents > 0 ? `, MIN_AGENTS ${minAgents}` : ''})`;
+}
 
 export interface DemoResult {
   readonly ok: boolean;
@@ -83,7 +95,8 @@ export async function runDemo(options: {
       'the demo needs the embedded simulated cluster: its CI jobs are made up, so real agents would never take them. Run `npm run demo -- --standalone`.',
     );
   }
-  const queue = before.queues[0]!;
+  const [queue] = before.queues;
+  if (!queue) throw new Error(`the local stack at ${options.url} serves no queue`);
   const requestedBefore = queue.agentsRequested;
   const jobsBefore = queue.jobsCreated;
   print(
@@ -109,7 +122,7 @@ export async function runDemo(options: {
   plan.sort((a, b) => a.at - b.at);
   const total = plan.length;
   print(
-    `Sending ${total} signed "scheduled" webhooks (Buildkite ${options.counts.buildkite}, GitHub ${options.counts.github}, GitLab ${options.counts.gitlab}) and 2 redeliveries...`,
+    `Sending ${total} signed "scheduled" webhooks (Buildkite ${options.counts.buildkite}, GitHub ${options.counts.github}, GitLab ${options.counts.gitlab}) and ${REDELIVERIES} redeliveries...`,
   );
 
   const t0 = Date.now();
@@ -124,7 +137,7 @@ export async function runDemo(options: {
     }),
   );
   // Providers redeliver: the same events again must not provision extra agents.
-  for (const s of sent.slice(0, 2)) await post(options.url, delivery(s.job, 'scheduled', options.secrets));
+  for (const s of sent.slice(0, REDELIVERIES)) await post(options.url, delivery(s.job, 'scheduled', options.secrets));
   const accepted = sent.filter((s) => s.status === 202);
   if (accepted.length < total) {
     print(
@@ -143,7 +156,7 @@ export async function runDemo(options: {
     records = status.ciJobs.filter((r) => ours.has(jobKey(r)));
     const started = records.filter((r) => r.agentRunningAt !== undefined).length;
     const finished = records.filter((r) => r.finishedAt !== undefined).length;
-    const q = status.queues.find((x) => x.queue === queue.queue)!;
+    const q = status.queues.find((x) => x.queue === queue.queue) ?? queue;
     const line = `  ${seconds(Date.now() - t0).padStart(6)}: ${started}/${accepted.length} have an agent, ${finished} finished, ${q.inFlight} agents in flight (max ${q.maxAgents})`;
     if (line.replace(/^\s+\S+ s: /, '') !== lastLine) print(line);
     lastLine = line.replace(/^\s+\S+ s: /, '');
@@ -151,13 +164,12 @@ export async function runDemo(options: {
     await sleep(250);
   }
 
-  const postedAt = new Map(accepted.map((s) => [jobKey(s.job), s.postedAt]));
   const waits: { provider: Provider; jobId: string; wait?: number; pod?: string }[] = accepted.map((s) => {
     const r = records.find((x) => x.provider === s.job.provider && x.jobId === s.job.jobId);
     return {
       provider: s.job.provider,
       jobId: s.job.jobId,
-      ...(r?.agentRunningAt ? { wait: r.agentRunningAt - postedAt.get(jobKey(s.job))! } : {}),
+      ...(r?.agentRunningAt ? { wait: r.agentRunningAt - s.postedAt } : {}),
       ...(r?.pod ? { pod: r.pod } : {}),
     };
   });
@@ -168,16 +180,19 @@ export async function runDemo(options: {
       `  ${w.provider.padEnd(9)} ${w.jobId.padEnd(36)} ${(w.wait === undefined ? 'NO AGENT' : seconds(w.wait)).padStart(10)}            ${w.pod ?? '-'}`,
     );
   }
-  const q = status.queues.find((x) => x.queue === queue.queue)!;
-  const got = waits.filter((w) => w.wait !== undefined);
-  const sorted = got.map((w) => w.wait!).sort((a, b) => a - b);
+  const q = status.queues.find((x) => x.queue === queue.queue) ?? queue;
+  const waitsOf = (list: typeof waits) => list.flatMap((w) => (w.wait === undefined ? [] : [w.wait]));
+  const sorted = waitsOf(waits).sort((a, b) => a - b);
   const finished = records.filter((r) => r.finishedAt !== undefined).length;
   const agentsRequested = q.agentsRequested - requestedBefore;
   const result: DemoResult = {
     ok:
-      got.length === accepted.length && accepted.length === total && finished === total && q.maxInFlight <= q.maxAgents,
+      sorted.length === accepted.length &&
+      accepted.length === total &&
+      finished === total &&
+      q.maxInFlight <= q.maxAgents,
     jobs: total,
-    gotAgent: got.length,
+    gotAgent: sorted.length,
     finished,
     waitP50Ms: quantile(sorted, 50),
     waitMaxMs: sorted.at(-1) ?? NaN,
@@ -190,16 +205,13 @@ export async function runDemo(options: {
   for (const provider of ['buildkite', 'github', 'gitlab'] as const) {
     const mine = waits.filter((w) => w.provider === provider);
     if (mine.length === 0) continue;
-    const ws = mine
-      .filter((w) => w.wait !== undefined)
-      .map((w) => w.wait!)
-      .sort((a, b) => a - b);
+    const ws = waitsOf(mine).sort((a, b) => a - b);
     print(
       `  ${provider.padEnd(9)} ${ws.length}/${mine.length} CI jobs got an agent; waited p50 ${seconds(quantile(ws, 50))}, max ${seconds(ws.at(-1) ?? NaN)}`,
     );
   }
   print(
-    `  every CI job got an agent: ${got.length === total ? 'yes' : `NO (${got.length}/${total})`}; ${finished}/${total} finished`,
+    `  every CI job got an agent: ${sorted.length === total ? 'yes' : `NO (${sorted.length}/${total})`}; ${finished}/${total} finished`,
   );
   print(
     `  wait (webhook POST -> agent pod Running): p50 ${seconds(result.waitP50Ms)}, p95 ${seconds(quantile(sorted, 95))}, max ${seconds(result.waitMaxMs)}`,
@@ -208,32 +220,35 @@ export async function runDemo(options: {
     `  MAX_AGENTS respected: ${q.maxInFlight <= q.maxAgents ? 'yes' : 'NO'} — at most ${q.maxInFlight} agents in flight seen in the cluster (MAX_AGENTS ${q.maxAgents}; sampled every 50 ms since the stack started)`,
   );
   print(
-    `  agents provisioned: ${agentsRequested} for ${total} CI jobs (2 redeliveries added none) in ${q.jobsCreated - jobsBefore} Kubernetes Jobs`,
+    `  agents provisioned: ${agentsRequested} for ${total} CI jobs in ${q.jobsCreated - jobsBefore} Kubernetes Jobs; ${extraAgentsLine(agentsRequested, total, REDELIVERIES, q.minAgents)}`,
   );
   return result;
 }
 
+const USAGE =
+  'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]';
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      url: { type: 'string' },
-      standalone: { type: 'boolean', default: false },
-      buildkite: { type: 'string', default: '10' },
-      github: { type: 'string', default: '8' },
-      gitlab: { type: 'string', default: '6' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let parsed: ReturnType<typeof parseDemoArgs>;
+  try {
+    parsed = parseDemoArgs();
+  } catch (error) {
+    // node:util parseArgs: unknown option, missing value, stray positional argument.
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const { values } = parsed;
   if (values.help) {
-    console.log(
-      'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]',
-    );
+    console.log(USAGE);
     return;
   }
   const env = process.env;
-  const secrets = localSigningSecrets(env);
   const counts = { buildkite: Number(values.buildkite), github: Number(values.github), gitlab: Number(values.gitlab) };
-  let url = values.url ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
+  // The stack records its URL and secrets in its run folder: a stack on another port is found.
+  const running = runningStack(path.join(PROJECT_ROOT, '.local'), values.url);
+  let url = values.url ?? running?.url ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
+  const unset = { buildkite: '', github: '', gitlab: '' };
+  let secrets: LocalSecrets = localSigningSecrets(env, running?.secrets ?? unset);
   let stack: LocalStack | undefined;
   if (values.standalone || (!values.url && !(await fetchStatus(url)))) {
     console.log(
@@ -243,6 +258,7 @@ async function main(): Promise<void> {
     );
     stack = await startLocalStack({ port: 0, onLog: (level, m) => console.error(`  [${level}] ${m}`) });
     url = stack.webhookUrl;
+    secrets = stack.secrets;
   }
   let code = 1;
   try {
@@ -253,6 +269,19 @@ async function main(): Promise<void> {
     await stack?.stop();
   }
   process.exit(code);
+}
+
+function parseDemoArgs() {
+  return parseArgs({
+    options: {
+      url: { type: 'string' },
+      standalone: { type: 'boolean', default: false },
+      buildkite: { type: 'string', default: '10' },
+      github: { type: 'string', default: '8' },
+      gitlab: { type: 'string', default: '6' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -20,11 +20,8 @@ const TEXT_TYPES = /^(text\/|application\/(json|x-www-form-urlencoded|xml|[a-z0-
 export function toWebhookEvent(req: http.IncomingMessage, body: Buffer, now = Date.now()): APIGatewayProxyEventV2 {
   const url = new URL(req.url ?? '/', 'http://local');
   const headers: Record<string, string> = {};
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i]!.toLowerCase();
-    const value = req.rawHeaders[i + 1]!;
-    headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
-  }
+  // Repeated headers are joined with commas, as API Gateway does.
+  for (const [name, values] of Object.entries(req.headersDistinct)) if (values) headers[name] = values.join(',');
   // API Gateway v2 moves Cookie headers to `cookies`.
   const cookies = (headers.cookie ?? '')
     .split(';')

@@ -14,7 +14,7 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { QUEUE_ANNOTATION } from '../core/agent-job.js';
-import { type JobEvent, jobKey } from '../core/job-event.js';
+import { type JobEvent, jobKey, type QueuedJobEvent } from '../core/job-event.js';
 import { type CiJob, delivery, type LocalSecrets, post, type Transition } from './ci-webhooks.js';
 
 export interface CiJobRecord {
@@ -54,8 +54,18 @@ export class SimulatedCi {
     this.now = options.now ?? Date.now;
   }
 
-  /** Every event the local webhook accepted (called before it is sent to SQS). */
-  observe(event: JobEvent): void {
+  /**
+   * Every event the local webhook accepted (called before it is sent to SQS). A GitLab event
+   * carries no queue (the Job Hook has no job tags): `queueOf` says where the simulated GitLab
+   * put the job, as the scaler's lookup will.
+   */
+  observe(event: QueuedJobEvent, queueOf: (event: QueuedJobEvent) => string | undefined = (e) => e.queue): void {
+    const queue = queueOf(event);
+    if (queue === undefined) return;
+    this.record({ ...event, queue });
+  }
+
+  private record(event: JobEvent): void {
     const key = jobKey(event);
     const record = this.records.get(key);
     if (event.kind === 'scheduled') {
@@ -108,8 +118,8 @@ export class SimulatedCi {
       if (this.pods.get(name)) continue; // busy
       const key = this.waiting.get(queue)?.shift();
       this.pods.set(name, key ?? '');
-      if (!key) continue;
-      const record = this.records.get(key)!;
+      const record = key ? this.records.get(key) : undefined;
+      if (!record) continue;
       record.pod = name;
       record.agentRunningAt = this.now();
       this.send(record, 'started');
@@ -117,8 +127,8 @@ export class SimulatedCi {
     for (const [name, key] of this.pods) {
       if (seen.has(name)) continue;
       this.pods.delete(name);
-      if (!key) continue;
-      const record = this.records.get(key)!;
+      const record = key ? this.records.get(key) : undefined;
+      if (!record) continue;
       record.finishedAt = this.now();
       this.send(record, 'finished');
     }

@@ -45,6 +45,12 @@ export interface FauxqsOptions {
 }
 
 /** fauxqs listening on 127.0.0.1, with a client pointed at it. */
+/** A value fauxqs must have answered with. */
+function created(value: string | undefined, queue: string): string {
+  if (!value) throw new Error(`fauxqs did not answer for queue ${queue}`);
+  return value;
+}
+
 export async function startFauxqs(options: FauxqsOptions = {}): Promise<Fauxqs> {
   const app = buildApp({ logger: false });
   await app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
@@ -101,9 +107,11 @@ export async function startSqsLocal(options: SqsLocalOptions = {}): Promise<SqsL
         Attributes: { MessageRetentionPeriod: String(defs.deadLetter.messageRetentionSeconds) },
       }),
     );
-    const dlqArn = (
-      await client.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl!, AttributeNames: ['QueueArn'] }))
-    ).Attributes!.QueueArn!;
+    const dlqUrl = created(dlq.QueueUrl, `${name}-dlq`);
+    const { Attributes } = await client.send(
+      new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }),
+    );
+    const dlqArn = created(Attributes?.QueueArn, `${name}-dlq (its ARN)`);
     const events = await client.send(
       new CreateQueueCommand({
         QueueName: name,
@@ -117,13 +125,14 @@ export async function startSqsLocal(options: SqsLocalOptions = {}): Promise<SqsL
         },
       }),
     );
+    const eventsUrl = created(events.QueueUrl, name);
     return {
       endpoint,
-      eventsQueueUrl: events.QueueUrl!,
-      deadLetterQueueUrl: dlq.QueueUrl!,
+      eventsQueueUrl: eventsUrl,
+      deadLetterQueueUrl: dlqUrl,
       depth: async () => ({
-        events: await queueDepth(client, events.QueueUrl!),
-        deadLetter: await queueDepth(client, dlq.QueueUrl!),
+        events: await queueDepth(client, eventsUrl),
+        deadLetter: await queueDepth(client, dlqUrl),
       }),
       stop,
     };

@@ -6,27 +6,27 @@
  *  - the REAL scaler loop (functions/scaler/scaler.ts `run`, wired by wiring.ts `createPorts`),
  *    re-invoked back to back as EventBridge would invoke it, with a short long-poll,
  *  - and, unless a kubeconfig is given, the embedded simulated cluster: the fake Kubernetes API
- *    server the tests use (test/support/fake-kube) with its job controller on timers, plus the
+ *    server (fake-kube/, also used by the tests) with its job controller on timers, plus the
  *    simulated CI provider (simulated-ci.ts) that sends the started/finished webhooks of the CI
  *    jobs its pods run.
  * Configuration goes through the production loaders (loadWebhookConfig / loadScalerConfig) on the
  * given environment over the local defaults; only the endpoints the stack created are forced.
  *
- * Why the fake API server stays in test/support/fake-kube and is imported from here: it is the
- * one simulated cluster, already covered by its own tests, and owned with them; a copy under
- * functions/ would drift. functions/local is developer tooling run by tsx, never bundled into a
- * Lambda (serverless-esbuild bundles only the handlers' import graphs).
+ * The fake API server lives here, in the tooling, because the local stack embeds it; the tests
+ * import it from here (dependencies run one way: test/ -> functions/local -> the deployed code,
+ * checked by test/unit/layout.test.ts). functions/local is developer tooling run by tsx, never
+ * bundled into a Lambda (serverless-esbuild bundles only the handlers' import graphs).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { FakeKube } from '../../test/support/fake-kube/index.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { sendEvent } from '../adapters/sqs/events-queue.js';
 import { liveAgents, queueOf } from '../core/agent-job.js';
 import type { Decision } from '../core/decision.js';
-import type { JobEvent } from '../core/job-event.js';
+import type { QueuedJobEvent } from '../core/job-event.js';
+import { routeGitlab } from '../core/routing.js';
 import { run, type ScalerLog, type ScalerPorts } from '../scaler/scaler.js';
 import { createPorts, scalerSettings } from '../scaler/wiring.js';
 import { resetAwsClients } from '../shared/aws.js';
@@ -38,11 +38,20 @@ import {
   type WebhookConfig,
 } from '../shared/config.js';
 import { createWebhookHandler } from '../webhook/app.js';
-import { closeConnections, LOCAL_SECRETS, type LocalSecrets, localSigningSecrets } from './ci-webhooks.js';
-import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js';
+import {
+  closeConnections,
+  type LocalSecrets,
+  localSigningSecrets,
+  randomLocalSecrets,
+  SECRET_VARIABLES,
+} from './ci-webhooks.js';
+import { createLedgerTable, startDynamoDbLocal } from './dynamodb-local.js';
+import { FakeGitlab } from './fake-gitlab.js';
+import { FakeKube } from './fake-kube/index.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
+import { reapOrphanedRuns, writeRunRecord } from './run-files.js';
 import { type CiJobRecord, SimulatedCi } from './simulated-ci.js';
-import { type SqsLocal, startSqsLocal } from './sqs-local.js';
+import { startSqsLocal } from './sqs-local.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -108,7 +117,8 @@ export interface LocalStackStatus {
 
 export interface LocalStack {
   readonly webhookUrl: string;
-  readonly secrets: Partial<LocalSecrets>;
+  /** The webhook secrets in force: the environment's, else new random ones for this start. */
+  readonly secrets: LocalSecrets;
   readonly webhookConfig: WebhookConfig;
   readonly scalerConfig: ScalerConfig;
   readonly eventsQueueUrl: string;
@@ -117,6 +127,8 @@ export interface LocalStack {
   readonly endpoints: { readonly dynamodb: string; readonly sqs: string };
   /** Embedded cluster only: the fake API server (inspect Jobs and pods). */
   readonly fakeCluster?: FakeKube;
+  /** Embedded cluster only: the fake GitLab API the scaler looks GitLab job tags up in. */
+  readonly fakeGitlab?: FakeGitlab;
   readonly kubeconfigPath: string;
   /** Process ids of child processes (DynamoDB Local's JVM). */
   readonly childPids: number[];
@@ -124,11 +136,11 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
+/** The embedded cluster's agent template: simulated agents that take any provider's jobs. */
+export const SIMULATED_AGENT_TEMPLATE = path.join(PROJECT_ROOT, 'functions', 'local', 'simulated-agent.yaml');
+
 /** Local defaults, under whatever the environment sets (over the loaders' own defaults). */
 export const LOCAL_DEFAULTS: Readonly<Env> = {
-  BUILDKITE_WEBHOOK_SECRET: LOCAL_SECRETS.buildkite,
-  GITHUB_WEBHOOK_SECRET: LOCAL_SECRETS.github,
-  GITLAB_WEBHOOK_TOKEN: LOCAL_SECRETS.gitlab,
   SCALER_POLL_SECONDS: '1',
   SCALER_BUDGET_SECONDS: '30',
   // Finished agent Jobs leave the simulated cluster after a minute (>= the intent lease).
@@ -138,6 +150,7 @@ export const LOCAL_DEFAULTS: Readonly<Env> = {
 
 /** Variables that reach AWS services the local stack does not emulate: ignored locally. */
 const NOT_LOCAL = [
+  'GITLAB_API_TOKEN_PARAMETER',
   'BUILDKITE_WEBHOOK_SECRET_PARAMETER',
   'GITHUB_WEBHOOK_SECRET_PARAMETER',
   'GITLAB_WEBHOOK_TOKEN_PARAMETER',
@@ -179,11 +192,32 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
   };
 
+  // Configuration through the production loaders, checked before anything starts: a bad variable
+  // stops here, naming it, without a JVM started for nothing. The endpoints the stack creates
+  // are placeholders in this first pass and forced to the real ones below.
+  const given = { ...(options.env ?? process.env) };
+  delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
+  // Simulated agents take any provider's job (functions/local/simulated-agent.yaml).
+  if (!options.kubeconfig && !given.JOB_TEMPLATE?.trim()) given.JOB_TEMPLATE = SIMULATED_AGENT_TEMPLATE;
+  // Webhook secrets the environment does not set are new random ones, never published defaults.
+  const secrets = localSigningSecrets(given, randomLocalSecrets());
+  for (const [provider, variable] of Object.entries(SECRET_VARIABLES)) {
+    if (!given[variable]?.trim()) given[variable] = secrets[provider as keyof LocalSecrets];
+  }
+  const placeholders = {
+    EVENTS_QUEUE_URL: 'http://127.0.0.1:1/000000000000/not-started-yet',
+    LEDGER_TABLE: 'not-started-yet',
+    KUBECONFIG: options.kubeconfig ?? 'not-started-yet',
+  };
+  loadWebhookConfig(localEnv(given, placeholders, () => {}));
+  loadScalerConfig(localEnv(given, placeholders, () => {}));
+
+  const localDir = options.localDir ?? path.join(PROJECT_ROOT, '.local');
+  // A stack killed with SIGKILL ran no exit hook: stop its DynamoDB Local, remove its folder.
+  for (const line of reapOrphanedRuns(localDir)) onLog('warn', line);
+
   try {
-    const runDir = path.join(
-      options.localDir ?? path.join(PROJECT_ROOT, '.local'),
-      `run-${process.pid}-${Date.now().toString(36)}`,
-    );
+    const runDir = path.join(localDir, `run-${process.pid}-${Date.now().toString(36)}`);
     mkdirSync(runDir, { recursive: true });
     // Removed on stop, and on any exit of this process (a second Ctrl-C, an uncaught error).
     const removeRunDir = (): void => rmSync(runDir, { recursive: true, force: true });
@@ -194,8 +228,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     const [dynamo, sqs] = await Promise.all([
-      startDynamoDbLocal().then((d) => (cleanups.push(() => d.stop()), d)) as Promise<DynamoDbLocal>,
-      startSqsLocal().then((s) => (cleanups.push(() => s.stop()), s)) as Promise<SqsLocal>,
+      startDynamoDbLocal().then((d) => {
+        cleanups.push(() => d.stop());
+        // Recorded at once, so that a `kill -9` from here on leaves nothing the next start misses.
+        writeRunRecord(runDir, { ownerPid: process.pid, childPids: d.pid === undefined ? [] : [d.pid], secrets });
+        return d;
+      }),
+      startSqsLocal().then((s) => {
+        cleanups.push(() => s.stop());
+        return s;
+      }),
     ]);
     const ledgerTable = 'ci-agent-autoscaler-local-ledger';
     await createLedgerTable(dynamo.endpoint, ledgerTable);
@@ -219,33 +261,47 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       }
     });
 
-    // Configuration through the production loaders. The namespace is needed before the cluster.
-    const given = { ...(options.env ?? process.env) };
-    delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
     const agentStartMs = options.agentStartMs ?? 1500;
     const agentRunMs = options.agentRunMs ?? 6000;
-    let fake: FakeKube | undefined;
-    let kubeconfigPath = options.kubeconfig;
-    if (!kubeconfigPath) {
+    const startEmbeddedCluster = async (): Promise<FakeKube> => {
       const namespace = localEnv(given, {}, () => {}).KUBE_NAMESPACE ?? defaultOf('KUBE_NAMESPACE');
       // Its temporary kubeconfig goes under the run folder, not the OS temp folder.
       const f = new FakeKube({ namespace, autoRun: { startMs: agentStartMs, runMs: agentRunMs }, dir: runDir });
       await f.start();
       cleanups.push(() => f.stop());
-      fake = f;
-      kubeconfigPath = f.kubeconfigPath;
+      return f;
+    };
+    const fake = options.kubeconfig ? undefined : await startEmbeddedCluster();
+    const kubeconfigPath = options.kubeconfig ?? fake?.kubeconfigPath ?? '';
+    // With the simulated cluster, the made-up GitLab jobs are looked up in a fake GitLab API,
+    // tagged for the first queue whose agents take GitLab jobs (the Job Hook has no job tags).
+    let fakeGitlab: FakeGitlab | undefined;
+    if (fake) {
+      const routing = loadWebhookConfig(localEnv(given, placeholders, () => {})).routing;
+      const gitlabQueue = routing.queues.find((q) => q.provider === undefined || q.provider === 'gitlab');
+      const g = new FakeGitlab(
+        'local-gitlab-read-api-token',
+        gitlabQueue ? [gitlabQueue.runnerTags[0] ?? gitlabQueue.queue] : undefined,
+      );
+      await g.start();
+      cleanups.push(() => g.stop());
+      fakeGitlab = g;
     }
     const env = localEnv(
       given,
-      { EVENTS_QUEUE_URL: sqs.eventsQueueUrl, LEDGER_TABLE: ledgerTable, KUBECONFIG: kubeconfigPath },
+      {
+        ...(fakeGitlab ? { GITLAB_API_URL: fakeGitlab.url, GITLAB_API_TOKEN: fakeGitlab.token } : {}),
+        EVENTS_QUEUE_URL: sqs.eventsQueueUrl,
+        LEDGER_TABLE: ledgerTable,
+        KUBECONFIG: kubeconfigPath,
+      },
       (m) => onLog('warn', m),
     );
     const webhookConfig = loadWebhookConfig(env);
     const scalerConfig = loadScalerConfig(env);
 
     const queues = new Map<string, QueueStatus>(
-      scalerConfig.queues.map((q) => {
-        const s = scalerConfig.queueSettings[q]!;
+      Object.entries(scalerConfig.queueSettings).map(([q, s]) => {
         return [
           q,
           {
@@ -265,12 +321,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // --- webhook ---------------------------------------------------------------------------
     let webhookUrl = '';
-    const secrets = localSigningSecrets(env);
     const ci = fake
       ? new SimulatedCi({
           webhookUrl: () => webhookUrl,
           secrets,
-          runningPods: (): V1Pod[] => fake!.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
+          runningPods: (): V1Pod[] => fake.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
           onError: (m) => onLog('warn', m),
         })
       : undefined;
@@ -278,8 +333,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const webhook = createWebhookHandler({
       config: webhookConfig,
       queue: {
-        sendEvent: async (event: JobEvent) => {
-          ci?.observe(event);
+        sendEvent: async (event: QueuedJobEvent) => {
+          ci?.observe(event, (e) => {
+            if (e.queue !== undefined) return e.queue;
+            const tags = e.gitlabProjectId === undefined ? undefined : fakeGitlab?.tagsOf(e.gitlabProjectId, e.jobId);
+            const routed = tags === undefined ? undefined : routeGitlab(tags, webhookConfig.routing);
+            return routed && 'queue' in routed ? routed.queue : undefined;
+          });
           return sendEvent(webhookConfig.eventsQueueUrl, event);
         },
       },
@@ -310,6 +370,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     cleanups.push(() => endpoint.close());
     cleanups.push(() => closeConnections());
     webhookUrl = endpoint.url;
+    writeRunRecord(runDir, {
+      ownerPid: process.pid,
+      childPids: dynamo.pid === undefined ? [] : [dynamo.pid],
+      url: webhookUrl,
+      secrets,
+    });
 
     // --- scaler ----------------------------------------------------------------------------
     const scalerLog: ScalerLog = {
@@ -372,7 +438,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // --- what is in flight, observed via the cluster -------------------------------------------
     const listJobs: () => Promise<V1Job[]> = fake
-      ? async () => fake!.jobs(scalerConfig.namespace)
+      ? async () => fake.jobs(scalerConfig.namespace)
       : () => wired.cluster.listAgentJobs();
     let sampling = false;
     const sample = async (): Promise<void> => {
@@ -414,6 +480,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ledgerTable,
       endpoints: { dynamodb: dynamo.endpoint, sqs: sqs.endpoint },
       ...(fake ? { fakeCluster: fake } : {}),
+      ...(fakeGitlab ? { fakeGitlab } : {}),
       kubeconfigPath,
       childPids: dynamo.pid === undefined ? [] : [dynamo.pid],
       status,

@@ -15,7 +15,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { ConfigError } from '../shared/config.js';
-import { LOCAL_SECRETS } from './ci-webhooks.js';
 import { type LocalStack, startLocalStack } from './stack.js';
 import { decisionLine, statusLines, Terminal } from './terminal.js';
 
@@ -38,18 +37,30 @@ function int(name: string, value: string | undefined, fallback: number): number 
   return Number(value);
 }
 
+/** A command-line mistake: printed with the usage, no stack trace. */
+class UsageError extends Error {}
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: 'string' },
+        kubeconfig: { type: 'string' },
+        embedded: { type: 'boolean', default: false },
+        'agent-start-ms': { type: 'string' },
+        'agent-run-ms': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    });
+  } catch (error) {
+    // node:util parseArgs: unknown option, missing value, stray positional argument.
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      embedded: { type: 'boolean', default: false },
-      'agent-start-ms': { type: 'string' },
-      'agent-run-ms': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
+  const { values } = parseOptions();
   if (values.help) {
     console.log(HELP);
     return;
@@ -87,11 +98,10 @@ async function main(): Promise<void> {
   });
 
   const c = stack.scalerConfig;
-  const secretLine = (provider: 'buildkite' | 'github' | 'gitlab', variable: string) => {
-    const value = stack.secrets[provider];
-    if (value === undefined) return `${provider}: off`;
-    return value === LOCAL_SECRETS[provider] ? `${provider} "${value}"` : `${provider} (from ${variable})`;
-  };
+  // Random per start unless set: a stack exposed through a tunnel is not guarded by a secret
+  // anyone could read in this repository. Printed so a real provider can be pointed at it.
+  const secretLine = (provider: 'buildkite' | 'github' | 'gitlab', variable: string) =>
+    process.env[variable]?.trim() ? `${provider} (from ${variable})` : `${provider} "${stack.secrets[provider]}"`;
   const rel = (p: string) => (p.startsWith(PROJECT_ROOT) ? path.relative(PROJECT_ROOT, p) : p);
   console.log(
     [
@@ -99,7 +109,9 @@ async function main(): Promise<void> {
       'ci-agent-autoscaler — local stack',
       `  webhooks  POST ${stack.webhookUrl}/webhooks/buildkite | /webhooks/github | /webhooks/gitlab`,
       `  secrets   ${secretLine('buildkite', 'BUILDKITE_WEBHOOK_SECRET')}, ${secretLine('github', 'GITHUB_WEBHOOK_SECRET')}, ${secretLine('gitlab', 'GITLAB_WEBHOOK_TOKEN')}`,
-      `  queues    ${c.queues.map((q) => `${q} (MIN ${c.queueSettings[q]!.minAgents}, MAX ${c.queueSettings[q]!.maxAgents}, template ${c.queueSettings[q]!.jobTemplate})`).join(', ')}`,
+      `  queues    ${Object.entries(c.queueSettings)
+        .map(([q, s]) => `${q} (MIN ${s.minAgents}, MAX ${s.maxAgents}, template ${s.jobTemplate})`)
+        .join(', ')}`,
       `  scaler    ticks at once on each event, at least every ${c.pollSeconds} s; namespace ${c.namespace}`,
       `  DynamoDB  ${stack.endpoints.dynamodb}  table ${stack.ledgerTable} (DynamoDB Local, in memory, from infra/aws/ledger-table.yml)`,
       `  SQS       ${stack.endpoints.sqs}  ${stack.eventsQueueUrl} + DLQ (fauxqs, from infra/aws/queues.yml)`,
@@ -144,6 +156,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(`${error.message}\n\n${HELP}`);
+    process.exit(2);
+  }
   if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
   else if ((error as NodeJS.ErrnoException)?.code === 'EADDRINUSE')
     console.error(`Port in use: ${(error as Error).message}. Use --port N (or PORT=N), 0 for any free port.`);

@@ -74,7 +74,7 @@ export class Terminal {
       this.last = block;
       return;
     }
-    const withoutClock = lines.slice(1).join('\n') + lines[0]!.replace(/^── \S+ · \d+ scaler ticks · /, '');
+    const withoutClock = lines.slice(1).join('\n') + (lines[0] ?? '').replace(/^── \S+ · \d+ scaler ticks · /, '');
     if (withoutClock === this.last || Date.now() - this.lastPlainAt < 5000) return;
     this.last = withoutClock;
     this.lastPlainAt = Date.now();

@@ -19,7 +19,7 @@ import type { V1Job } from '@kubernetes/client-node';
 import type { Cluster } from '../adapters/kubernetes/cluster.js';
 import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
 import { type Decision, decide } from '../core/decision.js';
-import type { JobEvent } from '../core/job-event.js';
+import { isRouted, type JobEvent, type QueuedJobEvent } from '../core/job-event.js';
 import {
   type ClusterJob,
   type DispatchAction,
@@ -29,11 +29,14 @@ import {
 } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
+import type { EventRouter, RouteOutcome } from './gitlab-routes.js';
 
 export interface EventSource {
   receive(options: { max: number; waitSeconds: number }): Promise<ReceivedEvent[]>;
   /** Deletes the messages; returns the receipt handles that could not be deleted. */
   delete(receiptHandles: readonly string[]): Promise<string[]>;
+  /** Delivers the message again only after `seconds` (best effort). */
+  defer?(receiptHandle: string, seconds: number): Promise<void>;
 }
 
 /** What the scaler asks of the cluster: the Kubernetes adapter's interface. */
@@ -71,6 +74,12 @@ export interface ScalerPorts {
   readonly limiter: LimiterStore;
   readonly cluster: ClusterPort;
   readonly jobs: JobFactory;
+  /**
+   * Gives an event without a queue (GitLab: the Job Hook has no job tags) its queue, or says
+   * no queue can take it, or that it cannot tell yet (the event stays in SQS). Without a
+   * router such events stay in SQS (then the dead-letter queue).
+   */
+  readonly router?: EventRouter;
   readonly log: ScalerLog;
   readonly metrics?: ScalerMetrics;
   /** Epoch milliseconds. */
@@ -101,6 +110,8 @@ export interface DrainReport {
   failed: number;
   invalid: number;
   undeleted: number;
+  /** Events of CI jobs no served queue can take (deleted, counted nowhere). */
+  unserved: number;
 }
 
 export interface TickReport {
@@ -119,13 +130,28 @@ export async function drain(
   waitSeconds: number,
   deadline: number,
 ): Promise<DrainReport> {
-  const report: DrainReport = { received: 0, applied: 0, duplicates: 0, failed: 0, invalid: 0, undeleted: 0 };
+  const report: DrainReport = {
+    received: 0,
+    applied: 0,
+    duplicates: 0,
+    failed: 0,
+    invalid: 0,
+    undeleted: 0,
+    unserved: 0,
+  };
   const { events, ledger, log } = ports;
+
+  const route = async (events: QueuedJobEvent[]): Promise<RouteOutcome[]> => {
+    if (events.every(isRouted)) return events.map((event) => ({ event }));
+    if (!ports.router)
+      return events.map((event) => (isRouted(event) ? { event } : { failed: 'no router for events without a queue' }));
+    return ports.router.resolve(events).catch((e: unknown) => events.map(() => ({ failed: describeError(e) })));
+  };
 
   /** Applies and deletes one batch; true when it had events and none could be applied. */
   const handle = async (batch: ReceivedEvent[]): Promise<boolean> => {
     report.received += batch.length;
-    const valid = batch.filter((m): m is ReceivedEvent & { event: JobEvent } => m.event !== undefined);
+    const parsed = batch.filter((m): m is ReceivedEvent & { event: QueuedJobEvent } => m.event !== undefined);
     for (const m of batch) {
       if (m.event) continue;
       report.invalid++;
@@ -136,18 +162,52 @@ export async function drain(
           error: m.error,
         });
     }
-    if (valid.length === 0) return false;
-    const outcomes = await ledger
-      .apply(
-        valid.map((m) => m.event),
-        new Date(ports.now()),
-      )
-      .catch((e: unknown) =>
-        valid.map((m) => ({ eventId: m.event.id, result: 'failed' as const, error: describeError(e) })),
-      );
+    if (parsed.length === 0) return false;
+    const routes = await route(parsed.map((m) => m.event));
     const done: string[] = [];
-    outcomes.forEach((o, i) => {
-      const m = valid[i]!;
+    const valid: (ReceivedEvent & { event: JobEvent })[] = [];
+    routes.forEach((r, i) => {
+      const m = parsed[i];
+      if (!m) return;
+      if ('event' in r) {
+        valid.push({ ...m, event: r.event });
+      } else if ('ignored' in r) {
+        report.unserved++;
+        done.push(m.receiptHandle);
+        log.info('job no queue can serve; not counted', {
+          eventId: m.event.id,
+          jobId: m.event.jobId,
+          reason: r.ignored,
+        });
+      } else {
+        report.failed++;
+        // While the lookup API is paused, the message comes back only when it may be asked
+        // again: each delivery (counted towards maxReceiveCount) is then a real attempt.
+        if (r.retryAfterMs !== undefined && ports.events.defer)
+          ports.events.defer(m.receiptHandle, Math.max(1, r.retryAfterMs / 1000)).catch(() => undefined);
+        // Not routed to a guess: it stays in the queue and is retried on a later receive.
+        if (m.receiveCount <= 1)
+          log.error('event not routed; it stays in the queue', {
+            messageId: m.messageId,
+            eventId: m.event.id,
+            error: r.failed,
+          });
+      }
+    });
+    const outcomes =
+      valid.length === 0
+        ? []
+        : await ledger
+            .apply(
+              valid.map((m) => m.event),
+              new Date(ports.now()),
+            )
+            .catch((e: unknown) =>
+              valid.map((m) => ({ eventId: m.event.id, result: 'failed' as const, error: describeError(e) })),
+            );
+    valid.forEach((m, i) => {
+      // A ledger that answers for fewer events than it was given: the rest stay in the queue.
+      const o = outcomes[i] ?? { eventId: m.event.id, result: 'failed' as const, error: 'no outcome from the ledger' };
       if (o.result === 'failed') {
         report.failed++;
         if (m.receiveCount <= 1)

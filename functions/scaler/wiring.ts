@@ -2,10 +2,14 @@
 
 import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
 import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
+import { DynamoRouteStore } from '../adapters/dynamodb/route-store.js';
+import { createGitlabJobsApi } from '../adapters/gitlab/jobs-api.js';
 import { createCluster } from '../adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../adapters/kubernetes/templates.js';
+import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { createEventsQueue } from '../adapters/sqs/events-queue.js';
 import type { ScalerConfig } from '../shared/config.js';
+import { createGitlabRouter } from './gitlab-routes.js';
 import { createScalerMetrics } from './metrics.js';
 import { eventSource, jobFactory } from './ports.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from './scaler.js';
@@ -27,8 +31,25 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
       Object.entries(c.queueSettings).map(async ([q, s]) => [q, await loadTemplate(s.jobTemplate)] as const),
     ),
   );
+  const tokens = new SecretStore({ gitlabApi: c.gitlabApi.token });
+  const api = tokens.enabled('gitlabApi')
+    ? createGitlabJobsApi({
+        url: c.gitlabApi.url,
+        token: () => tokens.get('gitlabApi'),
+        refreshToken: () => tokens.refresh('gitlabApi'),
+      })
+    : undefined;
   return {
     events: eventSource(createEventsQueue(c.eventsQueueUrl)),
+    router: createGitlabRouter({
+      api,
+      store: new DynamoRouteStore({
+        tableName: c.ledgerTable,
+        retentionSeconds: (c.ledgerRetentionDays * 24 + c.ledgerOpenMaxAgeHours) * 3600,
+      }),
+      routing: c.routing,
+      now: Date.now,
+    }),
     ledger: new DynamoLedgerStore({
       tableName: c.ledgerTable,
       retentionDays: c.ledgerRetentionDays,
@@ -41,6 +62,8 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
       ttlSecondsAfterFinished: c.jobTtlSecondsAfterFinished,
       activeDeadlineSeconds: c.jobActiveDeadlineSeconds,
       deployment: c.ledgerTable,
+      agentsFor: (queue) => c.queueSettings[queue]?.agents,
+      runnerTokenSecretFor: (queue) => c.queueSettings[queue]?.runnerTokenSecret,
       templateFor: (queue) => {
         const template = templates[queue];
         if (!template) throw new Error(`queue ${JSON.stringify(queue)} is not served (QUEUES)`);

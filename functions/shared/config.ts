@@ -5,7 +5,14 @@
  * the value it got and what it expects. The README's configuration table is generated from this
  * list (`npm run docs:config`) and a test fails when the two drift apart.
  */
-import * as z from 'zod';
+import { PROVIDERS, type Provider } from '../core/job-event.js';
+import {
+  defaultAgentTags,
+  defaultRunnerLabels,
+  defaultRunnerTags,
+  type QueueAgents,
+  type Routing,
+} from '../core/routing.js';
 
 export type FunctionName = 'webhook' | 'scaler';
 
@@ -49,15 +56,16 @@ export const VARIABLES = [
     default: 'default',
     expected: 'a comma-separated list of queue names (letters, digits, . _ -)',
     description:
-      'CI queues this deployment serves. Buildkite jobs target a queue with `queue=NAME` in their agent query rules; GitHub jobs with a `runs-on` label equal to the name; GitLab jobs with a tag equal to the name. Events for other queues are answered 202 and ignored.',
+      "CI queues this deployment serves, in precedence order. A job counts for the first queue whose agents could take it, by the provider's own rule (README, Matching jobs to queues). Jobs no queue can serve are answered 202 and ignored.",
   },
   {
     name: 'QUEUE_OVERRIDES',
-    functions: ['scaler'],
+    functions: ['webhook', 'scaler'],
     default: '{}',
     expected:
-      'a JSON object keyed by queue name, each value {"minAgents"?: int, "maxAgents"?: int, "jobTemplate"?: string}',
-    description: 'Per-queue overrides of MIN_AGENTS, MAX_AGENTS and JOB_TEMPLATE.',
+      'a JSON object keyed by queue name, each value {"minAgents"?: int, "maxAgents"?: int, "jobTemplate"?: string, "provider"?: "buildkite"|"github"|"gitlab", "agentTags"?: ["key=value", ...], "runnerLabels"?: [string, ...], "runnerTags"?: [string, ...], "runUntagged"?: boolean, "runnerTokenSecret"?: string}',
+    description:
+      "Per-queue overrides of MIN_AGENTS, MAX_AGENTS and JOB_TEMPLATE, and what the queue's agents carry: Buildkite agent tags (default `queue=<name>`), GitHub runner labels (default `self-hosted`, `linux`, `x64`, `<name>`), GitLab runner tags (default `<name>`) and whether its GitLab runners take untagged jobs (default false); `runnerTokenSecret` names the queue's own GitLab runner token Secret. `provider` defaults to the template's (buildkite/github/gitlab); a queue with a custom template and no provider counts jobs of any provider.",
   },
   {
     name: 'LOG_LEVEL',
@@ -112,6 +120,21 @@ export const VARIABLES = [
     description: 'SSM parameter holding the GitLab token.',
   },
   {
+    name: 'JOB_TEMPLATE',
+    functions: ['webhook', 'scaler'],
+    default: 'buildkite',
+    expected: 'buildkite, github, gitlab, or a path to a Job template YAML file',
+    description:
+      'Agent Job template (files in infra/k8s/agents/) used for queues without an override; a built-in name also sets which provider those queues serve.',
+  },
+  {
+    name: 'BUILDKITE_DEFAULT_QUEUE',
+    functions: ['webhook'],
+    default: 'default',
+    expected: 'a queue name (letters, digits, . _ -)',
+    description: "The queue a Buildkite job without a `queue=` agent rule targets: your cluster's default queue key.",
+  },
+  {
     name: 'WEBHOOK_MAX_BODY_BYTES',
     functions: ['webhook'],
     default: '1048576',
@@ -153,13 +176,6 @@ export const VARIABLES = [
     default: 'ci-agents',
     expected: 'a Kubernetes namespace name',
     description: 'Namespace the agent Jobs are created and listed in.',
-  },
-  {
-    name: 'JOB_TEMPLATE',
-    functions: ['scaler'],
-    default: 'buildkite',
-    expected: 'buildkite, github, gitlab, or a path to a Job template YAML file',
-    description: 'Agent Job template (files in infra/k8s/agents/) used for queues without an override.',
   },
   {
     name: 'JOB_TTL_SECONDS_AFTER_FINISHED',
@@ -216,6 +232,28 @@ export const VARIABLES = [
       'Long-poll wait for new events when no CI job is waiting: an event ends the wait at once; without one the scaler still reconciles this often. While jobs wait for agents it re-ticks every 2 s.',
   },
   {
+    name: 'GITLAB_API_URL',
+    functions: ['scaler'],
+    default: 'https://gitlab.com/api/v4',
+    expected: 'an http(s) URL of a GitLab REST API v4',
+    description:
+      "Where the scaler looks up a GitLab job's tags (`GET /projects/:id/jobs/:job_id`, once per CI job): the Job Hook does not carry them.",
+  },
+  {
+    name: 'GITLAB_API_TOKEN',
+    functions: ['scaler'],
+    expected: 'a GitLab access token with the read_api scope',
+    description:
+      'Token for the job-tags lookup, plain (local use). Without it and GITLAB_API_TOKEN_PARAMETER, GitLab events cannot be routed and stay in the events queue (then its dead-letter queue).',
+    secret: true,
+  },
+  {
+    name: 'GITLAB_API_TOKEN_PARAMETER',
+    functions: ['scaler'],
+    expected: 'an SSM Parameter Store name (SecureString) starting with "/"',
+    description: 'SSM parameter holding the read_api token; fetched once per container, refreshed after a 401.',
+  },
+  {
     name: 'KUBECONFIG',
     functions: ['scaler'],
     expected: 'a path to a kubeconfig file',
@@ -252,8 +290,12 @@ export type VariableName = (typeof VARIABLES)[number]['name'];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+const SPECS = new Map<string, VariableSpec>(VARIABLES.map((v) => [v.name, v]));
+
 function spec(name: VariableName): VariableSpec {
-  return VARIABLES.find((v) => v.name === name)!;
+  const found = SPECS.get(name);
+  if (!found) throw new Error(`unknown configuration variable ${name}`);
+  return found;
 }
 
 /** The embedded default of a variable (undefined for required or optional-without-default). */
@@ -350,6 +392,8 @@ export interface CommonConfig {
   readonly eventsQueueUrl: string;
   readonly queues: readonly string[];
   readonly logLevel: LogLevel;
+  /** What each served queue's agents carry, and the Buildkite default queue. */
+  readonly routing: Routing;
 }
 
 export interface WebhookConfig extends CommonConfig {
@@ -366,6 +410,10 @@ export interface QueueSettings {
   readonly minAgents: number;
   readonly maxAgents: number;
   readonly jobTemplate: string;
+  /** The queue's declared agents (the same object routing uses). */
+  readonly agents: QueueAgents;
+  /** The queue's own GitLab runner token Secret (replaces the template's CI_SERVER_TOKEN Secret). */
+  readonly runnerTokenSecret?: string;
 }
 
 export type ClusterAccess =
@@ -392,15 +440,43 @@ export interface ScalerConfig extends CommonConfig {
   readonly budgetSeconds: number;
   readonly pollSeconds: number;
   readonly cluster: ClusterAccess;
+  readonly gitlabApi: { readonly url: string; readonly token: SecretSource };
 }
 
-function common(env: Env): CommonConfig {
-  return { eventsQueueUrl: url(env, 'EVENTS_QUEUE_URL'), queues: queueList(env), logLevel: logLevel(env) };
+interface Base extends CommonConfig {
+  readonly queueSettings: Readonly<Record<string, QueueSettings>>;
+  readonly defaults: QueueSettings;
+}
+
+/** `limits`: read MIN_AGENTS/MAX_AGENTS (the scaler); the webhook needs only the routing. */
+function common(env: Env, limits: boolean): Base {
+  const queues = queueList(env);
+  const minAgents = limits ? int(env, 'MIN_AGENTS', 0) : 0;
+  const maxAgents = limits ? int(env, 'MAX_AGENTS', Math.max(1, minAgents)) : Number.MAX_SAFE_INTEGER;
+  const template = jobTemplate(required(env, 'JOB_TEMPLATE'), 'JOB_TEMPLATE', env);
+  const defaults: QueueSettings = {
+    minAgents,
+    maxAgents,
+    jobTemplate: template,
+    agents: agentsOf('default', {}, template),
+  };
+  const settings = queueSettings(env, queues, defaults);
+  const buildkiteDefaultQueue = required(env, 'BUILDKITE_DEFAULT_QUEUE');
+  if (!QUEUE_NAME.test(buildkiteDefaultQueue)) fail('BUILDKITE_DEFAULT_QUEUE', env.BUILDKITE_DEFAULT_QUEUE);
+  return {
+    eventsQueueUrl: url(env, 'EVENTS_QUEUE_URL'),
+    queues,
+    logLevel: logLevel(env),
+    routing: { queues: queues.map((q) => settings[q]?.agents ?? agentsOf(q, {}, template)), buildkiteDefaultQueue },
+    queueSettings: settings,
+    defaults,
+  };
 }
 
 export function loadWebhookConfig(env: Env = process.env): WebhookConfig {
+  const { queueSettings: _s, defaults: _d, ...base } = common(env, false);
   return {
-    ...common(env),
+    ...base,
     secrets: {
       buildkite: secret(env, 'BUILDKITE_WEBHOOK_SECRET', 'BUILDKITE_WEBHOOK_SECRET_PARAMETER'),
       github: secret(env, 'GITHUB_WEBHOOK_SECRET', 'GITHUB_WEBHOOK_SECRET_PARAMETER'),
@@ -411,26 +487,115 @@ export function loadWebhookConfig(env: Env = process.env): WebhookConfig {
   };
 }
 
-/** Built on first use, so a function that never reads QUEUE_OVERRIDES does not bundle zod. */
-let overrideSchema: ReturnType<typeof buildOverrideSchema> | undefined;
-function buildOverrideSchema() {
-  return z.record(
-    z.string(),
-    z
-      .object({
-        minAgents: z.number().int().min(0).optional(),
-        maxAgents: z.number().int().min(1).optional(),
-        jobTemplate: z.string().min(1).optional(),
-      })
-      .strict(),
-  );
-}
-
 function jobTemplate(value: string, name: VariableName, env: Env): string {
   if (['buildkite', 'github', 'gitlab'].includes(value) || value.endsWith('.yaml') || value.endsWith('.yml')) {
     return value;
   }
   return fail(name, env[name]);
+}
+
+interface QueueOverride {
+  readonly minAgents?: number;
+  readonly maxAgents?: number;
+  readonly jobTemplate?: string;
+  readonly provider?: Provider;
+  readonly agentTags?: readonly string[];
+  readonly runnerLabels?: readonly string[];
+  readonly runnerTags?: readonly string[];
+  readonly runUntagged?: boolean;
+  readonly runnerTokenSecret?: string;
+}
+
+const OVERRIDE_KEYS = [
+  'minAgents',
+  'maxAgents',
+  'jobTemplate',
+  'provider',
+  'agentTags',
+  'runnerLabels',
+  'runnerTags',
+  'runUntagged',
+  'runnerTokenSecret',
+] as const;
+
+/** A Kubernetes object name (DNS-1123 subdomain). */
+const SECRET_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** A label, tag or `key=value` element: printable, no comma (agents take them comma-separated). */
+const ELEMENT = /^[^,\s][^,]{0,254}$/;
+
+/** Validates one queue's override by hand (no schema library in the webhook's bundle). */
+function parseOverride(queue: string, value: unknown, problem: (where: string, what: string) => never): QueueOverride {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return problem(queue, 'must be an object');
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!(OVERRIDE_KEYS as readonly string[]).includes(key)) problem(`${queue}.${key}`, 'is not a known setting');
+  }
+  const int = (key: 'minAgents' | 'maxAgents', min: number): number | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+      problem(`${queue}.${key}`, `must be an integer >= ${min}`);
+    return v as number;
+  };
+  const list = (
+    key: 'agentTags' | 'runnerLabels' | 'runnerTags',
+    check?: (s: string) => boolean,
+  ): string[] | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.length === 0 || v.length > 64)
+      problem(`${queue}.${key}`, 'must be a non-empty array of at most 64 strings');
+    const items = v as unknown[];
+    items.forEach((item, i) => {
+      if (typeof item !== 'string' || !ELEMENT.test(item) || (check && !check(item)))
+        problem(`${queue}.${key}.${i}`, `is not a valid element: ${JSON.stringify(item)}`);
+    });
+    return [...new Set(items as string[])];
+  };
+  const provider = o.provider;
+  if (provider !== undefined && !(PROVIDERS as readonly unknown[]).includes(provider))
+    problem(`${queue}.provider`, `must be one of ${PROVIDERS.join(', ')}`);
+  const jobTemplateValue = o.jobTemplate;
+  if (jobTemplateValue !== undefined && (typeof jobTemplateValue !== 'string' || jobTemplateValue === ''))
+    problem(`${queue}.jobTemplate`, 'must be a non-empty string');
+  if (o.runUntagged !== undefined && typeof o.runUntagged !== 'boolean')
+    problem(`${queue}.runUntagged`, 'must be a boolean');
+  const secretName = o.runnerTokenSecret;
+  if (secretName !== undefined && (typeof secretName !== 'string' || !SECRET_NAME.test(secretName)))
+    problem(`${queue}.runnerTokenSecret`, 'must be a Kubernetes Secret name');
+  const agentTags = list('agentTags', (t) => t.indexOf('=') > 0);
+  const runnerLabels = list('runnerLabels');
+  const runnerTags = list('runnerTags');
+  const minAgents = int('minAgents', 0);
+  const maxAgents = int('maxAgents', 1);
+  return {
+    ...(minAgents === undefined ? {} : { minAgents }),
+    ...(maxAgents === undefined ? {} : { maxAgents }),
+    ...(jobTemplateValue === undefined ? {} : { jobTemplate: jobTemplateValue as string }),
+    ...(provider === undefined ? {} : { provider: provider as Provider }),
+    ...(agentTags ? { agentTags } : {}),
+    ...(runnerLabels ? { runnerLabels } : {}),
+    ...(runnerTags ? { runnerTags } : {}),
+    ...(o.runUntagged === undefined ? {} : { runUntagged: o.runUntagged as boolean }),
+    ...(secretName === undefined ? {} : { runnerTokenSecret: secretName as string }),
+  };
+}
+
+/** The provider a template name implies (a custom template path implies none). */
+function providerOfTemplate(template: string): Provider | undefined {
+  return (PROVIDERS as readonly string[]).includes(template) ? (template as Provider) : undefined;
+}
+
+function agentsOf(queue: string, o: QueueOverride, template: string): QueueAgents {
+  const provider = o.provider ?? providerOfTemplate(template);
+  return {
+    queue,
+    ...(provider ? { provider } : {}),
+    agentTags: o.agentTags ?? defaultAgentTags(queue),
+    runnerLabels: o.runnerLabels ?? defaultRunnerLabels(queue),
+    runnerTags: o.runnerTags ?? defaultRunnerTags(queue),
+    runUntagged: o.runUntagged ?? false,
+  };
 }
 
 function queueSettings(env: Env, queues: readonly string[], defaults: QueueSettings): Record<string, QueueSettings> {
@@ -441,23 +606,31 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
   } catch {
     return fail('QUEUE_OVERRIDES', env.QUEUE_OVERRIDES, `valid JSON: ${spec('QUEUE_OVERRIDES').expected}`);
   }
-  overrideSchema ??= buildOverrideSchema();
-  const result = overrideSchema.safeParse(parsed);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const where = issue.path.join('.');
+  const problem = (where: string, what: string): never => {
     throw new ConfigError(
       'QUEUE_OVERRIDES',
-      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${issue.message}`,
+      `QUEUE_OVERRIDES must be ${spec('QUEUE_OVERRIDES').expected}; at "${where}": ${what}`,
+    );
+  };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return problem('', 'must be an object');
+  const overrides = parsed as Record<string, unknown>;
+  const unknown = Object.keys(overrides).filter((q) => !queues.includes(q));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      'QUEUE_OVERRIDES',
+      `QUEUE_OVERRIDES names queue(s) not in QUEUES: ${unknown.map((q) => JSON.stringify(q)).join(', ')}`,
     );
   }
   const settings: Record<string, QueueSettings> = {};
   for (const queue of queues) {
-    const o = result.data[queue] ?? {};
-    const s = {
+    const o = Object.hasOwn(overrides, queue) ? parseOverride(queue, overrides[queue], problem) : {};
+    const template = o.jobTemplate ?? defaults.jobTemplate;
+    const s: QueueSettings = {
       minAgents: o.minAgents ?? defaults.minAgents,
       maxAgents: o.maxAgents ?? defaults.maxAgents,
-      jobTemplate: o.jobTemplate ?? defaults.jobTemplate,
+      jobTemplate: template,
+      agents: agentsOf(queue, o, template),
+      ...(o.runnerTokenSecret ? { runnerTokenSecret: o.runnerTokenSecret } : {}),
     };
     if (s.maxAgents < s.minAgents) {
       throw new ConfigError(
@@ -466,13 +639,6 @@ function queueSettings(env: Env, queues: readonly string[], defaults: QueueSetti
       );
     }
     settings[queue] = s;
-  }
-  const unknown = Object.keys(result.data).filter((q) => !queues.includes(q));
-  if (unknown.length > 0) {
-    throw new ConfigError(
-      'QUEUE_OVERRIDES',
-      `QUEUE_OVERRIDES names queue(s) not in QUEUES: ${unknown.map((q) => JSON.stringify(q)).join(', ')}`,
-    );
   }
   return settings;
 }
@@ -492,27 +658,22 @@ function cluster(env: Env): ClusterAccess {
   }
   if (file) return { kind: 'kubeconfig-file', path: file };
   if (parameter) return { kind: 'kubeconfig-parameter', name: parameter };
+  if (!eks) throw new Error('unreachable: exactly one cluster access is set');
   const endpoint = optional(env, 'EKS_CLUSTER_ENDPOINT');
   if (endpoint !== undefined && !endpoint.startsWith('https://'))
     fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
   const caData = optional(env, 'EKS_CLUSTER_CA');
+  if (!eks) return fail('EKS_CLUSTER_NAME', env.EKS_CLUSTER_NAME);
   return {
     kind: 'eks',
-    clusterName: eks!,
+    clusterName: eks,
     ...(endpoint ? { endpoint } : {}),
     ...(caData ? { caData } : {}),
   };
 }
 
 export function loadScalerConfig(env: Env = process.env): ScalerConfig {
-  const base = common(env);
-  const minAgents = int(env, 'MIN_AGENTS', 0);
-  const maxAgents = int(env, 'MAX_AGENTS', Math.max(1, minAgents));
-  const defaults: QueueSettings = {
-    minAgents,
-    maxAgents,
-    jobTemplate: jobTemplate(required(env, 'JOB_TEMPLATE'), 'JOB_TEMPLATE', env),
-  };
+  const base = common(env, true);
   const namespace = required(env, 'KUBE_NAMESPACE');
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) fail('KUBE_NAMESPACE', env.KUBE_NAMESPACE);
   const budgetSeconds = int(env, 'SCALER_BUDGET_SECONDS', 1, 890);
@@ -520,8 +681,6 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   return {
     ...base,
     ledgerTable: required(env, 'LEDGER_TABLE'),
-    defaults,
-    queueSettings: queueSettings(env, base.queues, defaults),
     namespace,
     jobTtlSecondsAfterFinished: int(env, 'JOB_TTL_SECONDS_AFTER_FINISHED', intentLeaseSeconds),
     jobActiveDeadlineSeconds: int(env, 'JOB_ACTIVE_DEADLINE_SECONDS', 60),
@@ -531,6 +690,10 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
     budgetSeconds,
     pollSeconds: int(env, 'SCALER_POLL_SECONDS', 1, 20),
     cluster: cluster(env),
+    gitlabApi: {
+      url: url(env, 'GITLAB_API_URL').replace(/\/+$/, ''),
+      token: secret(env, 'GITLAB_API_TOKEN', 'GITLAB_API_TOKEN_PARAMETER'),
+    },
   };
 }
 

@@ -35,8 +35,9 @@ export class VirtualClock {
     let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (before(h[p]!, timer)) break;
-      h[i] = h[p]!;
+      const parent = h[p];
+      if (parent === undefined || before(parent, timer)) break;
+      h[i] = parent;
       i = p;
     }
     h[i] = timer;
@@ -63,18 +64,20 @@ export class VirtualClock {
     for (;;) {
       const l = 2 * i + 1;
       const r = l + 1;
+      const left = h[l];
+      const right = h[r];
       let m = i;
       let best: Timer = last;
-      if (l < h.length && before(h[l]!, best)) {
+      if (left !== undefined && before(left, best)) {
         m = l;
-        best = h[l]!;
+        best = left;
       }
-      if (r < h.length && before(h[r]!, best)) {
+      if (right !== undefined && before(right, best)) {
         m = r;
-        best = h[r]!;
+        best = right;
       }
       if (m === i) break;
-      h[i] = h[m]!;
+      h[i] = best;
       i = m;
     }
     h[i] = last;

@@ -76,8 +76,8 @@ export class SimCluster implements ClusterPort, PodOwner {
     if (sim.pods.every((p) => p.state === 'done')) {
       sim.finishedAt = this.world.nowSeconds;
       const ttl = sim.job.spec?.ttlSecondsAfterFinished;
-      const name = sim.job.metadata!.name!;
-      if (ttl !== undefined) {
+      const name = sim.job.metadata?.name;
+      if (ttl !== undefined && name !== undefined) {
         this.clock.after(ttl * 1000, () => {
           this.jobs.delete(name);
           for (const p of sim.pods) this.byPod.delete(p);
@@ -126,7 +126,9 @@ export class SimCluster implements ClusterPort, PodOwner {
       ready,
       succeeded,
       failed,
-      ...(conditions.length > 0 ? { conditions, completionTime: iso(sim.finishedAt!) } : {}),
+      ...(conditions.length > 0 && sim.finishedAt !== undefined
+        ? { conditions, completionTime: iso(sim.finishedAt) }
+        : {}),
     };
     return job;
   }

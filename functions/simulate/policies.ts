@@ -270,7 +270,7 @@ export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyPar
     createdIds.add(jobId);
     if (fresh) creating.set(queue, (creating.get(queue) ?? 0) + 1);
     await clock.sleep(p.kubeLatencyMs);
-    if (fresh) creating.set(queue, creating.get(queue)! - 1);
+    if (fresh) creating.set(queue, (creating.get(queue) ?? 1) - 1);
     const name = jobNameFor(queue, `ci-${jobId}`);
     await cluster.createJob(
       buildAgentJob(SIM_TEMPLATE, {
@@ -289,8 +289,9 @@ export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyPar
   const live = (queue: string) => (world.inFlightByQueue.get(queue) ?? 0) + (creating.get(queue) ?? 0);
   const release = (queue: string) => {
     const list = held.get(queue);
-    while (list && list.length > 0 && live(queue) < p.maxAgents) {
-      const id = list.shift()!;
+    while (list && live(queue) < p.maxAgents) {
+      const id = list.shift();
+      if (id === undefined) break;
       const job = byId.get(id);
       // The controller asks the CI API and skips a job no longer waiting.
       if (job && job.state === 'waiting') void create(queue, id);
@@ -341,11 +342,10 @@ export function startLongLivedJob(
         // Kubernetes' deletion ranking (controller.ActivePods): not-ready before ready, then the
         // most recently ready first. Busy or idle is invisible to it.
         const ranked = [...pods].sort((a, b) => {
-          const ar = a.readyAt === undefined ? 0 : 1;
-          const br = b.readyAt === undefined ? 0 : 1;
-          if (ar !== br) return ar - br;
-          if (ar === 0) return b.createdAt - a.createdAt;
-          return b.readyAt! - a.readyAt!;
+          if (a.readyAt === undefined && b.readyAt === undefined) return b.createdAt - a.createdAt;
+          if (a.readyAt === undefined) return -1;
+          if (b.readyAt === undefined) return 1;
+          return b.readyAt - a.readyAt;
         });
         for (const pod of ranked.slice(0, pods.length - parallelism)) {
           pods.splice(pods.indexOf(pod), 1);

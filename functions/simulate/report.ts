@@ -12,6 +12,18 @@ export interface TableRow {
   readonly [column: string]: string;
 }
 
+/** The summary rows as column names and cells (one row per policy, cells in column order). */
+function table(report: SimulationReport): { columns: string[]; cells: string[][] } {
+  const data = rows(report);
+  const [first] = data;
+  return { columns: first ? Object.keys(first) : [], cells: data.map((r) => Object.values(r)) };
+}
+
+/** Characters of the longest cell of each column, header included. */
+function columnWidths(columns: string[], cells: string[][]): number[] {
+  return columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]?.length ?? 0)));
+}
+
 function rows(report: SimulationReport): TableRow[] {
   return report.results.map((r) => ({
     policy: r.policy,
@@ -34,12 +46,11 @@ function rows(report: SimulationReport): TableRow[] {
 
 /** The summary as a fixed-width text table (waits in seconds, agent time in hours). */
 export function formatTable(report: SimulationReport): string {
-  const data = rows(report);
-  if (data.length === 0) return '(no policy)\n';
-  const columns = Object.keys(data[0]!);
-  const widths = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]!.length)));
-  const line = (cells: string[]) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  const { columns, cells } = table(report);
+  if (cells.length === 0) return '(no policy)\n';
+  const widths = columnWidths(columns, cells);
+  const line = (row: string[]) =>
+    row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ');
   const o = report.options;
   const head =
     `${report.trace.jobs} CI jobs on ${report.trace.queues.join(', ')} over ${fmt(report.trace.spanSeconds / 60)} min; ` +
@@ -50,7 +61,7 @@ export function formatTable(report: SimulationReport): string {
     'waits in seconds (scheduled -> agent took the job); agent time in hours',
     line(columns),
     line(widths.map((w) => '-'.repeat(w))),
-    ...data.map((r) => line(columns.map((c) => r[c]!))),
+    ...cells.map(line),
   ].join('\n')}\n`;
 }
 
@@ -142,7 +153,9 @@ function downsample<T extends { t: number }>(points: readonly T[], limit: number
   const out: T[] = [];
   for (let i = 0; i < points.length; i += size) {
     const bucket = points.slice(i, i + size);
-    const merged = { ...bucket[0]! };
+    const [head] = bucket;
+    if (head === undefined) continue;
+    const merged = { ...head };
     for (const k of keys) (merged as Record<keyof T, unknown>)[k] = Math.max(...bucket.map((p) => p[k] as number));
     out.push(merged);
   }
@@ -239,8 +252,9 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     let prev = 0;
     for (let k = stride - 1; k < n + stride - 1; k += stride) {
       const i = Math.min(k, n - 1);
-      pts.push([r.waits[i]!, prev / n]);
-      pts.push([r.waits[i]!, (i + 1) / n]);
+      const wait = r.waits[i] ?? 0;
+      pts.push([wait, prev / n]);
+      pts.push([wait, (i + 1) / n]);
       prev = i + 1;
       if (i === n - 1) break;
     }
@@ -256,11 +270,10 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
   y += box.h + 50;
 
   // Summary table.
-  const data = rows(report);
-  if (data.length > 0) {
-    const columns = Object.keys(data[0]!);
+  const { columns, cells } = table(report);
+  if (cells.length > 0) {
     // Column widths from the longest cell (about 6 px a character at 10 px), right-aligned numbers.
-    const chars = columns.map((c) => Math.max(c.length, ...data.map((r) => r[c]!.length)));
+    const chars = columnWidths(columns, cells);
     const total = chars.reduce((a, b) => a + b, 0);
     const scale = (width - 20) / total;
     const edges: number[] = [];
@@ -275,17 +288,13 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     const row = (cells: string[], bold: boolean) => {
       cells.forEach((c, i) => {
         out.push(
-          `<text x="${(i === 0 ? 10 : edges[i]! - 4).toFixed(1)}" y="${y}" font-size="10" ${i === 0 ? '' : 'text-anchor="end"'} ${bold ? 'font-weight="bold"' : ''}>${esc(c)}</text>`,
+          `<text x="${(i === 0 ? 10 : (edges[i] ?? 0) - 4).toFixed(1)}" y="${y}" font-size="10" ${i === 0 ? '' : 'text-anchor="end"'} ${bold ? 'font-weight="bold"' : ''}>${esc(c)}</text>`,
         );
       });
       y += 15;
     };
     row(columns, true);
-    for (const r of data)
-      row(
-        columns.map((c) => r[c]!),
-        false,
-      );
+    for (const r of cells) row(r, false);
   }
   y += 10;
   return [

@@ -124,9 +124,8 @@ export interface SimulationReport {
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1]!;
+  return sorted[Math.min(sorted.length, rank) - 1] ?? 0;
 }
 
 export function waitStats(waits: readonly number[]): WaitStats {
@@ -248,7 +247,7 @@ export async function runPolicy(
   await clock.run();
 
   const end = world.nowSeconds;
-  const waits = world.jobs.filter((j) => j.startedAt !== undefined).map((j) => j.startedAt! - j.trace.at);
+  const waits = world.jobs.flatMap((j) => (j.startedAt === undefined ? [] : [j.startedAt - j.trace.at]));
   const provisioned = world.provisionedSeconds(end);
   const used = world.usedUntil(end);
   const counters: Counters = run.counters();

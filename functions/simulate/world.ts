@@ -35,7 +35,7 @@ export interface CiJob {
   endedAt?: number;
   /** Runs interrupted by an agent killed mid-job (long-lived Job scale-down). */
   interrupted: number;
-  pod?: Pod;
+  pod?: Pod | undefined;
   finishTimer: number;
 }
 
@@ -55,7 +55,7 @@ export interface Pod {
   endedAt?: number;
   state: PodState;
   outcome?: 'succeeded' | 'failed';
-  job?: CiJob;
+  job?: CiJob | undefined;
   /** The one CI job this agent acquires (job-per-ci-job), instead of any job of its queue. */
   readonly acquire?: CiJob;
   /** Invalidates pending timers of the pod (idle timeout) when its state moves on. */
@@ -137,7 +137,7 @@ export class World {
     const list = this.waiting.get(job.trace.queue) ?? [];
     // Oldest first by scheduled time (a re-queued job keeps its place).
     let i = list.length;
-    while (i > 0 && list[i - 1]!.trace.at > job.trace.at) i--;
+    while (i > 0 && (list[i - 1]?.trace.at ?? 0) > job.trace.at) i--;
     list.splice(i, 0, job);
     this.waiting.set(job.trace.queue, list);
   }
@@ -254,8 +254,11 @@ export class World {
   private dispatchIdle(queue: string): void {
     const idle = this.idle.get(queue);
     const waiting = this.waiting.get(queue);
-    while (idle && idle.length > 0 && waiting && waiting.length > 0) {
-      this.take(idle[0]!, waiting[0]!);
+    for (;;) {
+      const pod = idle?.[0];
+      const job = waiting?.[0];
+      if (!pod || !job) return;
+      this.take(pod, job);
     }
   }
 

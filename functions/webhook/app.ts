@@ -5,13 +5,32 @@
  *   202 accepted (one SQS message) | 202 ignored | 200 Buildkite ping | 400 malformed |
  *   401 not authentic | 404 unknown or disabled provider | 405 not POST | 413 too large |
  *   503 the queue (or SSM) is unavailable, so the provider retries.
+ * Every answer but success is an error type of ./errors.ts, mapped in one place (errorResponse).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { type JobEvent, PROVIDERS, type Provider } from '../core/job-event.js';
+import {
+  boundDeliveryId,
+  boundedText,
+  InvalidJobEventError,
+  invalidJobEvent,
+  PROVIDERS,
+  type Provider,
+  type QueuedJobEvent,
+} from '../core/job-event.js';
 import { PROVIDER_MODULES } from '../core/providers/index.js';
-import { BadRequestError, type ProviderResult, type RawRequest } from '../core/providers/types.js';
+import type { RawRequest } from '../core/providers/types.js';
 import type { WebhookConfig } from '../shared/config.js';
+import {
+  BadRequestError,
+  errorResponse,
+  MAX_ANSWER_TEXT,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthorizedError,
+  UnavailableError,
+} from './errors.js';
 
 /** The parts of an API Gateway HTTP API v2 / function URL event the webhook reads. */
 export interface WebhookEvent {
@@ -31,8 +50,9 @@ export interface WebhookSecrets {
 }
 
 export interface WebhookDeps {
-  readonly config: Pick<WebhookConfig, 'queues' | 'maxBodyBytes' | 'buildkiteReplayWindowSeconds'>;
-  readonly queue: { sendEvent(event: JobEvent): Promise<unknown> };
+  readonly config: Pick<WebhookConfig, 'queues' | 'maxBodyBytes' | 'buildkiteReplayWindowSeconds'> &
+    Partial<Pick<WebhookConfig, 'routing'>>;
+  readonly queue: { sendEvent(event: QueuedJobEvent): Promise<unknown> };
   readonly secrets: WebhookSecrets;
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
   readonly now?: () => number;
@@ -49,7 +69,8 @@ function reply(statusCode: number, body: Record<string, unknown>, headers: Recor
 export function normaliseHeaders(
   headers: Readonly<Record<string, string | undefined>> | undefined,
 ): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: a header named `constructor` or `__proto__` is a header like any other.
+  const out: Record<string, string> = Object.create(null);
   for (const [name, value] of Object.entries(headers ?? {})) {
     if (typeof value !== 'string') continue;
     const key = name.toLowerCase();
@@ -87,83 +108,73 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
     return fresh !== undefined && module.verify(request, module.secretsFrom(fresh), options);
   }
 
-  return async function webhook(event: WebhookEvent): Promise<WebhookResult> {
+  /** The successful answers; every other one is thrown (./errors.ts) and mapped in webhook(). */
+  async function handle(event: WebhookEvent, context: Record<string, unknown>): Promise<WebhookResult> {
     const method = (event.requestContext?.http?.method ?? '').toUpperCase();
     const path = event.rawPath ?? '';
-    const match = ROUTE.exec(path);
-    const name = match?.[1] ?? '';
-    if (!(PROVIDERS as readonly string[]).includes(name) || !deps.secrets.enabled(name as Provider)) {
-      log?.info('rejected', { status: 404, path: path.slice(0, 200), method });
-      return reply(404, { message: 'Not found' });
-    }
-    const provider = name as Provider;
-    if (method !== 'POST') {
-      log?.info('rejected', { status: 405, provider, method });
-      return reply(405, { message: 'Method not allowed' }, { allow: 'POST' });
-    }
+    Object.assign(context, { method: boundedText(method, 20), path: boundedText(path, 200) });
+    const name = ROUTE.exec(path)?.[1] ?? '';
+    const provider = PROVIDERS.find((p) => p === name);
+    if (provider === undefined || !deps.secrets.enabled(provider)) throw new NotFoundError();
+    Object.assign(context, { provider, path: undefined });
+    if (method !== 'POST') throw new MethodNotAllowedError();
+    Object.assign(context, { method: undefined });
     const body = bodyBytes(event, deps.config.maxBodyBytes);
     if (body === 'too-large') {
-      log?.warn('rejected', { status: 413, provider, maxBodyBytes: deps.config.maxBodyBytes });
-      return reply(413, { message: `Body larger than ${deps.config.maxBodyBytes} bytes` });
+      context.maxBodyBytes = deps.config.maxBodyBytes;
+      throw new PayloadTooLargeError(deps.config.maxBodyBytes);
     }
     const request: RawRequest = { headers: normaliseHeaders(event.headers), body };
     const deliveryId = request.headers['x-github-delivery'] ?? request.headers['x-gitlab-event-uuid'];
-    const context = { provider, deliveryId: deliveryId?.slice(0, 128), bytes: body.length };
+    Object.assign(context, { deliveryId: boundDeliveryId(deliveryId), bytes: body.length });
 
+    let ok: boolean;
     try {
-      let ok: boolean;
-      try {
-        ok = await authentic(provider, request);
-      } catch (error) {
-        log?.error('secret unavailable', { ...context, status: 503, error: errorText(error) });
-        return reply(503, { message: 'Temporarily unavailable, retry later' }, { 'retry-after': '5' });
-      }
-      if (!ok) {
-        log?.warn('rejected', { ...context, status: 401, reason: 'authentication failed' });
-        return reply(401, { message: 'Unauthorized' });
-      }
-
-      let result: ProviderResult;
-      try {
-        result = PROVIDER_MODULES[provider].parse(request, { queues: deps.config.queues, receivedAt: new Date(now()) });
-      } catch (error) {
-        if (!(error instanceof BadRequestError)) throw error;
-        log?.warn('rejected', { ...context, status: 400, reason: error.message });
-        return reply(400, { message: error.message });
-      }
-
-      if (result.kind === 'pong') {
-        log?.info('ping', context);
-        return reply(200, { status: 'pong' });
-      }
-      if (result.kind === 'ignored') {
-        log?.info('ignored', { ...context, status: 202, reason: result.reason });
-        return reply(202, { status: 'ignored', reason: result.reason });
-      }
-
-      const { event: jobEvent } = result;
-      const summary = {
-        ...context,
-        eventId: jobEvent.id,
-        jobId: jobEvent.jobId,
-        queue: jobEvent.queue,
-        kind: jobEvent.kind,
-      };
-      try {
-        await deps.queue.sendEvent(jobEvent);
-      } catch (error) {
-        log?.error('queue unavailable', { ...summary, status: 503, error: errorText(error) });
-        return reply(503, { message: 'Could not record the event, retry later' }, { 'retry-after': '5' });
-      }
-      log?.info('accepted', { ...summary, status: 202, trace: jobEvent.trace });
-      return reply(202, { status: 'accepted', eventId: jobEvent.id, kind: jobEvent.kind, queue: jobEvent.queue });
+      ok = await authentic(provider, request);
     } catch (error) {
-      log?.error('unexpected error', { ...context, status: 500, error: errorText(error) });
-      return reply(500, { message: 'Internal error' });
+      throw new UnavailableError('secret', error);
+    }
+    if (!ok) throw new UnauthorizedError();
+
+    const result = PROVIDER_MODULES[provider].parse(request, {
+      queues: deps.config.queues,
+      ...(deps.config.routing ? { routing: deps.config.routing } : {}),
+      receivedAt: new Date(now()),
+    });
+    if (result.kind === 'pong') {
+      log?.info('ping', context);
+      return reply(200, { status: 'pong' });
+    }
+    if (result.kind === 'ignored') {
+      const reason = boundedText(result.reason, MAX_ANSWER_TEXT);
+      log?.info('ignored', { ...context, status: 202, reason });
+      return reply(202, { status: 'ignored', reason });
+    }
+
+    const { event: jobEvent } = result;
+    // The last check: whatever a provider module made of the request, nothing the scaler could
+    // not apply is ever recorded.
+    const invalid = invalidJobEvent(jobEvent);
+    if (invalid !== undefined) throw new BadRequestError(`the request makes no valid job event: ${invalid}`);
+    Object.assign(context, { eventId: jobEvent.id, jobId: jobEvent.jobId, queue: jobEvent.queue, kind: jobEvent.kind });
+    try {
+      await deps.queue.sendEvent(jobEvent);
+    } catch (error) {
+      if (error instanceof InvalidJobEventError) throw error; // a bug, not an outage: 500
+      throw new UnavailableError('queue', error);
+    }
+    log?.info('accepted', { ...context, status: 202, trace: jobEvent.trace });
+    return reply(202, { status: 'accepted', eventId: jobEvent.id, kind: jobEvent.kind, queue: jobEvent.queue });
+  }
+
+  return async function webhook(event: WebhookEvent): Promise<WebhookResult> {
+    const context: Record<string, unknown> = {};
+    try {
+      return await handle(event, context);
+    } catch (error) {
+      const answer = errorResponse(error);
+      log?.[answer.log.level](answer.log.message, { ...context, status: answer.status, ...answer.log.fields });
+      return reply(answer.status, answer.body, answer.headers);
     }
   };
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 500) : String(error).slice(0, 500);
 }

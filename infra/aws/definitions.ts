@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { z } from 'zod';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -26,10 +27,11 @@ function substitute(value: unknown, params: Params): unknown {
   if (typeof value === 'string') {
     const whole = /^\$\{param:([A-Za-z0-9]+)\}$/.exec(value);
     const lookup = (name: string) => {
-      if (!(name in params)) throw new Error(`Unknown parameter ${name} in infra/aws`);
-      return params[name]!;
+      const found = params[name];
+      if (found === undefined) throw new Error(`Unknown parameter ${name} in infra/aws`);
+      return found;
     };
-    if (whole) return lookup(whole[1]!);
+    if (whole?.[1]) return lookup(whole[1]);
     return value.replace(PARAM, (_, name: string) => String(lookup(name)));
   }
   if (Array.isArray(value)) return value.map((v) => substitute(v, params));
@@ -48,20 +50,32 @@ export interface QueueDefinitions {
   readonly deadLetter: { readonly messageRetentionSeconds: number };
 }
 
+/** The part of infra/aws/queues.yml the local stack and the tests read (after substitution). */
+const QueuesDocument = z.object({
+  Resources: z.object({
+    EventsQueue: z.object({
+      Properties: z.object({
+        VisibilityTimeout: z.coerce.number(),
+        MessageRetentionPeriod: z.coerce.number(),
+        RedrivePolicy: z.object({ maxReceiveCount: z.coerce.number() }),
+      }),
+    }),
+    EventsDeadLetterQueue: z.object({ Properties: z.object({ MessageRetentionPeriod: z.coerce.number() }) }),
+  }),
+});
+
 /** The events queue and DLQ as deployed (infra/aws/queues.yml), with this stage's parameters. */
 export function queueDefinitions(stage?: string, root = PROJECT_ROOT): QueueDefinitions {
   const params = serverlessParams(stage, root);
-  const doc = substitute(parse(readFileSync(join(root, 'infra/aws/queues.yml'), 'utf8')), params) as {
-    Resources: Record<string, { Properties: Record<string, any> }>;
-  };
-  const events = doc.Resources.EventsQueue!.Properties;
-  const dlq = doc.Resources.EventsDeadLetterQueue!.Properties;
+  const doc = QueuesDocument.parse(substitute(parse(readFileSync(join(root, 'infra/aws/queues.yml'), 'utf8')), params));
+  const events = doc.Resources.EventsQueue.Properties;
+  const dlq = doc.Resources.EventsDeadLetterQueue.Properties;
   return {
     events: {
-      visibilityTimeoutSeconds: Number(events.VisibilityTimeout),
-      messageRetentionSeconds: Number(events.MessageRetentionPeriod),
-      maxReceiveCount: Number(events.RedrivePolicy.maxReceiveCount),
+      visibilityTimeoutSeconds: events.VisibilityTimeout,
+      messageRetentionSeconds: events.MessageRetentionPeriod,
+      maxReceiveCount: events.RedrivePolicy.maxReceiveCount,
     },
-    deadLetter: { messageRetentionSeconds: Number(dlq.MessageRetentionPeriod) },
+    deadLetter: { messageRetentionSeconds: dlq.MessageRetentionPeriod },
   };
 }

@@ -9,8 +9,9 @@ import { pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-store.js';
-import { eventId, type JobEvent } from '../../functions/core/job-event.js';
+import type { JobEvent } from '../../functions/core/job-event.js';
 import { createLedgerTable, startDynamoDbLocal } from '../support/dynamodb.js';
+import { jobEvent } from '../support/job-events.js';
 
 export interface LedgerBenchResult {
   readonly events: number;
@@ -56,16 +57,9 @@ export async function benchLedger(
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     });
     const now = new Date();
-    const events: JobEvent[] = Array.from({ length: n }, (_, i) => ({
-      id: eventId('buildkite', `bench-${i}`, 'scheduled'),
-      provider: 'buildkite',
-      jobId: `bench-${i}`,
-      queue: 'default',
-      kind: 'scheduled',
-      occurredAt: now.toISOString(),
-      receivedAt: now.toISOString(),
-      trace: { pipeline: 'bench' },
-    }));
+    const events: JobEvent[] = Array.from({ length: n }, (_, i) =>
+      jobEvent(`bench-${i}`, 'scheduled', { occurredAt: now.toISOString(), trace: { pipeline: 'bench' } }),
+    );
 
     requests = 0;
     const started = performance.now();

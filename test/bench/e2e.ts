@@ -20,7 +20,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Provider } from '../../functions/core/job-event.js';
-import { closeConnections, delivery, LOCAL_SECRETS, newCiJob, post } from '../../functions/local/ci-webhooks.js';
+import { closeConnections, delivery, newCiJob, post } from '../../functions/local/ci-webhooks.js';
 import { startLocalStack } from '../../functions/local/stack.js';
 import { percentile } from '../../functions/simulate/simulate.js';
 
@@ -70,7 +70,7 @@ export async function benchEndToEnd(options: { jobs?: number; ratePerSecond?: nu
         const due = t0 + (i * 1000) / rate;
         await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
         const job = newCiJob(providers[i % 3]!, 'default');
-        const d = delivery(job, 'scheduled', LOCAL_SECRETS);
+        const d = delivery(job, 'scheduled', stack.secrets);
         const start = Date.now();
         sentAt[i] = start;
         const res = await post(stack.webhookUrl, d);

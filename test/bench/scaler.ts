@@ -14,13 +14,14 @@ import { pathToFileURL } from 'node:url';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { dynamoClient } from '../../functions/adapters/dynamodb/client.js';
 import { sqsClient } from '../../functions/adapters/sqs/client.js';
-import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import type { JobEvent, JobEventKind } from '../../functions/core/job-event.js';
+import { startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { type ScalerLog, tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig } from '../../functions/shared/config.js';
 import { createLedgerTable, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { startFakeKube } from '../support/fake-kube/index.js';
+import { jobEvent } from '../support/job-events.js';
 import { startSqs } from '../support/sqs.js';
 
 const quiet: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -41,18 +42,7 @@ function countRequests(client: { middlewareStack: { add: (...a: never[]) => void
 
 async function sendBurst(url: string, ids: string[], kind: JobEventKind): Promise<void> {
   const now = new Date().toISOString();
-  const messages = ids.map(
-    (jobId): JobEvent => ({
-      id: eventId('buildkite', jobId, kind),
-      provider: 'buildkite',
-      jobId,
-      queue: 'default',
-      kind,
-      occurredAt: now,
-      receivedAt: now,
-      trace: {},
-    }),
-  );
+  const messages = ids.map((jobId) => jobEvent(jobId, kind, { occurredAt: now }));
   const chunks: JobEvent[][] = [];
   for (let i = 0; i < messages.length; i += 10) chunks.push(messages.slice(i, i + 10));
   for (let i = 0; i < chunks.length; i += 50) {
@@ -95,7 +85,7 @@ export async function benchScaler(bursts: readonly number[] = [1_000, 10_000]) {
       const dynamoCount: Counter = { requests: 0 };
       countRequests(sqsClient(), sqsCount);
       countRequests(dynamoClient(), dynamoCount);
-      const ports = { ...(await createPorts(config, quiet)), metrics: undefined };
+      const { metrics: _metrics, ...ports } = await createPorts(config, quiet);
       const settings = scalerSettings(config);
       kube.calls.length = 0;
 

@@ -68,7 +68,9 @@ const round = (n: number, digits = 3) => Number(n.toFixed(digits));
 function benchEnv(queueUrl: string, endpoint: string): Record<string, string> {
   return {
     EVENTS_QUEUE_URL: queueUrl,
-    QUEUES: 'default,ubuntu-latest',
+    QUEUES: 'default,ubuntu-latest,gitlab',
+    // A queue per provider, so every request of the mix is accepted (one SQS message each).
+    QUEUE_OVERRIDES: JSON.stringify({ 'ubuntu-latest': { provider: 'github' }, gitlab: { provider: 'gitlab' } }),
     BUILDKITE_WEBHOOK_SECRET: BUILDKITE_SECRET,
     GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
     GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN,
@@ -138,6 +140,7 @@ async function measure(call: (e: WebhookEvent) => Promise<{ statusCode: number }
       const res = await call(req);
       latencies.push(performance.now() - t);
       if (res.statusCode !== 202) throw new Error(`unexpected status ${res.statusCode}`);
+      if (!(res as { body?: string }).body?.includes('"accepted"')) throw new Error('request not accepted');
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker));

@@ -51,6 +51,9 @@ const manifests = yamlFiles(K8S).flatMap((file) =>
     .map((doc) => ({ file: relative(PROJECT_ROOT, file), doc })),
 );
 const byKind = (kind: string) => manifests.filter((m) => m.doc.kind === kind).map((m) => m.doc);
+const named = (kind: string, name: string) => byKind(kind).find((d) => d.metadata.name === name);
+/** The GitLab Kubernetes executor's manifests (infra/k8s/gitlab): the only ones outside ci-agents. */
+const isGitlabExecutor = (file: string) => file.startsWith('infra/k8s/gitlab/');
 const TEMPLATES = ['buildkite', 'github', 'gitlab'] as const;
 const template = (name: string) => parse(readFileSync(join(K8S, 'agents', `${name}.yaml`), 'utf8')) as V1Job;
 const configDefault = (name: string) => (VARIABLES as readonly VariableSpec[]).find((v) => v.name === name)!.default!;
@@ -101,7 +104,7 @@ describe('infra/k8s manifests', () => {
   }
 
   it('the schema validation rejects a broken manifest (the check can fail)', () => {
-    const role = structuredClone(byKind('Role')[0]);
+    const role = structuredClone(named('Role', 'ci-agent-autoscaler'));
     role.rules[0].verbs = 'list';
     expect(() => validate(role)).toThrow(/verbs/);
   });
@@ -118,13 +121,42 @@ describe('infra/k8s manifests', () => {
   it('one namespace everywhere: manifests, KUBE_NAMESPACE default, serverless.yml', () => {
     expect(configDefault('KUBE_NAMESPACE')).toBe('ci-agents');
     expect(serverlessParams().kubeNamespace).toBe('ci-agents');
-    for (const { file, doc } of manifests.filter((m) => m.doc.kind !== 'Namespace' && m.doc.kind !== 'Job')) {
+    for (const { file, doc } of manifests.filter(
+      (m) => m.doc.kind !== 'Namespace' && m.doc.kind !== 'Job' && !isGitlabExecutor(m.file),
+    )) {
       expect(doc.metadata.namespace, file).toBe('ci-agents');
     }
   });
 
+  it("GitLab executor: job pods in ci-builds run as ci-build (no token, no Role); the runner's Role stays in ci-builds", () => {
+    const k = parse(readFileSync(join(K8S, 'gitlab/kustomization.yaml'), 'utf8'));
+    for (const r of k.resources) expect(statSync(join(K8S, 'gitlab', r)).isFile()).toBe(true);
+    const build = named('ServiceAccount', 'ci-build');
+    expect(build).toMatchObject({ metadata: { namespace: 'ci-builds' }, automountServiceAccountToken: false });
+    for (const rb of byKind('RoleBinding')) {
+      expect(rb.subjects.some((s: any) => s.kind === 'ServiceAccount' && s.name === 'ci-build')).toBe(false);
+    }
+    expect(named('ServiceAccount', 'gitlab-runner').metadata.namespace).toBe('ci-agents');
+    const role = named('Role', 'gitlab-runner-executor');
+    expect(role.metadata.namespace).toBe('ci-builds');
+    expect(named('RoleBinding', 'gitlab-runner-executor')).toMatchObject({
+      metadata: { namespace: 'ci-builds' },
+      roleRef: { kind: 'Role', name: 'gitlab-runner-executor' },
+      subjects: [{ kind: 'ServiceAccount', name: 'gitlab-runner', namespace: 'ci-agents' }],
+    });
+    // Nothing cluster-wide and nothing in ci-agents, where the runner tokens are kept.
+    for (const { doc } of manifests.filter((m) => isGitlabExecutor(m.file) && /Role/.test(m.doc.kind))) {
+      expect(doc.metadata.namespace).toBe('ci-builds');
+    }
+    const runner = template('gitlab').spec!.template.spec!;
+    expect(runner.serviceAccountName).toBe('gitlab-runner');
+    expect(runner.containers[0]!.args).toEqual(
+      expect.arrayContaining(['--kubernetes-namespace=ci-builds', '--kubernetes-service-account=ci-build']),
+    );
+  });
+
   it('the agent ServiceAccount has no token mounted and no Role binds it', () => {
-    const sa = byKind('ServiceAccount')[0];
+    const sa = named('ServiceAccount', 'ci-agent');
     expect(sa.automountServiceAccountToken).toBe(false);
     for (const rb of byKind('RoleBinding')) {
       expect(rb.subjects.some((s: any) => s.kind === 'ServiceAccount' && s.name === sa.metadata.name)).toBe(false);
@@ -134,11 +166,11 @@ describe('infra/k8s manifests', () => {
   it('the Role is bound to the group the EKS access entry maps the scaler to, and nothing is cluster-wide', () => {
     const access = parse(readFileSync(join(PROJECT_ROOT, 'infra/aws/eks-access.yml'), 'utf8'));
     const groups = access.Resources.ScalerAccessEntry.Properties.KubernetesGroups;
-    const rb = byKind('RoleBinding')[0];
+    const rb = named('RoleBinding', 'ci-agent-autoscaler');
     expect(rb.roleRef).toEqual({
       apiGroup: 'rbac.authorization.k8s.io',
       kind: 'Role',
-      name: byKind('Role')[0].metadata.name,
+      name: named('Role', 'ci-agent-autoscaler').metadata.name,
     });
     expect(rb.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: groups[0] }]);
     expect(manifests.filter((m) => /^Cluster/.test(m.doc.kind))).toEqual([]);
@@ -167,8 +199,15 @@ describe('agent Job templates and the Jobs the scaler builds from them', () => {
         expect(job.metadata!.name!.length).toBeLessThanOrEqual(63);
       }
       const pod = t.spec!.template.spec!;
-      expect(pod.serviceAccountName).toBe(byKind('ServiceAccount')[0].metadata.name);
-      expect(pod.automountServiceAccountToken).toBe(false);
+      if (name === 'gitlab') {
+        // The runner pod drives job pods through the API (Role in ci-builds only, checked
+        // above); the CI jobs themselves run as ci-build, with no token.
+        expect(pod.serviceAccountName).toBe('gitlab-runner');
+        expect(pod.automountServiceAccountToken).toBe(true);
+      } else {
+        expect(pod.serviceAccountName).toBe(named('ServiceAccount', 'ci-agent').metadata.name);
+        expect(pod.automountServiceAccountToken).toBe(false);
+      }
     });
 
     it(`${name}: with the shared build cache mounted, the Job is still valid and claims the PVC`, () => {

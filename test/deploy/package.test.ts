@@ -190,6 +190,10 @@ describe('function environment == functions/shared/config.ts', () => {
     const scaler = loadScalerConfig(deployedEnv(ciT, 'scaler'));
     expect(scaler.cluster).toEqual({ kind: 'eks', clusterName: 'ci-cluster' });
     expect(scaler.namespace).toBe('ci-agents');
+    expect(scaler.gitlabApi).toEqual({
+      url: 'https://gitlab.com/api/v4',
+      token: { kind: 'parameter', name: '/ci-agent-autoscaler/ci/gitlab-api-token' },
+    });
     // Defaults only (stage dev): every provider is off (404), never open.
     const devWebhook = loadWebhookConfig(deployedEnv(devT, 'webhook'));
     expect(Object.values(devWebhook.secrets).map((s) => s.kind)).toEqual(['disabled', 'disabled', 'disabled']);
@@ -386,14 +390,24 @@ describe('IAM: least privilege per function', () => {
       'dynamodb:Query',
       'dynamodb:UpdateItem',
       'eks:DescribeCluster',
+      'kms:Decrypt',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       'sqs:ChangeMessageVisibility',
       'sqs:DeleteMessage',
       'sqs:GetQueueAttributes',
       'sqs:ReceiveMessage',
+      'ssm:GetParameter',
     ]);
     const statements = iamStatements(ciT).filter((s) => s.role === 'ScalerRole');
+    // The GitLab job-tags lookup token: its one parameter, decrypted only through SSM.
+    const ssm = statements
+      .filter((s) => s.actions.includes('ssm:GetParameter'))
+      .map((s) => JSON.stringify(s.resources));
+    expect(ssm).toEqual([expect.stringContaining(':parameter/ci-agent-autoscaler/ci/gitlab-api-token')]);
+    expect(JSON.stringify(statements.find((s) => s.actions.includes('kms:Decrypt'))?.Condition)).toContain(
+      'kms:ViaService',
+    );
     const on = (action: string) => JSON.stringify(statements.find((s) => s.actions.includes(action))!.resources);
     expect(on('sqs:ReceiveMessage')).toBe(JSON.stringify([{ 'Fn::GetAtt': ['EventsQueue', 'Arn'] }]));
     expect(on('dynamodb:Query')).toContain('LedgerTable');
@@ -403,5 +417,9 @@ describe('IAM: least privilege per function', () => {
     expect(on('logs:PutLogEvents')).toContain(':log-group:/aws/lambda/ci-agent-autoscaler-ci-scaler:*');
     // A cluster reached with a kubeconfig: no EKS permission.
     expect(sortedActions(devT, 'ScalerRole')).not.toContain('eks:DescribeCluster');
+    // No GitLab API token configured: no permission on it.
+    expect(JSON.stringify(iamStatements(devT).filter((s) => s.role === 'ScalerRole'))).not.toContain(
+      'gitlab-api-token',
+    );
   });
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Cluster, createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
-import { FakeKube } from '../support/fake-kube/index.js';
+import { FakeKube } from '../../functions/local/fake-kube/index.js';
 import { assertRbacCovers, compareRbac, grants, type RbacCall, scalerRole } from './rbac.js';
 
 const NAMESPACE = 'ci-agents';

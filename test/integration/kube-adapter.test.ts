@@ -4,7 +4,7 @@ import { type Cluster, createCluster } from '../../functions/adapters/kubernetes
 import { KubeApiError, RetryableKubeError } from '../../functions/adapters/kubernetes/errors.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { AGENT_JOB_SELECTOR, buildAgentJob, jobNameFor, liveAgents } from '../../functions/core/agent-job.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 
 const NS = 'ci-agents';
 let kube: FakeKube;

@@ -6,7 +6,7 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildAgentJob, isFinished, liveAgents } from '../../functions/core/agent-job.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 
 const NS = 'ci-agents';
 let kube: FakeKube;

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { V1Job } from '@kubernetes/client-node';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Job } from 'kubernetes-models/batch/v1';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +15,8 @@ import {
   templatePath,
 } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
 
 const params = {
   namespace: 'ci-agents',
@@ -37,22 +38,28 @@ afterEach(() => {
   delete process.env.LAMBDA_TASK_ROOT;
 });
 
+/** client-node's V1Job (Dates) as the JSON kubernetes-models validates (what the API server gets). */
+const asModel = (job: V1Job): ConstructorParameters<typeof Job>[0] => JSON.parse(JSON.stringify(job));
+
 describe('agent Job templates', () => {
   it.each(BUILTIN_TEMPLATES)(
     '%s: template and built Job are valid batch/v1 Jobs the API server accepts',
     async (name) => {
       const template = await loadTemplate(name);
-      new Job(template as ConstructorParameters<typeof Job>[0]).validate();
+      new Job(asModel(template)).validate();
       const job = buildAgentJob(template, params);
-      new Job(job as ConstructorParameters<typeof Job>[0]).validate();
+      new Job(asModel(job)).validate();
       const spec = job.spec!.template.spec!;
-      expect(spec.serviceAccountName).toBe('ci-agent');
+      // The GitLab runner creates its job pods through the API (infra/k8s/gitlab); the jobs run as ci-build.
+      expect(spec.serviceAccountName).toBe(name === 'gitlab' ? 'gitlab-runner' : 'ci-agent');
       for (const c of spec.containers) {
         expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
         expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
         // Tokens come from Secrets, never inline.
-        for (const e of c.env ?? []) if (/TOKEN/.test(e.name)) expect(e.valueFrom?.secretKeyRef?.name).toBeTruthy();
+        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name));
+        expect(tokens.map((e) => e.name)).not.toEqual([]);
+        expect(tokens.filter((e) => e.value !== undefined || !e.valueFrom?.secretKeyRef?.name)).toEqual([]);
       }
       kube.reset();
       const res = await fetch(`${kube.url}/apis/batch/v1/namespaces/ci-agents/jobs`, {
@@ -71,17 +78,41 @@ describe('agent Job templates', () => {
     expect(c.args).toEqual(expect.arrayContaining(['start', '--disconnect-after-job']));
     expect(c.args!.some((a) => /^--disconnect-after-idle-timeout=\d+$/.test(a))).toBe(true);
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
-    expect(env.BUILDKITE_AGENT_TAGS?.value).toBe('queue=$(CI_AUTOSCALER_QUEUE)');
+    expect(env.BUILDKITE_AGENT_TAGS?.value).toBe('$(CI_AUTOSCALER_AGENT_TAGS)');
     expect(env.BUILDKITE_AGENT_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'buildkite-agent-token', key: 'token' });
   });
 
   it('github: ephemeral runner labelled with the queue; gitlab: run-single, one build', async () => {
     const gh = (await loadTemplate('github')).spec!.template.spec!.containers[0]!;
     expect(gh.args!.join(' ')).toMatch(/--ephemeral/);
-    expect(gh.args!.join(' ')).toMatch(/--labels "\$CI_AUTOSCALER_QUEUE"/);
+    expect(gh.args!.join(' ')).toMatch(/--labels "\$CI_AUTOSCALER_RUNNER_LABELS" --no-default-labels/);
     const gl = (await loadTemplate('gitlab')).spec!.template.spec!.containers[0]!;
     expect(gl.args).toEqual(expect.arrayContaining(['run-single', '--max-builds=1']));
     expect(gl.args!.some((a) => a.startsWith('--wait-timeout='))).toBe(true);
+    // Jobs run in their own pods (Kubernetes executor), and the token is not in argv.
+    expect(gl.args).toEqual(
+      expect.arrayContaining([
+        '--executor=kubernetes',
+        '--kubernetes-namespace=ci-builds',
+        '--kubernetes-service-account=ci-build',
+      ]),
+    );
+    expect(gl.args!.join(' ')).not.toMatch(/token/i);
+    const glEnv = Object.fromEntries((gl.env ?? []).map((e) => [e.name, e]));
+    expect(glEnv.CI_SERVER_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'gitlab-runner', key: 'token' });
+  });
+
+  it('every shipped template pins its image to a released version', async () => {
+    const images = await Promise.all(
+      ['buildkite', 'github', 'gitlab'].map(
+        async (t) => (await loadTemplate(t)).spec!.template.spec!.containers[0]!.image,
+      ),
+    );
+    expect(images).toEqual([
+      'buildkite/agent:3.137.0',
+      'ghcr.io/actions/actions-runner:2.335.1',
+      'gitlab/gitlab-runner:alpine-v19.2.2',
+    ]);
   });
 
   it('loads by path, caches, and rejects what is not a Job', async () => {

@@ -8,9 +8,10 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-store.js';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
-import { eventId, JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import { JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
 import type { LedgerJobRecord, LedgerStore } from '../../functions/core/stores.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
+import { jobEvent } from '../support/job-events.js';
 
 type InspectableLedger = LedgerStore & {
   get(job: { provider: JobEvent['provider']; jobId: string }): Promise<LedgerJobRecord | undefined>;
@@ -74,16 +75,12 @@ const NOW = new Date('2026-11-23T12:00:00Z');
 const DAY = 86_400;
 
 function ev(kind: JobEventKind, jobId: string, queue = 'default'): JobEvent {
-  return {
-    id: eventId('buildkite', jobId, kind),
-    provider: 'buildkite',
-    jobId,
+  return jobEvent(jobId, kind, {
     queue,
-    kind,
     occurredAt: `2026-11-23T11:00:0${JOB_EVENT_KINDS.indexOf(kind)}Z`,
     receivedAt: '2026-11-23T11:00:10Z',
     trace: { pipeline: 'app', build: '42' },
-  };
+  });
 }
 
 function permutations<T>(items: readonly T[]): T[][] {

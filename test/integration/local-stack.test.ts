@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { delivery, LOCAL_SECRETS, newCiJob, post } from '../../functions/local/ci-webhooks.js';
+import { delivery, newCiJob, post } from '../../functions/local/ci-webhooks.js';
 import { type LocalStack, startLocalStack } from '../../functions/local/stack.js';
 
 let stack: LocalStack;
@@ -57,8 +57,19 @@ describe('local stack', () => {
     expect(alive(stack.childPids[0]!)).toBe(true);
   });
 
+  it('guards the webhooks with secrets of its own, never ones published in this repository', () => {
+    const { buildkite, github, gitlab } = stack.secrets;
+    for (const s of [buildkite, github, gitlab]) expect(s).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    expect(new Set([buildkite, github, gitlab]).size).toBe(3);
+    expect(stack.webhookConfig.secrets).toEqual({
+      buildkite: { kind: 'value', value: buildkite },
+      github: { kind: 'value', value: github },
+      gitlab: { kind: 'value', value: gitlab },
+    });
+  });
+
   it('rejects an unsigned webhook with 401 and provisions nothing for it', async () => {
-    const d = delivery(newCiJob('buildkite', 'default'), 'scheduled', { ...LOCAL_SECRETS, buildkite: 'wrong-secret' });
+    const d = delivery(newCiJob('buildkite', 'default'), 'scheduled', { ...stack.secrets, buildkite: 'wrong-secret' });
     const res = await post(stack.webhookUrl, d);
     expect(res.status).toBe(401);
     await new Promise((r) => setTimeout(r, 1500)); // more than a scaler tick
@@ -68,13 +79,13 @@ describe('local stack', () => {
   it('hands the function the exact body bytes, as text or base64 (as API Gateway does), so signatures verify', async () => {
     for (const type of ['application/json; charset=utf-8', 'application/octet-stream']) {
       const job = { ...newCiJob('buildkite', 'other-queue'), name: 'tëst ✓ 🚀' };
-      const d = delivery(job, 'scheduled', LOCAL_SECRETS);
+      const d = delivery(job, 'scheduled', stack.secrets);
       const res = await post(stack.webhookUrl, { ...d, headers: { ...d.headers, 'content-type': type } });
       // Authentic and parsed (the queue is not served here, so it is acknowledged and ignored).
       expect(res.status, `${type}: ${res.body}`).toBe(202);
       expect(JSON.parse(res.body)).toMatchObject({ status: 'ignored' });
     }
-    const tampered = delivery(newCiJob('github', 'default'), 'scheduled', LOCAL_SECRETS);
+    const tampered = delivery(newCiJob('github', 'default'), 'scheduled', stack.secrets);
     const res = await post(stack.webhookUrl, { ...tampered, body: tampered.body.replace('"queued"', '"queued" ') });
     expect(res.status).toBe(401);
   });
@@ -82,7 +93,7 @@ describe('local stack', () => {
   it('turns signed webhooks into agent Jobs whose agents run the CI jobs and complete', async () => {
     const jobs = [newCiJob('buildkite', 'default'), newCiJob('github', 'default'), newCiJob('gitlab', 'default')];
     for (const job of jobs) {
-      const res = await post(stack.webhookUrl, delivery(job, 'scheduled', LOCAL_SECRETS));
+      const res = await post(stack.webhookUrl, delivery(job, 'scheduled', stack.secrets));
       expect(res.status, res.body).toBe(202);
     }
     const kube = stack.fakeCluster!;
@@ -109,6 +120,9 @@ describe('local stack', () => {
     const q = stack.status().queues[0]!;
     expect(q.agentsRequested).toBe(3);
     expect(q.maxInFlight).toBeLessThanOrEqual(5);
+    // The GitLab job's tags came from the (fake) GitLab API, once for its three events.
+    const gitlabJob = jobs[2]!;
+    expect(stack.fakeGitlab?.lookups(gitlabJob.jobId)).toBe(1);
     expect(logs.filter((l) => l.startsWith('error'))).toEqual([]);
   });
 
@@ -120,7 +134,7 @@ describe('local stack', () => {
     expect(alive(pid)).toBe(false);
     expect(existsSync(kubeconfig)).toBe(false);
     await expect(
-      post(stack.webhookUrl, delivery(newCiJob('gitlab', 'default'), 'scheduled', LOCAL_SECRETS), 1000),
+      post(stack.webhookUrl, delivery(newCiJob('gitlab', 'default'), 'scheduled', stack.secrets), 1000),
     ).rejects.toThrow();
   });
 });

@@ -6,10 +6,10 @@
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
-import { eventId } from '../../functions/core/job-event.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
+import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;
@@ -70,16 +70,13 @@ describe('scaler handler', () => {
     const now = new Date().toISOString();
     await Promise.all(
       Array.from({ length: 9 }, (_, i) =>
-        events.sendEvent({
-          id: eventId('github', String(1000 + i), 'scheduled'),
-          provider: 'github',
-          jobId: String(1000 + i),
-          queue: 'default',
-          kind: 'scheduled',
-          occurredAt: now,
-          receivedAt: now,
-          trace: { repository: 'org/app' },
-        }),
+        events.sendEvent(
+          jobEvent(String(1000 + i), 'scheduled', {
+            provider: 'github',
+            occurredAt: now,
+            trace: { repository: 'org/app' },
+          }),
+        ),
       ),
     );
     // Four containers: four module instances, each with its own clients and cold start.

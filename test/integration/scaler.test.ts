@@ -8,7 +8,8 @@ import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
-import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import type { JobEventKind } from '../../functions/core/job-event.js';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import {
   provision,
   type ScalerLog,
@@ -21,7 +22,7 @@ import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, type ScalerConfig } from '../../functions/shared/config.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { type FakeKube, startFakeKube } from '../support/fake-kube/index.js';
+import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;
@@ -30,6 +31,8 @@ let kube: FakeKube;
 let n = 0;
 
 const quiet: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
+/** The tests read the tick reports, not EMF metric lines. */
+const withoutMetrics = ({ metrics: _metrics, ...ports }: ScalerPorts): ScalerPorts => ports;
 
 beforeAll(async () => {
   [dynamo, sqs, kube] = await Promise.all([startDynamoDbLocal(), startSqs(), startFakeKube()]);
@@ -68,7 +71,7 @@ async function world(env: Record<string, string> = {}, visibilityTimeoutSeconds 
     KUBE_NAMESPACE: `ci-${n}`,
     ...env,
   });
-  const ports = await createPorts(config, quiet);
+  const ports = withoutMetrics(await createPorts(config, quiet));
   const settings = scalerSettings(config);
   const events = createEventsQueue(queue.url);
   const limiterStore = new DynamoLimiterStore({ tableName: table });
@@ -76,23 +79,12 @@ async function world(env: Record<string, string> = {}, visibilityTimeoutSeconds 
     config,
     settings,
     queue,
-    ports: { ...ports, metrics: undefined },
+    ports,
     async send(jobId, kind, q = 'default') {
-      const now = new Date().toISOString();
-      const event: JobEvent = {
-        id: eventId('buildkite', jobId, kind),
-        provider: 'buildkite',
-        jobId,
-        queue: q,
-        kind,
-        occurredAt: now,
-        receivedAt: now,
-        trace: { pipeline: 'app' },
-      };
-      await events.sendEvent(event);
+      await events.sendEvent(jobEvent(jobId, kind, { queue: q, trace: { pipeline: 'app' } }));
     },
     tick() {
-      return tick({ ...ports, metrics: undefined }, settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
+      return tick(ports, settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
     },
     async limiter() {
       const s = await limiterStore.snapshot();
@@ -176,9 +168,7 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     await w.tick(); // applies the events and takes 7
     kube.reset(); // the Jobs vanish: every invocation now sees room and races for it
     const invocations = await Promise.all(
-      Array.from({ length: 4 }, async () =>
-        provision({ ...(await createPorts(w.config, quiet)), metrics: undefined }, w.settings),
-      ),
+      Array.from({ length: 4 }, async () => provision(withoutMetrics(await createPorts(w.config, quiet)), w.settings)),
     );
     const reserved = invocations.reduce((sum, r) => sum + r.decisions.reduce((m, d) => m + d.count, 0), 0);
     expect(reserved).toBeLessThanOrEqual(7);

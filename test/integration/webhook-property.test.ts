@@ -33,7 +33,13 @@ beforeAll(async () => {
   queue = await sqs.createQueue('events-prop', { dlq: false });
   const config = loadWebhookConfig({
     EVENTS_QUEUE_URL: queue.url,
-    QUEUES: 'default,ubuntu-latest,k8s',
+    QUEUES: 'default,ubuntu-latest,k8s,gitlab',
+    // What each queue's agents are: Buildkite (the default template), GitHub runners, GitLab runners.
+    QUEUE_OVERRIDES: JSON.stringify({
+      k8s: { provider: 'github' },
+      'ubuntu-latest': { provider: 'github' },
+      gitlab: { provider: 'gitlab' },
+    }),
     BUILDKITE_WEBHOOK_SECRET: BUILDKITE_SECRET,
     GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
     GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN,

@@ -40,7 +40,13 @@ const logger = {
 function env(queueUrl: string, extra: Record<string, string> = {}) {
   return {
     EVENTS_QUEUE_URL: queueUrl,
-    QUEUES: 'default,k8s,ubuntu-latest',
+    QUEUES: 'default,k8s,ubuntu-latest,gitlab',
+    // What each queue's agents are: Buildkite (the default template), GitHub runners, GitLab runners.
+    QUEUE_OVERRIDES: JSON.stringify({
+      k8s: { provider: 'github' },
+      'ubuntu-latest': { provider: 'github' },
+      gitlab: { provider: 'gitlab' },
+    }),
     BUILDKITE_WEBHOOK_SECRET: BUILDKITE_SECRET,
     GITHUB_WEBHOOK_SECRET: `old-secret,${GITHUB_SECRET}`,
     GITLAB_WEBHOOK_TOKEN: GITLAB_TOKEN,
@@ -348,6 +354,37 @@ describe('rejected or ignored requests leave the queue empty', () => {
   });
 });
 
+describe('prototype keys (Object.prototype member names) are ignored, never enqueued', () => {
+  const keys = ['constructor', 'toString', 'valueOf', '__proto__', 'isPrototypeOf', 'hasOwnProperty'];
+  const requests: [string, (key: string) => WebhookEvent][] = [
+    ['Buildkite event (header and body)', (key) => buildkiteRequest(buildkitePayload(key))],
+    [
+      'Buildkite X-Buildkite-Event header over a job.scheduled body',
+      (key) => {
+        const body = JSON.stringify(buildkitePayload('job.scheduled'));
+        const signature = buildkiteSignatureHeader(BUILDKITE_SECRET, body, Math.floor(Date.now() / 1000));
+        return httpEvent({
+          path: '/webhooks/buildkite',
+          body,
+          headers: { 'X-Buildkite-Event': key, 'X-Buildkite-Signature': signature },
+        });
+      },
+    ],
+    ['GitHub action', (key) => githubRequest({ ...queuedExample, action: key })],
+    ['GitLab build_status', (key) => gitlabRequest(gitlabJob({ build_status: key }))],
+  ];
+  for (const [name, make] of requests) {
+    it(name, async () => {
+      const handler = webhook();
+      for (const key of keys) {
+        const res = await handler(make(key));
+        expect([key, res.statusCode, JSON.parse(res.body).status]).toEqual([key, 202, 'ignored']);
+      }
+      expect(await sqs.depth(events.url)).toBe(0);
+    });
+  }
+});
+
 describe('outages', () => {
   it('SQS unavailable -> 503 so the provider retries, and nothing is recorded', async () => {
     const down = await startSqs();
@@ -375,6 +412,7 @@ describe('outages', () => {
     const config = loadWebhookConfig({
       EVENTS_QUEUE_URL: events.url,
       QUEUES: 'ubuntu-latest',
+      JOB_TEMPLATE: 'github',
       GITHUB_WEBHOOK_SECRET_PARAMETER: '/ci/github',
     });
     const handler = createWebhookHandler({

@@ -2,7 +2,8 @@
  * Payloads shaped as the providers document them, and helpers to sign them, for the webhook
  * tests and the benchmark.
  *  - Buildkite: https://buildkite.com/docs/apis/webhooks/pipelines/job-events (job, build, pipeline, sender)
- *  - GitLab: https://docs.gitlab.com/user/project/integrations/webhook_events/#job-events
+ *  - GitLab: https://docs.gitlab.com/user/project/integrations/webhook_events/#job-events and
+ *    lib/gitlab/data_builder/build.rb (no job tags: only `runner.tags`, null while pending)
  *  - GitHub: the real examples of @octokit/webhooks-examples.
  */
 import { createHmac } from 'node:crypto';

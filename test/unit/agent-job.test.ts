@@ -95,6 +95,78 @@ describe('buildAgentJob', () => {
     }
   });
 
+  it('overwrites successPolicy, podReplacementPolicy and managedBy from a custom template', () => {
+    const custom: V1Job = {
+      ...template,
+      spec: {
+        ...template.spec,
+        successPolicy: { rules: [{ succeededCount: 1 }] },
+        podReplacementPolicy: 'TerminatingOrFailed',
+        managedBy: 'kueue.x-k8s.io/multikueue',
+        template: template.spec?.template ?? {},
+      },
+    };
+    const built = buildAgentJob(custom, params);
+    // One succeeded agent must not end the Job (and stop the others), no second agent may start
+    // for an index whose first is still stopping, and the built-in controller runs it.
+    expect(built.spec?.successPolicy).toBeUndefined();
+    expect(built.spec?.podReplacementPolicy).toBe('Failed');
+    expect(built.spec?.managedBy).toBeUndefined();
+  });
+
+  it('injects what the queue declares its agents carry: the same source as the matching', () => {
+    const agents = {
+      queue: 'linux',
+      provider: 'buildkite' as const,
+      agentTags: ['queue=linux', 'os=linux', 'docker=true'],
+      runnerLabels: ['self-hosted', 'linux'],
+      runnerTags: ['linux'],
+      runUntagged: false,
+    };
+    const built = buildAgentJob(template, { ...params, agents });
+    const env = built.spec?.template.spec?.containers[0]?.env ?? [];
+    expect(env.slice(0, 4)).toEqual([
+      { name: 'CI_AUTOSCALER_QUEUE', value: 'linux' },
+      { name: 'CI_AUTOSCALER_AGENT_TAGS', value: 'queue=linux,os=linux,docker=true' },
+      { name: 'CI_AUTOSCALER_RUNNER_LABELS', value: 'self-hosted,linux' },
+      { name: 'CI_AUTOSCALER_RUNNER_TAGS', value: 'linux' },
+    ]);
+    // The template's own BUILDKITE_AGENT_TAGS cannot disagree with the declaration: replaced.
+    expect(env.filter((e) => e.name === 'BUILDKITE_AGENT_TAGS')).toEqual([
+      { name: 'BUILDKITE_AGENT_TAGS', value: 'queue=linux,os=linux,docker=true' },
+    ]);
+    // Also in containers that did not set it, on a Buildkite queue.
+    const sidecar = built.spec?.template.spec?.containers[1]?.env ?? [];
+    expect(sidecar.find((e) => e.name === 'BUILDKITE_AGENT_TAGS')?.value).toBe('queue=linux,os=linux,docker=true');
+  });
+
+  it("points CI_SERVER_TOKEN at the queue's own GitLab runner token Secret", () => {
+    const gitlabTemplate: V1Job = {
+      ...template,
+      spec: {
+        template: {
+          spec: {
+            containers: [
+              {
+                name: 'runner',
+                image: 'gitlab/gitlab-runner:alpine-v18.6.6',
+                env: [
+                  { name: 'CI_SERVER_TOKEN', valueFrom: { secretKeyRef: { name: 'gitlab-runner', key: 'token' } } },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    };
+    const built = buildAgentJob(gitlabTemplate, { ...params, runnerTokenSecret: 'gitlab-runner-gpu' });
+    const token = built.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === 'CI_SERVER_TOKEN');
+    expect(token?.valueFrom?.secretKeyRef).toEqual({ name: 'gitlab-runner-gpu', key: 'token' });
+    expect(gitlabTemplate.spec?.template.spec?.containers[0]?.env?.[0]?.valueFrom?.secretKeyRef?.name).toBe(
+      'gitlab-runner',
+    );
+  });
+
   it('does not modify the template', () => {
     expect(template.spec?.backoffLimit).toBe(6);
     expect(template.spec?.template.spec?.containers[0]?.env).toHaveLength(2);
@@ -143,7 +215,7 @@ describe('names and label values', () => {
 });
 
 function jobWith(spec: { parallelism?: number; completions?: number }, status: V1Job['status']): V1Job {
-  return { spec: { template: {}, ...spec }, status };
+  return { spec: { template: {}, ...spec }, ...(status ? { status } : {}) };
 }
 
 describe('liveAgents', () => {

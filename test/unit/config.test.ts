@@ -19,13 +19,25 @@ function configError(load: () => unknown): ConfigError {
 describe('configuration', () => {
   it('runs on embedded defaults given only the required variables', () => {
     const c = loadScalerConfig(scalerEnv);
-    expect(c.defaults).toEqual({ minAgents: 0, maxAgents: 10, jobTemplate: 'buildkite' });
+    expect(c.defaults).toMatchObject({ minAgents: 0, maxAgents: 10, jobTemplate: 'buildkite' });
     expect(c.queues).toEqual(['default']);
     expect(c.queueSettings.default).toEqual(c.defaults);
+    // What the default queue's agents carry: the provider's defaults for the template's provider.
+    expect(c.queueSettings.default?.agents).toEqual({
+      queue: 'default',
+      provider: 'buildkite',
+      agentTags: ['queue=default'],
+      runnerLabels: ['self-hosted', 'linux', 'x64', 'default'],
+      runnerTags: ['default'],
+      runUntagged: false,
+    });
+    expect(c.routing).toEqual({ queues: [c.queueSettings.default?.agents], buildkiteDefaultQueue: 'default' });
+    expect(c.gitlabApi).toEqual({ url: 'https://gitlab.com/api/v4', token: { kind: 'disabled' } });
     expect(c.cluster).toEqual({ kind: 'kubeconfig-file', path: '/tmp/kubeconfig' });
     const w = loadWebhookConfig(webhookEnv);
     expect(w.maxBodyBytes).toBe(1_048_576);
     expect(w.secrets.github).toEqual({ kind: 'disabled' });
+    expect(w.routing).toEqual(c.routing);
   });
 
   it.each([
@@ -38,6 +50,16 @@ describe('configuration', () => {
     [{ QUEUE_OVERRIDES: '{"default":{"maxAgents":"3"}}' }, 'QUEUE_OVERRIDES', 'default.maxAgents'],
     [{ QUEUE_OVERRIDES: '{"gpu":{"maxAgents":3}}' }, 'QUEUE_OVERRIDES', '"gpu"'],
     [{ QUEUE_OVERRIDES: '{' }, 'QUEUE_OVERRIDES', 'valid JSON'],
+    [{ QUEUE_OVERRIDES: '{"default":{"agentTags":["os"]}}' }, 'QUEUE_OVERRIDES', 'default.agentTags.0'],
+    [{ QUEUE_OVERRIDES: '{"default":{"runnerLabels":[]}}' }, 'QUEUE_OVERRIDES', 'default.runnerLabels'],
+    [{ QUEUE_OVERRIDES: '{"default":{"runnerTags":["a,b"]}}' }, 'QUEUE_OVERRIDES', 'default.runnerTags.0'],
+    [{ QUEUE_OVERRIDES: '{"default":{"provider":"jenkins"}}' }, 'QUEUE_OVERRIDES', 'default.provider'],
+    [{ QUEUE_OVERRIDES: '{"default":{"runUntagged":"yes"}}' }, 'QUEUE_OVERRIDES', 'default.runUntagged'],
+    [{ QUEUE_OVERRIDES: '{"default":{"runnerTokenSecret":"Bad_Name"}}' }, 'QUEUE_OVERRIDES', 'runnerTokenSecret'],
+    [{ QUEUE_OVERRIDES: '{"default":{"tags":["x"]}}' }, 'QUEUE_OVERRIDES', 'default.tags'],
+    [{ BUILDKITE_DEFAULT_QUEUE: 'no spaces' }, 'BUILDKITE_DEFAULT_QUEUE', 'got "no spaces"'],
+    [{ GITLAB_API_URL: 'ftp://x' }, 'GITLAB_API_URL', 'got "ftp://x"'],
+    [{ GITLAB_API_TOKEN: 'x', GITLAB_API_TOKEN_PARAMETER: '/p' }, 'GITLAB_API_TOKEN_PARAMETER', 'not both'],
     [{ KUBECONFIG: '' }, 'KUBECONFIG', 'got none'],
     [{ EKS_CLUSTER_NAME: 'prod' }, 'KUBECONFIG', 'KUBECONFIG and EKS_CLUSTER_NAME'],
     [{ KUBE_NAMESPACE: 'CI_Agents' }, 'KUBE_NAMESPACE', 'got "CI_Agents"'],
@@ -74,10 +96,50 @@ describe('configuration', () => {
       MIN_AGENTS: '1',
       QUEUE_OVERRIDES: '{"gpu":{"minAgents":0,"maxAgents":2,"jobTemplate":"github"}}',
     });
-    expect(c.queueSettings).toEqual({
-      default: { minAgents: 1, maxAgents: 10, jobTemplate: 'buildkite' },
-      gpu: { minAgents: 0, maxAgents: 2, jobTemplate: 'github' },
+    expect(c.queueSettings).toMatchObject({
+      default: { minAgents: 1, maxAgents: 10, jobTemplate: 'buildkite', agents: { provider: 'buildkite' } },
+      gpu: { minAgents: 0, maxAgents: 2, jobTemplate: 'github', agents: { provider: 'github' } },
     });
+  });
+
+  it("declares what each queue's agents carry, the same for the webhook and the scaler", () => {
+    const env = {
+      ...scalerEnv,
+      QUEUES: 'linux,gpu,gl,custom',
+      JOB_TEMPLATE: 'github',
+      BUILDKITE_DEFAULT_QUEUE: 'linux-small',
+      GITLAB_API_URL: 'https://gitlab.example.com/api/v4/',
+      GITLAB_API_TOKEN: 'glpat-x',
+      QUEUE_OVERRIDES: JSON.stringify({
+        gpu: { runnerLabels: ['self-hosted', 'linux', 'gpu'] },
+        gl: {
+          jobTemplate: 'gitlab',
+          runnerTags: ['docker', 'linux'],
+          runUntagged: true,
+          runnerTokenSecret: 'gl-docker',
+        },
+        custom: { jobTemplate: 'infra/k8s/agents/mine.yaml', agentTags: ['queue=custom', 'os=linux'] },
+      }),
+    };
+    const c = loadScalerConfig(env);
+    expect(c.queueSettings.linux?.agents).toMatchObject({
+      provider: 'github',
+      runnerLabels: ['self-hosted', 'linux', 'x64', 'linux'],
+    });
+    expect(c.queueSettings.gpu?.agents.runnerLabels).toEqual(['self-hosted', 'linux', 'gpu']);
+    expect(c.queueSettings.gl).toMatchObject({
+      runnerTokenSecret: 'gl-docker',
+      agents: { provider: 'gitlab', runnerTags: ['docker', 'linux'], runUntagged: true },
+    });
+    // A custom template and no provider: the queue counts jobs of any provider.
+    expect(c.queueSettings.custom?.agents.provider).toBeUndefined();
+    expect(c.queueSettings.custom?.agents.agentTags).toEqual(['queue=custom', 'os=linux']);
+    expect(c.routing.buildkiteDefaultQueue).toBe('linux-small');
+    expect(c.gitlabApi).toEqual({
+      url: 'https://gitlab.example.com/api/v4',
+      token: { kind: 'value', value: 'glpat-x' },
+    });
+    expect(loadWebhookConfig(env).routing).toEqual(c.routing);
   });
 
   it('refuses a secret given both plainly and by parameter', () => {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../functions/core/decision.js';
 
@@ -57,22 +58,64 @@ describe('decide: agents missing per queue', () => {
     expect(d.reason).toBe(reason);
   });
 
-  it('never exceeds MAX and never goes negative over a grid of inputs', () => {
-    for (let pending = 0; pending <= 12; pending++)
-      for (let running = 0; running <= 12; running++)
-        for (let inFlight = 0; inFlight <= 12; inFlight++)
-          for (const [min, max] of [
-            [0, 1],
-            [0, 10],
-            [2, 5],
-            [5, 5],
-          ] as const) {
-            const d = decide({ queue: 'q', pending, running, inFlight, minAgents: min, maxAgents: max });
-            expect(d.count).toBeGreaterThanOrEqual(0);
-            if (d.count > 0) expect(inFlight + d.count).toBeLessThanOrEqual(max);
-            // Every pending job not covered by an idle agent gets one, room allowing.
-            const idle = Math.max(0, inFlight - running);
-            expect(d.count).toBe(Math.max(0, Math.min(max - inFlight, Math.max(pending - idle, min - inFlight, 0))));
-          }
+  // Properties over arbitrary observations (MIN <= MAX, as the config guarantees).
+  const observation = fc
+    .record({
+      pending: fc.nat(60),
+      running: fc.nat(60),
+      inFlight: fc.nat(60),
+      minAgents: fc.nat(20),
+      extra: fc.nat(40),
+    })
+    .map(({ extra, ...o }) => ({ queue: 'q', ...o, maxAgents: o.minAgents + extra }));
+
+  it('never asks for more than MAX minus what is in flight, and never a negative count', () => {
+    fc.assert(
+      fc.property(observation, (o) => {
+        const d = decide(o);
+        expect(d.count).toBeGreaterThanOrEqual(0);
+        expect(d.count).toBeLessThanOrEqual(Math.max(0, o.maxAgents - o.inFlight));
+      }),
+    );
+  });
+
+  it('keeps the warm floor: at least MIN in flight afterwards', () => {
+    fc.assert(
+      fc.property(observation, (o) => {
+        const after = o.inFlight + decide(o).count;
+        expect(after).toBeGreaterThanOrEqual(o.minAgents);
+      }),
+    );
+  });
+
+  it('gives every pending job not taken by an idle agent an agent, room allowing, and no more', () => {
+    fc.assert(
+      fc.property(observation, (o) => {
+        const d = decide(o);
+        const uncovered = o.pending - Math.max(0, o.inFlight - o.running);
+        const room = Math.max(0, o.maxAgents - o.inFlight);
+        expect(d.count).toBeGreaterThanOrEqual(Math.min(room, uncovered));
+        // Beyond demand only the floor may add agents.
+        expect(d.count).toBeLessThanOrEqual(Math.max(uncovered, o.minAgents - o.inFlight, 0));
+      }),
+    );
+  });
+
+  it('is monotone in pending: more waiting jobs never means fewer agents', () => {
+    fc.assert(
+      fc.property(observation, fc.nat(30), (o, more) => {
+        expect(decide({ ...o, pending: o.pending + more }).count).toBeGreaterThanOrEqual(decide(o).count);
+      }),
+    );
+  });
+
+  it('says capped exactly when MAX stopped it from asking what was missing', () => {
+    fc.assert(
+      fc.property(observation, (o) => {
+        const uncapped = decide({ ...o, maxAgents: Number.MAX_SAFE_INTEGER });
+        const d = decide(o);
+        expect(d.reason === 'capped').toBe(d.count < uncapped.count);
+      }),
+    );
   });
 });

@@ -89,7 +89,10 @@ describe('EKS token', () => {
     const source = new EksTokenSource({
       clusterName: 'c',
       region: 'us-east-1',
-      credentials: async () => (calls++, creds),
+      credentials: async () => {
+        calls++;
+        return creds;
+      },
       now: () => now,
     });
     const first = await source.token();
@@ -123,7 +126,10 @@ describe('EKS token', () => {
     const source = new EksTokenSource({
       clusterName: 'c',
       region: 'us-east-1',
-      credentials: async () => (calls++, creds),
+      credentials: async () => {
+        calls++;
+        return creds;
+      },
       now: () => T0,
     });
     const tokens = await Promise.all([source.token(), source.token(), source.token()]);

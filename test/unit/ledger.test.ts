@@ -1,20 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { eventId, JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import { JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
 import { advance, coalesce, coalesceGroups, type LedgerState, rankOf } from '../../functions/core/ledger.js';
+import { type JobEventFields, jobEvent } from '../support/job-events.js';
 
-function ev(kind: JobEventKind, jobId = 'job-1', extra: Partial<JobEvent> = {}): JobEvent {
-  return {
-    id: eventId('buildkite', jobId, kind),
-    provider: 'buildkite',
-    jobId,
-    queue: 'default',
-    kind,
+function ev(kind: JobEventKind, jobId = 'job-1', extra: JobEventFields = {}): JobEvent {
+  return jobEvent(jobId, kind, {
     occurredAt: `2026-11-23T10:00:0${JOB_EVENT_KINDS.indexOf(kind)}Z`,
     receivedAt: '2026-11-23T10:00:10Z',
-    trace: {},
     ...extra,
-  };
+  });
 }
 
 function fold(events: readonly JobEvent[], start?: LedgerState): LedgerState | undefined {

@@ -2,9 +2,10 @@ import type { V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
-import { eventId, type JobEvent } from '../../functions/core/job-event.js';
+import { eventId, type JobEvent, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { jobFactory } from '../../functions/scaler/ports.js';
 import { type EventSource, run, type ScalerPorts, tick } from '../../functions/scaler/scaler.js';
+import { jobEvent } from '../support/job-events.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',
@@ -13,7 +14,7 @@ const template: V1Job = {
 };
 
 /** A virtual clock: a receive with a wait moves time on by that wait. */
-function world(pending: JobEvent[], msPerBatch = 0) {
+function world(pending: QueuedJobEvent[], msPerBatch = 0) {
   let now = 1_000_000;
   const waits: number[] = [];
   const jobs: V1Job[] = [];
@@ -63,17 +64,7 @@ function world(pending: JobEvent[], msPerBatch = 0) {
 const settings = { queues: ['default'], limits: { default: { minAgents: 0, maxAgents: 1 } }, intentLeaseMs: 60_000 };
 
 function scheduled(jobId: string): JobEvent {
-  const at = new Date(0).toISOString();
-  return {
-    id: eventId('github', jobId, 'scheduled'),
-    provider: 'github',
-    jobId,
-    queue: 'default',
-    kind: 'scheduled',
-    occurredAt: at,
-    receivedAt: at,
-    trace: {},
-  };
+  return jobEvent(jobId, 'scheduled', { provider: 'github', queue: 'default', occurredAt: new Date(0).toISOString() });
 }
 
 describe('scaler loop within one invocation', () => {
@@ -151,5 +142,57 @@ describe('draining within one tick', () => {
     );
     expect(first.drain.received + second.drain.received).toBeLessThanOrEqual(60);
     expect(second.drain.received).toBeGreaterThan(0);
+  });
+
+  it('routes GitLab events through the router: unserved ones are deleted and counted nowhere, unknown ones wait hidden', async () => {
+    const gitlab = (jobId: string): QueuedJobEvent => ({
+      ...scheduled(jobId),
+      id: eventId('gitlab', jobId, 'scheduled'),
+      provider: 'gitlab',
+      queue: undefined,
+      gitlabProjectId: '380',
+    });
+    const w = world([scheduled('bk-1'), gitlab('1'), gitlab('2'), gitlab('3')]);
+    const deleted: string[] = [];
+    const deferred: [string, number][] = [];
+    const events = {
+      ...w.ports.events,
+      delete: async (handles: readonly string[]) => {
+        deleted.push(...handles);
+        return [];
+      },
+      defer: async (handle: string, seconds: number) => void deferred.push([handle, seconds]),
+    };
+    const router = {
+      resolve: async (batch: readonly QueuedJobEvent[]) =>
+        batch.map((e) =>
+          e.queue !== undefined
+            ? { event: { ...e, queue: e.queue } }
+            : e.jobId === '1'
+              ? { event: { ...e, queue: 'default' } }
+              : e.jobId === '2'
+                ? { ignored: 'tags ["gpu"]: no queue\'s agents can take it' }
+                : { failed: 'job tags lookup failed: HTTP 429', retryAfterMs: 30_000 },
+        ),
+    };
+    const report = await tick({ ...w.ports, events, router }, wide, {
+      waitSeconds: 0,
+      deadline: w.ports.now() + 60_000,
+    });
+    expect(report.drain).toMatchObject({ received: 4, applied: 2, unserved: 1, failed: 1 });
+    expect(report.decisions[0]).toMatchObject({ pending: 2 });
+    // The unserved job's message is gone; the unknown one stays, hidden until the API may be asked.
+    expect(deleted.sort()).toEqual(
+      [
+        `${eventId('github', 'bk-1', 'scheduled')}-0`,
+        `${eventId('gitlab', '1', 'scheduled')}-1`,
+        `${eventId('gitlab', '2', 'scheduled')}-2`,
+      ].sort(),
+    );
+    expect(deferred).toEqual([[`${eventId('gitlab', '3', 'scheduled')}-3`, 30]]);
+    // Without a router, an event without a queue is never counted and never deleted.
+    const alone = world([gitlab('4')]);
+    const none = await tick(alone.ports, wide, { waitSeconds: 0, deadline: alone.ports.now() + 60_000 });
+    expect(none.drain).toMatchObject({ received: 1, failed: 1, applied: 0 });
   });
 });

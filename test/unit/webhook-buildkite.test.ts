@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { eventId, JobEventSchema } from '../../functions/core/job-event.js';
 import { buildkite, parseSignatureHeader } from '../../functions/core/providers/buildkite.js';
 import { BadRequestError, type RawRequest } from '../../functions/core/providers/types.js';
+import { defaultQueueAgents, defaultRouting } from '../../functions/core/routing.js';
 import {
   BUILDKITE_SECRET,
   buildkiteJob,
@@ -136,10 +137,21 @@ describe('Buildkite job events', () => {
       started_at: '2026-11-23T10:00:05.123Z',
       agent_query_rules: ['queue=gpu', 'os=linux'],
     });
-    const result = buildkite.parse(request(buildkitePayload('job.started', job)), context);
+    // The gpu queue's agents carry os=linux too: every rule is met.
+    const routing = {
+      queues: [defaultQueueAgents('default'), { ...defaultQueueAgents('gpu'), agentTags: ['queue=gpu', 'os=linux'] }],
+      buildkiteDefaultQueue: 'default',
+    };
+    const result = buildkite.parse(request(buildkitePayload('job.started', job)), { ...context, routing });
     expect(result).toMatchObject({
       kind: 'event',
       event: { kind: 'started', queue: 'gpu', occurredAt: '2026-11-23T10:00:05.123Z' },
+    });
+    // Agents with only queue=gpu could never take it: ignored, naming the unmet rule.
+    expect(buildkite.parse(request(buildkitePayload('job.started', job)), context)).toEqual({
+      kind: 'ignored',
+      reason:
+        'no queue\'s agents can take it: default: needs "queue=gpu", agents have "queue=default"; gpu: needs "os=linux", agents have no "os" tag',
     });
   });
 
@@ -185,7 +197,16 @@ describe('Buildkite job events', () => {
     ).toMatchObject({ kind: 'ignored' });
     const other = buildkiteJob({ agent_query_rules: ['queue=macos'] });
     const result = buildkite.parse(request(buildkitePayload('job.scheduled', other)), context);
-    expect(result).toEqual({ kind: 'ignored', reason: 'queue "macos" is not served here' });
+    expect(result).toEqual({
+      kind: 'ignored',
+      reason:
+        'no queue\'s agents can take it: default: needs "queue=macos", agents have "queue=default"; gpu: needs "queue=macos", agents have "queue=gpu"',
+    });
+    // The default queue's name is configurable (BUILDKITE_DEFAULT_QUEUE).
+    const routing = { ...defaultRouting(['default', 'gpu']), buildkiteDefaultQueue: 'gpu' };
+    expect(buildkite.parse(request(buildkitePayload('job.scheduled', none)), { ...context, routing })).toMatchObject({
+      event: { queue: 'gpu' },
+    });
   });
 
   it('only script jobs need agents; other events are ignored; ping pongs', () => {
@@ -228,6 +249,22 @@ describe('Buildkite job events', () => {
       const req: RawRequest = { body: Buffer.from(raw), headers: { 'x-buildkite-event': 'job.scheduled' } };
       expect(() => buildkite.parse(req, context)).toThrow(BadRequestError);
       expect(() => buildkite.parse(req, context)).toThrow(message);
+    }
+  });
+});
+
+describe('Buildkite prototype keys', () => {
+  const keys = ['constructor', 'toString', 'valueOf', '__proto__', 'isPrototypeOf', 'hasOwnProperty'];
+
+  it('an event named like an Object.prototype member is ignored, in the body or the header', () => {
+    for (const key of keys) {
+      const payload = buildkitePayload(key);
+      expect(buildkite.parse(request(payload), context)).toEqual({
+        kind: 'ignored',
+        reason: `event ${key} is not acted on`,
+      });
+      const viaBody = { body: Buffer.from(JSON.stringify(payload)), headers: {} };
+      expect(buildkite.parse(viaBody, context)).toMatchObject({ kind: 'ignored' });
     }
   });
 });

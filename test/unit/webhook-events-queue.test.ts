@@ -2,18 +2,14 @@ import { DeleteMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-s
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { createEventsQueue, parseEventBody, sendMessageInput } from '../../functions/adapters/sqs/events-queue.js';
-import { eventId, type JobEvent } from '../../functions/core/job-event.js';
+import type { JobEvent } from '../../functions/core/job-event.js';
+import { jobEvent } from '../support/job-events.js';
 
-const event: JobEvent = {
-  id: eventId('gitlab', '7', 'scheduled'),
+const event: JobEvent = jobEvent('7', 'scheduled', {
   provider: 'gitlab',
-  jobId: '7',
-  queue: 'default',
-  kind: 'scheduled',
   occurredAt: '2026-11-23T10:00:00.000Z',
   receivedAt: '2026-11-23T10:00:01.000Z',
-  trace: {},
-};
+});
 
 describe('events queue messages', () => {
   it('standard queue: JSON body and the eventId attribute, no FIFO fields', () => {

@@ -3,10 +3,21 @@ import { describe, expect, it } from 'vitest';
 import { eventId, JobEventSchema } from '../../functions/core/job-event.js';
 import { github } from '../../functions/core/providers/github.js';
 import { BadRequestError, type RawRequest } from '../../functions/core/providers/types.js';
+import { defaultQueueAgents, defaultRouting } from '../../functions/core/routing.js';
 import { GITHUB_SECRET, githubSignature, workflowJobExamples } from '../support/webhook-fixtures.js';
 
 const receivedAt = new Date('2026-11-23T12:00:00.000Z');
-const context = { queues: ['default', 'ubuntu-latest', 'k8s', 'GPU'], receivedAt };
+const queues = ['default', 'ubuntu-latest', 'k8s', 'GPU'];
+// The GPU queue's runners carry every label of the example job that runs on them.
+const routing = {
+  ...defaultRouting(queues),
+  queues: queues.map((q) =>
+    q === 'GPU'
+      ? { ...defaultQueueAgents(q), runnerLabels: ['self-hosted', 'GPU', 'db-app', 'dc-03'] }
+      : defaultQueueAgents(q),
+  ),
+};
+const context = { queues, routing, receivedAt };
 const verifyOptions = { now: receivedAt.getTime(), replayWindowSeconds: 300 };
 
 function request(payload: unknown, headers: Record<string, string> = {}, raw?: string): RawRequest {
@@ -112,6 +123,21 @@ describe('GitHub workflow_job parsing: every @octokit/webhooks-examples example'
     });
   }
 
+  it("counts a job only where the runners carry EVERY runs-on label (GitHub's own rule)", () => {
+    const gpu = examples.find((e) => e.workflow_job.id === 2832853555);
+    expect(gpu?.workflow_job.labels).toEqual(['gpu', 'db-app', 'dc-03']);
+    // Runners with the default labels (self-hosted, linux, x64, GPU) lack two of them.
+    const result = github.parse(request(gpu), { queues, receivedAt });
+    expect(result).toEqual({
+      kind: 'ignored',
+      reason: expect.stringContaining('GPU: runners lack label(s) "db-app", "dc-03"'),
+    });
+    // self-hosted + k8s (a real queued example) fits the k8s queue's default labels.
+    const k8s = examples.find((e) => e.workflow_job.id === 12877621891 && e.action === 'queued');
+    const runnable = { ...k8s, workflow_job: { ...k8s?.workflow_job, status: 'queued' } };
+    expect(github.parse(request(runnable), { queues, receivedAt })).toMatchObject({ event: { queue: 'k8s' } });
+  });
+
   it('ignores every example whose labels name no served queue', () => {
     for (const example of examples) {
       const result = github.parse(request(example), { queues: ['some-other-queue'], receivedAt });
@@ -181,5 +207,19 @@ describe('GitHub workflow_job mapping details', () => {
       expect(() => github.parse(request(payload, {}, raw), context)).toThrow(message);
     }
     expect(() => github.parse({ body: Buffer.from('{}'), headers: {} }, context)).toThrow(/X-GitHub-Event/);
+  });
+});
+
+describe('GitHub prototype keys', () => {
+  const keys = ['constructor', 'toString', 'valueOf', '__proto__', 'isPrototypeOf', 'hasOwnProperty'];
+  const example = workflowJobExamples().find((e) => e.action === 'queued' && e.workflow_job.status === 'queued');
+
+  it('an action named like an Object.prototype member is ignored', () => {
+    for (const action of keys) {
+      expect(github.parse(request({ ...example, action }), context)).toEqual({
+        kind: 'ignored',
+        reason: `action ${action} is not acted on`,
+      });
+    }
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { eventId, JobEventSchema } from '../../functions/core/job-event.js';
 import { gitlab } from '../../functions/core/providers/gitlab.js';
 import { BadRequestError, type RawRequest } from '../../functions/core/providers/types.js';
+import { defaultQueueAgents, defaultRouting } from '../../functions/core/routing.js';
 import { GITLAB_TOKEN, gitlabJob } from '../support/webhook-fixtures.js';
 
 const receivedAt = new Date('2026-11-23T12:00:00.000Z');
@@ -41,7 +42,8 @@ describe('GitLab Job Hook', () => {
       id: eventId('gitlab', '1977', 'scheduled'),
       provider: 'gitlab',
       jobId: '1977',
-      queue: 'default',
+      // No queue yet: the Job Hook has no job tags; the scaler looks them up in this project.
+      gitlabProjectId: '380',
       kind: 'scheduled',
       occurredAt: '2026-11-23T10:00:00.000Z',
       receivedAt: receivedAt.toISOString(),
@@ -85,16 +87,34 @@ describe('GitLab Job Hook', () => {
     });
   });
 
-  it('queue from the job tags where present, matched case-insensitively; none -> default', () => {
-    expect(gitlab.parse(request(gitlabJob({ tags: ['linux', 'Docker'] })), context)).toMatchObject({
-      event: { queue: 'docker' },
+  it("leaves the queue to the tag lookup: runner.tags are the runner's, not the job's", () => {
+    const pending = gitlab.parse(request(gitlabJob()), context);
+    expect(pending).toMatchObject({ kind: 'event', event: { gitlabProjectId: '380' } });
+    expect(pending.kind === 'event' && 'queue' in pending.event).toBe(false);
+    const picked = gitlabJob({
+      build_status: 'running',
+      runner: {
+        id: 380987,
+        description: 'shared-runners-manager-6.gitlab.com',
+        runner_type: 'instance_type',
+        active: true,
+        is_shared: true,
+        tags: ['docker'],
+      },
     });
-    expect(gitlab.parse(request(gitlabJob({ tags: ['linux'] })), context)).toMatchObject({ kind: 'ignored' });
-    expect(gitlab.parse(request(gitlabJob({ tags: [] })), context)).toMatchObject({ event: { queue: 'default' } });
-    expect(gitlab.parse(request(gitlabJob()), { queues: ['docker'], receivedAt })).toMatchObject({ kind: 'ignored' });
-    // runner.tags are the tags of the runner that took the job, not a request: not used.
-    const picked = gitlabJob({ build_status: 'running', runner: { id: 1, tags: ['docker'] } });
-    expect(gitlab.parse(request(picked), context)).toMatchObject({ event: { queue: 'default' } });
+    const running = gitlab.parse(request(picked), context);
+    expect(running).toMatchObject({ kind: 'event', event: { kind: 'started', gitlabProjectId: '380' } });
+    expect(running.kind === 'event' && 'queue' in running.event).toBe(false);
+    // No queue here runs GitLab agents: nothing to look up.
+    const buildkiteOnly = {
+      queues: ['default'],
+      routing: { ...defaultRouting(['default']), queues: [defaultQueueAgents('default', 'buildkite')] },
+      receivedAt,
+    };
+    expect(gitlab.parse(request(gitlabJob()), buildkiteOnly)).toEqual({
+      kind: 'ignored',
+      reason: 'no queue served here runs gitlab agents',
+    });
   });
 
   it('names what is wrong in a malformed body', () => {
@@ -103,7 +123,7 @@ describe('GitLab Job Hook', () => {
       [JSON.stringify({ ...gitlabJob(), object_kind: 'pipeline' }), /object_kind/],
       [JSON.stringify({ ...gitlabJob(), build_id: -1 }), /build_id/],
       [JSON.stringify({ ...gitlabJob(), build_status: null }), /build_status/],
-      [JSON.stringify({ ...gitlabJob(), tags: [1] }), /tags/],
+      [JSON.stringify({ ...gitlabJob(), project_id: 'a/b' }), /project_id/],
       [JSON.stringify({ ...gitlabJob(), build_created_at: 12 }), /build_created_at/],
     ];
     for (const [raw, message] of cases) {
@@ -111,5 +131,18 @@ describe('GitLab Job Hook', () => {
       expect(() => gitlab.parse(request(undefined, {}, raw), context)).toThrow(message);
     }
     expect(() => gitlab.parse({ body: Buffer.from('{}'), headers: {} }, context)).toThrow(/X-Gitlab-Event/);
+  });
+});
+
+describe('GitLab prototype keys', () => {
+  const keys = ['constructor', 'toString', 'valueOf', '__proto__', 'isPrototypeOf', 'hasOwnProperty'];
+
+  it('a build_status named like an Object.prototype member is ignored', () => {
+    for (const status of keys) {
+      expect(gitlab.parse(request(gitlabJob({ build_status: status })), context)).toEqual({
+        kind: 'ignored',
+        reason: `build_status ${status} is not acted on`,
+      });
+    }
   });
 });

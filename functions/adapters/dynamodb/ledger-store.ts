@@ -15,7 +15,7 @@
  * counts, and the in-flight limiter (strongly consistent) still caps what can be provisioned.
  */
 import { type DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { JobEvent } from '../../core/job-event.js';
+import { boundTrace, type JobEvent } from '../../core/job-event.js';
 import {
   coalesceGroups,
   DEFAULT_OPEN_MAX_AGE_HOURS,
@@ -51,12 +51,10 @@ export async function mapLimit<T, R>(
   fn: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
   const results = new Array<R>(items.length);
-  let next = 0;
+  // One iterator shared by the workers: each takes the next item when it is free.
+  const remaining = items.entries();
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]!, index);
-    }
+    for (const [index, item] of remaining) results[index] = await fn(item, index);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
@@ -90,7 +88,10 @@ export class DynamoLedgerStore implements LedgerStore {
       // Merged events share the fate of the event that represented them: 'applied' means the job
       // is durably at the furthest event of the group, hence at or beyond every member; 'noop'
       // means it already was; 'failed' means nothing is known, so none may be deleted from SQS.
-      for (const index of group.members) outcomes[index] = { eventId: events[index]!.id, ...outcome };
+      for (const index of group.members) {
+        const member = events[index];
+        if (member) outcomes[index] = { eventId: member.id, ...outcome };
+      }
     });
     return outcomes;
   }
@@ -106,8 +107,9 @@ export class DynamoLedgerStore implements LedgerStore {
       ':jobId': event.jobId,
       ':eventAt': event.occurredAt,
       ':updatedAt': now.toISOString(),
-      // Without undefined members, whatever the client's marshall options.
-      ':trace': Object.fromEntries(Object.entries(event.trace ?? {}).filter(([, v]) => v !== undefined)),
+      // Bounded (EVENT_BOUNDS: the item stays a few KB whatever the event carried) and without
+      // undefined members, whatever the client's marshall options.
+      ':trace': boundTrace(event.trace),
     };
     const set = [
       '#state = :state',
@@ -184,8 +186,8 @@ export class DynamoLedgerStore implements LedgerStore {
     const since = Math.floor(now.getTime() / 1000) - this.openMaxAgeSeconds;
     const pairs = await mapLimit(unique, this.concurrency, async (queue) => {
       const [pending, running] = await Promise.all([
-        this.countOpen(openKeyOf(queue, 'scheduled')!, since),
-        this.countOpen(openKeyOf(queue, 'started')!, since),
+        this.countOpen(openKeyOf(queue, 'scheduled'), since),
+        this.countOpen(openKeyOf(queue, 'started'), since),
       ]);
       return [queue, { pending, running }] as const;
     });

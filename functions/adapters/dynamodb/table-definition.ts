@@ -17,7 +17,7 @@ import { parse } from 'yaml';
 export const LEDGER_TABLE_RESOURCE = 'LedgerTable';
 
 export interface TableDefinition {
-  readonly createTable: CreateTableCommandInput;
+  readonly createTable: CreateTableCommandInput & { readonly TableName: string };
   readonly timeToLive?: TimeToLiveSpecification;
 }
 
@@ -40,7 +40,7 @@ export function tableDefinitionFromCloudFormation(yamlText: string, tableName: s
   const gsis = pick<CreateTableCommandInput['GlobalSecondaryIndexes']>(props, 'GlobalSecondaryIndexes', false);
   const ttl = pick<{ AttributeName: string; Enabled: boolean } | undefined>(props, 'TimeToLiveSpecification', false);
   const billingMode = pick<CreateTableCommandInput['BillingMode']>(props, 'BillingMode', false) ?? 'PROVISIONED';
-  const createTable: CreateTableCommandInput = {
+  const createTable: TableDefinition['createTable'] = {
     TableName: tableName,
     BillingMode: billingMode,
     AttributeDefinitions: pick(props, 'AttributeDefinitions'),
@@ -65,7 +65,7 @@ export function tableDefinitionFromCloudFormation(yamlText: string, tableName: s
  * For the tests and the local stack; on AWS CloudFormation owns the table.
  */
 export async function createTableFromDefinition(client: DynamoDBClient, definition: TableDefinition): Promise<void> {
-  const TableName = definition.createTable.TableName!;
+  const { TableName } = definition.createTable;
   try {
     await client.send(new CreateTableCommand(definition.createTable));
   } catch (error) {

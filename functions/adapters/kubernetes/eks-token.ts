@@ -74,7 +74,7 @@ export async function presignEksToken(opts: {
 /** Caches a token and signs a fresh one shortly before it expires. */
 export class EksTokenSource {
   private cached?: { token: string; refreshAt: number; expiresAt: number };
-  private pending?: Promise<string>;
+  private pending: Promise<string> | undefined;
   private readonly credentials: AwsCredentialIdentityProvider;
   private readonly now: () => number;
 

@@ -28,7 +28,13 @@ export class RetryableKubeError extends KubeApiError {
     readonly retryAfterSeconds?: number,
     options?: { cause?: unknown },
   ) {
-    super(message, status, reason, options);
+    // The scaler logs the message: it says when the server asked to be retried.
+    super(
+      retryAfterSeconds === undefined ? message : `${message} (retry after ${retryAfterSeconds} s)`,
+      status,
+      reason,
+      options,
+    );
     this.name = 'RetryableKubeError';
   }
 }

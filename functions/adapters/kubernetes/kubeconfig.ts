@@ -28,8 +28,6 @@ export interface KubeConfigDeps {
 
 export interface LoadedKubeConfig {
   readonly kubeConfig: KubeConfig;
-  /** Present for EKS access. */
-  readonly tokens?: EksTokenSource;
 }
 
 export async function loadKubeConfig(
@@ -80,7 +78,7 @@ export async function loadKubeConfig(
           opts.headers = headers;
         },
       });
-      return { kubeConfig: kc, tokens };
+      return { kubeConfig: kc };
     }
   }
   return { kubeConfig: kc };

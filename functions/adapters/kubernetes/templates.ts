@@ -64,18 +64,19 @@ export function templatePath(nameOrPath: string): string {
 /** Checks the shape the scaler relies on; returns the Job. */
 export function validateTemplate(doc: unknown, source: string): V1Job {
   const job = doc as V1Job | null;
-  const fail = (what: string): never => {
+  // Typed as a never-returning function so that each check narrows `job` for the next one.
+  const fail: (what: string) => never = (what) => {
     throw new TemplateError(`Job template ${source}: ${what}`);
   };
   if (!job || typeof job !== 'object') fail('is not a YAML object');
-  if (job!.apiVersion !== 'batch/v1' || job!.kind !== 'Job')
-    fail(`must be apiVersion batch/v1, kind Job (got ${job!.apiVersion}/${job!.kind})`);
-  const containers = job!.spec?.template?.spec?.containers;
+  if (job.apiVersion !== 'batch/v1' || job.kind !== 'Job')
+    fail(`must be apiVersion batch/v1, kind Job (got ${job.apiVersion}/${job.kind})`);
+  const containers = job.spec?.template?.spec?.containers;
   if (!Array.isArray(containers) || containers.length === 0) fail('needs spec.template.spec.containers');
-  containers!.forEach((c, i) => {
+  containers.forEach((c, i) => {
     if (!c?.name || !c.image) fail(`container ${i} needs a name and an image`);
   });
-  return job!;
+  return job;
 }
 
 const cache = new Map<string, Promise<V1Job>>();

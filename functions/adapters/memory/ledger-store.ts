@@ -58,7 +58,10 @@ export class InMemoryLedgerStore implements LedgerStore {
         }
         outcome = { result: next ? 'applied' : 'noop' };
       }
-      for (const index of group.members) outcomes[index] = { eventId: events[index]!.id, ...outcome };
+      for (const index of group.members) {
+        const member = events[index];
+        if (member) outcomes[index] = { eventId: member.id, ...outcome };
+      }
     }
     return outcomes;
   }

@@ -20,7 +20,7 @@ export interface SecretStoreOptions {
 interface Entry {
   value?: string;
   fetchedAt: number;
-  inFlight?: Promise<string>;
+  inFlight?: Promise<string> | undefined;
   /** The last fetch failed and nothing is cached: retried at most once a second. */
   error?: unknown;
 }

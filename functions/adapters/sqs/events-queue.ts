@@ -1,15 +1,24 @@
 /**
- * The events queue: the webhook sends normalised JobEvents, the scaler receives and deletes
+ * The events queue: the webhook sends normalised job events, the scaler receives and deletes
  * them. Requests go to the SQS client's endpoint (AWS_ENDPOINT_URL_SQS or the regional one),
  * never to the host inside the queue URL (see ./client.ts).
  */
 import {
+  ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { type JobEvent, JobEventSchema, jobKey } from '../../core/job-event.js';
+import {
+  eventMessageBody,
+  InvalidJobEventError,
+  invalidJobEvent,
+  JobEventSchema,
+  jobKey,
+  type QueuedJobEvent,
+  withBoundedOptionalFields,
+} from '../../core/job-event.js';
 import { sqsClient } from './client.js';
 
 export interface ReceivedEvent {
@@ -17,8 +26,8 @@ export interface ReceivedEvent {
   readonly messageId: string;
   /** ApproximateReceiveCount: 1 on the first delivery. */
   readonly receiveCount: number;
-  /** The parsed event; absent when the body is not a valid JobEvent (see `error`). */
-  readonly event?: JobEvent;
+  /** The parsed event (a GitLab one may still need its queue); absent when invalid (see `error`). */
+  readonly event?: QueuedJobEvent;
   /** Why the body could not be parsed. Such a message is NOT deleted: it reaches the DLQ. */
   readonly error?: string;
 }
@@ -38,27 +47,34 @@ export interface ReceiveOptions {
 
 export interface EventsQueue {
   readonly url: string;
-  readonly fifo: boolean;
-  sendEvent(event: JobEvent): Promise<{ messageId: string }>;
+  sendEvent(event: QueuedJobEvent): Promise<{ messageId: string }>;
   receiveEvents(options?: ReceiveOptions): Promise<ReceivedEvent[]>;
   deleteMessages(receiptHandles: readonly string[]): Promise<DeleteResult>;
+  /** Hides a received message for `seconds` (0..43200) before it is delivered again. */
+  changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
 }
 
 export function isFifoQueueUrl(url: string): boolean {
   return url.endsWith('.fifo');
 }
 
-/** The SendMessage input for an event (exported for tests and the benchmark). */
-export function sendMessageInput(queueUrl: string, event: JobEvent) {
+/**
+ * The SendMessage input for an event (exported for tests and the benchmark). Refuses, with an
+ * InvalidJobEventError, an event the scaler could not apply (invalidJobEvent): no sender can
+ * record one. The body is ASCII JSON (eventMessageBody), within EVENT_BOUNDS.messageBytes.
+ */
+export function sendMessageInput(queueUrl: string, event: QueuedJobEvent) {
+  const invalid = invalidJobEvent(event);
+  if (invalid !== undefined) throw new InvalidJobEventError(invalid);
   return {
     QueueUrl: queueUrl,
-    MessageBody: JSON.stringify(event),
+    MessageBody: eventMessageBody(event),
     MessageAttributes: { eventId: { DataType: 'String', StringValue: event.id } },
     ...(isFifoQueueUrl(queueUrl) ? { MessageDeduplicationId: event.id, MessageGroupId: jobKey(event) } : {}),
   };
 }
 
-export function parseEventBody(body: string | undefined): { event: JobEvent } | { error: string } {
+export function parseEventBody(body: string | undefined): { event: QueuedJobEvent } | { error: string } {
   if (body === undefined) return { error: 'message has no body' };
   let json: unknown;
   try {
@@ -66,10 +82,11 @@ export function parseEventBody(body: string | undefined): { event: JobEvent } | 
   } catch {
     return { error: 'message body is not JSON' };
   }
-  const result = JobEventSchema.safeParse(json);
+  // Optional fields of older messages are cut to today's bounds rather than refused.
+  const result = JobEventSchema.safeParse(withBoundedOptionalFields(json));
   if (result.success) return { event: result.data };
-  const issue = result.error.issues[0]!;
-  return { error: `message body is not a JobEvent: ${issue.path.join('.') || '(root)'}: ${issue.message}` };
+  const [issue] = result.error.issues;
+  return { error: `message body is not a JobEvent: ${issue?.path.join('.') || '(root)'}: ${issue?.message}` };
 }
 
 type Client = () => SQSClient;
@@ -77,7 +94,7 @@ type Client = () => SQSClient;
 /** Records one event: one message, body = the JSON event, attribute eventId (FIFO: dedup + group ids). */
 export async function sendEvent(
   queueUrl: string,
-  event: JobEvent,
+  event: QueuedJobEvent,
   client: Client = sqsClient,
 ): Promise<{ messageId: string }> {
   const out = await client().send(new SendMessageCommand(sendMessageInput(queueUrl, event)));
@@ -134,10 +151,13 @@ export async function deleteMessages(
           Entries: chunk.map((ReceiptHandle, n) => ({ Id: String(n), ReceiptHandle })),
         }),
       );
-      for (const ok of out.Successful ?? []) deleted.push(chunk[Number(ok.Id)]!);
-      for (const bad of out.Failed ?? []) {
-        failed.push({ receiptHandle: chunk[Number(bad.Id)]!, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
-      }
+      const succeeded = new Set((out.Successful ?? []).map((ok) => ok.Id));
+      const failures = new Map((out.Failed ?? []).map((bad) => [bad.Id, bad]));
+      chunk.forEach((receiptHandle, n) => {
+        if (succeeded.has(String(n))) deleted.push(receiptHandle);
+        const bad = failures.get(String(n));
+        if (bad) failed.push({ receiptHandle, code: bad.Code ?? 'Unknown', message: bad.Message ?? '' });
+      });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const code = error instanceof Error ? error.name : 'Error';
@@ -147,13 +167,29 @@ export async function deleteMessages(
   return { deleted, failed };
 }
 
-/** The three operations bound to one queue URL (the scaler's view; the webhook uses sendEvent alone). */
+/** Sets when a received message becomes visible again (ChangeMessageVisibility). */
+export async function changeVisibility(
+  queueUrl: string,
+  receiptHandle: string,
+  seconds: number,
+  client: Client = sqsClient,
+): Promise<void> {
+  await client().send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: queueUrl,
+      ReceiptHandle: receiptHandle,
+      VisibilityTimeout: Math.max(0, Math.min(43_200, Math.ceil(seconds))),
+    }),
+  );
+}
+
+/** The operations bound to one queue URL (the scaler's view; the webhook uses sendEvent alone). */
 export function createEventsQueue(url: string, client: Client = sqsClient): EventsQueue {
   return {
     url,
-    fifo: isFifoQueueUrl(url),
     sendEvent: (event) => sendEvent(url, event, client),
     receiveEvents: (options) => receiveEvents(url, options, client),
     deleteMessages: (handles) => deleteMessages(url, handles, client),
+    changeVisibility: (handle, seconds) => changeVisibility(url, handle, seconds, client),
   };
 }

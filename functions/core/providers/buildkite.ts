@@ -7,6 +7,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { JobEventKind } from '../job-event.js';
+import { routeBuildkite } from '../routing.js';
 import {
   BadRequestError,
   constantTimeEqual,
@@ -14,7 +15,6 @@ import {
   idField,
   isObject,
   jobEventResult,
-  matchServedQueue,
   objectField,
   optionalString,
   type ParseContext,
@@ -22,15 +22,17 @@ import {
   type ProviderResult,
   parseJsonObject,
   type RawRequest,
+  routingOf,
   timestampField,
   type VerifyOptions,
 } from './types.js';
 
-const KINDS: Readonly<Record<string, JobEventKind>> = {
-  'job.scheduled': 'scheduled',
-  'job.started': 'started',
-  'job.finished': 'finished',
-};
+// A Map, not an object literal: an event named `constructor` or `__proto__` must find nothing.
+const KINDS: ReadonlyMap<string, JobEventKind> = new Map([
+  ['job.scheduled', 'scheduled'],
+  ['job.started', 'started'],
+  ['job.finished', 'finished'],
+]);
 
 /** Parses `timestamp=T,signature=S` (order-insensitive); undefined when malformed. */
 export function parseSignatureHeader(value: string): { timestamp: string; signature: string } | undefined {
@@ -97,7 +99,7 @@ export const buildkite: ProviderModule = {
     const name = header(request, 'x-buildkite-event') ?? bodyEvent;
     if (name === undefined) throw new BadRequestError('X-Buildkite-Event header is missing');
     if (name === 'ping') return { kind: 'pong' };
-    const kind = KINDS[name];
+    const kind = KINDS.get(name);
     if (kind === undefined) return { kind: 'ignored', reason: `event ${name} is not acted on` };
 
     const job = objectField(body, 'job', 'job');
@@ -110,10 +112,10 @@ export const buildkite: ProviderModule = {
     if (!Array.isArray(rules) || rules.some((r) => typeof r !== 'string')) {
       throw new BadRequestError('job.agent_query_rules must be an array of strings');
     }
-    const rule = (rules as string[]).find((r) => r.startsWith('queue='));
-    const wanted = rule === undefined ? 'default' : rule.slice('queue='.length);
-    const queue = matchServedQueue([wanted], context.queues);
-    if (queue === undefined) return { kind: 'ignored', reason: `queue ${JSON.stringify(wanted)} is not served here` };
+    // Every rule must be met by the agents a queue starts (README, Matching jobs to queues).
+    const routed = routeBuildkite(rules as string[], routingOf(context));
+    if ('unmet' in routed) return { kind: 'ignored', reason: routed.unmet };
+    const { queue } = routed;
 
     const scheduledAt =
       timestampField(job.scheduled_at, 'job.scheduled_at') ??

@@ -6,6 +6,7 @@
  */
 import { verify as verifySignature } from '@octokit/webhooks-methods';
 import type { JobEventKind } from '../job-event.js';
+import { routeGithub } from '../routing.js';
 import {
   BadRequestError,
   header,
@@ -13,7 +14,6 @@ import {
   isObject,
   type JsonObject,
   jobEventResult,
-  matchServedQueue,
   objectField,
   optionalString,
   type ParseContext,
@@ -21,21 +21,24 @@ import {
   type ProviderResult,
   parseJsonObject,
   type RawRequest,
+  routingOf,
   timestampField,
 } from './types.js';
 
-const KINDS: Readonly<Record<string, JobEventKind>> = {
-  queued: 'scheduled',
-  in_progress: 'started',
-  completed: 'finished',
-};
+// A Map, not an object literal: an action named `constructor` or `__proto__` must find nothing.
+const KINDS: ReadonlyMap<string, JobEventKind> = new Map([
+  ['queued', 'scheduled'],
+  ['in_progress', 'started'],
+  ['completed', 'finished'],
+]);
 
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 
 /** The JSON payload of a JSON or `application/x-www-form-urlencoded` (`payload=`) delivery. */
 function payloadText(request: RawRequest): string {
   const text = request.body.toString('utf8');
-  const type = (header(request, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const [mediaType = ''] = (header(request, 'content-type') ?? '').split(';');
+  const type = mediaType.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') return text;
   const payload = new URLSearchParams(text).get('payload');
   if (payload === null) throw new BadRequestError('form-encoded body has no payload field');
@@ -81,7 +84,7 @@ export const github: ProviderModule = {
     if (typeof action !== 'string') throw new BadRequestError('action is missing or not a string');
     const job = objectField(body, 'workflow_job', 'workflow_job');
     const jobId = idField(job, 'id', 'workflow_job.id');
-    const kind = KINDS[action];
+    const kind = KINDS.get(action);
     // `waiting` (for an environment approval or a concurrency group) is not runnable: GitHub
     // sends `queued` again once it is. A queued delivery whose job status is still `waiting`
     // is the same situation.
@@ -93,10 +96,10 @@ export const github: ProviderModule = {
     if (!Array.isArray(labels) || labels.some((l) => typeof l !== 'string')) {
       throw new BadRequestError('workflow_job.labels must be an array of strings');
     }
-    const queue = matchServedQueue(labels as string[], context.queues);
-    if (queue === undefined) {
-      return { kind: 'ignored', reason: `labels ${JSON.stringify(labels)} name no queue served here` };
-    }
+    // GitHub gives a job only to a runner that has every one of its `runs-on` labels.
+    const routed = routeGithub(labels as string[], routingOf(context));
+    if ('unmet' in routed) return { kind: 'ignored', reason: routed.unmet };
+    const { queue } = routed;
 
     const conclusion = job.conclusion;
     const effective: JobEventKind =

@@ -2,11 +2,15 @@
  * GitLab Job Hook (`X-Gitlab-Event: Job Hook`), authenticated by `X-Gitlab-Token` compared in
  * constant time. Pure: crypto only.
  *
- * Queue: GitLab's documented Job Hook payload carries no list of the job's own tags (only
- * `runner.tags`, the tags of the runner that picked the job up, absent while it is pending). A
- * top-level `tags` array is used where present; otherwise the job counts for `default`.
+ * Queue: the Job Hook carries no list of the job's own tags (lib/gitlab/data_builder/build.rb
+ * sends only `runner.tags`, the tags of the runner that took the job, and `runner` is null while
+ * the job is pending; neither the older nor the current build.rb sends the job's own tags, and
+ * gitlab MR 140760, which proposed it, is not in them). So the event leaves here
+ * without a queue, with its project id, and the scaler looks the job's `tag_list` up once per
+ * CI job (functions/scaler/gitlab-routes.ts) before it is counted anywhere.
  */
 import type { JobEventKind } from '../job-event.js';
+import { servesProvider } from '../routing.js';
 import {
   BadRequestError,
   constantTimeEqual,
@@ -14,25 +18,28 @@ import {
   idField,
   isObject,
   jobEventResult,
-  matchServedQueue,
   optionalString,
   type ParseContext,
   type ProviderModule,
   type ProviderResult,
   parseJsonObject,
   type RawRequest,
+  routingOf,
   timestampField,
 } from './types.js';
 
-/** build_status -> kind; terminal statuses become `cancelled` when the job never started. */
-const KINDS: Readonly<Record<string, JobEventKind>> = {
-  pending: 'scheduled',
-  running: 'started',
-  success: 'finished',
-  failed: 'finished',
-  canceled: 'finished',
-  skipped: 'finished',
-};
+/**
+ * build_status -> kind; terminal statuses become `cancelled` when the job never started. A Map,
+ * not an object literal: a status named `constructor` or `__proto__` must find nothing.
+ */
+const KINDS: ReadonlyMap<string, JobEventKind> = new Map([
+  ['pending', 'scheduled'],
+  ['running', 'started'],
+  ['success', 'finished'],
+  ['failed', 'finished'],
+  ['canceled', 'finished'],
+  ['skipped', 'finished'],
+]);
 
 export const gitlab: ProviderModule = {
   name: 'gitlab',
@@ -58,17 +65,13 @@ export const gitlab: ProviderModule = {
     const jobId = idField(body, 'build_id', 'build_id');
     const status = body.build_status;
     if (typeof status !== 'string') throw new BadRequestError('build_status is missing or not a string');
-    const kind = KINDS[status];
+    const kind = KINDS.get(status);
     if (kind === undefined) return { kind: 'ignored', reason: `build_status ${status} is not acted on` };
 
-    const tags = body.tags ?? [];
-    if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
-      throw new BadRequestError('tags must be an array of strings');
+    if (!servesProvider('gitlab', routingOf(context))) {
+      return { kind: 'ignored', reason: 'no queue served here runs gitlab agents' };
     }
-    const wanted = tags.length === 0 ? ['default'] : (tags as string[]);
-    const queue = matchServedQueue(wanted, context.queues);
-    if (queue === undefined)
-      return { kind: 'ignored', reason: `tags ${JSON.stringify(wanted)} name no queue served here` };
+    const gitlabProjectId = idField(body, 'project_id', 'project_id');
 
     const createdAt = timestampField(body.build_created_at, 'build_created_at');
     const startedAt = timestampField(body.build_started_at, 'build_started_at');
@@ -87,7 +90,8 @@ export const gitlab: ProviderModule = {
     return jobEventResult({
       provider: 'gitlab',
       jobId,
-      queue,
+      queue: undefined,
+      gitlabProjectId,
       kind: effective,
       times: { scheduledAt: createdAt, startedAt, finishedAt },
       context,

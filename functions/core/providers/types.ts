@@ -4,7 +4,16 @@
  * queue matching, constant-time comparison). Pure: crypto only, no I/O.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { eventId, type JobEvent, type JobEventKind, type Provider } from '../job-event.js';
+import {
+  boundDeliveryId,
+  boundTrace,
+  eventId,
+  JOB_ID_PATTERN,
+  type JobEventKind,
+  type Provider,
+  type QueuedJobEvent,
+} from '../job-event.js';
+import { defaultRouting, type Routing } from '../routing.js';
 
 /** A request as the provider signed it: raw bytes and lower-cased header names. */
 export interface RawRequest {
@@ -21,11 +30,17 @@ export interface VerifyOptions {
 export interface ParseContext {
   /** Queue names this deployment serves (QUEUES). */
   readonly queues: readonly string[];
+  /** What each queue's agents carry; absent: every queue at its defaults, for any provider. */
+  readonly routing?: Routing;
   readonly receivedAt: Date;
 }
 
+export function routingOf(context: ParseContext): Routing {
+  return context.routing ?? defaultRouting(context.queues);
+}
+
 export type ProviderResult =
-  | { readonly kind: 'event'; readonly event: JobEvent }
+  | { readonly kind: 'event'; readonly event: QueuedJobEvent }
   | { readonly kind: 'ignored'; readonly reason: string }
   | { readonly kind: 'pong' };
 
@@ -76,7 +91,7 @@ export function objectField(parent: JsonObject, key: string, path: string): Json
 export function idField(parent: JsonObject, key: string, path: string): string {
   const value = parent[key];
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return String(value);
-  if (typeof value === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(value)) return value;
+  if (typeof value === 'string' && JOB_ID_PATTERN.test(value)) return value;
   throw new BadRequestError(`${path} is missing or not a valid id`);
 }
 
@@ -100,8 +115,9 @@ export function timestampField(value: unknown, path: string): string | undefined
   let text = value.trim();
   const spaced = SPACED.exec(text);
   if (spaced) {
-    const zone = spaced[3] === 'UTC' || spaced[3] === 'Z' ? 'Z' : spaced[3]!;
-    text = `${spaced[1]}T${spaced[2]}${zone}`;
+    const [, date, time, offset = 'Z'] = spaced;
+    const zone = offset === 'UTC' ? 'Z' : offset;
+    text = `${date}T${time}${zone}`;
   } else if (!ISO.test(text)) {
     throw new BadRequestError(
       `${path} is not a timestamp (expected ISO-8601 or "YYYY-MM-DD hh:mm:ss UTC"): ${JSON.stringify(value.slice(0, 40))}`,
@@ -135,49 +151,47 @@ export function header(request: RawRequest, name: string): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-/** Drops undefined properties (the trace object stays small and JSON-stable). */
-export function withoutUndefined<T extends Record<string, unknown>>(
-  value: T,
-): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as never;
-}
-
 /** The moments a provider reports for a job (ISO-8601), when it reports them. */
 export interface JobTimes {
-  readonly scheduledAt?: string;
-  readonly startedAt?: string;
-  readonly finishedAt?: string;
+  readonly scheduledAt?: string | undefined;
+  readonly startedAt?: string | undefined;
+  readonly finishedAt?: string | undefined;
 }
 
 /**
  * The accepted-event result every provider ends with: the event's stable id, its time (the
  * provider's own time for that transition, else when we received it), the delivery id and the
- * trace without empty fields.
+ * trace without empty fields, both cut to their bounds (EVENT_BOUNDS: an overlong trace never
+ * stops an event).
  */
 export function jobEventResult(fields: {
   readonly provider: Provider;
   readonly jobId: string;
-  readonly queue: string;
+  /** Undefined only for a GitLab job whose tags the scaler looks up (gitlabProjectId). */
+  readonly queue: string | undefined;
+  readonly gitlabProjectId?: string;
   readonly kind: JobEventKind;
   readonly times: JobTimes;
   readonly context: ParseContext;
-  readonly deliveryId?: string;
+  readonly deliveryId?: string | undefined;
   readonly trace: Record<string, string | undefined>;
 }): ProviderResult {
-  const { provider, jobId, queue, kind, times, context, deliveryId } = fields;
+  const { provider, jobId, queue, kind, times, context, deliveryId, gitlabProjectId } = fields;
   const at = kind === 'scheduled' ? times.scheduledAt : kind === 'started' ? times.startedAt : times.finishedAt;
+  const delivery = boundDeliveryId(deliveryId);
   return {
     kind: 'event',
     event: {
       id: eventId(provider, jobId, kind),
       provider,
       jobId,
-      queue,
+      ...(queue === undefined ? {} : { queue }),
+      ...(gitlabProjectId === undefined ? {} : { gitlabProjectId }),
       kind,
       occurredAt: at ?? context.receivedAt.toISOString(),
       receivedAt: context.receivedAt.toISOString(),
-      ...(deliveryId === undefined ? {} : { deliveryId: deliveryId.slice(0, 128) }),
-      trace: withoutUndefined(fields.trace),
+      ...(delivery === undefined ? {} : { deliveryId: delivery }),
+      trace: boundTrace(fields.trace),
     },
   };
 }

@@ -49,7 +49,7 @@ export interface FakeKubeOptions {
   /** Bearer token the server accepts (random by default). */
   token?: string;
   /** Namespace written into the kubeconfig context (default `ci-agents`). */
-  namespace?: string;
+  namespace?: string | undefined;
   /** Simulated cluster: pods start after `startMs` and succeed `runMs` later, on their own. */
   autoRun?: { startMs: number; runMs: number };
   /** Folder the temporary kubeconfig folder is made in (default the OS temp folder). */
@@ -110,7 +110,7 @@ export function compressIndexes(set: Iterable<number>): string {
   const parts: string[] = [];
   for (let i = 0; i < sorted.length; ) {
     let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    while (j + 1 < sorted.length && sorted[j + 1] === (sorted[j] ?? Number.NaN) + 1) j++;
     if (j - i >= 2) parts.push(`${sorted[i]}-${sorted[j]}`);
     else for (let k = i; k <= j; k++) parts.push(String(sorted[k]));
     i = j + 1;
@@ -366,13 +366,19 @@ export class FakeKube {
       }
     };
 
+    // A path without the namespace or name the verb needs names no resource.
+    const need = (value: string | undefined): string => {
+      if (value === undefined)
+        throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+      return value;
+    };
     if (verb === 'watch') throw new HttpError(S.methodNotAllowed('watch is not supported by this fake API server'));
     if (subresource && subresource !== 'status') {
       throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
     }
     if (resource === 'pods') {
       if (verb === 'list') return [200, this.list('pods', namespace, url)];
-      if (verb === 'get') return [200, this.getPod(namespace!, name!)];
+      if (verb === 'get') return [200, this.getPod(need(namespace), need(name))];
       throw new HttpError(S.methodNotAllowed('this fake API server serves pods read-only'));
     }
     if (!namespace && verb !== 'list')
@@ -381,16 +387,15 @@ export class FakeKube {
       case 'list':
         return [200, this.list('jobs', namespace, url)];
       case 'get':
-        return [200, this.getJob(namespace!, name!)];
+        return [200, this.getJob(need(namespace), need(name))];
       case 'create':
         if (subresource) throw new HttpError(S.methodNotAllowed('create on a subresource'));
-        return [201, this.createJob(namespace!, body())];
+        return [201, this.createJob(need(namespace), body())];
       case 'update':
-        return [200, this.updateJob(namespace!, name!, body(), subresource === 'status')];
+        return [200, this.updateJob(need(namespace), need(name), body(), subresource === 'status')];
       case 'patch': {
-        const type = String(req.headers['content-type'] ?? '')
-          .split(';')[0]!
-          .trim();
+        const [mediaType = ''] = String(req.headers['content-type'] ?? '').split(';');
+        const type = mediaType.trim();
         if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
           throw new HttpError(
             S.failure(
@@ -400,14 +405,17 @@ export class FakeKube {
             ),
           );
         }
-        const current = this.getJob(namespace!, name!);
-        return [200, this.updateJob(namespace!, name!, mergePatch(current, body()), subresource === 'status', false)];
+        const current = this.getJob(need(namespace), need(name));
+        return [
+          200,
+          this.updateJob(need(namespace), need(name), mergePatch(current, body()), subresource === 'status', false),
+        ];
       }
       case 'delete': {
         let opts: Obj = {};
         if (rawBody.trim()) opts = body();
         const policy = url.searchParams.get('propagationPolicy') ?? opts.propagationPolicy;
-        return [200, this.deleteJob(namespace!, name!, policy)];
+        return [200, this.deleteJob(need(namespace), need(name), policy)];
       }
       default:
         throw new HttpError(S.methodNotAllowed(`${verb} is not supported by this fake API server`));
@@ -536,9 +544,9 @@ export class FakeKube {
     const more = limit > 0 && all.length > limit;
     const metadata: Obj = { resourceVersion: listRv };
     if (more) {
-      metadata.continue = Buffer.from(
-        JSON.stringify({ v: 'fake/1', rv: listRv, start: page[page.length - 1]![0] }),
-      ).toString('base64url');
+      metadata.continue = Buffer.from(JSON.stringify({ v: 'fake/1', rv: listRv, start: page.at(-1)?.[0] })).toString(
+        'base64url',
+      );
       if (labelReqs.length === 0 && fieldReqs.length === 0) metadata.remainingItemCount = all.length - limit;
     }
     return {
@@ -623,7 +631,7 @@ export class FakeKube {
         spec.activeDeadlineSeconds * 1000,
       );
       t.unref();
-      this.state.get(uid)!.timers.push(t);
+      this.state.get(uid)?.timers.push(t);
     }
     return response;
   }
@@ -822,9 +830,10 @@ export class FakeKube {
     job.status ??= {};
     if (!this.jobFinished(job) && !spec.suspend) {
       job.status.startTime ??= now();
-      const completions: number | undefined = spec.completions;
+      // Indexed Jobs always have completions (validated on create).
+      const completions: number = spec.completions ?? 0;
       if (indexed) {
-        if (st.succeededIndexes.size >= completions!)
+        if (st.succeededIndexes.size >= completions)
           this.finish(job, 'Complete', 'CompletionsReached', 'Reached expected number of succeeded pods');
         else if (spec.maxFailedIndexes != null && st.failedIndexes.size > spec.maxFailedIndexes) {
           this.finish(
@@ -833,7 +842,7 @@ export class FakeKube {
             'MaxFailedIndexesExceeded',
             'Job has exceeded the specified maximal number of failed indexes',
           );
-        } else if (st.succeededIndexes.size + st.failedIndexes.size >= completions! && st.failedIndexes.size > 0) {
+        } else if (st.succeededIndexes.size + st.failedIndexes.size >= completions && st.failedIndexes.size > 0) {
           this.finish(job, 'Failed', 'FailedIndexes', 'Job has failed indexes');
         } else if (st.failed > spec.backoffLimit) {
           this.finish(job, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
@@ -843,7 +852,7 @@ export class FakeKube {
             active.map((p) => Number(p.metadata.labels['batch.kubernetes.io/job-completion-index'])),
           );
           let room = spec.parallelism - active.length;
-          for (let i = 0; i < completions! && room > 0; i++) {
+          for (let i = 0; i < completions && room > 0; i++) {
             if (st.succeededIndexes.has(i) || st.failedIndexes.has(i) || busy.has(i)) continue;
             this.createPod(job, i);
             room--;
@@ -971,7 +980,8 @@ export class FakeKube {
     pod.metadata.resourceVersion = this.nextRv();
     const job = this.ownerOf(pod);
     if (!job || this.jobFinished(job)) return;
-    const st = this.state.get(job.metadata.uid)!;
+    const st = this.state.get(job.metadata.uid);
+    if (!st) return;
     const rawIndex = pod.metadata.labels?.['batch.kubernetes.io/job-completion-index'];
     const index = rawIndex === undefined ? undefined : Number(rawIndex);
     if (phase === 'Succeeded') {
@@ -1071,7 +1081,9 @@ export class FakeKube {
       if (e instanceof HttpError) throw new Error(`fake-kube: seedJob: ${e.body.message}`);
       throw e;
     }
-    return this.job(job.metadata!.name!, namespace)!;
+    const stored = this.job(job.metadata?.name ?? '', namespace);
+    if (!stored) throw new Error('fake-kube: seedJob: the Job was not stored');
+    return stored;
   }
 }
 

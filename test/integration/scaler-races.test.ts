@@ -12,11 +12,12 @@ import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-st
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { liveAgents } from '../../functions/core/agent-job.js';
-import { eventId, type JobEvent } from '../../functions/core/job-event.js';
+import type { JobEvent } from '../../functions/core/job-event.js';
 import type { LimiterStore } from '../../functions/core/stores.js';
 import { jobFactory } from '../../functions/scaler/ports.js';
 import { type ClusterPort, provision, type ScalerPorts } from '../../functions/scaler/scaler.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
+import { jobEvent } from '../support/job-events.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',
@@ -34,17 +35,7 @@ const LEASE = 60_000;
 const settings = { queues: ['q'], limits: { q: { minAgents: 0, maxAgents: 4 } }, intentLeaseMs: LEASE };
 
 function scheduled(jobId: string): JobEvent {
-  const at = new Date(0).toISOString();
-  return {
-    id: eventId('github', jobId, 'scheduled'),
-    provider: 'github',
-    jobId,
-    queue: 'q',
-    kind: 'scheduled',
-    occurredAt: at,
-    receivedAt: at,
-    trace: {},
-  };
+  return jobEvent(jobId, 'scheduled', { provider: 'github', queue: 'q', occurredAt: new Date(0).toISOString() });
 }
 
 function deferred() {

@@ -73,7 +73,8 @@ export const methodNotAllowed = (message: string) => failure(405, 'MethodNotAllo
 
 export function invalid(kind: string, group: string, name: string, causes: StatusCause[]): StatusBody {
   const text = causes.map((c) => `${c.field}: ${c.message}`);
-  const joined = text.length === 1 ? text[0]! : `[${text.join(', ')}]`;
+  const [only] = text;
+  const joined = text.length === 1 && only !== undefined ? only : `[${text.join(', ')}]`;
   return failure(422, 'Invalid', `${kind}.${group} "${name}" is invalid: ${joined}`, {
     name,
     group,

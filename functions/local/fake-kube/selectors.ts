@@ -37,17 +37,19 @@ export function parseLabelSelector(selector: string | null | undefined): Require
   return splitTop(selector).map((raw) => {
     const part = raw.trim();
     const notExists = RE_NOT_EXISTS.exec(part);
-    if (notExists) return { key: notExists[1]!, op: '!exists' };
+    // Every group of these patterns is mandatory: a match has them all.
+    if (notExists) return { key: notExists[1] ?? '', op: '!exists' };
     const set = RE_SET.exec(part);
     if (set) {
-      const values = set[3]!.split(',').map((v) => v.trim());
+      const [, key = '', op, list = ''] = set;
+      const values = list.split(',').map((v) => v.trim());
       if (values.some((v) => !RE_VALUE.test(v))) throw new SelectorError(`unable to parse requirement: ${part}`);
-      return { key: set[1]!, op: set[2] as 'in' | 'notin', values };
+      return { key, op: op as 'in' | 'notin', values };
     }
     const eq = RE_EQ.exec(part);
-    if (eq) return { key: eq[1]!, op: eq[2] === '!=' ? '!=' : '=', value: eq[3]! };
+    if (eq) return { key: eq[1] ?? '', op: eq[2] === '!=' ? '!=' : '=', value: eq[3] ?? '' };
     const exists = RE_EXISTS.exec(part);
-    if (exists) return { key: exists[1]!, op: 'exists' };
+    if (exists) return { key: exists[1] ?? '', op: 'exists' };
     throw new SelectorError(
       `unable to parse requirement: found '${part}', expected: key, !key, key=value, key in (values)`,
     );
@@ -68,9 +70,9 @@ export function matchesLabels(reqs: Requirement[], labels: Record<string, string
       case '!=':
         return !has || l[r.key] !== r.value;
       case 'in':
-        return has && r.values.includes(l[r.key]!);
+        return has && r.values.includes(l[r.key] ?? '');
       case 'notin':
-        return !has || !r.values.includes(l[r.key]!);
+        return !has || !r.values.includes(l[r.key] ?? '');
       default:
         return false;
     }
@@ -91,8 +93,9 @@ export function parseFieldSelector(
   return selector.split(',').map((raw) => {
     const m = /^\s*([A-Za-z.]+)\s*(==|=|!=)\s*(.*?)\s*$/.exec(raw);
     if (!m) throw new SelectorError(`invalid selector: '${raw}'; can't understand '${raw}'`);
-    if (!supported.includes(m[1]!)) throw new SelectorError(`field label not supported: ${m[1]}`);
-    return { path: m[1]!, negate: m[2] === '!=', value: m[3]! };
+    const [, path = '', op, value = ''] = m;
+    if (!supported.includes(path)) throw new SelectorError(`field label not supported: ${path}`);
+    return { path, negate: op === '!=', value };
   });
 }
 

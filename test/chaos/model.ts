@@ -170,7 +170,7 @@ interface CiJob {
   readonly cancelAt?: number;
   state: CiState;
   takenAt?: number;
-  pod?: Pod;
+  pod?: Pod | undefined;
   /** Every kind emitted (the ledger must end at their join). */
   readonly emitted: Set<JobEventKind>;
 }
@@ -182,14 +182,14 @@ interface Pod {
   readonly job: KJob;
   state: PodState;
   outcome?: 'succeeded' | 'failed';
-  ci?: CiJob;
+  ci?: CiJob | undefined;
   epoch: number;
 }
 
 interface KJob {
   readonly name: string;
   readonly queue: string;
-  readonly metadata: V1Job['metadata'];
+  readonly metadata: NonNullable<V1Job['metadata']>;
   readonly count: number;
   readonly pods: Pod[];
   finished: boolean;
@@ -650,7 +650,7 @@ export class ChaosSchedule {
     if (this.kjobs.has(name)) return 'exists';
     const queue = v1.metadata?.annotations?.['ci-autoscaler/queue'] ?? '';
     const count = v1.spec?.parallelism ?? 1;
-    const job: KJob = { name, queue, metadata: v1.metadata, count, pods: [], finished: false, deleted: false };
+    const job: KJob = { name, queue, metadata: v1.metadata ?? {}, count, pods: [], finished: false, deleted: false };
     this.kjobs.set(name, job);
     this.note(`Job ${name} (${queue}) created with ${count} agent(s)`);
     for (let i = 0; i < count; i++) job.pods.push(this.startPod(job));

@@ -88,13 +88,14 @@ async function main(): Promise<number> {
   );
   const note = values['write-known'];
   if (note !== undefined) {
-    const known = knownFailures().filter((k) => k.seed < from || k.seed >= from + count);
-    for (const f of summary.failures)
-      known.push({
-        seed: f.seed,
-        invariant: f.violation?.invariant ?? 'harness',
-        note: `${note}: ${f.violation?.message}`,
-      });
+    const before = knownFailures();
+    const known = before.filter((k) => k.seed < from || k.seed >= from + count);
+    for (const f of summary.failures) {
+      const invariant = f.violation?.invariant ?? 'harness';
+      // A shrunk schedule of the same failure is kept, with its note.
+      const kept = before.find((k) => k.seed === f.seed && k.invariant === invariant && k.choices);
+      known.push(kept ?? { seed: f.seed, invariant, note: `${note}: ${f.violation?.message}` });
+    }
     known.sort((a, b) => a.seed - b.seed);
     writeFileSync(KNOWN_FAILURES_FILE, `${JSON.stringify(known, null, 1)}\n`);
     console.log(`${summary.failures.length} failing seed(s) recorded in ${KNOWN_FAILURES_FILE}`);

@@ -171,6 +171,14 @@ export const VARIABLES = [
     description: 'Hard cap of agents in flight per queue, across all concurrent scaler invocations.',
   },
   {
+    name: 'WARM_POOL',
+    functions: ['scaler'],
+    default: 'off',
+    expected: 'off or adaptive',
+    description:
+      'adaptive: keep idle agents ready on top of pending demand, sized from the arrivals the ledger saw in the last 10 minutes and the agent start-up time measured on our Jobs; 0 when arrivals stop, always within MIN_AGENTS..MAX_AGENTS. Its inputs are in the `scaling decision` log line.',
+  },
+  {
     name: 'KUBE_NAMESPACE',
     functions: ['scaler'],
     default: 'ci-agents',
@@ -441,6 +449,7 @@ export interface ScalerConfig extends CommonConfig {
   readonly pollSeconds: number;
   readonly cluster: ClusterAccess;
   readonly gitlabApi: { readonly url: string; readonly token: SecretSource };
+  readonly warmPool: 'off' | 'adaptive';
 }
 
 interface Base extends CommonConfig {
@@ -672,6 +681,12 @@ function cluster(env: Env): ClusterAccess {
   };
 }
 
+function warmPool(env: Env): 'off' | 'adaptive' {
+  const value = required(env, 'WARM_POOL').toLowerCase();
+  if (value !== 'off' && value !== 'adaptive') fail('WARM_POOL', env.WARM_POOL);
+  return value as 'off' | 'adaptive';
+}
+
 export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   const base = common(env, true);
   const namespace = required(env, 'KUBE_NAMESPACE');
@@ -694,6 +709,7 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
       url: url(env, 'GITLAB_API_URL').replace(/\/+$/, ''),
       token: secret(env, 'GITLAB_API_TOKEN', 'GITLAB_API_TOKEN_PARAMETER'),
     },
+    warmPool: warmPool(env),
   };
 }
 

@@ -97,7 +97,7 @@ async function main(): Promise<number> {
       known.push(kept ?? { seed: f.seed, invariant, note: `${note}: ${f.violation?.message}` });
     }
     known.sort((a, b) => a.seed - b.seed);
-    writeFileSync(KNOWN_FAILURES_FILE, `${JSON.stringify(known, null, 1)}\n`);
+    writeFileSync(KNOWN_FAILURES_FILE, `${JSON.stringify(known, null, 2)}\n`);
     console.log(`${summary.failures.length} failing seed(s) recorded in ${KNOWN_FAILURES_FILE}`);
   }
   for (const failing of summary.failures.slice(0, toReport)) {

@@ -12,12 +12,23 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as z from 'zod';
 import { type FunctionName, loadScalerConfig, loadWebhookConfig, VARIABLES } from '../../functions/shared/config.js';
 import { PROJECT_ROOT, queueDefinitions, serverlessParams } from '../../infra/aws/definitions.js';
-import { effectiveTemplate, iamStatements, type Packaged, packageService, type Template } from './package.js';
+import {
+  at,
+  effectiveTemplate,
+  iamStatements,
+  listAt,
+  numberAt,
+  type Packaged,
+  packageService,
+  type Resource,
+  recordAt,
+  resource,
+  type Template,
+} from './package.js';
 import { readZip } from './zip.js';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
 
 // Variables deliberately NOT set on Lambda, with the reason.
 const NOT_ON_LAMBDA: Record<string, string> = {
@@ -46,8 +57,31 @@ afterAll(() => {
   dev?.cleanup();
 });
 
-const fn = (t: Template, name: FunctionName) => t.Resources[`${name[0]!.toUpperCase()}${name.slice(1)}LambdaFunction`]!;
+const fn = (t: Template, name: FunctionName) => resource(t, `${name[0]!.toUpperCase()}${name.slice(1)}LambdaFunction`);
 const ofType = (t: Template, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
+
+/** The alarm properties the tests read (parsing also checks their types). */
+const Alarm = z.looseObject({
+  id: z.string(),
+  MetricName: z.string().optional(),
+  Dimensions: z.array(z.looseObject({ Name: z.string(), Value: z.unknown() })).optional(),
+  ComparisonOperator: z.string(),
+  Threshold: z.number(),
+  EvaluationPeriods: z.number(),
+  DatapointsToAlarm: z.number().optional(),
+  AlarmActions: z.array(z.unknown()),
+  Metrics: z
+    .array(
+      z.looseObject({
+        Id: z.string(),
+        Expression: z.string().optional(),
+        ReturnData: z.boolean().optional(),
+        MetricStat: z.looseObject({ Metric: z.looseObject({ MetricName: z.string() }) }).optional(),
+      }),
+    )
+    .optional(),
+});
+type Alarm = z.infer<typeof Alarm>;
 
 /** The function's environment with the stack's Refs replaced by plausible deployed values. */
 function deployedEnv(t: Template, name: FunctionName): Record<string, string> {
@@ -56,7 +90,7 @@ function deployedEnv(t: Template, name: FunctionName): Record<string, string> {
     LedgerTable: 'ci-agent-autoscaler-LedgerTable-ABC',
   };
   return Object.fromEntries(
-    Object.entries(fn(t, name).Properties.Environment.Variables as Record<string, unknown>).map(([k, v]) => {
+    Object.entries(recordAt(fn(t, name).Properties, 'Environment.Variables')).map(([k, v]) => {
       if (typeof v === 'string') return [k, v];
       const ref = (v as { Ref?: string }).Ref;
       if (!ref || !(ref in refs)) throw new Error(`${k}: unexpected value ${JSON.stringify(v)}`);
@@ -104,7 +138,9 @@ describe('serverless package (offline, no credentials)', () => {
     }
     const scaler = fn(ciT, 'scaler').Properties;
     // The loop ticks for the whole budget and keeps 8 s of the timeout for its last tick.
-    expect(Number(deployedEnv(ciT, 'scaler').SCALER_BUDGET_SECONDS) + 8).toBeLessThanOrEqual(scaler.Timeout);
+    expect(Number(deployedEnv(ciT, 'scaler').SCALER_BUDGET_SECONDS) + 8).toBeLessThanOrEqual(
+      numberAt(scaler, 'Timeout'),
+    );
     expect(fn(ciT, 'webhook').Properties.Timeout).toBeLessThanOrEqual(10);
     // No reserved concurrency: the limiter makes overlapping invocations safe.
     expect(scaler.ReservedConcurrentExecutions).toBeUndefined();
@@ -153,16 +189,16 @@ describe('serverless package (offline, no credentials)', () => {
     expect(integration.Properties.PayloadFormatVersion).toBe('2.0');
     const rules = ofType(ciT, 'AWS::Events::Rule').map(([, r]) => r.Properties);
     expect(rules).toHaveLength(1);
-    expect(rules[0].ScheduleExpression).toBe('rate(1 minute)');
-    expect(rules[0].State).toBe('ENABLED');
-    expect(rules[0].Targets[0].Arn).toEqual({ 'Fn::GetAtt': ['ScalerLambdaFunction', 'Arn'] });
+    expect(rules[0]!.ScheduleExpression).toBe('rate(1 minute)');
+    expect(rules[0]!.State).toBe('ENABLED');
+    expect(at(rules[0], 'Targets.0.Arn')).toEqual({ 'Fn::GetAtt': ['ScalerLambdaFunction', 'Arn'] });
   });
 });
 
 describe('function environment == functions/shared/config.ts', () => {
   for (const name of ['webhook', 'scaler'] as const) {
     it(`${name}: every variable it reads, none it does not, secrets by SSM name only`, () => {
-      const env = fn(devT, name).Properties.Environment.Variables as Record<string, unknown>;
+      const env = recordAt(fn(devT, name).Properties, 'Environment.Variables');
       const mine = VARIABLES.filter((v) => (v.functions as readonly string[]).includes(name));
       const expected = mine
         .filter((v) => !('secret' in v && v.secret) && !(v.name in NOT_ON_LAMBDA))
@@ -202,14 +238,14 @@ describe('function environment == functions/shared/config.ts', () => {
 
 describe('resources', () => {
   it('events queue with a redrive policy to a 14-day dead-letter queue, visibility above the scaler timeout', () => {
-    const queue = ciT.Resources.EventsQueue.Properties;
-    const dlq = ciT.Resources.EventsDeadLetterQueue.Properties;
+    const queue = resource(ciT, 'EventsQueue').Properties;
+    const dlq = resource(ciT, 'EventsDeadLetterQueue').Properties;
     expect(queue.RedrivePolicy).toEqual({
       deadLetterTargetArn: { 'Fn::GetAtt': ['EventsDeadLetterQueue', 'Arn'] },
       maxReceiveCount: 5,
     });
     expect(dlq.MessageRetentionPeriod).toBe(1_209_600);
-    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(fn(ciT, 'scaler').Properties.Timeout + 10);
+    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(numberAt(fn(ciT, 'scaler').Properties, 'Timeout') + 10);
     expect(queue.SqsManagedSseEnabled).toBe(true);
     // The local stack reads the same definitions (infra/aws/definitions.ts).
     expect(queueDefinitions('ci')).toEqual({
@@ -223,7 +259,7 @@ describe('resources', () => {
   });
 
   it('the ledger table: pk/sk, on-demand, TTL on expiresAt, point-in-time recovery, GSI open-jobs', () => {
-    const table = ciT.Resources.LedgerTable.Properties;
+    const table = resource(ciT, 'LedgerTable').Properties;
     expect(table.BillingMode).toBe('PAY_PER_REQUEST');
     expect(table.KeySchema).toEqual([
       { AttributeName: 'pk', KeyType: 'HASH' },
@@ -245,33 +281,33 @@ describe('resources', () => {
 
   it('log groups with retention for both functions', () => {
     for (const id of ['WebhookLogGroup', 'ScalerLogGroup'])
-      expect(ciT.Resources[id].Properties.RetentionInDays).toBe(30);
+      expect(resource(ciT, id).Properties.RetentionInDays).toBe(30);
   });
 
   it('alarms: dead letters, oldest event age, scaler errors, limiter at MAX per queue; all notify the topic', () => {
-    const alarms = ofType(ciT, 'AWS::CloudWatch::Alarm').map(([id, r]) => ({ id, ...r.Properties }));
-    const find = (pred: (a: any) => boolean) => {
+    const alarms = ofType(ciT, 'AWS::CloudWatch::Alarm').map(([id, r]) => Alarm.parse({ id, ...r.Properties }));
+    const find = (pred: (a: Alarm) => boolean) => {
       const found = alarms.filter(pred);
       expect(found).toHaveLength(1);
       return found[0]!;
     };
     const dlq = find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
-    expect(dlq.Dimensions[0].Value).toEqual({ 'Fn::GetAtt': ['EventsDeadLetterQueue', 'QueueName'] });
+    expect(dlq.Dimensions![0]!.Value).toEqual({ 'Fn::GetAtt': ['EventsDeadLetterQueue', 'QueueName'] });
     expect([dlq.ComparisonOperator, dlq.Threshold]).toEqual(['GreaterThanThreshold', 0]);
     const age = find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage');
-    expect(age.Dimensions[0].Value).toEqual({ 'Fn::GetAtt': ['EventsQueue', 'QueueName'] });
+    expect(age.Dimensions![0]!.Value).toEqual({ 'Fn::GetAtt': ['EventsQueue', 'QueueName'] });
     expect(age.Threshold).toBe(300);
-    const errors = find((a) => a.MetricName === 'Errors' && a.Dimensions[0].Value.Ref === 'ScalerLambdaFunction');
+    const errors = find((a) => a.MetricName === 'Errors' && at(a.Dimensions, '0.Value.Ref') === 'ScalerLambdaFunction');
     expect([errors.ComparisonOperator, errors.Threshold]).toEqual(['GreaterThanThreshold', 0]);
     const limiter = find((a) => Array.isArray(a.Metrics));
-    const stat = (id: string) => limiter.Metrics.find((m: any) => m.Id === id).MetricStat;
+    const stat = (id: string) => limiter.Metrics!.find((m) => m.Id === id)!.MetricStat!;
     expect(stat('inflight').Metric).toEqual({
       Namespace: 'CiAgentAutoscaler',
       MetricName: 'InFlight',
       Dimensions: [{ Name: 'Queue', Value: 'default' }],
     });
     expect(stat('max').Metric.MetricName).toBe('MaxAgents');
-    expect(limiter.Metrics.find((m: any) => m.ReturnData).Expression).toBe('IF(inflight >= max, 1, 0)');
+    expect(limiter.Metrics!.find((m) => m.ReturnData)!.Expression).toBe('IF(inflight >= max, 1, 0)');
     expect([limiter.EvaluationPeriods, limiter.DatapointsToAlarm, limiter.Threshold]).toEqual([15, 15, 1]);
     for (const a of alarms) expect(a.AlarmActions, a.id).toEqual([{ Ref: 'AlarmTopic' }]);
     // The e-mail subscription exists only when alarmEmail is set.
@@ -281,31 +317,35 @@ describe('resources', () => {
   it('one limiter alarm per configured queue (monitoring.cjs)', () => {
     const { monitoringResources } = createRequire(import.meta.url)(join(PROJECT_ROOT, 'infra/aws/monitoring.cjs'));
     const { Resources } = monitoringResources('default, linux-arm64,default,gpu.large', 5);
-    const alarms = Object.entries(Resources as Record<string, any>).filter(
+    const alarms = Object.entries(Resources as Record<string, Resource>).filter(
       ([, r]) => r.Type === 'AWS::CloudWatch::Alarm',
     );
-    expect(alarms.map(([, r]) => r.Properties.Metrics[0].MetricStat.Metric.Dimensions[0].Value).sort()).toEqual([
-      'default',
-      'gpu.large',
-      'linux-arm64',
-    ]);
+    expect(
+      alarms.map(([, r]) => String(at(r.Properties, 'Metrics.0.MetricStat.Metric.Dimensions.0.Value'))).sort(),
+    ).toEqual(['default', 'gpu.large', 'linux-arm64']);
     for (const [id] of alarms) expect(id).toMatch(/^[A-Za-z0-9]+$/);
     expect(() => monitoringResources('default', 0)).toThrow(/limiterAtMaxAlarmMinutes/);
   });
 
   it('a dashboard of pending, running, in flight, created per tick and decision latency', () => {
     const [, dashboard] = ofType(ciT, 'AWS::CloudWatch::Dashboard')[0]!;
-    const [sep, parts] = dashboard.Properties.DashboardBody['Fn::Join'];
+    const [sep, parts] = listAt(dashboard.Properties, 'DashboardBody.Fn::Join');
     expect(sep).toBe('');
-    const body = JSON.parse(parts.map((p: unknown) => (typeof p === 'string' ? p : 'X')).join(''));
-    const metrics = body.widgets.flatMap((w: any) => w.properties.metrics.map((m: any[]) => `${m[0]}/${m[1]}`));
+    const body: unknown = JSON.parse(
+      listAt(parts, '')
+        .map((p) => (typeof p === 'string' ? p : 'X'))
+        .join(''),
+    );
+    const metrics = listAt(body, 'widgets').flatMap((w) =>
+      listAt(w, 'properties.metrics').map((m) => `${String(at(m, '0'))}/${String(at(m, '1'))}`),
+    );
     for (const m of ['Pending', 'Running', 'InFlight', 'MaxAgents', 'AgentsRequested', 'DecisionLatencyMs']) {
       expect(metrics).toContain(`CiAgentAutoscaler/${m}`);
     }
   });
 
   it('the EKS access entry maps the scaler role to the Kubernetes group of infra/k8s/rbac.yaml, only with a cluster', () => {
-    expect(ciT.Resources.ScalerAccessEntry.Properties).toEqual({
+    expect(resource(ciT, 'ScalerAccessEntry').Properties).toEqual({
       ClusterName: 'ci-cluster',
       PrincipalArn: { 'Fn::GetAtt': ['ScalerRole', 'Arn'] },
       Type: 'STANDARD',

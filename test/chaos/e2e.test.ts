@@ -47,12 +47,18 @@ const WEBHOOK_DELAY_MAX_MS = 2_500;
 const JOB_MAX_MS = 2_500;
 const STARTUP_MAX_MS = 800;
 const IDLE_MS = 3_000;
-/** After max(arrival, end of the faults): lease + visibility + webhook delay + per wave (run, start, two periods). */
+/** Real processes on a shared machine: room for slow start-ups of the scaler processes. */
+const SLACK_MS = 45_000;
+/**
+ * After max(arrival, end of the faults): lease + visibility + webhook delay + per wave (run,
+ * start, two periods, exit) + the slack.
+ */
 const boundMs = (waves: number) =>
   LEASE_S * 1000 +
   VISIBILITY_S * 1000 +
   WEBHOOK_DELAY_MAX_MS +
-  waves * (JOB_MAX_MS + STARTUP_MAX_MS + 2 * PERIOD_MS + 1_000);
+  waves * (JOB_MAX_MS + STARTUP_MAX_MS + 2 * PERIOD_MS + 1_000) +
+  SLACK_MS;
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -506,6 +512,6 @@ describe('chaos (end to end): real handlers, emulators, DynamoDB fault proxy, SI
       const { violations, stats } = await schedule(seed);
       console.log(`chaos e2e seed ${seed}: ${JSON.stringify(stats)}`);
       expect(violations).toEqual([]);
-    }, 180_000);
+    }, 240_000);
   }
 });

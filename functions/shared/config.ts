@@ -14,7 +14,7 @@ import {
   type Routing,
 } from '../core/routing.js';
 
-export type FunctionName = 'webhook' | 'scaler';
+export type FunctionName = 'webhook' | 'scaler' | 'cache';
 
 export interface VariableSpec {
   readonly name: string;
@@ -69,7 +69,7 @@ export const VARIABLES = [
   },
   {
     name: 'LOG_LEVEL',
-    functions: ['webhook', 'scaler'],
+    functions: ['webhook', 'scaler', 'cache'],
     default: 'INFO',
     expected: 'one of DEBUG, INFO, WARN, ERROR',
     description: 'Minimum level of the structured JSON logs.',
@@ -291,6 +291,72 @@ export const VARIABLES = [
     functions: ['scaler'],
     expected: 'the base64 certificate authority data of the cluster',
     description: 'EKS cluster CA (base64, as in a kubeconfig).',
+  },
+  // --- cache --------------------------------------------------------------------------------
+  {
+    name: 'CACHE_BUCKET',
+    functions: ['cache'],
+    required: true,
+    expected: 'an S3 bucket name',
+    description: 'Bucket holding the build cache entries (one object per entry, under <namespace>/<serviceaccount>/).',
+  },
+  {
+    name: 'CACHE_TABLE',
+    functions: ['cache'],
+    required: true,
+    expected: 'a DynamoDB table name',
+    description: 'Table holding the committed cache entries (infra/aws/cache.yml).',
+  },
+  {
+    name: 'CACHE_TOKEN_ISSUER',
+    functions: ['cache'],
+    expected: "an http(s) URL, the cluster's service account issuer",
+    description:
+      "Issuer (`iss`) of the agents' projected ServiceAccount tokens; its keys come from `<issuer>/.well-known/openid-configuration` unless CACHE_JWKS_URL is set. On EKS: the cluster's OpenID Connect provider URL. Unset: the cache is off and its routes answer 404.",
+  },
+  {
+    name: 'CACHE_JWKS_URL',
+    functions: ['cache'],
+    expected: 'an http(s) URL of a JWKS document',
+    description: "Where the issuer's public keys are, when not from its discovery document.",
+  },
+  {
+    name: 'CACHE_TOKEN_AUDIENCE',
+    functions: ['cache'],
+    default: 'ci-cache',
+    expected: 'a non-empty string',
+    description:
+      "Audience the agents' projected tokens must carry (the `audience` of the token volume in infra/k8s/agents).",
+  },
+  {
+    name: 'CACHE_MAX_ENTRY_BYTES',
+    functions: ['cache'],
+    default: '10737418240',
+    expected: 'an integer from 1 to CACHE_SCOPE_MAX_BYTES',
+    description: 'Largest entry; a larger save is refused before any upload (413).',
+  },
+  {
+    name: 'CACHE_SCOPE_MAX_BYTES',
+    functions: ['cache'],
+    default: '107374182400',
+    expected: 'an integer >= 1',
+    description: 'Bytes one scope (ServiceAccount) may hold; beyond it the least recently used entries are evicted.',
+  },
+  {
+    name: 'CACHE_RETENTION_DAYS',
+    functions: ['cache'],
+    default: '7',
+    expected: 'an integer from 1 to 365',
+    description:
+      'An entry not saved or restored for this long is deleted (at the next save in its scope, or by the daily sweep).',
+  },
+  {
+    name: 'CACHE_PART_BYTES',
+    functions: ['cache'],
+    default: '8388608',
+    expected: 'an integer from 5242880 to 5368709120',
+    description:
+      'Size of the multipart parts (uploaded in parallel); larger for entries that would need more than 10,000 parts.',
   },
 ] as const satisfies readonly VariableSpec[];
 
@@ -710,6 +776,37 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
       token: secret(env, 'GITLAB_API_TOKEN', 'GITLAB_API_TOKEN_PARAMETER'),
     },
     warmPool: warmPool(env),
+  };
+}
+
+export interface CacheConfig {
+  readonly logLevel: LogLevel;
+  readonly bucket: string;
+  readonly table: string;
+  /** Undefined: the cache is off (404). */
+  readonly tokenIssuer?: string;
+  readonly jwksUrl?: string;
+  readonly tokenAudience: string;
+  readonly maxEntryBytes: number;
+  readonly scopeMaxBytes: number;
+  readonly retentionDays: number;
+  readonly partBytes: number;
+}
+
+export function loadCacheConfig(env: Env = process.env): CacheConfig {
+  const scopeMaxBytes = int(env, 'CACHE_SCOPE_MAX_BYTES', 1);
+  const jwksUrl = optional(env, 'CACHE_JWKS_URL') === undefined ? undefined : url(env, 'CACHE_JWKS_URL');
+  return {
+    logLevel: logLevel(env),
+    bucket: required(env, 'CACHE_BUCKET'),
+    table: required(env, 'CACHE_TABLE'),
+    ...(optional(env, 'CACHE_TOKEN_ISSUER') === undefined ? {} : { tokenIssuer: url(env, 'CACHE_TOKEN_ISSUER') }),
+    ...(jwksUrl === undefined ? {} : { jwksUrl }),
+    tokenAudience: required(env, 'CACHE_TOKEN_AUDIENCE'),
+    maxEntryBytes: int(env, 'CACHE_MAX_ENTRY_BYTES', 1, scopeMaxBytes),
+    scopeMaxBytes,
+    retentionDays: int(env, 'CACHE_RETENTION_DAYS', 1, 365),
+    partBytes: int(env, 'CACHE_PART_BYTES', 5 * 1024 * 1024, 5 * 1024 * 1024 * 1024),
   };
 }
 

@@ -2,8 +2,10 @@
  * `npm run bench`: every benchmark, one JSON document on stdout. Figures, not pass/fail: the
  * targets are printed beside them.
  *   npm run bench                 # all
- *   npm run bench -- scaler       # only the named parts (webhook, scaler, e2e)
+ *   npm run bench -- scaler       # only the named parts (webhook, scaler, e2e, cache)
+ *   CACHE_BENCH_BYTES=268435456 npm run bench -- cache   # the cache part with 256 MiB instead of 1 GiB
  */
+import { benchCache } from './cache.js';
 import { benchEndToEnd } from './e2e.js';
 import { benchScaler } from './scaler.js';
 import { benchWebhook } from './webhook.js';
@@ -16,6 +18,11 @@ const parts = {
       '10,000 events applied and provisioned in <= 30 s; Kubernetes calls per tick O(queues); AWS requests per CI job <= 5',
   },
   e2e: { run: () => benchEndToEnd({ jobs: 1000 }), targets: 'webhook POST -> Kubernetes Job created p99 <= 2 s' },
+  cache: {
+    run: () => benchCache(),
+    targets:
+      'ci-cache save/restore of 1 GiB (one file; 20,000 files) >= 80% of a plain parallel transfer of the same bytes; API requests O(1) per save and restore, S3 requests O(parts)',
+  },
 } as const;
 
 const wanted = process.argv.slice(2).filter((a) => a in parts) as (keyof typeof parts)[];

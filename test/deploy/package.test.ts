@@ -13,7 +13,13 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
-import { type FunctionName, loadScalerConfig, loadWebhookConfig, VARIABLES } from '../../functions/shared/config.js';
+import {
+  type FunctionName,
+  loadCacheConfig,
+  loadScalerConfig,
+  loadWebhookConfig,
+  VARIABLES,
+} from '../../functions/shared/config.js';
 import { PROJECT_ROOT, queueDefinitions, serverlessParams } from '../../infra/aws/definitions.js';
 import {
   at,
@@ -36,6 +42,8 @@ const NOT_ON_LAMBDA: Record<string, string> = {
 };
 // Set on Lambda although not product configuration.
 const RUNTIME_VARIABLES = ['NODE_OPTIONS'];
+// provider.environment sets these on every function; the cache function does not read them.
+const PROVIDER_WIDE = ['EVENTS_QUEUE_URL', 'QUEUES', 'QUEUE_OVERRIDES', 'JOB_TEMPLATE'];
 
 let ci: Packaged; // stage ci: an EKS cluster and all three webhook secrets configured
 let dev: Packaged; // stage dev: serverless.yml defaults and a kubeconfig in SSM (the one required choice)
@@ -88,6 +96,8 @@ function deployedEnv(t: Template, name: FunctionName): Record<string, string> {
   const refs: Record<string, string> = {
     EventsQueue: 'https://sqs.us-east-1.amazonaws.com/123456789012/ci-agent-autoscaler-events',
     LedgerTable: 'ci-agent-autoscaler-LedgerTable-ABC',
+    CacheBucket: 'ci-agent-autoscaler-ci-cachebucket-abc123',
+    CacheTable: 'ci-agent-autoscaler-CacheTable-ABC',
   };
   return Object.fromEntries(
     Object.entries(recordAt(fn(t, name).Properties, 'Environment.Variables')).map(([k, v]) => {
@@ -124,13 +134,17 @@ describe('serverless package (offline, no credentials)', () => {
     const code = bundle.read().toString('utf8');
     expect(code).not.toContain('@kubernetes/client-node');
     expect(code).toContain('import("@aws-sdk/client-ssm")');
+    const cache = readZip(join(ci.out, 'cache.zip')).map((e) => e.name);
+    expect(cache).toEqual(expect.arrayContaining(['functions/cache/handler.mjs']));
     // Nothing else: no TypeScript sources, tests or node_modules in a function package.
-    for (const name of [...webhook, ...scaler])
-      expect(name).toMatch(/^(functions\/(webhook|scaler)\/handler\.mjs(\.map)?|infra\/k8s\/agents\/[\w-]+\.yaml)$/);
+    for (const name of [...webhook, ...scaler, ...cache])
+      expect(name).toMatch(
+        /^(functions\/(webhook|scaler|cache)\/handler\.mjs(\.map)?|infra\/k8s\/agents\/[\w-]+\.yaml)$/,
+      );
   });
 
-  it('runs both functions on nodejs24.x, arm64, with ESM handlers', () => {
-    for (const name of ['webhook', 'scaler'] as const) {
+  it('runs every function on nodejs24.x, arm64, with ESM handlers', () => {
+    for (const name of ['webhook', 'scaler', 'cache'] as const) {
       const p = fn(ciT, name).Properties;
       expect(p.Runtime).toBe('nodejs24.x');
       expect(p.Architectures).toEqual(['arm64']);
@@ -149,7 +163,7 @@ describe('serverless package (offline, no credentials)', () => {
   it('bundles that Node can import (the ESM bundle of CommonJS dependencies works)', async () => {
     const root = mkdtempSync(join(tmpdir(), 'lambda-task-root-'));
     try {
-      for (const name of ['webhook', 'scaler'] as const) {
+      for (const name of ['webhook', 'scaler', 'cache'] as const) {
         for (const entry of readZip(join(ci.out, `${name}.zip`))) {
           const file = join(root, entry.name);
           mkdirSync(dirname(file), { recursive: true });
@@ -184,19 +198,29 @@ describe('serverless package (offline, no credentials)', () => {
     const routes = ofType(ciT, 'AWS::ApiGatewayV2::Route')
       .map(([, r]) => r.Properties.RouteKey)
       .sort();
-    expect(routes).toEqual(['POST /webhooks/buildkite', 'POST /webhooks/github', 'POST /webhooks/gitlab']);
+    expect(routes).toEqual([
+      'POST /cache/{proxy+}',
+      'POST /webhooks/buildkite',
+      'POST /webhooks/github',
+      'POST /webhooks/gitlab',
+    ]);
     const [, integration] = ofType(ciT, 'AWS::ApiGatewayV2::Integration')[0]!;
     expect(integration.Properties.PayloadFormatVersion).toBe('2.0');
-    const rules = ofType(ciT, 'AWS::Events::Rule').map(([, r]) => r.Properties);
+    const all = ofType(ciT, 'AWS::Events::Rule').map(([, r]) => r.Properties);
+    const target = (name: string) => (r: Record<string, unknown>) => at(r, 'Targets.0.Arn.Fn::GetAtt.0') === name;
+    // One schedule for the scaler, one (the daily sweep) for the cache.
+    expect(all).toHaveLength(2);
+    const rules = all.filter(target('ScalerLambdaFunction'));
     expect(rules).toHaveLength(1);
     expect(rules[0]!.ScheduleExpression).toBe('rate(1 minute)');
     expect(rules[0]!.State).toBe('ENABLED');
     expect(at(rules[0], 'Targets.0.Arn')).toEqual({ 'Fn::GetAtt': ['ScalerLambdaFunction', 'Arn'] });
+    expect(all.filter(target('CacheLambdaFunction')).map((r) => r.ScheduleExpression)).toEqual(['rate(1 day)']);
   });
 });
 
 describe('function environment == functions/shared/config.ts', () => {
-  for (const name of ['webhook', 'scaler'] as const) {
+  for (const name of ['webhook', 'scaler', 'cache'] as const) {
     it(`${name}: every variable it reads, none it does not, secrets by SSM name only`, () => {
       const env = recordAt(fn(devT, name).Properties, 'Environment.Variables');
       const mine = VARIABLES.filter((v) => (v.functions as readonly string[]).includes(name));
@@ -205,7 +229,7 @@ describe('function environment == functions/shared/config.ts', () => {
         .map((v) => v.name);
       expect(
         Object.keys(env)
-          .filter((k) => !RUNTIME_VARIABLES.includes(k))
+          .filter((k) => !RUNTIME_VARIABLES.includes(k) && !(name === 'cache' && PROVIDER_WIDE.includes(k)))
           .sort(),
       ).toEqual([...expected].sort());
       // Stage defaults equal the config module's documented defaults.
@@ -231,6 +255,15 @@ describe('function environment == functions/shared/config.ts', () => {
       token: { kind: 'parameter', name: '/ci-agent-autoscaler/ci/gitlab-api-token' },
     });
     // Defaults only (stage dev): every provider is off (404), never open.
+    const cache = loadCacheConfig(deployedEnv(ciT, 'cache'));
+    expect(cache).toMatchObject({
+      bucket: 'ci-agent-autoscaler-ci-cachebucket-abc123',
+      table: 'ci-agent-autoscaler-CacheTable-ABC',
+      tokenIssuer: 'https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE',
+      tokenAudience: 'ci-cache',
+    });
+    // Defaults only: no issuer, the cache is off (404) rather than open.
+    expect(loadCacheConfig(deployedEnv(devT, 'cache')).tokenIssuer).toBeUndefined();
     const devWebhook = loadWebhookConfig(deployedEnv(devT, 'webhook'));
     expect(Object.values(devWebhook.secrets).map((s) => s.kind)).toEqual(['disabled', 'disabled', 'disabled']);
   });
@@ -279,8 +312,8 @@ describe('resources', () => {
     ]);
   });
 
-  it('log groups with retention for both functions', () => {
-    for (const id of ['WebhookLogGroup', 'ScalerLogGroup'])
+  it('log groups with retention for every function', () => {
+    for (const id of ['WebhookLogGroup', 'ScalerLogGroup', 'CacheLogGroup'])
       expect(resource(ciT, id).Properties.RetentionInDays).toBe(30);
   });
 
@@ -389,6 +422,7 @@ describe('IAM: least privilege per function', () => {
   it('each function runs with its own role; no shared default role', () => {
     expect(fn(ciT, 'webhook').Properties.Role).toEqual({ 'Fn::GetAtt': ['WebhookRole', 'Arn'] });
     expect(fn(ciT, 'scaler').Properties.Role).toEqual({ 'Fn::GetAtt': ['ScalerRole', 'Arn'] });
+    expect(fn(ciT, 'cache').Properties.Role).toEqual({ 'Fn::GetAtt': ['CacheRole', 'Arn'] });
     expect(ciT.Resources.IamRoleLambdaExecution).toBeUndefined();
   });
 
@@ -461,5 +495,81 @@ describe('IAM: least privilege per function', () => {
     expect(JSON.stringify(iamStatements(devT).filter((s) => s.role === 'ScalerRole'))).not.toContain(
       'gitlab-api-token',
     );
+  });
+});
+
+describe('build cache (infra/aws/cache.yml)', () => {
+  it('the bucket: encrypted, public access blocked, TLS only, incomplete multipart uploads aborted after a day', () => {
+    const bucket = resource(ciT, 'CacheBucket').Properties;
+    expect(
+      at(bucket, 'BucketEncryption.ServerSideEncryptionConfiguration.0.ServerSideEncryptionByDefault.SSEAlgorithm'),
+    ).toBe('AES256');
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(listAt(bucket, 'LifecycleConfiguration.Rules')).toContainEqual(
+      expect.objectContaining({ Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+    );
+    const policy = recordAt(resource(ciT, 'CacheBucketTlsOnly').Properties, 'PolicyDocument.Statement.0');
+    expect([policy.Effect, policy.Condition]).toEqual(['Deny', { Bool: { 'aws:SecureTransport': 'false' } }]);
+  });
+
+  it('the entries table: scope/key, on-demand, TTL on expiresAt, encrypted', () => {
+    const table = resource(ciT, 'CacheTable').Properties;
+    expect(table.KeySchema).toEqual([
+      { AttributeName: 'scope', KeyType: 'HASH' },
+      { AttributeName: 'key', KeyType: 'RANGE' },
+    ]);
+    expect(table.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(table.SSESpecification).toEqual({ SSEEnabled: true });
+  });
+
+  it('IAM: the cache function touches only its bucket objects and its table items', () => {
+    const statements = iamStatements(ciT).filter((s) => s.role === 'CacheRole' && s.Effect === 'Allow');
+    const actions = [...new Set(statements.flatMap((s) => s.actions))].sort();
+    expect(actions).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:Scan',
+      'dynamodb:UpdateItem',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      's3:AbortMultipartUpload',
+      's3:DeleteObject',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+    ]);
+    for (const s of statements) {
+      const on = JSON.stringify(s.resources);
+      if (s.actions.some((a) => a.startsWith('dynamodb:'))) {
+        expect(s.resources).toEqual([{ 'Fn::GetAtt': ['CacheTable', 'Arn'] }]);
+      } else if (s.actions.includes('s3:ListBucket')) {
+        expect(s.actions).toEqual(['s3:ListBucket']);
+        expect(s.resources).toEqual([{ 'Fn::GetAtt': ['CacheBucket', 'Arn'] }]);
+      } else if (s.actions.some((a) => a.startsWith('s3:'))) {
+        expect(s.resources).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['CacheBucket', 'Arn'] }, '/*']] }]);
+      } else {
+        expect(on).toContain(':log-group:/aws/lambda/ci-agent-autoscaler-ci-cache:*');
+      }
+    }
+    // No other role may touch the cache.
+    for (const s of iamStatements(ciT).filter((x) => x.role !== 'CacheRole')) {
+      expect(JSON.stringify(s.resources)).not.toMatch(/Cache(Bucket|Table)/);
+    }
+  });
+
+  it('an alarm on the cache function errors notifies the topic', () => {
+    const alarm = resource(ciT, 'CacheErrorsAlarm').Properties;
+    expect(alarm.MetricName).toBe('Errors');
+    expect(at(alarm, 'Dimensions.0.Value')).toEqual({ Ref: 'CacheLambdaFunction' });
+    expect([alarm.ComparisonOperator, alarm.Threshold]).toEqual(['GreaterThanThreshold', 0]);
+    expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
   });
 });

@@ -69,6 +69,13 @@ describe('serverless package refuses what the functions would refuse, with the s
     expect(log).toContain('got "ci-github-secret"');
   });
 
+  it("a bad cache setting is refused with the cache function's own message", async () => {
+    const log = await refusedPackage('ci', { params: ['cacheTokenIssuer=oidc.eks.example'] });
+    expect(log).toContain('CACHE_TOKEN_ISSUER must be an http(s) URL');
+    expect(log).toContain('got "oidc.eks.example"');
+    expect(log).toContain('function cache');
+  });
+
   it('half a VPC placement is refused', async () => {
     const log = await refusedPackage('ci', { params: ['vpcSubnetIds=subnet-0abc'] });
     expect(log).toContain('vpcSubnetIds and vpcSecurityGroupIds go together');

@@ -56,8 +56,8 @@ describe('agent Job templates', () => {
         expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
         expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-        // Tokens come from Secrets, never inline.
-        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name));
+        // Tokens come from Secrets, never inline (a *_TOKEN_FILE names a mounted file, not a token).
+        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name) && !e.name.endsWith('_FILE'));
         expect(tokens.map((e) => e.name)).not.toEqual([]);
         expect(tokens.filter((e) => e.value !== undefined || !e.valueFrom?.secretKeyRef?.name)).toEqual([]);
       }
@@ -131,6 +131,47 @@ describe('agent Job templates', () => {
     writeFileSync(noContainers, 'apiVersion: batch/v1\nkind: Job\nspec: {}\n');
     await expect(loadTemplate(noContainers)).rejects.toThrow(/containers/);
     await expect(loadTemplate(join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read/);
+  });
+
+  it('a template with a per-agent ephemeral volume cloned from a snapshot reaches the API server intact', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tpl-'));
+    const file = join(dir, 'buildkite-volume.yaml');
+    const base = readFileSync(templatePath('buildkite'), 'utf8');
+    // The per-agent volume as the README and agents/buildkite.yaml show it, appended to volumes.
+    const volume = [
+      '        - name: build-cache',
+      '          ephemeral:',
+      '            volumeClaimTemplate:',
+      '              spec:',
+      '                accessModes: [ReadWriteOnce]',
+      '                storageClassName: ebs-gp3',
+      '                resources:',
+      '                  requests:',
+      '                    storage: 50Gi',
+      '                dataSource:',
+      '                  apiGroup: snapshot.storage.k8s.io',
+      '                  kind: VolumeSnapshot',
+      '                  name: ci-build-cache-warm',
+    ].join('\n');
+    writeFileSync(file, base.replace(/\n {6}volumes:\n/, `\n      volumes:\n${volume}\n`));
+    const job = buildAgentJob(await loadTemplate(file), params);
+    kube.reset();
+    const cluster = await createCluster({ kind: 'kubeconfig-file', path: kube.kubeconfigPath }, 'ci-agents');
+    expect(await cluster.createJob(job)).toBe('created');
+    const stored = kube.job(job.metadata!.name!)!.spec!.template.spec!.volumes!;
+    expect(stored.find((v) => v.name === 'build-cache')).toEqual({
+      name: 'build-cache',
+      ephemeral: {
+        volumeClaimTemplate: {
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'ebs-gp3',
+            resources: { requests: { storage: '50Gi' } },
+            dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'ci-build-cache-warm' },
+          },
+        },
+      },
+    });
   });
 
   it('finds the built-in templates under LAMBDA_TASK_ROOT first', () => {

@@ -467,13 +467,15 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         : undefined;
       const pool = ports.warmPool?.size(queue, ports.now());
       const warm = pool ? { warm: pool.warm } : {};
+      const planned = views.get(queue)?.inFlight ?? 0;
+      // Tokens reserved by other invocations since the plan are agents on their way: supply too.
       const observe = (inFlight: number) =>
         decide({
           queue,
           pending,
           running,
           inFlight,
-          supply: Math.min(supply, inFlight),
+          supply: Math.min(supply + Math.max(0, inFlight - planned), inFlight),
           ...(bound === undefined ? {} : { busyBound: bound }),
           ...limits,
           ...warm,

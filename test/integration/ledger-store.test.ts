@@ -268,7 +268,7 @@ describe('DynamoLedgerStore requests', () => {
       NOW,
     );
     sent.length = 0;
-    const mixed = batch.map((e, i) => (i < 3 ? ev('scheduled', `job-${i}`) : ev('started', `job-${i}`)));
+    const mixed = batch.map((_e, i) => (i < 3 ? ev('scheduled', `job-${i}`) : ev('started', `job-${i}`)));
     const outcomes = await store.apply(mixed, NOW);
     expect(outcomes.map((o) => o.result)).toEqual(mixed.map((_, i) => (i < 3 ? 'noop' : 'applied')));
     // The cancelled transaction, then the seven again: never one request per job.

@@ -70,6 +70,7 @@ export interface EndToEndResult {
   readonly maxInFlight: number;
   readonly scalerTicks: number;
   readonly warnings: number;
+  readonly firstWarnings: readonly string[];
   readonly targetP99Ms: number;
   readonly pass: boolean;
 }
@@ -79,6 +80,7 @@ export async function benchEndToEnd(options: { jobs?: number; ratePerSecond?: nu
   const rate = options.ratePerSecond ?? 200;
   const created: { at: number; count: number }[] = [];
   let warnings = 0;
+  const firstWarnings: string[] = [];
   const stack = await startLocalStack({
     port: 0,
     env: { QUEUES: 'default', MAX_AGENTS: String(Math.max(10, jobs)), MIN_AGENTS: '0' },
@@ -87,8 +89,9 @@ export async function benchEndToEnd(options: { jobs?: number; ratePerSecond?: nu
     onJobCreated: (j) => {
       if (j.result === 'created') created.push({ at: Date.now(), count: j.count });
     },
-    onLog: () => {
+    onLog: (level, message) => {
       warnings++;
+      if (firstWarnings.length < 5) firstWarnings.push(`[${level}] ${message.slice(0, 300)}`);
     },
   });
   const scalerAws = counter();
@@ -206,6 +209,7 @@ export async function benchEndToEnd(options: { jobs?: number; ratePerSecond?: nu
       maxInFlight: q.maxInFlight,
       scalerTicks: ticks,
       warnings,
+      firstWarnings,
       targetP99Ms: TARGET_P99_MS,
       pass: p99 <= TARGET_P99_MS && non202 === 0,
     };

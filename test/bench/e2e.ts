@@ -8,7 +8,7 @@
  * over HTTP at the local stack: the real webhook function -> SQS (fauxqs) -> the real scaler loop
  * (long poll, ledger in DynamoDB Local, limiter, reconcile) -> Kubernetes Job created in the
  * embedded cluster (fake API server over HTTP, real @kubernetes/client-node). Meanwhile the
- * simulated agents run (start 500 ms, run 2 s) and the simulated CI provider sends their
+ * simulated agents run (start 500 ms, run 10 s) and the simulated CI provider sends their
  * started/finished webhooks, so the ledger and the cluster move as in production (3 webhooks
  * per CI job). MAX_AGENTS is set high enough that capacity never binds: this measures the
  * pipeline's latency, not waiting for a free agent.
@@ -66,6 +66,8 @@ export interface EndToEndResult {
   /** CI jobs whose three events were all applied (ledger: neither pending nor running). */
   readonly ciJobsFinished: boolean;
   readonly agentsCreated: number;
+  /** Agents beyond one per CI job (see agentRunMs). */
+  readonly extraAgents: number;
   readonly kubernetesJobs: number;
   readonly maxInFlight: number;
   readonly scalerTicks: number;
@@ -85,7 +87,10 @@ export async function benchEndToEnd(options: { jobs?: number; ratePerSecond?: nu
     port: 0,
     env: { QUEUES: 'default', MAX_AGENTS: String(Math.max(10, jobs)), MIN_AGENTS: '0' },
     agentStartMs: 500,
-    agentRunMs: 2000,
+    // Longer than the events' way through SQS under load: an agent that exits before its
+    // `started` event is applied leaves its CI job looking pending, and the scaler rightly sends
+    // another agent (extraAgents counts them; with real CI jobs of minutes it does not happen).
+    agentRunMs: 10_000,
     onJobCreated: (j) => {
       if (j.result === 'created') created.push({ at: Date.now(), count: j.count });
     },
@@ -205,6 +210,7 @@ export async function benchEndToEnd(options: { jobs?: number; ratePerSecond?: nu
       },
       ciJobsFinished: idle(),
       agentsCreated: total(),
+      extraAgents: Math.max(0, total() - jobs),
       kubernetesJobs: created.length,
       maxInFlight: q.maxInFlight,
       scalerTicks: ticks,

@@ -124,10 +124,17 @@ export function openKeyOf(queue: string, state: LedgerStateName): string | undef
 /**
  * When a job entered its open state (epoch seconds): the provider's time of the event, or `now`
  * when that is missing or unreadable. Counting ignores open jobs older than a limit.
+ *
+ * For `started`, never earlier than when our webhook received it: the scaler takes it as a time
+ * no earlier than the job really started (an agent made after it cannot be running the job), and
+ * a provider's own start time is not always that (GitHub's workflow_job.started_at stays the time
+ * the job was queued, also in the in_progress event).
  */
-export function openAtOf(event: Pick<JobEvent, 'occurredAt'>, now: Date): number {
-  const at = Date.parse(event.occurredAt);
-  return Math.floor((Number.isFinite(at) ? at : now.getTime()) / 1000);
+export function openAtOf(event: Pick<JobEvent, 'occurredAt' | 'kind' | 'receivedAt'>, now: Date): number {
+  const parsed = Date.parse(event.occurredAt);
+  const at = Number.isFinite(parsed) ? parsed : now.getTime();
+  const received = event.kind === 'started' ? Date.parse(event.receivedAt) : Number.NaN;
+  return Math.floor((Number.isFinite(received) ? Math.max(at, received) : at) / 1000);
 }
 
 /** Default age after which an open job no longer counts (GitHub cancels jobs queued 24 h). */

@@ -26,6 +26,11 @@ export interface QueueCounts {
   readonly pending: number;
   /** CI jobs started and not yet finished or cancelled. */
   readonly running: number;
+  /**
+   * When each of those running CI jobs started (epoch seconds, as the ledger's openAt: the
+   * provider's event time), when the store knows.
+   */
+  readonly runningSince?: readonly number[];
 }
 
 /** A ledger item as stored (for inspection, tests and operators; the scaler needs only counts). */
@@ -75,6 +80,16 @@ export interface DispatchRecord {
   readonly createdAt: number;
   /** Epoch milliseconds: an intent with no Job after this is released. */
   readonly leaseUntil: number;
+  /**
+   * Creates of this dispatch started so far, each fenced by a conditional write before it is
+   * issued (the reservation fences the first). Absent on items written before fencing: then
+   * treated as 1 attempt, unanswered, that can land until `leaseUntil`.
+   */
+  readonly attempts?: number;
+  /** Creates of this dispatch whose answer was received (they can no longer land). */
+  readonly settled?: number;
+  /** Epoch milliseconds: no create of this dispatch can land after this. */
+  readonly createsUntil?: number;
 }
 
 export interface LimiterSnapshot {
@@ -110,10 +125,28 @@ export interface LimiterStore {
   reserve(request: ReserveRequest): Promise<'reserved' | 'conflict'>;
   /** Marks the dispatch submitted; false if the dispatch no longer exists. */
   markSubmitted(dispatch: DispatchRecord): Promise<boolean>;
-  /** Sets the tokens the dispatch holds; false if the dispatch no longer exists. */
+  /**
+   * Fences one more create of the dispatch: only if it still exists, is an intent, and its
+   * `attempts` are still those read (then attempts + 1 and `createsUntil` set). false: issue no
+   * create.
+   */
+  beginCreate(dispatch: DispatchRecord, createsUntil: number): Promise<boolean>;
+  /**
+   * One create of the dispatch was answered (settled + 1); `landed`: its Job exists, the
+   * dispatch is submitted. false if the dispatch no longer exists.
+   */
+  settleCreate(dispatch: DispatchRecord, landed: boolean): Promise<boolean>;
+  /**
+   * Sets the tokens the dispatch holds, only if its `attempts` are still those read; false if
+   * the dispatch no longer exists or a create was fenced since.
+   */
   setTokens(dispatch: DispatchRecord, tokens: number): Promise<boolean>;
-  /** Deletes the dispatch item (idempotent). Does not touch the limiter: use correct(). */
-  release(dispatch: DispatchRecord): Promise<void>;
+  /**
+   * Deletes the dispatch item, only if its `attempts` are still those read (true also when it
+   * is already gone); false when a create was fenced since. Does not touch the limiter: use
+   * correct().
+   */
+  release(dispatch: DispatchRecord): Promise<boolean>;
   /** Sets inFlight (version + 1) only if the limiter is still at expectedVersion. */
   correct(request: CorrectRequest): Promise<boolean>;
 }

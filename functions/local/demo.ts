@@ -15,9 +15,13 @@
  * run record (random per start unless BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET,
  * GITLAB_WEBHOOK_TOKEN set them); with --url to a stack it cannot find, with those variables.
  */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { jobKey, type Provider } from '../core/job-event.js';
 import { percentile } from '../simulate/simulate.js';
@@ -225,6 +229,44 @@ export async function runDemo(options: {
   return result;
 }
 
+/**
+ * The build cache through the real client (infra/k8s/cache/ci-cache): a restore that misses, a
+ * save, and a restore that hits, of a small node_modules-like folder. True when all three did.
+ */
+export async function runCacheDemo(options: {
+  url: string;
+  tokenFile: string;
+  print?: (line: string) => void;
+}): Promise<boolean> {
+  const print = options.print ?? console.log;
+  const work = await mkdtemp(path.join(os.tmpdir(), 'ci-cache-demo-'));
+  const client = path.join(PROJECT_ROOT, 'infra/k8s/cache/ci-cache');
+  const run = async (...args: string[]) => {
+    const { stderr } = await promisify(execFile)('/bin/sh', [client, ...args], {
+      cwd: work,
+      env: { ...process.env, CI_CACHE_URL: options.url, CI_CACHE_TOKEN_FILE: options.tokenFile },
+    });
+    const out = stderr.trim();
+    print(`  $ ci-cache ${args.join(' ')}\n    ${out.split('\n').join('\n    ')}`);
+    return out;
+  };
+  try {
+    await mkdir(path.join(work, 'node_modules/left-pad'), { recursive: true });
+    await writeFile(path.join(work, 'node_modules/left-pad/index.js'), 'module.exports = (s) => s;\n');
+    await writeFile(path.join(work, 'node_modules/blob.bin'), randomBytes(12 * 1024 * 1024));
+    const key = `demo-npm-${Date.now().toString(36)}`;
+    print('');
+    print('Build cache (the agent-side client against the cache API, S3 in fauxqs):');
+    const miss = await run('restore', key, '--restore-keys', 'demo-npm-nothing-', 'node_modules');
+    const saved = await run('save', key, 'node_modules');
+    await rm(path.join(work, 'node_modules'), { recursive: true });
+    const hit = await run('restore', key, 'node_modules');
+    return miss.includes('miss ') && saved.includes('saved ') && hit.includes('hit ');
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 const USAGE =
   'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]';
 
@@ -263,7 +305,9 @@ async function main(): Promise<void> {
   let code = 1;
   try {
     const result = await runDemo({ url, counts, secrets });
-    code = result.ok ? 0 : 1;
+    const tokenFile = (await fetchStatus(url))?.cacheTokenFile;
+    const cached = tokenFile ? await runCacheDemo({ url, tokenFile }) : false;
+    code = result.ok && cached ? 0 : 1;
   } finally {
     closeConnections();
     await stack?.stop();

@@ -17,7 +17,7 @@
  * checked by test/unit/layout.test.ts). functions/local is developer tooling run by tsx, never
  * bundled into a Lambda (serverless-esbuild bundles only the handlers' import graphs).
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
@@ -38,6 +38,7 @@ import {
   type WebhookConfig,
 } from '../shared/config.js';
 import { createWebhookHandler } from '../webhook/app.js';
+import { createLocalCache } from './cache-local.js';
 import {
   closeConnections,
   type LocalSecrets,
@@ -110,6 +111,8 @@ export interface LocalStackStatus {
   readonly agentStartMs?: number;
   readonly agentRunMs?: number;
   readonly ticks: number;
+  /** The build cache's token file for the local ServiceAccount (CI_CACHE_TOKEN_FILE). */
+  readonly cacheTokenFile?: string;
   readonly queues: QueueStatus[];
   /** CI jobs seen by the local webhook, with the simulated agents' timings (embedded cluster). */
   readonly ciJobs: CiJobRecord[];
@@ -132,6 +135,8 @@ export interface LocalStack {
   readonly kubeconfigPath: string;
   /** Process ids of child processes (DynamoDB Local's JVM). */
   readonly childPids: number[];
+  /** The build cache: its API under `${webhookUrl}/cache/`, S3 in fauxqs, a local token issuer. */
+  readonly cache: { readonly url: string; readonly tokenFile: string; readonly bucket: string };
   status(): LocalStackStatus;
   stop(): Promise<void>;
 }
@@ -356,17 +361,35 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const startedAt = Date.now();
     let ticks = 0;
+    let cacheTokenFile = '';
     const status = (): LocalStackStatus => ({
       startedAt,
       webhookUrl,
       cluster: fake ? 'embedded' : 'kubeconfig',
       ...(fake ? { agentStartMs, agentRunMs } : {}),
       ticks,
+      ...(cacheTokenFile ? { cacheTokenFile } : {}),
       queues: [...queues.values()].map((q) => ({ ...q })),
       ciJobs: ci?.jobs().map((j) => ({ ...j })) ?? [],
     });
 
-    const endpoint: HttpEndpoint = await startHttpEndpoint({ port: options.port ?? 0, handler: webhook, status });
+    // --- build cache: S3 from the same fauxqs, entries table in DynamoDB Local -------------
+    const cache = await createLocalCache({
+      s3Endpoint: sqs.endpoint,
+      dynamoEndpoint: dynamo.endpoint,
+      bucket: 'ci-agent-autoscaler-local-cache',
+      table: 'ci-agent-autoscaler-local-cache',
+    });
+    cleanups.push(() => cache.stop());
+    // A day-long token of ServiceAccount ci-agents/ci-agent for ci-cache (CI_CACHE_TOKEN_FILE).
+    cacheTokenFile = path.join(runDir, 'ci-cache-token');
+    writeFileSync(cacheTokenFile, await cache.issuer.mint({ expiresInSeconds: 86_400 }), { mode: 0o600 });
+
+    const endpoint: HttpEndpoint = await startHttpEndpoint({
+      port: options.port ?? 0,
+      handler: (event) => (event.rawPath.startsWith('/cache/') ? cache.http(event) : webhook(event)),
+      status,
+    });
     cleanups.push(() => endpoint.close());
     cleanups.push(() => closeConnections());
     webhookUrl = endpoint.url;
@@ -483,6 +506,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...(fakeGitlab ? { fakeGitlab } : {}),
       kubeconfigPath,
       childPids: dynamo.pid === undefined ? [] : [dynamo.pid],
+      cache: { url: webhookUrl, tokenFile: cacheTokenFile, bucket: cache.bucket },
       status,
       stop: () => (stopping ??= cleanup()),
     };

@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const term = new Terminal();
   const jobNames = new Map<string, string>();
   const lastReason = new Map<string, string>();
-  console.log('Starting the local stack (DynamoDB Local, SQS emulator, webhook, scaler)...');
+  console.log('Starting the local stack (DynamoDB Local, SQS/S3 emulator, webhook, scaler, build cache)...');
   const stack: LocalStack = await startLocalStack({
     port,
     ...(kubeconfig ? { kubeconfig: path.resolve(kubeconfig) } : {}),
@@ -118,6 +118,8 @@ async function main(): Promise<void> {
       stack.fakeCluster
         ? `  cluster   embedded simulated cluster: agents Running ${stack.status().agentStartMs} ms after their Job, run ${stack.status().agentRunMs} ms; kubeconfig ${rel(stack.kubeconfigPath)}`
         : `  cluster   REAL cluster from ${stack.kubeconfigPath} — agent Jobs are created there`,
+      `  cache     POST ${stack.cache.url}/cache/... (S3 bucket ${stack.cache.bucket} in fauxqs); try:`,
+      `            CI_CACHE_URL=${stack.cache.url} CI_CACHE_TOKEN_FILE=${rel(stack.cache.tokenFile)} infra/k8s/cache/ci-cache save my-key some/dir`,
       `  status    GET ${stack.webhookUrl}/local/status (JSON)   ·   try: npm run demo   ·   Ctrl-C stops everything`,
       '',
     ].join('\n'),

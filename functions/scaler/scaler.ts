@@ -9,8 +9,9 @@
  *     the ledger and deletes each message only once its event is durably applied;
  *  2. reads the limiter (strongly consistent), THEN lists our Jobs in the cluster (so a dispatch
  *     recorded as submitted before the read is visible in the list), and the ledger's counts;
- *  3. reconciles: returns the tokens of finished or vanished Jobs, retries intents that never
- *     became a Job, releases expired ones, corrects a drifted counter;
+ *  3. reconciles: returns the tokens of finished or vanished Jobs (once no create of theirs can
+ *     land, see core/limiter.ts), retries intents that never became a Job (each create fenced
+ *     by a conditional write first), releases expired ones, corrects a drifted counter;
  *  4. decides per queue and reserves tokens with one conditional write (re-reading on conflict);
  *  5. submits ONE Kubernetes Job per reservation and marks it submitted.
  * A crash between any two steps leaves an intent or a counter that the next tick repairs.
@@ -18,16 +19,20 @@
 import type { V1Job } from '@kubernetes/client-node';
 import type { Cluster } from '../adapters/kubernetes/cluster.js';
 import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
-import { type Decision, decide } from '../core/decision.js';
+import { busyBound, type Decision, decide } from '../core/decision.js';
 import { isRouted, type JobEvent, type QueuedJobEvent } from '../core/job-event.js';
 import {
   type ClusterJob,
+  CREATE_ISSUE_SLACK_MS,
+  createsUntilFor,
   type DispatchAction,
   intentCreateGraceMs,
   mayCreate,
+  mayIssue,
   planReconcile,
 } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '../core/stores.js';
+import { type ObservedJob, observedJob, type WarmPoolTracker } from '../core/warm-pool.js';
 import { describeError } from '../shared/errors.js';
 import type { EventRouter, RouteOutcome } from './gitlab-routes.js';
 
@@ -86,6 +91,8 @@ export interface ScalerPorts {
   readonly now: () => number;
   /** Waits on the same clock as now() (default: real time). */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The adaptive warm pool's measurements (WARM_POOL=adaptive); absent: no pool. */
+  readonly warmPool?: WarmPoolTracker;
 }
 
 export interface ScalerSettings {
@@ -218,8 +225,11 @@ export async function drain(
           });
         return;
       }
-      if (o.result === 'applied') report.applied++;
-      else report.duplicates++;
+      if (o.result === 'applied') {
+        report.applied++;
+        if (m.event.kind === 'scheduled')
+          ports.warmPool?.arrived(m.event.queue, Date.parse(m.event.occurredAt), ports.now());
+      } else report.duplicates++;
       done.push(m.receiptHandle);
     });
     if (done.length > 0) {
@@ -266,20 +276,31 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
   const errors: string[] = [];
   const created: { queue: string; jobName: string; count: number; result: 'created' | 'exists' }[] = [];
 
-  // Order matters: the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts).
+  // Order matters: the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts), and
+  // the reconcile's clock read before the list: a create that could land only before it is listed.
   const snapshot = await limiter.snapshot();
+  const listedAt = ports.now();
   const [counts, clusterJobs] = await Promise.all([
-    ledger.counts(settings.queues, new Date(ports.now())),
+    ledger.counts(settings.queues, new Date(listedAt)),
     cluster.listAgentJobs(),
   ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
+  const graceMs = intentCreateGraceMs(settings.intentLeaseMs);
+  if (ports.warmPool) {
+    const seen = clusterJobs.flatMap((j): ObservedJob[] => {
+      const queue = jobs.describe(j)?.queue;
+      const o = queue === undefined ? undefined : observedJob(j, queue);
+      return o ? [o] : [];
+    });
+    ports.warmPool.observe(seen, ports.now());
+  }
 
   const plan = planReconcile({
     limiters: snapshot.limiters,
     dispatches: snapshot.dispatches,
     jobs: ours,
-    now: ports.now(),
-    createGraceMs: intentCreateGraceMs(settings.intentLeaseMs),
+    now: listedAt,
+    createGraceMs: graceMs,
     queues: settings.queues,
   });
 
@@ -288,14 +309,23 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     views.set(queue, { inFlight, version: plan.versions[queue] ?? 0, settled: true });
   }
 
-  const submit = async (dispatch: DispatchRecord): Promise<void> => {
-    // Checked again right before the call: the snapshot may be older than the grace period.
-    if (!mayCreate(dispatch, ports.now(), intentCreateGraceMs(settings.intentLeaseMs))) return;
+  /** Issues a create fenced at `fencedAt` (by the reservation or by beginCreate). */
+  const submit = async (dispatch: DispatchRecord, fencedAt: number): Promise<void> => {
+    // Checked again right before the call: the snapshot may be older than the grace period, and
+    // the fence's createsUntil holds only for a create issued promptly after it.
+    const now = ports.now();
+    if (!mayCreate(dispatch, now, graceMs) || !mayIssue(fencedAt, now)) return;
     let result: 'created' | 'exists';
     try {
       result = await cluster.createJob(jobs.build(dispatch));
     } catch (e) {
-      // The tokens stay reserved: the intent is retried next tick and released when its lease expires.
+      // The tokens stay reserved: the intent is retried next tick and released when its lease
+      // expires. A create refused with a 4xx can no longer land: settled. Without an answer (or
+      // a 5xx) it may still land, until the fence's createsUntil.
+      if (refusedByServer(e))
+        await limiter.settleCreate(dispatch, false).catch((f: unknown) => {
+          errors.push(`settle ${dispatch.jobName}: ${describeError(f)}`);
+        });
       errors.push(`create ${dispatch.jobName}: ${describeError(e)}`);
       log.warn('agent Job not created; intent kept for retry', {
         queue: dispatch.queue,
@@ -305,27 +335,48 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
       return;
     }
     created.push({ queue: dispatch.queue, jobName: dispatch.jobName, count: dispatch.count, result });
-    // If this fails the Job still exists: the next tick sees it and marks the intent submitted.
-    await limiter.markSubmitted(dispatch).catch((e: unknown) => {
+    // If this fails the Job still exists: the next tick sees it and marks the intent submitted;
+    // its tokens are then held until the fence's createsUntil.
+    await limiter.settleCreate(dispatch, true).catch((e: unknown) => {
       errors.push(`mark ${dispatch.jobName} submitted: ${describeError(e)}`);
     });
   };
 
+  /** Retries an intent: fences one more create (conditional write), then issues it. */
+  const retry = async (dispatch: DispatchRecord): Promise<void> => {
+    const fencedAt = ports.now();
+    if (!mayCreate(dispatch, fencedAt, graceMs)) return;
+    const createsUntil = createsUntilFor(dispatch, fencedAt, graceMs);
+    // Refused: another scaler fenced a create of it since our snapshot, or it was submitted or
+    // released. Either way that scaler's create (or none) is the one to issue.
+    if (!(await limiter.beginCreate(dispatch, createsUntil))) return;
+    await submit({ ...dispatch, attempts: (dispatch.attempts ?? 1) + 1, createsUntil }, fencedAt);
+  };
+
   let released = 0;
+  const unsettle = (a: DispatchAction) => {
+    const view = views.get(a.dispatch.queue);
+    if (view) view.settled = false;
+  };
   const carry = async (a: DispatchAction): Promise<void> => {
     try {
       switch (a.kind) {
         case 'keep':
           return;
         case 'create':
-          await submit(a.dispatch);
+          await retry(a.dispatch);
           return;
         case 'update':
           if (a.markSubmitted) await limiter.markSubmitted(a.dispatch);
-          if (a.tokens !== a.dispatch.tokens) await limiter.setTokens(a.dispatch, a.tokens);
+          // Refused when a create was fenced since the snapshot: the counter is left as is.
+          if (a.tokens !== a.dispatch.tokens && !(await limiter.setTokens(a.dispatch, a.tokens))) unsettle(a);
           return;
         case 'release':
-          await limiter.release(a.dispatch);
+          // Refused when a create was fenced since the snapshot: its tokens stay.
+          if (!(await limiter.release(a.dispatch))) {
+            unsettle(a);
+            return;
+          }
           released += a.dispatch.tokens;
           log.info('tokens returned', {
             queue: a.dispatch.queue,
@@ -337,8 +388,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
       }
     } catch (e) {
       errors.push(`reconcile ${a.dispatch.jobName}: ${describeError(e)}`);
-      const view = views.get(a.dispatch.queue);
-      if (view) view.settled = false;
+      unsettle(a);
     }
   };
   await Promise.all(plan.actions.map(carry));
@@ -374,9 +424,31 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     settings.queues.map(async (queue) => {
       const started = performance.now();
       const limits = settings.limits[queue] ?? { minAgents: 0, maxAgents: 0 };
-      const count = counts[queue] ?? { pending: 0, running: 0 };
+      const { pending, running, runningSince } = counts[queue] ?? { pending: 0, running: 0 };
+      const supply = plan.supply[queue] ?? 0;
+      // Running CI jobs started before every agent of ours was made have no agent any more:
+      // their `finished` is late. (End of the second: openAt is whole seconds.)
+      const bound = runningSince
+        ? busyBound(
+            runningSince.map((s) => (s + 1) * 1000),
+            plan.batches[queue] ?? [],
+          )
+        : undefined;
+      const pool = ports.warmPool?.size(queue, ports.now());
+      const warm = pool ? { warm: pool.warm } : {};
+      const observe = (inFlight: number) =>
+        decide({
+          queue,
+          pending,
+          running,
+          inFlight,
+          supply: Math.min(supply, inFlight),
+          ...(bound === undefined ? {} : { busyBound: bound }),
+          ...limits,
+          ...warm,
+        });
       let view = views.get(queue) ?? { inFlight: 0, version: 0, settled: true };
-      let decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits });
+      let decision = observe(view.inFlight);
       let made = 0;
       const attempts = settings.reserveAttempts ?? 4;
       for (let attempt = 0; attempt < attempts && decision.count > 0; attempt++) {
@@ -385,7 +457,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           // limiter's own counter, which only ever overstates what is in flight.
           const fresh = await readLimiter(limiter, queue);
           view = { inFlight: Math.max(fresh.inFlight, view.inFlight), version: fresh.version, settled: true };
-          decision = decide({ queue, ...count, inFlight: view.inFlight, ...limits });
+          decision = observe(view.inFlight);
           if (decision.count === 0) break;
         }
         const dispatchId = String(view.version + 1);
@@ -399,6 +471,10 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           status: 'intent',
           createdAt: now,
           leaseUntil: now + settings.intentLeaseMs,
+          // The reservation fences the first create.
+          attempts: 1,
+          settled: 0,
+          createsUntil: now + CREATE_ISSUE_SLACK_MS + graceMs,
         };
         const reserved = await limiter.reserve({
           queue,
@@ -409,7 +485,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         });
         if (reserved === 'reserved') {
           made = decision.count;
-          await submit(dispatch);
+          await submit(dispatch, now);
           break;
         }
         view.settled = false;
@@ -420,12 +496,15 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         pending: decision.pending,
         running: decision.running,
         inFlight: decision.inFlight,
+        supply: decision.supply,
+        busyBound: decision.busyBound,
         idle: decision.idle,
         minAgents: decision.minAgents,
         maxAgents: decision.maxAgents,
         count: decision.count,
         reason: decision.reason,
         reserved: made,
+        ...(pool ?? {}),
       });
       ports.metrics?.decision(decision, made, latencyMs);
       return { ...decision, count: made };
@@ -433,6 +512,12 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
   );
 
   return { decisions, created, released, corrected, errors };
+}
+
+/** A create the API server answered with a 4xx (not 408): it was refused and will never land. */
+function refusedByServer(e: unknown): boolean {
+  const status = (e as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500 && status !== 408;
 }
 
 async function readLimiter(limiter: LimiterStore, queue: string): Promise<LimiterRecord> {

@@ -8,6 +8,7 @@ import { createCluster } from '../adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../adapters/kubernetes/templates.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { createEventsQueue } from '../adapters/sqs/events-queue.js';
+import { WarmPoolTracker } from '../core/warm-pool.js';
 import type { ScalerConfig } from '../shared/config.js';
 import { createGitlabRouter } from './gitlab-routes.js';
 import { createScalerMetrics } from './metrics.js';
@@ -73,5 +74,7 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
     log,
     metrics: createScalerMetrics(),
     now: Date.now,
+    // Built once per container: its measurements carry over from one invocation to the next.
+    ...(c.warmPool === 'adaptive' ? { warmPool: new WarmPoolTracker() } : {}),
   };
 }

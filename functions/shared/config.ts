@@ -14,7 +14,7 @@ import {
   type Routing,
 } from '../core/routing.js';
 
-export type FunctionName = 'webhook' | 'scaler';
+export type FunctionName = 'webhook' | 'scaler' | 'cache';
 
 export interface VariableSpec {
   readonly name: string;
@@ -69,7 +69,7 @@ export const VARIABLES = [
   },
   {
     name: 'LOG_LEVEL',
-    functions: ['webhook', 'scaler'],
+    functions: ['webhook', 'scaler', 'cache'],
     default: 'INFO',
     expected: 'one of DEBUG, INFO, WARN, ERROR',
     description: 'Minimum level of the structured JSON logs.',
@@ -169,6 +169,14 @@ export const VARIABLES = [
     default: '10',
     expected: 'an integer >= MIN_AGENTS and >= 1',
     description: 'Hard cap of agents in flight per queue, across all concurrent scaler invocations.',
+  },
+  {
+    name: 'WARM_POOL',
+    functions: ['scaler'],
+    default: 'off',
+    expected: 'off or adaptive',
+    description:
+      'adaptive: keep idle agents ready on top of pending demand, sized from the arrivals the ledger saw in the last 10 minutes and the agent start-up time measured on our Jobs; 0 when arrivals stop, always within MIN_AGENTS..MAX_AGENTS. Its inputs are in the `scaling decision` log line.',
   },
   {
     name: 'KUBE_NAMESPACE',
@@ -283,6 +291,72 @@ export const VARIABLES = [
     functions: ['scaler'],
     expected: 'the base64 certificate authority data of the cluster',
     description: 'EKS cluster CA (base64, as in a kubeconfig).',
+  },
+  // --- cache --------------------------------------------------------------------------------
+  {
+    name: 'CACHE_BUCKET',
+    functions: ['cache'],
+    required: true,
+    expected: 'an S3 bucket name',
+    description: 'Bucket holding the build cache entries (one object per entry, under <namespace>/<serviceaccount>/).',
+  },
+  {
+    name: 'CACHE_TABLE',
+    functions: ['cache'],
+    required: true,
+    expected: 'a DynamoDB table name',
+    description: 'Table holding the committed cache entries (infra/aws/cache.yml).',
+  },
+  {
+    name: 'CACHE_TOKEN_ISSUER',
+    functions: ['cache'],
+    expected: "an http(s) URL, the cluster's service account issuer",
+    description:
+      "Issuer (`iss`) of the agents' projected ServiceAccount tokens; its keys come from `<issuer>/.well-known/openid-configuration` unless CACHE_JWKS_URL is set. On EKS: the cluster's OpenID Connect provider URL. Unset: the cache is off and its routes answer 404.",
+  },
+  {
+    name: 'CACHE_JWKS_URL',
+    functions: ['cache'],
+    expected: 'an http(s) URL of a JWKS document',
+    description: "Where the issuer's public keys are, when not from its discovery document.",
+  },
+  {
+    name: 'CACHE_TOKEN_AUDIENCE',
+    functions: ['cache'],
+    default: 'ci-cache',
+    expected: 'a non-empty string',
+    description:
+      "Audience the agents' projected tokens must carry (the `audience` of the token volume in infra/k8s/agents).",
+  },
+  {
+    name: 'CACHE_MAX_ENTRY_BYTES',
+    functions: ['cache'],
+    default: '10737418240',
+    expected: 'an integer from 1 to CACHE_SCOPE_MAX_BYTES',
+    description: 'Largest entry; a larger save is refused before any upload (413).',
+  },
+  {
+    name: 'CACHE_SCOPE_MAX_BYTES',
+    functions: ['cache'],
+    default: '107374182400',
+    expected: 'an integer >= 1',
+    description: 'Bytes one scope (ServiceAccount) may hold; beyond it the least recently used entries are evicted.',
+  },
+  {
+    name: 'CACHE_RETENTION_DAYS',
+    functions: ['cache'],
+    default: '7',
+    expected: 'an integer from 1 to 365',
+    description:
+      'An entry not saved or restored for this long is deleted (at the next save in its scope, or by the daily sweep).',
+  },
+  {
+    name: 'CACHE_PART_BYTES',
+    functions: ['cache'],
+    default: '8388608',
+    expected: 'an integer from 5242880 to 5368709120',
+    description:
+      'Size of the multipart parts (uploaded in parallel); larger for entries that would need more than 10,000 parts.',
   },
 ] as const satisfies readonly VariableSpec[];
 
@@ -441,6 +515,7 @@ export interface ScalerConfig extends CommonConfig {
   readonly pollSeconds: number;
   readonly cluster: ClusterAccess;
   readonly gitlabApi: { readonly url: string; readonly token: SecretSource };
+  readonly warmPool: 'off' | 'adaptive';
 }
 
 interface Base extends CommonConfig {
@@ -672,6 +747,12 @@ function cluster(env: Env): ClusterAccess {
   };
 }
 
+function warmPool(env: Env): 'off' | 'adaptive' {
+  const value = required(env, 'WARM_POOL').toLowerCase();
+  if (value !== 'off' && value !== 'adaptive') fail('WARM_POOL', env.WARM_POOL);
+  return value as 'off' | 'adaptive';
+}
+
 export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   const base = common(env, true);
   const namespace = required(env, 'KUBE_NAMESPACE');
@@ -694,6 +775,38 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
       url: url(env, 'GITLAB_API_URL').replace(/\/+$/, ''),
       token: secret(env, 'GITLAB_API_TOKEN', 'GITLAB_API_TOKEN_PARAMETER'),
     },
+    warmPool: warmPool(env),
+  };
+}
+
+export interface CacheConfig {
+  readonly logLevel: LogLevel;
+  readonly bucket: string;
+  readonly table: string;
+  /** Undefined: the cache is off (404). */
+  readonly tokenIssuer?: string;
+  readonly jwksUrl?: string;
+  readonly tokenAudience: string;
+  readonly maxEntryBytes: number;
+  readonly scopeMaxBytes: number;
+  readonly retentionDays: number;
+  readonly partBytes: number;
+}
+
+export function loadCacheConfig(env: Env = process.env): CacheConfig {
+  const scopeMaxBytes = int(env, 'CACHE_SCOPE_MAX_BYTES', 1);
+  const jwksUrl = optional(env, 'CACHE_JWKS_URL') === undefined ? undefined : url(env, 'CACHE_JWKS_URL');
+  return {
+    logLevel: logLevel(env),
+    bucket: required(env, 'CACHE_BUCKET'),
+    table: required(env, 'CACHE_TABLE'),
+    ...(optional(env, 'CACHE_TOKEN_ISSUER') === undefined ? {} : { tokenIssuer: url(env, 'CACHE_TOKEN_ISSUER') }),
+    ...(jwksUrl === undefined ? {} : { jwksUrl }),
+    tokenAudience: required(env, 'CACHE_TOKEN_AUDIENCE'),
+    maxEntryBytes: int(env, 'CACHE_MAX_ENTRY_BYTES', 1, scopeMaxBytes),
+    scopeMaxBytes,
+    retentionDays: int(env, 'CACHE_RETENTION_DAYS', 1, 365),
+    partBytes: int(env, 'CACHE_PART_BYTES', 5 * 1024 * 1024, 5 * 1024 * 1024 * 1024),
   };
 }
 

@@ -6,9 +6,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { WARM_POOL_DEFAULTS } from '../core/warm-pool.js';
 import { POLICIES, type PolicyName } from './policies.js';
-import { formatTable, renderSvg, summaryJson } from './report.js';
+import { readHistory } from './replay.js';
+import { formatTable, renderSvg, renderTradeoffSvg, summaryJson, targetsLine } from './report.js';
 import { DEFAULT_OPTIONS, type SimulationOptions, simulate } from './simulate.js';
+import { DEFAULT_SWEEP_MAX, DEFAULT_SWEEP_MIN, formatSweep, sweep } from './sweep.js';
 import { formatTrace, GENERATORS, type GeneratorName, generateTrace, readTrace, type TraceJob } from './trace.js';
 
 const USAGE = `Usage: npm run simulate -- [options]
@@ -16,6 +19,9 @@ const USAGE = `Usage: npm run simulate -- [options]
 Trace (one of):
   --trace FILE             JSON lines, one CI job per line:
                            {"at":s,"queue":"default","duration":s,"cancelAt"?:s,"duplicates"?:n,"reorder"?:true}
+  --from FILE              replay real job history: a provider's REST API output (GitHub "list jobs
+                           for a workflow run" pages, Buildkite builds with their jobs, GitLab
+                           project jobs); see the README for the gh api / curl commands
   --generate NAME          built-in trace: ${GENERATORS.join(' | ')} (default steady)
   --jobs N                 jobs to generate (default 200)
   --seed N                 seed of the generator and of webhook jitter (default 1)
@@ -34,8 +40,19 @@ Settings:
   --budget-seconds S       SCALER_BUDGET_SECONDS (default ${DEFAULT_OPTIONS.budgetSeconds})
   --poll-seconds S         SCALER_POLL_SECONDS (default ${DEFAULT_OPTIONS.pollSeconds})
   --webhook-latency-seconds S  CI event -> message in the queue (default ${DEFAULT_OPTIONS.webhookLatencySeconds})
+  --warm-quantile F        ours-warm: share of arrivals the pool aims to serve at once (default 0.75)
+  --warm-window-minutes M  ours-warm: how far back arrivals count (default 10)
+  --github-aws-pool-size N github-aws-runners pool_config size, topped up every 5 min (default 0: off)
   --verbose                print the scaler's decisions (ours) with the virtual time
   --policies LIST          comma-separated: ${POLICIES.join(',')} (default all)
+
+Sweep (instead of the comparison):
+  --sweep                  run ours on a MIN x MAX grid, warm pool off and adaptive (quantile 0.5
+                           and 0.75), and print the
+                           cheapest setting (agent-hours) whose p95 wait meets --target-p95
+  --target-p95 S           the p95 wait to meet (default: 2 x --pod-startup-seconds)
+  --sweep-min LIST         MIN_AGENTS values (default ${DEFAULT_SWEEP_MIN.join(',')})
+  --sweep-max LIST         MAX_AGENTS values (default ${DEFAULT_SWEEP_MAX.join(',')})
 
 Output:
   --out FILE.svg           write the SVG report (time series and wait-time CDF)
@@ -55,6 +72,14 @@ export async function main(argv: string[]): Promise<number> {
     args: argv,
     options: {
       trace: { type: 'string' },
+      from: { type: 'string' },
+      sweep: { type: 'boolean', default: false },
+      'target-p95': { type: 'string' },
+      'sweep-min': { type: 'string' },
+      'sweep-max': { type: 'string' },
+      'github-aws-pool-size': { type: 'string' },
+      'warm-quantile': { type: 'string' },
+      'warm-window-minutes': { type: 'string' },
       generate: { type: 'string' },
       jobs: { type: 'string' },
       seed: { type: 'string' },
@@ -83,11 +108,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (values.trace && values.generate) throw new Error('use either --trace or --generate, not both');
+  if ([values.trace, values.generate, values.from].filter(Boolean).length > 1)
+    throw new Error('use one of --trace, --from and --generate');
   const seed = Math.floor(num('seed', values.seed, 1));
   let trace: TraceJob[];
+  let source = '';
   if (values.trace) {
     trace = readTrace(values.trace);
+  } else if (values.from) {
+    const replay = readHistory(values.from);
+    trace = replay.jobs;
+    source = `replayed ${replay.provider} history: ${trace.length} jobs from ${new Date(replay.startMs).toISOString()} (${replay.skipped} that needed no agent or did not finish left out)`;
   } else {
     const name = (values.generate ?? 'steady') as GeneratorName;
     if (!GENERATORS.includes(name))
@@ -132,7 +163,14 @@ export async function main(argv: string[]): Promise<number> {
       values['webhook-latency-seconds'],
       DEFAULT_OPTIONS.webhookLatencySeconds,
     ),
+    githubAwsPoolSize: Math.floor(num('github-aws-pool-size', values['github-aws-pool-size'], 0)),
+    warmPool: {
+      quantile: num('warm-quantile', values['warm-quantile'], WARM_POOL_DEFAULTS.quantile),
+      windowMs:
+        num('warm-window-minutes', values['warm-window-minutes'], WARM_POOL_DEFAULTS.windowMs / 60_000, 1) * 60_000,
+    },
   };
+  if ((overrides.warmPool?.quantile ?? 0) > 1) throw new Error('--warm-quantile must be a number from 0 to 1');
   if (values.verbose) {
     // One line per scaler log entry, with `t` = virtual seconds since the start.
     const line = (level: string) => (message: string, extra?: Record<string, unknown>) => {
@@ -142,9 +180,38 @@ export async function main(argv: string[]): Promise<number> {
       scalerLog: { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') },
     });
   }
+  if (source && !values.json) process.stdout.write(`${source}\n`);
+  if (values.sweep) {
+    const list = (flag: string, value: string | undefined, fallback: readonly number[]) =>
+      value === undefined ? fallback : value.split(',').map((v) => Math.floor(num(flag, v.trim(), 0)));
+    const options = { ...DEFAULT_OPTIONS, ...overrides };
+    const targetP95 = num('target-p95', values['target-p95'], 2 * options.podStartupSeconds);
+    const result = await sweep(trace, options, {
+      min: list('sweep-min', values['sweep-min'], DEFAULT_SWEEP_MIN),
+      max: list('sweep-max', values['sweep-max'], DEFAULT_SWEEP_MAX),
+      targetP95,
+    });
+    if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else process.stdout.write(formatSweep(result));
+    if (values.out) {
+      mkdirSync(dirname(values.out), { recursive: true });
+      writeFileSync(
+        values.out,
+        renderTradeoffSvg(
+          result.points,
+          'Sweep: wait versus idle, one point per MIN/MAX setting (ours: warm pool off; ours-warm: adaptive)',
+          result.best
+            ? `${trace.length} CI jobs; cheapest with p95 <= ${targetP95} s: MIN ${result.best.minAgents} MAX ${result.best.maxAgents} warm pool ${result.best.warmPool ? `adaptive q${result.best.warmQuantile}` : 'off'}, ${result.best.agentHours} agent-h`
+            : `${trace.length} CI jobs; no setting meets p95 <= ${targetP95} s`,
+        ),
+      );
+      if (!values.json) process.stdout.write(`plot: ${values.out}\n`);
+    }
+    return 0;
+  }
   const report = await simulate(trace, overrides);
   if (values.json) process.stdout.write(`${JSON.stringify(summaryJson(report), null, 2)}\n`);
-  else process.stdout.write(formatTable(report));
+  else process.stdout.write(`${formatTable(report)}${targetsLine(report)}`);
   if (values.out) {
     mkdirSync(dirname(values.out), { recursive: true });
     writeFileSync(values.out, renderSvg(report));

@@ -20,6 +20,8 @@
  *                    the `scheduled` webhook arrives; its agent acquires exactly that CI job
  *                    (`--acquire-job`) and exits at once if the job was cancelled meanwhile. At MAX
  *                    agents in flight the CI job is held back until an agent ends.
+ * - ours-warm:       ours with the adaptive warm pool (WARM_POOL=adaptive, core/warm-pool.ts).
+ * - keda-*, agent-stack-k8s, github-aws-runners, arc: the peers, see peers.ts.
  * - oracle:          the lower bound: an agent ready exactly when each CI job is scheduled and gone
  *                    when it ends; wait 0, provisioned = used, no cap. Computed, not simulated.
  */
@@ -28,6 +30,7 @@ import { InMemoryLedgerStore } from '../adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../adapters/memory/limiter-store.js';
 import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../core/agent-job.js';
 import type { LedgerStore, LimiterStore } from '../core/stores.js';
+import { type WarmPoolOptions, WarmPoolTracker } from '../core/warm-pool.js';
 import { jobFactory } from '../scaler/ports.js';
 import { run, type ScalerLog, type ScalerPorts, type ScalerSettings } from '../scaler/scaler.js';
 import type { VirtualClock } from './clock.js';
@@ -35,7 +38,19 @@ import { type ApiCounter, SimCluster } from './cluster.js';
 import { SimEventQueue } from './queue.js';
 import type { Pod, PodOwner, World } from './world.js';
 
-export const POLICIES = ['ours', 'long-lived-job', 'job-per-ci-job', 'oracle'] as const;
+export const POLICIES = [
+  'ours',
+  'ours-warm',
+  'keda-default',
+  'keda-accurate',
+  'keda-eager',
+  'agent-stack-k8s',
+  'github-aws-runners',
+  'arc',
+  'long-lived-job',
+  'job-per-ci-job',
+  'oracle',
+] as const;
 export type PolicyName = (typeof POLICIES)[number];
 
 export interface PolicyParams {
@@ -57,6 +72,10 @@ export interface PolicyParams {
   readonly activeDeadlineSeconds: number;
   /** ours: the scaler's log (default: silent). */
   readonly scalerLog?: ScalerLog;
+  /** ours-warm: options of the adaptive warm pool (default: the product's). */
+  readonly warmPool?: WarmPoolOptions;
+  /** github-aws-runners: pool_config size topped up every 5 minutes (default 0: no pool). */
+  readonly githubAwsPoolSize?: number;
 }
 
 export interface Counters extends ApiCounter {
@@ -160,6 +179,8 @@ function countedLimiter(
     snapshot: wrap('dynamodb.Query', 2, () => inner.snapshot()),
     reserve: wrap('dynamodb.TransactWriteItems', 1, (r) => inner.reserve(r)),
     markSubmitted: wrap('dynamodb.UpdateItem', 1, (d) => inner.markSubmitted(d)),
+    beginCreate: wrap('dynamodb.UpdateItem', 1, (d, u) => inner.beginCreate(d, u)),
+    settleCreate: wrap('dynamodb.UpdateItem', 1, (d, l) => inner.settleCreate(d, l)),
     setTokens: wrap('dynamodb.UpdateItem', 1, (d, t) => inner.setTokens(d, t)),
     release: wrap('dynamodb.DeleteItem', 1, (d) => inner.release(d)),
     correct: wrap('dynamodb.UpdateItem', 1, (r) => inner.correct(r)),
@@ -189,6 +210,7 @@ export function startOurs(
   clock: VirtualClock,
   queues: readonly string[],
   p: PolicyParams,
+  warm = false,
 ): PolicyRun & {
   cluster: SimCluster;
   queue: SimEventQueue;
@@ -218,6 +240,7 @@ export function startOurs(
     }),
     log: p.scalerLog ? timed(p.scalerLog, world) : silentLog,
     now: clock.epochNow,
+    ...(warm ? { warmPool: new WarmPoolTracker(p.warmPool) } : {}),
   };
   const settings: ScalerSettings = {
     queues,
@@ -248,8 +271,16 @@ export function startOurs(
   return { counters: snapshot, errors, cluster, queue, ledger, limiter };
 }
 
-/** job-per-ci-job: one Job per CI job, created when its `scheduled` webhook arrives. */
-export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyParams): PolicyRun {
+/**
+ * job-per-ci-job: one Job per CI job, created when its `scheduled` webhook arrives; or, with
+ * `pollSeconds` (agent-stack-k8s), when a poll of the CI's scheduled jobs first sees it.
+ */
+export function startJobPerCiJob(
+  world: World,
+  clock: VirtualClock,
+  p: PolicyParams,
+  poll?: { readonly pollSeconds: number; readonly queues: readonly string[] },
+): PolicyRun {
   const counters = newCounters();
   const byId = new Map(world.jobs.map((j) => [j.trace.id, j]));
   const cluster = new SimCluster(
@@ -297,8 +328,23 @@ export function startJobPerCiJob(world: World, clock: VirtualClock, p: PolicyPar
       if (job && job.state === 'waiting') void create(queue, id);
     }
   };
+  if (poll) {
+    // The monitor's poll: every scheduled job not yet handed to the limiter is, in order; the
+    // limiter creates its Job when a max-in-flight token is free, else holds it (FIFO).
+    const tick = () => {
+      clock.after(poll.pollSeconds * 1000, tick);
+      for (const queue of poll.queues)
+        for (const job of world.waitingJobs(queue)) {
+          if (seen.has(job.trace.id)) continue;
+          seen.add(job.trace.id);
+          held.set(queue, [...(held.get(queue) ?? []), job.trace.id]);
+        }
+      for (const queue of poll.queues) release(queue);
+    };
+    clock.at(0, tick);
+  }
   world.sink = (event) => {
-    if (event.kind !== 'scheduled') return;
+    if (poll || event.kind !== 'scheduled') return;
     if (seen.has(event.jobId)) {
       // A duplicate: its create answers 409; a CI job held back at MAX stays held.
       if (createdIds.has(event.jobId)) void create(event.queue, event.jobId, false);

@@ -65,19 +65,51 @@ export function formatTable(report: SimulationReport): string {
   ].join('\n')}\n`;
 }
 
+/**
+ * The warm pool's targets (issue 11): p50 wait <= 3 s, p95 within twice the start-up bound (an
+ * agent created at each arrival waits exactly the pod start-up), idle <= 15 % of agent time.
+ */
+export function targets(report: SimulationReport, policy = 'ours-warm') {
+  const r = report.results.find((x) => x.policy === policy);
+  if (!r) return undefined;
+  const p95Limit = 2 * report.options.podStartupSeconds;
+  const idle = Math.round(r.agentSeconds.idleFraction * 1000) / 10;
+  return {
+    policy,
+    p50: { value: r.wait.p50, limit: 3, met: r.wait.p50 <= 3 },
+    p95: { value: r.wait.p95, limit: p95Limit, met: r.wait.p95 <= p95Limit },
+    idlePercent: { value: idle, limit: 15, met: idle <= 15 },
+  };
+}
+
+export function targetsLine(report: SimulationReport): string {
+  const t = targets(report);
+  if (!t) return '';
+  const mark = (met: boolean) => (met ? 'met' : 'MISSED');
+  return `targets (${t.policy}): wait p50 ${t.p50.value} <= ${t.p50.limit} s ${mark(t.p50.met)}; p95 ${t.p95.value} <= ${t.p95.limit} s (2 x start-up) ${mark(t.p95.met)}; idle ${t.idlePercent.value} <= ${t.idlePercent.limit} % ${mark(t.idlePercent.met)}\n`;
+}
+
 /** The JSON summary: everything but the raw series and wait lists. */
 export function summaryJson(report: SimulationReport): unknown {
   return {
     options: { ...report.options, scalerLog: undefined },
     trace: report.trace,
     results: report.results.map(({ waits: _w, series: _s, ...rest }) => rest),
+    targets: targets(report),
   };
 }
 
 // --- SVG ------------------------------------------------------------------------------------
 
-const COLORS: Record<string, string> = {
+export const COLORS: Record<string, string> = {
   ours: '#1f77b4',
+  'ours-warm': '#17becf',
+  'keda-default': '#8c564b',
+  'keda-accurate': '#bcbd22',
+  'keda-eager': '#e377c2',
+  'agent-stack-k8s': '#ff7f0e',
+  'github-aws-runners': '#7f7f7f',
+  arc: '#393b79',
   'long-lived-job': '#d62728',
   'job-per-ci-job': '#9467bd',
   oracle: '#2ca02c',
@@ -235,6 +267,17 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     y += panelH + gap;
   }
 
+  // Wait versus idle.
+  y += 10;
+  const trade = tradeoffPanel(
+    results.map((r) => pointOf(r.policy, r.policy, r)),
+    left,
+    y,
+    plotW,
+  );
+  out.push(...trade.svg);
+  y = trade.bottom + 20;
+
   // Wait-time CDF.
   y += 10;
   const waitMax = Math.max(1, ...results.map((r) => r.waits.at(-1) ?? 0));
@@ -263,7 +306,7 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
     const py = (v: number) => (box.y + box.h - v * box.h).toFixed(1);
     const d = pts.map(([x, v], k) => `${k === 0 ? 'M' : 'L'}${px(x)},${py(v)}`).join('');
     out.push(
-      `<path d="${d}" fill="none" stroke="${COLORS[r.policy] ?? '#000'}" stroke-width="${r.policy === 'ours' ? 2.2 : 1.5}"/>`,
+      `<path d="${d}" fill="none" stroke="${COLORS[r.policy] ?? '#000'}" stroke-width="${r.policy.startsWith('ours') ? 2.2 : 1.5}"/>`,
     );
     out.push(legend(box.x + box.w + 10, box.y + 14 + i * 16, COLORS[r.policy] ?? '#000', r.policy));
   });
@@ -307,3 +350,98 @@ export function renderSvg(report: SimulationReport, title = 'CI agent autoscaler
 }
 
 export type { PolicyResult };
+
+// --- wait versus idle -------------------------------------------------------------------------
+
+export interface TradeoffPoint {
+  /** Shown next to the point. */
+  readonly label: string;
+  /** Colour key. */
+  readonly policy: string;
+  readonly p50: number;
+  readonly p95: number;
+  /** Idle agent time, percent of provisioned. */
+  readonly idlePercent: number;
+  readonly agentHours: number;
+}
+
+export function pointOf(label: string, policy: string, r: PolicyResult): TradeoffPoint {
+  return {
+    label,
+    policy,
+    p50: r.wait.p50,
+    p95: r.wait.p95,
+    idlePercent: Math.round(r.agentSeconds.idleFraction * 1000) / 10,
+    agentHours: Math.round((r.agentSeconds.provisioned / 3600) * 100) / 100,
+  };
+}
+
+/**
+ * Wait versus idle: one point per policy and setting; x = idle % of provisioned agent time,
+ * y = wait (log scale, 1 + seconds): a filled dot at p50, an open dot at p95, joined.
+ */
+function tradeoffPanel(
+  points: readonly TradeoffPoint[],
+  left: number,
+  top: number,
+  width: number,
+  title = 'Wait versus idle: p50 (filled) and p95 (open) wait against idle agent time, one point per policy',
+): { svg: string[]; bottom: number } {
+  const out: string[] = [];
+  const box = { x: left, y: top + 10, w: width, h: 300 };
+  out.push(`<text x="${left}" y="${top}" font-size="13" font-weight="bold">${esc(title)}</text>`);
+  const xMax = Math.max(20, Math.ceil(Math.max(...points.map((p) => p.idlePercent), 0) / 10) * 10);
+  const yMax = Math.log10(1 + Math.max(10, ...points.map((p) => p.p95)));
+  out.push(`<rect x="${box.x}" y="${box.y}" width="${box.w}" height="${box.h}" fill="#fff" stroke="#999"/>`);
+  const px = (x: number) => box.x + (Math.min(x, xMax) / xMax) * box.w;
+  const py = (w: number) => box.y + box.h - (Math.log10(1 + Math.max(0, w)) / yMax) * box.h;
+  for (let v = 0; v <= xMax; v += xMax > 50 ? 20 : 10) {
+    out.push(
+      `<line x1="${px(v).toFixed(1)}" y1="${box.y}" x2="${px(v).toFixed(1)}" y2="${box.y + box.h}" stroke="#eee"/>`,
+    );
+    out.push(`<text x="${px(v).toFixed(1)}" y="${box.y + box.h + 13}" font-size="10" text-anchor="middle">${v}</text>`);
+  }
+  for (const v of [0, 1, 3, 10, 30, 100, 300, 1000, 3000]) {
+    if (Math.log10(1 + v) > yMax) break;
+    out.push(
+      `<line x1="${box.x}" y1="${py(v).toFixed(1)}" x2="${box.x + box.w}" y2="${py(v).toFixed(1)}" stroke="#eee"/>`,
+    );
+    out.push(`<text x="${box.x - 4}" y="${(py(v) + 3).toFixed(1)}" font-size="10" text-anchor="end">${v}</text>`);
+  }
+  out.push(
+    `<text x="${box.x + box.w / 2}" y="${box.y + box.h + 27}" font-size="11" text-anchor="middle">idle agent time (% of provisioned)</text>`,
+  );
+  out.push(
+    `<text x="${box.x - 34}" y="${box.y + box.h / 2}" font-size="11" text-anchor="middle" transform="rotate(-90 ${box.x - 34} ${box.y + box.h / 2})">wait (seconds, log scale)</text>`,
+  );
+  for (const p of points) {
+    const color = COLORS[p.policy] ?? '#000';
+    const x = px(p.idlePercent).toFixed(1);
+    out.push(
+      `<line x1="${x}" y1="${py(p.p50).toFixed(1)}" x2="${x}" y2="${py(p.p95).toFixed(1)}" stroke="${color}" stroke-width="1"/>`,
+    );
+    out.push(
+      `<circle cx="${x}" cy="${py(p.p95).toFixed(1)}" r="3.5" fill="#fff" stroke="${color}" stroke-width="1.3"/>`,
+    );
+    out.push(`<circle cx="${x}" cy="${py(p.p50).toFixed(1)}" r="4" fill="${color}"/>`);
+    out.push(
+      `<text x="${(Number(x) + 6).toFixed(1)}" y="${(py(p.p50) + 3).toFixed(1)}" font-size="9.5" fill="${color}">${esc(p.label)}</text>`,
+    );
+  }
+  return { svg: out, bottom: box.y + box.h + 34 };
+}
+
+/** A standalone SVG of the wait-versus-idle plot (the sweep's). */
+export function renderTradeoffSvg(points: readonly TradeoffPoint[], title: string, note = ''): string {
+  const width = 980;
+  const panel = tradeoffPanel(points, 70, 50, width - 70 - 170, title);
+  const height = Math.ceil(panel.bottom + 10);
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    `<rect width="100%" height="100%" fill="#fafafa"/>`,
+    `<text x="70" y="22" font-size="11" fill="#444">${esc(note)}</text>`,
+    ...panel.svg,
+    '</svg>',
+    '',
+  ].join('\n');
+}

@@ -19,6 +19,7 @@
 
 import { defaultOf, type VariableName } from '../shared/config.js';
 import { VirtualClock } from './clock.js';
+import { GITHUB_AWS_RUNNERS, startAgentStackK8s, startArc, startGithubAwsRunners, startKeda } from './peers.js';
 import {
   type Counters,
   POLICIES,
@@ -227,6 +228,27 @@ export async function runPolicy(
     case 'ours':
       run = startOurs(world, clock, queues, options);
       break;
+    case 'ours-warm':
+      run = startOurs(world, clock, queues, options, true);
+      break;
+    case 'keda-default':
+      run = startKeda(world, clock, queues, options, 'default');
+      break;
+    case 'keda-accurate':
+      run = startKeda(world, clock, queues, options, 'accurate');
+      break;
+    case 'keda-eager':
+      run = startKeda(world, clock, queues, options, 'eager');
+      break;
+    case 'agent-stack-k8s':
+      run = startAgentStackK8s(world, clock, queues, options);
+      break;
+    case 'github-aws-runners':
+      run = startGithubAwsRunners(world, clock, queues, options);
+      break;
+    case 'arc':
+      run = startArc(world, clock, queues, options);
+      break;
     case 'long-lived-job':
       run = startLongLivedJob(world, clock, queues, options);
       break;
@@ -239,7 +261,11 @@ export async function runPolicy(
   world.startSampling(sampleSeconds);
   // Stop once every CI job is over and the agents left have had time to idle out; a guard ends a
   // run whose jobs can never all start (e.g. MAX_AGENTS 0).
-  const tail = options.podStartupSeconds + options.idleTimeoutSeconds + options.agentExitSeconds + 1;
+  let tail = options.podStartupSeconds + options.idleTimeoutSeconds + options.agentExitSeconds + 1;
+  // github-aws-runners' runners do not idle out: they last until a scale-down (every 5 min) finds
+  // them idle past the minimum running time; their cost until then counts.
+  if (policy === 'github-aws-runners')
+    tail = Math.max(tail, GITHUB_AWS_RUNNERS.scaleDownEverySeconds + GITHUB_AWS_RUNNERS.minimumRunningTimeSeconds + 1);
   world.onAllTerminal = () => clock.after(tail * 1000, () => clock.stop());
   const span = Math.max(0, ...trace.map((j) => j.at));
   const work = trace.reduce((a, j) => a + j.duration, 0);

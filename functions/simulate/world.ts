@@ -58,9 +58,26 @@ export interface Pod {
   job?: CiJob | undefined;
   /** The one CI job this agent acquires (job-per-ci-job), instead of any job of its queue. */
   readonly acquire?: CiJob;
+  /** How this agent lives (default: exits after one job, or after the idle timeout). */
+  readonly lifecycle: AgentLifecycle;
   /** Invalidates pending timers of the pod (idle timeout) when its state moves on. */
   epoch: number;
 }
+
+/**
+ * How an agent process lives:
+ * - ephemeral (default): exits after one job (buildkite-agent --disconnect-after-job, GitHub
+ *   --ephemeral); `idleTimeout` false: waits for a job forever (an ARC ephemeral runner), true:
+ *   exits after the world's idle timeout (--disconnect-after-idle-timeout).
+ * - persistent: takes job after job and never exits by itself (a github-aws-runners runner
+ *   without --ephemeral): only its owner's scale-down ends it.
+ */
+export interface AgentLifecycle {
+  readonly ephemeral: boolean;
+  readonly idleTimeout: boolean;
+}
+
+export const EPHEMERAL_AGENT: AgentLifecycle = { ephemeral: true, idleTimeout: true };
 
 export interface SeriesPoint {
   readonly t: number;
@@ -201,7 +218,7 @@ export class World {
   // --- agent pods ---------------------------------------------------------------------------
 
   /** A new agent pod (already scheduled by its Job): ready after the start-up delay. */
-  startPod(queue: string, owner: PodOwner, acquire?: CiJob): Pod {
+  startPod(queue: string, owner: PodOwner, acquire?: CiJob, lifecycle: AgentLifecycle = EPHEMERAL_AGENT): Pod {
     const pod: Pod = {
       id: this.nextPodId++,
       queue,
@@ -209,6 +226,7 @@ export class World {
       createdAt: this.nowSeconds,
       state: 'pending',
       epoch: 0,
+      lifecycle,
       ...(acquire ? { acquire } : {}),
     };
     this.pods.push(pod);
@@ -246,9 +264,20 @@ export class World {
     const list = this.idle.get(pod.queue) ?? [];
     list.push(pod);
     this.idle.set(pod.queue, list);
+    if (!pod.lifecycle.idleTimeout) return;
     this.clock.after(this.params.idleTimeoutSeconds * 1000, () => {
       if (pod.state === 'idle' && pod.epoch === epoch) this.endPod(pod, 'succeeded');
     });
+  }
+
+  /** Idle agents of a queue, longest idle first. */
+  idleAgents(queue: string): readonly Pod[] {
+    return this.idle.get(queue) ?? [];
+  }
+
+  /** The CI jobs waiting on a queue, oldest first (what a CI API's "scheduled jobs" returns). */
+  waitingJobs(queue: string): readonly CiJob[] {
+    return this.waiting.get(queue) ?? [];
   }
 
   private dispatchIdle(queue: string): void {
@@ -294,6 +323,13 @@ export class World {
     this.emit(job, 'finished');
     if (pod) {
       pod.job = undefined;
+      if (!pod.lifecycle.ephemeral) {
+        // A persistent runner goes back to waiting for the next job of its queue.
+        const next = this.waiting.get(pod.queue)?.[0];
+        if (next) this.take(pod, next);
+        else this.becomeIdle(pod);
+        return;
+      }
       pod.state = 'exiting';
       this.clock.after(this.params.agentExitSeconds * 1000, () => this.endPod(pod, 'succeeded'));
     }

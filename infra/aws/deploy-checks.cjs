@@ -67,7 +67,11 @@ class DeployChecks {
     const service = this.serverless.service;
     const { tsImport } = require('tsx/esm/api');
     const config = await tsImport(path.join(__dirname, '../../functions/shared/config.ts'), __filename);
-    const loaders = { webhook: config.loadWebhookConfig, scaler: config.loadScalerConfig };
+    const loaders = {
+      webhook: config.loadWebhookConfig,
+      scaler: config.loadScalerConfig,
+      cache: config.loadCacheConfig,
+    };
     for (const [name, load] of Object.entries(loaders)) {
       const fn = service.functions[name];
       if (!fn) continue;

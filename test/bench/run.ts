@@ -2,12 +2,14 @@
  * `npm run bench`: every benchmark, one JSON document on stdout; progress on stderr while it
  * runs. Figures, not pass/fail: the targets are printed beside them.
  *   npm run bench                          # all parts
- *   npm run bench -- --only e2e            # one part (webhook, scaler, e2e, dynamo)
+ *   npm run bench -- --only e2e            # one part (webhook, scaler, e2e, dynamo, cache)
  *   npm run bench -- --only scaler,dynamo  # several (or: npm run bench -- scaler dynamo)
  * Each part also runs alone as a script with its own knobs (see the header of each file), e.g.
  *   npx tsx test/bench/e2e.ts 12000 200    # 12,000 CI jobs at 200 webhooks/s (one minute)
  *   npx tsx test/bench/scaler.ts 100000    # a burst of 100,000 scheduled jobs
+ *   CACHE_BENCH_BYTES=268435456 npm run bench -- --only cache   # the cache part with 256 MiB, not 1 GiB
  */
+import { benchCache } from './cache.js';
 import { benchLedgerParts } from './dynamo.js';
 import { benchEndToEnd } from './e2e.js';
 import { progress } from './progress.js';
@@ -30,6 +32,11 @@ const parts = {
   dynamo: {
     run: () => benchLedgerParts([1_000, 10_000]),
     targets: 'ledger apply: DynamoDB requests per event well under 1 (batched, still conditional)',
+  },
+  cache: {
+    run: () => benchCache(),
+    targets:
+      'ci-cache save/restore of 1 GiB (one file; 20,000 files) >= 80% of a plain parallel transfer of the same bytes; API requests O(1) per save and restore, S3 requests O(parts)',
   },
 } as const;
 type Part = keyof typeof parts;

@@ -12,12 +12,29 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FunctionName, loadScalerConfig, loadWebhookConfig, VARIABLES } from '../../functions/shared/config.js';
+import * as z from 'zod';
+import {
+  type FunctionName,
+  loadCacheConfig,
+  loadScalerConfig,
+  loadWebhookConfig,
+  VARIABLES,
+} from '../../functions/shared/config.js';
 import { PROJECT_ROOT, queueDefinitions, serverlessParams } from '../../infra/aws/definitions.js';
-import { effectiveTemplate, iamStatements, type Packaged, packageService, type Template } from './package.js';
+import {
+  at,
+  effectiveTemplate,
+  iamStatements,
+  listAt,
+  numberAt,
+  type Packaged,
+  packageService,
+  type Resource,
+  recordAt,
+  resource,
+  type Template,
+} from './package.js';
 import { readZip } from './zip.js';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
 
 // Variables deliberately NOT set on Lambda, with the reason.
 const NOT_ON_LAMBDA: Record<string, string> = {
@@ -25,6 +42,8 @@ const NOT_ON_LAMBDA: Record<string, string> = {
 };
 // Set on Lambda although not product configuration.
 const RUNTIME_VARIABLES = ['NODE_OPTIONS'];
+// provider.environment sets these on every function; the cache function does not read them.
+const PROVIDER_WIDE = ['EVENTS_QUEUE_URL', 'QUEUES', 'QUEUE_OVERRIDES', 'JOB_TEMPLATE'];
 
 let ci: Packaged; // stage ci: an EKS cluster and all three webhook secrets configured
 let dev: Packaged; // stage dev: serverless.yml defaults and a kubeconfig in SSM (the one required choice)
@@ -46,17 +65,42 @@ afterAll(() => {
   dev?.cleanup();
 });
 
-const fn = (t: Template, name: FunctionName) => t.Resources[`${name[0]!.toUpperCase()}${name.slice(1)}LambdaFunction`]!;
+const fn = (t: Template, name: FunctionName) => resource(t, `${name[0]!.toUpperCase()}${name.slice(1)}LambdaFunction`);
 const ofType = (t: Template, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
+
+/** The alarm properties the tests read (parsing also checks their types). */
+const Alarm = z.looseObject({
+  id: z.string(),
+  MetricName: z.string().optional(),
+  Dimensions: z.array(z.looseObject({ Name: z.string(), Value: z.unknown() })).optional(),
+  ComparisonOperator: z.string(),
+  Threshold: z.number(),
+  EvaluationPeriods: z.number(),
+  DatapointsToAlarm: z.number().optional(),
+  AlarmActions: z.array(z.unknown()),
+  Metrics: z
+    .array(
+      z.looseObject({
+        Id: z.string(),
+        Expression: z.string().optional(),
+        ReturnData: z.boolean().optional(),
+        MetricStat: z.looseObject({ Metric: z.looseObject({ MetricName: z.string() }) }).optional(),
+      }),
+    )
+    .optional(),
+});
+type Alarm = z.infer<typeof Alarm>;
 
 /** The function's environment with the stack's Refs replaced by plausible deployed values. */
 function deployedEnv(t: Template, name: FunctionName): Record<string, string> {
   const refs: Record<string, string> = {
     EventsQueue: 'https://sqs.us-east-1.amazonaws.com/123456789012/ci-agent-autoscaler-events',
     LedgerTable: 'ci-agent-autoscaler-LedgerTable-ABC',
+    CacheBucket: 'ci-agent-autoscaler-ci-cachebucket-abc123',
+    CacheTable: 'ci-agent-autoscaler-CacheTable-ABC',
   };
   return Object.fromEntries(
-    Object.entries(fn(t, name).Properties.Environment.Variables as Record<string, unknown>).map(([k, v]) => {
+    Object.entries(recordAt(fn(t, name).Properties, 'Environment.Variables')).map(([k, v]) => {
       if (typeof v === 'string') return [k, v];
       const ref = (v as { Ref?: string }).Ref;
       if (!ref || !(ref in refs)) throw new Error(`${k}: unexpected value ${JSON.stringify(v)}`);
@@ -90,13 +134,17 @@ describe('serverless package (offline, no credentials)', () => {
     const code = bundle.read().toString('utf8');
     expect(code).not.toContain('@kubernetes/client-node');
     expect(code).toContain('import("@aws-sdk/client-ssm")');
+    const cache = readZip(join(ci.out, 'cache.zip')).map((e) => e.name);
+    expect(cache).toEqual(expect.arrayContaining(['functions/cache/handler.mjs']));
     // Nothing else: no TypeScript sources, tests or node_modules in a function package.
-    for (const name of [...webhook, ...scaler])
-      expect(name).toMatch(/^(functions\/(webhook|scaler)\/handler\.mjs(\.map)?|infra\/k8s\/agents\/[\w-]+\.yaml)$/);
+    for (const name of [...webhook, ...scaler, ...cache])
+      expect(name).toMatch(
+        /^(functions\/(webhook|scaler|cache)\/handler\.mjs(\.map)?|infra\/k8s\/agents\/[\w-]+\.yaml)$/,
+      );
   });
 
-  it('runs both functions on nodejs24.x, arm64, with ESM handlers', () => {
-    for (const name of ['webhook', 'scaler'] as const) {
+  it('runs every function on nodejs24.x, arm64, with ESM handlers', () => {
+    for (const name of ['webhook', 'scaler', 'cache'] as const) {
       const p = fn(ciT, name).Properties;
       expect(p.Runtime).toBe('nodejs24.x');
       expect(p.Architectures).toEqual(['arm64']);
@@ -104,7 +152,9 @@ describe('serverless package (offline, no credentials)', () => {
     }
     const scaler = fn(ciT, 'scaler').Properties;
     // The loop ticks for the whole budget and keeps 8 s of the timeout for its last tick.
-    expect(Number(deployedEnv(ciT, 'scaler').SCALER_BUDGET_SECONDS) + 8).toBeLessThanOrEqual(scaler.Timeout);
+    expect(Number(deployedEnv(ciT, 'scaler').SCALER_BUDGET_SECONDS) + 8).toBeLessThanOrEqual(
+      numberAt(scaler, 'Timeout'),
+    );
     expect(fn(ciT, 'webhook').Properties.Timeout).toBeLessThanOrEqual(10);
     // No reserved concurrency: the limiter makes overlapping invocations safe.
     expect(scaler.ReservedConcurrentExecutions).toBeUndefined();
@@ -113,7 +163,7 @@ describe('serverless package (offline, no credentials)', () => {
   it('bundles that Node can import (the ESM bundle of CommonJS dependencies works)', async () => {
     const root = mkdtempSync(join(tmpdir(), 'lambda-task-root-'));
     try {
-      for (const name of ['webhook', 'scaler'] as const) {
+      for (const name of ['webhook', 'scaler', 'cache'] as const) {
         for (const entry of readZip(join(ci.out, `${name}.zip`))) {
           const file = join(root, entry.name);
           mkdirSync(dirname(file), { recursive: true });
@@ -148,28 +198,38 @@ describe('serverless package (offline, no credentials)', () => {
     const routes = ofType(ciT, 'AWS::ApiGatewayV2::Route')
       .map(([, r]) => r.Properties.RouteKey)
       .sort();
-    expect(routes).toEqual(['POST /webhooks/buildkite', 'POST /webhooks/github', 'POST /webhooks/gitlab']);
+    expect(routes).toEqual([
+      'POST /cache/{proxy+}',
+      'POST /webhooks/buildkite',
+      'POST /webhooks/github',
+      'POST /webhooks/gitlab',
+    ]);
     const [, integration] = ofType(ciT, 'AWS::ApiGatewayV2::Integration')[0]!;
     expect(integration.Properties.PayloadFormatVersion).toBe('2.0');
-    const rules = ofType(ciT, 'AWS::Events::Rule').map(([, r]) => r.Properties);
+    const all = ofType(ciT, 'AWS::Events::Rule').map(([, r]) => r.Properties);
+    const target = (name: string) => (r: Record<string, unknown>) => at(r, 'Targets.0.Arn.Fn::GetAtt.0') === name;
+    // One schedule for the scaler, one (the daily sweep) for the cache.
+    expect(all).toHaveLength(2);
+    const rules = all.filter(target('ScalerLambdaFunction'));
     expect(rules).toHaveLength(1);
-    expect(rules[0].ScheduleExpression).toBe('rate(1 minute)');
-    expect(rules[0].State).toBe('ENABLED');
-    expect(rules[0].Targets[0].Arn).toEqual({ 'Fn::GetAtt': ['ScalerLambdaFunction', 'Arn'] });
+    expect(rules[0]!.ScheduleExpression).toBe('rate(1 minute)');
+    expect(rules[0]!.State).toBe('ENABLED');
+    expect(at(rules[0], 'Targets.0.Arn')).toEqual({ 'Fn::GetAtt': ['ScalerLambdaFunction', 'Arn'] });
+    expect(all.filter(target('CacheLambdaFunction')).map((r) => r.ScheduleExpression)).toEqual(['rate(1 day)']);
   });
 });
 
 describe('function environment == functions/shared/config.ts', () => {
-  for (const name of ['webhook', 'scaler'] as const) {
+  for (const name of ['webhook', 'scaler', 'cache'] as const) {
     it(`${name}: every variable it reads, none it does not, secrets by SSM name only`, () => {
-      const env = fn(devT, name).Properties.Environment.Variables as Record<string, unknown>;
+      const env = recordAt(fn(devT, name).Properties, 'Environment.Variables');
       const mine = VARIABLES.filter((v) => (v.functions as readonly string[]).includes(name));
       const expected = mine
         .filter((v) => !('secret' in v && v.secret) && !(v.name in NOT_ON_LAMBDA))
         .map((v) => v.name);
       expect(
         Object.keys(env)
-          .filter((k) => !RUNTIME_VARIABLES.includes(k))
+          .filter((k) => !RUNTIME_VARIABLES.includes(k) && !(name === 'cache' && PROVIDER_WIDE.includes(k)))
           .sort(),
       ).toEqual([...expected].sort());
       // Stage defaults equal the config module's documented defaults.
@@ -195,6 +255,15 @@ describe('function environment == functions/shared/config.ts', () => {
       token: { kind: 'parameter', name: '/ci-agent-autoscaler/ci/gitlab-api-token' },
     });
     // Defaults only (stage dev): every provider is off (404), never open.
+    const cache = loadCacheConfig(deployedEnv(ciT, 'cache'));
+    expect(cache).toMatchObject({
+      bucket: 'ci-agent-autoscaler-ci-cachebucket-abc123',
+      table: 'ci-agent-autoscaler-CacheTable-ABC',
+      tokenIssuer: 'https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE',
+      tokenAudience: 'ci-cache',
+    });
+    // Defaults only: no issuer, the cache is off (404) rather than open.
+    expect(loadCacheConfig(deployedEnv(devT, 'cache')).tokenIssuer).toBeUndefined();
     const devWebhook = loadWebhookConfig(deployedEnv(devT, 'webhook'));
     expect(Object.values(devWebhook.secrets).map((s) => s.kind)).toEqual(['disabled', 'disabled', 'disabled']);
   });
@@ -202,14 +271,14 @@ describe('function environment == functions/shared/config.ts', () => {
 
 describe('resources', () => {
   it('events queue with a redrive policy to a 14-day dead-letter queue, visibility above the scaler timeout', () => {
-    const queue = ciT.Resources.EventsQueue.Properties;
-    const dlq = ciT.Resources.EventsDeadLetterQueue.Properties;
+    const queue = resource(ciT, 'EventsQueue').Properties;
+    const dlq = resource(ciT, 'EventsDeadLetterQueue').Properties;
     expect(queue.RedrivePolicy).toEqual({
       deadLetterTargetArn: { 'Fn::GetAtt': ['EventsDeadLetterQueue', 'Arn'] },
       maxReceiveCount: 5,
     });
     expect(dlq.MessageRetentionPeriod).toBe(1_209_600);
-    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(fn(ciT, 'scaler').Properties.Timeout + 10);
+    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(numberAt(fn(ciT, 'scaler').Properties, 'Timeout') + 10);
     expect(queue.SqsManagedSseEnabled).toBe(true);
     // The local stack reads the same definitions (infra/aws/definitions.ts).
     expect(queueDefinitions('ci')).toEqual({
@@ -223,7 +292,7 @@ describe('resources', () => {
   });
 
   it('the ledger table: pk/sk, on-demand, TTL on expiresAt, point-in-time recovery, GSI open-jobs', () => {
-    const table = ciT.Resources.LedgerTable.Properties;
+    const table = resource(ciT, 'LedgerTable').Properties;
     expect(table.BillingMode).toBe('PAY_PER_REQUEST');
     expect(table.KeySchema).toEqual([
       { AttributeName: 'pk', KeyType: 'HASH' },
@@ -243,35 +312,35 @@ describe('resources', () => {
     ]);
   });
 
-  it('log groups with retention for both functions', () => {
-    for (const id of ['WebhookLogGroup', 'ScalerLogGroup'])
-      expect(ciT.Resources[id].Properties.RetentionInDays).toBe(30);
+  it('log groups with retention for every function', () => {
+    for (const id of ['WebhookLogGroup', 'ScalerLogGroup', 'CacheLogGroup'])
+      expect(resource(ciT, id).Properties.RetentionInDays).toBe(30);
   });
 
   it('alarms: dead letters, oldest event age, scaler errors, limiter at MAX per queue; all notify the topic', () => {
-    const alarms = ofType(ciT, 'AWS::CloudWatch::Alarm').map(([id, r]) => ({ id, ...r.Properties }));
-    const find = (pred: (a: any) => boolean) => {
+    const alarms = ofType(ciT, 'AWS::CloudWatch::Alarm').map(([id, r]) => Alarm.parse({ id, ...r.Properties }));
+    const find = (pred: (a: Alarm) => boolean) => {
       const found = alarms.filter(pred);
       expect(found).toHaveLength(1);
       return found[0]!;
     };
     const dlq = find((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
-    expect(dlq.Dimensions[0].Value).toEqual({ 'Fn::GetAtt': ['EventsDeadLetterQueue', 'QueueName'] });
+    expect(dlq.Dimensions![0]!.Value).toEqual({ 'Fn::GetAtt': ['EventsDeadLetterQueue', 'QueueName'] });
     expect([dlq.ComparisonOperator, dlq.Threshold]).toEqual(['GreaterThanThreshold', 0]);
     const age = find((a) => a.MetricName === 'ApproximateAgeOfOldestMessage');
-    expect(age.Dimensions[0].Value).toEqual({ 'Fn::GetAtt': ['EventsQueue', 'QueueName'] });
+    expect(age.Dimensions![0]!.Value).toEqual({ 'Fn::GetAtt': ['EventsQueue', 'QueueName'] });
     expect(age.Threshold).toBe(300);
-    const errors = find((a) => a.MetricName === 'Errors' && a.Dimensions[0].Value.Ref === 'ScalerLambdaFunction');
+    const errors = find((a) => a.MetricName === 'Errors' && at(a.Dimensions, '0.Value.Ref') === 'ScalerLambdaFunction');
     expect([errors.ComparisonOperator, errors.Threshold]).toEqual(['GreaterThanThreshold', 0]);
     const limiter = find((a) => Array.isArray(a.Metrics));
-    const stat = (id: string) => limiter.Metrics.find((m: any) => m.Id === id).MetricStat;
+    const stat = (id: string) => limiter.Metrics!.find((m) => m.Id === id)!.MetricStat!;
     expect(stat('inflight').Metric).toEqual({
       Namespace: 'CiAgentAutoscaler',
       MetricName: 'InFlight',
       Dimensions: [{ Name: 'Queue', Value: 'default' }],
     });
     expect(stat('max').Metric.MetricName).toBe('MaxAgents');
-    expect(limiter.Metrics.find((m: any) => m.ReturnData).Expression).toBe('IF(inflight >= max, 1, 0)');
+    expect(limiter.Metrics!.find((m) => m.ReturnData)!.Expression).toBe('IF(inflight >= max, 1, 0)');
     expect([limiter.EvaluationPeriods, limiter.DatapointsToAlarm, limiter.Threshold]).toEqual([15, 15, 1]);
     for (const a of alarms) expect(a.AlarmActions, a.id).toEqual([{ Ref: 'AlarmTopic' }]);
     // The e-mail subscription exists only when alarmEmail is set.
@@ -281,31 +350,35 @@ describe('resources', () => {
   it('one limiter alarm per configured queue (monitoring.cjs)', () => {
     const { monitoringResources } = createRequire(import.meta.url)(join(PROJECT_ROOT, 'infra/aws/monitoring.cjs'));
     const { Resources } = monitoringResources('default, linux-arm64,default,gpu.large', 5);
-    const alarms = Object.entries(Resources as Record<string, any>).filter(
+    const alarms = Object.entries(Resources as Record<string, Resource>).filter(
       ([, r]) => r.Type === 'AWS::CloudWatch::Alarm',
     );
-    expect(alarms.map(([, r]) => r.Properties.Metrics[0].MetricStat.Metric.Dimensions[0].Value).sort()).toEqual([
-      'default',
-      'gpu.large',
-      'linux-arm64',
-    ]);
+    expect(
+      alarms.map(([, r]) => String(at(r.Properties, 'Metrics.0.MetricStat.Metric.Dimensions.0.Value'))).sort(),
+    ).toEqual(['default', 'gpu.large', 'linux-arm64']);
     for (const [id] of alarms) expect(id).toMatch(/^[A-Za-z0-9]+$/);
     expect(() => monitoringResources('default', 0)).toThrow(/limiterAtMaxAlarmMinutes/);
   });
 
   it('a dashboard of pending, running, in flight, created per tick and decision latency', () => {
     const [, dashboard] = ofType(ciT, 'AWS::CloudWatch::Dashboard')[0]!;
-    const [sep, parts] = dashboard.Properties.DashboardBody['Fn::Join'];
+    const [sep, parts] = listAt(dashboard.Properties, 'DashboardBody.Fn::Join');
     expect(sep).toBe('');
-    const body = JSON.parse(parts.map((p: unknown) => (typeof p === 'string' ? p : 'X')).join(''));
-    const metrics = body.widgets.flatMap((w: any) => w.properties.metrics.map((m: any[]) => `${m[0]}/${m[1]}`));
+    const body: unknown = JSON.parse(
+      listAt(parts, '')
+        .map((p) => (typeof p === 'string' ? p : 'X'))
+        .join(''),
+    );
+    const metrics = listAt(body, 'widgets').flatMap((w) =>
+      listAt(w, 'properties.metrics').map((m) => `${String(at(m, '0'))}/${String(at(m, '1'))}`),
+    );
     for (const m of ['Pending', 'Running', 'InFlight', 'MaxAgents', 'AgentsRequested', 'DecisionLatencyMs']) {
       expect(metrics).toContain(`CiAgentAutoscaler/${m}`);
     }
   });
 
   it('the EKS access entry maps the scaler role to the Kubernetes group of infra/k8s/rbac.yaml, only with a cluster', () => {
-    expect(ciT.Resources.ScalerAccessEntry.Properties).toEqual({
+    expect(resource(ciT, 'ScalerAccessEntry').Properties).toEqual({
       ClusterName: 'ci-cluster',
       PrincipalArn: { 'Fn::GetAtt': ['ScalerRole', 'Arn'] },
       Type: 'STANDARD',
@@ -349,6 +422,7 @@ describe('IAM: least privilege per function', () => {
   it('each function runs with its own role; no shared default role', () => {
     expect(fn(ciT, 'webhook').Properties.Role).toEqual({ 'Fn::GetAtt': ['WebhookRole', 'Arn'] });
     expect(fn(ciT, 'scaler').Properties.Role).toEqual({ 'Fn::GetAtt': ['ScalerRole', 'Arn'] });
+    expect(fn(ciT, 'cache').Properties.Role).toEqual({ 'Fn::GetAtt': ['CacheRole', 'Arn'] });
     expect(ciT.Resources.IamRoleLambdaExecution).toBeUndefined();
   });
 
@@ -421,5 +495,81 @@ describe('IAM: least privilege per function', () => {
     expect(JSON.stringify(iamStatements(devT).filter((s) => s.role === 'ScalerRole'))).not.toContain(
       'gitlab-api-token',
     );
+  });
+});
+
+describe('build cache (infra/aws/cache.yml)', () => {
+  it('the bucket: encrypted, public access blocked, TLS only, incomplete multipart uploads aborted after a day', () => {
+    const bucket = resource(ciT, 'CacheBucket').Properties;
+    expect(
+      at(bucket, 'BucketEncryption.ServerSideEncryptionConfiguration.0.ServerSideEncryptionByDefault.SSEAlgorithm'),
+    ).toBe('AES256');
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(listAt(bucket, 'LifecycleConfiguration.Rules')).toContainEqual(
+      expect.objectContaining({ Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+    );
+    const policy = recordAt(resource(ciT, 'CacheBucketTlsOnly').Properties, 'PolicyDocument.Statement.0');
+    expect([policy.Effect, policy.Condition]).toEqual(['Deny', { Bool: { 'aws:SecureTransport': 'false' } }]);
+  });
+
+  it('the entries table: scope/key, on-demand, TTL on expiresAt, encrypted', () => {
+    const table = resource(ciT, 'CacheTable').Properties;
+    expect(table.KeySchema).toEqual([
+      { AttributeName: 'scope', KeyType: 'HASH' },
+      { AttributeName: 'key', KeyType: 'RANGE' },
+    ]);
+    expect(table.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.TimeToLiveSpecification).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+    expect(table.SSESpecification).toEqual({ SSEEnabled: true });
+  });
+
+  it('IAM: the cache function touches only its bucket objects and its table items', () => {
+    const statements = iamStatements(ciT).filter((s) => s.role === 'CacheRole' && s.Effect === 'Allow');
+    const actions = [...new Set(statements.flatMap((s) => s.actions))].sort();
+    expect(actions).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:Scan',
+      'dynamodb:UpdateItem',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      's3:AbortMultipartUpload',
+      's3:DeleteObject',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+    ]);
+    for (const s of statements) {
+      const on = JSON.stringify(s.resources);
+      if (s.actions.some((a) => a.startsWith('dynamodb:'))) {
+        expect(s.resources).toEqual([{ 'Fn::GetAtt': ['CacheTable', 'Arn'] }]);
+      } else if (s.actions.includes('s3:ListBucket')) {
+        expect(s.actions).toEqual(['s3:ListBucket']);
+        expect(s.resources).toEqual([{ 'Fn::GetAtt': ['CacheBucket', 'Arn'] }]);
+      } else if (s.actions.some((a) => a.startsWith('s3:'))) {
+        expect(s.resources).toEqual([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': ['CacheBucket', 'Arn'] }, '/*']] }]);
+      } else {
+        expect(on).toContain(':log-group:/aws/lambda/ci-agent-autoscaler-ci-cache:*');
+      }
+    }
+    // No other role may touch the cache.
+    for (const s of iamStatements(ciT).filter((x) => x.role !== 'CacheRole')) {
+      expect(JSON.stringify(s.resources)).not.toMatch(/Cache(Bucket|Table)/);
+    }
+  });
+
+  it('an alarm on the cache function errors notifies the topic', () => {
+    const alarm = resource(ciT, 'CacheErrorsAlarm').Properties;
+    expect(alarm.MetricName).toBe('Errors');
+    expect(at(alarm, 'Dimensions.0.Value')).toEqual({ Ref: 'CacheLambdaFunction' });
+    expect([alarm.ComparisonOperator, alarm.Threshold]).toEqual(['GreaterThanThreshold', 0]);
+    expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
   });
 });

@@ -11,12 +11,65 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-export type Template = {
-  Conditions?: Record<string, any>;
-  Resources: Record<string, any>;
-  Outputs?: Record<string, any>;
+/** One resource of a CloudFormation template; `Properties` are read with the helpers below. */
+export type Resource = {
+  Type: string;
+  Condition?: string;
+  Properties: Record<string, unknown>;
+  [field: string]: unknown;
 };
+
+export type Template = {
+  Conditions?: Record<string, unknown>;
+  Resources: Record<string, Resource>;
+  Outputs?: Record<string, unknown>;
+  [field: string]: unknown;
+};
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The resource `id` of the template; throws when the template has none. */
+export function resource(template: Template, id: string): Resource {
+  const r = template.Resources[id];
+  if (!r) throw new Error(`the template has no resource ${id}`);
+  return r;
+}
+
+/**
+ * The value at a dot path in a template value (`at(props, 'Environment.Variables')`, array
+ * indexes as numbers: `'Dimensions.0.Value'`; `''` is the value itself), or undefined when the
+ * path leads nowhere.
+ */
+export function at(value: unknown, path: string): unknown {
+  let v = value;
+  if (path === '') return v;
+  for (const seg of path.split('.')) {
+    if (Array.isArray(v) && /^\d+$/.test(seg)) v = v[Number(seg)];
+    else v = isRecord(v) ? v[seg] : undefined;
+  }
+  return v;
+}
+
+/** `at(value, path)` that must be an object (throws naming the path otherwise). */
+export function recordAt(value: unknown, path: string): Record<string, unknown> {
+  const v = at(value, path);
+  if (!isRecord(v)) throw new Error(`${path}: expected an object, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** `at(value, path)` that must be a list. */
+export function listAt(value: unknown, path: string): unknown[] {
+  const v = at(value, path);
+  if (!Array.isArray(v)) throw new Error(`${path}: expected a list, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** `at(value, path)` that must be a number. */
+export function numberAt(value: unknown, path: string): number {
+  const v = at(value, path);
+  if (typeof v !== 'number') throw new Error(`${path}: expected a number, got ${JSON.stringify(v)}`);
+  return v;
+}
 
 export interface Packaged {
   readonly dir: string;
@@ -104,18 +157,20 @@ export async function packageService(stage: string, options: PackageOptions = {}
 }
 
 /** Evaluates a CloudFormation condition expression (Fn::Not/And/Or/Equals, Condition). */
-export function evaluateCondition(template: Template, expr: any): boolean {
+export function evaluateCondition(template: Template, expr: unknown): boolean {
   if (typeof expr === 'string') return evaluateCondition(template, { Condition: expr });
+  if (!isRecord(expr)) throw new Error(`unsupported condition ${JSON.stringify(expr)}`);
   if ('Condition' in expr) {
-    const def = template.Conditions?.[expr.Condition];
-    if (def === undefined) throw new Error(`unknown condition ${expr.Condition}`);
+    const name = String(expr.Condition);
+    const def = template.Conditions?.[name];
+    if (def === undefined) throw new Error(`unknown condition ${name}`);
     return evaluateCondition(template, def);
   }
-  if ('Fn::Not' in expr) return !evaluateCondition(template, expr['Fn::Not'][0]);
-  if ('Fn::And' in expr) return expr['Fn::And'].every((e: any) => evaluateCondition(template, e));
-  if ('Fn::Or' in expr) return expr['Fn::Or'].some((e: any) => evaluateCondition(template, e));
+  if ('Fn::Not' in expr) return !evaluateCondition(template, listAt(expr, 'Fn::Not')[0]);
+  if ('Fn::And' in expr) return listAt(expr, 'Fn::And').every((e) => evaluateCondition(template, e));
+  if ('Fn::Or' in expr) return listAt(expr, 'Fn::Or').some((e) => evaluateCondition(template, e));
   if ('Fn::Equals' in expr) {
-    const [a, b] = expr['Fn::Equals'];
+    const [a, b] = listAt(expr, 'Fn::Equals');
     if (typeof a !== 'string' || typeof b !== 'string')
       throw new Error(`cannot evaluate ${JSON.stringify(expr)} offline`);
     return a === b;
@@ -127,12 +182,12 @@ const NO_VALUE = Symbol('AWS::NoValue');
 
 /** The template as this stage deploys it: conditional resources and Fn::If branches resolved. */
 export function effectiveTemplate(template: Template): Template {
-  const walk = (node: any): any => {
+  const walk = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(walk).filter((v) => v !== NO_VALUE);
-    if (node && typeof node === 'object') {
+    if (isRecord(node)) {
       if (node.Ref === 'AWS::NoValue') return NO_VALUE;
       if ('Fn::If' in node) {
-        const [cond, yes, no] = node['Fn::If'];
+        const [cond, yes, no] = listAt(node, 'Fn::If');
         return walk(evaluateCondition(template, cond) ? yes : no);
       }
       return Object.fromEntries(
@@ -146,7 +201,8 @@ export function effectiveTemplate(template: Template): Template {
   const resources = Object.fromEntries(
     Object.entries(template.Resources)
       .filter(([, r]) => !r.Condition || evaluateCondition(template, r.Condition))
-      .map(([id, r]) => [id, walk(r)]),
+      // A resource stays a resource: only the values inside it are resolved.
+      .map(([id, r]) => [id, walk(r) as Resource]),
   );
   return { ...template, Resources: resources };
 }
@@ -167,19 +223,22 @@ export function iamStatements(template: Template): IamStatement[] {
   for (const [id, r] of Object.entries(template.Resources)) {
     const docs =
       r.Type === 'AWS::IAM::Role'
-        ? asArray(r.Properties.Policies).map((p: any) => p.PolicyDocument)
+        ? asArray(r.Properties.Policies).map((p) => at(p, 'PolicyDocument'))
         : r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::IAM::ManagedPolicy'
           ? [r.Properties.PolicyDocument]
           : [];
     for (const doc of docs) {
-      for (const s of asArray(doc.Statement) as any[]) {
+      for (const s of asArray(at(doc, 'Statement'))) {
+        if (!isRecord(s)) throw new Error(`${id}: a statement that is not an object: ${JSON.stringify(s)}`);
+        const statement = s;
+        const sid = statement.Sid;
         out.push({
           role: id,
-          Sid: s.Sid,
-          Effect: s.Effect,
-          actions: asArray(s.Action),
-          resources: asArray(s.Resource),
-          Condition: s.Condition,
+          ...(typeof sid === 'string' ? { Sid: sid } : {}),
+          Effect: String(statement.Effect),
+          actions: asArray(statement.Action).map((a) => (typeof a === 'string' ? a : JSON.stringify(a))),
+          resources: asArray(statement.Resource),
+          Condition: statement.Condition,
         });
       }
     }

@@ -9,7 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadScalerConfig } from '../../functions/shared/config.js';
-import { effectiveTemplate, type Packaged, packageService, refusedPackage, type Template } from './package.js';
+import {
+  at,
+  effectiveTemplate,
+  type Packaged,
+  packageService,
+  refusedPackage,
+  resource,
+  type Template,
+} from './package.js';
 
 /** The message the scaler itself throws at cold start for these variables. */
 function coldStartMessage(env: Record<string, string>): string {
@@ -61,6 +69,13 @@ describe('serverless package refuses what the functions would refuse, with the s
     expect(log).toContain('got "ci-github-secret"');
   });
 
+  it("a bad cache setting is refused with the cache function's own message", async () => {
+    const log = await refusedPackage('ci', { params: ['cacheTokenIssuer=oidc.eks.example'] });
+    expect(log).toContain('CACHE_TOKEN_ISSUER must be an http(s) URL');
+    expect(log).toContain('got "oidc.eks.example"');
+    expect(log).toContain('function cache');
+  });
+
   it('half a VPC placement is refused', async () => {
     const log = await refusedPackage('ci', { params: ['vpcSubnetIds=subnet-0abc'] });
     expect(log).toContain('vpcSubnetIds and vpcSecurityGroupIds go together');
@@ -110,20 +125,22 @@ describe('private clusters and aws-auth clusters', () => {
   afterAll(() => vpc?.cleanup());
 
   it('runs the scaler (only) in the given subnets, with the managed policy for its network interfaces', () => {
-    expect(t.Resources.ScalerLambdaFunction.Properties.VpcConfig).toEqual({
+    expect(resource(t, 'ScalerLambdaFunction').Properties.VpcConfig).toEqual({
       SubnetIds: ['subnet-0abc', 'subnet-0def'],
       SecurityGroupIds: ['sg-0123'],
     });
-    expect(t.Resources.WebhookLambdaFunction.Properties.VpcConfig).toBeUndefined();
-    expect(JSON.stringify(t.Resources.ScalerRole.Properties.ManagedPolicyArns)).toContain(
+    expect(resource(t, 'WebhookLambdaFunction').Properties.VpcConfig).toBeUndefined();
+    expect(JSON.stringify(resource(t, 'ScalerRole').Properties.ManagedPolicyArns)).toContain(
       'service-role/AWSLambdaVPCAccessExecutionRole',
     );
-    expect(t.Resources.WebhookRole.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(resource(t, 'WebhookRole').Properties.ManagedPolicyArns).toBeUndefined();
   });
 
   it('eksAccessEntry=false leaves the cluster mapping to the aws-auth ConfigMap', () => {
     expect(t.Resources.ScalerAccessEntry).toBeUndefined();
     // The scaler still reaches the cluster with its role.
-    expect(t.Resources.ScalerLambdaFunction.Properties.Environment.Variables.EKS_CLUSTER_NAME).toBe('ci-cluster');
+    expect(at(resource(t, 'ScalerLambdaFunction').Properties, 'Environment.Variables.EKS_CLUSTER_NAME')).toBe(
+      'ci-cluster',
+    );
   });
 });

@@ -4,9 +4,14 @@
  */
 
 import type { V1Job } from '@kubernetes/client-node';
+import type { IJob } from 'kubernetes-models/batch/v1/Job';
+import type { IJobList } from 'kubernetes-models/batch/v1/JobList';
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { IPodList } from 'kubernetes-models/v1/PodList';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildAgentJob, isFinished, liveAgents } from '../../functions/core/agent-job.js';
 import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
+import type { StatusBody } from '../../functions/local/fake-kube/status.js';
 
 const NS = 'ci-agents';
 let kube: FakeKube;
@@ -30,13 +35,14 @@ function agentJob(name: string, count: number): V1Job {
   });
 }
 
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+/** One request; `T` names the kind of answer the caller expects (JSON, as the server sent it). */
+async function api<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(kube.url + path, {
     method,
     headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json', ...headers },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
-  return { status: res.status, body: (await res.json()) as any, headers: res.headers };
+  return { status: res.status, body: (await res.json()) as T, headers: res.headers };
 }
 
 const jobsPath = `/apis/batch/v1/namespaces/${NS}/jobs`;
@@ -137,9 +143,9 @@ describe('job controller', () => {
       uid: job.metadata!.uid,
       controller: true,
     });
-    const listed = await api('GET', `/api/v1/namespaces/${NS}/pods?labelSelector=job-name%3Dlbl`);
+    const listed = await api<IPodList>('GET', `/api/v1/namespaces/${NS}/pods?labelSelector=job-name%3Dlbl`);
     expect(listed.body.items).toHaveLength(1);
-    expect((await api('GET', `/api/v1/namespaces/${NS}/pods/${pod!.metadata!.name}`)).body.metadata.name).toBe(
+    expect((await api<IPod>('GET', `/api/v1/namespaces/${NS}/pods/${pod!.metadata!.name}`)).body.metadata!.name).toBe(
       pod!.metadata!.name,
     );
   });
@@ -204,10 +210,10 @@ describe('API semantics', () => {
   ])('422 Invalid for %s', async (_name, mutate, field) => {
     const job = agentJob('v', 1);
     mutate(job);
-    const res = await api('POST', jobsPath, job);
+    const res = await api<StatusBody>('POST', jobsPath, job);
     expect(res.status).toBe(422);
     expect(res.body).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Invalid', code: 422 });
-    expect(res.body.details.causes.some((c: { field: string }) => c.field.startsWith(field))).toBe(true);
+    expect(res.body.details!.causes!.some((c) => c.field!.startsWith(field))).toBe(true);
     expect(kube.jobs()).toHaveLength(0);
   });
 
@@ -218,8 +224,8 @@ describe('API semantics', () => {
     mk('j-b', { tier: 'b' });
     mk('j-c', { tier: 'c', env: 'dev' });
     const names = async (sel: string) =>
-      (await api('GET', `${jobsPath}?labelSelector=${encodeURIComponent(sel)}`)).body.items.map(
-        (j: V1Job) => j.metadata!.name,
+      (await api<IJobList>('GET', `${jobsPath}?labelSelector=${encodeURIComponent(sel)}`)).body.items.map(
+        (j) => j.metadata!.name,
       );
     expect(await names('tier=a')).toEqual(['j-a']);
     expect(await names('tier==b')).toEqual(['j-b']);
@@ -234,35 +240,35 @@ describe('API semantics', () => {
 
   it('paginates with an opaque continue token and a stable resourceVersion', async () => {
     for (const n of ['p1', 'p2', 'p3']) await api('POST', jobsPath, agentJob(n, 1));
-    const first = await api('GET', `${jobsPath}?limit=2`);
+    const first = await api<IJobList>('GET', `${jobsPath}?limit=2`);
     expect(first.body.kind).toBe('JobList');
-    expect(first.body.items.map((j: V1Job) => j.metadata!.name)).toEqual(['p1', 'p2']);
-    expect(first.body.items[0].kind).toBeUndefined();
-    expect(first.body.metadata.remainingItemCount).toBe(1);
-    const token = first.body.metadata.continue;
+    expect(first.body.items.map((j) => j.metadata!.name)).toEqual(['p1', 'p2']);
+    expect(first.body.items[0]!.kind).toBeUndefined();
+    expect(first.body.metadata!.remainingItemCount).toBe(1);
+    const token = first.body.metadata!.continue;
     expect(typeof token).toBe('string');
-    const second = await api('GET', `${jobsPath}?limit=2&continue=${encodeURIComponent(token)}`);
-    expect(second.body.items.map((j: V1Job) => j.metadata!.name)).toEqual(['p3']);
-    expect(second.body.metadata.continue).toBeUndefined();
+    const second = await api<IJobList>('GET', `${jobsPath}?limit=2&continue=${encodeURIComponent(token!)}`);
+    expect(second.body.items.map((j) => j.metadata!.name)).toEqual(['p3']);
+    expect(second.body.metadata!.continue).toBeUndefined();
     expect((await api('GET', `${jobsPath}?limit=2&continue=garbage`)).status).toBe(400);
   });
 
   it('resourceVersion grows with every change; uid and creationTimestamp are set', async () => {
-    const created = (await api('POST', jobsPath, agentJob('rv', 1))).body;
-    expect(created.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
-    expect(created.metadata.creationTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    const created = (await api<IJob>('POST', jobsPath, agentJob('rv', 1))).body;
+    expect(created.metadata!.uid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(created.metadata!.creationTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     kube.startAll();
     const after = kube.job('rv')!;
-    expect(Number(after.metadata!.resourceVersion)).toBeGreaterThan(Number(created.metadata.resourceVersion));
-    const stale = await api('PUT', `${jobsPath}/rv`, created);
+    expect(Number(after.metadata!.resourceVersion)).toBeGreaterThan(Number(created.metadata!.resourceVersion));
+    const stale = await api<StatusBody>('PUT', `${jobsPath}/rv`, created);
     expect(stale.status).toBe(409);
     expect(stale.body.reason).toBe('Conflict');
   });
 
   it('status subresource: GET and PUT', async () => {
     await api('POST', jobsPath, agentJob('st', 1));
-    const got = await api('GET', `${jobsPath}/st/status`);
-    expect(got.body.status.active).toBe(1);
+    const got = await api<IJob>('GET', `${jobsPath}/st/status`);
+    expect(got.body.status!.active).toBe(1);
     const put = await api('PUT', `${jobsPath}/st/status`, { ...got.body, status: { ...got.body.status, ready: 1 } });
     expect(put.status).toBe(200);
     expect(kube.job('st')!.status!.ready).toBe(1);
@@ -289,8 +295,10 @@ describe('API semantics', () => {
   });
 
   it('discovery and auth', async () => {
-    expect((await api('GET', '/apis/batch/v1')).body.resources.map((r: { name: string }) => r.name)).toContain('jobs');
-    expect((await api('GET', '/api')).body.versions).toEqual(['v1']);
+    expect(
+      (await api<{ resources: { name: string }[] }>('GET', '/apis/batch/v1')).body.resources.map((r) => r.name),
+    ).toContain('jobs');
+    expect((await api<{ versions: string[] }>('GET', '/api')).body.versions).toEqual(['v1']);
     const res = await fetch(kube.url + jobsPath, { headers: { authorization: 'Bearer nope' } });
     expect(res.status).toBe(401);
   });

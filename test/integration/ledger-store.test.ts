@@ -83,6 +83,21 @@ function ev(kind: JobEventKind, jobId: string, queue = 'default'): JobEvent {
   });
 }
 
+/**
+ * counts() as { pending, running }, checking that every running job comes with its start time
+ * (openAt), and that they are in ascending order.
+ */
+async function tally(ledger: LedgerStore, queues: readonly string[], now: Date) {
+  const counts = await ledger.counts(queues, now);
+  return Object.fromEntries(
+    Object.entries(counts).map(([queue, { pending, running, runningSince }]) => {
+      expect(runningSince).toHaveLength(running);
+      expect(runningSince).toEqual([...(runningSince ?? [])].sort((a, b) => a - b));
+      return [queue, { pending, running }];
+    }),
+  );
+}
+
 function permutations<T>(items: readonly T[]): T[][] {
   if (items.length <= 1) return [[...items]];
   return items.flatMap((item, i) =>
@@ -97,13 +112,17 @@ describe.each([dynamo, memory])('$name', (backend) => {
   });
 
   it('counts a scheduled job as pending, then running, then neither', async () => {
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
     await ledger.apply([ev('scheduled', 'j1')], NOW);
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 1, running: 0 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 1, running: 0 } });
     await ledger.apply([ev('started', 'j1')], NOW);
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 1 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 0, running: 1 } });
+    // The running job's start: no earlier than the started webhook was received, whole seconds.
+    expect((await ledger.counts(['default'], NOW)).default?.runningSince).toEqual([
+      Math.floor(Date.parse(ev('started', 'j1').receivedAt) / 1000),
+    ]);
     await ledger.apply([ev('finished', 'j1')], NOW);
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
   });
 
   it('duplicate, reordered and cancelled events end in the right states and counts', async () => {
@@ -126,7 +145,7 @@ describe.each([dynamo, memory])('$name', (backend) => {
     const outcomes = await ledger.apply(batch2, NOW);
     expect(outcomes.map((o) => o.result)).toEqual(['noop', 'noop', 'applied', 'noop', 'noop']);
 
-    expect(await ledger.counts(['default', 'gpu', 'unknown'], NOW)).toEqual({
+    expect(await tally(ledger, ['default', 'gpu', 'unknown'], NOW)).toEqual({
       default: { pending: 1, running: 1 },
       gpu: { pending: 1, running: 0 },
       unknown: { pending: 0, running: 0 },
@@ -162,14 +181,14 @@ describe.each([dynamo, memory])('$name', (backend) => {
       orders.map(async (_o, o) => (await ledger.get({ provider: 'buildkite', jobId: `perm-${o}` }))?.state),
     );
     expect(new Set(finals)).toEqual(new Set(['finished']));
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 0, running: 0 } });
   });
 
   it('applies 1000 events and counts them', async () => {
     const scheduled = Array.from({ length: 1000 }, (_, i) => ev('scheduled', `bulk-${i}`));
     const outcomes = await ledger.apply(scheduled, NOW);
     expect(outcomes.filter((o) => o.result === 'applied')).toHaveLength(1000);
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 1000, running: 0 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 1000, running: 0 } });
 
     // 400 start, 250 of those finish, 100 never-started ones are cancelled, all delivered twice.
     const later = [
@@ -179,7 +198,7 @@ describe.each([dynamo, memory])('$name', (backend) => {
     ];
     const results = await ledger.apply([...later, ...later], NOW);
     expect(results.every((o) => o.result === 'applied')).toBe(true);
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 500, running: 150 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 500, running: 150 } });
   });
 
   it('sets the TTL attribute on finished and cancelled jobs only, and drops them from the open index', async () => {
@@ -195,7 +214,8 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(running).toMatchObject({ state: 'started', rank: 2, openKey: 'default#started' });
     // Open jobs expire only if they never close: retention after the event that opened them.
     expect(open?.expiresAt).toBe(Date.parse('2026-11-23T11:00:00Z') / 1000 + 7 * DAY);
-    expect(running?.expiresAt).toBe(Date.parse('2026-11-23T11:00:01Z') / 1000 + 7 * DAY);
+    // (A started job opened when its webhook was received, if that is later than the provider's time.)
+    expect(running?.expiresAt).toBe(Date.parse('2026-11-23T11:00:10Z') / 1000 + 7 * DAY);
     expect(done).toMatchObject({ state: 'finished', rank: 3, expiresAt });
     expect(gone).toMatchObject({ state: 'cancelled', rank: 3, expiresAt });
     expect(done?.openKey).toBeUndefined();
@@ -222,12 +242,13 @@ describe.each([dynamo, memory])('$name', (backend) => {
 
   it('stops counting a job whose closing event was lost, once it is older than the open-age limit', async () => {
     await ledger.apply([ev('scheduled', 'stuck'), ev('started', 'stuck-running')], NOW);
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 1, running: 1 } });
-    const dayLater = new Date(Date.parse('2026-11-23T11:00:00Z') + 24 * 3600_000 + 2_000);
-    expect(await ledger.counts(['default'], dayLater)).toEqual({ default: { pending: 0, running: 0 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 1, running: 1 } });
+    // A day after the started webhook was received (11:00:10).
+    const dayLater = new Date(Date.parse('2026-11-23T11:00:10Z') + 24 * 3600_000 + 2_000);
+    expect(await tally(ledger, ['default'], dayLater)).toEqual({ default: { pending: 0, running: 0 } });
     // A redriven event from long ago opens nothing that counts.
     await ledger.apply([{ ...ev('scheduled', 'ancient'), occurredAt: '2026-11-01T00:00:00Z' }], NOW);
-    expect(await ledger.counts(['default'], NOW)).toEqual({ default: { pending: 1, running: 1 } });
+    expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 1, running: 1 } });
   });
 
   it('reports failed, never applied, when the write does not happen', async () => {

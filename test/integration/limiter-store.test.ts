@@ -161,13 +161,49 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(await store.setTokens(d, 1)).toBe(true);
     expect((await store.snapshot()).dispatches).toEqual([{ ...d, status: 'submitted', tokens: 1 }]);
 
-    await store.release(d);
-    await store.release(d); // idempotent
+    expect(await store.release(d)).toBe(true);
+    expect(await store.release(d)).toBe(true); // idempotent
     expect((await store.snapshot()).dispatches).toEqual([]);
     expect(await store.markSubmitted(d)).toBe(false);
     expect(await store.setTokens(d, 0)).toBe(false);
     // Neither recreated the dispatch; release left the limiter alone.
     expect(await store.snapshot()).toEqual({ limiters: [{ queue: 'q', inFlight: 3, version: 1 }], dispatches: [] });
+  });
+
+  it('fences creates: beginCreate only on an intent at the attempts read; release and setTokens refused after a fence', async () => {
+    const d = { ...dispatch('q', 'd1', 3), attempts: 1, settled: 0, createsUntil: 1_795_000_065_000 };
+    expect(await store.reserve({ queue: 'q', count: 3, max: 10, expectedVersion: 0, dispatch: d })).toBe('reserved');
+    // Two scalers read attempts 1: only one fences its create.
+    expect(await store.beginCreate(d, 1_795_000_070_000)).toBe(true);
+    expect(await store.beginCreate(d, 1_795_000_071_000)).toBe(false);
+    const fenced = { ...d, attempts: 2, createsUntil: 1_795_000_070_000 };
+    expect((await store.snapshot()).dispatches).toEqual([fenced]);
+    // Decided on the record before the fence: refused, nothing changed.
+    expect(await store.release(d)).toBe(false);
+    expect(await store.setTokens(d, 1)).toBe(false);
+    expect((await store.snapshot()).dispatches).toEqual([fenced]);
+    // One create answered without a Job, one with: submitted, and no more fences.
+    expect(await store.settleCreate(fenced, false)).toBe(true);
+    expect(await store.settleCreate(fenced, true)).toBe(true);
+    const settled = { ...fenced, settled: 2, status: 'submitted' };
+    expect((await store.snapshot()).dispatches).toEqual([settled]);
+    expect(await store.beginCreate(fenced, 1_795_000_080_000)).toBe(false);
+    expect(await store.setTokens(fenced, 1)).toBe(true);
+    expect(await store.release(fenced)).toBe(true);
+    expect(await store.release(fenced)).toBe(true); // already gone
+    expect(await store.settleCreate(fenced, true)).toBe(false);
+    expect(await store.beginCreate(fenced, 1_795_000_080_000)).toBe(false);
+    expect((await store.snapshot()).dispatches).toEqual([]);
+  });
+
+  it('a dispatch written without attempts (before fencing) is fenced and released by the same rules', async () => {
+    const legacy = dispatch('q', 'd1', 2);
+    expect(await store.reserve({ queue: 'q', count: 2, max: 10, expectedVersion: 0, dispatch: legacy })).toBe(
+      'reserved',
+    );
+    expect(await store.beginCreate(legacy, 1_795_000_070_000)).toBe(true);
+    expect(await store.release(legacy)).toBe(false);
+    expect((await store.snapshot()).dispatches).toEqual([{ ...legacy, attempts: 2, createsUntil: 1_795_000_070_000 }]);
   });
 
   it('correct sets inFlight only at the expected version, and bumps the version', async () => {

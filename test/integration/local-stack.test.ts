@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { delivery, newCiJob, post } from '../../functions/local/ci-webhooks.js';
+import { runCacheDemo } from '../../functions/local/demo.js';
 import { type LocalStack, startLocalStack } from '../../functions/local/stack.js';
 
 let stack: LocalStack;
@@ -124,6 +125,18 @@ describe('local stack', () => {
     const gitlabJob = jobs[2]!;
     expect(stack.fakeGitlab?.lookups(gitlabJob.jobId)).toBe(1);
     expect(logs.filter((l) => l.startsWith('error'))).toEqual([]);
+  });
+
+  it('serves the cache API beside the webhooks (S3 in fauxqs, a local token issuer): miss, save, hit', async () => {
+    const lines: string[] = [];
+    const tokenFile = stack.status().cacheTokenFile!;
+    expect(existsSync(tokenFile)).toBe(true);
+    const ok = await runCacheDemo({ url: stack.cache.url, tokenFile, print: (l) => lines.push(l) });
+    expect(ok, lines.join('\n')).toBe(true);
+    expect(lines.join('\n')).toMatch(/miss demo-npm-[\s\S]*saved demo-npm-[\s\S]*hit demo-npm-\S+ \(exact\)/);
+    // Without a token the cache answers 401, and the webhooks still answer as before.
+    const res = await fetch(`${stack.cache.url}/cache/restore`, { method: 'POST', body: '{"key":"k"}' });
+    expect(res.status).toBe(401);
   });
 
   it('stop() ends DynamoDB Local and removes the run files', async () => {

@@ -193,3 +193,111 @@ describe('a reservation committed while another scaler reads the limiter snapsho
     expect(liveTotal(jobs)).toBe(4);
   });
 });
+
+/**
+ * The pattern the randomized end-to-end runs found (issue 12): a Job is deleted by an operator
+ * while a create of the same dispatch is still under way (a stale scaler's retry, or the first
+ * create answering late). Its tokens must not come back before that create can no longer land,
+ * or the Job returns with all its agents and no tokens behind them.
+ */
+describe('a Job deleted by an operator while a create of its dispatch can still land', () => {
+  const MAX = 4;
+  const fenced = { queues: ['q'], limits: { q: { minAgents: 0, maxAgents: MAX } }, intentLeaseMs: 120_000 };
+
+  function world() {
+    const jobs: V1Job[] = [];
+    const gates: { name: string; gate: ReturnType<typeof deferred> }[] = [];
+    const cluster = (opts: { slow?: boolean; onList?: () => void } = {}): ClusterPort => ({
+      listAgentJobs: async () => {
+        const list = [...jobs];
+        opts.onList?.();
+        return list;
+      },
+      createJob: async (job) => {
+        if (opts.slow) {
+          const gate = deferred();
+          gates.push({ name: job.metadata!.name!, gate });
+          await gate.promise;
+        }
+        if (jobs.some((j) => j.metadata!.name === job.metadata!.name)) return 'exists';
+        jobs.push(structuredClone(job));
+        return 'created';
+      },
+    });
+    const deleteAll = () => jobs.splice(0, jobs.length);
+    return { jobs, gates, cluster, deleteAll };
+  }
+
+  it("a stale scaler's re-create (snapshot: intent without a Job) does not land on returned tokens", async () => {
+    const now = 1_000_000;
+    const ledger = new InMemoryLedgerStore();
+    const limiter = new InMemoryLimiterStore();
+    await ledger.apply(['a', 'b', 'c', 'd'].map(scheduled), new Date(now));
+    const w = world();
+
+    // Scaler A reserves; its create is held until B has looked.
+    const a = provision(portsFor({ ledger, limiter, cluster: w.cluster({ slow: true }), now: () => now }), fenced);
+    while (w.gates.length === 0) await new Promise((r) => setTimeout(r, 1));
+    // Scaler B: the intent has no Job yet -> it re-creates it; its create is slow too.
+    const b = provision(portsFor({ ledger, limiter, cluster: w.cluster({ slow: true }), now: () => now }), fenced);
+    while (w.gates.length < 2) await new Promise((r) => setTimeout(r, 1));
+    w.gates[0]!.gate.resolve();
+    await a;
+    expect(liveTotal(w.jobs)).toBe(MAX);
+
+    // An operator deletes the Job; scaler C ticks: the Job is gone.
+    w.deleteAll();
+    await provision(portsFor({ ledger, limiter, cluster: w.cluster(), now: () => now + 5_000 }), fenced);
+    // B's create lands late.
+    w.gates[1]!.gate.resolve();
+    await b;
+    expect(liveTotal(w.jobs)).toBeLessThanOrEqual(MAX);
+    // And the next ticks keep it so.
+    await provision(portsFor({ ledger, limiter, cluster: w.cluster(), now: () => now + 6_000 }), fenced);
+    expect(liveTotal(w.jobs)).toBeLessThanOrEqual(MAX);
+  });
+
+  it("the first create answering late (after another scaler's create landed and was deleted) does not land on returned tokens", async () => {
+    const now = 1_000_000;
+    const ledger = new InMemoryLedgerStore();
+    const limiter = new InMemoryLimiterStore();
+    await ledger.apply(['a', 'b', 'c', 'd'].map(scheduled), new Date(now));
+    const w = world();
+
+    // Scaler A reserves; its create is slow.
+    const a = provision(portsFor({ ledger, limiter, cluster: w.cluster({ slow: true }), now: () => now }), fenced);
+    while (w.gates.length === 0) await new Promise((r) => setTimeout(r, 1));
+    // Scaler B sees the intent without a Job and creates it at once.
+    await provision(portsFor({ ledger, limiter, cluster: w.cluster(), now: () => now + 1_000 }), fenced);
+    expect(liveTotal(w.jobs)).toBe(MAX);
+    // An operator deletes it; scaler C ticks.
+    w.deleteAll();
+    await provision(portsFor({ ledger, limiter, cluster: w.cluster(), now: () => now + 5_000 }), fenced);
+    // A's create lands.
+    w.gates[0]!.gate.resolve();
+    await a;
+    expect(liveTotal(w.jobs)).toBeLessThanOrEqual(MAX);
+  });
+
+  it('tokens shrunk to the live agents are not taken while a create can still bring the Job back whole', async () => {
+    const now = 1_000_000;
+    const ledger = new InMemoryLedgerStore();
+    const limiter = new InMemoryLimiterStore();
+    await ledger.apply(['a', 'b', 'c', 'd'].map(scheduled), new Date(now));
+    const w = world();
+
+    const a = provision(portsFor({ ledger, limiter, cluster: w.cluster({ slow: true }), now: () => now }), fenced);
+    while (w.gates.length === 0) await new Promise((r) => setTimeout(r, 1));
+    await provision(portsFor({ ledger, limiter, cluster: w.cluster(), now: () => now + 1_000 }), fenced);
+    // Two of the four agents finished; two more CI jobs arrive.
+    const job = w.jobs[0]!;
+    job.status = { succeeded: 2, active: 2 };
+    await ledger.apply(['e', 'f'].map(scheduled), new Date(now + 2_000));
+    await provision(portsFor({ ledger, limiter, cluster: w.cluster(), now: () => now + 3_000 }), fenced);
+    // An operator deletes the Job; A's create lands and brings it back whole.
+    w.jobs.splice(w.jobs.indexOf(job), 1);
+    w.gates[0]!.gate.resolve();
+    await a;
+    expect(liveTotal(w.jobs)).toBeLessThanOrEqual(MAX);
+  });
+});

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import type { JobEvent } from '../../functions/core/job-event.js';
 import { VirtualClock } from '../../functions/simulate/clock.js';
+import { POLICIES } from '../../functions/simulate/policies.js';
 import { formatTable, renderSvg } from '../../functions/simulate/report.js';
 import {
   DEFAULT_OPTIONS,
@@ -131,7 +132,7 @@ describe('simulator on a hand-computable trace', () => {
 });
 
 describe('simulator invariants', () => {
-  const policies = ['ours', 'long-lived-job', 'job-per-ci-job', 'oracle'] as const;
+  const policies = POLICIES;
 
   it('no policy beats the oracle on any wait percentile, nor on agent-seconds', async () => {
     for (const generator of ['steady', 'bursty'] as const) {
@@ -306,5 +307,21 @@ describe('npm run simulate (CLI)', () => {
     });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--generate must be one of steady, bursty, diurnal');
+  });
+});
+
+describe('agents per CI job with quick agents and late finished webhooks (issue 12: waste)', () => {
+  // Bursts of 12 short CI jobs every 90 s; every webhook of every job is delayed 0-30 s, so a
+  // `finished` often arrives long after its agent has exited.
+  const trace: TraceJob[] = [];
+  for (let burst = 0; burst < 10; burst++)
+    for (let i = 0; i < 12; i++)
+      trace.push(job(`b${burst}-${i}`, burst * 90 + ((i * 7) % 30) / 10, 3 + ((i * 5) % 8), { reorder: true }));
+
+  it.each([8, 12, 20])('makes at most 1.05 agents per CI job (MAX_AGENTS %i), every job started', async (max) => {
+    const r = await runPolicy('ours', trace, { ...DEFAULT_OPTIONS, maxAgents: max });
+    expect(r.started).toBe(trace.length);
+    expect(r.maxInFlight).toBeLessThanOrEqual(max);
+    expect(r.agentPods / trace.length).toBeLessThanOrEqual(1.05);
   });
 });

@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadScalerConfig, loadWebhookConfig, VARIABLES } from '../../functions/shared/config.js';
+import {
+  ConfigError,
+  loadCacheConfig,
+  loadScalerConfig,
+  loadWebhookConfig,
+  VARIABLES,
+} from '../../functions/shared/config.js';
 import { withTable } from '../tools/write-config-table.js';
 
 const webhookEnv = { EVENTS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/events' };
@@ -34,6 +40,8 @@ describe('configuration', () => {
     expect(c.routing).toEqual({ queues: [c.queueSettings.default?.agents], buildkiteDefaultQueue: 'default' });
     expect(c.gitlabApi).toEqual({ url: 'https://gitlab.com/api/v4', token: { kind: 'disabled' } });
     expect(c.cluster).toEqual({ kind: 'kubeconfig-file', path: '/tmp/kubeconfig' });
+    expect(c.warmPool).toBe('off');
+    expect(loadScalerConfig({ ...scalerEnv, WARM_POOL: 'adaptive' }).warmPool).toBe('adaptive');
     const w = loadWebhookConfig(webhookEnv);
     expect(w.maxBodyBytes).toBe(1_048_576);
     expect(w.secrets.github).toEqual({ kind: 'disabled' });
@@ -69,6 +77,7 @@ describe('configuration', () => {
       'KUBECONFIG_PARAMETER must be an SSM Parameter Store name (SecureString) starting with "/", holding a kubeconfig, got "ci/kubeconfig"',
     ],
     [{ SCALER_POLL_SECONDS: '0' }, 'SCALER_POLL_SECONDS', 'from 1 to 20'],
+    [{ WARM_POOL: 'on' }, 'WARM_POOL', 'WARM_POOL must be off or adaptive, got "on"'],
     [
       { JOB_TTL_SECONDS_AFTER_FINISHED: '60' },
       'JOB_TTL_SECONDS_AFTER_FINISHED',
@@ -153,5 +162,41 @@ describe('configuration', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     expect(withTable(readme)).toBe(readme);
     for (const v of VARIABLES) expect(readme).toContain(`\`${v.name}\``);
+  });
+});
+
+describe('cache configuration', () => {
+  const cacheEnv = {
+    CACHE_BUCKET: 'bucket',
+    CACHE_TABLE: 'table',
+    CACHE_TOKEN_ISSUER: 'https://oidc.eks.eu-west-1.amazonaws.com/id/ABC',
+  };
+
+  it('runs on defaults given bucket, table and issuer; without an issuer the cache is off', () => {
+    expect(loadCacheConfig(cacheEnv)).toMatchObject({
+      tokenAudience: 'ci-cache',
+      maxEntryBytes: 10 * 2 ** 30,
+      scopeMaxBytes: 100 * 2 ** 30,
+      retentionDays: 7,
+      partBytes: 8 * 2 ** 20,
+    });
+    expect(loadCacheConfig({ ...cacheEnv, CACHE_TOKEN_ISSUER: '' }).tokenIssuer).toBeUndefined();
+  });
+
+  it.each([
+    [{ CACHE_BUCKET: '' }, 'CACHE_BUCKET', 'got ""'],
+    [{ CACHE_TOKEN_ISSUER: 'oidc.example' }, 'CACHE_TOKEN_ISSUER', 'got "oidc.example"'],
+    [{ CACHE_JWKS_URL: 'ftp://x' }, 'CACHE_JWKS_URL', 'got "ftp://x"'],
+    [
+      { CACHE_MAX_ENTRY_BYTES: '2000', CACHE_SCOPE_MAX_BYTES: '1000' },
+      'CACHE_MAX_ENTRY_BYTES',
+      'CACHE_SCOPE_MAX_BYTES',
+    ],
+    [{ CACHE_RETENTION_DAYS: '0' }, 'CACHE_RETENTION_DAYS', 'from 1 to 365'],
+    [{ CACHE_PART_BYTES: '1048576' }, 'CACHE_PART_BYTES', 'from 5242880'],
+  ])('rejects %j naming %s', (over, variable, message) => {
+    const e = configError(() => loadCacheConfig({ ...cacheEnv, ...over }));
+    expect(e.variable).toBe(variable);
+    expect(e.message).toContain(message);
   });
 });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decide } from '../../functions/core/decision.js';
+import { busyBound, decide } from '../../functions/core/decision.js';
 
 const base = { queue: 'default', pending: 0, running: 0, inFlight: 0, minAgents: 0, maxAgents: 10 };
 
@@ -56,6 +56,25 @@ describe('decide: agents missing per queue', () => {
     const d = decide({ ...base, ...o });
     expect(d.count).toBe(count);
     expect(d.reason).toBe(reason);
+  });
+
+  it('with a warm pool: never exceeds MAX, and keeps `warm` idle agents beyond pending, room allowing', () => {
+    for (let pending = 0; pending <= 8; pending++)
+      for (let running = 0; running <= 8; running++)
+        for (let inFlight = 0; inFlight <= 8; inFlight++)
+          for (const warm of [0, 1, 3, 20])
+            for (const [min, max] of [
+              [0, 1],
+              [0, 10],
+              [2, 5],
+            ] as const) {
+              const d = decide({ queue: 'q', pending, running, inFlight, minAgents: min, maxAgents: max, warm });
+              expect(d.count).toBeGreaterThanOrEqual(0);
+              if (d.count > 0) expect(inFlight + d.count).toBeLessThanOrEqual(max);
+              const idle = Math.max(0, inFlight - running);
+              const want = Math.max(pending + warm - idle, min - inFlight, 0);
+              expect(d.count).toBe(Math.max(0, Math.min(max - inFlight, want)));
+            }
   });
 
   // Properties over arbitrary observations (MIN <= MAX, as the config guarantees).
@@ -117,5 +136,65 @@ describe('decide: agents missing per queue', () => {
         expect(d.reason === 'capped').toBe(d.count < uncapped.count);
       }),
     );
+  });
+});
+
+describe('decide: held tokens and late finished webhooks', () => {
+  it('tokens held for a Job that a late create could bring back cap MAX but are no idle agents', () => {
+    // 4 tokens held for a deleted Job; 2 live agents, both busy; 3 CI jobs waiting.
+    const d = decide({ ...base, pending: 3, running: 2, inFlight: 6, supply: 2, maxAgents: 8 });
+    expect(d.idle).toBe(0);
+    expect(d.count).toBe(2); // capped by the held tokens, not absorbed by them
+    expect(d.reason).toBe('capped');
+  });
+
+  it('running CI jobs whose agents already exited do not hide new agents as busy', () => {
+    // 3 new agents on their way for 3 waiting CI jobs; the ledger still shows 3 running jobs
+    // whose agents exited before the new ones were made (their finished webhooks are late).
+    const stale = decide({ ...base, pending: 3, running: 3, inFlight: 3, supply: 3, busyBound: 0 });
+    expect(stale.idle).toBe(3);
+    expect(stale.count).toBe(0);
+    // Without the bound, 3 more agents would be asked for.
+    expect(decide({ ...base, pending: 3, running: 3, inFlight: 3, supply: 3 }).count).toBe(3);
+  });
+});
+
+describe('busyBound: agents that can be running the running CI jobs', () => {
+  it('matches each running CI job to an agent made before it started, each agent once', () => {
+    const batches = [
+      { createdAt: 10_000, count: 2 },
+      { createdAt: 50_000, count: 3 },
+    ];
+    expect(busyBound([], batches, 0)).toBe(0);
+    // Started before any agent of ours was made: their agents are gone.
+    expect(busyBound([5_000, 6_000], batches, 0)).toBe(0);
+    // Three started after the first batch, before the second: only two agents can run them.
+    expect(busyBound([20_000, 30_000, 40_000], batches, 0)).toBe(2);
+    expect(busyBound([20_000, 30_000, 40_000, 60_000, 70_000], batches, 0)).toBe(4);
+    expect(busyBound([60_000, 61_000, 62_000, 63_000, 64_000, 65_000], batches, 0)).toBe(5);
+    // The clock skew allowance counts an agent made just after a start.
+    expect(busyBound([49_000], [{ createdAt: 50_000, count: 1 }], 2_000)).toBe(1);
+  });
+
+  it('never understates the agents really running a CI job (no idle agent is invented)', () => {
+    let seed = 7;
+    const r = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let run = 0; run < 500; run++) {
+      // Agents made at random times; some of them took a CI job after they were made.
+      const agents = Array.from({ length: 1 + Math.floor(r() * 12) }, () => ({ createdAt: Math.floor(r() * 100_000) }));
+      const busy = agents.filter(() => r() < 0.6).map((a) => a.createdAt + Math.floor(r() * 50_000));
+      // Plus stale running jobs (agents gone), started any time.
+      const stale = Array.from({ length: Math.floor(r() * 5) }, () => Math.floor(r() * 150_000));
+      const bound = busyBound(
+        [...busy, ...stale],
+        agents.map((a) => ({ createdAt: a.createdAt, count: 1 })),
+        0,
+      );
+      expect(bound).toBeGreaterThanOrEqual(busy.length);
+      expect(bound).toBeLessThanOrEqual(Math.min(agents.length, busy.length + stale.length));
+    }
   });
 });

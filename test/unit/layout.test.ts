@@ -10,7 +10,7 @@ import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 
 const FUNCTIONS = join(PROJECT_ROOT, 'functions');
 /** Folders of functions/ that are deployed (the Lambda handlers and everything they use). */
-const DEPLOYED = ['webhook', 'scaler', 'core', 'adapters', 'shared'];
+const DEPLOYED = ['webhook', 'scaler', 'cache', 'core', 'adapters', 'shared'];
 /** Folders of functions/ that are tooling: never packaged, free to use the deployed code. */
 const TOOLING = ['local', 'simulate'];
 

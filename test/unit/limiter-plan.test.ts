@@ -13,6 +13,10 @@ function dispatch(over: Partial<DispatchRecord> = {}): DispatchRecord {
     status: 'submitted',
     createdAt: now - 10_000,
     leaseUntil: now + 60_000,
+    // Its one create was answered: nothing of it can land any more.
+    attempts: 1,
+    settled: 1,
+    createsUntil: now + 30_000,
     ...over,
   };
 }
@@ -94,5 +98,47 @@ describe('planReconcile: an intent near the end of its lease', () => {
     expect(hold.inFlight.default).toBe(3);
     const after = planReconcile({ ...input, now: now + 30_000 });
     expect(after.actions[0]).toMatchObject({ kind: 'release', why: 'lease-expired' });
+  });
+});
+
+describe('planReconcile: no token comes back while a create of its dispatch can still land', () => {
+  const unanswered = { attempts: 2, settled: 1, createsUntil: now + 30_000 };
+
+  it('a deleted Job keeps its full count while a fenced create is unanswered, and is released after', () => {
+    const d = dispatch(unanswered);
+    const held = planReconcile({ limiters: [limiter(3)], dispatches: [d], jobs: [], now });
+    expect(held.actions[0]).toMatchObject({ kind: 'keep', tokens: 3 });
+    expect(held.inFlight.default).toBe(3);
+    // No agents though: the decision must not count them as idle.
+    expect(held.supply.default).toBe(0);
+    const after = planReconcile({ limiters: [limiter(3)], dispatches: [d], jobs: [], now: now + 30_000 });
+    expect(after.actions[0]).toMatchObject({ kind: 'release', why: 'job-gone' });
+  });
+
+  it('a finished or shrunk Job keeps its full count while a create can land (it would come back whole)', () => {
+    const d = dispatch({ ...unanswered, tokens: 3 });
+    const finished = planReconcile({ limiters: [limiter(3)], dispatches: [d], jobs: [job({ live: 0 })], now });
+    expect(finished.actions[0]).toMatchObject({ kind: 'keep', tokens: 3 });
+    expect(finished.supply.default).toBe(0);
+    const shrunk = planReconcile({ limiters: [limiter(3)], dispatches: [d], jobs: [job({ live: 1 })], now });
+    expect(shrunk.actions[0]).toMatchObject({ kind: 'keep', tokens: 3 });
+    expect(shrunk.supply.default).toBe(1);
+    // Tokens shrunk earlier (by a version without fencing) are restored.
+    const restored = planReconcile({
+      limiters: [limiter(1)],
+      dispatches: [{ ...d, tokens: 1 }],
+      jobs: [job({ live: 1 })],
+      now,
+    });
+    expect(restored.actions[0]).toMatchObject({ kind: 'update', tokens: 3 });
+    expect(restored.inFlight.default).toBe(3);
+  });
+
+  it('a dispatch written before fencing is held until its lease ends', () => {
+    const { attempts: _a, settled: _s, createsUntil: _c, ...legacy } = dispatch();
+    const held = planReconcile({ limiters: [limiter(3)], dispatches: [legacy], jobs: [], now });
+    expect(held.actions[0]).toMatchObject({ kind: 'keep', tokens: 3 });
+    const after = planReconcile({ limiters: [limiter(3)], dispatches: [legacy], jobs: [], now: legacy.leaseUntil });
+    expect(after.actions[0]).toMatchObject({ kind: 'release', why: 'job-gone' });
   });
 });

@@ -13,8 +13,8 @@
  * never fails the others. A transactional write costs 2 write units per item instead of 1: a few
  * cents per million CI jobs, for ten times fewer requests and round trips.
  *
- * counts(): two Query ... Select COUNT per queue on the KEYS_ONLY GSI `open-jobs`
- * (openKey = `<queue>#scheduled` / `<queue>#started`; terminal jobs have no openKey, so the index
+ * counts(): two Queries per queue on the KEYS_ONLY GSI `open-jobs`: Select COUNT of the
+ * scheduled jobs, and the openAt (start time) of each running one (openKey = `<queue>#scheduled` / `<queue>#started`; terminal jobs have no openKey, so the index
  * holds only open jobs and stays small however long the table's history is).
  * A GSI is EVENTUALLY consistent (ConsistentRead is not allowed on it): a transition just applied
  * may show in the counts up to about a second late (typically milliseconds). The scaler may then
@@ -264,17 +264,38 @@ export class DynamoLedgerStore implements LedgerStore {
     const unique = [...new Set(queues)];
     const since = Math.floor(now.getTime() / 1000) - this.openMaxAgeSeconds;
     const pairs = await mapLimit(unique, this.concurrency, async (queue) => {
-      const [pending, running] = await Promise.all([
+      const [pending, runningSince] = await Promise.all([
         this.countOpen(openKeyOf(queue, 'scheduled'), since),
-        this.countOpen(openKeyOf(queue, 'started'), since),
+        this.openSince(openKeyOf(queue, 'started'), since),
       ]);
-      return [queue, { pending, running }] as const;
+      return [queue, { pending, running: runningSince.length, runningSince }] as const;
     });
     return Object.fromEntries(pairs);
   }
 
   private async countOpen(openKey: string, since: number): Promise<number> {
     let total = 0;
+    await this.queryOpen(openKey, since, { Select: 'COUNT' }, (page) => {
+      total += page.Count ?? 0;
+    });
+    return total;
+  }
+
+  /** The openAt of each open job of this key (ascending: the index's sort key). */
+  private async openSince(openKey: string, since: number): Promise<number[]> {
+    const at: number[] = [];
+    await this.queryOpen(openKey, since, { ProjectionExpression: '#openAt' }, (page) => {
+      for (const item of page.Items ?? []) at.push(Number(item.openAt));
+    });
+    return at;
+  }
+
+  private async queryOpen(
+    openKey: string,
+    since: number,
+    select: { Select: 'COUNT' } | { ProjectionExpression: string },
+    onPage: (page: { Count?: number | undefined; Items?: Record<string, unknown>[] | undefined }) => void,
+  ): Promise<void> {
     let ExclusiveStartKey: Record<string, unknown> | undefined;
     do {
       const page = await this.client.send(
@@ -284,13 +305,12 @@ export class DynamoLedgerStore implements LedgerStore {
           KeyConditionExpression: '#openKey = :openKey AND #openAt >= :since',
           ExpressionAttributeNames: { '#openKey': 'openKey', '#openAt': 'openAt' },
           ExpressionAttributeValues: { ':openKey': openKey, ':since': since },
-          Select: 'COUNT',
+          ...select,
           ExclusiveStartKey,
         }),
       );
-      total += page.Count ?? 0;
+      onPage(page);
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
-    return total;
   }
 }

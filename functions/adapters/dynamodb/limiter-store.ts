@@ -3,7 +3,7 @@
  *
  *   LIMITER  / <queue>                inFlight, version (+1 on every change), updatedAt
  *   DISPATCH / <queue>#<dispatchId>   queue, dispatchId, jobName, count, tokens, status,
- *                                     createdAt, leaseUntil
+ *                                     createdAt, leaseUntil, attempts, settled, createsUntil
  *
  * reserve() takes tokens and writes the intent in ONE transaction, conditional on the limiter's
  * version (optimistic concurrency) and on inFlight + count <= max, so concurrent scaler
@@ -53,6 +53,13 @@ function isTransactionConflict(error: unknown): boolean {
   );
 }
 
+/** Condition: the item's create attempts are still those read (absent on a pre-fencing item). */
+function sameAttempts(dispatch: DispatchRecord): { condition: string; values?: Record<string, unknown> } {
+  return dispatch.attempts === undefined
+    ? { condition: 'attribute_not_exists(#attempts)' }
+    : { condition: '#attempts = :attempts', values: { ':attempts': dispatch.attempts } };
+}
+
 export class DynamoLimiterStore implements LimiterStore {
   private readonly tableName: string;
   private readonly client: DynamoDBDocumentClient;
@@ -87,6 +94,9 @@ export class DynamoLimiterStore implements LimiterStore {
         status: item.status as DispatchRecord['status'],
         createdAt: Number(item.createdAt),
         leaseUntil: Number(item.leaseUntil),
+        ...(item.attempts === undefined ? {} : { attempts: Number(item.attempts) }),
+        ...(item.settled === undefined ? {} : { settled: Number(item.settled) }),
+        ...(item.createsUntil === undefined ? {} : { createsUntil: Number(item.createsUntil) }),
       })),
     };
   }
@@ -162,18 +172,53 @@ export class DynamoLimiterStore implements LimiterStore {
   }
 
   async markSubmitted(dispatch: DispatchRecord): Promise<boolean> {
-    return this.updateDispatch(dispatch, 'SET #status = :value', { '#status': 'status' }, 'submitted');
+    return this.updateDispatch(
+      dispatch,
+      'SET #status = :value',
+      undefined,
+      { '#status': 'status' },
+      { ':value': 'submitted' },
+    );
+  }
+
+  async beginCreate(dispatch: DispatchRecord, createsUntil: number): Promise<boolean> {
+    const attempts = sameAttempts(dispatch);
+    return this.updateDispatch(
+      dispatch,
+      'SET #attempts = :next, #createsUntil = :until',
+      `#status = :intent AND ${attempts.condition}`,
+      { '#status': 'status', '#attempts': 'attempts', '#createsUntil': 'createsUntil' },
+      { ':next': (dispatch.attempts ?? 1) + 1, ':until': createsUntil, ':intent': 'intent', ...attempts.values },
+    );
+  }
+
+  async settleCreate(dispatch: DispatchRecord, landed: boolean): Promise<boolean> {
+    return this.updateDispatch(
+      dispatch,
+      `SET #settled = if_not_exists(#settled, :zero) + :one${landed ? ', #status = :submitted' : ''}`,
+      undefined,
+      { '#settled': 'settled', ...(landed ? { '#status': 'status' } : {}) },
+      { ':zero': 0, ':one': 1, ...(landed ? { ':submitted': 'submitted' } : {}) },
+    );
   }
 
   async setTokens(dispatch: DispatchRecord, tokens: number): Promise<boolean> {
-    return this.updateDispatch(dispatch, 'SET #tokens = :value', { '#tokens': 'tokens' }, tokens);
+    const attempts = sameAttempts(dispatch);
+    return this.updateDispatch(
+      dispatch,
+      'SET #tokens = :value',
+      attempts.condition,
+      { '#tokens': 'tokens', '#attempts': 'attempts' },
+      { ':value': tokens, ...attempts.values },
+    );
   }
 
   private async updateDispatch(
     dispatch: DispatchRecord,
     update: string,
+    condition: string | undefined,
     names: Record<string, string>,
-    value: unknown,
+    values: Record<string, unknown>,
   ): Promise<boolean> {
     try {
       await this.client.send(
@@ -181,9 +226,9 @@ export class DynamoLimiterStore implements LimiterStore {
           TableName: this.tableName,
           Key: { pk: DISPATCH_PK, sk: dispatchSk(dispatch) },
           UpdateExpression: update,
-          ConditionExpression: 'attribute_exists(pk)',
+          ConditionExpression: condition ? `attribute_exists(pk) AND ${condition}` : 'attribute_exists(pk)',
           ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ':value': value },
+          ExpressionAttributeValues: values,
         }),
       );
       return true;
@@ -193,10 +238,23 @@ export class DynamoLimiterStore implements LimiterStore {
     }
   }
 
-  async release(dispatch: DispatchRecord): Promise<void> {
-    await this.client.send(
-      new DeleteCommand({ TableName: this.tableName, Key: { pk: DISPATCH_PK, sk: dispatchSk(dispatch) } }),
-    );
+  async release(dispatch: DispatchRecord): Promise<boolean> {
+    const attempts = sameAttempts(dispatch);
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: DISPATCH_PK, sk: dispatchSk(dispatch) },
+          ConditionExpression: `attribute_not_exists(pk) OR ${attempts.condition}`,
+          ExpressionAttributeNames: { '#attempts': 'attempts' },
+          ...(attempts.values ? { ExpressionAttributeValues: attempts.values } : {}),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   async correct(request: CorrectRequest): Promise<boolean> {

@@ -30,11 +30,17 @@ function pick<T>(props: Props, name: string, required = true): T {
 }
 
 /** Maps the `LedgerTable` resource of the CloudFormation YAML to the DynamoDB API. */
-export function tableDefinitionFromCloudFormation(yamlText: string, tableName: string): TableDefinition {
-  const doc = parse(yamlText) as Record<string, { Type?: string; Properties?: Props }> | null;
-  const resource = doc?.[LEDGER_TABLE_RESOURCE];
+export function tableDefinitionFromCloudFormation(
+  yamlText: string,
+  tableName: string,
+  resourceName = LEDGER_TABLE_RESOURCE,
+): TableDefinition {
+  type Resources = Record<string, { Type?: string; Properties?: Props }>;
+  const doc = parse(yamlText) as (Resources & { Resources?: Resources }) | null;
+  // The resource at the top level (ledger-table.yml) or under Resources (cache.yml).
+  const resource = doc?.[resourceName] ?? doc?.Resources?.[resourceName];
   if (resource?.Type !== 'AWS::DynamoDB::Table' || !resource.Properties) {
-    throw new Error(`ledger table definition: no ${LEDGER_TABLE_RESOURCE} of Type AWS::DynamoDB::Table`);
+    throw new Error(`table definition: no ${resourceName} of Type AWS::DynamoDB::Table`);
   }
   const props = resource.Properties;
   const gsis = pick<CreateTableCommandInput['GlobalSecondaryIndexes']>(props, 'GlobalSecondaryIndexes', false);

@@ -67,15 +67,19 @@ export class InMemoryLedgerStore implements LedgerStore {
   }
 
   async counts(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>> {
-    const result: Record<string, { pending: number; running: number }> = {};
-    for (const queue of queues) result[queue] = { pending: 0, running: 0 };
+    const result: Record<string, { pending: number; running: number; runningSince: number[] }> = {};
+    for (const queue of queues) result[queue] = { pending: 0, running: 0, runningSince: [] };
     const since = Math.floor(now.getTime() / 1000) - this.openMaxAgeSeconds;
     for (const job of this.jobs.values()) {
       const counts = Object.hasOwn(result, job.queue) ? result[job.queue] : undefined;
       if (!counts || (job.openAt ?? 0) < since) continue;
       if (job.state === 'scheduled') counts.pending++;
-      else if (job.state === 'started') counts.running++;
+      else if (job.state === 'started') {
+        counts.running++;
+        counts.runningSince.push(job.openAt ?? 0);
+      }
     }
+    for (const counts of Object.values(result)) counts.runningSince.sort((a, b) => a - b);
     return result;
   }
 

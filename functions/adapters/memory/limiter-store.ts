@@ -12,7 +12,20 @@ import type {
   ReserveRequest,
 } from '../../core/stores.js';
 
-type Operation = 'snapshot' | 'reserve' | 'markSubmitted' | 'setTokens' | 'release' | 'correct';
+type Operation =
+  | 'snapshot'
+  | 'reserve'
+  | 'markSubmitted'
+  | 'beginCreate'
+  | 'settleCreate'
+  | 'setTokens'
+  | 'release'
+  | 'correct';
+
+/** Whether the stored dispatch's attempts are those the caller read (both absent counts). */
+function sameAttempts(stored: DispatchRecord, read: DispatchRecord): boolean {
+  return stored.attempts === read.attempts;
+}
 
 function dispatchKey(dispatch: Pick<DispatchRecord, 'queue' | 'dispatchId'>): string {
   return `${dispatch.queue}#${dispatch.dispatchId}`;
@@ -27,6 +40,8 @@ export class InMemoryLimiterStore implements LimiterStore {
     snapshot: 0,
     reserve: 0,
     markSubmitted: 0,
+    beginCreate: 0,
+    settleCreate: 0,
     setTokens: 0,
     release: 0,
     correct: 0,
@@ -84,17 +99,45 @@ export class InMemoryLimiterStore implements LimiterStore {
     return true;
   }
 
+  async beginCreate(dispatch: DispatchRecord, createsUntil: number): Promise<boolean> {
+    this.enter('beginCreate');
+    const current = this.dispatches.get(dispatchKey(dispatch));
+    if (current?.status !== 'intent' || !sameAttempts(current, dispatch)) return false;
+    this.dispatches.set(dispatchKey(dispatch), {
+      ...current,
+      attempts: (current.attempts ?? 1) + 1,
+      createsUntil,
+    });
+    return true;
+  }
+
+  async settleCreate(dispatch: DispatchRecord, landed: boolean): Promise<boolean> {
+    this.enter('settleCreate');
+    const current = this.dispatches.get(dispatchKey(dispatch));
+    if (!current) return false;
+    this.dispatches.set(dispatchKey(dispatch), {
+      ...current,
+      settled: (current.settled ?? 0) + 1,
+      ...(landed ? { status: 'submitted' as const } : {}),
+    });
+    return true;
+  }
+
   async setTokens(dispatch: DispatchRecord, tokens: number): Promise<boolean> {
     this.enter('setTokens');
     const current = this.dispatches.get(dispatchKey(dispatch));
-    if (!current) return false;
+    if (!current || !sameAttempts(current, dispatch)) return false;
     this.dispatches.set(dispatchKey(dispatch), { ...current, tokens });
     return true;
   }
 
-  async release(dispatch: DispatchRecord): Promise<void> {
+  async release(dispatch: DispatchRecord): Promise<boolean> {
     this.enter('release');
+    const current = this.dispatches.get(dispatchKey(dispatch));
+    if (!current) return true;
+    if (!sameAttempts(current, dispatch)) return false;
     this.dispatches.delete(dispatchKey(dispatch));
+    return true;
   }
 
   async correct(request: CorrectRequest): Promise<boolean> {

@@ -25,12 +25,23 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import {
+  asObject,
+  type Condition,
+  getPath,
+  isLabels,
+  isObject,
+  type JobObject,
+  type JobSpec,
+  type JobStatus,
+  type JsonObject,
+  optionalString,
+  type PodObject,
+  type ValidJobInput,
+} from './objects.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
 import * as S from './status.js';
 import { validateJob } from './validation.js';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Obj = Record<string, any>;
 
 export type RbacVerb = 'create' | 'get' | 'list' | 'watch' | 'delete' | 'deletecollection' | 'update' | 'patch';
 
@@ -119,14 +130,26 @@ export function compressIndexes(set: Iterable<number>): string {
 }
 
 /** RFC 7386 JSON merge patch. */
-function mergePatch(target: any, patch: any): any {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return clone(patch);
-  const out: Obj = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return clone(patch);
+  const out: JsonObject = isObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
   }
   return out;
+}
+
+/**
+ * A copy of a stored Job typed as the client's model, for tests and tooling: the JSON the client
+ * would read (timestamps stay ISO strings where V1Job says Date, as they always did here).
+ */
+function toV1Job(j: JobObject): V1Job {
+  return clone(j) as unknown as V1Job;
+}
+
+function toV1Pod(p: PodObject): V1Pod {
+  return clone(p) as unknown as V1Pod;
 }
 
 function key(ns: string, name: string): string {
@@ -143,10 +166,10 @@ export class FakeKube {
   private server: http.Server;
   private dir: string;
   private rv = 1000;
-  private jobStore = new Map<string, Obj>();
-  private podStore = new Map<string, Obj>();
+  private jobStore = new Map<string, JobObject>();
+  private podStore = new Map<string, PodObject>();
   /** Pods created for each Job (by uid), so the controller never scans every pod (may hold removed ones). */
-  private podsOf = new Map<string, Set<Obj>>();
+  private podsOf = new Map<string, Set<PodObject>>();
   private state = new Map<string, JobState>();
   private faults: Fault[] = [];
   private delays: Delay[] = [];
@@ -217,12 +240,12 @@ export class FakeKube {
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([, j]) => j)
       .filter((j) => !namespace || j.metadata.namespace === namespace)
-      .map((j) => clone(j) as V1Job);
+      .map(toV1Job);
   }
 
   job(name: string, namespace?: string): V1Job | undefined {
     const j = this.findJob(name, namespace);
-    return j ? (clone(j) as V1Job) : undefined;
+    return j ? toV1Job(j) : undefined;
   }
 
   /** Pods (copies), optionally of one Job / namespace / phase, sorted by name. */
@@ -232,7 +255,7 @@ export class FakeKube {
       .filter((p) => !filter.jobName || p.metadata.labels?.['job-name'] === filter.jobName)
       .filter((p) => !filter.phase || p.status.phase === filter.phase)
       .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
-      .map((p) => clone(p) as V1Pod);
+      .map(toV1Pod);
   }
 
   // --- fault injection -------------------------------------------------------------------------
@@ -359,10 +382,10 @@ export class FakeKube {
       throw new HttpError(S.forCode(fault.status, retry), retry !== undefined ? { 'retry-after': String(retry) } : {});
     }
 
-    const body = (): Obj => {
+    const body = (): JsonObject => {
       try {
-        const parsed = JSON.parse(rawBody || 'null');
-        if (parsed === null || typeof parsed !== 'object') throw new Error('not an object');
+        const parsed: unknown = JSON.parse(rawBody || 'null');
+        if (!isObject(parsed)) throw new Error('not an object');
         return parsed;
       } catch (e) {
         throw new HttpError(S.badRequest(`the body of the request was in an unknown format: ${(e as Error).message}`));
@@ -411,13 +434,21 @@ export class FakeKube {
         const current = this.getJob(need(namespace), need(name));
         return [
           200,
-          this.updateJob(need(namespace), need(name), mergePatch(current, body()), subresource === 'status', false),
+          // The merge of an object patch is an object.
+          this.updateJob(
+            need(namespace),
+            need(name),
+            asObject(mergePatch(current, body())),
+            subresource === 'status',
+            false,
+          ),
         ];
       }
       case 'delete': {
-        let opts: Obj = {};
-        if (rawBody.trim()) opts = body();
-        const policy = url.searchParams.get('propagationPolicy') ?? opts.propagationPolicy;
+        const opts: JsonObject = rawBody.trim() ? body() : {};
+        const fromBody = opts.propagationPolicy;
+        const policy =
+          url.searchParams.get('propagationPolicy') ?? (fromBody === undefined ? undefined : String(fromBody));
         return [200, this.deleteJob(need(namespace), need(name), policy)];
       }
       default:
@@ -488,25 +519,25 @@ export class FakeKube {
     return String(++this.rv);
   }
 
-  private findJob(name: string, namespace?: string): Obj | undefined {
+  private findJob(name: string, namespace?: string): JobObject | undefined {
     if (namespace) return this.jobStore.get(key(namespace, name));
     return [...this.jobStore.values()].find((j) => j.metadata.name === name);
   }
 
-  private getJob(namespace: string, name: string): Obj {
+  private getJob(namespace: string, name: string): JobObject {
     const j = this.jobStore.get(key(namespace, name));
     if (!j) throw new HttpError(S.notFound(JOBS, name));
     return clone(j);
   }
 
-  private getPod(namespace: string, name: string): Obj {
+  private getPod(namespace: string, name: string): PodObject {
     const p = this.podStore.get(key(namespace, name));
     if (!p) throw new HttpError(S.notFound(PODS, name));
     return clone(p);
   }
 
-  private list(resource: 'jobs' | 'pods', namespace: string | undefined, url: URL): Obj {
-    const store = resource === 'jobs' ? this.jobStore : this.podStore;
+  private list(resource: 'jobs' | 'pods', namespace: string | undefined, url: URL): JsonObject {
+    const store: ReadonlyMap<string, JobObject | PodObject> = resource === 'jobs' ? this.jobStore : this.podStore;
     let labelReqs: ReturnType<typeof parseLabelSelector>;
     let fieldReqs: ReturnType<typeof parseFieldSelector>;
     try {
@@ -529,8 +560,9 @@ export class FakeKube {
     const cont = url.searchParams.get('continue');
     if (cont) {
       try {
-        const decoded = JSON.parse(Buffer.from(cont, 'base64url').toString('utf8'));
-        if (decoded.v !== 'fake/1' || typeof decoded.start !== 'string') throw new Error('bad');
+        const decoded = asObject(JSON.parse(Buffer.from(cont, 'base64url').toString('utf8')));
+        if (decoded.v !== 'fake/1' || typeof decoded.start !== 'string' || typeof decoded.rv !== 'string')
+          throw new Error('bad');
         after = decoded.start;
         listRv = decoded.rv;
       } catch {
@@ -545,7 +577,9 @@ export class FakeKube {
       .filter(([, o]) => matchesLabels(labelReqs, o.metadata.labels) && matchesFields(fieldReqs, o));
     const page = limit > 0 ? all.slice(0, limit) : all;
     const more = limit > 0 && all.length > limit;
-    const metadata: Obj = { resourceVersion: listRv };
+    const metadata: { resourceVersion: string; continue?: string; remainingItemCount?: number } = {
+      resourceVersion: listRv,
+    };
     if (more) {
       metadata.continue = Buffer.from(JSON.stringify({ v: 'fake/1', rv: listRv, start: page.at(-1)?.[0] })).toString(
         'base64url',
@@ -566,57 +600,76 @@ export class FakeKube {
 
   // --- Jobs ------------------------------------------------------------------------------------
 
-  private createJob(namespace: string, input: Obj): Obj {
+  private createJob(namespace: string, input: JsonObject): JobObject {
     if (input.kind !== undefined && input.kind !== 'Job')
-      throw new HttpError(S.badRequest(`Job in version "v1" cannot be handled as a Job: wrong kind ${input.kind}`));
+      throw new HttpError(
+        S.badRequest(`Job in version "v1" cannot be handled as a Job: wrong kind ${String(input.kind)}`),
+      );
     if (input.apiVersion !== undefined && input.apiVersion !== 'batch/v1')
-      throw new HttpError(S.badRequest(`apiVersion ${input.apiVersion} is not batch/v1`));
-    const job: Obj = clone(input);
-    job.apiVersion = 'batch/v1';
-    job.kind = 'Job';
-    job.metadata ??= {};
-    if (job.metadata.namespace && job.metadata.namespace !== namespace) {
+      throw new HttpError(S.badRequest(`apiVersion ${String(input.apiVersion)} is not batch/v1`));
+    const draft = clone(input);
+    draft.metadata ??= {};
+    const meta = asObject(draft.metadata);
+    if (meta.namespace && meta.namespace !== namespace) {
       throw new HttpError(
         S.badRequest('the namespace of the provided object does not match the namespace sent on the request'),
       );
     }
-    if (!job.metadata.name && job.metadata.generateName) {
-      job.metadata.name = job.metadata.generateName + randomBytes(3).toString('hex').slice(0, 5);
+    if (!meta.name && meta.generateName) {
+      meta.name = String(meta.generateName) + randomBytes(3).toString('hex').slice(0, 5);
     }
-    const causes = validateJob(job);
-    if (causes.length > 0) throw new HttpError(S.invalid('Job', 'batch', String(job.metadata.name ?? ''), causes));
-    const name: string = job.metadata.name;
+    const causes = validateJob(draft);
+    if (causes.length > 0) throw new HttpError(S.invalid('Job', 'batch', String(meta.name ?? ''), causes));
+    // validateJob checked what ValidJobInput describes (name, pod template, containers, rules).
+    const valid = draft as ValidJobInput;
+    const name = valid.metadata.name;
     if (this.jobStore.has(key(namespace, name))) throw new HttpError(S.alreadyExists(JOBS, name));
 
     const uid = randomUUID();
-    Object.assign(job.metadata, {
-      namespace,
-      uid,
-      resourceVersion: this.nextRv(),
-      generation: 1,
-      creationTimestamp: now(),
-    });
-    delete job.metadata.deletionTimestamp;
-    const spec = job.spec;
-    spec.parallelism ??= 1;
-    if (spec.completions === undefined && spec.parallelism === 1 && input.spec.parallelism === undefined)
-      spec.completions = 1;
-    spec.completionMode ??= 'NonIndexed';
-    spec.backoffLimit ??= spec.backoffLimitPerIndex != null ? MAX_INT32 : 6;
-    spec.suspend ??= false;
-    spec.podReplacementPolicy ??= spec.podFailurePolicy ? 'Failed' : 'TerminatingOrFailed';
+    const { deletionTimestamp: _deleted, ...givenMeta } = valid.metadata;
+    const given = valid.spec;
+    const completions = given.completions === undefined && given.parallelism === undefined ? 1 : given.completions;
     const selectorLabels = { 'batch.kubernetes.io/controller-uid': uid };
-    spec.selector = { matchLabels: selectorLabels };
-    spec.template.metadata ??= {};
-    spec.template.metadata.labels = {
-      ...(spec.template.metadata.labels ?? {}),
-      'batch.kubernetes.io/controller-uid': uid,
-      'batch.kubernetes.io/job-name': name,
-      'controller-uid': uid,
-      'job-name': name,
+    const spec: JobSpec = {
+      ...given,
+      parallelism: given.parallelism ?? 1,
+      ...(completions !== undefined ? { completions } : {}),
+      completionMode: given.completionMode ?? 'NonIndexed',
+      backoffLimit: given.backoffLimit ?? (given.backoffLimitPerIndex != null ? MAX_INT32 : 6),
+      suspend: given.suspend ?? false,
+      podReplacementPolicy: given.podReplacementPolicy ?? (given.podFailurePolicy ? 'Failed' : 'TerminatingOrFailed'),
+      selector: { matchLabels: selectorLabels },
+      template: {
+        ...given.template,
+        metadata: {
+          ...(given.template.metadata ?? {}),
+          labels: {
+            ...(given.template.metadata?.labels ?? {}),
+            'batch.kubernetes.io/controller-uid': uid,
+            'batch.kubernetes.io/job-name': name,
+            'controller-uid': uid,
+            'job-name': name,
+          },
+        },
+      },
     };
-    job.status = {};
     for (const k of Object.keys(spec)) if (spec[k] === undefined) delete spec[k];
+    const job: JobObject = {
+      ...valid,
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {
+        ...givenMeta,
+        name,
+        namespace,
+        uid,
+        resourceVersion: this.nextRv(),
+        generation: 1,
+        creationTimestamp: now(),
+      },
+      spec,
+      status: {},
+    };
     this.jobStore.set(key(namespace, name), job);
     this.state.set(uid, {
       succeededIndexes: new Set(),
@@ -639,13 +692,22 @@ export class FakeKube {
     return response;
   }
 
-  private updateJob(namespace: string, name: string, input: Obj, statusOnly: boolean, checkRv = true): Obj {
+  private updateJob(
+    namespace: string,
+    name: string,
+    input: JsonObject,
+    statusOnly: boolean,
+    checkRv = true,
+  ): JobObject {
     const job = this.jobStore.get(key(namespace, name));
     if (!job) throw new HttpError(S.notFound(JOBS, name));
-    const rv = input.metadata?.resourceVersion;
+    const inMeta = asObject(input.metadata);
+    const inSpec = asObject(input.spec);
+    const rv = inMeta.resourceVersion;
     if (checkRv && rv !== undefined && rv !== job.metadata.resourceVersion) throw new HttpError(S.conflict(JOBS, name));
     if (statusOnly) {
-      job.status = clone(input.status ?? {});
+      // The status subresource stores the status as sent (this fake does not validate it).
+      job.status = clone(asObject(input.status)) as JobStatus;
     } else {
       const causes: S.StatusCause[] = [];
       for (const field of [
@@ -656,10 +718,7 @@ export class FakeKube {
         'selector',
         'completions',
       ]) {
-        if (
-          input.spec?.[field] !== undefined &&
-          JSON.stringify(input.spec[field]) !== JSON.stringify(job.spec[field])
-        ) {
+        if (inSpec[field] !== undefined && JSON.stringify(inSpec[field]) !== JSON.stringify(job.spec[field])) {
           causes.push({
             reason: 'FieldValueInvalid',
             message: 'Invalid value: field is immutable',
@@ -667,12 +726,30 @@ export class FakeKube {
           });
         }
       }
+      const labels = isLabels(inMeta.labels) ? inMeta.labels : undefined;
+      const annotations = isLabels(inMeta.annotations) ? inMeta.annotations : undefined;
+      for (const [field, value] of [
+        ['labels', inMeta.labels],
+        ['annotations', inMeta.annotations],
+      ] as const) {
+        if (value !== undefined && !isLabels(value))
+          causes.push({ reason: 'FieldValueInvalid', message: 'Invalid value: must be a map of strings', field });
+      }
+      const mutable = ['parallelism', 'suspend', 'activeDeadlineSeconds', 'ttlSecondsAfterFinished'];
+      for (const field of mutable) {
+        const v = inSpec[field];
+        const ok =
+          field === 'suspend' ? typeof v === 'boolean' : typeof v === 'number' && Number.isInteger(v) && v >= 0;
+        if (v !== undefined && !ok) {
+          causes.push({ reason: 'FieldValueInvalid', message: 'Invalid value: wrong type', field: `spec.${field}` });
+        }
+      }
       if (causes.length) throw new HttpError(S.invalid('Job', 'batch', name, causes));
-      job.metadata.labels = input.metadata?.labels ?? job.metadata.labels;
-      job.metadata.annotations = input.metadata?.annotations ?? job.metadata.annotations;
-      for (const field of ['parallelism', 'suspend', 'activeDeadlineSeconds', 'ttlSecondsAfterFinished']) {
-        if (input.spec?.[field] !== undefined && input.spec[field] !== job.spec[field]) {
-          job.spec[field] = input.spec[field];
+      if (labels) job.metadata.labels = labels;
+      if (annotations) job.metadata.annotations = annotations;
+      for (const field of mutable) {
+        if (inSpec[field] !== undefined && inSpec[field] !== job.spec[field]) {
+          job.spec[field] = inSpec[field];
           job.metadata.generation++;
         }
       }
@@ -682,7 +759,7 @@ export class FakeKube {
     return clone(job);
   }
 
-  private deleteJob(namespace: string, name: string, policy: string | undefined): Obj {
+  private deleteJob(namespace: string, name: string, policy: string | undefined): S.StatusBody {
     const job = this.jobStore.get(key(namespace, name));
     if (!job) throw new HttpError(S.notFound(JOBS, name));
     if (policy !== undefined && !['Background', 'Foreground', 'Orphan'].includes(policy)) {
@@ -697,7 +774,7 @@ export class FakeKube {
    * ORPHANING their pods when no propagationPolicy is given (unlike kubectl, which sends
    * Background) — a client that forgets the policy leaves its pods running.
    */
-  private removeJob(job: Obj, policy: string): void {
+  private removeJob(job: JobObject, policy: string): void {
     const uid = job.metadata.uid;
     this.jobStore.delete(key(job.metadata.namespace, job.metadata.name));
     this.state.get(uid)?.timers.forEach(clearTimeout);
@@ -712,8 +789,8 @@ export class FakeKube {
   }
 
   /** The pods in the store that the Job of this uid owns. */
-  private ownedPods(uid: string): Obj[] {
-    const owned: Obj[] = [];
+  private ownedPods(uid: string): PodObject[] {
+    const owned: PodObject[] = [];
     for (const p of this.podsOf.get(uid) ?? []) {
       if (
         this.podStore.get(key(p.metadata.namespace, p.metadata.name)) === p &&
@@ -726,17 +803,17 @@ export class FakeKube {
 
   // --- job controller --------------------------------------------------------------------------
 
-  private jobFinished(job: Obj): boolean {
-    return (job.status?.conditions ?? []).some(
-      (c: Obj) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+  private jobFinished(job: JobObject): boolean {
+    return (job.status.conditions ?? []).some(
+      (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
     );
   }
 
-  private activePods(job: Obj): Obj[] {
+  private activePods(job: JobObject): PodObject[] {
     return this.ownedPods(job.metadata.uid).filter((p) => p.status.phase === 'Pending' || p.status.phase === 'Running');
   }
 
-  private createPod(job: Obj, index: number | undefined): void {
+  private createPod(job: JobObject, index: number | undefined): void {
     const jobName: string = job.metadata.name;
     const suffix = randomBytes(4).toString('hex').slice(0, 5);
     const name = index === undefined ? `${jobName}-${suffix}` : `${jobName}-${index}-${suffix}`;
@@ -759,7 +836,7 @@ export class FakeKube {
           },
         ];
     }
-    const pod: Obj = {
+    const pod: PodObject = {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
@@ -791,7 +868,7 @@ export class FakeKube {
       },
     };
     this.podStore.set(key(pod.metadata.namespace, name), pod);
-    const owned = this.podsOf.get(job.metadata.uid) ?? new Set<Obj>();
+    const owned = this.podsOf.get(job.metadata.uid) ?? new Set<PodObject>();
     owned.add(pod);
     this.podsOf.set(job.metadata.uid, owned);
     const auto = this.options.autoRun;
@@ -813,7 +890,7 @@ export class FakeKube {
     }
   }
 
-  private finish(job: Obj, type: 'Complete' | 'Failed', reason: string, message: string): void {
+  private finish(job: JobObject, type: 'Complete' | 'Failed', reason: string, message: string): void {
     const t = now();
     const pre = type === 'Complete' ? 'SuccessCriteriaMet' : 'FailureTarget';
     job.status.conditions = [
@@ -836,7 +913,7 @@ export class FakeKube {
   }
 
   /** Creates missing pods, detects terminal states and writes the status, like the job controller. */
-  private reconcile(job: Obj): void {
+  private reconcile(job: JobObject): void {
     const st = this.state.get(job.metadata.uid);
     if (!st) return;
     const spec = job.spec;
@@ -864,7 +941,7 @@ export class FakeKube {
         } else {
           const active = this.activePods(job);
           const busy = new Set(
-            active.map((p) => Number(p.metadata.labels['batch.kubernetes.io/job-completion-index'])),
+            active.map((p) => Number(p.metadata.labels?.['batch.kubernetes.io/job-completion-index'])),
           );
           let room = spec.parallelism - active.length;
           for (let i = 0; i < completions && room > 0; i++) {
@@ -896,8 +973,7 @@ export class FakeKube {
     setOrDrop('succeeded', indexed ? st.succeededIndexes.size : st.succeeded);
     setOrDrop('failed', st.failed);
     s.ready = active.filter(
-      (p) =>
-        p.status.phase === 'Running' && p.status.conditions.some((c: Obj) => c.type === 'Ready' && c.status === 'True'),
+      (p) => p.status.phase === 'Running' && p.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
     ).length;
     s.terminating = 0;
     if (indexed) {
@@ -910,7 +986,7 @@ export class FakeKube {
     if (JSON.stringify(job.status) !== before) job.metadata.resourceVersion = this.nextRv();
   }
 
-  private podByName(name: string, namespace?: string): Obj {
+  private podByName(name: string, namespace?: string): PodObject {
     const pod = namespace
       ? this.podStore.get(key(namespace, name))
       : [...this.podStore.values()].find((p) => p.metadata.name === name);
@@ -918,7 +994,7 @@ export class FakeKube {
     return pod;
   }
 
-  private ownerOf(pod: Obj): Obj | undefined {
+  private ownerOf(pod: PodObject): JobObject | undefined {
     const ref = pod.metadata.ownerReferences?.[0];
     if (!ref) return undefined;
     return this.jobStore.get(key(pod.metadata.namespace, ref.name));
@@ -939,7 +1015,7 @@ export class FakeKube {
         { type: 'ContainersReady', status: 'True', lastTransitionTime: t },
         { type: 'Ready', status: 'True', lastTransitionTime: t },
       ],
-      containerStatuses: pod.spec.containers.map((c: Obj) => ({
+      containerStatuses: pod.spec.containers.map((c) => ({
         name: c.name,
         image: c.image,
         ready: true,
@@ -953,12 +1029,12 @@ export class FakeKube {
     if (job) this.reconcile(job);
   }
 
-  private terminate(pod: Obj, phase: 'Succeeded' | 'Failed', exitCode: number, disruption: boolean): void {
+  private terminate(pod: PodObject, phase: 'Succeeded' | 'Failed', exitCode: number, disruption: boolean): void {
     if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') {
       throw new Error(`fake-kube: pod ${pod.metadata.name} already ${pod.status.phase}`);
     }
     const t = now();
-    const conditions = (pod.status.conditions ?? []).map((c: Obj) =>
+    const conditions: Condition[] = pod.status.conditions.map((c) =>
       c.type === 'Ready' || c.type === 'ContainersReady'
         ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: t }
         : c,
@@ -975,7 +1051,7 @@ export class FakeKube {
       ...pod.status,
       phase,
       conditions,
-      containerStatuses: pod.spec.containers.map((c: Obj) => ({
+      containerStatuses: pod.spec.containers.map((c) => ({
         name: c.name,
         image: c.image,
         ready: false,
@@ -1020,11 +1096,11 @@ export class FakeKube {
     this.reconcile(job);
   }
 
-  private podFailureAction(job: Obj, pod: Obj, exitCode: number): string {
+  private podFailureAction(job: JobObject, pod: PodObject, exitCode: number): string {
     for (const rule of job.spec.podFailurePolicy?.rules ?? []) {
       if (rule.onPodConditions) {
-        const hit = rule.onPodConditions.some((pc: Obj) =>
-          pod.status.conditions.some((c: Obj) => c.type === pc.type && c.status === (pc.status ?? 'True')),
+        const hit = rule.onPodConditions.some((pc) =>
+          pod.status.conditions.some((c) => c.type === pc.type && c.status === (pc.status ?? 'True')),
         );
         if (hit) return rule.action;
       } else if (rule.onExitCodes) {
@@ -1046,7 +1122,7 @@ export class FakeKube {
     this.terminate(this.podByName(name, opts.namespace), 'Failed', opts.exitCode ?? 1, opts.disruption ?? false);
   }
 
-  private activeOf(jobName?: string): Obj[] {
+  private activeOf(jobName?: string): PodObject[] {
     return [...this.podStore.values()].filter(
       (p) =>
         (p.status.phase === 'Pending' || p.status.phase === 'Running') &&
@@ -1089,14 +1165,17 @@ export class FakeKube {
   }
 
   /** Stores a Job as if some other client had created it (validated like a POST). */
-  seedJob(job: V1Job | Obj, namespace = job.metadata?.namespace ?? 'ci-agents'): V1Job {
+  seedJob(
+    job: V1Job | JsonObject,
+    namespace = optionalString(getPath(job, 'metadata.namespace')) ?? 'ci-agents',
+  ): V1Job {
     try {
-      this.createJob(namespace, JSON.parse(JSON.stringify(job)));
+      this.createJob(namespace, asObject(JSON.parse(JSON.stringify(job))));
     } catch (e) {
       if (e instanceof HttpError) throw new Error(`fake-kube: seedJob: ${e.body.message}`);
       throw e;
     }
-    const stored = this.job(job.metadata?.name ?? '', namespace);
+    const stored = this.job(optionalString(getPath(job, 'metadata.name')) ?? '', namespace);
     if (!stored) throw new Error('fake-kube: seedJob: the Job was not stored');
     return stored;
   }

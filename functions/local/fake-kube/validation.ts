@@ -1,8 +1,6 @@
 /** The subset of the API server's batch/v1 Job validation that matters to an agent autoscaler. */
+import { asObject, isObject, type JsonObject } from './objects.js';
 import type { StatusCause } from './status.js';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Obj = Record<string, any>;
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -28,8 +26,8 @@ function unsupported(field: string, value: unknown, supported: string[]): Status
 
 function validateLabels(labels: unknown, field: string, causes: StatusCause[]): void {
   if (labels === undefined || labels === null) return;
-  if (typeof labels !== 'object') return void causes.push(invalidCause(field, labels, 'must be a map'));
-  for (const [key, value] of Object.entries(labels as Obj)) {
+  if (!isObject(labels)) return void causes.push(invalidCause(field, labels, 'must be a map'));
+  for (const [key, value] of Object.entries(labels)) {
     const slash = key.lastIndexOf('/');
     const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
     const name = slash >= 0 ? key.slice(slash + 1) : key;
@@ -54,18 +52,26 @@ function validateLabels(labels: unknown, field: string, causes: StatusCause[]): 
   }
 }
 
-function nonNegativeInt(spec: Obj, key: string, causes: StatusCause[], max?: number): void {
+function nonNegativeInt(spec: JsonObject, key: string, causes: StatusCause[], max?: number): void {
   const v = spec[key];
   if (v === undefined || v === null) return;
-  if (!Number.isInteger(v) || v < 0) causes.push(invalidCause(`spec.${key}`, v, 'must be greater than or equal to 0'));
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+    causes.push(invalidCause(`spec.${key}`, v, 'must be greater than or equal to 0'));
   else if (max !== undefined && v > max)
     causes.push(invalidCause(`spec.${key}`, v, `must be less than or equal to ${max}`));
 }
 
-/** Validation causes for a Job create (after defaulting). Empty when valid. */
-export function validateJob(job: Obj): StatusCause[] {
+const oneOf = (v: unknown, values: readonly string[]) => typeof v === 'string' && values.includes(v);
+
+/**
+ * Validation causes for a Job create (after defaulting). Empty when valid; then the body has the
+ * shape of `ValidJobInput` (objects.ts).
+ */
+export function validateJob(job: JsonObject): StatusCause[] {
   const causes: StatusCause[] = [];
-  const meta: Obj = job.metadata ?? {};
+  if (job.metadata !== undefined && !isObject(job.metadata))
+    causes.push(invalidCause('metadata', job.metadata, 'must be an object'));
+  const meta = asObject(job.metadata);
   const name = meta.name;
   if (!name) causes.push(required('metadata.name', 'name or generateName is required'));
   else if (typeof name !== 'string' || !DNS1123_SUBDOMAIN.test(name) || name.length > 253) {
@@ -82,10 +88,10 @@ export function validateJob(job: Obj): StatusCause[] {
   }
   validateLabels(meta.labels, 'metadata.labels', causes);
 
-  const spec: Obj | undefined = job.spec;
-  if (!spec) return [...causes, required('spec')];
+  const spec = job.spec;
+  if (!isObject(spec)) return [...causes, required('spec')];
   const indexed = spec.completionMode === 'Indexed';
-  if (spec.completionMode !== undefined && !['NonIndexed', 'Indexed'].includes(spec.completionMode)) {
+  if (spec.completionMode !== undefined && !oneOf(spec.completionMode, ['NonIndexed', 'Indexed'])) {
     causes.push(unsupported('spec.completionMode', spec.completionMode, ['NonIndexed', 'Indexed']));
   }
   nonNegativeInt(spec, 'parallelism', causes, indexed ? 100_000 : undefined);
@@ -96,7 +102,11 @@ export function validateJob(job: Obj): StatusCause[] {
   nonNegativeInt(spec, 'ttlSecondsAfterFinished', causes);
   if (
     spec.activeDeadlineSeconds !== undefined &&
-    !(Number.isInteger(spec.activeDeadlineSeconds) && spec.activeDeadlineSeconds > 0)
+    !(
+      typeof spec.activeDeadlineSeconds === 'number' &&
+      Number.isInteger(spec.activeDeadlineSeconds) &&
+      spec.activeDeadlineSeconds > 0
+    )
   ) {
     causes.push(invalidCause('spec.activeDeadlineSeconds', spec.activeDeadlineSeconds, 'must be greater than 0'));
   }
@@ -113,12 +123,14 @@ export function validateJob(job: Obj): StatusCause[] {
     causes.push(invalidCause('spec.selector', spec.selector, '`selector` not auto-generated'));
   }
 
-  const template: Obj | undefined = spec.template;
-  const podSpec: Obj | undefined = template?.spec;
-  if (!template || !podSpec) return [...causes, required('spec.template')];
-  validateLabels(template.metadata?.labels, 'spec.template.metadata.labels', causes);
+  const template = spec.template;
+  const podSpec = isObject(template) ? template.spec : undefined;
+  if (!isObject(template) || !isObject(podSpec)) return [...causes, required('spec.template')];
+  if (template.metadata !== undefined && !isObject(template.metadata))
+    causes.push(invalidCause('spec.template.metadata', template.metadata, 'must be an object'));
+  validateLabels(asObject(template.metadata).labels, 'spec.template.metadata.labels', causes);
   const restartPolicy = podSpec.restartPolicy ?? 'Always';
-  if (!['OnFailure', 'Never'].includes(restartPolicy)) {
+  if (!oneOf(restartPolicy, ['OnFailure', 'Never'])) {
     causes.push(unsupported('spec.template.spec.restartPolicy', restartPolicy, ['OnFailure', 'Never']));
   }
   if (spec.podFailurePolicy && restartPolicy !== 'Never') {
@@ -139,10 +151,16 @@ export function validateJob(job: Obj): StatusCause[] {
       ),
     );
   }
-  const rules: Obj[] = spec.podFailurePolicy?.rules ?? [];
-  rules.forEach((rule, i) => {
+  const policy = spec.podFailurePolicy;
+  const rawRules = isObject(policy) ? (policy.rules ?? []) : [];
+  if (policy !== undefined && policy !== null && !isObject(policy))
+    causes.push(invalidCause('spec.podFailurePolicy', policy, 'must be an object'));
+  if (!Array.isArray(rawRules)) causes.push(invalidCause('spec.podFailurePolicy.rules', rawRules, 'must be a list'));
+  const rules: unknown[] = Array.isArray(rawRules) ? rawRules : [];
+  rules.forEach((raw, i) => {
     const field = `spec.podFailurePolicy.rules[${i}]`;
-    if (!['FailJob', 'Ignore', 'Count', 'FailIndex'].includes(rule.action)) {
+    const rule = asObject(raw);
+    if (!oneOf(rule.action, ['FailJob', 'Ignore', 'Count', 'FailIndex'])) {
       causes.push(unsupported(`${field}.action`, rule.action, ['Count', 'FailIndex', 'FailJob', 'Ignore']));
     }
     if (rule.action === 'FailIndex' && spec.backoffLimitPerIndex == null) {
@@ -153,15 +171,25 @@ export function validateJob(job: Obj): StatusCause[] {
         invalidCause(field, 'specifying both OnExitCodes and OnPodConditions is not supported', 'specify one'),
       );
     }
+    if (rule.onExitCodes) {
+      const values = asObject(rule.onExitCodes).values;
+      if (!Array.isArray(values) || !values.every((v) => Number.isInteger(v)))
+        causes.push(invalidCause(`${field}.onExitCodes.values`, values, 'must be a list of integers'));
+    }
+    if (rule.onPodConditions && !Array.isArray(rule.onPodConditions))
+      causes.push(invalidCause(`${field}.onPodConditions`, rule.onPodConditions, 'must be a list'));
   });
-  const containers: Obj[] = podSpec.containers ?? [];
+  const containers = podSpec.containers ?? [];
   if (!Array.isArray(containers) || containers.length === 0) causes.push(required('spec.template.spec.containers'));
-  containers.forEach((c, i) => {
-    if (!c?.name) causes.push(required(`spec.template.spec.containers[${i}].name`));
-    else if (!DNS1123_LABEL.test(c.name) || c.name.length > 63) {
+  (Array.isArray(containers) ? containers : []).forEach((raw: unknown, i) => {
+    const c = asObject(raw);
+    if (!c.name) causes.push(required(`spec.template.spec.containers[${i}].name`));
+    else if (typeof c.name !== 'string' || !DNS1123_LABEL.test(c.name) || c.name.length > 63) {
       causes.push(invalidCause(`spec.template.spec.containers[${i}].name`, c.name, 'a lowercase RFC 1123 label'));
     }
-    if (!c?.image) causes.push(required(`spec.template.spec.containers[${i}].image`));
+    if (!c.image) causes.push(required(`spec.template.spec.containers[${i}].image`));
+    else if (typeof c.image !== 'string')
+      causes.push(invalidCause(`spec.template.spec.containers[${i}].image`, c.image, 'must be a string'));
   });
   return causes;
 }

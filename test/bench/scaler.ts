@@ -107,9 +107,9 @@ export async function benchScaler(bursts: readonly number[] = [1_000, 10_000], l
       const settings = scalerSettings(config);
       kube.calls.length = 0;
 
-      let peakRss = process.memoryUsage().rss;
+      let peakRss = process.memoryUsage.rss();
       const sampler = setInterval(() => {
-        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        peakRss = Math.max(peakRss, process.memoryUsage.rss());
       }, 20);
       // Ticks until the queue is drained (a tick drains for at most 5 s, then provisions); the
       // last tick, which finds the queue empty, is included.
@@ -138,7 +138,7 @@ export async function benchScaler(bursts: readonly number[] = [1_000, 10_000], l
         ticks: burstTicks.length,
       };
       clearInterval(sampler);
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
       const burstRequests = {
         sqs: sqsCount.requests,
         dynamodb: dynamoCount.requests,

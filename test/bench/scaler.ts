@@ -36,6 +36,8 @@ export interface Counter {
   byOperation: Record<string, number>;
 }
 
+let counters = 0;
+
 export const counter = (): Counter => ({ requests: 0, byOperation: {} });
 
 /** Counts every HTTP attempt of a client's requests (retries included), per operation. */
@@ -53,7 +55,8 @@ export function countRequests(
       }
       return next(args);
     },
-    { step: 'deserialize', name: 'benchCounter', override: true },
+    // Named apart: two counters on one client (the stack's SQS client: webhook and scaler) both count.
+    { step: 'deserialize', name: `benchCounter${++counters}` },
   );
 }
 

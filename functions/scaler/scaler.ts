@@ -16,9 +16,10 @@
  *  5. submits ONE Kubernetes Job per reservation and marks it submitted.
  * A crash between any two steps leaves an intent or a counter that the next tick repairs.
  */
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Cluster } from '../adapters/kubernetes/cluster.js';
 import type { ReceivedEvent } from '../adapters/sqs/events-queue.js';
+import type { BackoffEvent, QueueBackoff } from '../core/backoff.js';
 import { busyBound, type Decision, decide } from '../core/decision.js';
 import { isRouted, type JobEvent, type QueuedJobEvent } from '../core/job-event.js';
 import {
@@ -35,6 +36,7 @@ import type { DispatchRecord, LedgerStore, LimiterRecord, LimiterStore } from '.
 import { type ObservedJob, observedJob, type WarmPoolTracker } from '../core/warm-pool.js';
 import { describeError } from '../shared/errors.js';
 import type { EventRouter, RouteOutcome } from './gitlab-routes.js';
+import type { DispatchHooks } from './hooks.js';
 
 export interface EventSource {
   receive(options: { max: number; waitSeconds: number }): Promise<ReceivedEvent[]>;
@@ -71,6 +73,8 @@ export interface ScalerLog {
 export interface ScalerMetrics {
   /** Called once per queue per tick with the decision and how long deciding took. */
   decision(decision: Decision, created: number, latencyMs: number): void;
+  /** Once per queue per tick when back-off is on: its step (0 = healthy) and new start failures. */
+  backoff?(queue: string, step: number, startFailures: number): void;
 }
 
 export interface ScalerPorts {
@@ -87,6 +91,10 @@ export interface ScalerPorts {
   readonly router?: EventRouter;
   readonly log: ScalerLog;
   readonly metrics?: ScalerMetrics;
+  /** Provider steps around a Job's creation (GitHub just-in-time runners). */
+  readonly hooks?: DispatchHooks;
+  /** Back-off of queues whose agents fail at start (needs cluster.listAgentPods). */
+  readonly backoff?: QueueBackoff;
   /** Epoch milliseconds. */
   readonly now: () => number;
   /** Waits on the same clock as now() (default: real time). */
@@ -285,6 +293,8 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     cluster.listAgentJobs(),
   ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
+  // Listed after the Jobs: a failed index the Job list shows has its pod in this list.
+  const pods = await listPods(ports, errors);
   const graceMs = intentCreateGraceMs(settings.intentLeaseMs);
   if (ports.warmPool) {
     const seen = clusterJobs.flatMap((j): ObservedJob[] => {
@@ -317,7 +327,18 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     if (!mayCreate(dispatch, now, graceMs) || !mayIssue(fencedAt, now)) return;
     let result: 'created' | 'exists';
     try {
-      result = await cluster.createJob(jobs.build(dispatch));
+      let job = jobs.build(dispatch);
+      if (ports.hooks) {
+        job = await ports.hooks.beforeCreate(dispatch, job);
+        // Minting may have taken longer than the fence allows (a big batch, a slow provider): the
+        // create is then left to the next tick, whose hook finds the credentials ready at once.
+        const after = ports.now();
+        if (!mayCreate(dispatch, after, graceMs) || !mayIssue(fencedAt, after)) return;
+      }
+      result = await cluster.createJob(job);
+      ports.backoff?.created(dispatch.queue, dispatch.jobName, ports.now());
+      // Before markSubmitted: if this fails, the next tick finds the Job still an intent and retries it.
+      await ports.hooks?.afterCreate(dispatch);
     } catch (e) {
       // The tokens stay reserved: the intent is retried next tick and released when its lease
       // expires. A create refused with a 4xx can no longer land: settled. Without an answer (or
@@ -367,7 +388,11 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           await retry(a.dispatch);
           return;
         case 'update':
-          if (a.markSubmitted) await limiter.markSubmitted(a.dispatch);
+          if (a.markSubmitted) {
+            // Before markSubmitted: a Job whose provider step (its Secret) is missing is completed here.
+            await ports.hooks?.afterCreate(a.dispatch);
+            await limiter.markSubmitted(a.dispatch);
+          }
           // Refused when a create was fenced since the snapshot: the counter is left as is.
           if (a.tokens !== a.dispatch.tokens && !(await limiter.setTokens(a.dispatch, a.tokens))) unsettle(a);
           return;
@@ -392,6 +417,12 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
     }
   };
   await Promise.all(plan.actions.map(carry));
+
+  if (ports.hooks?.housekeeping) {
+    await ports.hooks
+      .housekeeping({ jobs: ours, dispatches: snapshot.dispatches, ...(pods ? { pods } : {}), now: ports.now() })
+      .catch((e: unknown) => log.warn('housekeeping failed; tried again later', { error: describeError(e) }));
+  }
 
   let corrected = 0;
   await Promise.all(
@@ -448,7 +479,10 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           ...warm,
         });
       let view = views.get(queue) ?? { inFlight: 0, version: 0, settled: true };
-      let decision = observe(view.inFlight);
+      // A queue backing off creates nothing, or one probe agent; the other queues are not held.
+      const gate = ports.backoff?.gate(queue, ports.now());
+      const held = (d: Decision): Decision => (gate && d.count > gate.allow ? { ...d, count: gate.allow } : d);
+      let decision = held(observe(view.inFlight));
       let made = 0;
       const attempts = settings.reserveAttempts ?? 4;
       for (let attempt = 0; attempt < attempts && decision.count > 0; attempt++) {
@@ -457,7 +491,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
           // limiter's own counter, which only ever overstates what is in flight.
           const fresh = await readLimiter(limiter, queue);
           view = { inFlight: Math.max(fresh.inFlight, view.inFlight), version: fresh.version, settled: true };
-          decision = observe(view.inFlight);
+          decision = held(observe(view.inFlight));
           if (decision.count === 0) break;
         }
         const dispatchId = String(view.version + 1);
@@ -504,6 +538,7 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
         count: decision.count,
         reason: decision.reason,
         reserved: made,
+        ...(gate && gate.step > 0 ? { backoffStep: gate.step, heldUntil: new Date(gate.holdUntil).toISOString() } : {}),
         ...(pool ?? {}),
       });
       ports.metrics?.decision(decision, made, latencyMs);
@@ -512,6 +547,47 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
   );
 
   return { decisions, created, released, corrected, errors };
+}
+
+/** The agent pods, when back-off or a hook needs them; fed to the back-off. Undefined if not listed. */
+async function listPods(ports: ScalerPorts, errors: string[]): Promise<V1Pod[] | undefined> {
+  const { cluster, backoff, log } = ports;
+  if (!cluster.listAgentPods || (!backoff && !ports.hooks?.housekeeping)) return undefined;
+  let pods: V1Pod[];
+  try {
+    pods = await cluster.listAgentPods();
+  } catch (e) {
+    // Without the pods the back-off keeps its state from the last tick.
+    errors.push(`list pods: ${describeError(e)}`);
+    return undefined;
+  }
+  if (!backoff) return pods;
+  const events = backoff.observe(pods, ports.now());
+  const failures = new Map<string, number>();
+  for (const e of events) logBackoff(log, e, failures);
+  for (const [queue, step] of Object.entries(backoff.steps()))
+    ports.metrics?.backoff?.(queue, step, failures.get(queue) ?? 0);
+  return pods;
+}
+
+function logBackoff(log: ScalerLog, e: BackoffEvent, failures: Map<string, number>): void {
+  if (e.kind === 'recovered') {
+    log.info('queue back-off over: an agent started healthy', { queue: e.queue, step: e.step });
+    return;
+  }
+  failures.set(e.queue, (failures.get(e.queue) ?? 0) + 1);
+  log.warn(
+    `queue ${e.queue} backs off ${Math.round(e.holdMs / 1000)} s: agent failed at start (${e.reason}: ${e.message})`,
+    {
+      queue: e.queue,
+      step: e.step,
+      holdSeconds: Math.round(e.holdMs / 1000),
+      reason: e.reason,
+      message: e.message,
+      pod: e.pod,
+      jobName: e.jobName,
+    },
+  );
 }
 
 /** A create the API server answered with a 4xx (not 408): it was refused and will never land. */

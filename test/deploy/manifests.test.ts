@@ -5,7 +5,8 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1Volume } from '@kubernetes/client-node';
+import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
@@ -20,6 +21,39 @@ import { PROJECT_ROOT, serverlessParams } from '../../infra/aws/definitions.js';
 
 const K8S = join(PROJECT_ROOT, 'infra/k8s');
 
+/**
+ * snapshot.storage.k8s.io/v1 VolumeSnapshot, a CRD that kubernetes-models does not ship: the v1
+ * schema of kubernetes-csi/external-snapshotter (client/config/crd/
+ * snapshot.storage.k8s.io_volumesnapshots.yaml): spec.source required, with exactly one of
+ * persistentVolumeClaimName / volumeSnapshotContentName; volumeSnapshotClassName a non-empty
+ * string. Fields the schema does not know are refused (the API server would prune them silently).
+ */
+type SnapshotDoc = { metadata?: { name?: unknown }; spec?: Record<string, unknown> | null };
+class VolumeSnapshot {
+  constructor(private readonly doc: SnapshotDoc) {}
+  validate(): void {
+    const { metadata, spec } = this.doc;
+    const fail = (why: string): never => {
+      throw new Error(`VolumeSnapshot ${String(metadata?.name)}: ${why}`);
+    };
+    if (typeof metadata?.name !== 'string' || !metadata.name) fail('metadata.name is required');
+    if (typeof spec !== 'object' || spec === null) throw new Error(`VolumeSnapshot: spec is required`);
+    for (const k of Object.keys(spec))
+      if (!['source', 'volumeSnapshotClassName'].includes(k)) fail(`unknown spec.${k}`);
+    if (
+      'volumeSnapshotClassName' in spec &&
+      (typeof spec.volumeSnapshotClassName !== 'string' || !spec.volumeSnapshotClassName)
+    )
+      fail('spec.volumeSnapshotClassName must be a non-empty string');
+    const source = spec.source as Record<string, unknown> | null | undefined;
+    if (typeof source !== 'object' || source === null) throw new Error('VolumeSnapshot: spec.source is required');
+    const keys = Object.keys(source);
+    const known = ['persistentVolumeClaimName', 'volumeSnapshotContentName'];
+    if (keys.length !== 1 || !known.includes(keys[0]!) || typeof source[keys[0]!] !== 'string')
+      fail('spec.source needs exactly one of persistentVolumeClaimName, volumeSnapshotContentName');
+  }
+}
+
 /** The model's constructor taking any object: checking an unknown object is what validate() is for. */
 const model =
   <T>(M: new (data: T) => { validate(): void }) =>
@@ -33,6 +67,8 @@ const MODELS: Record<string, (doc: object) => { validate(): void }> = {
   'rbac.authorization.k8s.io/v1/Role': model(Role),
   'rbac.authorization.k8s.io/v1/RoleBinding': model(RoleBinding),
   'batch/v1/Job': model(Job),
+  'batch/v1/CronJob': model(CronJob),
+  'snapshot.storage.k8s.io/v1/VolumeSnapshot': model(VolumeSnapshot),
 };
 
 /** What every document of infra/k8s has (checked when read). */
@@ -246,7 +282,7 @@ describe('agent Job templates and the Jobs the scaler builds from them', () => {
     });
 
     it(`${name}: with the shared build cache mounted, the Job is still valid and claims the PVC`, () => {
-      const claim = byKind(PersistentVolumeClaim.is)[0]!.metadata!.name!;
+      const claim = named(PersistentVolumeClaim.is, 'ci-build-cache').metadata!.name!;
       const job = buildAgentJob(withBuildCache(template(name), claim), params('default'));
       expect(() => validate(job)).not.toThrow();
       const pod = job.spec!.template.spec!;
@@ -261,7 +297,7 @@ describe('agent Job templates and the Jobs the scaler builds from them', () => {
   }
 
   it('the cache PVC is ReadWriteMany (agents on many nodes share it)', () => {
-    expect(byKind(PersistentVolumeClaim.is)[0]!.spec!.accessModes).toEqual(['ReadWriteMany']);
+    expect(named(PersistentVolumeClaim.is, 'ci-build-cache').spec!.accessModes).toEqual(['ReadWriteMany']);
   });
 });
 
@@ -305,4 +341,155 @@ describe('build cache client in the agent pods (issue 9)', () => {
       expect(mount.mountPath).not.toMatch(/serviceaccount/);
     });
   }
+});
+
+describe('Buildkite plugin cache hooks in the agent pods (issue 9, point 5)', () => {
+  const kustomization = parse(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8'));
+  type Generator = { name: string; files: string[]; options: { disableNameSuffixHash: boolean } };
+
+  it('kustomize ships the hooks and the script in the ConfigMap the Buildkite template mounts as a hooks path', () => {
+    const hooks = (kustomization.configMapGenerator as Generator[]).find((g) => g.name === 'ci-cache-buildkite-hooks');
+    expect(hooks?.options.disableNameSuffixHash).toBe(true);
+    const files = hooks!.files.map((f) => f.split('/').pop());
+    // environment runs before the agent checks plugins out; pre-checkout is the first hook after.
+    expect(files.sort()).toEqual(['ci-cache-plugins', 'environment', 'pre-checkout']);
+    for (const f of hooks!.files) expect(statSync(join(K8S, f)).mode & 0o111, f).not.toBe(0);
+
+    const pod = template('buildkite').spec!.template.spec!;
+    const container = pod.containers[0]!;
+    const volume = pod.volumes!.find((v) => v.configMap?.name === 'ci-cache-buildkite-hooks')!;
+    expect(volume.configMap!.optional).toBe(true);
+    expect(volume.configMap!.defaultMode).toBe(0o555);
+    const mount = container.volumeMounts!.find((m) => m.name === volume.name)!;
+    const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
+    expect(env.BUILDKITE_ADDITIONAL_HOOKS_PATHS).toBe(mount.mountPath);
+    // The hooks find the script where the template mounts it.
+    for (const hook of ['environment', 'pre-checkout']) {
+      const text = readFileSync(join(K8S, 'cache/buildkite-hooks', hook), 'utf8');
+      expect(text).toContain(`\${CI_CACHE_HOOKS_DIR:-${mount.mountPath}}/ci-cache-plugins`);
+    }
+    // The staging area of the hook is on the plugins volume (a rename into place, not a copy).
+    const plugins = container.volumeMounts!.find((m) => m.mountPath === env.BUILDKITE_PLUGINS_PATH);
+    expect(plugins).toBeDefined();
+  });
+});
+
+describe('per-agent build cache volumes cloned from a snapshot (issue 9, point 6)', () => {
+  const DIR = join(K8S, 'cache-snapshot');
+  const component = parse(readFileSync(join(DIR, 'kustomization.yaml'), 'utf8'));
+  const snapshot = (file: string) => parse(readFileSync(join(DIR, 'snapshots', file), 'utf8'));
+  const cron = () => named(CronJob.is, 'ci-build-cache-refresh');
+  const cronPod = () => cron().spec!.jobTemplate.spec!.template.spec!;
+
+  /** The per-agent volume exactly as agents/buildkite.yaml ships it, commented out. */
+  function shippedVolume(): V1Volume {
+    const lines = readFileSync(join(K8S, 'agents', 'buildkite.yaml'), 'utf8').split('\n');
+    const start = lines.findIndex((l) => /Or per agent/.test(l));
+    const block: string[] = [];
+    for (const line of lines.slice(start + 1)) {
+      const m = /^ {8}# (.*)$/.exec(line);
+      if (!m) break;
+      if (/^- name: /.test(m[1]!) || block.length) block.push(m[1]!);
+    }
+    const volumes = parse(block.join('\n')) as V1Volume[];
+    expect(volumes).toHaveLength(1);
+    return volumes[0]!;
+  }
+
+  function withSnapshotCache(t: V1Job): V1Job {
+    const job = structuredClone(t);
+    const pod = job.spec!.template.spec!;
+    pod.volumes = [...(pod.volumes ?? []), shippedVolume()];
+    pod.containers[0]!.volumeMounts = [
+      ...(pod.containers[0]!.volumeMounts ?? []),
+      { name: 'build-cache', mountPath: '/cache' },
+    ];
+    return job;
+  }
+
+  it('is a kustomize component whose resources exist; its snapshots are valid VolumeSnapshots', () => {
+    expect(component.kind).toBe('Component');
+    for (const r of component.resources) expect(statSync(join(DIR, r)).isFile()).toBe(true);
+    const generated = (
+      component.configMapGenerator as { name: string; files: string[]; options: { disableNameSuffixHash: boolean } }[]
+    ).find((g) => g.name === 'ci-build-cache-snapshots')!;
+    expect(generated.files.sort()).toEqual(['snapshots/next.yaml', 'snapshots/stable.yaml']);
+    expect(generated.options.disableNameSuffixHash).toBe(true);
+    for (const file of ['next.yaml', 'stable.yaml']) expect(() => validate(snapshot(file))).not.toThrow();
+    const broken = snapshot('stable.yaml');
+    broken.spec.source.volumeSnapshotContentName = 'both';
+    expect(() => validate(broken)).toThrow(/exactly one/);
+  });
+
+  it('each agent gets its own ReadWriteOnce volume cloned from the stable snapshot the refresh re-creates', () => {
+    const volume = shippedVolume();
+    const claim = volume.ephemeral!.volumeClaimTemplate!.spec;
+    expect(claim.accessModes).toEqual(['ReadWriteOnce']);
+    expect(claim.dataSource).toEqual({
+      apiGroup: 'snapshot.storage.k8s.io',
+      kind: 'VolumeSnapshot',
+      name: snapshot('stable.yaml').metadata.name,
+    });
+    // Both snapshots are of the warm source volume, and the clone is at least as large.
+    const source = named(PersistentVolumeClaim.is, 'ci-build-cache-warm-source');
+    expect(source.spec!.accessModes).toEqual(['ReadWriteOnce']);
+    for (const file of ['next.yaml', 'stable.yaml'])
+      expect(snapshot(file).spec.source.persistentVolumeClaimName).toBe(source.metadata!.name);
+    expect(claim.resources!.requests!.storage).toBe(source.spec!.resources!.requests!.storage);
+    expect(claim.storageClassName).toBe(source.spec!.storageClassName);
+  });
+
+  for (const name of TEMPLATES) {
+    it(`${name}: with the per-agent volume, the template and the Job the scaler builds are valid and keep it`, () => {
+      const t = withSnapshotCache(template(name));
+      expect(() => validate(t)).not.toThrow();
+      const job = buildAgentJob(t, {
+        namespace: 'ci-agents',
+        queue: 'default',
+        dispatchId: 'd-1',
+        jobName: jobNameFor('default', 'd-1'),
+        count: 3,
+        ttlSecondsAfterFinished: 600,
+        activeDeadlineSeconds: 3600,
+      });
+      expect(() => validate(job)).not.toThrow();
+      const volumes = job.spec!.template.spec!.volumes!;
+      expect(volumes.find((v) => v.name === 'build-cache')).toEqual(shippedVolume());
+      const names = volumes.map((v) => v.name);
+      expect(new Set(names).size, 'volume names are unique').toBe(names.length);
+    });
+  }
+
+  it('the refresh snapshots the warm volume in order, then swaps the stable name, with namespaced rights only', () => {
+    const pod = cronPod();
+    expect(cron().spec!.concurrencyPolicy).toBe('Forbid');
+    expect(pod.serviceAccountName).toBe('ci-build-cache-refresh');
+    expect(pod.volumes!.find((v) => v.persistentVolumeClaim)!.persistentVolumeClaim!.claimName).toBe(
+      'ci-build-cache-warm-source',
+    );
+    expect(pod.volumes!.find((v) => v.configMap)!.configMap!.name).toBe('ci-build-cache-snapshots');
+    const init = pod.initContainers!;
+    const steps = init.map((c) => `${c.name}: ${(c.args ?? []).slice(0, 3).join(' ')}`);
+    expect(steps).toEqual([
+      `warm: ${init[0]!.args!.slice(0, 3).join(' ')}`,
+      'next-clear: delete volumesnapshot ci-build-cache-warm-next',
+      'next-create: apply -f /snapshots/next.yaml',
+      'next-wait: wait --for=jsonpath={.status.readyToUse}=true volumesnapshot/ci-build-cache-warm-next',
+      'swap-delete: delete volumesnapshot ci-build-cache-warm',
+      'swap-create: apply -f /snapshots/stable.yaml',
+      'swap-wait: wait --for=jsonpath={.status.readyToUse}=true volumesnapshot/ci-build-cache-warm',
+    ]);
+    // Deleting the stable snapshot waits (its finalizers hold it while clones are provisioned).
+    expect(init.find((c) => c.name === 'swap-delete')!.args).toContain('--wait=true');
+    expect(init[0]!.args![0]).toMatch(/\bsync\b/);
+    const role = named(Role.is, 'ci-build-cache-refresh');
+    expect(role.rules).toEqual([
+      { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: expect.any(Array) },
+    ]);
+    const binding = named(RoleBinding.is, 'ci-build-cache-refresh');
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: 'ci-agents' },
+    ]);
+    expect(named(ServiceAccount.is, String(pod.serviceAccountName))).toBeDefined();
+  });
 });

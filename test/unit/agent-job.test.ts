@@ -173,6 +173,30 @@ describe('buildAgentJob', () => {
     expect(template.metadata?.name).toBe('tpl');
   });
 
+  it('keeps the pod volumes of the template as they are, a per-agent ephemeral volume cloned from a snapshot included', () => {
+    const ephemeral = {
+      name: 'build-cache',
+      ephemeral: {
+        volumeClaimTemplate: {
+          metadata: { labels: { 'app.kubernetes.io/part-of': 'ci-agent-autoscaler' } },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'ebs-gp3',
+            resources: { requests: { storage: '50Gi' } },
+            dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'ci-build-cache-warm' },
+          },
+        },
+      },
+    };
+    const withVolume = structuredClone(template);
+    const pod = withVolume.spec!.template.spec!;
+    pod.volumes = [{ name: 'work', emptyDir: {} }, ephemeral];
+    pod.containers[0]!.volumeMounts = [{ name: 'build-cache', mountPath: '/cache' }];
+    const built = buildAgentJob(withVolume, { ...params, count: 9 }).spec!.template.spec!;
+    expect(built.volumes).toEqual([{ name: 'work', emptyDir: {} }, ephemeral]);
+    expect(built.containers[0]!.volumeMounts).toEqual([{ name: 'build-cache', mountPath: '/cache' }]);
+  });
+
   it('rejects a count below 1', () => {
     expect(() => buildAgentJob(template, { ...params, count: 0 })).toThrow(RangeError);
   });

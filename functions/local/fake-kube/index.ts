@@ -183,6 +183,8 @@ export class FakeKube {
   private rv = 1000;
   private jobStore = new Map<string, JobObject>();
   private podStore = new Map<string, PodObject>();
+  /** Pods created for each Job (by uid), so the controller never scans every pod (may hold removed ones). */
+  private podsOf = new Map<string, Set<PodObject>>();
   private secretStore = new Map<string, SecretObject>();
   private state = new Map<string, JobState>();
   private faults: Fault[] = [];
@@ -238,6 +240,7 @@ export class FakeKube {
     this.clearTimers();
     this.jobStore.clear();
     this.podStore.clear();
+    this.podsOf.clear();
     this.secretStore.clear();
     this.state.clear();
     this.faults = [];
@@ -891,14 +894,27 @@ export class FakeKube {
     this.jobStore.delete(key(job.metadata.namespace, job.metadata.name));
     this.state.get(uid)?.timers.forEach(clearTimeout);
     this.state.delete(uid);
-    for (const [k, pod] of this.podStore) {
-      if (pod.metadata.ownerReferences?.[0]?.uid !== uid) continue;
+    for (const pod of this.ownedPods(uid)) {
       if (policy === 'Orphan') {
         delete pod.metadata.ownerReferences;
         pod.metadata.resourceVersion = this.nextRv();
-      } else this.podStore.delete(k);
+      } else this.podStore.delete(key(pod.metadata.namespace, pod.metadata.name));
     }
+    this.podsOf.delete(uid);
     if (policy !== 'Orphan') this.collectGarbage();
+  }
+
+  /** The pods in the store that the Job of this uid owns. */
+  private ownedPods(uid: string): PodObject[] {
+    const owned: PodObject[] = [];
+    for (const p of this.podsOf.get(uid) ?? []) {
+      if (
+        this.podStore.get(key(p.metadata.namespace, p.metadata.name)) === p &&
+        p.metadata.ownerReferences?.[0]?.uid === uid
+      )
+        owned.push(p);
+    }
+    return owned;
   }
 
   // --- job controller --------------------------------------------------------------------------
@@ -910,11 +926,7 @@ export class FakeKube {
   }
 
   private activePods(job: JobObject): PodObject[] {
-    return [...this.podStore.values()].filter(
-      (p) =>
-        p.metadata.ownerReferences?.[0]?.uid === job.metadata.uid &&
-        (p.status.phase === 'Pending' || p.status.phase === 'Running'),
-    );
+    return this.ownedPods(job.metadata.uid).filter((p) => p.status.phase === 'Pending' || p.status.phase === 'Running');
   }
 
   private createPod(job: JobObject, index: number | undefined): void {
@@ -972,6 +984,9 @@ export class FakeKube {
       },
     };
     this.podStore.set(key(pod.metadata.namespace, name), pod);
+    const owned = this.podsOf.get(job.metadata.uid) ?? new Set<PodObject>();
+    owned.add(pod);
+    this.podsOf.set(job.metadata.uid, owned);
     const auto = this.options.autoRun;
     if (auto) {
       const start = setTimeout(() => {

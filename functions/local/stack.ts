@@ -413,6 +413,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ...wired,
       cluster: {
         listAgentJobs: () => wired.cluster.listAgentJobs(),
+        // The pods feed the back-off; Secrets carry GitHub just-in-time runner configurations.
+        ...(wired.cluster.listAgentPods ? { listAgentPods: wired.cluster.listAgentPods } : {}),
+        ...(wired.cluster.createJobSecret ? { createJobSecret: wired.cluster.createJobSecret } : {}),
         createJob: async (job: V1Job) => {
           const result = await wired.cluster.createJob(job);
           const queue = queueOf(job) ?? '?';

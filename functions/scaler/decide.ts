@@ -1,20 +1,24 @@
 /**
  * Stage 3, decide: a queue's observation this tick (the ledger's pending and running counts, the
- * agents our Jobs supply, the busy bound of running CI jobs, the warm pool) and core/decision.ts's
- * decision on it for a given number of agents in flight; then the decision's log line and metrics.
+ * agents our Jobs supply, the busy bound of running CI jobs, the warm pool, the queue's back-off)
+ * and core/decision.ts's decision on it for a given number of agents in flight; then the
+ * decision's log line and metrics.
  */
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { BackoffEvent, Gate } from '../core/backoff.js';
 import { busyBound, type Decision, decide } from '../core/decision.js';
-import type { ReconcilePlan } from '../core/limiter.js';
 import type { QueueCounts } from '../core/stores.js';
 import { type ObservedJob, observedJob, type WarmPoolSize } from '../core/warm-pool.js';
-import type { QueueLimits, ScalerPorts, ScalerSettings } from './ports.js';
+import type { QueueLimits, ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
+import type { Reconciled } from './reconcile.js';
 
 export interface QueueDecider {
   readonly queue: string;
   readonly limits: QueueLimits;
   /** The warm pool's size and inputs this tick; absent without a warm pool. */
   readonly pool: WarmPoolSize | undefined;
+  /** The queue's back-off this tick; absent without back-off. */
+  readonly gate: Gate | undefined;
   /** The decision with `inFlight` agents in flight (the limiter's count). */
   decide(inFlight: number): Decision;
 }
@@ -30,11 +34,42 @@ export function measureWarmPool(ports: ScalerPorts, clusterJobs: readonly V1Job[
   ports.warmPool.observe(seen, ports.now());
 }
 
+/** Feeds the back-off the agent pods just listed; logs and measures what it found. */
+export function measureBackoff(ports: ScalerPorts, pods: readonly V1Pod[] | undefined): void {
+  const { backoff, log } = ports;
+  if (!pods || !backoff) return;
+  const events = backoff.observe(pods, ports.now());
+  const failures = new Map<string, number>();
+  for (const e of events) logBackoff(log, e, failures);
+  for (const [queue, step] of Object.entries(backoff.steps()))
+    ports.metrics?.backoff?.(queue, step, failures.get(queue) ?? 0);
+}
+
+function logBackoff(log: ScalerLog, e: BackoffEvent, failures: Map<string, number>): void {
+  if (e.kind === 'recovered') {
+    log.info('queue back-off over: an agent started healthy', { queue: e.queue, step: e.step });
+    return;
+  }
+  failures.set(e.queue, (failures.get(e.queue) ?? 0) + 1);
+  log.warn(
+    `queue ${e.queue} backs off ${Math.round(e.holdMs / 1000)} s: agent failed at start (${e.reason}: ${e.message})`,
+    {
+      queue: e.queue,
+      step: e.step,
+      holdSeconds: Math.round(e.holdMs / 1000),
+      reason: e.reason,
+      message: e.message,
+      pod: e.pod,
+      jobName: e.jobName,
+    },
+  );
+}
+
 export function queueDecider(
   ports: ScalerPorts,
   settings: ScalerSettings,
   counts: Readonly<Record<string, QueueCounts>>,
-  plan: ReconcilePlan,
+  { plan, views }: Pick<Reconciled, 'plan' | 'views'>,
   queue: string,
 ): QueueDecider {
   const limits = settings.limits[queue] ?? { minAgents: 0, maxAgents: 0 };
@@ -50,22 +85,23 @@ export function queueDecider(
     : undefined;
   const pool = ports.warmPool?.size(queue, ports.now());
   const warm = pool ? { warm: pool.warm } : {};
-  return {
-    queue,
-    limits,
-    pool,
-    decide: (inFlight) =>
-      decide({
-        queue,
-        pending,
-        running,
-        inFlight,
-        supply: Math.min(supply, inFlight),
-        ...(bound === undefined ? {} : { busyBound: bound }),
-        ...limits,
-        ...warm,
-      }),
-  };
+  const planned = views.get(queue)?.inFlight ?? 0;
+  // Tokens reserved by other invocations since the plan are agents on their way: supply too.
+  const observe = (inFlight: number) =>
+    decide({
+      queue,
+      pending,
+      running,
+      inFlight,
+      supply: Math.min(supply + Math.max(0, inFlight - planned), inFlight),
+      ...(bound === undefined ? {} : { busyBound: bound }),
+      ...limits,
+      ...warm,
+    });
+  // A queue backing off creates nothing, or one probe agent; the other queues are not held.
+  const gate = ports.backoff?.gate(queue, ports.now());
+  const held = (d: Decision): Decision => (gate && d.count > gate.allow ? { ...d, count: gate.allow } : d);
+  return { queue, limits, pool, gate, decide: (inFlight) => held(observe(inFlight)) };
 }
 
 /** The decision's log line and metrics; `reserved` agents were reserved for it. */
@@ -89,6 +125,9 @@ export function reportDecision(
     count: decision.count,
     reason: decision.reason,
     reserved,
+    ...(decider.gate && decider.gate.step > 0
+      ? { backoffStep: decider.gate.step, heldUntil: new Date(decider.gate.holdUntil).toISOString() }
+      : {}),
     ...(decider.pool ?? {}),
   });
   ports.metrics?.decision(decision, reserved, latencyMs);

@@ -21,5 +21,16 @@ export function createScalerMetrics(): ScalerMetrics {
       metrics.addMetric('DecisionLatencyMs', MetricUnit.Milliseconds, latencyMs);
       metrics.publishStoredMetrics();
     },
+    backoff(queue, step, startFailures) {
+      metrics.addDimension('Queue', queue);
+      metrics.addMetric('BackoffStep', MetricUnit.Count, step);
+      metrics.addMetric('AgentStartFailures', MetricUnit.Count, startFailures);
+      metrics.publishStoredMetrics();
+      // Also without the Queue dimension: one alarm (infra/aws/alarms.yml) covers every queue.
+      if (startFailures > 0) {
+        metrics.addMetric('AgentStartFailures', MetricUnit.Count, startFailures);
+        metrics.publishStoredMetrics();
+      }
+    },
   };
 }

@@ -4,7 +4,8 @@
  * stores of core/stores.ts), so the same pipeline runs against AWS, the emulators, the local
  * stack and the simulator. Types only: nothing here does I/O.
  */
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { QueueBackoff } from '../core/backoff.js';
 import type { Decision } from '../core/decision.js';
 import type { JobEvent, QueuedJobEvent } from '../core/job-event.js';
 import type { ClusterJob } from '../core/limiter.js';
@@ -38,6 +39,14 @@ export interface ClusterPort {
   listAgentJobs(): Promise<V1Job[]>;
   /** 'exists' when a Job of that name is already there (409 AlreadyExists): a retried dispatch. */
   createJob(job: V1Job): Promise<'created' | 'exists'>;
+  /** Every pod of our agent Jobs in the namespace (one paginated list for all queues). Optional: back-off needs it. */
+  listAgentPods?(): Promise<V1Pod[]>;
+  /**
+   * Creates a Secret owned by the Job `jobName` (an ownerReference with the Job's uid, so the
+   * garbage collector deletes it with the Job); 'exists' when it is already there. Optional:
+   * just-in-time GitHub runners need it.
+   */
+  createJobSecret?(jobName: string, secret: V1Secret): Promise<'created' | 'exists'>;
 }
 
 /** Our Kubernetes Jobs, written and read back (adapters/kubernetes/job-factory.ts). */
@@ -61,6 +70,40 @@ export interface EventRouter {
   resolve(events: readonly QueuedJobEvent[]): Promise<RouteOutcome[]>;
 }
 
+/** What one tick saw, for a provider's housekeeping. */
+export interface TickView {
+  /** Our Jobs as listed this tick. */
+  readonly jobs: readonly ClusterJob[];
+  /** The limiter's dispatches as read this tick (status intent and submitted). */
+  readonly dispatches: readonly DispatchRecord[];
+  /** Our agent pods as listed this tick, when the scaler lists them. */
+  readonly pods?: readonly V1Pod[];
+  readonly now: number;
+}
+
+/**
+ * What a provider may add to the submit stage, without the scaler knowing the provider:
+ * credentials minted for a dispatch before its Job is created and handed to it after (GitHub's
+ * just-in-time runner configurations: adapters/github/jit-runners.ts), and housekeeping once per
+ * tick (removing registrations whose agents are gone).
+ *
+ * The contract that keeps a crash between any two steps repairable:
+ *  - beforeCreate runs before the Job exists; when it throws (the provider is rate limiting or
+ *    down) no Job is created and the dispatch stays in status intent, retried next tick or
+ *    released when its lease ends: no limiter token leaks;
+ *  - afterCreate runs once the Job exists and BEFORE the dispatch is marked submitted, so when it
+ *    throws, or the scaler dies before it, the next tick finds the Job with its dispatch still in
+ *    status intent and calls afterCreate again (it must be idempotent).
+ */
+export interface DispatchHooks {
+  /** The Job to create for the dispatch (possibly changed). Throws to keep the dispatch for later. */
+  beforeCreate(dispatch: DispatchRecord, job: V1Job): Promise<V1Job>;
+  /** Finishes what the existing Job needs. Idempotent; throws to be called again next tick. */
+  afterCreate(dispatch: DispatchRecord): Promise<void>;
+  /** Once per tick after the reconcile. Its failures are logged, never fail the tick. */
+  housekeeping?(view: TickView): Promise<void>;
+}
+
 export interface ScalerLog {
   debug(message: string, extra: Record<string, unknown>): void;
   info(message: string, extra: Record<string, unknown>): void;
@@ -72,6 +115,8 @@ export interface ScalerLog {
 export interface ScalerMetrics {
   /** Called once per queue per tick with the decision, the agents reserved for it and how long it took. */
   decision(decision: Decision, reserved: number, latencyMs: number): void;
+  /** Once per queue per tick when back-off is on: its step (0 = healthy) and new start failures. */
+  backoff?(queue: string, step: number, startFailures: number): void;
 }
 
 export interface ScalerPorts {
@@ -88,6 +133,10 @@ export interface ScalerPorts {
   readonly router?: EventRouter;
   readonly log: ScalerLog;
   readonly metrics?: ScalerMetrics;
+  /** Provider steps around a Job's creation (GitHub just-in-time runners). */
+  readonly hooks?: DispatchHooks;
+  /** Back-off of queues whose agents fail at start (needs cluster.listAgentPods). */
+  readonly backoff?: QueueBackoff;
   /** Epoch milliseconds. */
   readonly now: () => number;
   /** Waits on the same clock as now() (default: real time). */

@@ -3,9 +3,10 @@
  * (so a dispatch recorded as submitted before the read is visible in the list), beside the
  * ledger's counts; then carries out core/limiter.ts's plan: returns the tokens of finished or
  * vanished Jobs (once no create of theirs can land), resubmits dispatches still in status intent
- * that never became a Job, releases expired ones, and corrects a drifted counter.
+ * that never became a Job, releases expired ones, lets a provider do its housekeeping (ports.ts
+ * DispatchHooks), and corrects a drifted counter.
  */
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import {
   type ClusterJob,
   type DispatchAction,
@@ -28,6 +29,8 @@ export interface TickSnapshot {
   readonly clusterJobs: readonly V1Job[];
   /** Our Jobs, read back. */
   readonly ours: readonly ClusterJob[];
+  /** Our agent pods, listed after the Jobs when back-off or housekeeping needs them. */
+  readonly pods: readonly V1Pod[] | undefined;
 }
 
 /** The limiter's state of one queue as reconciled, where reserve starts from. */
@@ -48,7 +51,7 @@ export interface Reconciled {
 }
 
 /** Reads the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts), and the ledger's counts. */
-export async function snapshot(ports: ScalerPorts, settings: ScalerSettings): Promise<TickSnapshot> {
+export async function snapshot(ports: ScalerPorts, settings: ScalerSettings, errors: string[]): Promise<TickSnapshot> {
   const { limiter, ledger, cluster, jobs } = ports;
   const limiterSnapshot = await limiter.snapshot();
   const listedAt = ports.now();
@@ -57,7 +60,22 @@ export async function snapshot(ports: ScalerPorts, settings: ScalerSettings): Pr
     cluster.listAgentJobs(),
   ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
-  return { limiter: limiterSnapshot, listedAt, counts, clusterJobs, ours };
+  // Listed after the Jobs: a failed index the Job list shows has its pod in this list.
+  const pods = await listPods(ports, errors);
+  return { limiter: limiterSnapshot, listedAt, counts, clusterJobs, ours, pods };
+}
+
+/** The agent pods, when back-off or a hook needs them. Undefined if not listed. */
+async function listPods(ports: ScalerPorts, errors: string[]): Promise<V1Pod[] | undefined> {
+  const { cluster, backoff } = ports;
+  if (!cluster.listAgentPods || (!backoff && !ports.hooks?.housekeeping)) return undefined;
+  try {
+    return await cluster.listAgentPods();
+  } catch (e) {
+    // Without the pods the back-off keeps its state from the last tick.
+    errors.push(`list pods: ${describeError(e)}`);
+    return undefined;
+  }
 }
 
 /** Carries out the reconcile plan of the snapshot; failures go to `errors`. */
@@ -97,7 +115,11 @@ export async function reconcile(
           await submitter.resubmit(a.dispatch);
           return;
         case 'update':
-          if (a.markSubmitted) await limiter.markSubmitted(a.dispatch);
+          if (a.markSubmitted) {
+            // Before markSubmitted: a Job whose provider step (its Secret) is missing is completed here.
+            await ports.hooks?.afterCreate(a.dispatch);
+            await limiter.markSubmitted(a.dispatch);
+          }
           // Refused when a create was fenced since the snapshot: the counter is left as is.
           if (a.tokens !== a.dispatch.tokens && !(await limiter.setTokens(a.dispatch, a.tokens))) unsettle(a);
           return;
@@ -122,6 +144,17 @@ export async function reconcile(
     }
   };
   await Promise.all(plan.actions.map(carry));
+
+  if (ports.hooks?.housekeeping) {
+    await ports.hooks
+      .housekeeping({
+        jobs: seen.ours,
+        dispatches: seen.limiter.dispatches,
+        ...(seen.pods ? { pods: seen.pods } : {}),
+        now: ports.now(),
+      })
+      .catch((e: unknown) => log.warn('housekeeping failed; tried again later', { error: describeError(e) }));
+  }
 
   let corrected = 0;
   await Promise.all(

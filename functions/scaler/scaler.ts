@@ -9,7 +9,7 @@
  * A crash between any two stages leaves a dispatch or a counter that the next tick repairs.
  */
 import type { Decision } from '../core/decision.js';
-import { measureWarmPool, queueDecider, reportDecision } from './decide.js';
+import { measureBackoff, measureWarmPool, queueDecider, reportDecision } from './decide.js';
 import { type DrainReport, drain } from './drain.js';
 import type { ScalerPorts, ScalerSettings } from './ports.js';
 import { reconcile, snapshot } from './reconcile.js';
@@ -42,22 +42,25 @@ export async function provision(ports: ScalerPorts, settings: ScalerSettings): P
   const errors: string[] = [];
   // submit: creates a dispatch's one Job; reconcile and reserve hand it their dispatches (submit.ts).
   const submissions = submitter(ports, settings, errors);
-  // reconcile, reads: the limiter's snapshot, THEN our Jobs in the cluster, and the ledger's counts (reconcile.ts).
-  const seen = await snapshot(ports, settings);
+  // reconcile, reads: the limiter, THEN our Jobs and pods, beside the ledger's counts (reconcile.ts).
+  const seen = await snapshot(ports, settings, errors);
+  // decide, back-off: queues whose agents just failed at start hold off (decide.ts).
+  measureBackoff(ports, seen.pods);
   // decide, warm pool: measures the start-up of the agents just listed (decide.ts).
   measureWarmPool(ports, seen.clusterJobs);
   // reconcile: returns tokens, resubmits or releases dispatches, corrects drifted counters (reconcile.ts).
-  const { plan, views, released, corrected } = await reconcile(ports, settings, seen, submissions, errors);
+  const reconciled = await reconcile(ports, settings, seen, submissions, errors);
   const decisions = await Promise.all(
     settings.queues.map(async (queue) => {
       const started = performance.now();
       // decide: how many agents the queue needs, from the ledger's counts and our agents (decide.ts).
-      const decider = queueDecider(ports, settings, seen.counts, plan, queue);
+      const decider = queueDecider(ports, settings, seen.counts, reconciled, queue);
       // reserve: the queue's tokens in one conditional write, then submit the dispatch (reserve.ts).
-      const { decision, reserved } = await reserve(ports, settings, decider, views.get(queue), submissions);
+      const { decision, reserved } = await reserve(ports, settings, decider, reconciled.views.get(queue), submissions);
       reportDecision(ports, decider, decision, reserved, performance.now() - started);
       return { ...decision, count: reserved };
     }),
   );
+  const { released, corrected } = reconciled;
   return { decisions, created: submissions.created, released, corrected, errors };
 }

@@ -1,5 +1,6 @@
 /**
- * Stage 5, submit: creates the ONE Kubernetes Job of a dispatch and marks the dispatch submitted.
+ * Stage 5, submit: creates the ONE Kubernetes Job of a dispatch (with the provider's hooks around
+ * the create: ports.ts DispatchHooks) and marks the dispatch submitted.
  * Every create is fenced first (by reserve's conditional write, or by resubmit's beginCreate) and
  * is issued only inside that fence's window (core/limiter.ts), so a create can never land after
  * the dispatch's tokens were returned.
@@ -38,7 +39,18 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
     if (!mayCreate(dispatch, now, graceMs) || !mayIssue(fencedAt, now)) return;
     let result: 'created' | 'exists';
     try {
-      result = await cluster.createJob(jobs.build(dispatch));
+      let job = jobs.build(dispatch);
+      if (ports.hooks) {
+        job = await ports.hooks.beforeCreate(dispatch, job);
+        // Minting may have taken longer than the fence allows (a big batch, a slow provider): the
+        // create is then left to the next tick, whose hook finds the credentials ready at once.
+        const after = ports.now();
+        if (!mayCreate(dispatch, after, graceMs) || !mayIssue(fencedAt, after)) return;
+      }
+      result = await cluster.createJob(job);
+      ports.backoff?.created(dispatch.queue, dispatch.jobName, ports.now());
+      // Before markSubmitted: if this fails, the next tick finds the Job still in status intent and retries it.
+      await ports.hooks?.afterCreate(dispatch);
     } catch (e) {
       // The tokens stay reserved: the dispatch is retried next tick and released when its lease
       // expires. A create refused with a 4xx can no longer land: settled. Without an answer (or

@@ -3,14 +3,18 @@
 import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
 import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
 import { DynamoRouteStore } from '../adapters/dynamodb/route-store.js';
+import { JitRunners, usesJitConfig } from '../adapters/github/jit-runners.js';
+import { createRunnersApi } from '../adapters/github/runners-api.js';
 import { createGitlabJobsApi } from '../adapters/gitlab/jobs-api.js';
 import { createCluster } from '../adapters/kubernetes/cluster.js';
 import { jobFactory } from '../adapters/kubernetes/job-factory.js';
 import { loadTemplate } from '../adapters/kubernetes/templates.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { createEventsQueue, eventSource } from '../adapters/sqs/events-queue.js';
+import { QueueBackoff } from '../core/backoff.js';
+import { defaultRunnerLabels } from '../core/routing.js';
 import { WarmPoolTracker } from '../core/warm-pool.js';
-import type { ScalerConfig } from '../shared/config.js';
+import { ConfigError, type ScalerConfig } from '../shared/config.js';
 import { createGitlabRouter } from './gitlab-routes.js';
 import { createScalerMetrics } from './metrics.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
@@ -32,6 +36,37 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
       Object.entries(c.queueSettings).map(async ([q, s]) => [q, await loadTemplate(s.jobTemplate)] as const),
     ),
   );
+  const jitQueues = new Set(Object.keys(templates).filter((q) => templates[q] && usesJitConfig(templates[q])));
+  if (jitQueues.size > 0 && !c.github) {
+    throw new ConfigError(
+      'GITHUB_APP_ID',
+      `GITHUB_APP_ID, GITHUB_RUNNER_OWNER and GITHUB_APP_PRIVATE_KEY(_PARAMETER) must be set: the Job template of queue(s) ${[
+        ...jitQueues,
+      ]
+        .map((q) => JSON.stringify(q))
+        .join(', ')} mounts the jitconfig volume (just-in-time GitHub runners)`,
+    );
+  }
+  const cluster = await createCluster(c.cluster, c.namespace);
+  const github = c.github;
+  const secrets = github ? new SecretStore({ githubAppKey: github.privateKey }) : undefined;
+  const hooks =
+    github && secrets && jitQueues.size > 0
+      ? new JitRunners({
+          api: createRunnersApi({
+            appId: github.appId,
+            privateKey: () => secrets.get('githubAppKey'),
+            owner: github.owner,
+            apiUrl: github.apiUrl,
+          }),
+          cluster,
+          runnerGroupId: github.runnerGroupId,
+          isJitQueue: (queue) => jitQueues.has(queue),
+          labelsFor: (queue) => c.queueSettings[queue]?.agents.runnerLabels ?? defaultRunnerLabels(queue),
+          deployment: c.ledgerTable,
+          log,
+        })
+      : undefined;
   const gitlabCredentials = new SecretStore({ gitlabApi: c.gitlabApi.token });
   const api = gitlabCredentials.enabled('gitlabApi')
     ? createGitlabJobsApi({
@@ -57,7 +92,13 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
       openMaxAgeHours: c.ledgerOpenMaxAgeHours,
     }),
     limiter: new DynamoLimiterStore({ tableName: c.ledgerTable }),
-    cluster: await createCluster(c.cluster, c.namespace),
+    cluster,
+    ...(hooks ? { hooks } : {}),
+    backoff: new QueueBackoff({
+      baseMs: c.backoff.baseSeconds * 1000,
+      maxMs: c.backoff.maxSeconds * 1000,
+      unschedulableMs: c.backoff.unschedulableSeconds * 1000,
+    }),
     jobs: jobFactory({
       namespace: c.namespace,
       ttlSecondsAfterFinished: c.jobTtlSecondsAfterFinished,

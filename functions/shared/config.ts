@@ -240,6 +240,68 @@ export const VARIABLES = [
       'Long-poll wait for new events when no CI job is waiting: an event ends the wait at once; without one the scaler still reconciles this often. While jobs wait for agents it re-ticks every 2 s.',
   },
   {
+    name: 'AGENT_BACKOFF_BASE_SECONDS',
+    functions: ['scaler'],
+    default: '30',
+    expected: 'an integer from 1 to 3600',
+    description:
+      "A queue whose agents fail at start (failed pod, CreateContainerConfigError, image pull error, unschedulable) creates no Job for this long, doubling with each further failure up to AGENT_BACKOFF_MAX_SECONDS; the queue's first healthy agent resets it. Other queues are not held.",
+  },
+  {
+    name: 'AGENT_BACKOFF_MAX_SECONDS',
+    functions: ['scaler'],
+    default: '600',
+    expected: 'an integer >= AGENT_BACKOFF_BASE_SECONDS and <= 86400',
+    description: 'Longest back-off of a queue whose agents keep failing at start.',
+  },
+  {
+    name: 'AGENT_UNSCHEDULABLE_SECONDS',
+    functions: ['scaler'],
+    default: '300',
+    expected: 'an integer from 10 to 86400',
+    description: 'An agent pod unschedulable for longer than this counts as failed at start (back-off).',
+  },
+  {
+    name: 'GITHUB_APP_ID',
+    functions: ['scaler'],
+    expected: 'the numeric App ID (or the Client ID) of a GitHub App',
+    description:
+      'GitHub App that registers just-in-time runners (permission: self-hosted runners read/write on the organisation, or administration on the repository). Required with GITHUB_RUNNER_OWNER and a private key when a queue uses the `github` template.',
+  },
+  {
+    name: 'GITHUB_APP_PRIVATE_KEY',
+    functions: ['scaler'],
+    expected: 'the PEM private key of the GitHub App',
+    description: 'The App private key, plain (local use). In AWS use GITHUB_APP_PRIVATE_KEY_PARAMETER.',
+    secret: true,
+  },
+  {
+    name: 'GITHUB_APP_PRIVATE_KEY_PARAMETER',
+    functions: ['scaler'],
+    expected: 'an SSM Parameter Store name (SecureString) starting with "/", holding the PEM private key',
+    description: 'SSM parameter holding the App private key; fetched once per container.',
+  },
+  {
+    name: 'GITHUB_RUNNER_OWNER',
+    functions: ['scaler'],
+    expected: 'an organisation (`my-org`) or a repository (`owner/repo`)',
+    description: 'Where the runners are registered: organisation runners, or repository runners.',
+  },
+  {
+    name: 'GITHUB_RUNNER_GROUP_ID',
+    functions: ['scaler'],
+    default: '1',
+    expected: 'an integer >= 1',
+    description: 'Runner group of the organisation runners (1 is the Default group; repository runners use 1).',
+  },
+  {
+    name: 'GITHUB_API_URL',
+    functions: ['scaler'],
+    default: 'https://api.github.com',
+    expected: 'an http(s) URL',
+    description: 'GitHub REST API base URL (GitHub Enterprise Server: `https://HOST/api/v3`).',
+  },
+  {
     name: 'GITLAB_API_URL',
     functions: ['scaler'],
     default: 'https://gitlab.com/api/v4',
@@ -500,6 +562,25 @@ export type ClusterAccess =
       readonly caData?: string;
     };
 
+/** Where GitHub runners are registered. */
+export type GitHubRunnerOwner =
+  | { readonly kind: 'org'; readonly org: string }
+  | { readonly kind: 'repo'; readonly owner: string; readonly repo: string };
+
+export interface GitHubAppConfig {
+  readonly appId: string;
+  readonly privateKey: SecretSource;
+  readonly owner: GitHubRunnerOwner;
+  readonly runnerGroupId: number;
+  readonly apiUrl: string;
+}
+
+export interface BackoffConfig {
+  readonly baseSeconds: number;
+  readonly maxSeconds: number;
+  readonly unschedulableSeconds: number;
+}
+
 export interface ScalerConfig extends CommonConfig {
   readonly ledgerTable: string;
   readonly defaults: QueueSettings;
@@ -514,6 +595,9 @@ export interface ScalerConfig extends CommonConfig {
   readonly budgetSeconds: number;
   readonly pollSeconds: number;
   readonly cluster: ClusterAccess;
+  readonly backoff: BackoffConfig;
+  /** Set when GitHub runners are registered just in time (a queue uses the `github` template). */
+  readonly github?: GitHubAppConfig;
   readonly gitlabApi: { readonly url: string; readonly token: SecretSource };
   readonly warmPool: 'off' | 'adaptive';
 }
@@ -747,6 +831,73 @@ function cluster(env: Env): ClusterAccess {
   };
 }
 
+const GITHUB_VARIABLES = [
+  'GITHUB_APP_ID',
+  'GITHUB_APP_PRIVATE_KEY',
+  'GITHUB_APP_PRIVATE_KEY_PARAMETER',
+  'GITHUB_RUNNER_OWNER',
+] as const;
+
+const GITHUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+const GITHUB_REPO = /^[A-Za-z0-9._-]{1,100}$/;
+
+function githubApp(env: Env, settings: Readonly<Record<string, QueueSettings>>): GitHubAppConfig | undefined {
+  const githubQueues = Object.entries(settings)
+    .filter(([, s]) => s.jobTemplate === 'github')
+    .map(([q]) => q);
+  const given = GITHUB_VARIABLES.filter((v) => optional(env, v) !== undefined);
+  if (githubQueues.length === 0 && given.length === 0) return undefined;
+  const why =
+    githubQueues.length > 0
+      ? `queue(s) ${githubQueues.map((q) => JSON.stringify(q)).join(', ')} use the github template`
+      : `${given.join(', ')} ${given.length === 1 ? 'is' : 'are'} set`;
+  const need = (name: VariableName): string => {
+    const value = optional(env, name);
+    if (value === undefined)
+      throw new ConfigError(name, `${name} must be set: ${why} (${spec(name).expected}), got nothing (unset)`);
+    return value;
+  };
+  const appId = need('GITHUB_APP_ID');
+  if (!/^(\d{1,12}|Iv[0-9A-Za-z.]{4,40})$/.test(appId)) fail('GITHUB_APP_ID', env.GITHUB_APP_ID);
+  const privateKey = secret(env, 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_APP_PRIVATE_KEY_PARAMETER');
+  if (privateKey.kind === 'disabled') {
+    throw new ConfigError(
+      'GITHUB_APP_PRIVATE_KEY_PARAMETER',
+      `GITHUB_APP_PRIVATE_KEY_PARAMETER (or GITHUB_APP_PRIVATE_KEY) must be set: ${why}, got nothing (unset)`,
+    );
+  }
+  if (privateKey.kind === 'value' && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey.value)) {
+    // Never echo a key, even a malformed one.
+    throw new ConfigError(
+      'GITHUB_APP_PRIVATE_KEY',
+      'GITHUB_APP_PRIVATE_KEY must be the PEM private key of the GitHub App (-----BEGIN ... PRIVATE KEY-----), got something else',
+    );
+  }
+  const ownerText = need('GITHUB_RUNNER_OWNER');
+  const parts = ownerText.split('/');
+  let owner: GitHubRunnerOwner;
+  if (parts.length === 1 && GITHUB_NAME.test(parts[0] ?? '')) owner = { kind: 'org', org: ownerText };
+  else if (parts.length === 2 && GITHUB_NAME.test(parts[0] ?? '') && GITHUB_REPO.test(parts[1] ?? ''))
+    owner = { kind: 'repo', owner: parts[0] ?? '', repo: parts[1] ?? '' };
+  else return fail('GITHUB_RUNNER_OWNER', env.GITHUB_RUNNER_OWNER);
+  return {
+    appId,
+    privateKey,
+    owner,
+    runnerGroupId: int(env, 'GITHUB_RUNNER_GROUP_ID', 1),
+    apiUrl: url(env, 'GITHUB_API_URL').replace(/\/+$/, ''),
+  };
+}
+
+function backoff(env: Env): BackoffConfig {
+  const baseSeconds = int(env, 'AGENT_BACKOFF_BASE_SECONDS', 1, 3600);
+  return {
+    baseSeconds,
+    maxSeconds: int(env, 'AGENT_BACKOFF_MAX_SECONDS', baseSeconds, 86_400),
+    unschedulableSeconds: int(env, 'AGENT_UNSCHEDULABLE_SECONDS', 10, 86_400),
+  };
+}
+
 function warmPool(env: Env): 'off' | 'adaptive' {
   const value = required(env, 'WARM_POOL').toLowerCase();
   if (value !== 'off' && value !== 'adaptive') fail('WARM_POOL', env.WARM_POOL);
@@ -759,6 +910,7 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) fail('KUBE_NAMESPACE', env.KUBE_NAMESPACE);
   const budgetSeconds = int(env, 'SCALER_BUDGET_SECONDS', 1, 890);
   const intentLeaseSeconds = int(env, 'INTENT_LEASE_SECONDS', 10, 3600);
+  const github = githubApp(env, base.queueSettings);
   return {
     ...base,
     ledgerTable: required(env, 'LEDGER_TABLE'),
@@ -771,6 +923,8 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
     budgetSeconds,
     pollSeconds: int(env, 'SCALER_POLL_SECONDS', 1, 20),
     cluster: cluster(env),
+    backoff: backoff(env),
+    ...(github ? { github } : {}),
     gitlabApi: {
       url: url(env, 'GITLAB_API_URL').replace(/\/+$/, ''),
       token: secret(env, 'GITLAB_API_TOKEN', 'GITLAB_API_TOKEN_PARAMETER'),

@@ -250,6 +250,11 @@ describe('function environment == functions/shared/config.ts', () => {
     const scaler = loadScalerConfig(deployedEnv(ciT, 'scaler'));
     expect(scaler.cluster).toEqual({ kind: 'eks', clusterName: 'ci-cluster' });
     expect(scaler.namespace).toBe('ci-agents');
+    expect(scaler.github).toMatchObject({
+      appId: '123456',
+      privateKey: { kind: 'parameter', name: '/ci-agent-autoscaler/ci/github-app-private-key' },
+      owner: { kind: 'org', org: 'acme' },
+    });
     expect(scaler.gitlabApi).toEqual({
       url: 'https://gitlab.com/api/v4',
       token: { kind: 'parameter', name: '/ci-agent-autoscaler/ci/gitlab-api-token' },
@@ -342,6 +347,14 @@ describe('resources', () => {
     expect(stat('max').Metric.MetricName).toBe('MaxAgents');
     expect(limiter.Metrics!.find((m) => m.ReturnData)!.Expression).toBe('IF(inflight >= max, 1, 0)');
     expect([limiter.EvaluationPeriods, limiter.DatapointsToAlarm, limiter.Threshold]).toEqual([15, 15, 1]);
+    const startFailures = find((a) => a.MetricName === 'AgentStartFailures');
+    expect(startFailures).toMatchObject({
+      Namespace: 'CiAgentAutoscaler',
+      Dimensions: [{ Name: 'service', Value: 'scaler' }],
+      Statistic: 'Sum',
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+    });
     for (const a of alarms) expect(a.AlarmActions, a.id).toEqual([{ Ref: 'AlarmTopic' }]);
     // The e-mail subscription exists only when alarmEmail is set.
     expect(ciT.Resources.AlarmEmailSubscription).toBeUndefined();
@@ -474,11 +487,15 @@ describe('IAM: least privilege per function', () => {
       'ssm:GetParameter',
     ]);
     const statements = iamStatements(ciT).filter((s) => s.role === 'ScalerRole');
-    // The GitLab job-tags lookup token: its one parameter, decrypted only through SSM.
+    // The GitLab job-tags lookup token and the GitHub App key: each its one parameter, decrypted
+    // only through SSM.
     const ssm = statements
       .filter((s) => s.actions.includes('ssm:GetParameter'))
       .map((s) => JSON.stringify(s.resources));
-    expect(ssm).toEqual([expect.stringContaining(':parameter/ci-agent-autoscaler/ci/gitlab-api-token')]);
+    expect(ssm).toEqual([
+      expect.stringContaining(':parameter/ci-agent-autoscaler/ci/gitlab-api-token'),
+      expect.stringContaining(':parameter/ci-agent-autoscaler/ci/github-app-private-key'),
+    ]);
     expect(JSON.stringify(statements.find((s) => s.actions.includes('kms:Decrypt'))?.Condition)).toContain(
       'kms:ViaService',
     );
@@ -487,6 +504,14 @@ describe('IAM: least privilege per function', () => {
     expect(on('dynamodb:Query')).toContain('LedgerTable');
     expect(on('dynamodb:Query')).toContain('/index/*');
     expect(on('eks:DescribeCluster')).toContain(':cluster/ci-cluster');
+    for (const kms of statements.filter((s) => s.actions.includes('kms:Decrypt')))
+      expect(JSON.stringify(kms.Condition)).toContain('kms:ViaService');
+    // Without a GitHub App key parameter (stage dev), no statement for it.
+    expect(
+      iamStatements(devT)
+        .filter((s) => s.role === 'ScalerRole')
+        .map((s) => s.Sid),
+    ).not.toContain('ReadGithubAppKey');
     // Log permissions only on the function's own log group.
     expect(on('logs:PutLogEvents')).toContain(':log-group:/aws/lambda/ci-agent-autoscaler-ci-scaler:*');
     // A cluster reached with a kubeconfig: no EKS permission.

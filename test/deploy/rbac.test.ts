@@ -37,16 +37,20 @@ async function agentJob(dispatchId: string) {
 }
 
 describe('RBAC Role == the calls the scaler makes', () => {
-  it('every scaler operation (list, create, retried create 409) is allowed, and every grant is used', async () => {
+  it("every scaler operation (list, create, retried create 409, pods, the Job's Secret) is allowed, and every grant is used", async () => {
     fake.reset();
     expect(await cluster.listAgentJobs()).toEqual([]);
     const job = await agentJob('rbac-1');
     expect(await cluster.createJob(job)).toBe('created');
     expect(await cluster.createJob(job)).toBe('exists');
     expect((await cluster.listAgentJobs()).map((j) => j.metadata?.name)).toEqual([job.metadata!.name]);
+    expect(await cluster.listAgentPods!()).toHaveLength(3);
+    const secret = { metadata: { name: `${job.metadata!.name}-jit` }, data: { '0': 'eA==' } };
+    expect(await cluster.createJobSecret!(job.metadata!.name!, secret)).toBe('created');
+    expect(await cluster.createJobSecret!(job.metadata!.name!, secret)).toBe('exists');
 
     expect(new Set(fake.calls.map((c) => `${c.verb} ${c.group}/${c.resource}`))).toEqual(
-      new Set(['list batch/jobs', 'create batch/jobs']),
+      new Set(['list batch/jobs', 'create batch/jobs', 'list /pods', 'create /secrets']),
     );
     expect(() => assertRbacCovers(fake.calls, { exhaustive: true })).not.toThrow();
   });
@@ -62,10 +66,10 @@ describe('RBAC Role == the calls the scaler makes', () => {
     assertRbacCovers(fake.calls);
   });
 
-  it('the Role is namespaced and grants only Jobs create/list', () => {
+  it('the Role is namespaced and grants only Jobs create/list, pods list and secrets create (never read)', () => {
     const role = scalerRole();
     expect(role.namespace).toBe(NAMESPACE);
-    expect(grants(role)).toEqual(['batch/jobs:create', 'batch/jobs:list']);
+    expect(grants(role)).toEqual(['batch/jobs:create', 'batch/jobs:list', 'core/pods:list', 'core/secrets:create']);
   });
 
   it('the check fails on a call the Role forbids, a cluster-wide call, or an unused grant', () => {
@@ -73,7 +77,12 @@ describe('RBAC Role == the calls the scaler makes', () => {
     const list = inNs({ verb: 'list', group: 'batch', resource: 'jobs' });
     const create = inNs({ verb: 'create', group: 'batch', resource: 'jobs' });
     const del = inNs({ verb: 'delete', group: 'batch', resource: 'jobs', name: 'x' });
-    expect(() => assertRbacCovers([list, create], { exhaustive: true })).not.toThrow();
+    const pods = inNs({ verb: 'list', group: '', resource: 'pods' });
+    const secret = inNs({ verb: 'create', group: '', resource: 'secrets' });
+    expect(() => assertRbacCovers([list, create, pods, secret], { exhaustive: true })).not.toThrow();
+    expect(() => assertRbacCovers([list, create, pods], { exhaustive: true })).toThrow(
+      /never used: core\/secrets:create/,
+    );
     expect(() => assertRbacCovers([list, create, del])).toThrow(/forbids.*delete batch\/jobs/);
     expect(() =>
       assertRbacCovers([list, inNs({ verb: 'get', group: '', resource: 'secrets', name: 'buildkite-agent-token' })]),

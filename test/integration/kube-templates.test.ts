@@ -6,6 +6,7 @@ import type { V1Job } from '@kubernetes/client-node';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Job } from 'kubernetes-models/batch/v1';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { usesJitConfig } from '../../functions/adapters/github/jit-runners.js';
 import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import {
   BUILTIN_TEMPLATES,
@@ -57,8 +58,11 @@ describe('agent Job templates', () => {
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
         expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
         // Tokens come from Secrets, never inline (a *_TOKEN_FILE names a mounted file, not a token).
+        // GitHub runners have no token at all: each gets a single-use just-in-time configuration
+        // (see the github test below).
         const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name) && !e.name.endsWith('_FILE'));
-        expect(tokens.map((e) => e.name)).not.toEqual([]);
+        if (name === 'github') expect(tokens).toEqual([]);
+        else expect(tokens.map((e) => e.name)).not.toEqual([]);
         expect(tokens.filter((e) => e.value !== undefined || !e.valueFrom?.secretKeyRef?.name)).toEqual([]);
       }
       kube.reset();
@@ -82,10 +86,28 @@ describe('agent Job templates', () => {
     expect(env.BUILDKITE_AGENT_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'buildkite-agent-token', key: 'token' });
   });
 
-  it('github: ephemeral runner labelled with the queue; gitlab: run-single, one build', async () => {
-    const gh = (await loadTemplate('github')).spec!.template.spec!.containers[0]!;
-    expect(gh.args!.join(' ')).toMatch(/--ephemeral/);
-    expect(gh.args!.join(' ')).toMatch(/--labels "\$CI_AUTOSCALER_RUNNER_LABELS" --no-default-labels/);
+  it('github: a just-in-time runner (no registration token), idle timeout, Secret only in the init container; gitlab: run-single, one build', async () => {
+    const template = await loadTemplate('github');
+    expect(usesJitConfig(template)).toBe(true);
+    const pod = template.spec!.template.spec!;
+    const gh = pod.containers[0]!;
+    const script = gh.args!.join(' ');
+    // The runner's own single-use configuration, through the variable the runner scrubs.
+    expect(script).toMatch(/ACTIONS_RUNNER_INPUT_JITCONFIG="\$\(cat \/runner-input\/jitconfig\)"/);
+    expect(script).toMatch(/rm -f \/runner-input\/jitconfig/);
+    expect(script).toMatch(/\.\/run\.sh/);
+    expect(script).not.toMatch(/config\.sh|--token|RUNNER_TOKEN/);
+    expect(script).toMatch(/RUNNER_IDLE_TIMEOUT_SECONDS/);
+    expect(script).toMatch(/ACTIONS_RUNNER_HOOK_JOB_STARTED/);
+    expect(JSON.stringify(template)).not.toMatch(/secretKeyRef/);
+    expect(gh.volumeMounts!.map((m) => m.name)).not.toContain('jitconfig');
+    const init = pod.initContainers![0]!;
+    expect(init.volumeMounts!.find((m) => m.name === 'jitconfig')).toMatchObject({ mountPath: '/jit', readOnly: true });
+    expect(init.env![0]!.valueFrom!.fieldRef!.fieldPath).toBe(
+      "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+    );
+    expect(pod.volumes!.find((v) => v.name === 'jitconfig')!.secret!.defaultMode).toBe(0o440);
+    for (const c of [gh, init]) expect(c.image).toMatch(/^ghcr\.io\/actions\/actions-runner:\d+\.\d+\.\d+$/);
     const gl = (await loadTemplate('gitlab')).spec!.template.spec!.containers[0]!;
     expect(gl.args).toEqual(expect.arrayContaining(['run-single', '--max-builds=1']));
     expect(gl.args!.some((a) => a.startsWith('--wait-timeout='))).toBe(true);

@@ -259,3 +259,53 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(outcomes.every((o) => typeof o.error === 'string' && o.error.length > 0)).toBe(true);
   });
 });
+
+describe('DynamoLedgerStore requests', () => {
+  /** A store whose client counts requests per command and can refuse every transaction. */
+  async function counted(options: { refuseTransactions?: boolean } = {}) {
+    const tableName = `ledger-${++tables}`;
+    await createLedgerTable(local!.endpoint, tableName);
+    const sent: string[] = [];
+    const client = {
+      send: async (command: { constructor: { name: string } }) => {
+        sent.push(command.constructor.name);
+        if (options.refuseTransactions && command.constructor.name === 'TransactWriteCommand')
+          throw Object.assign(new Error('Throughput exceeds the current capacity'), { name: 'ThrottlingException' });
+        return docClient!.send(command as never);
+      },
+    } as unknown as DynamoDBDocumentClient;
+    return { store: new DynamoLedgerStore({ tableName, client }), sent };
+  }
+
+  it('writes an SQS batch of ten CI jobs in one conditional transaction, duplicates staying no-ops', async () => {
+    const { store, sent } = await counted();
+    const batch = Array.from({ length: 10 }, (_, i) => ev('scheduled', `job-${i}`));
+    expect((await store.apply(batch, NOW)).map((o) => o.result)).toEqual(batch.map(() => 'applied'));
+    expect(sent).toEqual(['TransactWriteCommand']);
+
+    // Three jobs already started: their scheduled events are no-ops, the other seven move on.
+    await store.apply(
+      [0, 1, 2].map((i) => ev('started', `job-${i}`)),
+      NOW,
+    );
+    sent.length = 0;
+    const mixed = batch.map((_e, i) => (i < 3 ? ev('scheduled', `job-${i}`) : ev('started', `job-${i}`)));
+    const outcomes = await store.apply(mixed, NOW);
+    expect(outcomes.map((o) => o.result)).toEqual(mixed.map((_, i) => (i < 3 ? 'noop' : 'applied')));
+    // The cancelled transaction, then the seven again: never one request per job.
+    expect(sent).toEqual(['TransactWriteCommand', 'TransactWriteCommand']);
+    expect(await store.counts(['default'], NOW)).toMatchObject({ default: { pending: 0, running: 10 } });
+    expect((await store.get({ provider: 'buildkite', jobId: 'job-0' }))?.state).toBe('started');
+  });
+
+  it('falls back to one conditional update per job when a transaction is refused', async () => {
+    const { store, sent } = await counted({ refuseTransactions: true });
+    await store.apply([ev('started', 'a')], NOW);
+    sent.length = 0;
+    const batch = [ev('scheduled', 'a'), ev('scheduled', 'b'), ev('finished', 'c')];
+    const outcomes = await store.apply(batch, NOW);
+    expect(outcomes.map((o) => o.result)).toEqual(['noop', 'applied', 'applied']);
+    expect(sent).toEqual(['TransactWriteCommand', 'UpdateCommand', 'UpdateCommand', 'UpdateCommand']);
+    expect(await store.counts(['default'], NOW)).toMatchObject({ default: { pending: 1, running: 1 } });
+  });
+});

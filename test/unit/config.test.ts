@@ -11,6 +11,11 @@ import { withTable } from '../tools/write-config-table.js';
 
 const webhookEnv = { EVENTS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/events' };
 const scalerEnv = { ...webhookEnv, LEDGER_TABLE: 'ledger', KUBECONFIG: '/tmp/kubeconfig' };
+const githubEnv = {
+  GITHUB_APP_ID: '12345',
+  GITHUB_APP_PRIVATE_KEY: '-----BEGIN RSA PRIVATE KEY-----\nMIIB...\n-----END RSA PRIVATE KEY-----',
+  GITHUB_RUNNER_OWNER: 'acme',
+};
 
 function configError(load: () => unknown): ConfigError {
   try {
@@ -104,11 +109,76 @@ describe('configuration', () => {
       QUEUES: 'default, gpu',
       MIN_AGENTS: '1',
       QUEUE_OVERRIDES: '{"gpu":{"minAgents":0,"maxAgents":2,"jobTemplate":"github"}}',
+      ...githubEnv,
     });
     expect(c.queueSettings).toMatchObject({
       default: { minAgents: 1, maxAgents: 10, jobTemplate: 'buildkite', agents: { provider: 'buildkite' } },
       gpu: { minAgents: 0, maxAgents: 2, jobTemplate: 'github', agents: { provider: 'github' } },
     });
+  });
+
+  it('GitHub App: required together when a queue uses the github template, each named when missing', () => {
+    const env = { ...scalerEnv, JOB_TEMPLATE: 'github' };
+    expect(configError(() => loadScalerConfig(env)).variable).toBe('GITHUB_APP_ID');
+    expect(configError(() => loadScalerConfig(env)).message).toMatch(/queue\(s\) "default" use the github template/);
+    const { GITHUB_RUNNER_OWNER: _o, ...noOwner } = githubEnv;
+    expect(configError(() => loadScalerConfig({ ...env, ...noOwner })).variable).toBe('GITHUB_RUNNER_OWNER');
+    const { GITHUB_APP_PRIVATE_KEY: _k, ...noKey } = githubEnv;
+    expect(configError(() => loadScalerConfig({ ...env, ...noKey })).variable).toBe('GITHUB_APP_PRIVATE_KEY_PARAMETER');
+    const both = { ...env, ...githubEnv, GITHUB_APP_PRIVATE_KEY_PARAMETER: '/ci/key' };
+    expect(configError(() => loadScalerConfig(both)).variable).toBe('GITHUB_APP_PRIVATE_KEY_PARAMETER');
+    const bad = configError(() =>
+      loadScalerConfig({ ...env, ...githubEnv, GITHUB_APP_PRIVATE_KEY: 'hunter2-not-a-key' }),
+    );
+    expect(bad.variable).toBe('GITHUB_APP_PRIVATE_KEY');
+    expect(bad.message).not.toContain('hunter2');
+    expect(configError(() => loadScalerConfig({ ...env, ...githubEnv, GITHUB_RUNNER_OWNER: 'a/b/c' })).variable).toBe(
+      'GITHUB_RUNNER_OWNER',
+    );
+    expect(configError(() => loadScalerConfig({ ...env, ...githubEnv, GITHUB_APP_ID: 'ten' })).variable).toBe(
+      'GITHUB_APP_ID',
+    );
+    // A GitHub variable set without any github queue is checked too (a half-done setup).
+    expect(configError(() => loadScalerConfig({ ...scalerEnv, GITHUB_APP_ID: '1' })).variable).toBe(
+      'GITHUB_APP_PRIVATE_KEY_PARAMETER',
+    );
+
+    const org = loadScalerConfig({ ...env, ...githubEnv });
+    expect(org.github).toEqual({
+      appId: '12345',
+      privateKey: { kind: 'value', value: githubEnv.GITHUB_APP_PRIVATE_KEY },
+      owner: { kind: 'org', org: 'acme' },
+      runnerGroupId: 1,
+      apiUrl: 'https://api.github.com',
+    });
+    const repo = loadScalerConfig({
+      ...env,
+      ...noKey,
+      GITHUB_APP_PRIVATE_KEY_PARAMETER: '/ci/github-app-key',
+      GITHUB_RUNNER_OWNER: 'acme/widgets',
+      GITHUB_RUNNER_GROUP_ID: '3',
+      GITHUB_API_URL: 'https://ghe.example.com/api/v3/',
+    });
+    expect(repo.github).toMatchObject({
+      privateKey: { kind: 'parameter', name: '/ci/github-app-key' },
+      owner: { kind: 'repo', owner: 'acme', repo: 'widgets' },
+      runnerGroupId: 3,
+      apiUrl: 'https://ghe.example.com/api/v3',
+    });
+    expect(loadScalerConfig(scalerEnv).github).toBeUndefined();
+  });
+
+  it('back-off settings: defaults and bounds', () => {
+    expect(loadScalerConfig(scalerEnv).backoff).toEqual({
+      baseSeconds: 30,
+      maxSeconds: 600,
+      unschedulableSeconds: 300,
+    });
+    expect(
+      configError(() =>
+        loadScalerConfig({ ...scalerEnv, AGENT_BACKOFF_BASE_SECONDS: '60', AGENT_BACKOFF_MAX_SECONDS: '30' }),
+      ).variable,
+    ).toBe('AGENT_BACKOFF_MAX_SECONDS');
   });
 
   it("declares what each queue's agents carry, the same for the webhook and the scaler", () => {
@@ -119,6 +189,7 @@ describe('configuration', () => {
       BUILDKITE_DEFAULT_QUEUE: 'linux-small',
       GITLAB_API_URL: 'https://gitlab.example.com/api/v4/',
       GITLAB_API_TOKEN: 'glpat-x',
+      ...githubEnv,
       QUEUE_OVERRIDES: JSON.stringify({
         gpu: { runnerLabels: ['self-hosted', 'linux', 'gpu'] },
         gl: {

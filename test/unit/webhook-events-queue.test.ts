@@ -1,4 +1,4 @@
-import { DeleteMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { createEventsQueue, parseEventBody, sendMessageInput } from '../../functions/adapters/sqs/events-queue.js';
@@ -32,6 +32,30 @@ describe('events queue messages', () => {
     expect(parseEventBody(JSON.stringify({ ...event, kind: 'exploded' }))).toMatchObject({
       error: expect.stringMatching(/kind/),
     });
+  });
+});
+
+describe('receiveEvents', () => {
+  it('asks only for the receive count: the event, id included, is in the body', async () => {
+    const sqs = mockClient(SQSClient);
+    sqs.on(ReceiveMessageCommand).resolves({
+      Messages: [
+        {
+          MessageId: 'm1',
+          ReceiptHandle: 'r1',
+          Body: JSON.stringify(event),
+          Attributes: { ApproximateReceiveCount: '2' },
+        },
+      ],
+    });
+    const queue = createEventsQueue('https://sqs.us-east-1.amazonaws.com/1/events', () => new SQSClient({}));
+    expect(await queue.receiveEvents({ max: 10, waitSeconds: 1 })).toEqual([
+      { receiptHandle: 'r1', messageId: 'm1', receiveCount: 2, event },
+    ]);
+    const input = sqs.commandCalls(ReceiveMessageCommand)[0]?.args[0].input;
+    expect(input?.MessageSystemAttributeNames).toEqual(['ApproximateReceiveCount']);
+    expect(input).not.toHaveProperty('MessageAttributeNames');
+    sqs.restore();
   });
 });
 

@@ -2,9 +2,16 @@
  * The CI job ledger in DynamoDB (data model: infra/aws/ledger-table.yml).
  *
  * apply(): coalesce the batch to one event per job (functions/core/ledger.ts), then one
- * conditional UpdateItem per job that only moves the job forward:
+ * conditional update per job that only moves the job forward:
  *   attribute_not_exists(pk) OR #rank < :rank   (+ OR #state = cancelled, for a finished event)
  * A failed condition means the job is already at or beyond the event: a no-op, not an error.
+ * The updates of a batch go in TransactWriteItems of up to `transactionSize` items (one request
+ * for an SQS batch instead of ten; each update keeps its own condition). A transaction whose
+ * conditions failed for some items is cancelled as a whole: those items are no-ops, the others
+ * are written again in a smaller transaction. Any other refusal (throttling, a validation error
+ * of one item, the SDK's retries spent) falls back to one UpdateItem per job, so one bad item
+ * never fails the others. A transactional write costs 2 write units per item instead of 1: a few
+ * cents per million CI jobs, for ten times fewer requests and round trips.
  *
  * counts(): two Queries per queue on the KEYS_ONLY GSI `open-jobs`: Select COUNT of the
  * scheduled jobs, and the openAt (start time) of each running one (openKey = `<queue>#scheduled` / `<queue>#started`; terminal jobs have no openKey, so the index
@@ -14,9 +21,17 @@
  * see a job as still pending, or not yet pending, for one tick; the next tick reads the corrected
  * counts, and the in-flight limiter (strongly consistent) still caps what can be provisioned.
  */
-import { type DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { boundTrace, type JobEvent } from '../../core/job-event.js';
 import {
+  type CoalescedEvent,
   coalesceGroups,
   DEFAULT_OPEN_MAX_AGE_HOURS,
   isTerminal,
@@ -31,6 +46,24 @@ import { dynamoClient, isConditionFailure } from './client.js';
 
 export const OPEN_JOBS_INDEX = 'open-jobs';
 export const JOB_SK = 'JOB';
+/** DynamoDB's limit of items per TransactWriteItems. */
+const MAX_TRANSACTION_ITEMS = 100;
+
+type Outcome = Omit<ApplyOutcome, 'eventId'>;
+
+/**
+ * The per-item codes of a cancelled transaction when it was cancelled only by failed conditions
+ * or a concurrent transaction (then the items coded 'None' or 'TransactionConflict' may simply be
+ * written again); undefined for any other failure.
+ */
+function cancellationCodes(error: unknown, items: number): string[] | undefined {
+  const name = (error as Error | undefined)?.name;
+  if (!(error instanceof TransactionCanceledException) && name !== 'TransactionCanceledException') return undefined;
+  const codes = ((error as TransactionCanceledException).CancellationReasons ?? []).map((r) => r.Code ?? 'None');
+  if (codes.length !== items) return undefined;
+  const retryable = new Set(['None', 'ConditionalCheckFailed', 'TransactionConflict']);
+  return codes.every((c) => retryable.has(c)) ? codes : undefined;
+}
 
 export interface DynamoLedgerStoreOptions {
   readonly tableName: string;
@@ -38,8 +71,10 @@ export interface DynamoLedgerStoreOptions {
   readonly client?: DynamoDBDocumentClient;
   /** Finished/cancelled jobs expire (TTL) this many days after they closed. Default 7. */
   readonly retentionDays?: number;
-  /** Writes in flight at once. Default 24. */
+  /** Writes (single updates or transactions) in flight at once. Default 24. */
   readonly concurrency?: number;
+  /** Updates per TransactWriteItems (1..100; 1 = one UpdateItem per job). Default 25. */
+  readonly transactionSize?: number;
   /** Open jobs whose last event is older than this are not counted. Default 24. */
   readonly openMaxAgeHours?: number;
 }
@@ -66,6 +101,7 @@ export class DynamoLedgerStore implements LedgerStore {
   private readonly retentionSeconds: number;
   private readonly concurrency: number;
   private readonly openMaxAgeSeconds: number;
+  private readonly transactionSize: number;
 
   constructor(options: DynamoLedgerStoreOptions) {
     this.tableName = options.tableName;
@@ -73,31 +109,82 @@ export class DynamoLedgerStore implements LedgerStore {
     this.retentionSeconds = Math.round((options.retentionDays ?? 7) * 86_400);
     this.concurrency = Math.max(1, options.concurrency ?? 24);
     this.openMaxAgeSeconds = Math.round((options.openMaxAgeHours ?? DEFAULT_OPEN_MAX_AGE_HOURS) * 3600);
+    this.transactionSize = Math.max(1, Math.min(MAX_TRANSACTION_ITEMS, Math.floor(options.transactionSize ?? 25)));
   }
 
   async apply(events: readonly JobEvent[], now: Date): Promise<ApplyOutcome[]> {
     const outcomes = new Array<ApplyOutcome>(events.length);
     const groups = coalesceGroups(events);
-    await mapLimit(groups, this.concurrency, async (group) => {
-      let outcome: Omit<ApplyOutcome, 'eventId'>;
-      try {
-        outcome = { result: (await this.write(group.event, now)) ? 'applied' : 'noop' };
-      } catch (error) {
-        outcome = { result: 'failed', error: describeError(error) };
-      }
-      // Merged events share the fate of the event that represented them: 'applied' means the job
-      // is durably at the furthest event of the group, hence at or beyond every member; 'noop'
-      // means it already was; 'failed' means nothing is known, so none may be deleted from SQS.
-      for (const index of group.members) {
-        const member = events[index];
-        if (member) outcomes[index] = { eventId: member.id, ...outcome };
-      }
+    const chunks: CoalescedEvent[][] = [];
+    for (let i = 0; i < groups.length; i += this.transactionSize)
+      chunks.push(groups.slice(i, i + this.transactionSize));
+    await mapLimit(chunks, this.concurrency, async (chunk) => {
+      const results = await this.writeChunk(
+        chunk.map((g) => g.event),
+        now,
+      );
+      chunk.forEach((group, i) => {
+        const outcome = results[i] ?? { result: 'failed', error: 'no result for the write' };
+        // Merged events share the fate of the event that represented them: 'applied' means the
+        // job is durably at the furthest event of the group, hence at or beyond every member;
+        // 'noop' means it already was; 'failed' means nothing is known, so none may be deleted.
+        for (const index of group.members) {
+          const member = events[index];
+          if (member) outcomes[index] = { eventId: member.id, ...outcome };
+        }
+      });
     });
     return outcomes;
   }
 
-  /** One conditional write; true = applied, false = the job was already at or beyond it. */
+  /**
+   * Writes events of distinct jobs: transactions while they succeed or fail only on conditions
+   * (or on a concurrent transaction), then one UpdateItem per event still unresolved.
+   */
+  private async writeChunk(events: readonly JobEvent[], now: Date): Promise<Outcome[]> {
+    const results = new Array<Outcome>(events.length);
+    let pending = events.map((_, i) => i);
+    for (let attempt = 0; attempt < 3 && pending.length > 1; attempt++) {
+      const items = pending.map((i) => this.update(events[i] as JobEvent, now));
+      try {
+        await this.client.send(new TransactWriteCommand({ TransactItems: items.map((Update) => ({ Update })) }));
+        for (const i of pending) results[i] = { result: 'applied' };
+        pending = [];
+      } catch (error) {
+        const reasons = cancellationCodes(error, pending.length);
+        if (!reasons) break;
+        const again: number[] = [];
+        pending.forEach((i, n) => {
+          // Cancelled because of another item ('None') or a concurrent transaction: not written.
+          if (reasons[n] === 'ConditionalCheckFailed') results[i] = { result: 'noop' };
+          else again.push(i);
+        });
+        pending = again;
+      }
+    }
+    await mapLimit(pending, this.concurrency, async (i) => {
+      try {
+        results[i] = { result: (await this.write(events[i] as JobEvent, now)) ? 'applied' : 'noop' };
+      } catch (error) {
+        results[i] = { result: 'failed', error: describeError(error) };
+      }
+    });
+    return results;
+  }
+
+  /** One conditional UpdateItem; true = applied, false = the job was already at or beyond it. */
   private async write(event: JobEvent, now: Date): Promise<boolean> {
+    try {
+      await this.client.send(new UpdateCommand(this.update(event, now)));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** The conditional update that moves a job forward to `event` (UpdateItem or transaction item). */
+  private update(event: JobEvent, now: Date) {
     const terminal = isTerminal(event.kind);
     const values: Record<string, unknown> = {
       ':state': event.kind,
@@ -141,34 +228,26 @@ export class DynamoLedgerStore implements LedgerStore {
       condition += ' OR #state = :cancelled';
       values[':cancelled'] = 'cancelled';
     }
-    try {
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: jobPk(event), sk: JOB_SK },
-          UpdateExpression: update,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: {
-            '#state': 'state',
-            '#rank': 'rank',
-            '#queue': 'queue',
-            '#provider': 'provider',
-            '#jobId': 'jobId',
-            '#eventAt': 'eventAt',
-            '#updatedAt': 'updatedAt',
-            '#trace': 'trace',
-            '#expiresAt': 'expiresAt',
-            '#openKey': 'openKey',
-            '#openAt': 'openAt',
-          },
-          ExpressionAttributeValues: values,
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return {
+      TableName: this.tableName,
+      Key: { pk: jobPk(event), sk: JOB_SK },
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: {
+        '#state': 'state',
+        '#rank': 'rank',
+        '#queue': 'queue',
+        '#provider': 'provider',
+        '#jobId': 'jobId',
+        '#eventAt': 'eventAt',
+        '#updatedAt': 'updatedAt',
+        '#trace': 'trace',
+        '#expiresAt': 'expiresAt',
+        '#openKey': 'openKey',
+        '#openAt': 'openAt',
+      },
+      ExpressionAttributeValues: values,
+    };
   }
 
   /** Strongly consistent read of one job's item. */

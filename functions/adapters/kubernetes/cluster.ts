@@ -4,15 +4,19 @@
  * RetryableKubeError (nothing is lost: the scaler retries the dispatch next tick), other failures
  * KubeApiError.
  *
- * Calls made (keep infra/k8s/rbac.yaml in step): jobs list, create (namespaced).
+ * Calls made (keep infra/k8s/rbac.yaml in step): jobs list, create; pods list; secrets create
+ * (all namespaced).
  */
 import {
   BatchV1Api,
+  CoreV1Api,
   createConfiguration,
   type RequestContext,
   type ResponseContext,
   ServerConfiguration,
   type V1Job,
+  type V1Pod,
+  type V1Secret,
 } from '@kubernetes/client-node';
 import { AGENT_JOB_SELECTOR } from '../../core/agent-job.js';
 import type { ClusterPort } from '../../scaler/ports.js';
@@ -51,6 +55,7 @@ export async function createCluster(
     ],
   });
   const batch = new BatchV1Api(configuration);
+  const core = new CoreV1Api(configuration);
 
   async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -58,6 +63,24 @@ export async function createCluster(
     } catch (e) {
       throw toKubeError(e, operation);
     }
+  }
+
+  async function listPods(): Promise<V1Pod[]> {
+    const pods: V1Pod[] = [];
+    let cont: string | undefined;
+    do {
+      const page = await call(`list pods in ${namespace}`, () =>
+        core.listNamespacedPod({
+          namespace,
+          labelSelector: AGENT_JOB_SELECTOR,
+          limit: pageSize,
+          ...(cont ? { _continue: cont } : {}),
+        }),
+      );
+      pods.push(...page.items);
+      cont = page.metadata?._continue || undefined;
+    } while (cont);
+    return pods;
   }
 
   async function listAll(): Promise<V1Job[]> {
@@ -86,6 +109,45 @@ export async function createCluster(
         // 410 Expired: the continue token outlived the server's history; a fresh list is consistent.
         if (e instanceof KubeApiError && e.status === 410) return listAll();
         throw e;
+      }
+    },
+
+    async listAgentPods() {
+      try {
+        return await listPods();
+      } catch (e) {
+        if (e instanceof KubeApiError && e.status === 410) return listPods();
+        throw e;
+      }
+    },
+
+    async createJobSecret(jobName, secret) {
+      const name = secret.metadata?.name ?? '(unnamed)';
+      const found = await call(`find job ${namespace}/${jobName}`, () =>
+        batch.listNamespacedJob({
+          namespace,
+          labelSelector: AGENT_JOB_SELECTOR,
+          fieldSelector: `metadata.name=${jobName}`,
+        }),
+      );
+      const uid = found.items[0]?.metadata?.uid;
+      if (!uid) throw new KubeApiError(`job ${namespace}/${jobName} not found for its secret ${name}`, 404, 'NotFound');
+      const body: V1Secret = {
+        ...secret,
+        metadata: {
+          ...secret.metadata,
+          namespace,
+          ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: jobName, uid, blockOwnerDeletion: false }],
+        },
+      };
+      try {
+        await core.createNamespacedSecret({ namespace, body });
+        return 'created';
+      } catch (e) {
+        // The error names the Secret, never its content.
+        const err = toKubeError(e, `create secret ${namespace}/${name}`);
+        if (err.status === 409 && err.reason === 'AlreadyExists') return 'exists';
+        throw err;
       }
     },
 

@@ -106,8 +106,9 @@ export async function receiveEvents(
       MaxNumberOfMessages: Math.max(1, Math.min(10, max)),
       WaitTimeSeconds: Math.max(0, Math.min(20, waitSeconds)),
       ...(visibilityTimeoutSeconds === undefined ? {} : { VisibilityTimeout: visibilityTimeoutSeconds }),
+      // Only what the scaler reads: the body carries the event (its id included), so the
+      // eventId message attribute is not asked for (less to transfer, hash and parse per message).
       MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-      MessageAttributeNames: ['All'],
     }),
   );
   return (out.Messages ?? []).map((m): ReceivedEvent => {

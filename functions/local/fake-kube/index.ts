@@ -35,6 +35,7 @@ import {
   type JobSpec,
   type JobStatus,
   type JsonObject,
+  type ObjectMeta,
   optionalString,
   type PodObject,
   type ValidJobInput,
@@ -65,6 +66,8 @@ export interface FakeKubeOptions {
   autoRun?: { startMs: number; runMs: number };
   /** Folder the temporary kubeconfig folder is made in (default the OS temp folder). */
   dir?: string;
+  /** Clock of timestamps (creation, start, transitions), epoch ms (default Date.now). */
+  clock?: () => number;
 }
 
 export interface FaultMatch {
@@ -96,6 +99,18 @@ interface JobState {
 
 const JOBS = { group: 'batch', resource: 'jobs' } as const;
 const PODS = { group: '', resource: 'pods' } as const;
+const SECRETS = { group: '', resource: 'secrets' } as const;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** A core/v1 Secret as stored (the scaler's just-in-time runner configurations). */
+type SecretObject = {
+  apiVersion: 'v1';
+  kind: 'Secret';
+  metadata: ObjectMeta;
+  type: string;
+  data?: Record<string, string>;
+  [field: string]: unknown;
+};
 const MAX_INT32 = 2147483647;
 
 class HttpError extends Error {
@@ -111,8 +126,8 @@ function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-function now(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** "1,3-5,7" as in status.completedIndexes. */
@@ -168,10 +183,18 @@ export class FakeKube {
   private rv = 1000;
   private jobStore = new Map<string, JobObject>();
   private podStore = new Map<string, PodObject>();
+  /** Pods created for each Job (by uid), so the controller never scans every pod (may hold removed ones). */
+  private podsOf = new Map<string, Set<PodObject>>();
+  private secretStore = new Map<string, SecretObject>();
   private state = new Map<string, JobState>();
   private faults: Fault[] = [];
   private delays: Delay[] = [];
   private podTimers = new Set<NodeJS.Timeout>();
+
+  /** The server's time as a Kubernetes timestamp (whole seconds). */
+  private now(): string {
+    return stamp((this.options.clock ?? Date.now)());
+  }
 
   constructor(private readonly options: FakeKubeOptions = {}) {
     this.token = options.token ?? randomBytes(16).toString('hex');
@@ -217,6 +240,8 @@ export class FakeKube {
     this.clearTimers();
     this.jobStore.clear();
     this.podStore.clear();
+    this.podsOf.clear();
+    this.secretStore.clear();
     this.state.clear();
     this.faults = [];
     this.delays = [];
@@ -333,12 +358,12 @@ export class FakeKube {
     }
     const m =
       /^\/apis\/batch\/v1(?:\/namespaces\/([^/]+))?\/(jobs)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p) ??
-      /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p);
+      /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods|secrets)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p);
     if (!m) throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
     const [, namespace, resource, name, subresource] = m as unknown as [
       string,
       string | undefined,
-      'jobs' | 'pods',
+      'jobs' | 'pods' | 'secrets',
       string | undefined,
       string | undefined,
     ];
@@ -398,6 +423,17 @@ export class FakeKube {
     if (verb === 'watch') throw new HttpError(S.methodNotAllowed('watch is not supported by this fake API server'));
     if (subresource && subresource !== 'status') {
       throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
+    }
+    if (resource === 'secrets') {
+      if (verb === 'list') return [200, this.list('secrets', namespace, url)];
+      if (verb === 'get') return [200, this.getSecret(need(namespace), need(name))];
+      if (verb === 'create') return [201, this.createSecret(need(namespace), body())];
+      if (verb === 'delete') {
+        const secret = this.getSecret(need(namespace), need(name));
+        this.secretStore.delete(key(secret.metadata.namespace, secret.metadata.name));
+        return [200, S.success(SECRETS, secret.metadata.name, secret.metadata.uid)];
+      }
+      throw new HttpError(S.methodNotAllowed(`${verb} on secrets is not supported by this fake API server`));
     }
     if (resource === 'pods') {
       if (verb === 'list') return [200, this.list('pods', namespace, url)];
@@ -486,6 +522,13 @@ export class FakeKube {
               shortNames: ['po'],
             },
             { name: 'pods/status', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
+            {
+              name: 'secrets',
+              singularName: 'secret',
+              namespaced: true,
+              kind: 'Secret',
+              verbs: ['create', 'delete', 'get', 'list'],
+            },
           ],
         };
       case '/apis/batch/v1':
@@ -527,14 +570,87 @@ export class FakeKube {
     return clone(j);
   }
 
+  private getSecret(namespace: string, name: string): SecretObject {
+    const secret = this.secretStore.get(key(namespace, name));
+    if (!secret) throw new HttpError(S.notFound(SECRETS, name));
+    return clone(secret);
+  }
+
+  private createSecret(namespace: string, input: JsonObject): SecretObject {
+    if (input.kind !== undefined && input.kind !== 'Secret')
+      throw new HttpError(S.badRequest(`Secret in version "v1" cannot be handled as a Secret: wrong kind`));
+    const meta = asObject(input.metadata);
+    const name = typeof meta.name === 'string' ? meta.name : '';
+    const causes: S.StatusCause[] = [];
+    if (!name || name.length > 253 || !DNS_SUBDOMAIN.test(name))
+      causes.push({
+        reason: 'FieldValueInvalid',
+        message: 'Invalid value: a lowercase RFC 1123 subdomain',
+        field: 'metadata.name',
+      });
+    const data: Record<string, string> = {};
+    for (const [k, v] of Object.entries(asObject(input.data))) {
+      if (!/^[-._a-zA-Z0-9]+$/.test(k))
+        causes.push({ reason: 'FieldValueInvalid', message: 'Invalid value: a valid config key', field: `data[${k}]` });
+      if (typeof v !== 'string' || Buffer.from(v, 'base64').toString('base64') !== v)
+        causes.push({ reason: 'FieldValueInvalid', message: 'illegal base64 data', field: `data[${k}]` });
+      else data[k] = v;
+    }
+    const owners = Array.isArray(meta.ownerReferences) ? meta.ownerReferences : [];
+    owners.forEach((r: unknown, i: number) => {
+      for (const f of ['apiVersion', 'kind', 'name', 'uid'])
+        if (!asObject(r)[f])
+          causes.push({
+            reason: 'FieldValueRequired',
+            message: 'Required value',
+            field: `metadata.ownerReferences[${i}].${f}`,
+          });
+    });
+    if (causes.length > 0) throw new HttpError(S.invalid('Secret', '', name, causes));
+    if (this.secretStore.has(key(namespace, name))) throw new HttpError(S.alreadyExists(SECRETS, name));
+    const secret: SecretObject = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        ...meta,
+        name,
+        namespace,
+        uid: randomUUID(),
+        resourceVersion: this.nextRv(),
+        creationTimestamp: this.now(),
+        ...(owners.length > 0 ? { ownerReferences: clone(owners) as NonNullable<ObjectMeta['ownerReferences']> } : {}),
+      },
+      type: typeof input.type === 'string' ? input.type : 'Opaque',
+      data,
+    };
+    this.secretStore.set(key(namespace, name), secret);
+    const created = clone(secret);
+    this.collectGarbage();
+    return created;
+  }
+
+  /**
+   * The garbage collector: a Secret whose owners are all gone (no Job in its namespace with the
+   * owner's uid) is deleted. The real one runs asynchronously; here it runs after each change.
+   */
+  private collectGarbage(): void {
+    const uids = new Set([...this.jobStore.values()].map((j) => `${j.metadata.namespace}/${j.metadata.uid}`));
+    for (const [k, secret] of this.secretStore) {
+      const owners = secret.metadata.ownerReferences ?? [];
+      if (owners.length > 0 && owners.every((o) => !uids.has(`${secret.metadata.namespace}/${o.uid}`)))
+        this.secretStore.delete(k);
+    }
+  }
+
   private getPod(namespace: string, name: string): PodObject {
     const p = this.podStore.get(key(namespace, name));
     if (!p) throw new HttpError(S.notFound(PODS, name));
     return clone(p);
   }
 
-  private list(resource: 'jobs' | 'pods', namespace: string | undefined, url: URL): JsonObject {
-    const store: ReadonlyMap<string, JobObject | PodObject> = resource === 'jobs' ? this.jobStore : this.podStore;
+  private list(resource: 'jobs' | 'pods' | 'secrets', namespace: string | undefined, url: URL): JsonObject {
+    const store: ReadonlyMap<string, JobObject | PodObject | SecretObject> =
+      resource === 'jobs' ? this.jobStore : resource === 'pods' ? this.podStore : this.secretStore;
     let labelReqs: ReturnType<typeof parseLabelSelector>;
     let fieldReqs: ReturnType<typeof parseFieldSelector>;
     try {
@@ -543,7 +659,9 @@ export class FakeKube {
         url.searchParams.get('fieldSelector'),
         resource === 'pods'
           ? ['metadata.name', 'metadata.namespace', 'status.phase', 'spec.nodeName']
-          : ['metadata.name', 'metadata.namespace', 'status.successful'],
+          : resource === 'secrets'
+            ? ['metadata.name', 'metadata.namespace', 'type']
+            : ['metadata.name', 'metadata.namespace', 'status.successful'],
       );
     } catch (e) {
       if (e instanceof SelectorError) throw new HttpError(S.badRequest(e.message));
@@ -584,7 +702,7 @@ export class FakeKube {
       if (labelReqs.length === 0 && fieldReqs.length === 0) metadata.remainingItemCount = all.length - limit;
     }
     return {
-      kind: resource === 'jobs' ? 'JobList' : 'PodList',
+      kind: resource === 'jobs' ? 'JobList' : resource === 'pods' ? 'PodList' : 'SecretList',
       apiVersion: resource === 'jobs' ? 'batch/v1' : 'v1',
       metadata,
       // Items of a list carry no kind/apiVersion, as with a real server.
@@ -662,7 +780,7 @@ export class FakeKube {
         uid,
         resourceVersion: this.nextRv(),
         generation: 1,
-        creationTimestamp: now(),
+        creationTimestamp: this.now(),
       },
       spec,
       status: {},
@@ -776,13 +894,27 @@ export class FakeKube {
     this.jobStore.delete(key(job.metadata.namespace, job.metadata.name));
     this.state.get(uid)?.timers.forEach(clearTimeout);
     this.state.delete(uid);
-    for (const [k, pod] of this.podStore) {
-      if (pod.metadata.ownerReferences?.[0]?.uid !== uid) continue;
+    for (const pod of this.ownedPods(uid)) {
       if (policy === 'Orphan') {
         delete pod.metadata.ownerReferences;
         pod.metadata.resourceVersion = this.nextRv();
-      } else this.podStore.delete(k);
+      } else this.podStore.delete(key(pod.metadata.namespace, pod.metadata.name));
     }
+    this.podsOf.delete(uid);
+    if (policy !== 'Orphan') this.collectGarbage();
+  }
+
+  /** The pods in the store that the Job of this uid owns. */
+  private ownedPods(uid: string): PodObject[] {
+    const owned: PodObject[] = [];
+    for (const p of this.podsOf.get(uid) ?? []) {
+      if (
+        this.podStore.get(key(p.metadata.namespace, p.metadata.name)) === p &&
+        p.metadata.ownerReferences?.[0]?.uid === uid
+      )
+        owned.push(p);
+    }
+    return owned;
   }
 
   // --- job controller --------------------------------------------------------------------------
@@ -794,11 +926,7 @@ export class FakeKube {
   }
 
   private activePods(job: JobObject): PodObject[] {
-    return [...this.podStore.values()].filter(
-      (p) =>
-        p.metadata.ownerReferences?.[0]?.uid === job.metadata.uid &&
-        (p.status.phase === 'Pending' || p.status.phase === 'Running'),
-    );
+    return this.ownedPods(job.metadata.uid).filter((p) => p.status.phase === 'Pending' || p.status.phase === 'Running');
   }
 
   private createPod(job: JobObject, index: number | undefined): void {
@@ -833,7 +961,7 @@ export class FakeKube {
         namespace: job.metadata.namespace,
         uid: randomUUID(),
         resourceVersion: this.nextRv(),
-        creationTimestamp: now(),
+        creationTimestamp: this.now(),
         labels,
         annotations,
         ownerReferences: [
@@ -851,11 +979,14 @@ export class FakeKube {
       spec: { serviceAccountName: 'default', ...spec },
       status: {
         phase: 'Pending',
-        conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: now() }],
+        conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: this.now() }],
         qosClass: 'Burstable',
       },
     };
     this.podStore.set(key(pod.metadata.namespace, name), pod);
+    const owned = this.podsOf.get(job.metadata.uid) ?? new Set<PodObject>();
+    owned.add(pod);
+    this.podsOf.set(job.metadata.uid, owned);
     const auto = this.options.autoRun;
     if (auto) {
       const start = setTimeout(() => {
@@ -876,7 +1007,7 @@ export class FakeKube {
   }
 
   private finish(job: JobObject, type: 'Complete' | 'Failed', reason: string, message: string): void {
-    const t = now();
+    const t = this.now();
     const pre = type === 'Complete' ? 'SuccessCriteriaMet' : 'FailureTarget';
     job.status.conditions = [
       ...(job.status.conditions ?? []),
@@ -906,7 +1037,7 @@ export class FakeKube {
     const before = JSON.stringify(job.status);
     job.status ??= {};
     if (!this.jobFinished(job) && !spec.suspend) {
-      job.status.startTime ??= now();
+      job.status.startTime ??= this.now();
       // Indexed Jobs always have completions (validated on create).
       const completions: number = spec.completions ?? 0;
       if (indexed) {
@@ -989,7 +1120,7 @@ export class FakeKube {
   runPod(name: string, namespace?: string): void {
     const pod = this.podByName(name, namespace);
     if (pod.status.phase !== 'Pending') throw new Error(`fake-kube: pod ${name} is ${pod.status.phase}, not Pending`);
-    const t = now();
+    const t = this.now();
     pod.status = {
       ...pod.status,
       phase: 'Running',
@@ -1018,7 +1149,7 @@ export class FakeKube {
     if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') {
       throw new Error(`fake-kube: pod ${pod.metadata.name} already ${pod.status.phase}`);
     }
-    const t = now();
+    const t = this.now();
     const conditions: Condition[] = pod.status.conditions.map((c) =>
       c.type === 'Ready' || c.type === 'ContainersReady'
         ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: t }
@@ -1095,6 +1226,53 @@ export class FakeKube {
       }
     }
     return 'Count';
+  }
+
+  /**
+   * A Pending pod's containers wait with `reason` (ImagePullBackOff, ErrImagePull,
+   * CreateContainerConfigError, ...), as the kubelet reports a start it cannot get past.
+   */
+  setPodWaiting(name: string, reason: string, message: string, namespace?: string): void {
+    const pod = this.podByName(name, namespace);
+    if (pod.status.phase !== 'Pending') throw new Error(`fake-kube: pod ${name} is ${pod.status.phase}, not Pending`);
+    const t = this.now();
+    pod.status = {
+      ...pod.status,
+      conditions: [
+        { type: 'PodScheduled', status: 'True', lastTransitionTime: t },
+        { type: 'ContainersReady', status: 'False', reason: 'ContainersNotReady', lastTransitionTime: t },
+      ],
+      containerStatuses: pod.spec.containers.map((c) => ({
+        name: c.name,
+        image: c.image,
+        ready: false,
+        restartCount: 0,
+        started: false,
+        state: { waiting: { reason, message } },
+      })),
+    };
+    pod.metadata.resourceVersion = this.nextRv();
+  }
+
+  /** A Pending pod the scheduler cannot place (PodScheduled False, reason Unschedulable). */
+  setPodUnschedulable(name: string, message: string, namespace?: string): void {
+    const pod = this.podByName(name, namespace);
+    if (pod.status.phase !== 'Pending') throw new Error(`fake-kube: pod ${name} is ${pod.status.phase}, not Pending`);
+    pod.status = {
+      ...pod.status,
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: this.now() },
+      ],
+    };
+    pod.metadata.resourceVersion = this.nextRv();
+  }
+
+  /** Secrets (copies), optionally of one namespace, sorted by name. */
+  secrets(namespace?: string): SecretObject[] {
+    return [...this.secretStore.values()]
+      .filter((x) => !namespace || x.metadata.namespace === namespace)
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+      .map((x) => clone(x));
   }
 
   /** Pending/Running -> Succeeded (exit 0). */

@@ -1,0 +1,247 @@
+/**
+ * Back-off of queues whose agents fail at start. Pure: the scaler feeds it the agent pods it
+ * listed (one list per tick for all queues) and asks it, per queue, how many agents it may
+ * create now. No I/O; time comes in as an argument.
+ *
+ * An agent "fails at start" when its pod
+ *  - failed within START_WINDOW_MS of starting (a `failedIndexes` entry of its Job: wrong or
+ *    expired credentials, a crashing entrypoint), not counting a disruption (eviction,
+ *    preemption: the Job replaces those itself) or the Job's deadline;
+ *  - waits with a container error Kubernetes will not get past alone (CreateContainerConfigError,
+ *    ImagePullBackOff, ErrImagePull, InvalidImageName, ...);
+ *  - has been unschedulable for longer than `unschedulableMs`.
+ * It is "healthy" once it succeeded, or has been running for START_WINDOW_MS.
+ *
+ * Each Job with an agent that failed at start is one step: the queue creates nothing for
+ * base * 2^(step-1) (capped at max), then ONE probe agent, and nothing more until that probe
+ * resolved (failed: next step; healthy: reset) or `maxMs` passed. The first healthy agent newer
+ * than the last failure resets the queue. Other queues are never held: the state is per queue.
+ * Failures stay visible in the cluster until the Job's TTL, so a cold start re-learns the step
+ * from the failing Jobs still there.
+ */
+import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import { QUEUE_ANNOTATION, QUEUE_LABEL } from './agent-job.js';
+
+export interface BackoffPolicy {
+  /** First hold (ms). */
+  readonly baseMs: number;
+  /** Longest hold (ms); also how long an unresolved probe blocks further agents. */
+  readonly maxMs: number;
+  /** A pod unschedulable this long counts as failed at start. */
+  readonly unschedulableMs: number;
+  /** A pod failing within this long of its start failed AT start; running this long is healthy. */
+  readonly startWindowMs?: number;
+}
+
+export const START_WINDOW_MS = 60_000;
+
+/** Container waiting reasons that do not resolve without a change by someone. */
+export const START_ERRORS: ReadonlySet<string> = new Set([
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'ImagePullBackOff',
+  'ErrImagePull',
+  'ErrImageNeverPull',
+  'InvalidImageName',
+  'RunContainerError',
+  'CrashLoopBackOff',
+]);
+
+export type AgentHealth =
+  | { readonly kind: 'failed'; readonly reason: string; readonly message: string }
+  | { readonly kind: 'healthy' }
+  | { readonly kind: 'starting' }
+  /** Not a signal either way (evicted, deadline reached). */
+  | { readonly kind: 'ignored' };
+
+const time = (t: Date | string | undefined): number | undefined => {
+  if (t === undefined) return undefined;
+  const ms = new Date(t).getTime();
+  return Number.isNaN(ms) ? undefined : ms;
+};
+
+function waitingError(statuses: readonly V1ContainerStatus[] | undefined): AgentHealth | undefined {
+  for (const s of statuses ?? []) {
+    const reason = s.state?.waiting?.reason;
+    if (reason && START_ERRORS.has(reason))
+      return { kind: 'failed', reason, message: `container ${s.name}: ${s.state?.waiting?.message ?? reason}` };
+  }
+  return undefined;
+}
+
+/** What one agent pod says about its queue's health. */
+export function classifyPod(pod: V1Pod, now: number, policy: BackoffPolicy): AgentHealth {
+  const window = policy.startWindowMs ?? START_WINDOW_MS;
+  const status = pod.status ?? {};
+  const conditions = status.conditions ?? [];
+  switch (status.phase) {
+    case 'Succeeded':
+      return { kind: 'healthy' };
+    case 'Failed': {
+      if (conditions.some((c) => c.type === 'DisruptionTarget' && c.status === 'True')) return { kind: 'ignored' };
+      if (status.reason === 'DeadlineExceeded') return { kind: 'ignored' };
+      const terminated = [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? [])]
+        .map((s) => ({ name: s.name, t: s.state?.terminated }))
+        .find((s) => s.t && s.t.exitCode !== 0);
+      const started = time(terminated?.t?.startedAt) ?? time(status.startTime);
+      const finished = time(terminated?.t?.finishedAt) ?? now;
+      if (started !== undefined && finished - started >= window) return { kind: 'healthy' };
+      const reason = terminated?.t?.reason ?? status.reason ?? 'Failed';
+      const message = terminated
+        ? `container ${terminated.name} exited with code ${terminated.t?.exitCode}${terminated.t?.message ? `: ${terminated.t.message}` : ''}`
+        : (status.message ?? 'pod failed');
+      return { kind: 'failed', reason, message };
+    }
+    case 'Running': {
+      const err = waitingError(status.containerStatuses);
+      if (err) return err;
+      const started = time(status.startTime);
+      return started !== undefined && now - started >= window ? { kind: 'healthy' } : { kind: 'starting' };
+    }
+    default: {
+      const err = waitingError(status.initContainerStatuses) ?? waitingError(status.containerStatuses);
+      if (err) return err;
+      const unschedulable = conditions.find(
+        (c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable',
+      );
+      const since = time(unschedulable?.lastTransitionTime);
+      if (unschedulable && since !== undefined && now - since >= policy.unschedulableMs)
+        return { kind: 'failed', reason: 'Unschedulable', message: unschedulable.message ?? 'pod unschedulable' };
+      return { kind: 'starting' };
+    }
+  }
+}
+
+export type BackoffEvent =
+  | {
+      readonly kind: 'backoff';
+      readonly queue: string;
+      /** Consecutive failing Jobs (1 = first). */
+      readonly step: number;
+      readonly holdMs: number;
+      readonly reason: string;
+      readonly message: string;
+      readonly pod: string;
+      readonly jobName: string;
+    }
+  | { readonly kind: 'recovered'; readonly queue: string; readonly step: number };
+
+interface QueueState {
+  step: number;
+  holdUntil: number;
+  /** Creation time of the newest pod that failed at start. */
+  lastFailureAt: number;
+  /** Jobs already counted as a step (pruned to the Jobs still listed). */
+  counted: Set<string>;
+  probe?: { jobName: string; at: number } | undefined;
+}
+
+/** What a queue may create now. */
+export interface Gate {
+  /** Most agents the queue may create now (Infinity when it is not backing off). */
+  readonly allow: number;
+  readonly step: number;
+  /** Epoch ms until which the queue is held (0 when not held). */
+  readonly holdUntil: number;
+}
+
+const jobNameOf = (pod: V1Pod): string | undefined =>
+  pod.metadata?.labels?.['batch.kubernetes.io/job-name'] ?? pod.metadata?.labels?.['job-name'];
+
+const queueOfPod = (pod: V1Pod): string | undefined =>
+  pod.metadata?.annotations?.[QUEUE_ANNOTATION] ?? pod.metadata?.labels?.[QUEUE_LABEL];
+
+export class QueueBackoff {
+  private readonly queues = new Map<string, QueueState>();
+
+  constructor(private readonly policy: BackoffPolicy) {}
+
+  private state(queue: string): QueueState {
+    let s = this.queues.get(queue);
+    if (!s) {
+      s = { step: 0, holdUntil: 0, lastFailureAt: 0, counted: new Set() };
+      this.queues.set(queue, s);
+    }
+    return s;
+  }
+
+  private holdMs(step: number): number {
+    return Math.min(this.policy.maxMs, this.policy.baseMs * 2 ** Math.min(30, step - 1));
+  }
+
+  /** Feeds one tick's agent pods (every queue's); returns what changed. */
+  observe(pods: readonly V1Pod[], now: number): BackoffEvent[] {
+    const events: BackoffEvent[] = [];
+    const byQueue = new Map<string, { pod: V1Pod; job: string; created: number; health: AgentHealth }[]>();
+    for (const pod of pods) {
+      const queue = queueOfPod(pod);
+      const job = jobNameOf(pod);
+      if (queue === undefined || job === undefined) continue;
+      const health = classifyPod(pod, now, this.policy);
+      const list = byQueue.get(queue) ?? [];
+      list.push({ pod, job, created: time(pod.metadata?.creationTimestamp) ?? now, health });
+      byQueue.set(queue, list);
+    }
+    for (const queue of new Set([...this.queues.keys(), ...byQueue.keys()])) {
+      const s = this.state(queue);
+      const seen = byQueue.get(queue) ?? [];
+      const listedJobs = new Set(seen.map((p) => p.job));
+      for (const j of s.counted) if (!listedJobs.has(j)) s.counted.delete(j);
+
+      const failures = seen
+        .filter((p) => p.health.kind === 'failed')
+        .sort((a, b) => a.created - b.created || a.job.localeCompare(b.job));
+      for (const f of failures) {
+        if (s.counted.has(f.job)) continue;
+        s.counted.add(f.job);
+        s.step++;
+        s.lastFailureAt = Math.max(s.lastFailureAt, f.created);
+        const holdMs = this.holdMs(s.step);
+        s.holdUntil = now + holdMs;
+        if (s.probe?.jobName === f.job) s.probe = undefined;
+        const h = f.health as Extract<AgentHealth, { kind: 'failed' }>;
+        events.push({
+          kind: 'backoff',
+          queue,
+          step: s.step,
+          holdMs,
+          reason: h.reason,
+          message: h.message,
+          pod: f.pod.metadata?.name ?? '',
+          jobName: f.job,
+        });
+      }
+      const healthy = seen.some((p) => p.health.kind === 'healthy' && p.created >= s.lastFailureAt);
+      if (healthy && s.step > 0) {
+        events.push({ kind: 'recovered', queue, step: s.step });
+        s.step = 0;
+        s.holdUntil = 0;
+        s.probe = undefined;
+      }
+      // A probe whose Job went away without a verdict (deleted, TTL) no longer holds the queue.
+      if (s.probe && !listedJobs.has(s.probe.jobName) && now - s.probe.at > this.policy.baseMs) s.probe = undefined;
+    }
+    return events;
+  }
+
+  /** How many agents `queue` may create at `now`. */
+  gate(queue: string, now: number): Gate {
+    const s = this.queues.get(queue);
+    if (!s || s.step === 0) return { allow: Number.POSITIVE_INFINITY, step: 0, holdUntil: 0 };
+    if (now < s.holdUntil) return { allow: 0, step: s.step, holdUntil: s.holdUntil };
+    if (s.probe && now - s.probe.at < this.policy.maxMs)
+      return { allow: 0, step: s.step, holdUntil: s.probe.at + this.policy.maxMs };
+    return { allow: 1, step: s.step, holdUntil: 0 };
+  }
+
+  /** The scaler created a Job for `queue`: while backing off, it is the probe. */
+  created(queue: string, jobName: string, now: number): void {
+    const s = this.queues.get(queue);
+    if (s && s.step > 0) s.probe = { jobName, at: now };
+  }
+
+  /** Queues currently backing off, with their step (for metrics). */
+  steps(): Record<string, number> {
+    return Object.fromEntries([...this.queues].map(([q, s]) => [q, s.step]));
+  }
+}

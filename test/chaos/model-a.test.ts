@@ -1,0 +1,5 @@
+/** Model-level chaos suite, seeds 0..4999 (see model-suite.ts). */
+import { describe } from 'vitest';
+import { modelSuite } from './model-suite.js';
+
+describe('chaos (model): overlapping scalers, faults, crashes, late webhooks', () => modelSuite(0));

@@ -1,8 +1,8 @@
 /**
  * The scaler's ports: every outside system the pipeline reaches, as interfaces the scaler owns and
- * the adapters implement (SQS: EventSource, Kubernetes: ClusterPort and JobFactory, DynamoDB: the
- * stores of core/stores.ts), so the same pipeline runs against AWS, the emulators, the local
- * stack and the simulator. Types only: nothing here does I/O.
+ * the adapters implement (SQS: EventSource, Kubernetes: ClusterPort and JobFactory, GitHub:
+ * DispatchHooks, DynamoDB: the stores of core/stores.ts), so the same pipeline runs against AWS,
+ * the emulators, the local stack and the simulator. Types only: nothing here does I/O.
  */
 import type { V1Job, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { QueueBackoff } from '../core/backoff.js';

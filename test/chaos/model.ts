@@ -33,20 +33,12 @@ import { intentCreateGraceMs } from '../../functions/core/limiter.js';
 import type { LedgerStore, LimiterStore, QueueCounts } from '../../functions/core/stores.js';
 import { run } from '../../functions/scaler/loop.js';
 import type { ReceivedEvent, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
+import { rng as mulberry32 } from '../../functions/simulate/trace.js';
 
 // --- choices -------------------------------------------------------------------------------------
 
-/** mulberry32: a small, fast, seedable PRNG. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulator's seeded PRNG (mulberry32), so a seed means the same numbers everywhere. */
+export { mulberry32 };
 
 /** Every random choice of a schedule, recorded; replays a recorded list (0 once it runs out). */
 export class Chooser {

@@ -5,7 +5,7 @@
  * the value it got and what it expects. The README's configuration table is generated from this
  * list (`npm run docs:config`) and a test fails when the two drift apart.
  */
-import { PROVIDERS, type Provider } from '../core/job-event.js';
+import { PROVIDERS, type Provider, QUEUE_NAME_PATTERN as QUEUE_NAME } from '../core/job-event.js';
 import {
   defaultAgentTags,
   defaultRunnerLabels,
@@ -37,8 +37,6 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
-
-const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export const VARIABLES = [
   // --- shared -------------------------------------------------------------------------------

@@ -286,3 +286,7 @@ export function dispatchIdOf(job: V1Job): string | undefined {
 export function deploymentOf(job: V1Job): string | undefined {
   return job.metadata?.annotations?.[DEPLOYMENT_ANNOTATION] ?? job.metadata?.labels?.[DEPLOYMENT_LABEL];
 }
+
+/** The Job a pod belongs to, from the labels the Job controller sets (old and new label). */
+export const jobNameOf = (pod: { metadata?: { labels?: Record<string, string> } }): string | undefined =>
+  pod.metadata?.labels?.['batch.kubernetes.io/job-name'] ?? pod.metadata?.labels?.['job-name'];

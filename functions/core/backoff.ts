@@ -20,7 +20,7 @@
  * from the failing Jobs still there.
  */
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import { QUEUE_ANNOTATION, QUEUE_LABEL } from './agent-job.js';
+import { jobNameOf, QUEUE_ANNOTATION, QUEUE_LABEL } from './agent-job.js';
 
 export interface BackoffPolicy {
   /** First hold (ms). */
@@ -144,9 +144,6 @@ export interface Gate {
   /** Epoch ms until which the queue is held (0 when not held). */
   readonly holdUntil: number;
 }
-
-const jobNameOf = (pod: V1Pod): string | undefined =>
-  pod.metadata?.labels?.['batch.kubernetes.io/job-name'] ?? pod.metadata?.labels?.['job-name'];
 
 const queueOfPod = (pod: V1Pod): string | undefined =>
   pod.metadata?.annotations?.[QUEUE_ANNOTATION] ?? pod.metadata?.labels?.[QUEUE_LABEL];

@@ -16,12 +16,12 @@
  * Never routed to a guess: an event whose tags are unknown is not counted anywhere.
  */
 
-import { mapLimit } from '../adapters/dynamodb/ledger-store.js';
 import type { GitlabJobsApi } from '../adapters/gitlab/jobs-api.js';
 import { GitlabApiError } from '../adapters/gitlab/jobs-api.js';
 import { isRouted, type QueuedJobEvent } from '../core/job-event.js';
 import { type Routing, routeGitlab } from '../core/routing.js';
 import type { RouteStore, StoredRoute } from '../core/stores.js';
+import { mapLimit } from '../shared/concurrency.js';
 import { describeError } from '../shared/errors.js';
 import type { EventRouter, RouteOutcome } from './ports.js';
 

@@ -820,7 +820,6 @@ function cluster(env: Env): ClusterAccess {
   if (endpoint !== undefined && !endpoint.startsWith('https://'))
     fail('EKS_CLUSTER_ENDPOINT', env.EKS_CLUSTER_ENDPOINT);
   const caData = optional(env, 'EKS_CLUSTER_CA');
-  if (!eks) return fail('EKS_CLUSTER_NAME', env.EKS_CLUSTER_NAME);
   return {
     kind: 'eks',
     clusterName: eks,

@@ -11,8 +11,9 @@
 import { pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DynamoLedgerStore, mapLimit } from '../../functions/adapters/dynamodb/ledger-store.js';
+import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-store.js';
 import type { JobEvent } from '../../functions/core/job-event.js';
+import { mapLimit } from '../../functions/shared/concurrency.js';
 import { createLedgerTable, startDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';
 import { cpuMsSince, processCpuMs, progress } from './progress.js';

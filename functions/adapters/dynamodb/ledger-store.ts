@@ -41,6 +41,7 @@ import {
   rankOf,
 } from '../../core/ledger.js';
 import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
+import { mapLimit } from '../../shared/concurrency.js';
 import { describeError } from '../../shared/errors.js';
 import { dynamoClient, isConditionFailure } from './client.js';
 
@@ -77,22 +78,6 @@ export interface DynamoLedgerStoreOptions {
   readonly transactionSize?: number;
   /** Open jobs whose last event is older than this are not counted. Default 24. */
   readonly openMaxAgeHours?: number;
-}
-
-/** Runs fn over items with at most `limit` promises pending. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  // One iterator shared by the workers: each takes the next item when it is free.
-  const remaining = items.entries();
-  const worker = async (): Promise<void> => {
-    for (const [index, item] of remaining) results[index] = await fn(item, index);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 export class DynamoLedgerStore implements LedgerStore {

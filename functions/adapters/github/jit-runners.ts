@@ -19,7 +19,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { DISPATCH_ID_LABEL, labelSafe, MANAGED_BY_LABEL, MANAGED_BY_VALUE, QUEUE_LABEL } from '../../core/agent-job.js';
+import {
+  DISPATCH_ID_LABEL,
+  jobNameOf,
+  labelSafe,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  QUEUE_LABEL,
+} from '../../core/agent-job.js';
 import { defaultRunnerLabels } from '../../core/routing.js';
 import type { DispatchRecord } from '../../core/stores.js';
 import type { ClusterPort, DispatchHooks, ScalerLog, TickView } from '../../scaler/ports.js';
@@ -210,7 +217,7 @@ export class JitRunners implements DispatchHooks {
       if (d.status === 'intent') entry(d.jobName).intent = true;
     }
     for (const pod of view.pods ?? []) {
-      const job = pod.metadata?.labels?.['batch.kubernetes.io/job-name'] ?? pod.metadata?.labels?.['job-name'];
+      const job = jobNameOf(pod);
       const index = Number(pod.metadata?.labels?.['batch.kubernetes.io/job-completion-index']);
       if (!job || !Number.isInteger(index)) continue;
       const e = entry(job);

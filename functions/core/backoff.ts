@@ -1,7 +1,17 @@
 /**
- * Back-off of queues whose agents fail at start. Pure: the scaler feeds it the agent pods it
- * listed (one list per tick for all queues) and asks it, per queue, how many agents it may
- * create now. No I/O; time comes in as an argument.
+ * Back-off of queues whose agents fail at start. Pure: the scaler asks it which Jobs' pods to
+ * look at (`select`, from the Job list it already has), feeds it those pods (one list per tick for
+ * all queues, `observe`) and asks it, per queue, how many agents it may create now. No I/O; time
+ * comes in as an argument.
+ *
+ * Only suspicious Jobs are looked at, so the pods listed per tick follow what is failing, not
+ * the number of agents. A Job's status tells which: `failed` grew since its pods were last seen
+ * (a failed pod); pods not ready (`active > ready`) NOT_READY_GRACE_MS after the Job was created
+ * (waiting errors and unschedulable pods are never ready); every live Job of a queue backing off
+ * (its probe, and any agent that may prove the queue healthy). Of the first, only the Failed pods
+ * are listed; of the others, those of their first POD_SAMPLE_INDEXES completion indexes. A healthy
+ * Job (its active pods ready, or finished) is not looked at: a Job that `succeeded` and is newer
+ * than the queue's last failure proves the queue healthy by its status alone.
  *
  * An agent "fails at start" when its pod
  *  - failed within START_WINDOW_MS of starting (a `failedIndexes` entry of its Job: wrong or
@@ -19,8 +29,8 @@
  * Failures stay visible in the cluster until the Job's TTL, so a cold start re-learns the step
  * from the failing Jobs still there.
  */
-import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import { jobNameOf, QUEUE_ANNOTATION, QUEUE_LABEL } from './agent-job.js';
+import type { V1ContainerStatus, V1Job, V1Pod } from '@kubernetes/client-node';
+import { jobNameOf, QUEUE_ANNOTATION, QUEUE_LABEL, queueOf } from './agent-job.js';
 
 export interface BackoffPolicy {
   /** First hold (ms). */
@@ -31,9 +41,32 @@ export interface BackoffPolicy {
   readonly unschedulableMs: number;
   /** A pod failing within this long of its start failed AT start; running this long is healthy. */
   readonly startWindowMs?: number;
+  /** Pods of a Job still not all ready this long after its creation are looked at. */
+  readonly notReadyGraceMs?: number;
 }
 
 export const START_WINDOW_MS = 60_000;
+
+/**
+ * How long after its creation a Job whose pods are not all ready is looked at: longer than a
+ * healthy agent takes to be ready with its image cached, so a burst of starting agents is not
+ * listed, and short enough that a waiting error (image pull, missing Secret) holds the queue
+ * within a tick or two of it.
+ */
+export const NOT_READY_GRACE_MS = 30_000;
+
+/** What the Job list says of one Job: enough to tell whether its pods need a look. */
+export interface JobStatusView {
+  readonly name: string;
+  readonly queue: string;
+  /** Creation time (epoch ms): every pod of the Job is newer. */
+  readonly created: number;
+  readonly active: number;
+  /** Active pods with the Ready condition (Job status `ready`; 0 where the server omits it). */
+  readonly ready: number;
+  readonly failed: number;
+  readonly succeeded: number;
+}
 
 /** Container waiting reasons that do not resolve without a change by someone. */
 export const START_ERRORS: ReadonlySet<string> = new Set([
@@ -112,6 +145,44 @@ export function classifyPod(pod: V1Pod, now: number, policy: BackoffPolicy): Age
   }
 }
 
+/** The back-off's view of a listed Job; undefined for a Job without a name or queue. */
+export function jobStatusView(job: V1Job): JobStatusView | undefined {
+  const name = job.metadata?.name;
+  const queue = queueOf(job);
+  if (!name || queue === undefined) return undefined;
+  const s = job.status ?? {};
+  return {
+    name,
+    queue,
+    created: time(job.metadata?.creationTimestamp) ?? 0,
+    active: s.active ?? 0,
+    ready: s.ready ?? 0,
+    failed: s.failed ?? 0,
+    succeeded: s.succeeded ?? 0,
+  };
+}
+
+/** Completion indexes 0..n-1 of a sampled Job are looked at (QueueBackoff.select). */
+export const POD_SAMPLE_INDEXES = 5;
+
+/** The Jobs whose pods the back-off needs this tick (QueueBackoff.select). */
+export interface PodSelection {
+  /** All their Failed pods. */
+  readonly failed: readonly string[];
+  /** The pods of their first POD_SAMPLE_INDEXES completion indexes. */
+  readonly sample: readonly string[];
+}
+
+/** What the scaler looked at this tick (see QueueBackoff.observe). */
+export interface ObservedScope {
+  /** Every Job listed this tick (all queues). */
+  readonly jobs: readonly JobStatusView[];
+  /** The Jobs whose Failed pods were all listed. */
+  readonly failed: ReadonlySet<string>;
+  /** The Jobs some of whose pods were listed. */
+  readonly sample: ReadonlySet<string>;
+}
+
 export type BackoffEvent =
   | {
       readonly kind: 'backoff';
@@ -150,6 +221,8 @@ const queueOfPod = (pod: V1Pod): string | undefined =>
 
 export class QueueBackoff {
   private readonly queues = new Map<string, QueueState>();
+  /** Per Job, its status `failed` when its pods were last looked at (pruned to the Jobs listed). */
+  private readonly failedSeen = new Map<string, number>();
 
   constructor(private readonly policy: BackoffPolicy) {}
 
@@ -166,23 +239,61 @@ export class QueueBackoff {
     return Math.min(this.policy.maxMs, this.policy.baseMs * 2 ** Math.min(30, step - 1));
   }
 
-  /** Feeds one tick's agent pods (every queue's); returns what changed. */
-  observe(pods: readonly V1Pod[], now: number): BackoffEvent[] {
+  /**
+   * The Jobs whose pods must be looked at this tick (see the top of this file), from the Jobs
+   * listed this tick; the others' pods can change nothing. `failed`: Jobs with a failure not seen
+   * yet (their Failed pods are listed, all of them). `sample`: Jobs not ready past the grace, or
+   * live in a queue backing off (the pods of their first POD_SAMPLE_INDEXES indexes are listed:
+   * the agents of one Job share one template, so a waiting error shows on each of them).
+   */
+  select(jobs: readonly JobStatusView[], now: number): PodSelection {
+    const grace = this.policy.notReadyGraceMs ?? NOT_READY_GRACE_MS;
+    const failed: string[] = [];
+    const sample: string[] = [];
+    for (const j of jobs) {
+      // A pod failed since the last look: a failure at start, or a long run (health).
+      if (j.failed > (this.failedSeen.get(j.name) ?? 0)) failed.push(j.name);
+      const s = this.queues.get(j.queue);
+      // Backing off: the probe's verdict, or any agent of the queue that proves it healthy.
+      // Else, unless counted already (its pods cannot add a step): waiting errors and
+      // unschedulable pods are never ready.
+      const look =
+        s && s.step > 0 ? j.active > 0 : !s?.counted.has(j.name) && j.active > j.ready && now - j.created >= grace;
+      if (look) sample.push(j.name);
+    }
+    return { failed, sample };
+  }
+
+  /**
+   * Feeds one tick's agent pods; returns what changed. With a `scope`, the pods are those `select`
+   * asked for (pods of other Jobs are left out) and `scope.jobs` is every Job listed: a Job not
+   * listed any more is forgotten, a Job that succeeded since the queue's last failure resets it.
+   * Without one, the pods are every agent pod.
+   */
+  observe(pods: readonly V1Pod[], now: number, scope?: ObservedScope): BackoffEvent[] {
     const events: BackoffEvent[] = [];
     const byQueue = new Map<string, { pod: V1Pod; job: string; created: number; health: AgentHealth }[]>();
+    const jobsByQueue = new Map<string, JobStatusView[]>();
+    for (const j of scope?.jobs ?? []) {
+      const list = jobsByQueue.get(j.queue) ?? [];
+      list.push(j);
+      jobsByQueue.set(j.queue, list);
+    }
     for (const pod of pods) {
       const queue = queueOfPod(pod);
       const job = jobNameOf(pod);
-      if (queue === undefined || job === undefined) continue;
+      if (queue === undefined || job === undefined || (scope && !scope.failed.has(job) && !scope.sample.has(job)))
+        continue;
       const health = classifyPod(pod, now, this.policy);
       const list = byQueue.get(queue) ?? [];
       list.push({ pod, job, created: time(pod.metadata?.creationTimestamp) ?? now, health });
       byQueue.set(queue, list);
     }
-    for (const queue of new Set([...this.queues.keys(), ...byQueue.keys()])) {
+    for (const queue of new Set([...this.queues.keys(), ...byQueue.keys(), ...jobsByQueue.keys()])) {
       const s = this.state(queue);
       const seen = byQueue.get(queue) ?? [];
-      const listedJobs = new Set(seen.map((p) => p.job));
+      const listed = jobsByQueue.get(queue) ?? [];
+      const listedJobs = new Set([...seen.map((p) => p.job), ...listed.map((j) => j.name)]);
       for (const j of s.counted) if (!listedJobs.has(j)) s.counted.delete(j);
 
       const failures = seen
@@ -208,7 +319,10 @@ export class QueueBackoff {
           jobName: f.job,
         });
       }
-      const healthy = seen.some((p) => p.health.kind === 'healthy' && p.created >= s.lastFailureAt);
+      // A Job's pods are all newer than the Job: one that succeeded proves a healthy agent.
+      const healthy =
+        seen.some((p) => p.health.kind === 'healthy' && p.created >= s.lastFailureAt) ||
+        listed.some((j) => j.succeeded > 0 && j.created >= s.lastFailureAt);
       if (healthy && s.step > 0) {
         events.push({ kind: 'recovered', queue, step: s.step });
         s.step = 0;
@@ -217,6 +331,11 @@ export class QueueBackoff {
       }
       // A probe whose Job went away without a verdict (deleted, TTL) no longer holds the queue.
       if (s.probe && !listedJobs.has(s.probe.jobName) && now - s.probe.at > this.policy.baseMs) s.probe = undefined;
+    }
+    if (scope) {
+      const listed = new Set(scope.jobs.map((j) => j.name));
+      for (const name of this.failedSeen.keys()) if (!listed.has(name)) this.failedSeen.delete(name);
+      for (const j of scope.jobs) if (scope.failed.has(j.name)) this.failedSeen.set(j.name, j.failed);
     }
     return events;
   }

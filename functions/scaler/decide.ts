@@ -4,13 +4,13 @@
  * and core/decision.ts's decision on it for a given number of agents in flight; then the
  * decision's log line and metrics.
  */
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { V1Job } from '@kubernetes/client-node';
 import type { BackoffEvent, Gate } from '../core/backoff.js';
 import { busyBound, type Decision, decide } from '../core/decision.js';
 import type { QueueCounts } from '../core/stores.js';
 import { type ObservedJob, observedJob, type WarmPoolSize } from '../core/warm-pool.js';
 import type { QueueLimits, ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
-import type { Reconciled } from './reconcile.js';
+import type { PodLook, Reconciled } from './reconcile.js';
 
 export interface QueueDecider {
   readonly queue: string;
@@ -35,10 +35,10 @@ export function measureWarmPool(ports: ScalerPorts, clusterJobs: readonly V1Job[
 }
 
 /** Feeds the back-off the agent pods just listed; logs and measures what it found. */
-export function measureBackoff(ports: ScalerPorts, pods: readonly V1Pod[] | undefined): void {
+export function measureBackoff(ports: ScalerPorts, look: PodLook | undefined): void {
   const { backoff, log } = ports;
-  if (!pods || !backoff) return;
-  const events = backoff.observe(pods, ports.now());
+  if (!look || !backoff) return;
+  const events = backoff.observe(look.pods, ports.now(), look);
   const failures = new Map<string, number>();
   for (const e of events) logBackoff(log, e, failures);
   for (const [queue, step] of Object.entries(backoff.steps()))

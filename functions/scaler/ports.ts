@@ -39,14 +39,27 @@ export interface ClusterPort {
   listAgentJobs(): Promise<V1Job[]>;
   /** 'exists' when a Job of that name is already there (409 AlreadyExists): a retried dispatch. */
   createJob(job: V1Job): Promise<'created' | 'exists'>;
-  /** Every pod of our agent Jobs in the namespace (one paginated list for all queues). Optional: back-off needs it. */
-  listAgentPods?(): Promise<V1Pod[]>;
+  /**
+   * The pods of the agent Jobs a query names (one paginated list per 100 Jobs; no call for no
+   * Job), or without a query every pod of our agent Jobs in the namespace. Optional: back-off
+   * and housekeeping need it.
+   */
+  listAgentPods?(query?: PodQuery): Promise<V1Pod[]>;
   /**
    * Creates a Secret owned by the Job `jobName` (an ownerReference with the Job's uid, so the
    * garbage collector deletes it with the Job); 'exists' when it is already there. Optional:
    * just-in-time GitHub runners need it.
    */
   createJobSecret?(jobName: string, secret: V1Secret): Promise<'created' | 'exists'>;
+}
+
+/** Which agent pods to list (ClusterPort.listAgentPods). */
+export interface PodQuery {
+  readonly jobNames: readonly string[];
+  /** Only the pods in this phase (field selector `status.phase`). */
+  readonly phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+  /** Only the pods of completion indexes 0..n-1 (label `batch.kubernetes.io/job-completion-index`). */
+  readonly firstIndexes?: number;
 }
 
 /** Our Kubernetes Jobs, written and read back (adapters/kubernetes/job-factory.ts). */
@@ -76,7 +89,10 @@ export interface TickView {
   readonly jobs: readonly ClusterJob[];
   /** The limiter's dispatches as read this tick (status intent and submitted). */
   readonly dispatches: readonly DispatchRecord[];
-  /** Our agent pods as listed this tick, when the scaler lists them. */
+  /**
+   * The pods of (at least) the Jobs `podsToSweep` named this tick, when it named some and the
+   * list succeeded. Absent: nothing known of the pods.
+   */
   readonly pods?: readonly V1Pod[];
   readonly now: number;
 }
@@ -100,6 +116,12 @@ export interface DispatchHooks {
   beforeCreate(dispatch: DispatchRecord, job: V1Job): Promise<V1Job>;
   /** Finishes what the existing Job needs. Idempotent; throws to be called again next tick. */
   afterCreate(dispatch: DispatchRecord): Promise<void>;
+  /**
+   * Before the tick's pod list: the Jobs whose pods the coming housekeeping needs (our Jobs as
+   * listed are given), or undefined when it needs none (between two sweeps). The scaler lists
+   * only those, so a tick without a sweep lists no pod for housekeeping.
+   */
+  podsToSweep?(view: { readonly jobs: readonly V1Job[]; readonly now: number }): readonly string[] | undefined;
   /** Once per tick after the reconcile. Its failures are logged, never fail the tick. */
   housekeeping?(view: TickView): Promise<void>;
 }

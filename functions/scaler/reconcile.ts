@@ -7,6 +7,7 @@
  * DispatchHooks), and corrects a drifted counter.
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { type JobStatusView, jobStatusView, type ObservedScope, POD_SAMPLE_INDEXES } from '../core/backoff.js';
 import {
   type ClusterJob,
   type DispatchAction,
@@ -16,7 +17,7 @@ import {
 } from '../core/limiter.js';
 import type { LimiterSnapshot, QueueCounts } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
-import type { ScalerPorts, ScalerSettings } from './ports.js';
+import type { PodQuery, ScalerPorts, ScalerSettings } from './ports.js';
 import type { Submitter } from './submit.js';
 
 /** What a tick read, in the order that makes it safe. */
@@ -29,8 +30,16 @@ export interface TickSnapshot {
   readonly clusterJobs: readonly V1Job[];
   /** Our Jobs, read back. */
   readonly ours: readonly ClusterJob[];
-  /** Our agent pods, listed after the Jobs when back-off or housekeeping needs them. */
-  readonly pods: readonly V1Pod[] | undefined;
+  /** The agent pods of the Jobs back-off or housekeeping had to look at, listed after the Jobs. */
+  readonly pods: PodLook | undefined;
+}
+
+/** The pods of the Jobs looked at this tick (ObservedScope), every Job listed beside. */
+export interface PodLook extends ObservedScope {
+  /** Every pod listed, once. */
+  readonly pods: readonly V1Pod[];
+  /** All the pods of the Jobs housekeeping asked for, when it asked. */
+  readonly sweep?: readonly V1Pod[];
 }
 
 /** The limiter's state of one queue as reconciled, where reserve starts from. */
@@ -61,18 +70,53 @@ export async function snapshot(ports: ScalerPorts, settings: ScalerSettings, err
   ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
   // Listed after the Jobs: a failed index the Job list shows has its pod in this list.
-  const pods = await listPods(ports, errors);
+  const pods = await lookAtPods(ports, clusterJobs, ours, listedAt, errors);
   return { limiter: limiterSnapshot, listedAt, counts, clusterJobs, ours, pods };
 }
 
-/** The agent pods, when back-off or a hook needs them. Undefined if not listed. */
-async function listPods(ports: ScalerPorts, errors: string[]): Promise<V1Pod[] | undefined> {
-  const { cluster, backoff } = ports;
-  if (!cluster.listAgentPods || (!backoff && !ports.hooks?.housekeeping)) return undefined;
+/**
+ * The pods of the Jobs back-off selects (core/backoff.ts: the Failed pods of Jobs with a new
+ * failure; a sample of the pods of Jobs not ready past a grace, or of a queue backing off) and
+ * all those of the Jobs housekeeping asks for on a sweep: the pods listed follow what is
+ * suspicious, not the number of agents, and a healthy tick lists none. Undefined when neither
+ * needs pods or a list failed.
+ */
+async function lookAtPods(
+  ports: ScalerPorts,
+  clusterJobs: readonly V1Job[],
+  ours: readonly ClusterJob[],
+  now: number,
+  errors: string[],
+): Promise<PodLook | undefined> {
+  const { cluster, backoff, hooks } = ports;
+  const listAgentPods = cluster.listAgentPods?.bind(cluster);
+  if (!listAgentPods) return undefined;
+  const jobs = backoff ? clusterJobs.map(jobStatusView).filter((j): j is JobStatusView => j !== undefined) : [];
+  const oursByName = new Set(ours.map((j) => j.jobName));
+  const forSweep = hooks?.podsToSweep?.({
+    jobs: clusterJobs.filter((j) => oursByName.has(j.metadata?.name ?? '')),
+    now,
+  });
+  if (!backoff && !forSweep) return undefined;
+  const wanted = backoff?.select(jobs, now) ?? { failed: [], sample: [] };
+  const list = (query: PodQuery) => (query.jobNames.length > 0 ? listAgentPods(query) : Promise.resolve([]));
   try {
-    return await cluster.listAgentPods();
+    const [failed, sample, sweep] = await Promise.all([
+      list({ jobNames: wanted.failed, phase: 'Failed' }),
+      list({ jobNames: wanted.sample, firstIndexes: POD_SAMPLE_INDEXES }),
+      list({ jobNames: forSweep ?? [] }),
+    ]);
+    const byName = new Map<string, V1Pod>();
+    for (const p of [...failed, ...sample, ...sweep]) byName.set(p.metadata?.name ?? '', p);
+    return {
+      pods: [...byName.values()],
+      ...(forSweep ? { sweep: sweep } : {}),
+      jobs,
+      failed: new Set(wanted.failed),
+      sample: new Set(wanted.sample),
+    };
   } catch (e) {
-    // Without the pods the back-off keeps its state from the last tick.
+    // Without the pods the back-off keeps its state from the last tick, and looks again next tick.
     errors.push(`list pods: ${describeError(e)}`);
     return undefined;
   }
@@ -150,7 +194,7 @@ export async function reconcile(
       .housekeeping({
         jobs: seen.ours,
         dispatches: seen.limiter.dispatches,
-        ...(seen.pods ? { pods: seen.pods } : {}),
+        ...(seen.pods?.sweep ? { pods: seen.pods.sweep } : {}),
         now: ports.now(),
       })
       .catch((e: unknown) => log.warn('housekeeping failed; tried again later', { error: describeError(e) }));

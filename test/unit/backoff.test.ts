@@ -1,7 +1,7 @@
 /** The pure back-off core: how a pod reads, and how a queue's step moves. */
 import type { V1Pod, V1PodStatus } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { classifyPod, QueueBackoff } from '../../functions/core/backoff.js';
+import { classifyPod, type JobStatusView, QueueBackoff } from '../../functions/core/backoff.js';
 
 const T0 = Date.parse('2026-11-29T10:00:00Z');
 const policy = { baseMs: 30_000, maxMs: 600_000, unschedulableMs: 300_000 };
@@ -148,5 +148,84 @@ describe('QueueBackoff', () => {
     expect(events.map((e) => (e.kind === 'backoff' ? e.step : 0))).toEqual([1, 2, 3]);
     expect(b.gate('q', T0 + 10_000)).toMatchObject({ allow: 0, step: 3, holdUntil: T0 + 10_000 + 120_000 });
     expect(iso(b.gate('q', T0 + 10_000).holdUntil)).toBe('2026-11-29T10:02:10.000Z');
+  });
+});
+
+describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', () => {
+  const job = (name: string, o: Partial<JobStatusView> = {}): JobStatusView => ({
+    name,
+    queue: 'q',
+    created: T0,
+    active: 10,
+    ready: 10,
+    failed: 0,
+    succeeded: 0,
+    ...o,
+  });
+
+  it('healthy Jobs none; a new failure its Failed pods once; not ready past the grace a sample', () => {
+    const b = new QueueBackoff(policy);
+    const now = T0 + 120_000;
+    const healthy = [
+      job('ready'),
+      job('done', { active: 0, ready: 0, succeeded: 10 }),
+      job('young', { ready: 0, created: now - 29_000 }),
+    ];
+    expect(b.select(healthy, now)).toEqual({ failed: [], sample: [] });
+
+    const jobs = [...healthy, job('failing', { active: 9, ready: 9, failed: 1 }), job('stuck', { ready: 3 })];
+    expect(b.select(jobs, now)).toEqual({ failed: ['failing'], sample: ['stuck'] });
+    // The failed pod ran long (healthy): seen, so not looked at again until another pod fails.
+    const longRun = pod('f', failed(T0, T0 + 100_000), { job: 'failing' });
+    expect(b.observe([longRun], now, { jobs, failed: new Set(['failing']), sample: new Set(['stuck']) })).toEqual([]);
+    // (10 s later `young` is past the 30 s grace, still not ready: looked at too.)
+    expect(b.select(jobs, now + 10_000)).toEqual({ failed: [], sample: ['young', 'stuck'] });
+    const more = jobs.map((j) => (j.name === 'failing' ? { ...j, failed: 2 } : j));
+    expect(b.select(more, now + 10_000).failed).toEqual(['failing']);
+  });
+
+  it('a failure found from a sample is one step; the queue then looks at its live Jobs until one proves healthy', () => {
+    const b = new QueueBackoff(policy);
+    let now = T0 + 40_000;
+    const jobs = [
+      job('pull', { ready: 0, created: T0 }),
+      job('other', { created: T0 }),
+      job('old-done', { active: 0, ready: 0, succeeded: 1, created: T0 - 600_000 }),
+    ];
+    const sel = b.select(jobs, now);
+    expect(sel).toEqual({ failed: [], sample: ['pull'] });
+    const pulling = pod('p0', waiting('ErrImagePull', 'no such tag'), { job: 'pull', created: T0 + 1_000 });
+    const scope = { jobs, failed: new Set(sel.failed), sample: new Set(sel.sample) };
+    expect(b.observe([pulling], now, scope)).toEqual([
+      expect.objectContaining({ kind: 'backoff', step: 1, reason: 'ErrImagePull', jobName: 'pull' }),
+    ]);
+    // Backing off: every live Job of the queue is looked at (the probe's verdict, or health).
+    now += 30_000;
+    b.created('q', 'probe', now);
+    const withProbe = [...jobs, job('probe', { active: 1, ready: 0, created: now })];
+    expect(b.select(withProbe, now + 10_000).sample).toEqual(['pull', 'other', 'probe']);
+    // A Job that succeeded AFTER the failure proves the queue healthy by its status alone; an
+    // older one (old-done) does not.
+    expect(b.observe([], now + 10_000, { jobs: withProbe, failed: new Set(), sample: new Set() })).toEqual([]);
+    const probeDone = withProbe.map((j) => (j.name === 'probe' ? { ...j, active: 0, ready: 0, succeeded: 1 } : j));
+    expect(b.observe([], now + 20_000, { jobs: probeDone, failed: new Set(), sample: new Set() })).toEqual([
+      { kind: 'recovered', queue: 'q', step: 1 },
+    ]);
+    // Healthy again: the Job counted is not looked at again although its pods still fail.
+    expect(b.select(probeDone, now + 30_000)).toEqual({ failed: [], sample: [] });
+  });
+
+  it('steps are not counted twice for a Job no longer looked at; a Job no longer listed is forgotten', () => {
+    const b = new QueueBackoff(policy);
+    const jobs = [job('j1', { active: 0, ready: 0, failed: 1 })];
+    const f = pod('a', failed(T0, T0 + 1_000), { job: 'j1' });
+    expect(b.observe([f], T0 + 2_000, { jobs, failed: new Set(['j1']), sample: new Set() })).toHaveLength(1);
+    // Listed but not looked at: still counted (no second step when it is looked at again).
+    expect(b.observe([], T0 + 3_000, { jobs, failed: new Set(), sample: new Set() })).toEqual([]);
+    expect(b.observe([f], T0 + 4_000, { jobs, failed: new Set(), sample: new Set(['j1']) })).toEqual([]);
+    expect(b.gate('q', T0 + 4_000)).toMatchObject({ step: 1 });
+    // Gone from the cluster (TTL): forgotten; a Job of that name listed again would be new.
+    b.observe([], T0 + 5_000, { jobs: [], failed: new Set(), sample: new Set() });
+    expect(b.select(jobs, T0 + 6_000).failed).toEqual(['j1']);
   });
 });

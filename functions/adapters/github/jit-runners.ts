@@ -23,9 +23,11 @@ import {
   DISPATCH_ID_LABEL,
   jobNameOf,
   labelSafe,
+  liveAgents,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   QUEUE_LABEL,
+  queueOf,
 } from '../../core/agent-job.js';
 import { defaultRunnerLabels } from '../../core/routing.js';
 import type { DispatchRecord } from '../../core/stores.js';
@@ -194,12 +196,32 @@ export class JitRunners implements DispatchHooks {
     });
   }
 
+  private sweepDue(now: number): boolean {
+    return now - this.lastSweep >= (this.options.sweepIntervalMs ?? 300_000);
+  }
+
+  /**
+   * The Jobs whose pods the sweep needs: none between sweeps; else our live Jobs of GitHub queues
+   * with an ended agent (only there can an index have ended while its Job lives on).
+   */
+  podsToSweep(view: { readonly jobs: readonly V1Job[]; readonly now: number }): string[] | undefined {
+    if (!this.sweepDue(view.now)) return undefined;
+    return view.jobs.flatMap((j) => {
+      const name = j.metadata?.name;
+      const queue = queueOf(j);
+      const ended = (j.status?.succeeded ?? 0) + (j.status?.failed ?? 0);
+      return name && queue !== undefined && this.options.isJitQueue(queue) && liveAgents(j) > 0 && ended > 0
+        ? [name]
+        : [];
+    });
+  }
+
   /** Removes offline registrations of ours whose agents are gone (at most every sweepIntervalMs). */
   async housekeeping(view: TickView): Promise<void> {
     // Configurations minted for a dispatch that is gone (its intent was released) are dropped.
     const known = new Set([...view.jobs.map((j) => j.jobName), ...view.dispatches.map((d) => d.jobName)]);
     for (const jobName of this.minted.keys()) if (!known.has(jobName)) this.minted.delete(jobName);
-    if (view.now - this.lastSweep < (this.options.sweepIntervalMs ?? 300_000)) return;
+    if (!this.sweepDue(view.now)) return;
     this.lastSweep = view.now;
     const { api, log } = this.options;
     const byKey = new Map<string, { live: number; intent: boolean; ended: Set<number>; active: Set<number> }>();

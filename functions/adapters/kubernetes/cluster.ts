@@ -31,6 +31,29 @@ export interface ClusterOptions extends KubeConfigDeps {
   readonly pageSize?: number;
 }
 
+/** Job names per pod list: the selector stays under 8 KB of URL (a Job name is at most 63 characters). */
+export const JOB_NAMES_PER_LIST = 100;
+
+/**
+ * The label selectors of the pods of these Jobs: ours (AGENT_JOB_SELECTOR) AND a set-based
+ * `job-name in (...)` on the label the Job controller puts on every pod it creates (the legacy
+ * `job-name`, which every Kubernetes version sets, beside `batch.kubernetes.io/job-name` since
+ * 1.27), at most JOB_NAMES_PER_LIST names each; none for no Job. With `firstIndexes`, only the
+ * pods of those completion indexes (the `batch.kubernetes.io/job-completion-index` label of an
+ * Indexed Job's pods, on by default since Kubernetes 1.28).
+ */
+export function jobPodSelectors(jobNames: readonly string[], firstIndexes?: number): string[] {
+  const names = [...new Set(jobNames)].sort();
+  const indexes =
+    firstIndexes === undefined
+      ? ''
+      : `,batch.kubernetes.io/job-completion-index in (${Array.from({ length: firstIndexes }, (_, i) => i).join(',')})`;
+  const selectors: string[] = [];
+  for (let i = 0; i < names.length; i += JOB_NAMES_PER_LIST)
+    selectors.push(`${AGENT_JOB_SELECTOR},job-name in (${names.slice(i, i + JOB_NAMES_PER_LIST).join(',')})${indexes}`);
+  return selectors;
+}
+
 export async function createCluster(
   access: ClusterAccess,
   namespace: string,
@@ -65,14 +88,15 @@ export async function createCluster(
     }
   }
 
-  async function listPods(): Promise<V1Pod[]> {
+  async function listPods(labelSelector: string, fieldSelector?: string): Promise<V1Pod[]> {
     const pods: V1Pod[] = [];
     let cont: string | undefined;
     do {
       const page = await call(`list pods in ${namespace}`, () =>
         core.listNamespacedPod({
           namespace,
-          labelSelector: AGENT_JOB_SELECTOR,
+          labelSelector,
+          ...(fieldSelector ? { fieldSelector } : {}),
           limit: pageSize,
           ...(cont ? { _continue: cont } : {}),
         }),
@@ -112,13 +136,20 @@ export async function createCluster(
       }
     },
 
-    async listAgentPods() {
-      try {
-        return await listPods();
-      } catch (e) {
-        if (e instanceof KubeApiError && e.status === 410) return listPods();
-        throw e;
-      }
+    async listAgentPods(query) {
+      const fieldSelector = query?.phase ? `status.phase=${query.phase}` : undefined;
+      const list = async (selector: string) => {
+        try {
+          return await listPods(selector, fieldSelector);
+        } catch (e) {
+          if (e instanceof KubeApiError && e.status === 410) return listPods(selector, fieldSelector);
+          throw e;
+        }
+      };
+      if (!query) return list(AGENT_JOB_SELECTOR);
+      const pods: V1Pod[] = [];
+      for (const selector of jobPodSelectors(query.jobNames, query.firstIndexes)) pods.push(...(await list(selector)));
+      return pods;
     },
 
     async createJobSecret(jobName, secret) {

@@ -57,6 +57,16 @@ export interface KubeCall {
   name?: string;
 }
 
+/** One list request as served: its selectors and how many items it returned. */
+export interface KubeList {
+  resource: 'jobs' | 'pods' | 'secrets';
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  items: number;
+}
+
 export interface FakeKubeOptions {
   /** Bearer token the server accepts (random by default). */
   token?: string;
@@ -177,6 +187,8 @@ export class FakeKube {
   readonly token: string;
   /** Every resource request, in order. */
   readonly calls: KubeCall[] = [];
+  /** Every list request served, in order, with its selectors. */
+  readonly lists: KubeList[] = [];
 
   private server: http.Server;
   private dir: string;
@@ -246,6 +258,7 @@ export class FakeKube {
     this.faults = [];
     this.delays = [];
     this.calls.length = 0;
+    this.lists.length = 0;
   }
 
   private clearTimers(): void {
@@ -701,6 +714,16 @@ export class FakeKube {
       );
       if (labelReqs.length === 0 && fieldReqs.length === 0) metadata.remainingItemCount = all.length - limit;
     }
+    const labelSelector = url.searchParams.get('labelSelector');
+    const fieldSelector = url.searchParams.get('fieldSelector');
+    this.lists.push({
+      resource,
+      ...(namespace ? { namespace } : {}),
+      ...(labelSelector ? { labelSelector } : {}),
+      ...(fieldSelector ? { fieldSelector } : {}),
+      ...(limit > 0 ? { limit } : {}),
+      items: page.length,
+    });
     return {
       kind: resource === 'jobs' ? 'JobList' : resource === 'pods' ? 'PodList' : 'SecretList',
       apiVersion: resource === 'jobs' ? 'batch/v1' : 'v1',

@@ -15,6 +15,15 @@ const RE_EQ = new RegExp(`^(${KEY})\\s*(==|=|!=)\\s*(${VALUE})$`);
 const RE_SET = new RegExp(`^(${KEY})\\s+(in|notin)\\s*\\(([^)]*)\\)$`);
 const RE_VALUE = new RegExp(`^${VALUE}$`);
 
+/** A label value is at most 63 characters (apimachinery validateLabelValue). */
+function checkValue(v: string): string {
+  if (v.length > 63)
+    throw new SelectorError(
+      `invalid label value: "${v}": at key: must be no more than 63 characters (a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character)`,
+    );
+  return v;
+}
+
 /** Splits on commas that are not inside parentheses. */
 function splitTop(text: string): string[] {
   const parts: string[] = [];
@@ -42,12 +51,14 @@ export function parseLabelSelector(selector: string | null | undefined): Require
     const set = RE_SET.exec(part);
     if (set) {
       const [, key = '', op, list = ''] = set;
+      // `()` is the set of the empty value, as apimachinery's parser reads it.
       const values = list.split(',').map((v) => v.trim());
       if (values.some((v) => !RE_VALUE.test(v))) throw new SelectorError(`unable to parse requirement: ${part}`);
+      for (const v of values) checkValue(v);
       return { key, op: op as 'in' | 'notin', values };
     }
     const eq = RE_EQ.exec(part);
-    if (eq) return { key: eq[1] ?? '', op: eq[2] === '!=' ? '!=' : '=', value: eq[3] ?? '' };
+    if (eq) return { key: eq[1] ?? '', op: eq[2] === '!=' ? '!=' : '=', value: checkValue(eq[3] ?? '') };
     const exists = RE_EXISTS.exec(part);
     if (exists) return { key: exists[1] ?? '', op: 'exists' };
     throw new SelectorError(

@@ -7,8 +7,9 @@
  * Only suspicious Jobs are looked at, so the pods listed per tick follow what is failing, not
  * the number of agents. A Job's status tells which: `failed` grew since its pods were last seen
  * (a failed pod); pods not ready (`active > ready`) NOT_READY_GRACE_MS after the Job was created
- * (waiting errors and unschedulable pods are never ready); every live Job of a queue backing off
- * (its probe, and any agent that may prove the queue healthy). Of the first, only the Failed pods
+ * (waiting errors and unschedulable pods are never ready); the live Jobs of a queue backing off
+ * created since its last failure (less the start window): its probe, and any agent that may prove
+ * the queue healthy. Of the first, only the Failed pods
  * are listed; of the others, those of their first POD_SAMPLE_INDEXES completion indexes. A healthy
  * Job (its active pods ready, or finished) is not looked at: a Job that `succeeded` and is newer
  * than the queue's last failure proves the queue healthy by its status alone.
@@ -243,23 +244,25 @@ export class QueueBackoff {
    * The Jobs whose pods must be looked at this tick (see the top of this file), from the Jobs
    * listed this tick; the others' pods can change nothing. `failed`: Jobs with a failure not seen
    * yet (their Failed pods are listed, all of them). `sample`: Jobs not ready past the grace, or
-   * live in a queue backing off (the pods of their first POD_SAMPLE_INDEXES indexes are listed:
+   * live and recent in a queue backing off (the pods of their first POD_SAMPLE_INDEXES indexes are listed:
    * the agents of one Job share one template, so a waiting error shows on each of them).
    */
   select(jobs: readonly JobStatusView[], now: number): PodSelection {
     const grace = this.policy.notReadyGraceMs ?? NOT_READY_GRACE_MS;
+    const window = this.policy.startWindowMs ?? START_WINDOW_MS;
     const failed: string[] = [];
     const sample: string[] = [];
     for (const j of jobs) {
       // A pod failed since the last look: a failure at start, or a long run (health).
       if (j.failed > (this.failedSeen.get(j.name) ?? 0)) failed.push(j.name);
       const s = this.queues.get(j.queue);
-      // Backing off: the probe's verdict, or any agent of the queue that proves it healthy.
-      // Else, unless counted already (its pods cannot add a step): waiting errors and
-      // unschedulable pods are never ready.
-      const look =
-        s && s.step > 0 ? j.active > 0 : !s?.counted.has(j.name) && j.active > j.ready && now - j.created >= grace;
-      if (look) sample.push(j.name);
+      // Unless counted already (its pods cannot add a step): waiting errors and unschedulable
+      // pods are never ready.
+      const notReady = !s?.counted.has(j.name) && j.active > j.ready && now - j.created >= grace;
+      // Backing off: the probe's verdict, or an agent that proves the queue healthy, which only
+      // a pod newer than the last failure does (a Job's pods are created as it starts).
+      const mayProve = s !== undefined && s.step > 0 && j.active > 0 && j.created >= s.lastFailureAt - window;
+      if (notReady || mayProve) sample.push(j.name);
     }
     return { failed, sample };
   }

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { eventId, type JobEvent } from '../../functions/core/job-event.js';
-import { FakeKube } from '../../functions/local/fake-kube/index.js';
+import { FakeKube, type KubeList } from '../../functions/local/fake-kube/index.js';
 import type { ScalerLog, ScalerPorts } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
@@ -150,5 +150,138 @@ describe('back-off of queues whose agents fail at start', () => {
       .filter((p) => p.metadata?.annotations?.['ci-autoscaler/queue'] === 'broken');
     expect(running.length).toBeGreaterThanOrEqual(3);
     assertRbacCovers(kube.calls);
+  }, 120_000);
+
+  it('many healthy agents across several Jobs: no pod listed per tick, whatever their number; a failing Job is still found', async () => {
+    const NS = 'ci-scale';
+    const queue = await sqs.createQueue('scale-events', { maxReceiveCount: 3, visibilityTimeoutSeconds: 30 });
+    await createLedgerTable(dynamo.endpoint, 'scale-ledger');
+    const config = loadScalerConfig({
+      EVENTS_QUEUE_URL: queue.url,
+      LEDGER_TABLE: 'scale-ledger',
+      KUBECONFIG: kube.kubeconfigPath,
+      QUEUES: 'steady,images',
+      MAX_AGENTS: '2000',
+      KUBE_NAMESPACE: NS,
+    });
+    const warnings: string[] = [];
+    const log: ScalerLog = {
+      debug() {},
+      info() {},
+      warn: (message) => void warnings.push(message),
+      error() {},
+    };
+    const ports: ScalerPorts = { ...(await createPorts(config, log)), now: () => clock };
+    const settings = scalerSettings(config);
+    const events = createEventsQueue(queue.url);
+    let n = 0;
+    const schedule = async (q: string, count: number) => {
+      const at = new Date(clock).toISOString();
+      for (let i = 0; i < count; i += 50)
+        await Promise.all(
+          Array.from({ length: Math.min(50, count - i) }, () => {
+            const jobId = `${q}-${n++}`;
+            return events.sendEvent({
+              id: eventId('buildkite', jobId, 'scheduled'),
+              provider: 'buildkite',
+              jobId,
+              queue: q,
+              kind: 'scheduled',
+              occurredAt: at,
+              receivedAt: at,
+              trace: {},
+            });
+          }),
+        );
+    };
+    const jobsOf = (q: string) => kube.jobs(NS).filter((j) => j.metadata?.annotations?.['ci-autoscaler/queue'] === q);
+    /** One tick; the Kubernetes requests it made. */
+    const tickCalls = async () => {
+      const calls = kube.calls.length;
+      const lists = kube.lists.length;
+      await tick(ports, settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
+      clock += TICK_MS;
+      return { calls: kube.calls.slice(calls), pods: kube.lists.slice(lists).filter((l) => l.resource === 'pods') };
+    };
+
+    // 750 agents in several Jobs (more than a page of 500 pods), running and ready.
+    const agents = (q: string) => jobsOf(q).reduce((sum, j) => sum + (j.spec?.parallelism ?? 0), 0);
+    for (let wave = 1; wave <= 3; wave++) {
+      await schedule('steady', 250);
+      for (let i = 0; i < 30 && agents('steady') < 250 * wave; i++) {
+        await tickCalls();
+        for (const j of jobsOf('steady')) kube.startAll(j.metadata?.name);
+      }
+    }
+    expect(agents('steady')).toBe(750);
+    expect(jobsOf('steady').length).toBeGreaterThanOrEqual(3);
+
+    // Minutes of healthy agents: each tick lists our Jobs (one page) and no pod at all.
+    for (let i = 0; i < 6; i++) {
+      const { calls, pods } = await tickCalls();
+      expect(pods).toEqual([]);
+      expect(calls).toEqual([{ verb: 'list', group: 'batch', resource: 'jobs', namespace: NS }]);
+    }
+
+    // One agent of a new Job fails at start: the next tick lists that Job's Failed pods (one
+    // request, one pod) and backs the queue off; demand that follows waits.
+    const before = new Set(jobsOf('steady').map((j) => j.metadata?.name));
+    await schedule('steady', 2);
+    await tickCalls();
+    const newest = jobsOf('steady').find((j) => !before.has(j.metadata?.name))?.metadata?.name ?? '';
+    const [failing] = kube.pods({ namespace: NS, jobName: newest });
+    kube.failPod(failing?.metadata?.name ?? '', { exitCode: 1, namespace: NS });
+    const found = await tickCalls();
+    expect(found.pods).toEqual([
+      {
+        resource: 'pods',
+        namespace: NS,
+        labelSelector: `app.kubernetes.io/managed-by=ci-agent-autoscaler,job-name in (${newest})`,
+        fieldSelector: 'status.phase=Failed',
+        limit: 500,
+        items: 1,
+      },
+    ]);
+    expect(warnings.filter((w) => /^queue steady backs off 30 s: agent failed at start \(Error/.test(w))).toHaveLength(
+      1,
+    );
+    const held = jobsOf('steady').length;
+    await schedule('steady', 5);
+    await tickCalls();
+    expect(jobsOf('steady')).toHaveLength(held);
+
+    // While `steady` backs off, each tick looks at a sample of its live Jobs that may prove it
+    // healthy (the first 5 indexes of those created since about its last failure), not at its
+    // 750 agents.
+    const items = (pods: readonly KubeList[]) => pods.reduce((sum, l) => sum + l.items, 0);
+    const backingOff = await tickCalls();
+    expect(backingOff.pods).toHaveLength(1);
+    expect(backingOff.pods[0]?.labelSelector).toContain(newest);
+    expect(items(backingOff.pods)).toBeGreaterThanOrEqual(2);
+    expect(items(backingOff.pods)).toBeLessThanOrEqual(5 * jobsOf('steady').length);
+
+    // A Job whose agents cannot pull their image: not ready, so looked at once past the 30 s
+    // grace, through a sample of its first indexes, and backed off with Kubernetes' reason.
+    await schedule('images', 20);
+    await tickCalls();
+    const pulling = jobsOf('images')[0]?.metadata?.name ?? '';
+    for (const p of kube.pods({ namespace: NS, jobName: pulling }))
+      kube.setPodWaiting(p.metadata?.name ?? '', 'ErrImagePull', 'manifest unknown', NS);
+    const named = (pods: readonly KubeList[]) => pods.filter((l) => l.labelSelector?.includes(pulling));
+    expect(named((await tickCalls()).pods)).toEqual([]);
+    let sampled: KubeList[] = [];
+    for (let i = 0; i < 3 && sampled.length === 0; i++) sampled = named((await tickCalls()).pods);
+    expect(sampled).toHaveLength(1);
+    expect(sampled[0]?.labelSelector).toMatch(
+      new RegExp(
+        `job-name in \\([^)]*${pulling}[^)]*\\),batch\\.kubernetes\\.io/job-completion-index in \\(0,1,2,3,4\\)$`,
+      ),
+    );
+    // At most 5 pods of each Job named (those of `steady`, still backing off, are named too).
+    const names = /job-name in \(([^)]*)\)/.exec(sampled[0]?.labelSelector ?? '')?.[1]?.split(',') ?? [];
+    expect(sampled[0]?.items).toBeLessThanOrEqual(5 * names.length);
+    expect(warnings.filter((w) => /^queue images backs off/.test(w))).toEqual([
+      'queue images backs off 30 s: agent failed at start (ErrImagePull: container agent: manifest unknown)',
+    ]);
   }, 120_000);
 });

@@ -232,6 +232,16 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
     for (let i = 0; i < 4; i++) expect(await w.webhook(id++, LABELS.small)).toBe(202);
     await w.tick();
     expect(gh.count()).toEqual({ 'POST /actions/runners/generate-jitconfig': 4 });
+
+    // Healthy agents need no pod list; one that fails at start has its Job's Failed pods listed
+    // (back-off): the Role's pods list is used then.
+    expect(kube.calls.some((c) => c.resource === 'pods')).toBe(false);
+    const [first] = kube.pods({ namespace: w.config.namespace });
+    kube.failPod(first?.metadata?.name ?? '', { exitCode: 1, namespace: w.config.namespace });
+    await w.tick();
+    expect(kube.lists.filter((l) => l.resource === 'pods').map((l) => l.fieldSelector)).toEqual([
+      'status.phase=Failed',
+    ]);
     assertRbacCovers(kube.calls, { exhaustive: true });
   });
 
@@ -354,6 +364,58 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
     // The Job goes (TTL): its Secret goes with it.
     kube.deleteJobOutOfBand(w.jobs()[0]?.metadata?.name ?? '');
     expect(kube.secrets(w.config.namespace)).toHaveLength(0);
+  });
+
+  it('the scaler lists pods for housekeeping only on a sweep, and only those of live Jobs with an ended agent', async () => {
+    const w = await world();
+    let now = Date.now();
+    const hooks = new JitRunners({
+      api: createRunnersApi({
+        appId: String(gh.appId),
+        privateKey: async () => gh.privateKey,
+        owner: { kind: 'org', org: 'acme' },
+        apiUrl: gh.url,
+      }),
+      cluster: w.ports.cluster,
+      runnerGroupId: 1,
+      isJitQueue: () => true,
+      deployment: w.config.ledgerTable,
+      log: w.log,
+      sweepIntervalMs: 60_000,
+    });
+    const ports: ScalerPorts = { ...w.ports, hooks, now: () => now };
+    for (let i = 0; i < 3; i++) expect(await w.webhook(9_000_000 + i, LABELS.large)).toBe(202);
+    for (let i = 0; i < 2; i++) expect(await w.webhook(9_100_000 + i, LABELS.gpu)).toBe(202);
+    await w.tick(ports);
+    const large = w.jobs().find((j) => j.metadata?.annotations?.['ci-autoscaler/queue'] === 'large');
+    kube.startAll();
+    // One agent of `large` finished its CI job; `gpu`'s agents all run (no pod of theirs is listed).
+    const [done] = kube.pods({ jobName: large?.metadata?.name ?? '' });
+    kube.succeedPod(done?.metadata?.name ?? '');
+    const podLists = async () => {
+      const from = kube.lists.length;
+      await w.tick(ports);
+      kube.startAll(); // a healthy cluster: agents start at once (replacements the scaler creates too)
+      return kube.lists.slice(from).filter((l) => l.resource === 'pods');
+    };
+
+    now += 60_000;
+    expect(await podLists()).toEqual([
+      {
+        resource: 'pods',
+        namespace: w.config.namespace,
+        labelSelector: `app.kubernetes.io/managed-by=ci-agent-autoscaler,job-name in (${large?.metadata?.name})`,
+        limit: 500,
+        items: 3,
+      },
+    ]);
+    // Between sweeps: no pod listed.
+    for (let i = 0; i < 3; i++) {
+      now += 10_000;
+      expect(await podLists()).toEqual([]);
+    }
+    now += 30_000;
+    expect(await podLists()).toHaveLength(1);
   });
 
   it('removes our offline runners whose pod is gone, keeps online, busy, pending and foreign ones', async () => {

@@ -82,6 +82,59 @@ describe('Kubernetes adapter against the fake API server (real @kubernetes/clien
     expect(jobs.every((j) => liveAgents(j) === 1)).toBe(true);
   });
 
+  it('lists the pods of named Jobs only: a set-based selector per 100 Jobs, a phase, the first indexes', async () => {
+    const names = Array.from({ length: 205 }, (_, i) => jobNameFor('linux', `p-${i}`));
+    for (let i = 0; i < 205; i++) await cluster.createJob(agentJob('linux', `p-${i}`, i === 7 ? 8 : 1));
+    const named = [names[7] ?? '', ...names.slice(100, 205)];
+    kube.calls.length = 0;
+    kube.lists.length = 0;
+    const pods = await cluster.listAgentPods?.({ jobNames: [...named, names[7] ?? ''] });
+    expect(pods?.map((p) => p.metadata?.labels?.['job-name'])).toHaveLength(8 + 105);
+    expect(new Set(pods?.map((p) => p.metadata?.labels?.['job-name']))).toEqual(new Set(named));
+    // 106 distinct Jobs: two selectors (100 + 6 names), each read in pages of 2 (pageSize).
+    const selectors = [...new Set(kube.lists.map((l) => l.labelSelector))];
+    expect(selectors).toHaveLength(2);
+    expect(selectors.map((s) => /job-name in \(([^)]*)\)$/.exec(s ?? '')?.[1]?.split(',').length)).toEqual([100, 6]);
+    expect(selectors.every((s) => s?.startsWith(`${AGENT_JOB_SELECTOR},job-name in (`))).toBe(true);
+    expect(kube.lists.every((l) => l.resource === 'pods' && l.limit === 2 && l.items <= 2)).toBe(true);
+
+    // The first 3 indexes of the 8-agent Job; its Failed pods only.
+    const sample = await cluster.listAgentPods?.({ jobNames: [names[7] ?? ''], firstIndexes: 3 });
+    expect(sample?.map((p) => p.metadata?.labels?.['batch.kubernetes.io/job-completion-index']).sort()).toEqual([
+      '0',
+      '1',
+      '2',
+    ]);
+    const [victim] = kube.pods({ jobName: names[7] });
+    kube.failPod(victim?.metadata?.name ?? '', { namespace: NS });
+    const failed = await cluster.listAgentPods?.({ jobNames: [names[7] ?? ''], phase: 'Failed' });
+    expect(failed?.map((p) => p.metadata?.name)).toEqual([victim?.metadata?.name]);
+    // No Job named: no call. Without a query: every pod of ours.
+    kube.calls.length = 0;
+    expect(await cluster.listAgentPods?.({ jobNames: [] })).toEqual([]);
+    expect(kube.calls).toEqual([]);
+    expect(await cluster.listAgentPods?.()).toHaveLength(205 + 7);
+  });
+
+  it('the fake API server reads set-based selectors as apimachinery does', async () => {
+    await cluster.createJob(agentJob('linux', 's-1', 1));
+    const list = (labelSelector: string) =>
+      fetch(`${kube.url}/api/v1/namespaces/${NS}/pods?labelSelector=${encodeURIComponent(labelSelector)}`, {
+        headers: { authorization: `Bearer ${kube.token}` },
+      });
+    const name = jobNameFor('linux', 's-1');
+    const items = async (selector: string) => ((await (await list(selector)).json()) as { items: unknown[] }).items;
+    expect(await items(`job-name in (${name})`)).toHaveLength(1);
+    expect(await items(`job-name in (other, ${name} )`)).toHaveLength(1);
+    expect(await items(`job-name notin (${name})`)).toHaveLength(0);
+    expect(await items(`job-name in (${name}),batch.kubernetes.io/job-completion-index in (1,2)`)).toHaveLength(0);
+    // `()` is the set of the empty value (apimachinery parseValues), matching no job-name.
+    expect(await items('job-name in ()')).toHaveLength(0);
+    const tooLong = await list(`job-name in (${'a'.repeat(64)})`);
+    expect(tooLong.status).toBe(400);
+    expect(((await tooLong.json()) as { message: string }).message).toMatch(/must be no more than 63 characters/);
+  });
+
   it('reads Job status as the controller writes it (pending pods count as live agents)', async () => {
     await cluster.createJob(agentJob('linux', 'd-s', 2));
     let [job] = await cluster.listAgentJobs();

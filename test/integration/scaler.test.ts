@@ -329,6 +329,22 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     expect(await sqs.depth(w.queue.dlqUrl!)).toBe(1);
   });
 
+  it('lists no pod while agents are healthy; the Failed pods of a Job whose agent failed at start', async () => {
+    const w = await world();
+    for (const id of ['h-1', 'h-2']) await w.send(id, 'scheduled');
+    await w.tick();
+    kube.startAll();
+    await w.tick();
+    const podLists = () => kube.lists.filter((l) => l.resource === 'pods');
+    expect(podLists()).toEqual([]);
+    const [pod] = kube.pods({ namespace: w.config.namespace });
+    kube.failPod(pod?.metadata?.name ?? '', { exitCode: 1, namespace: w.config.namespace });
+    await w.tick();
+    expect(podLists()).toEqual([
+      expect.objectContaining({ fieldSelector: 'status.phase=Failed', items: 1, namespace: w.config.namespace }),
+    ]);
+  });
+
   it('made only Kubernetes calls that the RBAC Role in infra/k8s allows, and used every grant', () => {
     recorded.push(...kube.calls);
     // Each test used its own namespace; the Role is deployed in the one KUBE_NAMESPACE.

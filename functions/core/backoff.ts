@@ -1,18 +1,18 @@
 /**
  * Back-off of queues whose agents fail at start. Pure: the scaler asks it which Jobs' pods to
- * look at (`select`, from the Job list it already has), feeds it those pods (one list per tick for
+ * look at (`select`, from the Job list it already has), feeds it those pods (listed together for
  * all queues, `observe`) and asks it, per queue, how many agents it may create now. No I/O; time
  * comes in as an argument.
  *
  * Only suspicious Jobs are looked at, so the pods listed per tick follow what is failing, not
  * the number of agents. A Job's status tells which: `failed` grew since its pods were last seen
- * (a failed pod); pods not ready (`active > ready`) NOT_READY_GRACE_MS after the Job was created
- * (waiting errors and unschedulable pods are never ready); the live Jobs of a queue backing off
- * created since its last failure (less the start window): its probe, and any agent that may prove
- * the queue healthy. Of the first, only the Failed pods
- * are listed; of the others, those of their first POD_SAMPLE_INDEXES completion indexes. A healthy
- * Job (its active pods ready, or finished) is not looked at: a Job that `succeeded` and is newer
- * than the queue's last failure proves the queue healthy by its status alone.
+ * (a failed pod: its Failed pods are listed); pods not ready (`active > ready`)
+ * NOT_READY_GRACE_MS after the Job was created (waiting errors and unschedulable pods are never
+ * ready); the live Jobs of a queue backing off created since its last failure (less the start
+ * window): its probe, and any agent that may prove the queue healthy. Of the last two, the pods of
+ * the first POD_SAMPLE_INDEXES completion indexes are listed. A healthy Job (its active pods
+ * ready, or finished) is not looked at: a Job that `succeeded` and is newer than the queue's last
+ * failure proves the queue healthy by its status alone.
  *
  * An agent "fails at start" when its pod
  *  - failed within START_WINDOW_MS of starting (a `failedIndexes` entry of its Job: wrong or
@@ -244,8 +244,8 @@ export class QueueBackoff {
    * The Jobs whose pods must be looked at this tick (see the top of this file), from the Jobs
    * listed this tick; the others' pods can change nothing. `failed`: Jobs with a failure not seen
    * yet (their Failed pods are listed, all of them). `sample`: Jobs not ready past the grace, or
-   * live and recent in a queue backing off (the pods of their first POD_SAMPLE_INDEXES indexes are listed:
-   * the agents of one Job share one template, so a waiting error shows on each of them).
+   * live and recent in a queue backing off (the pods of their first POD_SAMPLE_INDEXES indexes
+   * are listed: the agents of one Job share one template, so a waiting error shows on each).
    */
   select(jobs: readonly JobStatusView[], now: number): PodSelection {
     const grace = this.policy.notReadyGraceMs ?? NOT_READY_GRACE_MS;

@@ -105,7 +105,7 @@ describe('Kubernetes adapter against the fake API server (real @kubernetes/clien
       '1',
       '2',
     ]);
-    const [victim] = kube.pods({ jobName: names[7] });
+    const [victim] = kube.pods({ jobName: names[7] ?? '' });
     kube.failPod(victim?.metadata?.name ?? '', { namespace: NS });
     const failed = await cluster.listAgentPods?.({ jobNames: [names[7] ?? ''], phase: 'Failed' });
     expect(failed?.map((p) => p.metadata?.name)).toEqual([victim?.metadata?.name]);

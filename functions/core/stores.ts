@@ -177,7 +177,19 @@ export interface LimiterStore {
  */
 export type StoredRoute = { readonly queue: string } | { readonly unmet: string };
 
+/** The CI job a route belongs to. */
+export type RouteJob = Pick<JobEvent, 'provider' | 'jobId'>;
+
 export interface RouteStore {
-  get(job: Pick<JobEvent, 'provider' | 'jobId'>): Promise<StoredRoute | undefined>;
-  put(job: Pick<JobEvent, 'provider' | 'jobId'>, route: StoredRoute, now: Date): Promise<void>;
+  /**
+   * Strongly consistent read of the routes of these jobs: one entry per input job, in input
+   * order (undefined: none stored). A job may be given twice. Throws when any of them could not
+   * be read: then none is known.
+   */
+  getMany(jobs: readonly RouteJob[]): Promise<(StoredRoute | undefined)[]>;
+  /**
+   * Stores these routes (a job given twice: the last one). Throws when any of them could not be
+   * written; those written stay written (a route never changes, so a retry writes the same).
+   */
+  putMany(routes: readonly { readonly job: RouteJob; readonly route: StoredRoute }[], now: Date): Promise<void>;
 }

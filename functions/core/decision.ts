@@ -75,6 +75,19 @@ export function decide(o: QueueObservation): Decision {
   return { ...o, pending, running, inFlight, supply, idle, count, reason };
 }
 
+/**
+ * Pending (or running) CI jobs beyond which a queue's decision no longer changes, so the ledger
+ * need not count further. decide() is given supply <= inFlight (idle <= inFlight), so with
+ * inFlight <= MAX: room + idle <= MAX and pending >= MAX + 1 always asks for the whole room
+ * ('capped'); with inFlight > MAX the room is 0 whatever pending is. For `running`: busy =
+ * min(running, supply, busyBound), supply <= MAX, and a largest matching of agents to running jobs
+ * can always use the jobs that started last (a job that started later fits every agent an earlier
+ * one fits), so the MAX + 1 latest start times give the same busy.
+ */
+export function countCap(maxAgents: number): number {
+  return Math.max(0, Math.floor(maxAgents)) + 1;
+}
+
 /** Allowed difference between the CI provider's clock (job start times) and ours. */
 export const START_CLOCK_SKEW_MS = 2_000;
 

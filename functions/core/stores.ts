@@ -31,6 +31,22 @@ export interface QueueCounts {
    * provider's event time), when the store knows.
    */
   readonly runningSince?: readonly number[];
+  /**
+   * True when the store stopped counting at the caller's `cap` (CountOptions): `pending` and/or
+   * `running` are then "at least" figures, and runningSince holds the latest start times only.
+   */
+  readonly capped?: boolean;
+}
+
+/** How far counts() counts. */
+export interface CountOptions {
+  /**
+   * Per queue: stop counting pending jobs at this many, and keep only this many running jobs
+   * (those that started last). The scaler passes a bound beyond which its decision is the same
+   * (functions/scaler/reconcile.ts countCap), so a tick's reads do not grow with the backlog.
+   * Queues not named here are counted in full.
+   */
+  readonly cap?: Readonly<Record<string, number>>;
 }
 
 /** A ledger item as stored (for inspection, tests and operators; the scaler needs only counts). */
@@ -52,7 +68,7 @@ export interface LedgerStore {
    * last event happened more than the store's open-age limit before `now` is not counted: its
    * `finished`/`cancelled` was lost, and it must not keep an agent provisioned forever.
    */
-  counts(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>>;
+  counts(queues: readonly string[], now: Date, options?: CountOptions): Promise<Record<string, QueueCounts>>;
 }
 
 /** The in-flight limiter of one queue: tokens held by live Jobs and by not-yet-visible intents. */
@@ -161,7 +177,19 @@ export interface LimiterStore {
  */
 export type StoredRoute = { readonly queue: string } | { readonly unmet: string };
 
+/** The CI job a route belongs to. */
+export type RouteJob = Pick<JobEvent, 'provider' | 'jobId'>;
+
 export interface RouteStore {
-  get(job: Pick<JobEvent, 'provider' | 'jobId'>): Promise<StoredRoute | undefined>;
-  put(job: Pick<JobEvent, 'provider' | 'jobId'>, route: StoredRoute, now: Date): Promise<void>;
+  /**
+   * Strongly consistent read of the routes of these jobs: one entry per input job, in input
+   * order (undefined: none stored). A job may be given twice. Throws when any of them could not
+   * be read: then none is known.
+   */
+  getMany(jobs: readonly RouteJob[]): Promise<(StoredRoute | undefined)[]>;
+  /**
+   * Stores these routes (a job given twice: the last one). Throws when any of them could not be
+   * written; those written stay written (a route never changes, so a retry writes the same).
+   */
+  putMany(routes: readonly { readonly job: RouteJob; readonly route: StoredRoute }[], now: Date): Promise<void>;
 }

@@ -331,7 +331,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       ? new SimulatedCi({
           webhookUrl: () => webhookUrl,
           secrets,
-          runningPods: (): V1Pod[] => fake.pods({ namespace: scalerConfig.namespace, phase: 'Running' }),
+          runningPods: (): V1Pod[] =>
+            fake
+              .podSummaries({ namespace: scalerConfig.namespace, phase: 'Running' })
+              .map(({ name, annotations }) => ({ metadata: { name, annotations } })),
           onError: (m) => onLog('warn', m),
         })
       : undefined;

@@ -19,6 +19,8 @@ export interface QueueDecider {
   readonly pool: WarmPoolSize | undefined;
   /** The queue's back-off this tick; absent without back-off. */
   readonly gate: Gate | undefined;
+  /** The ledger stopped counting at the cap (reconcile.ts countCaps): pending/running are "at least". */
+  readonly countsCapped: boolean;
   /** The decision with `inFlight` agents in flight (the limiter's count). */
   decide(inFlight: number): Decision;
 }
@@ -73,7 +75,7 @@ export function queueDecider(
   queue: string,
 ): QueueDecider {
   const limits = settings.limits[queue] ?? { minAgents: 0, maxAgents: 0 };
-  const { pending, running, runningSince } = counts[queue] ?? { pending: 0, running: 0 };
+  const { pending, running, runningSince, capped } = counts[queue] ?? { pending: 0, running: 0 };
   const supply = plan.supply[queue] ?? 0;
   // Running CI jobs started before every agent of ours was made have no agent any more:
   // their `finished` is late. (End of the second: openAt is whole seconds.)
@@ -101,7 +103,7 @@ export function queueDecider(
   // A queue backing off creates nothing, or one probe agent; the other queues are not held.
   const gate = ports.backoff?.gate(queue, ports.now());
   const held = (d: Decision): Decision => (gate && d.count > gate.allow ? { ...d, count: gate.allow } : d);
-  return { queue, limits, pool, gate, decide: (inFlight) => held(observe(inFlight)) };
+  return { queue, limits, pool, gate, countsCapped: capped === true, decide: (inFlight) => held(observe(inFlight)) };
 }
 
 /** The decision's log line and metrics; `reserved` agents were reserved for it. */
@@ -128,6 +130,7 @@ export function reportDecision(
     ...(decider.gate && decider.gate.step > 0
       ? { backoffStep: decider.gate.step, heldUntil: new Date(decider.gate.holdUntil).toISOString() }
       : {}),
+    ...(decider.countsCapped ? { countsCapped: true } : {}),
     ...(decider.pool ?? {}),
   });
   ports.metrics?.decision(decision, reserved, latencyMs);

@@ -7,6 +7,22 @@ import { isRouted, type JobEvent, type QueuedJobEvent } from '../core/job-event.
 import { describeError } from '../shared/errors.js';
 import type { ReceivedEvent, RouteOutcome, ScalerPorts, ScalerSettings } from './ports.js';
 
+/** Longest a tick drains (default of settings.drainBudgetMs). */
+export const MAX_DRAIN_MS = 5_000;
+/** Shortest drain budget loop.ts gives a tick. */
+export const MIN_DRAIN_MS = 150;
+
+/**
+ * The drain budget of the next tick: twice what the last provisioning took, within
+ * [MIN_DRAIN_MS, max]. Under a sustained stream the queue never empties, so a tick ends its
+ * drain only on the budget: a short budget provisions the events just drained within a few
+ * hundred milliseconds, and when provisioning gets slow (a big backlog to count, a slow cluster)
+ * the drain grows with it, so provisioning never takes more than a third of the time.
+ */
+export function nextDrainBudgetMs(provisionMs: number | undefined, maxMs: number = MAX_DRAIN_MS): number {
+  return Math.min(maxMs, Math.max(MIN_DRAIN_MS, 2 * Math.max(0, provisionMs ?? 0)));
+}
+
 export interface DrainReport {
   received: number;
   applied: number;
@@ -18,12 +34,16 @@ export interface DrainReport {
   unserved: number;
 }
 
-/** Drains the queue until it is empty, the drain budget is spent or the deadline is near. */
+/**
+ * Drains the queue until it is empty, the drain budget (default settings.drainBudgetMs) is spent
+ * or the deadline is near.
+ */
 export async function drain(
   ports: ScalerPorts,
   settings: ScalerSettings,
   waitSeconds: number,
   deadline: number,
+  budgetMs: number = settings.drainBudgetMs ?? MAX_DRAIN_MS,
 ): Promise<DrainReport> {
   const report: DrainReport = {
     received: 0,
@@ -132,7 +152,7 @@ export async function drain(
   const first = await events.receive({ max: 10, waitSeconds: Math.min(waitSeconds, secondsLeft()) });
   if (first.length === 0) return report;
 
-  const drainUntil = Math.min(deadline, ports.now() + (settings.drainBudgetMs ?? 5_000));
+  const drainUntil = Math.min(deadline, ports.now() + budgetMs);
   // A batch none of whose events could be applied (DynamoDB unreachable, throttled past the
   // SDK's retries) stops the drain for this tick, rather than cycling every message towards the
   // dead-letter queue; the next tick tries again.

@@ -1,5 +1,6 @@
 /** The loop of one scaler invocation: it ticks (scaler.ts) until the invocation's budget is spent. */
 import { describeError } from '../shared/errors.js';
+import { nextDrainBudgetMs } from './drain.js';
 import type { ScalerPorts, ScalerSettings } from './ports.js';
 import { type TickReport, tick } from './scaler.js';
 
@@ -10,6 +11,8 @@ import { type TickReport, tick } from './scaler.js';
  * looks idle until its pod's exit shows in the Job status, and only a fresh look at the cluster
  * sees it go. The last long poll uses whatever budget is left, so a one-minute schedule with a
  * budget close to a minute leaves almost no gap between invocations. Sub-minute scale-up.
+ * Each tick drains for twice as long as the previous tick's provisioning took (drain.ts
+ * nextDrainBudgetMs): short ticks under a steady stream, long drains when provisioning is slow.
  */
 export async function run(
   ports: ScalerPorts,
@@ -21,11 +24,13 @@ export async function run(
   const reports: TickReport[] = [];
   let lastError: unknown;
   let waitSeconds = 0;
+  let drainBudgetMs = nextDrainBudgetMs(undefined, settings.drainBudgetMs);
   for (;;) {
     let waiting = false;
     let failed = false;
     try {
-      const report = await tick(ports, settings, { waitSeconds, deadline });
+      const report = await tick(ports, settings, { waitSeconds, deadline, drainBudgetMs });
+      drainBudgetMs = nextDrainBudgetMs(report.provisionMs, settings.drainBudgetMs);
       reports.push(report);
       waiting = report.decisions.some((d) => d.pending > 0);
     } catch (e) {

@@ -181,7 +181,8 @@ export interface ScalerSettings {
   readonly drainConcurrency?: number;
   /**
    * Longest a tick drains before it provisions (default 5 s): with a backlog, agents for the
-   * events drained so far are not held up by the rest; the next tick drains on at once.
+   * events drained so far are not held up by the rest; the next tick drains on at once. Within
+   * it, loop.ts gives each tick twice what the last provisioning took, at least 150 ms.
    */
   readonly drainBudgetMs?: number;
   /** Attempts per queue per tick to reserve its tokens when concurrent scalers conflict. */

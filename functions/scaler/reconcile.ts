@@ -8,6 +8,7 @@
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { type JobStatusView, jobStatusView, type ObservedScope, POD_SAMPLE_INDEXES } from '../core/backoff.js';
+import { countCap } from '../core/decision.js';
 import {
   type ClusterJob,
   type DispatchAction,
@@ -59,13 +60,24 @@ export interface Reconciled {
   readonly corrected: number;
 }
 
+/**
+ * How far the ledger counts each queue: beyond MAX_AGENTS + 1 pending jobs (or running ones) the
+ * decision is the same (core/decision.ts countCap), so the tick's reads stop there however large
+ * the backlog; at least 1000, so the Pending metric stays exact for any ordinary backlog.
+ */
+function countCaps(settings: ScalerSettings): Record<string, number> {
+  return Object.fromEntries(
+    settings.queues.map((q) => [q, Math.max(1000, countCap(settings.limits[q]?.maxAgents ?? 0))]),
+  );
+}
+
 /** Reads the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts), and the ledger's counts. */
 export async function snapshot(ports: ScalerPorts, settings: ScalerSettings, errors: string[]): Promise<TickSnapshot> {
   const { limiter, ledger, cluster, jobs } = ports;
   const limiterSnapshot = await limiter.snapshot();
   const listedAt = ports.now();
   const [counts, clusterJobs] = await Promise.all([
-    ledger.counts(settings.queues, new Date(listedAt)),
+    ledger.counts(settings.queues, new Date(listedAt), { cap: countCaps(settings) }),
     cluster.listAgentJobs(),
   ]);
   const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);

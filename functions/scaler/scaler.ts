@@ -23,18 +23,24 @@ export interface TickReport {
   readonly released: number;
   readonly corrected: number;
   readonly errors: readonly string[];
+  /** How long stages 2–5 took (ms, the ports' clock): sizes the next tick's drain (loop.ts). */
+  readonly provisionMs?: number;
 }
 
-/** One tick: drain (waiting up to waitSeconds for the first event), then provision. */
+/**
+ * One tick: drain (waiting up to waitSeconds for the first event, draining for at most
+ * drainBudgetMs, default settings.drainBudgetMs), then provision.
+ */
 export async function tick(
   ports: ScalerPorts,
   settings: ScalerSettings,
-  options: { waitSeconds: number; deadline: number },
+  options: { waitSeconds: number; deadline: number; drainBudgetMs?: number },
 ): Promise<TickReport> {
   // drain: the queue's events into the ledger (drain.ts).
-  const drained = await drain(ports, settings, options.waitSeconds, options.deadline);
+  const drained = await drain(ports, settings, options.waitSeconds, options.deadline, options.drainBudgetMs);
+  const started = ports.now();
   const rest = await provision(ports, settings);
-  return { drain: drained, ...rest };
+  return { drain: drained, ...rest, provisionMs: ports.now() - started };
 }
 
 /** Stages 2–5: reconcile, then per queue decide, reserve and submit. */

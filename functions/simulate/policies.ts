@@ -153,11 +153,11 @@ function countedLedger(
       await clock.sleep(latencyMs);
       return out;
     },
-    async counts(queues, now) {
+    async counts(queues, now, options) {
       // One GSI query per queue and state (scheduled, started).
       add(counters.aws, 'dynamodb.Query', 2 * new Set(queues).size);
       await clock.sleep(latencyMs);
-      return inner.counts(queues, now);
+      return inner.counts(queues, now, options);
     },
   };
 }

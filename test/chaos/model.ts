@@ -30,7 +30,7 @@ import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-st
 import { liveAgents } from '../../functions/core/agent-job.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
 import { intentCreateGraceMs } from '../../functions/core/limiter.js';
-import type { LedgerStore, LimiterStore, QueueCounts } from '../../functions/core/stores.js';
+import type { CountOptions, LedgerStore, LimiterStore, QueueCounts } from '../../functions/core/stores.js';
 import { run } from '../../functions/scaler/loop.js';
 import type { ReceivedEvent, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
 import { rng as mulberry32 } from '../../functions/simulate/trace.js';
@@ -725,9 +725,14 @@ export class ChaosSchedule {
   }
 
   /** Counts as a GSI query may see them: those of a moment up to GSI_LAG_MAX ago. */
-  private async lagged(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>> {
+  private async lagged(
+    queues: readonly string[],
+    now: Date,
+    options?: CountOptions,
+  ): Promise<Record<string, QueueCounts>> {
     const lag = this.c.int(2) === 0 ? 0 : this.c.int(T.gsiLagMax);
-    if (lag === 0) return this.ledger.counts(queues, now);
+    // (The recorded history is uncapped: the model's queues never reach the scaler's cap of 1000.)
+    if (lag === 0) return this.ledger.counts(queues, now, options);
     const at = this.now - lag;
     let view: Record<string, QueueCounts> = {};
     for (const h of this.countHistory) {
@@ -874,7 +879,8 @@ export class ChaosSchedule {
           dynamoError,
         ),
       // The GSI is eventually consistent: counts may lag the table by up to GSI_LAG_MAX.
-      counts: (queues, now) => this.call(inv, 'ledger.counts', read, () => this.lagged(queues, now), dynamoError),
+      counts: (queues, now, options) =>
+        this.call(inv, 'ledger.counts', read, () => this.lagged(queues, now, options), dynamoError),
     };
     return {
       events: {

@@ -470,6 +470,8 @@ describe('IAM: least privilege per function', () => {
 
   it('scaler: drain its queue, read/write its table and indexes, describe its cluster', () => {
     expect(sortedActions(ciT, 'ScalerRole')).toEqual([
+      'dynamodb:BatchGetItem',
+      'dynamodb:BatchWriteItem',
       'dynamodb:ConditionCheckItem',
       'dynamodb:DeleteItem',
       'dynamodb:GetItem',

@@ -10,6 +10,7 @@ import { createGitlabJobsApi } from '../../functions/adapters/gitlab/jobs-api.js
 import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { queueOf } from '../../functions/core/agent-job.js';
+import type { RouteStore } from '../../functions/core/stores.js';
 import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
@@ -54,7 +55,7 @@ beforeEach(() => {
   errors.length = 0;
 });
 
-async function stack(options: { pauseBaseMs?: number } = {}) {
+async function stack(options: { pauseBaseMs?: number; routeStore?: (table: string) => RouteStore } = {}) {
   n++;
   const queue = await sqs.createQueue(`gl-events-${n}`, { maxReceiveCount: 5, visibilityTimeoutSeconds: 1 });
   const table = `gl-ledger-${n}`;
@@ -85,16 +86,16 @@ async function stack(options: { pauseBaseMs?: number } = {}) {
   const { metrics: _metrics, ...wired } = await createPorts(config, log);
   const ports = {
     ...wired,
-    // The same router as wired, with a shorter back-off so the fault test runs in seconds.
-    ...(options.pauseBaseMs === undefined
+    // The same router as wired, with a shorter back-off or a faulty route store, for the fault tests.
+    ...(options.pauseBaseMs === undefined && options.routeStore === undefined
       ? {}
       : {
           router: createGitlabRouter({
             api: createGitlabJobsApi({ url: gitlab.url, token: async () => gitlab.token }),
-            store: new DynamoRouteStore({ tableName: table }),
+            store: options.routeStore?.(table) ?? new DynamoRouteStore({ tableName: table }),
             routing: config.routing,
             now: Date.now,
-            pauseBaseMs: options.pauseBaseMs,
+            ...(options.pauseBaseMs === undefined ? {} : { pauseBaseMs: options.pauseBaseMs }),
           }),
         }),
   };
@@ -171,5 +172,40 @@ describe("GitLab: from a signed Job Hook to the agent Job, by the job's real tag
     // Each delivery was a real attempt: 429, 500, then the answer (the message was hidden
     // while the API was paused, so no delivery was spent waiting).
     expect(gitlab.lookups('201')).toBe(3);
+  });
+
+  it('DynamoDB failing on the route read loses nothing: the event waits in SQS, then provisions', async () => {
+    let down = true;
+    const s = await stack({
+      routeStore: (table) => {
+        const real = new DynamoRouteStore({ tableName: table });
+        const unreachable = new DynamoRouteStore({ tableName: `${table}-gone` });
+        return {
+          getMany: (jobs) => (down ? unreachable : real).getMany(jobs),
+          putMany: (routes, now) => (down ? unreachable : real).putMany(routes, now),
+        };
+      },
+    });
+    gitlab.addJob({ projectId: '380', jobId: '301', tags: ['docker'] });
+    expect((await s.webhook(hook(301))).statusCode).toBe(202);
+    expect((await s.tick()).drain).toMatchObject({ failed: 1, applied: 0 });
+    expect(s.jobs()).toEqual([]);
+    expect(errors).toEqual([
+      [
+        'event not routed; it stays in the queue',
+        expect.objectContaining({ error: expect.stringMatching(/route of gitlab job 301 unreadable/) }),
+      ],
+    ]);
+    // Never guessed: GitLab was not even asked while the stored route could not be read.
+    expect(gitlab.lookups('301')).toBe(0);
+    down = false;
+    let agents = 0;
+    for (let i = 0; i < 10 && agents === 0; i++) {
+      await new Promise((r) => setTimeout(r, 1_100)); // the visibility timeout
+      await s.tick();
+      agents = s.agents('docker');
+    }
+    expect(agents).toBe(1);
+    expect(gitlab.lookups('301')).toBe(1);
   });
 });

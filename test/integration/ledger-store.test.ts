@@ -201,6 +201,26 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 500, running: 150 } });
   });
 
+  it('stops at the cap: pending counted up to it, the running jobs that started last', async () => {
+    const startedAt = (i: number) => new Date(Date.parse('2026-11-23T11:00:00Z') + i * 1000).toISOString();
+    const started = Array.from({ length: 30 }, (_, i) => ({
+      ...ev('started', `run-${i}`),
+      occurredAt: startedAt(i),
+      receivedAt: startedAt(i),
+    }));
+    const scheduled = Array.from({ length: 40 }, (_, i) => ev('scheduled', `wait-${i}`));
+    await ledger.apply([...started, ...scheduled, ev('scheduled', 'other', 'gpu')], NOW);
+    const counts = await ledger.counts(['default', 'gpu'], NOW, { cap: { default: 12 } });
+    const latest = Array.from({ length: 12 }, (_, i) => Math.floor(Date.parse(startedAt(18 + i)) / 1000));
+    expect(counts.default).toEqual({ pending: 12, running: 12, runningSince: latest, capped: true });
+    // A queue without a cap is counted in full; under its cap nothing is cut.
+    expect(counts.gpu).toMatchObject({ pending: 1, running: 0 });
+    expect(counts.gpu?.capped).toBeUndefined();
+    const roomy = await ledger.counts(['default'], NOW, { cap: { default: 100 } });
+    expect(roomy.default).toMatchObject({ pending: 40, running: 30 });
+    expect(roomy.default?.capped).toBeUndefined();
+  });
+
   it('sets the TTL attribute on finished and cancelled jobs only, and drops them from the open index', async () => {
     await ledger.apply(
       [ev('scheduled', 'open'), ev('started', 'running'), ev('finished', 'done'), ev('cancelled', 'gone')],
@@ -274,7 +294,7 @@ describe('DynamoLedgerStore requests', () => {
         return docClient!.send(command as never);
       },
     } as unknown as DynamoDBDocumentClient;
-    return { store: new DynamoLedgerStore({ tableName, client }), sent };
+    return { store: new DynamoLedgerStore({ tableName, client }), sent, tableName };
   }
 
   it('writes an SQS batch of ten CI jobs in one conditional transaction, duplicates staying no-ops', async () => {
@@ -296,6 +316,31 @@ describe('DynamoLedgerStore requests', () => {
     expect(sent).toEqual(['TransactWriteCommand', 'TransactWriteCommand']);
     expect(await store.counts(['default'], NOW)).toMatchObject({ default: { pending: 0, running: 10 } });
     expect((await store.get({ provider: 'buildkite', jobId: 'job-0' }))?.state).toBe('started');
+  });
+
+  it('reads no further than the cap in the open-jobs index, however large the backlog', async () => {
+    const { store, tableName } = await counted();
+    const backlog = Array.from({ length: 3000 }, (_, i) => ev('scheduled', `backlog-${i}`));
+    await store.apply(backlog, NOW);
+    const scanned: number[] = [];
+    const reading = new DynamoLedgerStore({
+      tableName,
+      client: {
+        send: async (command: never) => {
+          const out = (await docClient!.send(command)) as { ScannedCount?: number };
+          scanned.push(out.ScannedCount ?? 0);
+          return out;
+        },
+      } as unknown as DynamoDBDocumentClient,
+    });
+    expect((await reading.counts(['default'], NOW, { cap: { default: 101 } })).default).toMatchObject({
+      pending: 101,
+      capped: true,
+    });
+    expect(scanned.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(101);
+    scanned.length = 0;
+    expect((await reading.counts(['default'], NOW)).default?.pending).toBe(3000);
+    expect(scanned.reduce((a, b) => a + b, 0)).toBe(3000);
   });
 
   it('falls back to one conditional update per job when a transaction is refused', async () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { busyBound, decide } from '../../functions/core/decision.js';
+import { busyBound, countCap, decide } from '../../functions/core/decision.js';
 
 const base = { queue: 'default', pending: 0, running: 0, inFlight: 0, minAgents: 0, maxAgents: 10 };
 
@@ -196,5 +196,69 @@ describe('busyBound: agents that can be running the running CI jobs', () => {
       expect(bound).toBeGreaterThanOrEqual(busy.length);
       expect(bound).toBeLessThanOrEqual(Math.min(agents.length, busy.length + stale.length));
     }
+  });
+});
+
+describe('countCap: the ledger may stop counting there', () => {
+  // What the scaler decides from counts (decide.ts): supply <= inFlight, busyBound over the agent
+  // batches, and the warm pool on top. The ledger capped at countCap(MAX) gives the same decision.
+  const world = fc
+    .record({
+      pending: fc.nat(200),
+      starts: fc.array(fc.nat(100), { maxLength: 120 }),
+      batches: fc.array(fc.record({ createdAt: fc.nat(100), count: fc.nat(8) }), { maxLength: 10 }),
+      inFlight: fc.nat(60),
+      held: fc.nat(10),
+      warm: fc.nat(10),
+      minAgents: fc.nat(10),
+      extra: fc.nat(40),
+    })
+    .map(({ extra, ...w }) => ({ ...w, maxAgents: w.minAgents + extra }));
+
+  const decideFrom = (w: typeof world extends fc.Arbitrary<infer T> ? T : never, pending: number, starts: number[]) => {
+    const supply = Math.min(
+      w.batches.reduce((n, b) => n + b.count, 0),
+      Math.max(0, w.inFlight - w.held),
+    );
+    return decide({
+      queue: 'q',
+      pending,
+      running: starts.length,
+      inFlight: w.inFlight,
+      supply,
+      busyBound: busyBound(
+        starts.map((s) => s * 1000),
+        w.batches.map((b) => ({ createdAt: b.createdAt * 1000, count: b.count })),
+      ),
+      minAgents: w.minAgents,
+      maxAgents: w.maxAgents,
+      warm: w.warm,
+    });
+  };
+
+  it('decides the same count, for the same reason, on counts capped at countCap(MAX)', () => {
+    fc.assert(
+      fc.property(world, (w) => {
+        const cap = countCap(w.maxAgents);
+        const sorted = [...w.starts].sort((a, b) => a - b);
+        const full = decideFrom(w, w.pending, sorted);
+        // What a capped store returns: pending up to the cap, the cap latest start times.
+        const capped = decideFrom(w, Math.min(w.pending, cap), sorted.slice(Math.max(0, sorted.length - cap)));
+        expect(capped.count).toBe(full.count);
+        // The logged reason and idle figure too, unless more is in flight than MAX (MAX lowered
+        // under live agents): then nothing is asked for either way.
+        if (w.inFlight <= w.maxAgents) {
+          expect({ reason: capped.reason, idle: capped.idle }).toEqual({ reason: full.reason, idle: full.idle });
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('a smaller cap would change decisions: MAX alone is not enough for the reason', () => {
+    // pending = MAX exactly with nothing in flight: 'demand'; one more pending job is 'capped'.
+    expect(decide({ ...base, pending: 10 }).reason).toBe('demand');
+    expect(decide({ ...base, pending: countCap(10) }).reason).toBe('capped');
+    expect(countCap(10)).toBe(11);
   });
 });

@@ -146,6 +146,31 @@ describe('draining within one tick', () => {
     expect(second.drain.received).toBeGreaterThan(0);
   });
 
+  it('under a steady stream drains briefly before provisioning, and twice as long as provisioning took', async () => {
+    // The queue never empties (2,000 events, each receive takes 50 ms); listing the cluster takes 400 ms.
+    const w = world(many(2_000), 50);
+    const slow: ScalerPorts = {
+      ...w.ports,
+      cluster: {
+        ...w.ports.cluster,
+        listAgentJobs: async () => {
+          await w.ports.sleep?.(400);
+          return w.ports.cluster.listAgentJobs();
+        },
+      },
+    };
+    const huge = { ...settings, limits: { default: { minAgents: 0, maxAgents: 10_000 } } };
+    const reports = await run(slow, huge, { budgetMs: 10_000, pollSeconds: 1 });
+    const [first, second] = reports;
+    // First tick: a 150 ms drain (a few receives), not the 5 s maximum (100 receives).
+    expect(first!.drain.received).toBeLessThanOrEqual(80);
+    expect(first!.decisions[0]!.count).toBe(first!.drain.received);
+    expect(first!.provisionMs).toBeGreaterThanOrEqual(400);
+    // Next: 2 x 400 ms of draining, so provisioning stays a third of the time.
+    expect(second!.drain.received).toBeGreaterThan(first!.drain.received * 3);
+    expect(second!.drain.received).toBeLessThanOrEqual(250);
+  });
+
   it('routes GitLab events through the router: unserved ones are deleted and counted nowhere, unknown ones wait hidden', async () => {
     const gitlab = (jobId: string): QueuedJobEvent => ({
       ...scheduled(jobId),

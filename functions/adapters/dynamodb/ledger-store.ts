@@ -14,8 +14,11 @@
  * cents per million CI jobs, for ten times fewer requests and round trips.
  *
  * counts(): two Queries per queue on the KEYS_ONLY GSI `open-jobs`: Select COUNT of the
- * scheduled jobs, and the openAt (start time) of each running one (openKey = `<queue>#scheduled` / `<queue>#started`; terminal jobs have no openKey, so the index
- * holds only open jobs and stays small however long the table's history is).
+ * scheduled jobs, and the openAt (start time) of each running one (openKey = `<queue>#scheduled` /
+ * `<queue>#started`; terminal jobs have no openKey, so the index holds only open jobs and stays
+ * small however long the table's history is). With a cap (CountOptions), both stop reading at
+ * the cap (Limit; the running jobs newest first), so a tick reads O(MAX_AGENTS) index entries
+ * however large the backlog.
  * A GSI is EVENTUALLY consistent (ConsistentRead is not allowed on it): a transition just applied
  * may show in the counts up to about a second late (typically milliseconds). The scaler may then
  * see a job as still pending, or not yet pending, for one tick; the next tick reads the corrected
@@ -40,7 +43,7 @@ import {
   openKeyOf,
   rankOf,
 } from '../../core/ledger.js';
-import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
+import type { ApplyOutcome, CountOptions, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
 import { mapLimit } from '../../shared/concurrency.js';
 import { describeError } from '../../shared/errors.js';
 import { dynamoClient, isConditionFailure } from './client.js';
@@ -245,44 +248,63 @@ export class DynamoLedgerStore implements LedgerStore {
     return record as LedgerJobRecord;
   }
 
-  async counts(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>> {
+  async counts(queues: readonly string[], now: Date, options: CountOptions = {}): Promise<Record<string, QueueCounts>> {
     const unique = [...new Set(queues)];
     const since = Math.floor(now.getTime() / 1000) - this.openMaxAgeSeconds;
     const pairs = await mapLimit(unique, this.concurrency, async (queue) => {
+      const cap = options.cap && Object.hasOwn(options.cap, queue) ? options.cap[queue] : undefined;
       const [pending, runningSince] = await Promise.all([
-        this.countOpen(openKeyOf(queue, 'scheduled'), since),
-        this.openSince(openKeyOf(queue, 'started'), since),
+        this.countOpen(openKeyOf(queue, 'scheduled'), since, cap),
+        this.openSince(openKeyOf(queue, 'started'), since, cap),
       ]);
-      return [queue, { pending, running: runningSince.length, runningSince }] as const;
+      const capped = cap !== undefined && (pending >= cap || runningSince.length >= cap);
+      const counts: QueueCounts = {
+        pending,
+        running: runningSince.length,
+        runningSince,
+        ...(capped ? { capped } : {}),
+      };
+      return [queue, counts] as const;
     });
     return Object.fromEntries(pairs);
   }
 
-  private async countOpen(openKey: string, since: number): Promise<number> {
+  /** Open jobs of this key, counting no further than `cap` (index reads stop there). */
+  private async countOpen(openKey: string, since: number, cap = Number.POSITIVE_INFINITY): Promise<number> {
     let total = 0;
-    await this.queryOpen(openKey, since, { Select: 'COUNT' }, (page) => {
+    await this.queryOpen(openKey, since, { Select: 'COUNT' }, cap, (page) => {
       total += page.Count ?? 0;
+      return total;
     });
-    return total;
+    return Math.min(total, cap);
   }
 
-  /** The openAt of each open job of this key (ascending: the index's sort key). */
-  private async openSince(openKey: string, since: number): Promise<number[]> {
+  /**
+   * The openAt of each open job of this key, ascending; with a cap, only the `cap` latest (read
+   * newest first: the index's sort key is openAt).
+   */
+  private async openSince(openKey: string, since: number, cap = Number.POSITIVE_INFINITY): Promise<number[]> {
     const at: number[] = [];
-    await this.queryOpen(openKey, since, { ProjectionExpression: '#openAt' }, (page) => {
+    await this.queryOpen(openKey, since, { ProjectionExpression: '#openAt' }, cap, (page) => {
       for (const item of page.Items ?? []) at.push(Number(item.openAt));
+      return at.length;
     });
-    return at;
+    return at.slice(0, cap).reverse();
   }
 
+  /** Pages of the open-jobs index for one key, newest first, until `cap` items were read. */
   private async queryOpen(
     openKey: string,
     since: number,
     select: { Select: 'COUNT' } | { ProjectionExpression: string },
-    onPage: (page: { Count?: number | undefined; Items?: Record<string, unknown>[] | undefined }) => void,
+    cap: number,
+    onPage: (page: { Count?: number | undefined; Items?: Record<string, unknown>[] | undefined }) => number,
   ): Promise<void> {
+    if (cap <= 0) return;
     let ExclusiveStartKey: Record<string, unknown> | undefined;
+    let read = 0;
     do {
+      const left = cap - read;
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
@@ -290,12 +312,14 @@ export class DynamoLedgerStore implements LedgerStore {
           KeyConditionExpression: '#openKey = :openKey AND #openAt >= :since',
           ExpressionAttributeNames: { '#openKey': 'openKey', '#openAt': 'openAt' },
           ExpressionAttributeValues: { ':openKey': openKey, ':since': since },
+          ScanIndexForward: false,
+          ...(Number.isFinite(left) ? { Limit: left } : {}),
           ...select,
           ExclusiveStartKey,
         }),
       );
-      onPage(page);
-      ExclusiveStartKey = page.LastEvaluatedKey;
+      read = onPage(page);
+      ExclusiveStartKey = read < cap ? page.LastEvaluatedKey : undefined;
     } while (ExclusiveStartKey);
   }
 }

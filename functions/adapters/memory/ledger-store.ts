@@ -12,7 +12,7 @@ import {
   openAtOf,
   openKeyOf,
 } from '../../core/ledger.js';
-import type { ApplyOutcome, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
+import type { ApplyOutcome, CountOptions, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
 
 export interface InMemoryLedgerStoreOptions {
   readonly retentionDays?: number;
@@ -66,20 +66,26 @@ export class InMemoryLedgerStore implements LedgerStore {
     return outcomes;
   }
 
-  async counts(queues: readonly string[], now: Date): Promise<Record<string, QueueCounts>> {
-    const result: Record<string, { pending: number; running: number; runningSince: number[] }> = {};
-    for (const queue of queues) result[queue] = { pending: 0, running: 0, runningSince: [] };
+  async counts(queues: readonly string[], now: Date, options: CountOptions = {}): Promise<Record<string, QueueCounts>> {
+    const all: Record<string, { pending: number; runningSince: number[] }> = {};
+    for (const queue of queues) all[queue] = { pending: 0, runningSince: [] };
     const since = Math.floor(now.getTime() / 1000) - this.openMaxAgeSeconds;
     for (const job of this.jobs.values()) {
-      const counts = Object.hasOwn(result, job.queue) ? result[job.queue] : undefined;
+      const counts = Object.hasOwn(all, job.queue) ? all[job.queue] : undefined;
       if (!counts || (job.openAt ?? 0) < since) continue;
       if (job.state === 'scheduled') counts.pending++;
-      else if (job.state === 'started') {
-        counts.running++;
-        counts.runningSince.push(job.openAt ?? 0);
-      }
+      else if (job.state === 'started') counts.runningSince.push(job.openAt ?? 0);
     }
-    for (const counts of Object.values(result)) counts.runningSince.sort((a, b) => a - b);
+    const result: Record<string, QueueCounts> = {};
+    for (const [queue, counts] of Object.entries(all)) {
+      const starts = counts.runningSince.sort((a, b) => a - b);
+      const cap = options.cap && Object.hasOwn(options.cap, queue) ? options.cap[queue] : undefined;
+      // The same figures the DynamoDB store reads when it stops at the cap.
+      const runningSince = cap === undefined ? starts : starts.slice(Math.max(0, starts.length - cap));
+      const pending = cap === undefined ? counts.pending : Math.min(counts.pending, cap);
+      const capped = cap !== undefined && (pending >= cap || runningSince.length >= cap);
+      result[queue] = { pending, running: runningSince.length, runningSince, ...(capped ? { capped } : {}) };
+    }
     return result;
   }
 

@@ -132,6 +132,13 @@ class HttpError extends Error {
   }
 }
 
+/** Which pods pods() and podSummaries() return. */
+export interface PodFilter {
+  readonly jobName?: string;
+  readonly namespace?: string;
+  readonly phase?: string;
+}
+
 function clone<T>(v: T): T {
   return structuredClone(v);
 }
@@ -284,13 +291,27 @@ export class FakeKube {
   }
 
   /** Pods (copies), optionally of one Job / namespace / phase, sorted by name. */
-  pods(filter: { jobName?: string; namespace?: string; phase?: string } = {}): V1Pod[] {
+  pods(filter: PodFilter = {}): V1Pod[] {
+    return this.podsMatching(filter).map(toV1Pod);
+  }
+
+  /**
+   * Name and annotations of each pod matching, as pods() (no deep copy: for pollers that look at
+   * every pod many times a second, like the simulated CI of the local stack).
+   */
+  podSummaries(filter: PodFilter = {}): { name: string; annotations: Record<string, string> }[] {
+    return this.podsMatching(filter).map((p) => ({
+      name: p.metadata.name,
+      annotations: { ...p.metadata.annotations },
+    }));
+  }
+
+  private podsMatching(filter: PodFilter): PodObject[] {
     return [...this.podStore.values()]
       .filter((p) => !filter.namespace || p.metadata.namespace === filter.namespace)
       .filter((p) => !filter.jobName || p.metadata.labels?.['job-name'] === filter.jobName)
       .filter((p) => !filter.phase || p.status.phase === filter.phase)
-      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
-      .map(toV1Pod);
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
   }
 
   // --- fault injection -------------------------------------------------------------------------
@@ -728,9 +749,11 @@ export class FakeKube {
       kind: resource === 'jobs' ? 'JobList' : resource === 'pods' ? 'PodList' : 'SecretList',
       apiVersion: resource === 'jobs' ? 'batch/v1' : 'v1',
       metadata,
-      // Items of a list carry no kind/apiVersion, as with a real server.
+      // Items of a list carry no kind/apiVersion, as with a real server. Not deep copies: handle()
+      // serializes the answer right after route() returns, before anything can change the store
+      // (copying every object of every list was most of this server's CPU under a burst).
       items: page.map(([, o]) => {
-        const { kind: _k, apiVersion: _a, ...rest } = clone(o);
+        const { kind: _k, apiVersion: _a, ...rest } = o;
         return rest;
       }),
     };

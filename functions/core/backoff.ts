@@ -8,9 +8,10 @@
  * the number of agents. A Job's status tells which: `failed` grew since its pods were last seen
  * (a failed pod: its Failed pods are listed); pods not ready (`active > ready`)
  * NOT_READY_GRACE_MS after the Job was created (waiting errors and unschedulable pods are never
- * ready); the live Jobs of a queue backing off created since its last failure (less the start
- * window): its probe, and any agent that may prove the queue healthy. Of the last two, the pods of
- * the first POD_SAMPLE_INDEXES completion indexes are listed. A healthy Job (its active pods
+ * ready); in a queue backing off, or with such a Job, the Jobs created since the failure (less
+ * the start window) that run or succeeded: its probe, and any agent that may prove the queue
+ * healthy in the same tick (as after a cold start). Of the last two, the pods of the first
+ * POD_SAMPLE_INDEXES completion indexes are listed. A healthy Job (its active pods
  * ready, or finished) is not looked at: a Job that `succeeded` and is newer than the queue's last
  * failure proves the queue healthy by its status alone.
  *
@@ -243,27 +244,44 @@ export class QueueBackoff {
   /**
    * The Jobs whose pods must be looked at this tick (see the top of this file), from the Jobs
    * listed this tick; the others' pods can change nothing. `failed`: Jobs with a failure not seen
-   * yet (their Failed pods are listed, all of them). `sample`: Jobs not ready past the grace, or
-   * live and recent in a queue backing off (the pods of their first POD_SAMPLE_INDEXES indexes
-   * are listed: the agents of one Job share one template, so a waiting error shows on each).
+   * yet (their Failed pods are listed, all of them). `sample`: Jobs not ready past the grace, and
+   * in a queue backing off or with a Job of those two kinds, the recent Jobs that run or succeeded
+   * (the pods of their first POD_SAMPLE_INDEXES indexes are listed: the agents of one Job share
+   * one template, so a waiting error shows on each).
    */
   select(jobs: readonly JobStatusView[], now: number): PodSelection {
     const grace = this.policy.notReadyGraceMs ?? NOT_READY_GRACE_MS;
     const window = this.policy.startWindowMs ?? START_WINDOW_MS;
     const failed: string[] = [];
-    const sample: string[] = [];
+    const suspect = new Set<string>();
+    /** Per queue, since when a pod may prove it healthy (its oldest suspicious Job, its last failure). */
+    const since = new Map<string, number>();
+    const from = (queue: string, t: number) => since.set(queue, Math.min(since.get(queue) ?? t, t));
     for (const j of jobs) {
-      // A pod failed since the last look: a failure at start, or a long run (health).
-      if (j.failed > (this.failedSeen.get(j.name) ?? 0)) failed.push(j.name);
       const s = this.queues.get(j.queue);
+      if (s && s.step > 0) from(j.queue, s.lastFailureAt);
+      // A pod failed since the last look: a failure at start, or a long run (health).
+      if (j.failed > (this.failedSeen.get(j.name) ?? 0)) {
+        failed.push(j.name);
+        from(j.queue, j.created);
+      }
       // Unless counted already (its pods cannot add a step): waiting errors and unschedulable
       // pods are never ready.
-      const notReady = !s?.counted.has(j.name) && j.active > j.ready && now - j.created >= grace;
-      // Backing off: the probe's verdict, or an agent that proves the queue healthy, which only
-      // a pod newer than the last failure does (a Job's pods are created as it starts).
-      const mayProve = s !== undefined && s.step > 0 && j.active > 0 && j.created >= s.lastFailureAt - window;
-      if (notReady || mayProve) sample.push(j.name);
+      if (!s?.counted.has(j.name) && j.active > j.ready && now - j.created >= grace) {
+        suspect.add(j.name);
+        from(j.queue, j.created);
+      }
     }
+    // In a queue backing off or about to: the agents that may prove it healthy in the same tick
+    // (the probe's verdict; after a cold start, the agents that ran fine since the failure), which
+    // only a pod newer than the failure does (a Job's pods are created as it starts).
+    const sample = jobs
+      .filter((j) => {
+        const t = since.get(j.queue);
+        const mayProve = t !== undefined && (j.active > 0 || j.succeeded > 0) && j.created >= t - window;
+        return suspect.has(j.name) || mayProve;
+      })
+      .map((j) => j.name);
     return { failed, sample };
   }
 

@@ -232,16 +232,21 @@ describe('back-off of queues whose agents fail at start', () => {
     const [failing] = kube.pods({ namespace: NS, jobName: newest });
     kube.failPod(failing?.metadata?.name ?? '', { exitCode: 1, namespace: NS });
     const found = await tickCalls();
-    expect(found.pods).toEqual([
-      {
-        resource: 'pods',
-        namespace: NS,
-        labelSelector: `app.kubernetes.io/managed-by=ci-agent-autoscaler,job-name in (${newest})`,
-        fieldSelector: 'status.phase=Failed',
-        limit: 500,
-        items: 1,
-      },
-    ]);
+    expect(found.pods.find((l) => l.fieldSelector)).toEqual({
+      resource: 'pods',
+      namespace: NS,
+      labelSelector: `app.kubernetes.io/managed-by=ci-agent-autoscaler,job-name in (${newest})`,
+      fieldSelector: 'status.phase=Failed',
+      limit: 500,
+      items: 1,
+    });
+    // Beside it, a sample of the queue's Jobs since the failure that may prove it healthy at once
+    // (the failing Job's other agent still runs): one request, 5 pods at most per Job.
+    const proof = found.pods.filter((l) => !l.fieldSelector);
+    expect(proof).toHaveLength(1);
+    expect(proof[0]?.labelSelector).toMatch(/,batch\.kubernetes\.io\/job-completion-index in \(0,1,2,3,4\)$/);
+    expect(proof[0]?.labelSelector).toContain(newest);
+    expect(proof[0]?.items).toBeLessThanOrEqual(5 * jobsOf('steady').length);
     expect(warnings.filter((w) => /^queue steady backs off 30 s: agent failed at start \(Error/.test(w))).toHaveLength(
       1,
     );

@@ -173,13 +173,28 @@ describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', 
     ];
     expect(b.select(healthy, now)).toEqual({ failed: [], sample: [] });
 
-    const jobs = [...healthy, job('failing', { active: 9, ready: 9, failed: 1 }), job('stuck', { ready: 3 })];
-    expect(b.select(jobs, now)).toEqual({ failed: ['failing'], sample: ['stuck'] });
+    // Queue r: a Job with a failed pod, a Job not ready past the grace. Their Failed pods, a
+    // sample of the stuck one, and of r's Jobs since (less the start window) that may prove r
+    // healthy in this same tick; not of r's older Jobs, nor of queue q.
+    const r = (name: string, o: Partial<JobStatusView> = {}) => job(name, { queue: 'r', ...o });
+    const jobs = [
+      ...healthy,
+      r('r-old', { created: T0 - 600_000 }),
+      r('failing', { active: 9, ready: 9, failed: 1 }),
+      r('stuck', { ready: 3 }),
+      r('r-new', { created: T0 + 10_000 }),
+      r('r-done', { active: 0, ready: 0, succeeded: 3, created: T0 + 20_000 }),
+    ];
+    expect(b.select(jobs, now)).toEqual({ failed: ['failing'], sample: ['failing', 'stuck', 'r-new', 'r-done'] });
     // The failed pod ran long (healthy): seen, so not looked at again until another pod fails.
-    const longRun = pod('f', failed(T0, T0 + 100_000), { job: 'failing' });
+    const longRun = pod('f', failed(T0, T0 + 100_000), { job: 'failing', queue: 'r' });
     expect(b.observe([longRun], now, { jobs, failed: new Set(['failing']), sample: new Set(['stuck']) })).toEqual([]);
-    // (10 s later `young` is past the 30 s grace, still not ready: looked at too.)
-    expect(b.select(jobs, now + 10_000)).toEqual({ failed: [], sample: ['young', 'stuck'] });
+    // (10 s later `young` is past the 30 s grace, still not ready: looked at too; q's older Jobs
+    // cannot prove it healthy.)
+    expect(b.select(jobs, now + 10_000)).toEqual({
+      failed: [],
+      sample: ['young', 'failing', 'stuck', 'r-new', 'r-done'],
+    });
     const more = jobs.map((j) => (j.name === 'failing' ? { ...j, failed: 2 } : j));
     expect(b.select(more, now + 10_000).failed).toEqual(['failing']);
   });
@@ -193,7 +208,8 @@ describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', 
       job('old-done', { active: 0, ready: 0, succeeded: 1, created: T0 - 600_000 }),
     ];
     const sel = b.select(jobs, now);
-    expect(sel).toEqual({ failed: [], sample: ['pull'] });
+    // The Job not ready, and `other` (live, as recent) that may prove the queue healthy.
+    expect(sel).toEqual({ failed: [], sample: ['pull', 'other'] });
     const pulling = pod('p0', waiting('ErrImagePull', 'no such tag'), { job: 'pull', created: T0 + 1_000 });
     const scope = { jobs, failed: new Set(sel.failed), sample: new Set(sel.sample) };
     expect(b.observe([pulling], now, scope)).toEqual([
@@ -227,5 +243,23 @@ describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', 
     // Gone from the cluster (TTL): forgotten; a Job of that name listed again would be new.
     b.observe([], T0 + 5_000, { jobs: [], failed: new Set(), sample: new Set() });
     expect(b.select(jobs, T0 + 6_000).failed).toEqual(['j1']);
+  });
+
+  it('a cold start: the failure and the newer agent that ran fine since are seen in one tick', () => {
+    const b = new QueueBackoff(policy);
+    const now = T0 + 200_000;
+    const jobs = [
+      job('broken', { active: 0, ready: 0, failed: 1, created: T0 }),
+      job('fine', { active: 1, ready: 1, created: T0 + 10_000 }),
+    ];
+    const sel = b.select(jobs, now);
+    expect(sel).toEqual({ failed: ['broken'], sample: ['fine'] });
+    const pods = [
+      pod('b0', failed(T0 + 1_000, T0 + 2_000), { job: 'broken', created: T0 }),
+      pod('f0', { phase: 'Running', startTime: new Date(T0 + 12_000) }, { job: 'fine', created: T0 + 10_000 }),
+    ];
+    const events = b.observe(pods, now, { jobs, failed: new Set(sel.failed), sample: new Set(sel.sample) });
+    expect(events.map((e) => e.kind)).toEqual(['backoff', 'recovered']);
+    expect(b.gate('q', now).allow).toBe(Number.POSITIVE_INFINITY);
   });
 });

@@ -83,7 +83,13 @@ export const START_ERRORS: ReadonlySet<string> = new Set([
 ]);
 
 export type AgentHealth =
-  | { readonly kind: 'failed'; readonly reason: string; readonly message: string }
+  | {
+      readonly kind: 'failed';
+      readonly reason: string;
+      readonly message: string;
+      /** When the pod ended (epoch ms), for a pod that terminated; absent while it still fails. */
+      readonly endedAt?: number;
+    }
   | { readonly kind: 'healthy' }
   | { readonly kind: 'starting' }
   /** Not a signal either way (evicted, deadline reached). */
@@ -125,7 +131,7 @@ export function classifyPod(pod: V1Pod, now: number, policy: BackoffPolicy): Age
       const message = terminated
         ? `container ${terminated.name} exited with code ${terminated.t?.exitCode}${terminated.t?.message ? `: ${terminated.t.message}` : ''}`
         : (status.message ?? 'pod failed');
-      return { kind: 'failed', reason, message };
+      return { kind: 'failed', reason, message, endedAt: finished };
     }
     case 'Running': {
       const err = waitingError(status.containerStatuses);
@@ -326,9 +332,12 @@ export class QueueBackoff {
         s.step++;
         s.lastFailureAt = Math.max(s.lastFailureAt, f.created);
         const holdMs = this.holdMs(s.step);
-        s.holdUntil = now + holdMs;
-        if (s.probe?.jobName === f.job) s.probe = undefined;
         const h = f.health as Extract<AgentHealth, { kind: 'failed' }>;
+        // Held from when the agent failed, not from when this process first saw it: a cold
+        // start (a new Lambda container) that lists a pod which failed long ago holds the queue
+        // for what is left of that hold, not for a whole new one on every invocation.
+        s.holdUntil = Math.max(s.holdUntil, Math.min(now, h.endedAt ?? now) + holdMs);
+        if (s.probe?.jobName === f.job) s.probe = undefined;
         events.push({
           kind: 'backoff',
           queue,

@@ -112,7 +112,8 @@ describe('QueueBackoff', () => {
       expect.objectContaining({ kind: 'backoff', queue: 'q', step: 1, holdMs: 30_000, reason: 'Error', jobName: 'j1' }),
     ]);
     expect(b.observe(first, now + 1_000)).toEqual([]); // seen already
-    expect(b.gate('q', now + 29_000)).toMatchObject({ allow: 0, step: 1 });
+    // Held 30 s from when the agent failed (1 s before this look).
+    expect(b.gate('q', now + 28_000)).toMatchObject({ allow: 0, step: 1, holdUntil: now - 1_000 + 30_000 });
     expect(b.gate('other', now)).toMatchObject({ allow: Number.POSITIVE_INFINITY }); // no starvation
 
     // Hold over: one probe; nothing more until it resolves.
@@ -146,8 +147,20 @@ describe('QueueBackoff', () => {
     const pods = [1, 2, 3].map((i) => pod(`p${i}`, failed(T0 + i * 1000, T0 + i * 1000 + 500), { job: `j${i}` }));
     const events = b.observe(pods, T0 + 10_000);
     expect(events.map((e) => (e.kind === 'backoff' ? e.step : 0))).toEqual([1, 2, 3]);
-    expect(b.gate('q', T0 + 10_000)).toMatchObject({ allow: 0, step: 3, holdUntil: T0 + 10_000 + 120_000 });
-    expect(iso(b.gate('q', T0 + 10_000).holdUntil)).toBe('2026-11-29T10:02:10.000Z');
+    // Step 3 holds 120 s from when the latest of them failed, not from this first look.
+    expect(b.gate('q', T0 + 10_000)).toMatchObject({ allow: 0, step: 3, holdUntil: T0 + 3_500 + 120_000 });
+    expect(iso(b.gate('q', T0 + 10_000).holdUntil)).toBe('2026-11-29T10:02:03.500Z');
+  });
+
+  it('a cold start that lists a failure from long ago holds only what is left of it: one probe at once', () => {
+    // Every invocation of a new process sees the same old Failed pod (its Job not finished yet):
+    // it must not hold the queue for a whole new 30 s each time, or the queue never gets an agent.
+    const old = [pod('p1', failed(T0, T0 + 500), { job: 'j1' })];
+    for (const seenAt of [T0 + 20_000, T0 + 40_000, T0 + 60_000]) {
+      const fresh = new QueueBackoff(policy);
+      expect(fresh.observe(old, seenAt)).toEqual([expect.objectContaining({ kind: 'backoff', step: 1 })]);
+      expect(fresh.gate('q', seenAt).allow).toBe(seenAt < T0 + 500 + 30_000 ? 0 : 1);
+    }
   });
 });
 

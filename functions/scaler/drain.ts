@@ -157,16 +157,32 @@ export async function drain(
   // SDK's retries) stops the drain for this tick, rather than cycling every message towards the
   // dead-letter queue; the next tick tries again.
   let stop = await handle(first);
-  const drainer = async (): Promise<void> => {
+  // Drainers are added only while receives come back full (more is waiting), up to
+  // drainConcurrency; a drainer stops at a batch that is not full: the queue looked drained, and
+  // every further receive would be an empty one (a request each) at a low rate.
+  const concurrency = settings.drainConcurrency ?? 4;
+  const drainers: Promise<void>[] = [];
+  // A drainer's failure is kept (handled at once, it may fail before it is awaited) and thrown
+  // once every drainer has finished: none is left running into the next tick.
+  const failures: unknown[] = [];
+  const more = (batch: readonly unknown[]) => {
+    if (batch.length >= 10 && drainers.length < concurrency)
+      drainers.push(drainer().catch((e: unknown) => void failures.push(e)));
+  };
+  async function drainer(): Promise<void> {
     while (!stop && ports.now() < drainUntil) {
       const batch = await events.receive({ max: 10, waitSeconds: 0 });
-      if (batch.length === 0) return;
-      if (await handle(batch)) stop = true;
+      more(batch);
+      if (batch.length > 0 && (await handle(batch))) stop = true;
+      if (batch.length < 10) return;
     }
-  };
-  // allSettled: one drainer's failure must not leave the others running into the next tick.
-  const settled = await Promise.allSettled(Array.from({ length: settings.drainConcurrency ?? 4 }, drainer));
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw failure.reason;
+  }
+  more(first);
+  for (let done = 0; done < drainers.length; ) {
+    const upto = drainers.length; // drainers may start more while these run
+    await Promise.all(drainers.slice(done, upto));
+    done = upto;
+  }
+  if (failures.length > 0) throw failures[0];
   return report;
 }

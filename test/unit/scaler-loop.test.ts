@@ -146,6 +146,32 @@ describe('draining within one tick', () => {
     expect(second.drain.received).toBeGreaterThan(0);
   });
 
+  it('adds drainers only while receives come back full: a trickle costs one receive, a backlog gets them all', async () => {
+    const counted = (queued: QueuedJobEvent[]) => {
+      const w = world(queued);
+      const sizes: number[] = [];
+      const ports: ScalerPorts = {
+        ...w.ports,
+        events: {
+          ...w.ports.events,
+          receive: async (o) => {
+            const batch = await w.ports.events.receive(o);
+            sizes.push(batch.length);
+            return batch;
+          },
+        },
+      };
+      return { ports, sizes };
+    };
+    const trickle = counted(many(3));
+    await tick(trickle.ports, wide, { waitSeconds: 0, deadline: trickle.ports.now() + 60_000 });
+    expect(trickle.sizes).toEqual([3]); // no empty receive after a batch that was not full
+    const backlog = counted(many(95));
+    const report = await tick(backlog.ports, wide, { waitSeconds: 0, deadline: backlog.ports.now() + 60_000 });
+    expect(report.drain.received).toBe(95);
+    expect(backlog.sizes.filter((n) => n === 0).length).toBeLessThanOrEqual(3);
+  });
+
   it('under a steady stream drains briefly before provisioning, and twice as long as provisioning took', async () => {
     // The queue never empties (2,000 events, each receive takes 50 ms); listing the cluster takes 400 ms.
     const w = world(many(2_000), 50);

@@ -177,7 +177,7 @@ export interface ScalerSettings {
   readonly limits: Readonly<Record<string, QueueLimits>>;
   /** How long a dispatch may stay in status intent (INTENT_LEASE_SECONDS) before it is released. */
   readonly intentLeaseMs: number;
-  /** Parallel drainers once the first receive returned messages. */
+  /** Most parallel drainers in a tick (default 4); one more starts on each full receive. */
   readonly drainConcurrency?: number;
   /**
    * Longest a tick drains before it provisions (default 5 s): with a backlog, agents for the

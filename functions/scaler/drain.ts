@@ -7,6 +7,8 @@ import { isRouted, type JobEvent, type QueuedJobEvent } from '../core/job-event.
 import { describeError } from '../shared/errors.js';
 import type { ReceivedEvent, RouteOutcome, ScalerPorts, ScalerSettings } from './ports.js';
 
+/** Messages per receive: SQS's most, and what a full batch is (more is waiting). */
+const BATCH = 10;
 /** Longest a tick drains (default of settings.drainBudgetMs). */
 export const MAX_DRAIN_MS = 5_000;
 /** Shortest drain budget loop.ts gives a tick. */
@@ -149,7 +151,7 @@ export async function drain(
   };
 
   const secondsLeft = () => Math.max(0, Math.floor((deadline - ports.now()) / 1000));
-  const first = await events.receive({ max: 10, waitSeconds: Math.min(waitSeconds, secondsLeft()) });
+  const first = await events.receive({ max: BATCH, waitSeconds: Math.min(waitSeconds, secondsLeft()) });
   if (first.length === 0) return report;
 
   const drainUntil = Math.min(deadline, ports.now() + budgetMs);
@@ -166,15 +168,15 @@ export async function drain(
   // once every drainer has finished: none is left running into the next tick.
   const failures: unknown[] = [];
   const more = (batch: readonly unknown[]) => {
-    if (batch.length >= 10 && drainers.length < concurrency)
+    if (batch.length >= BATCH && drainers.length < concurrency)
       drainers.push(drainer().catch((e: unknown) => void failures.push(e)));
   };
   async function drainer(): Promise<void> {
     while (!stop && ports.now() < drainUntil) {
-      const batch = await events.receive({ max: 10, waitSeconds: 0 });
+      const batch = await events.receive({ max: BATCH, waitSeconds: 0 });
       more(batch);
       if (batch.length > 0 && (await handle(batch))) stop = true;
-      if (batch.length < 10) return;
+      if (batch.length < BATCH) return;
     }
   }
   more(first);

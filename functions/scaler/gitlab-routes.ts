@@ -8,7 +8,8 @@
  * changes while this process lives: the routes seen are also kept in memory (an LRU of
  * `cacheSize` jobs), and the later events of a job cost no request at all in the same process.
  * The jobs of a batch that are not in memory are read from the store together (one BatchGetItem
- * per 100 jobs) and the routes learned from GitLab written together (one BatchWriteItem per 25). Why here and not in the webhook: a lookup that fails (GitLab down, 429, a bad token)
+ * per 100 jobs) and the routes learned from GitLab written together (one BatchWriteItem per 25).
+ * Why here and not in the webhook: a lookup that fails (GitLab down, 429, a bad token)
  * must lose nothing. In the drain the event simply stays in SQS and is retried on a later tick
  * (the dead-letter queue after maxReceiveCount); the webhook could only answer GitLab with an
  * error, and GitLab does not retry a failed delivery (it disables a hook that keeps failing).

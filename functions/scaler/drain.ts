@@ -28,12 +28,16 @@ export function nextDrainBudgetMs(provisionMs: number | undefined, maxMs: number
 export interface DrainReport {
   received: number;
   applied: number;
+  /** Of the applied events, the `scheduled` ones: only they can add demand (loop.ts). */
+  scheduled: number;
   duplicates: number;
   failed: number;
   invalid: number;
   undeleted: number;
   /** Events of CI jobs no served queue can take (deleted, counted nowhere). */
   unserved: number;
+  /** The drain ended on its budget with receives still coming back full: more is waiting. */
+  backlog: boolean;
 }
 
 /**
@@ -50,11 +54,13 @@ export async function drain(
   const report: DrainReport = {
     received: 0,
     applied: 0,
+    scheduled: 0,
     duplicates: 0,
     failed: 0,
     invalid: 0,
     undeleted: 0,
     unserved: 0,
+    backlog: false,
   };
   const { events, ledger, log } = ports;
 
@@ -137,8 +143,10 @@ export async function drain(
       }
       if (o.result === 'applied') {
         report.applied++;
-        if (m.event.kind === 'scheduled')
+        if (m.event.kind === 'scheduled') {
+          report.scheduled++;
           ports.warmPool?.arrived(m.event.queue, Date.parse(m.event.occurredAt), ports.now());
+        }
       } else report.duplicates++;
       done.push(m.receiptHandle);
     });
@@ -172,7 +180,11 @@ export async function drain(
       drainers.push(drainer().catch((e: unknown) => void failures.push(e)));
   };
   async function drainer(): Promise<void> {
-    while (!stop && ports.now() < drainUntil) {
+    while (!stop) {
+      if (ports.now() >= drainUntil) {
+        report.backlog = true;
+        return;
+      }
       const batch = await events.receive({ max: BATCH, waitSeconds: 0 });
       more(batch);
       if (batch.length > 0 && (await handle(batch))) stop = true;

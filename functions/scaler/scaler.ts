@@ -23,6 +23,8 @@ export interface TickReport {
   readonly released: number;
   readonly corrected: number;
   readonly errors: readonly string[];
+  /** False when the tick only drained (see tick's provisionDueAt): no decisions, nothing made. */
+  readonly provisioned: boolean;
   /** How long stages 2–5 took (ms, the ports' clock): sizes the next tick's drain (loop.ts). */
   readonly provisionMs?: number;
 }
@@ -30,21 +32,34 @@ export interface TickReport {
 /**
  * One tick: drain (waiting up to waitSeconds for the first event, draining for at most
  * drainBudgetMs, default settings.drainBudgetMs), then provision.
+ *
+ * With provisionDueAt, a tick that drained events but applied no `scheduled` one provisions only
+ * once that time (ports' clock) has come: a `started`, `finished` or `cancelled` event never adds
+ * demand (decide() counts a started job's agent busy instead of idle, a finished one's agent
+ * stays in the supply until its pod exits, which only the cluster shows), so provisioning for it
+ * would cost a reconcile and its reads for nothing. A tick that drained nothing (its long poll
+ * ended empty) always provisions: that is the periodic reconcile.
  */
 export async function tick(
   ports: ScalerPorts,
   settings: ScalerSettings,
-  options: { waitSeconds: number; deadline: number; drainBudgetMs?: number },
+  options: { waitSeconds: number; deadline: number; drainBudgetMs?: number; provisionDueAt?: number },
 ): Promise<TickReport> {
   // drain: the queue's events into the ledger (drain.ts).
   const drained = await drain(ports, settings, options.waitSeconds, options.deadline, options.drainBudgetMs);
   const started = ports.now();
+  const due = options.provisionDueAt === undefined || started >= options.provisionDueAt;
+  if (!due && drained.received > 0 && drained.scheduled === 0)
+    return { drain: drained, decisions: [], created: [], released: 0, corrected: 0, errors: [], provisioned: false };
   const rest = await provision(ports, settings);
-  return { drain: drained, ...rest, provisionMs: ports.now() - started };
+  return { drain: drained, ...rest, provisioned: true, provisionMs: ports.now() - started };
 }
 
 /** Stages 2–5: reconcile, then per queue decide, reserve and submit. */
-export async function provision(ports: ScalerPorts, settings: ScalerSettings): Promise<Omit<TickReport, 'drain'>> {
+export async function provision(
+  ports: ScalerPorts,
+  settings: ScalerSettings,
+): Promise<Omit<TickReport, 'drain' | 'provisioned'>> {
   const errors: string[] = [];
   // submit: creates a dispatch's one Job; reconcile and reserve hand it their dispatches (submit.ts).
   const submissions = submitter(ports, settings, errors);

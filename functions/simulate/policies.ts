@@ -241,6 +241,7 @@ export function startOurs(
     }),
     log: p.scalerLog ? timed(p.scalerLog, world) : silentLog,
     now: clock.epochNow,
+    sleep: (ms) => clock.sleep(ms),
     ...(warm ? { warmPool: new WarmPoolTracker(p.warmPool) } : {}),
   };
   const settings: ScalerSettings = {

@@ -4,7 +4,7 @@ import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { eventId, type JobEvent, type QueuedJobEvent } from '../../functions/core/job-event.js';
-import { run } from '../../functions/scaler/loop.js';
+import { JOBS_PER_TICK, MAX_TICK_SPACING_MS, run, tickSpacingMs } from '../../functions/scaler/loop.js';
 import type { EventSource, ScalerPorts } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { jobEvent } from '../support/job-events.js';
@@ -81,9 +81,110 @@ describe('scaler loop within one invocation', () => {
   it('re-ticks every 2 s while CI jobs wait for an agent (an exiting agent is seen promptly)', async () => {
     const w = world([scheduled('a'), scheduled('b')]);
     await run(w.ports, settings, { budgetMs: 10_000, pollSeconds: 20 });
-    // MAX 1: one agent; the other job keeps waiting, so the scaler looks again every 2 s.
+    // MAX 1: one agent; the other job keeps waiting, so the scaler looks again every 2 s (the
+    // last poll shortened to what is left after the first tick's pause, TICK_SPACING_MS).
     expect(w.jobs).toHaveLength(1);
-    expect(w.waits.filter((s) => s > 0)).toEqual([2, 2, 2, 2, 2]);
+    expect(w.waits.filter((s) => s > 0)).toEqual([2, 2, 2, 2, 1]);
+  });
+});
+
+/**
+ * Events that arrive over time: a receive returns those already queued, or long-polls until the
+ * next one arrives (virtual clock). Counts the ticks that provisioned (one cluster list each).
+ */
+function stream(arrivals: { atMs: number; event: QueuedJobEvent }[]) {
+  const w = world([]);
+  const queued = [...arrivals].sort((a, b) => a.atMs - b.atMs);
+  let now = 0;
+  const provisionedAt: number[] = [];
+  const start = w.ports.now();
+  const ports: ScalerPorts = {
+    ...w.ports,
+    now: () => start + now,
+    sleep: async (ms) => {
+      now += ms;
+    },
+    events: {
+      ...w.ports.events,
+      async receive({ waitSeconds }) {
+        const next = queued[0];
+        if (!next || next.atMs > now + waitSeconds * 1000) {
+          now += waitSeconds * 1000;
+          return [];
+        }
+        now = Math.max(now, next.atMs);
+        const batch = queued.filter((a) => a.atMs <= now).slice(0, 10);
+        queued.splice(0, batch.length);
+        return batch.map(({ event }) => ({ receiptHandle: event.id, messageId: event.id, receiveCount: 1, event }));
+      },
+    },
+    cluster: {
+      ...w.ports.cluster,
+      listAgentJobs: () => {
+        provisionedAt.push(now);
+        return w.ports.cluster.listAgentJobs();
+      },
+    },
+  };
+  return { ports, jobs: w.jobs, provisionedAt };
+}
+
+describe('scaler loop under a trickle of events', () => {
+  const wide = { ...settings, limits: { default: { minAgents: 0, maxAgents: 100 } } };
+
+  it('gathers a steady trickle into ticks of JOBS_PER_TICK CI jobs each, every job still served', async () => {
+    // 50 CI jobs scheduled 20 ms apart: back to back, that would be 50 ticks of one event each.
+    const s = stream(Array.from({ length: 50 }, (_, i) => ({ atMs: 1 + i * 20, event: scheduled(`job-${i}`) })));
+    const reports = await run(s.ports, wide, { budgetMs: 5_000, pollSeconds: 20 });
+    expect(s.jobs.reduce((n, j) => n + (j.spec?.parallelism ?? 0), 0)).toBe(50);
+    const carried = reports.filter((r) => r.drain.received > 0).map((r) => r.drain.received);
+    expect(carried.length).toBeLessThanOrEqual(16);
+    expect(carried.toSorted((a, b) => a - b)[Math.floor(carried.length / 2)]).toBe(JOBS_PER_TICK);
+    // Each waited at most MAX_TICK_SPACING_MS plus a tick for its agent.
+    expect(reports.every((r) => r.created.length <= 1)).toBe(true);
+  });
+
+  it('does not provision for started or finished events alone until the next re-tick is due', async () => {
+    const started = (id: string) => jobEvent(id, 'started', { provider: 'github', queue: 'default' });
+    const finished = (id: string) => jobEvent(id, 'finished', { provider: 'github', queue: 'default' });
+    const s = stream([
+      { atMs: 1, event: scheduled('a') },
+      { atMs: 500, event: started('a') },
+      { atMs: 5_000, event: finished('a') },
+      { atMs: 30_000, event: scheduled('b') },
+    ]);
+    await run(s.ports, wide, { budgetMs: 40_000, pollSeconds: 20 });
+    // At the start and at once for each `scheduled` (1 ms, 30 s); `started` (0.5 s) waits for the
+    // re-tick due 2 s after the last provisioning (a job was pending), `finished` (5 s) for the
+    // 20 s one, give or take half a second: the long poll waits whole seconds. In this world a's
+    // agent stays (idle after a finished) and b is left waiting, so from 30 s on it re-ticks every 2 s.
+    expect(s.provisionedAt.slice(0, 7)).toEqual([0, 1, 2_500, 23_000, 30_000, 32_000, 34_000]);
+    expect(s.jobs).toHaveLength(1);
+  });
+});
+
+describe('tick spacing (tickSpacingMs)', () => {
+  const ticks = (perSecond: number, seconds: number) =>
+    Array.from({ length: seconds * 10 }, (_, i) => ({ at: i * 100, scheduled: perSecond / 10 }));
+
+  it('spaces ticks so that each carries JOBS_PER_TICK CI jobs at the recent arrival rate', () => {
+    // Within 10 %: the window starts at a tick, whose own CI jobs arrived before it.
+    for (const perSecond of [200, 20]) {
+      const ratio = tickSpacingMs(ticks(perSecond, 3), 3_000) / ((1000 * JOBS_PER_TICK) / perSecond);
+      expect(ratio).toBeGreaterThanOrEqual(0.9);
+      expect(ratio).toBeLessThanOrEqual(1.1);
+    }
+  });
+
+  it('never spaces them more than MAX_TICK_SPACING_MS: a trickle, or ticks with no `scheduled` event', () => {
+    expect(tickSpacingMs(ticks(5, 3), 3_000)).toBe(MAX_TICK_SPACING_MS);
+    expect(tickSpacingMs(ticks(0, 3), 3_000)).toBe(MAX_TICK_SPACING_MS);
+    expect(tickSpacingMs([], 3_000)).toBe(MAX_TICK_SPACING_MS);
+  });
+
+  it('measures the rate over the last two seconds only', () => {
+    const burstThenQuiet = [...ticks(200, 1), { at: 2_500, scheduled: 0 }, { at: 3_500, scheduled: 1 }];
+    expect(tickSpacingMs(burstThenQuiet, 4_000)).toBe(MAX_TICK_SPACING_MS);
   });
 });
 
@@ -164,8 +265,9 @@ describe('draining within one tick', () => {
       return { ports, sizes };
     };
     const trickle = counted(many(3));
-    await tick(trickle.ports, wide, { waitSeconds: 0, deadline: trickle.ports.now() + 60_000 });
+    const drained = await tick(trickle.ports, wide, { waitSeconds: 0, deadline: trickle.ports.now() + 60_000 });
     expect(trickle.sizes).toEqual([3]); // no empty receive after a batch that was not full
+    expect(drained.drain.backlog).toBe(false);
     const backlog = counted(many(95));
     const report = await tick(backlog.ports, wide, { waitSeconds: 0, deadline: backlog.ports.now() + 60_000 });
     expect(report.drain.received).toBe(95);
@@ -190,6 +292,7 @@ describe('draining within one tick', () => {
     const [first, second] = reports;
     // First tick: a 150 ms drain (a few receives), not the 5 s maximum (100 receives).
     expect(first!.drain.received).toBeLessThanOrEqual(80);
+    expect(first!.drain.backlog).toBe(true); // so the next tick starts without a pause
     expect(first!.decisions[0]!.count).toBe(first!.drain.received);
     expect(first!.provisionMs).toBeGreaterThanOrEqual(400);
     // Next: 2 x 400 ms of draining, so provisioning stays a third of the time.

@@ -164,6 +164,14 @@ export class WarmPoolTracker {
     for (const name of this.notReady.keys()) if (!present.has(name)) this.notReady.delete(name);
   }
 
+  /**
+   * Some Job was last seen with no pod ready: its start-up is being measured, to within the time
+   * between two looks, so the scaler looks again soon (loop.ts).
+   */
+  starting(): boolean {
+    return this.notReady.size > 0;
+  }
+
   /** The pool of a queue now, with its inputs (for the `scaling decision` log line). */
   size(queue: string, now: number): WarmPoolSize {
     this.prune(queue, now);

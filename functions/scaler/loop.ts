@@ -85,7 +85,8 @@ export async function run(
       ];
       if (report.provisioned) {
         drainBudgetMs = nextDrainBudgetMs(report.provisionMs, settings.drainBudgetMs);
-        waiting = report.decisions.some((d) => d.pending > 0);
+        // CI jobs waiting for an agent, or the warm pool timing agents' start-up: look again soon.
+        waiting = report.decisions.some((d) => d.pending > 0) || ports.warmPool?.starting() === true;
         provisionDueAt = ports.now() + (waiting ? busyPoll : options.pollSeconds) * 1000;
       }
     } catch (e) {

@@ -28,7 +28,9 @@ describe('warm pool sizing (core/warm-pool.ts)', () => {
     const t = new WarmPoolTracker({ startupPriorSeconds: 30 });
     expect(t.size('q', s(0)).startupSeconds).toBe(30); // the prior, nothing measured yet
     t.observe([{ name: 'a', queue: 'q', createdAt: s(0), ready: false }], s(10));
+    expect(t.starting()).toBe(true); // the scaler looks again soon, to time it closely
     t.observe([{ name: 'a', queue: 'q', createdAt: s(0), ready: true }], s(20));
+    expect(t.starting()).toBe(false);
     // Not ready at 10, ready at 20: 15 s.
     expect(t.size('q', s(20))).toMatchObject({ startupSeconds: 15, startupSamples: 1 });
     // Seen again: not sampled twice.

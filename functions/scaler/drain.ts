@@ -28,7 +28,10 @@ export function nextDrainBudgetMs(provisionMs: number | undefined, maxMs: number
 export interface DrainReport {
   received: number;
   applied: number;
-  /** Of the applied events, the `scheduled` ones: only they can add demand (loop.ts). */
+  /**
+   * `scheduled` events applied, or found already applied (a redelivery after a crash that may
+   * have come before provisioning): only they can add demand (scaler.ts tick).
+   */
   scheduled: number;
   duplicates: number;
   failed: number;
@@ -141,12 +144,11 @@ export async function drain(
           });
         return;
       }
+      if (m.event.kind === 'scheduled') report.scheduled++;
       if (o.result === 'applied') {
         report.applied++;
-        if (m.event.kind === 'scheduled') {
-          report.scheduled++;
+        if (m.event.kind === 'scheduled')
           ports.warmPool?.arrived(m.event.queue, Date.parse(m.event.occurredAt), ports.now());
-        }
       } else report.duplicates++;
       done.push(m.receiptHandle);
     });

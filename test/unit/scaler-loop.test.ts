@@ -161,6 +161,28 @@ describe('scaler loop under a trickle of events', () => {
     expect(s.provisionedAt.slice(0, 7)).toEqual([0, 1, 2_500, 23_000, 30_000, 32_000, 34_000]);
     expect(s.jobs).toHaveLength(1);
   });
+
+  it('provisions at once for a `scheduled` event the ledger already had (redelivered after a crash)', async () => {
+    const a = scheduled('a');
+    const s = stream([{ atMs: 1_000, event: a }]);
+    const receive = s.ports.events.receive.bind(s.ports.events);
+    const ports: ScalerPorts = {
+      ...s.ports,
+      events: {
+        ...s.ports.events,
+        // An invocation applied it, then died before provisioning; SQS delivers it again.
+        receive: async (o) => {
+          const batch = await receive(o);
+          if (batch.length > 0) await s.ports.ledger.apply([a], new Date(s.ports.now()));
+          return batch;
+        },
+      },
+    };
+    const reports = await run(ports, wide, { budgetMs: 5_000, pollSeconds: 20 });
+    expect(reports.some((r) => r.drain.duplicates === 1)).toBe(true);
+    expect(s.provisionedAt.slice(0, 2)).toEqual([0, 1_000]);
+    expect(s.jobs).toHaveLength(1);
+  });
 });
 
 describe('tick spacing (tickSpacingMs)', () => {

@@ -86,6 +86,9 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? mid : ((s[m - 1] ?? mid) + mid) / 2;
 }
 
+/** A Job not ready after this many start-ups of its queue is stuck, not starting. */
+const STARTING_FOR = 3;
+
 /** What the tracker needs of one of our Jobs. */
 export interface ObservedJob {
   readonly name: string;
@@ -114,8 +117,8 @@ export class WarmPoolTracker {
   private readonly o: Required<WarmPoolOptions>;
   private readonly arrivals = new Map<string, number[]>();
   private readonly startups = new Map<string, number[]>();
-  /** Jobs seen with no pod ready yet: when they were last seen so. */
-  private readonly notReady = new Map<string, number>();
+  /** Jobs seen with no pod ready yet: when they were last seen so, and the Job itself. */
+  private readonly notReady = new Map<string, { seen: number; job: ObservedJob }>();
   private readonly measured = new Set<string>();
   private lastObservation: number | undefined;
 
@@ -147,11 +150,11 @@ export class WarmPoolTracker {
       present.add(j.name);
       if (this.measured.has(j.name)) continue;
       if (!j.ready) {
-        this.notReady.set(j.name, now);
+        this.notReady.set(j.name, { seen: now, job: j });
         continue;
       }
       // Ready between the last look that saw it not ready (or the previous look, or its creation) and now.
-      const before = Math.max(j.createdAt, this.notReady.get(j.name) ?? since ?? j.createdAt);
+      const before = Math.max(j.createdAt, this.notReady.get(j.name)?.seen ?? since ?? j.createdAt);
       const sample = ((before + now) / 2 - j.createdAt) / 1000;
       this.measured.add(j.name);
       this.notReady.delete(j.name);
@@ -165,11 +168,20 @@ export class WarmPoolTracker {
   }
 
   /**
-   * Some Job was last seen with no pod ready: its start-up is being measured, to within the time
-   * between two looks, so the scaler looks again soon (loop.ts).
+   * Some Job was last seen with no pod ready, no older than STARTING_FOR start-ups of its queue:
+   * its start-up is being measured, to within the time between two looks, so the scaler looks
+   * again soon (loop.ts). One that takes longer is stuck (image pull, unschedulable, failing at
+   * start: back-off's business), not worth a look every two seconds.
    */
-  starting(): boolean {
-    return this.notReady.size > 0;
+  starting(now: number): boolean {
+    for (const { job } of this.notReady.values())
+      if (now - job.createdAt < STARTING_FOR * this.startupSeconds(job.queue) * 1000) return true;
+    return false;
+  }
+
+  private startupSeconds(queue: string): number {
+    const samples = this.startups.get(queue) ?? [];
+    return samples.length > 0 ? median(samples) : this.o.startupPriorSeconds;
   }
 
   /** The pool of a queue now, with its inputs (for the `scaling decision` log line). */
@@ -177,7 +189,7 @@ export class WarmPoolTracker {
     this.prune(queue, now);
     const arrivals = this.arrivals.get(queue) ?? [];
     const samples = this.startups.get(queue) ?? [];
-    const startupSeconds = samples.length > 0 ? median(samples) : this.o.startupPriorSeconds;
+    const startupSeconds = this.startupSeconds(queue);
     const warm = warmPoolFor(arrivals, now, startupSeconds + this.o.reactionSeconds, this.o);
     return {
       warm,

@@ -112,7 +112,7 @@ async function main(): Promise<void> {
       `  queues    ${Object.entries(c.queueSettings)
         .map(([q, s]) => `${q} (MIN ${s.minAgents}, MAX ${s.maxAgents}, template ${s.jobTemplate})`)
         .join(', ')}`,
-      `  scaler    ticks at once on each event, at least every ${c.pollSeconds} s; namespace ${c.namespace}`,
+      `  scaler    provisions on each scheduled event (ticks ≤ 250 ms apart), looks at the cluster at least every ${c.pollSeconds} s; namespace ${c.namespace}`,
       `  DynamoDB  ${stack.endpoints.dynamodb}  table ${stack.ledgerTable} (DynamoDB Local, in memory, from infra/aws/ledger-table.yml)`,
       `  SQS       ${stack.endpoints.sqs}  ${stack.eventsQueueUrl} + DLQ (fauxqs, from infra/aws/queues.yml)`,
       stack.fakeCluster

@@ -47,8 +47,8 @@ export function tickSpacingMs(recent: readonly TickArrivals[], now: number): num
  * budget close to a minute leaves almost no gap between invocations. Sub-minute scale-up.
  * Each tick drains for twice as long as the previous tick's provisioning took (drain.ts
  * nextDrainBudgetMs): short ticks under a steady stream, long drains when provisioning is slow.
- * A tick that drained no `scheduled` event skips provisioning until the re-tick interval is up
- * (scaler.ts tick): nothing it applied can add demand.
+ * A tick that drained no `scheduled` event does not provision at once (scaler.ts tick); the next
+ * provisioning is then due within busyPollSeconds at the latest.
  */
 export async function run(
   ports: ScalerPorts,
@@ -86,8 +86,13 @@ export async function run(
       if (report.provisioned) {
         drainBudgetMs = nextDrainBudgetMs(report.provisionMs, settings.drainBudgetMs);
         // CI jobs waiting for an agent, or the warm pool timing agents' start-up: look again soon.
-        waiting = report.decisions.some((d) => d.pending > 0) || ports.warmPool?.starting() === true;
+        waiting = report.decisions.some((d) => d.pending > 0) || ports.warmPool?.starting(ports.now()) === true;
         provisionDueAt = ports.now() + (waiting ? busyPoll : options.pollSeconds) * 1000;
+      } else {
+        // What it skipped is still looked at within busyPoll: a `finished` agent's pod exits (its
+        // tokens come back, a MIN_AGENTS floor needs a new one), a `started` job whose
+        // `scheduled` was lost or is late is running on an agent thought idle.
+        provisionDueAt = Math.min(provisionDueAt ?? Number.POSITIVE_INFINITY, ports.now() + busyPoll * 1000);
       }
     } catch (e) {
       // A failed tick (cluster, SQS or DynamoDB unreachable, ...) leaves nothing the next one
@@ -100,7 +105,10 @@ export async function run(
     if (options.signal?.aborted || deadline - ports.now() < 1000) break;
     if (failed) {
       // Back off before retrying: the failure may have been the long poll itself.
-      await sleep(Math.min(waiting ? busyPoll : options.pollSeconds, 5, (deadline - ports.now()) / 1000) * 1000);
+      // ... leaving a second for the next tick, or stop.
+      const pauseSeconds = Math.min(waiting ? busyPoll : options.pollSeconds, 5, (deadline - ports.now()) / 1000 - 1);
+      if (pauseSeconds <= 0) break;
+      await sleep(pauseSeconds * 1000);
       waitSeconds = 0;
       continue;
     }

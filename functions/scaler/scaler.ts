@@ -34,11 +34,13 @@ export interface TickReport {
  * drainBudgetMs, default settings.drainBudgetMs), then provision.
  *
  * With provisionDueAt, a tick that drained events but applied no `scheduled` one provisions only
- * once that time (ports' clock) has come: a `started`, `finished` or `cancelled` event never adds
- * demand (decide() counts a started job's agent busy instead of idle, a finished one's agent
- * stays in the supply until its pod exits, which only the cluster shows), so provisioning for it
- * would cost a reconcile and its reads for nothing. A tick that drained nothing (its long poll
- * ended empty) always provisions: that is the periodic reconcile.
+ * once that time (ports' clock) has come: a `started`, `finished` or `cancelled` event adds no
+ * demand of its own (decide() counts a started job's agent busy instead of idle, a finished
+ * one's agent stays in the supply until its pod exits, which only the cluster shows), so
+ * provisioning at once for each would cost a reconcile and its reads for little; loop.ts looks
+ * within busyPollSeconds all the same, for what such events announce (a pod about to exit, a job
+ * whose `scheduled` was lost running on an agent counted idle). A tick that drained nothing (its
+ * long poll ended empty) always provisions: that is the periodic reconcile.
  */
 export async function tick(
   ports: ScalerPorts,

@@ -123,6 +123,11 @@ function duration(r: () => number): number {
   return Math.round(Math.min(2400, Math.max(15, 180 * Math.exp(0.7 * normal))));
 }
 
+/** The generators' shapes (also the arrival models of bound.ts). */
+export const STEADY = { meanGapSeconds: 20 } as const;
+export const BURSTY = { peakSeconds: 1200, endSeconds: 3600, fanOutMin: 5, fanOutMax: 30, spreadSeconds: 5 } as const;
+export const DIURNAL = { daySeconds: 86_400, peakSeconds: 14 * 3600, amplitude: 0.95 } as const;
+
 /**
  * Built-in traces, seeded and deterministic (same options, same trace):
  * - steady:  Poisson arrivals at 3 jobs a minute.
@@ -139,7 +144,7 @@ export function generateTrace(name: GeneratorName, options: GenerateOptions): Tr
     case 'steady': {
       let t = 0;
       for (let i = 0; i < n; i++) {
-        t += -Math.log(1 - r()) * 20;
+        t += -Math.log(1 - r()) * STEADY.meanGapSeconds;
         times.push(t);
       }
       break;
@@ -148,21 +153,22 @@ export function generateTrace(name: GeneratorName, options: GenerateOptions): Tr
       // Build arrival intensity: triangular, 0 at t=0, peak at 20 min, back to a trickle at 60 min.
       while (times.length < n) {
         const u = r();
-        const peak = 1200;
-        const end = 3600;
+        const peak = BURSTY.peakSeconds;
+        const end = BURSTY.endSeconds;
         // Inverse CDF of the triangular distribution on [0, end] with mode `peak`.
         const start = u < peak / end ? Math.sqrt(u * end * peak) : end - Math.sqrt((1 - u) * end * (end - peak));
-        const fanOut = 5 + Math.floor(r() * 26);
-        for (let k = 0; k < fanOut && times.length < n; k++) times.push(start + r() * 5);
+        const fanOut = BURSTY.fanOutMin + Math.floor(r() * (BURSTY.fanOutMax - BURSTY.fanOutMin + 1));
+        for (let k = 0; k < fanOut && times.length < n; k++) times.push(start + r() * BURSTY.spreadSeconds);
       }
       break;
     }
     case 'diurnal': {
       // Density proportional to 1 + 0.95 * cos(2π (t - 14h) / 24h), sampled by rejection.
-      const day = 86_400;
+      const day = DIURNAL.daySeconds;
+      const a = DIURNAL.amplitude;
       while (times.length < n) {
         const t = r() * day;
-        const density = (1 + 0.95 * Math.cos((2 * Math.PI * (t - 14 * 3600)) / day)) / 1.95;
+        const density = (1 + a * Math.cos((2 * Math.PI * (t - DIURNAL.peakSeconds)) / day)) / (1 + a);
         if (r() < density) times.push(t);
       }
       break;

@@ -28,14 +28,22 @@ describe('warm pool sizing (core/warm-pool.ts)', () => {
     const t = new WarmPoolTracker({ startupPriorSeconds: 30 });
     expect(t.size('q', s(0)).startupSeconds).toBe(30); // the prior, nothing measured yet
     t.observe([{ name: 'a', queue: 'q', createdAt: s(0), ready: false }], s(10));
-    expect(t.starting()).toBe(true); // the scaler looks again soon, to time it closely
+    expect(t.starting(s(10))).toBe(true); // the scaler looks again soon, to time it closely
     t.observe([{ name: 'a', queue: 'q', createdAt: s(0), ready: true }], s(20));
-    expect(t.starting()).toBe(false);
+    expect(t.starting(s(20))).toBe(false);
     // Not ready at 10, ready at 20: 15 s.
     expect(t.size('q', s(20))).toMatchObject({ startupSeconds: 15, startupSamples: 1 });
     // Seen again: not sampled twice.
     t.observe([{ name: 'a', queue: 'q', createdAt: s(0), ready: true }], s(30));
     expect(t.size('q', s(30)).startupSamples).toBe(1);
+  });
+
+  it('stops counting a Job as starting after three start-ups without a pod ready (it is stuck)', () => {
+    const t = new WarmPoolTracker({ startupPriorSeconds: 30 });
+    t.observe([{ name: 'stuck', queue: 'q', createdAt: s(0), ready: false }], s(60));
+    expect(t.starting(s(60))).toBe(true);
+    t.observe([{ name: 'stuck', queue: 'q', createdAt: s(0), ready: false }], s(95));
+    expect(t.starting(s(95))).toBe(false); // ImagePullBackOff, unschedulable: back-off's business
   });
 
   it('counts the arrivals it is told of, per queue, and reports the rate', () => {

@@ -37,12 +37,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** A low-level client for the emulator (dummy credentials; a few retries only). */
-export function localDynamoDbClient(endpoint: string): DynamoDBClient {
+export function localDynamoDbClient(endpoint: string, maxAttempts = 3): DynamoDBClient {
   return new DynamoDBClient({
     endpoint,
     region: 'us-east-1',
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    maxAttempts: 3,
+    maxAttempts,
   });
 }
 

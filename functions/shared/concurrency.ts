@@ -1,3 +1,10 @@
+/** items cut into consecutive slices of at most `size` (a request's limit: SQS 10, DynamoDB 25, ...). */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 /** Runs fn over items with at most `limit` promises pending. */
 export async function mapLimit<T, R>(
   items: readonly T[],

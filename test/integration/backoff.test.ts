@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
-import { eventId, type JobEvent } from '../../functions/core/job-event.js';
+import type { JobEvent } from '../../functions/core/job-event.js';
 import { FakeKube, type KubeList } from '../../functions/local/fake-kube/index.js';
 import type { ScalerLog, ScalerPorts } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
@@ -14,6 +14,7 @@ import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig } from '../../functions/shared/config.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
+import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;
@@ -70,16 +71,7 @@ describe('back-off of queues whose agents fail at start', () => {
     const events = createEventsQueue(queue.url);
     const schedule = async (q: string, jobId: string) => {
       const at = new Date(clock).toISOString();
-      const event: JobEvent = {
-        id: eventId('buildkite', jobId, 'scheduled'),
-        provider: 'buildkite',
-        jobId,
-        queue: q,
-        kind: 'scheduled',
-        occurredAt: at,
-        receivedAt: at,
-        trace: {},
-      };
+      const event: JobEvent = jobEvent(jobId, 'scheduled', { queue: q, occurredAt: at });
       await events.sendEvent(event);
     };
     const jobsOf = (q: string) =>
@@ -181,16 +173,7 @@ describe('back-off of queues whose agents fail at start', () => {
         await Promise.all(
           Array.from({ length: Math.min(50, count - i) }, () => {
             const jobId = `${q}-${n++}`;
-            return events.sendEvent({
-              id: eventId('buildkite', jobId, 'scheduled'),
-              provider: 'buildkite',
-              jobId,
-              queue: q,
-              kind: 'scheduled',
-              occurredAt: at,
-              receivedAt: at,
-              trace: {},
-            });
+            return events.sendEvent(jobEvent(jobId, 'scheduled', { queue: q, occurredAt: at }));
           }),
         );
     };

@@ -18,7 +18,7 @@ import { defaultQueueAgents } from '../../functions/core/routing.js';
 import type { RouteStore } from '../../functions/core/stores.js';
 import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
-import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
+import { createLedgerTable, type DynamoDbLocal, localDynamoDbClient, startDynamoDbLocal } from '../support/dynamodb.js';
 
 let local: DynamoDbLocal | undefined;
 let gitlab: FakeGitlab;
@@ -29,15 +29,9 @@ let tables = 0;
 
 beforeAll(async () => {
   [local, gitlab] = await Promise.all([startDynamoDbLocal(), new FakeGitlab().start()]);
-  docClient = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: local.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-      maxAttempts: 2,
-    }),
-    { marshallOptions: { removeUndefinedValues: true } },
-  );
+  docClient = DynamoDBDocumentClient.from(localDynamoDbClient(local.endpoint, 2), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
   docClient.middlewareStack.add(
     (next, context) => async (args) => {
       const operation = (context.commandName ?? '?').replace(/Command$/, '');

@@ -34,7 +34,6 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { boundTrace, type JobEvent } from '../../core/job-event.js';
 import {
-  type CoalescedEvent,
   coalesceGroups,
   DEFAULT_OPEN_MAX_AGE_HOURS,
   isTerminal,
@@ -44,7 +43,7 @@ import {
   rankOf,
 } from '../../core/ledger.js';
 import type { ApplyOutcome, CountOptions, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
-import { mapLimit } from '../../shared/concurrency.js';
+import { chunks, mapLimit } from '../../shared/concurrency.js';
 import { describeError } from '../../shared/errors.js';
 import { dynamoClient, isConditionFailure } from './client.js';
 
@@ -103,10 +102,7 @@ export class DynamoLedgerStore implements LedgerStore {
   async apply(events: readonly JobEvent[], now: Date): Promise<ApplyOutcome[]> {
     const outcomes = new Array<ApplyOutcome>(events.length);
     const groups = coalesceGroups(events);
-    const chunks: CoalescedEvent[][] = [];
-    for (let i = 0; i < groups.length; i += this.transactionSize)
-      chunks.push(groups.slice(i, i + this.transactionSize));
-    await mapLimit(chunks, this.concurrency, async (chunk) => {
+    await mapLimit(chunks(groups, this.transactionSize), this.concurrency, async (chunk) => {
       const results = await this.writeChunk(
         chunk.map((g) => g.event),
         now,

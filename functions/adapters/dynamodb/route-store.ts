@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { jobPk } from '../../core/ledger.js';
 import type { RouteJob, RouteStore, StoredRoute } from '../../core/stores.js';
+import { chunks } from '../../shared/concurrency.js';
 import { dynamoClient } from './client.js';
 
 export const ROUTE_SK = 'ROUTE';
@@ -41,12 +42,6 @@ function storedRoute(item: Record<string, unknown>): StoredRoute | undefined {
   if (typeof item.queue === 'string') return { queue: item.queue };
   if (typeof item.unmet === 'string') return { unmet: item.unmet };
   return undefined;
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 export class DynamoRouteStore implements RouteStore {

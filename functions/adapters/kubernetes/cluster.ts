@@ -20,6 +20,7 @@ import {
 } from '@kubernetes/client-node';
 import { AGENT_JOB_SELECTOR } from '../../core/agent-job.js';
 import type { ClusterPort } from '../../scaler/ports.js';
+import { chunks } from '../../shared/concurrency.js';
 import type { ClusterAccess } from '../../shared/config.js';
 import { KubeApiError, toKubeError } from './errors.js';
 import { type KubeConfigDeps, loadKubeConfig } from './kubeconfig.js';
@@ -48,10 +49,9 @@ export function jobPodSelectors(jobNames: readonly string[], firstIndexes?: numb
     firstIndexes === undefined
       ? ''
       : `,batch.kubernetes.io/job-completion-index in (${Array.from({ length: firstIndexes }, (_, i) => i).join(',')})`;
-  const selectors: string[] = [];
-  for (let i = 0; i < names.length; i += JOB_NAMES_PER_LIST)
-    selectors.push(`${AGENT_JOB_SELECTOR},job-name in (${names.slice(i, i + JOB_NAMES_PER_LIST).join(',')})${indexes}`);
-  return selectors;
+  return chunks(names, JOB_NAMES_PER_LIST).map(
+    (chunk) => `${AGENT_JOB_SELECTOR},job-name in (${chunk.join(',')})${indexes}`,
+  );
 }
 
 export async function createCluster(

@@ -20,6 +20,7 @@ import {
   withBoundedOptionalFields,
 } from '../../core/job-event.js';
 import type { EventSource, ReceivedEvent } from '../../scaler/ports.js';
+import { chunks } from '../../shared/concurrency.js';
 import { sqsClient } from './client.js';
 
 export interface DeleteResult {
@@ -133,8 +134,7 @@ export async function deleteMessages(
 ): Promise<DeleteResult> {
   const deleted: string[] = [];
   const failed: { receiptHandle: string; code: string; message: string }[] = [];
-  for (let i = 0; i < receiptHandles.length; i += 10) {
-    const chunk = receiptHandles.slice(i, i + 10);
+  for (const chunk of chunks(receiptHandles, 10)) {
     try {
       const out = await client().send(
         new DeleteMessageBatchCommand({

@@ -10,6 +10,7 @@ import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-stor
 import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import { JOB_EVENT_KINDS, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
 import type { LedgerJobRecord, LedgerStore } from '../../functions/core/stores.js';
+import { at, TEST_NOW } from '../support/clock.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';
 
@@ -71,14 +72,16 @@ afterAll(async () => {
   await local?.stop();
 });
 
-const NOW = new Date('2026-11-23T12:00:00Z');
+// The real clock, not a calendar day: DynamoDB Local's TTL sweeper deletes items whose TTL
+// (event time + 7 days) has passed (test/support/clock.ts).
+const NOW = TEST_NOW;
 const DAY = 86_400;
 
 function ev(kind: JobEventKind, jobId: string, queue = 'default'): JobEvent {
   return jobEvent(jobId, kind, {
     queue,
-    occurredAt: `2026-11-23T11:00:0${JOB_EVENT_KINDS.indexOf(kind)}Z`,
-    receivedAt: '2026-11-23T11:00:10Z',
+    occurredAt: at(-3600 + JOB_EVENT_KINDS.indexOf(kind)),
+    receivedAt: at(-3590),
     trace: { pipeline: 'app', build: '42' },
   });
 }
@@ -202,7 +205,7 @@ describe.each([dynamo, memory])('$name', (backend) => {
   });
 
   it('stops at the cap: pending counted up to it, the running jobs that started last', async () => {
-    const startedAt = (i: number) => new Date(Date.parse('2026-11-23T11:00:00Z') + i * 1000).toISOString();
+    const startedAt = (i: number) => at(-3600 + i);
     const started = Array.from({ length: 30 }, (_, i) => ({
       ...ev('started', `run-${i}`),
       occurredAt: startedAt(i),
@@ -233,9 +236,9 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(open).toMatchObject({ state: 'scheduled', rank: 1, openKey: 'default#scheduled' });
     expect(running).toMatchObject({ state: 'started', rank: 2, openKey: 'default#started' });
     // Open jobs expire only if they never close: retention after the event that opened them.
-    expect(open?.expiresAt).toBe(Date.parse('2026-11-23T11:00:00Z') / 1000 + 7 * DAY);
+    expect(open?.expiresAt).toBe(Date.parse(at(-3600)) / 1000 + 7 * DAY);
     // (A started job opened when its webhook was received, if that is later than the provider's time.)
-    expect(running?.expiresAt).toBe(Date.parse('2026-11-23T11:00:10Z') / 1000 + 7 * DAY);
+    expect(running?.expiresAt).toBe(Date.parse(at(-3590)) / 1000 + 7 * DAY);
     expect(done).toMatchObject({ state: 'finished', rank: 3, expiresAt });
     expect(gone).toMatchObject({ state: 'cancelled', rank: 3, expiresAt });
     expect(done?.openKey).toBeUndefined();
@@ -248,14 +251,14 @@ describe.each([dynamo, memory])('$name', (backend) => {
     expect(closed).toMatchObject({
       state: 'finished',
       expiresAt: expiresAt + 60,
-      updatedAt: '2026-11-23T12:01:00.000Z',
+      updatedAt: at(60),
     });
     expect(closed?.openKey).toBeUndefined();
     expect(closed).toMatchObject({
       queue: 'default',
       provider: 'buildkite',
       jobId: 'running',
-      eventAt: '2026-11-23T11:00:02Z',
+      eventAt: at(-3598),
       trace: { pipeline: 'app', build: '42' },
     });
   });
@@ -263,11 +266,11 @@ describe.each([dynamo, memory])('$name', (backend) => {
   it('stops counting a job whose closing event was lost, once it is older than the open-age limit', async () => {
     await ledger.apply([ev('scheduled', 'stuck'), ev('started', 'stuck-running')], NOW);
     expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 1, running: 1 } });
-    // A day after the started webhook was received (11:00:10).
-    const dayLater = new Date(Date.parse('2026-11-23T11:00:10Z') + 24 * 3600_000 + 2_000);
+    // A day after the started webhook was received.
+    const dayLater = new Date(Date.parse(at(-3590)) + 24 * 3600_000 + 2_000);
     expect(await tally(ledger, ['default'], dayLater)).toEqual({ default: { pending: 0, running: 0 } });
     // A redriven event from long ago opens nothing that counts.
-    await ledger.apply([{ ...ev('scheduled', 'ancient'), occurredAt: '2026-11-01T00:00:00Z' }], NOW);
+    await ledger.apply([{ ...ev('scheduled', 'ancient'), occurredAt: at(-22 * DAY) }], NOW);
     expect(await tally(ledger, ['default'], NOW)).toEqual({ default: { pending: 1, running: 1 } });
   });
 

@@ -18,6 +18,7 @@ import { defaultQueueAgents } from '../../functions/core/routing.js';
 import type { RouteStore } from '../../functions/core/stores.js';
 import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
+import { at, TEST_NOW } from '../support/clock.js';
 import { createLedgerTable, type DynamoDbLocal, localDynamoDbClient, startDynamoDbLocal } from '../support/dynamodb.js';
 
 let local: DynamoDbLocal | undefined;
@@ -59,7 +60,8 @@ async function dynamoStore(): Promise<DynamoRouteStore> {
 }
 
 const job = (jobId: string) => ({ provider: 'gitlab' as const, jobId });
-const NOW = new Date('2026-11-23T12:00:00Z');
+// The real clock: DynamoDB Local's sweeper deletes routes whose TTL has passed (test/support/clock.ts).
+const NOW = TEST_NOW;
 
 interface Backend {
   readonly name: string;
@@ -228,8 +230,8 @@ describe('GitLab router over DynamoDB: requests per CI job', () => {
       jobId,
       gitlabProjectId: '380',
       kind,
-      occurredAt: '2026-11-23T10:00:00.000Z',
-      receivedAt: '2026-11-23T10:00:00.000Z',
+      occurredAt: at(-7200),
+      receivedAt: at(-7200),
       trace: {},
     };
   }

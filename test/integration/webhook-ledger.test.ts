@@ -16,6 +16,7 @@ import { EVENT_BOUNDS } from '../../functions/core/job-event.js';
 import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
 import { loadWebhookConfig } from '../../functions/shared/config.js';
 import { createWebhookHandler, type WebhookEvent } from '../../functions/webhook/app.js';
+import { at, providerTime } from '../support/clock.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { SQS_LEGACY_MAX_MESSAGE_BYTES } from '../support/sqs-contract.js';
@@ -99,10 +100,22 @@ async function pipeline(maxMessageBytes?: number) {
 
 const huge = (n: number, c = 'w') => c.repeat(n);
 
+/**
+ * The fixture's job, dated from the real clock: the ledger's TTL is the event time plus the
+ * retention, and DynamoDB Local's sweeper deletes items past it (test/support/clock.ts).
+ */
+const recentBuildkiteJob = (overrides: Record<string, unknown> = {}) =>
+  buildkiteJob({
+    created_at: providerTime(-61),
+    scheduled_at: providerTime(-60),
+    runnable_at: providerTime(-60),
+    ...overrides,
+  });
+
 describe('oversized optional fields never strand a job', () => {
   it('Buildkite: a 300 KB pipeline slug on a 256 KiB queue is accepted, recorded and applied', async () => {
     const { deliver } = await pipeline(SQS_LEGACY_MAX_MESSAGE_BYTES);
-    const payload = buildkitePayload('job.scheduled');
+    const payload = buildkitePayload('job.scheduled', recentBuildkiteJob());
     (payload.pipeline as Record<string, unknown>).slug = huge(300_000);
     const { res, received, outcomes, ledger } = await deliver(buildkiteRequest(payload));
     expect(res.statusCode).toBe(202); // was 503 for ever: the message did not fit the queue
@@ -118,7 +131,7 @@ describe('oversized optional fields never strand a job', () => {
     const { deliver } = await pipeline(); // fauxqs and SQS default: 1 MiB
     const payload = buildkitePayload(
       'job.scheduled',
-      buildkiteJob({ web_url: `https://buildkite.com/${huge(140_000)}` }),
+      recentBuildkiteJob({ web_url: `https://buildkite.com/${huge(140_000)}` }),
     );
     Object.assign(payload.pipeline as Record<string, unknown>, { slug: huge(140_000), repository: huge(140_000) });
     const { res, outcomes, ledger } = await deliver(buildkiteRequest(payload));
@@ -136,7 +149,12 @@ describe('oversized optional fields never strand a job', () => {
     const payload = {
       ...example,
       repository: { ...example?.repository, full_name: huge(200_000, 'ü') },
-      workflow_job: { ...example?.workflow_job, workflow_name: 'CI \uffff 🚀' },
+      workflow_job: {
+        ...example?.workflow_job,
+        workflow_name: 'CI \uffff 🚀',
+        created_at: at(-60),
+        started_at: at(-60),
+      },
     };
     const { res, outcomes, ledger } = await deliver(githubRequest(payload));
     expect(res.statusCode).toBe(202); // was 503 for ever: SQS refused the message's characters
@@ -148,7 +166,11 @@ describe('oversized optional fields never strand a job', () => {
 
   it('GitLab: a huge project path and build name', async () => {
     const { deliver } = await pipeline(SQS_LEGACY_MAX_MESSAGE_BYTES);
-    const payload = gitlabJob({ build_name: huge(300_000), project: { path_with_namespace: huge(300_000) } });
+    const payload = gitlabJob({
+      build_name: huge(300_000),
+      project: { path_with_namespace: huge(300_000) },
+      build_created_at: providerTime(-60),
+    });
     const { res, outcomes } = await deliver(gitlabRequest(payload));
     expect(res.statusCode).toBe(202);
     expect(outcomes.map((o) => o.result)).toEqual(['applied']);

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes control plane used by the tests (npm run k8s:build), from the Go
+# module proxy, into a cache outside the repository keyed by version. A second run with the
+# binaries present takes well under a second; Go's own module and build caches make a rebuild
+# after a version bump incremental.
+#
+#   kube-apiserver, kube-controller-manager, kube-scheduler  k8s.io/kubernetes  KUBE_VERSION
+#   etcd                                                     go.etcd.io/etcd/server/v3, the version KUBE_VERSION pins
+#   kwok                                                     sigs.k8s.io/kwok   KWOK_VERSION
+#
+# `go install k8s.io/kubernetes/...@v` refuses (its go.mod replaces the k8s.io/* staging modules
+# with local paths), so a small module of ours requires it and replaces each staging module with
+# the published v0.X.Y of the same release.
+set -euo pipefail
+KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
+KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+CACHE="${K8S_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ci-agent-autoscaler/k8s}"
+BIN="$CACHE/$KUBE_VERSION-kwok-$KWOK_VERSION/bin"
+all=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
+
+missing=()
+for b in "${all[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -eq 0 ]; then echo "$BIN"; exit 0; fi
+
+command -v go >/dev/null || { echo "Go is needed to build the Kubernetes control plane (go.dev/doc/install)" >&2; exit 1; }
+export GOFLAGS="${GOFLAGS:-} -mod=mod" CGO_ENABLED=0
+mkdir -p "$BIN"
+src="$CACHE/$KUBE_VERSION-kwok-$KWOK_VERSION/src"
+mkdir -p "$src"
+start=$(date +%s)
+minor="v0.${KUBE_VERSION#v1.}"
+kubemod="$(curl -fsS "${GOPROXY_URL:-https://proxy.golang.org}/k8s.io/kubernetes/@v/$KUBE_VERSION.mod" 2>/dev/null || true)"
+if [ -z "$kubemod" ]; then
+  # Ask the go command itself (works behind any GOPROXY setting).
+  tmp="$(mktemp -d)"; (cd "$tmp" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null)
+  kubemod="$(cat "$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod")"; rm -rf "$tmp"
+fi
+staging=$(printf '%s\n' "$kubemod" | sed -nE 's#^\s*(k8s\.io/[a-z0-9-]+) => \./staging/.*#\1#p')
+etcd_version=$(printf '%s\n' "$kubemod" | sed -nE 's#^\s*go\.etcd\.io/etcd/server/v3 (v[0-9.]+).*#\1#p')
+
+if printf '%s\n' "${missing[@]}" | grep -qE '^kube-'; then
+  cd "$src"
+  {
+    echo "module ci-agent-autoscaler/k8s-build"
+    echo "go 1.25"
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    for m in $staging; do echo "replace $m => $m $minor"; done
+  } > go.mod
+  cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+GO
+  go mod tidy -e >/dev/null 2>&1 || true
+  ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${KUBE_VERSION#v1.} -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
+  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+    [ -x "$BIN/$b" ] && continue
+    echo "building $b $KUBE_VERSION" >&2
+    go build -trimpath -ldflags "$ldflags" -o "$BIN/$b.tmp" "k8s.io/kubernetes/cmd/$b" && mv "$BIN/$b.tmp" "$BIN/$b"
+  done
+fi
+if [ ! -x "$BIN/etcd" ]; then
+  echo "building etcd $etcd_version" >&2
+  GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "go.etcd.io/etcd/server/v3@$etcd_version"
+  [ -x "$BIN/v3" ] && mv "$BIN/v3" "$BIN/etcd"
+  [ -x "$BIN/server" ] && mv "$BIN/server" "$BIN/etcd"
+fi
+if [ ! -x "$BIN/kwok" ]; then
+  echo "building kwok $KWOK_VERSION" >&2
+  GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+fi
+echo "built in $(( $(date +%s) - start )) s" >&2
+echo "$BIN"

@@ -33,7 +33,11 @@ function coldStartMessage(env: Record<string, string>): string {
   throw new Error('expected the scaler to refuse this configuration');
 }
 
-describe('serverless package refuses what the functions would refuse, with the same message', () => {
+// Each case runs osls (Serverless Framework) once or twice: about 10 s on a quiet machine, several
+// times that on a loaded one.
+describe('serverless package refuses what the functions would refuse, with the same message', {
+  timeout: 240_000,
+}, () => {
   const cases: [string, string, string[], string][] = [
     ['maxAgents=ten', 'ci', ['maxAgents=ten'], coldStartMessage({ EKS_CLUSTER_NAME: 'c', MAX_AGENTS: 'ten' })],
     [

@@ -95,7 +95,8 @@ describe('agent Job templates', () => {
     // The runner's own single-use configuration, through the variable the runner scrubs.
     expect(script).toMatch(/ACTIONS_RUNNER_INPUT_JITCONFIG="\$\(cat \/runner-input\/jitconfig\)"/);
     expect(script).toMatch(/rm -f \/runner-input\/jitconfig/);
-    expect(script).toMatch(/\.\/run\.sh/);
+    // The listener itself, not run.sh (whose run-helper.sh maps failures to exit 0).
+    expect(script).toMatch(/\.\/bin\/Runner\.Listener run/);
     expect(script).not.toMatch(/config\.sh|--token|RUNNER_TOKEN/);
     expect(script).toMatch(/RUNNER_IDLE_TIMEOUT_SECONDS/);
     expect(script).toMatch(/ACTIONS_RUNNER_HOOK_JOB_STARTED/);

@@ -18,6 +18,7 @@ import {
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
+import { VARIABLES } from '../../functions/shared/config.js';
 
 const params = {
   namespace: 'ci-agents',
@@ -57,12 +58,15 @@ describe('agent Job templates', () => {
         expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
         expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-        // Tokens come from Secrets, never inline (a *_TOKEN_FILE names a mounted file, not a token).
+        // Tokens come from Secrets, never inline (a *_TOKEN_FILE names a mounted file, not a token;
+        // Buildkite's fd://3 names the descriptor the agent reads its token from, see below).
         // GitHub runners have no token at all: each gets a single-use just-in-time configuration
         // (see the github test below).
-        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name) && !e.name.endsWith('_FILE'));
-        if (name === 'github') expect(tokens).toEqual([]);
-        else expect(tokens.map((e) => e.name)).not.toEqual([]);
+        const tokens = (c.env ?? []).filter(
+          (e) => /TOKEN/.test(e.name) && !e.name.endsWith('_FILE') && e.value !== 'fd://3',
+        );
+        if (name === 'gitlab') expect(tokens.map((e) => e.name)).not.toEqual([]);
+        else expect(tokens).toEqual([]);
         expect(tokens.filter((e) => e.value !== undefined || !e.valueFrom?.secretKeyRef?.name)).toEqual([]);
       }
       kube.reset();
@@ -83,7 +87,17 @@ describe('agent Job templates', () => {
     expect(c.args!.some((a) => /^--disconnect-after-idle-timeout=\d+$/.test(a))).toBe(true);
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
     expect(env.BUILDKITE_AGENT_TAGS?.value).toBe('$(CI_AUTOSCALER_AGENT_TAGS)');
-    expect(env.BUILDKITE_AGENT_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'buildkite-agent-token', key: 'token' });
+    // The token is neither in the environment nor in a file the agent container mounts: the init
+    // container copies it from the Secret, the agent container reads it on fd 3 and deletes it.
+    expect(env.BUILDKITE_AGENT_TOKEN).toEqual({ name: 'BUILDKITE_AGENT_TOKEN', value: 'fd://3' });
+    const pod = (await loadTemplate('buildkite')).spec!.template.spec!;
+    expect(JSON.stringify(pod.containers)).not.toMatch(/secretKeyRef|buildkite-agent-token/);
+    expect(pod.volumes!.find((v) => v.name === 'agent-token-secret')!.secret!.secretName).toBe('buildkite-agent-token');
+    expect(pod.initContainers!.map((i) => i.volumeMounts!.map((m) => m.name))).toEqual([
+      ['agent-token-secret', 'agent-token'],
+    ]);
+    expect(c.command!.slice(0, 2)).toEqual(['/sbin/tini', '--']);
+    expect(c.command!.join(' ')).toMatch(/exec 3< \/agent-token\/token && rm -f \/agent-token\/token/);
   });
 
   it('github: a just-in-time runner (no registration token), idle timeout, Secret only in the init container; gitlab: run-single, one build', async () => {
@@ -123,6 +137,14 @@ describe('agent Job templates', () => {
     expect(gl.args!.join(' ')).not.toMatch(/token/i);
     const glEnv = Object.fromEntries((gl.env ?? []).map((e) => [e.name, e]));
     expect(glEnv.CI_SERVER_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'gitlab-runner', key: 'token' });
+  });
+
+  it("the default Job deadline outlasts a job of GitHub's default timeout-minutes (360) after the longest idle wait", async () => {
+    const deadline = Number(VARIABLES.find((v) => v.name === 'JOB_ACTIVE_DEADLINE_SECONDS')!.default);
+    const idle = (await loadTemplate('github')).spec!.template.spec!.containers[0]!.env!.find(
+      (e) => e.name === 'RUNNER_IDLE_TIMEOUT_SECONDS',
+    )!.value;
+    expect(deadline).toBeGreaterThanOrEqual(360 * 60 + Number(idle));
   });
 
   it('every shipped template pins its image to a released version', async () => {

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { usesJitConfig } from '../../functions/adapters/github/jit-runners.js';
 import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import {
+  agentsDir,
   BUILTIN_TEMPLATES,
   clearTemplateCache,
   loadTemplate,
@@ -145,6 +146,36 @@ describe('agent Job templates', () => {
       (e) => e.name === 'RUNNER_IDLE_TIMEOUT_SECONDS',
     )!.value;
     expect(deadline).toBeGreaterThanOrEqual(360 * 60 + Number(idle));
+  });
+
+  it('github-container-hooks.yaml: github.yaml with the container hooks, valid and accepted by the API server', async () => {
+    const base = await loadTemplate('github');
+    const variant = await loadTemplate(join(agentsDir(), 'github-container-hooks.yaml'));
+    expect(usesJitConfig(variant)).toBe(true);
+    new Job(asModel(variant)).validate();
+    const pod = variant.spec!.template.spec!;
+    const runner = pod.containers[0]!;
+    // The same runner script, init container and volumes for the JIT configuration as github.yaml.
+    expect(runner.args).toEqual(base.spec!.template.spec!.containers[0]!.args);
+    expect(pod.initContainers).toEqual(base.spec!.template.spec!.initContainers);
+    const env = Object.fromEntries((runner.env ?? []).map((e) => [e.name, e]));
+    expect(env.ACTIONS_RUNNER_CONTAINER_HOOKS?.value).toBe('/home/runner/k8s/index.js');
+    expect(env.ACTIONS_RUNNER_POD_NAME?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
+    expect(env.ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER?.value).toBe('true');
+    // The claim Kubernetes creates for an ephemeral volume is named <pod>-<volume>.
+    const work = pod.volumes!.find((v) => v.name === 'work')!;
+    expect(work.ephemeral?.volumeClaimTemplate?.spec?.accessModes).toEqual(['ReadWriteOnce']);
+    expect(env.ACTIONS_RUNNER_CLAIM_NAME?.value).toBe('$(ACTIONS_RUNNER_POD_NAME)-work');
+    expect(runner.volumeMounts!.find((m) => m.name === 'work')!.mountPath).toBe('/home/runner/_work');
+    expect([pod.serviceAccountName, pod.automountServiceAccountToken]).toEqual(['ci-agent-hooks', true]);
+    const job = buildAgentJob(variant, params);
+    kube.reset();
+    const res = await fetch(`${kube.url}/apis/batch/v1/namespaces/ci-agents/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(job),
+    });
+    expect(res.status).toBe(201);
   });
 
   it('every shipped template pins its image to a released version', async () => {

@@ -61,7 +61,7 @@ interface Run {
 }
 
 /** Runs the rendered script in a scratch runner directory; the listener exits with `codes` in turn. */
-async function run(codes: readonly number[], extraEnv: Record<string, string> = {}): Promise<Run> {
+async function run(codes: readonly (number | 'hang')[], extraEnv: Record<string, string> = {}): Promise<Run> {
   const { script, env } = await runnerScript();
   const root = mkdtempSync(join(tmpdir(), 'gh-runner-'));
   const input = join(root, 'runner-input');
@@ -141,7 +141,7 @@ describe('GitHub runner template: a runner that could not connect ends Failed', 
   }, 30_000);
 
   it('an idle runner is stopped after RUNNER_IDLE_TIMEOUT_SECONDS and exits 0', async () => {
-    const r = await run(['hang' as unknown as number], { RUNNER_IDLE_TIMEOUT_SECONDS: '0' });
+    const r = await run(['hang'], { RUNNER_IDLE_TIMEOUT_SECONDS: '0' });
     expect(r.code).toBe(0);
     expect(r.output).toMatch(/no job within 0s: stopping the runner/);
   });

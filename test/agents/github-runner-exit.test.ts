@@ -24,16 +24,10 @@ function upstreamRunHelperExit(listenerCode: number): number {
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-const runnerSettings = {
-  AgentId: 7,
-  AgentName: 'gh-runner-0',
-  PoolId: 1,
-  ServerUrl: 'https://pipelines',
-  Ephemeral: true,
-};
-const jitConfig = b64(
-  JSON.stringify({ '.runner': b64(JSON.stringify(runnerSettings)), '.credentials': b64('{"scheme":"OAuth"}') }),
-);
+// AgentName "r???" puts a "/" into the base64 of the settings (escaped as "\/" by some JSON writers).
+const runnerSettings = { AgentId: 7, AgentName: 'r???', PoolId: 1, ServerUrl: 'https://pipelines', Ephemeral: true };
+const settingsB64 = b64(JSON.stringify(runnerSettings));
+const jitConfig = b64(JSON.stringify({ '.runner': settingsB64, '.credentials': b64('{"scheme":"OAuth"}') }));
 
 async function runnerScript(): Promise<{ script: string; env: Record<string, string> }> {
   const job = buildAgentJob(await loadTemplate('github'), {
@@ -61,14 +55,18 @@ interface Run {
 }
 
 /** Runs the rendered script in a scratch runner directory; the listener exits with `codes` in turn. */
-async function run(codes: readonly (number | 'hang')[], extraEnv: Record<string, string> = {}): Promise<Run> {
+async function run(
+  codes: readonly (number | 'hang')[],
+  extraEnv: Record<string, string> = {},
+  jit = jitConfig,
+): Promise<Run> {
   const { script, env } = await runnerScript();
   const root = mkdtempSync(join(tmpdir(), 'gh-runner-'));
   const input = join(root, 'runner-input');
   const home = join(root, 'home');
   mkdirSync(input);
   mkdirSync(join(home, 'bin'), { recursive: true });
-  writeFileSync(join(input, 'jitconfig'), jitConfig);
+  writeFileSync(join(input, 'jitconfig'), jit);
   writeFileSync(join(root, 'codes'), codes.join('\n'));
   const listener = join(home, 'bin', 'Runner.Listener');
   writeFileSync(
@@ -154,5 +152,22 @@ describe('GitHub runner template: a runner that could not connect ends Failed', 
       ...runnerSettings,
     });
     expect(files['.credentials']).toBe(b64('{"scheme":"OAuth"}'));
+  });
+
+  it('pins a JIT configuration whose JSON escapes "/" too; leaves one it cannot read as it is', async () => {
+    expect(settingsB64).toContain('/');
+    const escaped = b64(
+      JSON.stringify({ '.runner': settingsB64, '.credentials': b64('{"scheme":"OAuth"}') }).replaceAll('/', '\\/'),
+    );
+    const r = await run([0], {}, escaped);
+    const files = JSON.parse(Buffer.from(r.listenerSaw, 'base64').toString()) as Record<string, string>;
+    expect(JSON.parse(Buffer.from(files['.runner']!, 'base64').toString())).toEqual({
+      DisableUpdate: true,
+      ...runnerSettings,
+    });
+    const odd = b64('{".runner":"bm90IGpzb24="}');
+    const kept = await run([0], {}, odd);
+    expect(kept.listenerSaw).toBe(odd);
+    expect(kept.output).toMatch(/cannot pin the runner version/);
   });
 });

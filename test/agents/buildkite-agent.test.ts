@@ -8,7 +8,15 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildAgent, containerEnv, type FakeApi, fakeApi, renderedContainer, start } from './support.js';
+import {
+  backoffVerdict,
+  buildAgent,
+  containerEnv,
+  type FakeApi,
+  fakeApi,
+  renderedContainer,
+  start,
+} from './support.js';
 
 const TOKEN = 'bkua_0123456789abcdef-registration';
 let agentBin: string;
@@ -56,15 +64,24 @@ async function runAgent(endpoint: string, idleTimeout: number) {
     },
     dir,
   );
-  return { run, tokenFile };
+  return { run, tokenFile, container: c };
 }
 
 describe('buildkite-agent with the template command', () => {
   it('a token the API refuses (401): the agent exits non-zero at once, the reason in its last log line', async () => {
     api = await fakeApi(() => ({ status: 401, json: { message: 'Invalid token' } }));
-    const { run } = await runAgent(api.url, 300);
+    const { run, container } = await runAgent(api.url, 300);
     const exit = await run.exited;
-    expect(exit.code).not.toBe(0);
+    expect(exit.code).toBe(1);
+    // No termination message file: the kubelet takes the log's tail (FallbackToLogsOnError).
+    expect(backoffVerdict(container, exit, '')).toEqual({
+      kind: 'failed',
+      reason: 'Error',
+      message: expect.stringMatching(
+        /^container agent exited with code 1: [\s\S]*register: 401 Unauthorized: Invalid token$/,
+      ),
+      endedAt: expect.any(Number),
+    });
     // Within back-off's start window (60 s): the pod is classified as a start failure.
     expect(exit.ms).toBeLessThan(60_000);
     expect(exit.output.trim().split('\n').at(-1)).toMatch(/401/);
@@ -93,7 +110,7 @@ describe('buildkite-agent with the template command', () => {
       if (path === '/v3/ping') return { status: 200, json: {} };
       return { status: 404, json: { message: 'not found' } };
     });
-    const { run, tokenFile } = await runAgent(api.url, 3);
+    const { run, tokenFile, container } = await runAgent(api.url, 3);
     // Wait until it has registered and pings, then look at what the job's uid could read.
     for (let i = 0; i < 200 && !api.requests.some((r) => r.path.startsWith('/v3/ping')); i++)
       await new Promise((r) => setTimeout(r, 100));
@@ -112,6 +129,7 @@ describe('buildkite-agent with the template command', () => {
     expect(fds.filter((l) => l.includes('agent-token'))).toEqual([]);
     const exit = await run.exited;
     expect(exit.code).toBe(0);
+    expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
     expect(api.requests[0]!.authorization).toBe(`Token ${TOKEN}`);
     expect(api.requests.map((r) => r.path)).toContain('/v3/disconnect');
   }, 120_000);

@@ -9,9 +9,11 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { V1Container } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
+import { backoffVerdict, type Exit } from './support.js';
 
 /** What run-helper.sh.template exits with for a listener exit code (then run.sh: 2 restarts). */
 function upstreamRunHelperExit(listenerCode: number): number {
@@ -29,7 +31,7 @@ const runnerSettings = { AgentId: 7, AgentName: 'r???', PoolId: 1, ServerUrl: 'h
 const settingsB64 = b64(JSON.stringify(runnerSettings));
 const jitConfig = b64(JSON.stringify({ '.runner': settingsB64, '.credentials': b64('{"scheme":"OAuth"}') }));
 
-async function runnerScript(): Promise<{ script: string; env: Record<string, string> }> {
+async function runnerScript(): Promise<{ script: string; env: Record<string, string>; container: V1Container }> {
   const job = buildAgentJob(await loadTemplate('github'), {
     namespace: 'ci-agents',
     queue: 'default',
@@ -43,15 +45,14 @@ async function runnerScript(): Promise<{ script: string; env: Record<string, str
   expect(c.command).toEqual(['/bin/bash', '-c']);
   expect(c.terminationMessagePolicy).toBe('FallbackToLogsOnError');
   const env = Object.fromEntries((c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
-  return { script: c.args![0]!, env };
+  return { script: c.args![0]!, env, container: c };
 }
 
-interface Run {
-  readonly code: number | null;
-  readonly output: string;
+interface Run extends Exit {
   readonly terminationMessage: string;
   readonly listenerSaw: string;
   readonly starts: number;
+  readonly container: V1Container;
 }
 
 /** Runs the rendered script in a scratch runner directory; the listener exits with `codes` in turn. */
@@ -60,7 +61,8 @@ async function run(
   extraEnv: Record<string, string> = {},
   jit = jitConfig,
 ): Promise<Run> {
-  const { script, env } = await runnerScript();
+  const { script, env, container } = await runnerScript();
+  const started = Date.now();
   const root = mkdtempSync(join(tmpdir(), 'gh-runner-'));
   const input = join(root, 'runner-input');
   const home = join(root, 'home');
@@ -100,6 +102,8 @@ async function run(
   return {
     code,
     output,
+    ms: Date.now() - started,
+    container,
     terminationMessage: read('term'),
     listenerSaw: read('listener-saw'),
     starts: Number(read('starts') || 0),
@@ -120,6 +124,12 @@ describe('GitHub runner template: a runner that could not connect ends Failed', 
       expect(r.code).toBe(listener);
       expect(r.terminationMessage).toMatch(reason);
       expect(r.starts).toBe(1);
+      // Back-off counts it as a start failure, with that reason in its warn line.
+      const verdict = backoffVerdict(r.container, r, r.terminationMessage);
+      expect(verdict).toMatchObject({ kind: 'failed', reason: 'Error' });
+      expect(verdict.kind === 'failed' && verdict.message).toMatch(
+        new RegExp(`^container runner exited with code ${listener}: runner listener exited ${listener}`),
+      );
     },
   );
 

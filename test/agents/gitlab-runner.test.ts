@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { containerEnv, type FakeApi, fakeApi, renderedContainer, start } from './support.js';
+import { backoffVerdict, containerEnv, type FakeApi, fakeApi, renderedContainer, start } from './support.js';
 
 const TOKEN = 'glrt-t1_0123456789abcdefghij';
 const STANDIN = join(import.meta.dirname, 'run-single-standin.ts');
@@ -40,17 +40,24 @@ async function runRunner(url: string, waitTimeout: number) {
       return '';
     }
   };
-  return { run, message };
+  return { run, message, container: c };
 }
 
 describe('gitlab-runner run-single (stand-in) with the template command', () => {
   it('a revoked token (403 on jobs/request): exits non-zero within seconds with the reason, not 0 after --wait-timeout', async () => {
     api = await fakeApi(() => ({ status: 403, json: { message: '403 Forbidden' } }));
-    const { run, message } = await runRunner(api.url, 300);
+    const { run, message, container } = await runRunner(api.url, 300);
     const exit = await run.exited;
     expect(exit.code).toBe(3);
     expect(exit.ms).toBeLessThan(60_000);
     expect(exit.output).toMatch(/Runner is not healthy/);
+    // Back-off counts it as a start failure, with the reason in its warn line and metrics.
+    expect(backoffVerdict(container, exit, message())).toEqual({
+      kind: 'failed',
+      reason: 'Error',
+      message: expect.stringMatching(/^container runner exited with code 3: gitlab-runner not healthy: http/),
+      endedAt: expect.any(Number),
+    });
     expect(message()).toMatch(/gitlab-runner not healthy: .* refused the runner token \(403/);
     expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /api/v4/jobs/request']);
   }, 120_000);
@@ -87,9 +94,10 @@ describe('gitlab-runner run-single (stand-in) with the template command', () => 
 
   it('a valid token and no job (204): exits 0 after --wait-timeout', async () => {
     api = await fakeApi(() => ({ status: 204 }));
-    const { run, message } = await runRunner(api.url, 2);
+    const { run, message, container } = await runRunner(api.url, 2);
     const exit = await run.exited;
     expect(exit.code).toBe(0);
+    expect(backoffVerdict(container, exit, message())).toEqual({ kind: 'healthy' });
     expect(exit.output).toMatch(/has not received a job in 2 seconds/);
     expect(message()).toBe('');
     expect(api.requests[0]).toMatchObject({ method: 'POST', path: '/api/v4/jobs/request' });

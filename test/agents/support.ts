@@ -8,9 +8,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { V1Container, V1EnvVar } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
+import { type AgentHealth, classifyPod } from '../../functions/core/backoff.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -118,4 +119,43 @@ export async function fakeApi(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * What back-off makes of the pod of a container that ended like `exit`: the status the kubelet
+ * would write (phase, terminated state with reason `Error` and the termination message: the
+ * file's content, or with FallbackToLogsOnError and an empty file the last 80 lines / 2048 bytes
+ * of the log), classified by functions/core/backoff.ts.
+ */
+export function backoffVerdict(container: V1Container, exit: Exit, terminationMessage: string): AgentHealth {
+  const now = Date.now();
+  const logTail = exit.output.trimEnd().split('\n').slice(-80).join('\n').slice(-2048);
+  const message =
+    terminationMessage ||
+    (exit.code !== 0 && container.terminationMessagePolicy === 'FallbackToLogsOnError' ? logTail : '');
+  const pod: V1Pod = {
+    status: {
+      phase: exit.code === 0 ? 'Succeeded' : 'Failed',
+      startTime: new Date(now - exit.ms),
+      containerStatuses: [
+        {
+          name: container.name,
+          image: container.image!,
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: {
+            terminated: {
+              exitCode: exit.code ?? 137,
+              reason: exit.code === 0 ? 'Completed' : 'Error',
+              ...(message ? { message } : {}),
+              startedAt: new Date(now - exit.ms),
+              finishedAt: new Date(now),
+            },
+          },
+        },
+      ],
+    },
+  };
+  return classifyPod(pod, now, { baseMs: 30_000, maxMs: 600_000, unschedulableMs: 300_000 });
 }

@@ -57,7 +57,7 @@ interface Run extends Exit {
 
 /** Runs the rendered script in a scratch runner directory; the listener exits with `codes` in turn. */
 async function run(
-  codes: readonly (number | 'hang')[],
+  codes: readonly (number | 'hang' | 'unreachable')[],
   extraEnv: Record<string, string> = {},
   jit = jitConfig,
 ): Promise<Run> {
@@ -79,6 +79,9 @@ async function run(
       `[ -n "\${ACTIONS_RUNNER_INPUT_JITCONFIG:-}" ] && printf '%s' "$ACTIONS_RUNNER_INPUT_JITCONFIG" > ${root}/listener-saw`,
       `n=$(( $(cat ${root}/starts 2>/dev/null || echo 0) + 1 )); echo $n > ${root}/starts`,
       `code=$(sed -n "\${n}p" ${root}/codes)`,
+      // A session is created ("Listening for Jobs", Runner.cs) unless the code is `unreachable`.
+      'if [ "$code" = unreachable ]; then echo "Runner connect error: No such host. Retrying until reconnected."; trap "exit 0" INT; sleep 600 & wait; exit 0; fi',
+      'echo "$(date -u "+%F %TZ"): Listening for Jobs"',
       'if [ "$code" = hang ]; then trap "exit 0" INT; sleep 600 & wait; exit 0; fi',
       '[ "$code" = 3 ] || [ "$code" = 4 ] && touch update.finished',
       'exit "$code"',
@@ -147,6 +150,17 @@ describe('GitHub runner template: a runner that could not connect ends Failed', 
     const broken = await run([2, 1]);
     expect([broken.code, broken.starts]).toEqual([1, 2]);
   }, 30_000);
+
+  it('a listener that never connects (GitHub unreachable) fails after RUNNER_CONNECT_TIMEOUT_SECONDS', async () => {
+    const r = await run(['unreachable'], { RUNNER_CONNECT_TIMEOUT_SECONDS: '2' });
+    expect(r.code).toBe(1);
+    expect(r.terminationMessage).toMatch(/did not connect to GitHub within 2s/);
+    expect(backoffVerdict(r.container, r, r.terminationMessage)).toMatchObject({ kind: 'failed', reason: 'Error' });
+    // A connected listener waiting for a job is not stopped by that timeout.
+    const idle = await run(['hang'], { RUNNER_CONNECT_TIMEOUT_SECONDS: '1', RUNNER_IDLE_TIMEOUT_SECONDS: '3' });
+    expect(idle.code).toBe(0);
+    expect(idle.output).toMatch(/Listening for Jobs[\s\S]*no job within 3s/);
+  });
 
   it('an idle runner is stopped after RUNNER_IDLE_TIMEOUT_SECONDS and exits 0', async () => {
     const r = await run(['hang'], { RUNNER_IDLE_TIMEOUT_SECONDS: '0' });

@@ -30,7 +30,7 @@ afterEach(async () => {
 });
 
 /** Starts the rendered command with the token where the init container leaves it. */
-async function runAgent(endpoint: string, idleTimeout: number) {
+async function runAgent(endpoint: string, idleTimeout: number, extraEnv: Record<string, string> = {}) {
   const c = await renderedContainer('buildkite');
   const dir = mkdtempSync(join(tmpdir(), 'bk-agent-'));
   const bin = join(dir, 'bin');
@@ -42,7 +42,10 @@ async function runAgent(endpoint: string, idleTimeout: number) {
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o400 });
   // tini is PID 1 in the pod; here the shell it starts is the first process.
   expect(c.command!.slice(0, 2)).toEqual(['/sbin/tini', '--']);
-  const command = c.command!.slice(2).map((a) => a.replaceAll('/agent-token/token', tokenFile));
+  const termination = join(dir, 'termination-log');
+  const command = c
+    .command!.slice(2)
+    .map((a) => a.replaceAll('/agent-token/', `${dir}/agent-token/`).replaceAll('/dev/termination-log', termination));
   const args = c.args!.map((a) =>
     a.startsWith('--disconnect-after-idle-timeout=') ? `--disconnect-after-idle-timeout=${idleTimeout}` : a,
   );
@@ -61,10 +64,18 @@ async function runAgent(endpoint: string, idleTimeout: number) {
       HOME: dir,
       BUILDKITE_AGENT_ENDPOINT: `${endpoint}/v3`,
       BUILDKITE_AGENT_CONFIG: join(dir, 'buildkite-agent.cfg'),
+      ...extraEnv,
     },
     dir,
   );
-  return { run, tokenFile, container: c };
+  const message = () => (existsSync(termination) ? readFileSync(termination, 'utf8') : '');
+  return { run, tokenFile, container: c, message };
+}
+
+/** The processes below `pid` (children, grandchildren, ...). */
+function descendants(pid: number): number[] {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  return children.flatMap((c) => [Number(c), ...descendants(Number(c))]);
 }
 
 describe('buildkite-agent with the template command', () => {
@@ -87,6 +98,21 @@ describe('buildkite-agent with the template command', () => {
     expect(exit.output.trim().split('\n').at(-1)).toMatch(/401/);
     expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /v3/register']);
     expect(api.requests[0]!.authorization).toBe(`Token ${TOKEN}`);
+  }, 120_000);
+
+  it('an unreachable API: the pod fails after BUILDKITE_REGISTER_TIMEOUT_SECONDS, not after 5 minutes of retries', async () => {
+    api = await fakeApi(() => ({ status: 200 }));
+    const url = api.url;
+    await api.close();
+    api = undefined;
+    const { run, container, message } = await runAgent(url, 300, { BUILDKITE_REGISTER_TIMEOUT_SECONDS: '3' });
+    const exit = await run.exited;
+    expect(exit.code).toBe(1);
+    expect(exit.ms).toBeLessThan(30_000);
+    expect(message()).toMatch(
+      /buildkite-agent did not register within 3s \(http:\/\/127\.0\.0\.1:\d+\/v3 unreachable\?\)/,
+    );
+    expect(backoffVerdict(container, exit, message())).toMatchObject({ kind: 'failed', reason: 'Error' });
   }, 120_000);
 
   it('a registered agent that gets no job exits 0 after the idle timeout; no env var, file or descriptor holds the token', async () => {
@@ -116,17 +142,22 @@ describe('buildkite-agent with the template command', () => {
       await new Promise((r) => setTimeout(r, 100));
     expect(api.requests.some((r) => r.path.startsWith('/v3/ping'))).toBe(true);
     expect(existsSync(tokenFile)).toBe(false);
-    const environ = readFileSync(`/proc/${run.pid}/environ`, 'utf8');
-    expect(environ).toContain('BUILDKITE_AGENT_TOKEN=fd://3');
-    expect(environ).not.toContain(TOKEN);
-    const fds = readdirSync(`/proc/${run.pid}/fd`).map((fd) => {
-      try {
-        return readlinkSync(`/proc/${run.pid}/fd/${fd}`);
-      } catch {
-        return '';
-      }
-    });
-    expect(fds.filter((l) => l.includes('agent-token'))).toEqual([]);
+    // The shell (tini's child in the pod) and the agent it started: what a job's uid could read.
+    const pids = [run.pid, ...descendants(run.pid)];
+    expect(pids.length).toBeGreaterThanOrEqual(2);
+    for (const pid of pids) {
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      expect(environ).toContain('BUILDKITE_AGENT_TOKEN=fd://3');
+      expect(environ).not.toContain(TOKEN);
+      const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      });
+      expect(fds.filter((l) => l.includes('agent-token/token'))).toEqual([]);
+    }
     const exit = await run.exited;
     expect(exit.code).toBe(0);
     expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });

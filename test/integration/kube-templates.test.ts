@@ -99,6 +99,7 @@ describe('agent Job templates', () => {
     ]);
     expect(c.command!.slice(0, 2)).toEqual(['/sbin/tini', '--']);
     expect(c.command!.join(' ')).toMatch(/exec 3< \/agent-token\/token && rm -f \/agent-token\/token/);
+    expect(c.command!.join(' ')).toMatch(/exec 3<&-/);
   });
 
   it('github: a just-in-time runner (no registration token), idle timeout, Secret only in the init container; gitlab: run-single, one build', async () => {

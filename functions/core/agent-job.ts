@@ -75,7 +75,7 @@ export interface AgentJobParams {
   readonly deployment?: string;
   /** What the queue's agents carry (default: the queue's defaults, any provider). */
   readonly agents?: QueueAgents;
-  /** The queue's own GitLab runner token Secret: replaces the Secret CI_SERVER_TOKEN reads. */
+  /** The queue's own GitLab runner Secret: replaces the Secret CI_SERVER_TOKEN reads, wherever it is read. */
   readonly runnerTokenSecret?: string;
 }
 
@@ -133,10 +133,13 @@ function withAgentEnv(
   const overwriteTags =
     agents.provider === 'buildkite' ||
     (agents.provider === undefined && own.some((e) => e.name === BUILDKITE_TAGS_ENV));
+  // The queue's Secret replaces the one CI_SERVER_TOKEN reads wherever the container reads it
+  // (CI_SERVER_URL too): a queue with its own Secret needs no other.
+  const tokenSecret = own.find((e) => e.name === GITLAB_TOKEN_ENV)?.valueFrom?.secretKeyRef?.name;
   const env: V1EnvVar[] = own
     .filter((e) => !INJECTED.has(e.name) && !(overwriteTags && e.name === BUILDKITE_TAGS_ENV))
     .map((e) =>
-      runnerTokenSecret !== undefined && e.name === GITLAB_TOKEN_ENV && e.valueFrom?.secretKeyRef
+      runnerTokenSecret !== undefined && tokenSecret !== undefined && e.valueFrom?.secretKeyRef?.name === tokenSecret
         ? {
             ...e,
             valueFrom: { ...e.valueFrom, secretKeyRef: { ...e.valueFrom.secretKeyRef, name: runnerTokenSecret } },

@@ -194,9 +194,10 @@ export const VARIABLES = [
   {
     name: 'JOB_ACTIVE_DEADLINE_SECONDS',
     functions: ['scaler'],
-    default: '7200',
+    default: '22800',
     expected: 'an integer >= 60',
-    description: 'An agent Job still running after this long is stopped by Kubernetes (bounds a stuck agent).',
+    description:
+      "An agent Job still running after this long is stopped by Kubernetes (bounds a stuck agent). The default, 6 h 20 min, lets a CI job run GitHub's default `timeout-minutes` (360) after up to 20 min of start and idle wait; GitLab's default job timeout is 1 h, Buildkite sets none. Raise it for longer jobs.",
   },
   {
     name: 'INTENT_LEASE_SECONDS',

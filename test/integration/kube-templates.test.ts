@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { usesJitConfig } from '../../functions/adapters/github/jit-runners.js';
 import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import {
+  agentsDir,
   BUILTIN_TEMPLATES,
   clearTemplateCache,
   loadTemplate,
@@ -18,6 +19,7 @@ import {
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
+import { VARIABLES } from '../../functions/shared/config.js';
 
 const params = {
   namespace: 'ci-agents',
@@ -57,12 +59,15 @@ describe('agent Job templates', () => {
         expect(c.env?.[0]).toEqual({ name: 'CI_AUTOSCALER_QUEUE', value: 'linux-large' });
         expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
         expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-        // Tokens come from Secrets, never inline (a *_TOKEN_FILE names a mounted file, not a token).
+        // Tokens come from Secrets, never inline (a *_TOKEN_FILE names a mounted file, not a token;
+        // Buildkite's fd://3 names the descriptor the agent reads its token from, see below).
         // GitHub runners have no token at all: each gets a single-use just-in-time configuration
         // (see the github test below).
-        const tokens = (c.env ?? []).filter((e) => /TOKEN/.test(e.name) && !e.name.endsWith('_FILE'));
-        if (name === 'github') expect(tokens).toEqual([]);
-        else expect(tokens.map((e) => e.name)).not.toEqual([]);
+        const tokens = (c.env ?? []).filter(
+          (e) => /TOKEN/.test(e.name) && !e.name.endsWith('_FILE') && e.value !== 'fd://3',
+        );
+        if (name === 'gitlab') expect(tokens.map((e) => e.name)).not.toEqual([]);
+        else expect(tokens).toEqual([]);
         expect(tokens.filter((e) => e.value !== undefined || !e.valueFrom?.secretKeyRef?.name)).toEqual([]);
       }
       kube.reset();
@@ -83,7 +88,18 @@ describe('agent Job templates', () => {
     expect(c.args!.some((a) => /^--disconnect-after-idle-timeout=\d+$/.test(a))).toBe(true);
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
     expect(env.BUILDKITE_AGENT_TAGS?.value).toBe('$(CI_AUTOSCALER_AGENT_TAGS)');
-    expect(env.BUILDKITE_AGENT_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'buildkite-agent-token', key: 'token' });
+    // The token is neither in the environment nor in a file the agent container mounts: the init
+    // container copies it from the Secret, the agent container reads it on fd 3 and deletes it.
+    expect(env.BUILDKITE_AGENT_TOKEN).toEqual({ name: 'BUILDKITE_AGENT_TOKEN', value: 'fd://3' });
+    const pod = (await loadTemplate('buildkite')).spec!.template.spec!;
+    expect(JSON.stringify(pod.containers)).not.toMatch(/secretKeyRef|buildkite-agent-token/);
+    expect(pod.volumes!.find((v) => v.name === 'agent-token-secret')!.secret!.secretName).toBe('buildkite-agent-token');
+    expect(pod.initContainers!.map((i) => i.volumeMounts!.map((m) => m.name))).toEqual([
+      ['agent-token-secret', 'agent-token'],
+    ]);
+    expect(c.command!.slice(0, 2)).toEqual(['/sbin/tini', '--']);
+    expect(c.command!.join(' ')).toMatch(/exec 3< \/agent-token\/token && rm -f \/agent-token\/token/);
+    expect(c.command!.join(' ')).toMatch(/exec 3<&-/);
   });
 
   it('github: a just-in-time runner (no registration token), idle timeout, Secret only in the init container; gitlab: run-single, one build', async () => {
@@ -95,7 +111,8 @@ describe('agent Job templates', () => {
     // The runner's own single-use configuration, through the variable the runner scrubs.
     expect(script).toMatch(/ACTIONS_RUNNER_INPUT_JITCONFIG="\$\(cat \/runner-input\/jitconfig\)"/);
     expect(script).toMatch(/rm -f \/runner-input\/jitconfig/);
-    expect(script).toMatch(/\.\/run\.sh/);
+    // The listener itself, not run.sh (whose run-helper.sh maps failures to exit 0).
+    expect(script).toMatch(/\.\/bin\/Runner\.Listener run/);
     expect(script).not.toMatch(/config\.sh|--token|RUNNER_TOKEN/);
     expect(script).toMatch(/RUNNER_IDLE_TIMEOUT_SECONDS/);
     expect(script).toMatch(/ACTIONS_RUNNER_HOOK_JOB_STARTED/);
@@ -122,6 +139,44 @@ describe('agent Job templates', () => {
     expect(gl.args!.join(' ')).not.toMatch(/token/i);
     const glEnv = Object.fromEntries((gl.env ?? []).map((e) => [e.name, e]));
     expect(glEnv.CI_SERVER_TOKEN?.valueFrom?.secretKeyRef).toEqual({ name: 'gitlab-runner', key: 'token' });
+  });
+
+  it("the default Job deadline outlasts a job of GitHub's default timeout-minutes (360) after the longest idle wait", async () => {
+    const deadline = Number(VARIABLES.find((v) => v.name === 'JOB_ACTIVE_DEADLINE_SECONDS')!.default);
+    const idle = (await loadTemplate('github')).spec!.template.spec!.containers[0]!.env!.find(
+      (e) => e.name === 'RUNNER_IDLE_TIMEOUT_SECONDS',
+    )!.value;
+    expect(deadline).toBeGreaterThanOrEqual(360 * 60 + Number(idle));
+  });
+
+  it('github-container-hooks.yaml: github.yaml with the container hooks, valid and accepted by the API server', async () => {
+    const base = await loadTemplate('github');
+    const variant = await loadTemplate(join(agentsDir(), 'github-container-hooks.yaml'));
+    expect(usesJitConfig(variant)).toBe(true);
+    new Job(asModel(variant)).validate();
+    const pod = variant.spec!.template.spec!;
+    const runner = pod.containers[0]!;
+    // The same runner script, init container and volumes for the JIT configuration as github.yaml.
+    expect(runner.args).toEqual(base.spec!.template.spec!.containers[0]!.args);
+    expect(pod.initContainers).toEqual(base.spec!.template.spec!.initContainers);
+    const env = Object.fromEntries((runner.env ?? []).map((e) => [e.name, e]));
+    expect(env.ACTIONS_RUNNER_CONTAINER_HOOKS?.value).toBe('/home/runner/k8s/index.js');
+    expect(env.ACTIONS_RUNNER_POD_NAME?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
+    expect(env.ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER?.value).toBe('true');
+    // The claim Kubernetes creates for an ephemeral volume is named <pod>-<volume>.
+    const work = pod.volumes!.find((v) => v.name === 'work')!;
+    expect(work.ephemeral?.volumeClaimTemplate?.spec?.accessModes).toEqual(['ReadWriteOnce']);
+    expect(env.ACTIONS_RUNNER_CLAIM_NAME?.value).toBe('$(ACTIONS_RUNNER_POD_NAME)-work');
+    expect(runner.volumeMounts!.find((m) => m.name === 'work')!.mountPath).toBe('/home/runner/_work');
+    expect([pod.serviceAccountName, pod.automountServiceAccountToken]).toEqual(['ci-agent-hooks', true]);
+    const job = buildAgentJob(variant, params);
+    kube.reset();
+    const res = await fetch(`${kube.url}/apis/batch/v1/namespaces/ci-agents/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(job),
+    });
+    expect(res.status).toBe(201);
   });
 
   it('every shipped template pins its image to a released version', async () => {

@@ -140,7 +140,7 @@ describe('buildAgentJob', () => {
     expect(sidecar.find((e) => e.name === 'BUILDKITE_AGENT_TAGS')?.value).toBe('queue=linux,os=linux,docker=true');
   });
 
-  it("points CI_SERVER_TOKEN at the queue's own GitLab runner token Secret", () => {
+  it("points CI_SERVER_TOKEN and CI_SERVER_URL at the queue's own GitLab runner Secret", () => {
     const gitlabTemplate: V1Job = {
       ...template,
       spec: {
@@ -151,7 +151,9 @@ describe('buildAgentJob', () => {
                 name: 'runner',
                 image: 'gitlab/gitlab-runner:alpine-v18.6.6',
                 env: [
+                  { name: 'CI_SERVER_URL', valueFrom: { secretKeyRef: { name: 'gitlab-runner', key: 'url' } } },
                   { name: 'CI_SERVER_TOKEN', valueFrom: { secretKeyRef: { name: 'gitlab-runner', key: 'token' } } },
+                  { name: 'OTHER', valueFrom: { secretKeyRef: { name: 'unrelated', key: 'x' } } },
                 ],
               },
             ],
@@ -162,6 +164,14 @@ describe('buildAgentJob', () => {
     const built = buildAgentJob(gitlabTemplate, { ...params, runnerTokenSecret: 'gitlab-runner-gpu' });
     const token = built.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === 'CI_SERVER_TOKEN');
     expect(token?.valueFrom?.secretKeyRef).toEqual({ name: 'gitlab-runner-gpu', key: 'token' });
+    // The URL comes from the queue's Secret too: with only that Secret the pod starts (no
+    // CreateContainerConfigError for a missing `gitlab-runner`); other Secrets stay as they are.
+    const env = built.spec?.template.spec?.containers[0]?.env ?? [];
+    expect(env.find((e) => e.name === 'CI_SERVER_URL')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'gitlab-runner-gpu',
+      key: 'url',
+    });
+    expect(env.find((e) => e.name === 'OTHER')?.valueFrom?.secretKeyRef?.name).toBe('unrelated');
     expect(gitlabTemplate.spec?.template.spec?.containers[0]?.env?.[0]?.valueFrom?.secretKeyRef?.name).toBe(
       'gitlab-runner',
     );

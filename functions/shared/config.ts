@@ -6,6 +6,7 @@
  * list (`npm run docs:config`) and a test fails when the two drift apart.
  */
 import { PROVIDERS, type Provider, QUEUE_NAME_PATTERN as QUEUE_NAME } from '../core/job-event.js';
+import type { JobScope } from '../core/providers/scope.js';
 import {
   defaultAgentTags,
   defaultRunnerLabels,
@@ -131,6 +132,27 @@ export const VARIABLES = [
     default: 'default',
     expected: 'a queue name (letters, digits, . _ -)',
     description: "The queue a Buildkite job without a `queue=` agent rule targets: your cluster's default queue key.",
+  },
+  {
+    name: 'GITHUB_REPOSITORIES',
+    functions: ['webhook'],
+    expected: 'a comma-separated list of owners (`my-org`) and repositories (`owner/repo`)',
+    description:
+      'GitHub jobs counted: those of these owners and repositories; others are answered 202 `ignored`. Unset: the jobs of GITHUB_RUNNER_OWNER when it is set, else every job.',
+  },
+  {
+    name: 'GITLAB_PROJECTS',
+    functions: ['webhook', 'scaler'],
+    expected: 'a comma-separated list of GitLab project ids (`380`) and full paths (`group/project`)',
+    description:
+      "GitLab jobs counted: those of these projects; others are answered 202 `ignored`. Unset: every project's. The scaler also lists these projects' pending jobs to recover lost deliveries (PROVIDER_RECONCILE_SECONDS).",
+  },
+  {
+    name: 'BUILDKITE_CLUSTERS',
+    functions: ['webhook'],
+    expected: 'a comma-separated list of Buildkite cluster UUIDs',
+    description:
+      "Buildkite jobs counted: those of pipelines in these clusters (`pipeline.cluster_id`); others are answered 202 `ignored`. Unset: every cluster's.",
   },
   {
     name: 'WEBHOOK_MAX_BODY_BYTES',
@@ -281,9 +303,10 @@ export const VARIABLES = [
   },
   {
     name: 'GITHUB_RUNNER_OWNER',
-    functions: ['scaler'],
+    functions: ['webhook', 'scaler'],
     expected: 'an organisation (`my-org`) or a repository (`owner/repo`)',
-    description: 'Where the runners are registered: organisation runners, or repository runners.',
+    description:
+      'Where the runners are registered: organisation runners, or repository runners. The webhook counts only the jobs of this owner or repository unless GITHUB_REPOSITORIES says otherwise.',
   },
   {
     name: 'GITHUB_RUNNER_GROUP_ID',
@@ -538,6 +561,8 @@ export interface WebhookConfig extends CommonConfig {
   };
   readonly maxBodyBytes: number;
   readonly buildkiteReplayWindowSeconds: number;
+  /** Which jobs are ours (GITHUB_REPOSITORIES, GITLAB_PROJECTS, BUILDKITE_CLUSTERS). */
+  readonly scope: JobScope;
 }
 
 export interface QueueSettings {
@@ -641,6 +666,50 @@ export function loadWebhookConfig(env: Env = process.env): WebhookConfig {
     },
     maxBodyBytes: int(env, 'WEBHOOK_MAX_BODY_BYTES', 1024, 10 * 1024 * 1024),
     buildkiteReplayWindowSeconds: int(env, 'BUILDKITE_REPLAY_WINDOW_SECONDS', 1, 86_400),
+    scope: jobScope(env),
+  };
+}
+
+/** A comma-separated list, each element checked; undefined when unset. */
+function list(env: Env, name: VariableName, valid: (item: string) => boolean): string[] | undefined {
+  const value = optional(env, name);
+  if (value === undefined) return undefined;
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0 || items.some((i) => !valid(i))) fail(name, env[name]);
+  return [...new Set(items.map((i) => i.toLowerCase()))];
+}
+
+const GITLAB_PATH = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*(\/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** GitLab projects served (GITLAB_PROJECTS): positive ids and full paths, lower-cased. */
+export function gitlabProjects(env: Env): string[] | undefined {
+  return list(env, 'GITLAB_PROJECTS', (p) => /^[1-9]\d{0,15}$/.test(p) || GITLAB_PATH.test(p));
+}
+
+function jobScope(env: Env): JobScope {
+  let github = list(env, 'GITHUB_REPOSITORIES', (r) => {
+    const [owner = '', repo, extra] = r.split('/');
+    return extra === undefined && GITHUB_NAME.test(owner) && (repo === undefined || GITHUB_REPO.test(repo));
+  });
+  if (github === undefined) {
+    const owner = optional(env, 'GITHUB_RUNNER_OWNER');
+    if (owner !== undefined) {
+      const [o = '', repo, extra] = owner.split('/');
+      if (extra !== undefined || !GITHUB_NAME.test(o) || (repo !== undefined && !GITHUB_REPO.test(repo)))
+        fail('GITHUB_RUNNER_OWNER', env.GITHUB_RUNNER_OWNER);
+      github = [owner.toLowerCase()];
+    }
+  }
+  const gitlab = gitlabProjects(env);
+  const buildkite = list(env, 'BUILDKITE_CLUSTERS', (c) => UUID.test(c));
+  return {
+    ...(github ? { githubRepositories: github } : {}),
+    ...(gitlab ? { gitlabProjects: gitlab } : {}),
+    ...(buildkite ? { buildkiteClusters: buildkite } : {}),
   };
 }
 

@@ -18,6 +18,12 @@ import { ConfigError, type ScalerConfig } from '../shared/config.js';
 import { createGitlabRouter } from './gitlab-routes.js';
 import { createScalerMetrics } from './metrics.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
+import {
+  createProviderReconciler,
+  githubRedeliveries,
+  gitlabPending,
+  type RecoverySource,
+} from './provider-reconcile.js';
 
 export function scalerSettings(c: ScalerConfig): ScalerSettings {
   return {
@@ -50,15 +56,20 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
   const cluster = await createCluster(c.cluster, c.namespace);
   const github = c.github;
   const secrets = github ? new SecretStore({ githubAppKey: github.privateKey }) : undefined;
+  // One client (one installation token) for the JIT runners and the redeliveries.
+  const runnersApi =
+    github && secrets
+      ? createRunnersApi({
+          appId: github.appId,
+          privateKey: () => secrets.get('githubAppKey'),
+          owner: github.owner,
+          apiUrl: github.apiUrl,
+        })
+      : undefined;
   const hooks =
-    github && secrets && jitQueues.size > 0
+    github && runnersApi && jitQueues.size > 0
       ? new JitRunners({
-          api: createRunnersApi({
-            appId: github.appId,
-            privateKey: () => secrets.get('githubAppKey'),
-            owner: github.owner,
-            apiUrl: github.apiUrl,
-          }),
+          api: runnersApi,
           cluster,
           runnerGroupId: github.runnerGroupId,
           isJitQueue: (queue) => jitQueues.has(queue),
@@ -75,7 +86,20 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
         refreshToken: () => gitlabCredentials.refresh('gitlabApi'),
       })
     : undefined;
+  // Provider reconcile (PROVIDER_RECONCILE_SECONDS): each provider with credentials.
+  const sources: RecoverySource[] = [];
+  if (c.providerReconcileSeconds > 0) {
+    if (github?.webhookId !== undefined && runnersApi) {
+      sources.push(githubRedeliveries({ api: runnersApi, hookId: github.webhookId }));
+    }
+    if (api && c.gitlabProjects && c.gitlabProjects.length > 0) {
+      sources.push(gitlabPending({ api, projects: c.gitlabProjects, routing: c.routing }));
+    }
+  }
   return {
+    ...(sources.length > 0
+      ? { providers: createProviderReconciler({ sources, periodMs: c.providerReconcileSeconds * 1000 }) }
+      : {}),
     events: eventSource(createEventsQueue(c.eventsQueueUrl)),
     router: createGitlabRouter({
       api,

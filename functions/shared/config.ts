@@ -316,6 +316,22 @@ export const VARIABLES = [
     description: 'Runner group of the organisation runners (1 is the Default group; repository runners use 1).',
   },
   {
+    name: 'GITHUB_WEBHOOK_ID',
+    functions: ['scaler'],
+    expected:
+      'the integer id of the organisation or repository webhook that delivers `workflow_job` (X-GitHub-Hook-ID)',
+    description:
+      "The webhook whose failed deliveries the scaler asks GitHub to redeliver (GitHub does not retry them), every PROVIDER_RECONCILE_SECONDS, on GITHUB_RUNNER_OWNER's hooks. The App then needs the organisation (or repository) webhooks permission, read and write. Unset: no redelivery.",
+  },
+  {
+    name: 'PROVIDER_RECONCILE_SECONDS',
+    functions: ['scaler'],
+    default: '120',
+    expected: 'an integer: 0 (off) or from 30 to 3600',
+    description:
+      "How often the scaler recovers CI jobs whose webhook delivery was lost: redelivers GitHub's failed deliveries (GITHUB_WEBHOOK_ID: at most 3 list calls and 10 redeliveries) and lists the pending jobs of GITLAB_PROJECTS (one call per project). Providers without credentials are skipped.",
+  },
+  {
     name: 'GITHUB_API_URL',
     functions: ['scaler'],
     default: 'https://api.github.com',
@@ -596,6 +612,8 @@ export interface GitHubAppConfig {
   readonly owner: GitHubRunnerOwner;
   readonly runnerGroupId: number;
   readonly apiUrl: string;
+  /** The hook whose failed deliveries are redelivered (GITHUB_WEBHOOK_ID). */
+  readonly webhookId?: number;
 }
 
 export interface BackoffConfig {
@@ -623,6 +641,10 @@ export interface ScalerConfig extends CommonConfig {
   readonly github?: GitHubAppConfig;
   readonly gitlabApi: { readonly url: string; readonly token: SecretSource };
   readonly warmPool: 'off' | 'adaptive';
+  /** PROVIDER_RECONCILE_SECONDS: 0 = off. */
+  readonly providerReconcileSeconds: number;
+  /** GITLAB_PROJECTS: whose pending jobs are recovered (ids or lower-cased paths). */
+  readonly gitlabProjects?: readonly string[];
 }
 
 interface Base extends CommonConfig {
@@ -902,6 +924,7 @@ const GITHUB_VARIABLES = [
   'GITHUB_APP_PRIVATE_KEY',
   'GITHUB_APP_PRIVATE_KEY_PARAMETER',
   'GITHUB_RUNNER_OWNER',
+  'GITHUB_WEBHOOK_ID',
 ] as const;
 
 const GITHUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
@@ -946,10 +969,12 @@ function githubApp(env: Env, settings: Readonly<Record<string, QueueSettings>>):
   else if (parts.length === 2 && GITHUB_NAME.test(parts[0] ?? '') && GITHUB_REPO.test(parts[1] ?? ''))
     owner = { kind: 'repo', owner: parts[0] ?? '', repo: parts[1] ?? '' };
   else return fail('GITHUB_RUNNER_OWNER', env.GITHUB_RUNNER_OWNER);
+  const webhookId = optional(env, 'GITHUB_WEBHOOK_ID') === undefined ? undefined : int(env, 'GITHUB_WEBHOOK_ID', 1);
   return {
     appId,
     privateKey,
     owner,
+    ...(webhookId === undefined ? {} : { webhookId }),
     runnerGroupId: int(env, 'GITHUB_RUNNER_GROUP_ID', 1),
     apiUrl: url(env, 'GITHUB_API_URL').replace(/\/+$/, ''),
   };
@@ -977,6 +1002,8 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   const budgetSeconds = int(env, 'SCALER_BUDGET_SECONDS', 1, 890);
   const intentLeaseSeconds = int(env, 'INTENT_LEASE_SECONDS', 10, 3600);
   const github = githubApp(env, base.queueSettings);
+  const served = gitlabProjects(env);
+  const projects = served ? { gitlabProjects: served } : {};
   return {
     ...base,
     ledgerTable: required(env, 'LEDGER_TABLE'),
@@ -996,7 +1023,15 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
       token: secret(env, 'GITLAB_API_TOKEN', 'GITLAB_API_TOKEN_PARAMETER'),
     },
     warmPool: warmPool(env),
+    providerReconcileSeconds: providerReconcileSeconds(env),
+    ...projects,
   };
+}
+
+function providerReconcileSeconds(env: Env): number {
+  const seconds = int(env, 'PROVIDER_RECONCILE_SECONDS', 0, 3600);
+  if (seconds !== 0 && seconds < 30) fail('PROVIDER_RECONCILE_SECONDS', env.PROVIDER_RECONCILE_SECONDS);
+  return seconds;
 }
 
 export interface CacheConfig {

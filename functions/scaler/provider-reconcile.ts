@@ -9,15 +9,24 @@
  *  - GitLab (GITLAB_PROJECTS, GITLAB_API_TOKEN): one request per served project, its pending
  *    jobs; those a queue can take become `scheduled` events applied to the ledger here, before
  *    this tick's counts are read.
+ *  - Buildkite (BUILDKITE_ORGANIZATION, BUILDKITE_API_TOKEN): at most 2 pages of the
+ *    organisation's scheduled/running builds; their jobs still `scheduled` that a queue can take
+ *    (in BUILDKITE_CLUSTERS when set) become `scheduled` events, as GitLab's.
  * Every event has the id the webhook gives it, and the ledger only moves a job forward: a job
  * recovered twice, or recovered and delivered, is one pending job, one agent.
  * A provider that fails is logged and tried again next period; it never fails the tick.
  */
 
+import type { BuildkiteBuildsApi } from '../adapters/buildkite/builds-api.js';
 import type { RunnersApi } from '../adapters/github/runners-api.js';
 import type { GitlabJobsApi } from '../adapters/gitlab/jobs-api.js';
 import type { JobEvent, Provider } from '../core/job-event.js';
-import { type DeliveryRecord, gitlabPendingEvents, pickRedeliveries } from '../core/providers/recovery.js';
+import {
+  buildkiteScheduledEvents,
+  type DeliveryRecord,
+  gitlabPendingEvents,
+  pickRedeliveries,
+} from '../core/providers/recovery.js';
 import type { Routing } from '../core/routing.js';
 import { mapLimit } from '../shared/concurrency.js';
 import { describeError } from '../shared/errors.js';
@@ -139,6 +148,23 @@ export function gitlabPending(options: {
         gitlabPendingEvents(project, await pendingJobs(project), options.routing, new Date(now)),
       );
       return { provider: 'gitlab', events: lists.flat(), redelivered: 0, calls: options.projects.length };
+    },
+  };
+}
+
+/** Buildkite: the scheduled jobs of the organisation's scheduled/running builds. */
+export function buildkiteScheduled(options: {
+  readonly api: BuildkiteBuildsApi;
+  readonly routing: Routing;
+  /** BUILDKITE_CLUSTERS (lower-cased); undefined: every cluster. */
+  readonly clusters?: readonly string[];
+}): RecoverySource {
+  return {
+    provider: 'buildkite',
+    async recover(now) {
+      const { jobs, calls } = await options.api.scheduledJobs();
+      const events = buildkiteScheduledEvents(jobs, options.routing, options.clusters, new Date(now));
+      return { provider: 'buildkite', events, redelivered: 0, calls };
     },
   };
 }

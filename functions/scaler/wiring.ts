@@ -1,5 +1,6 @@
 /** Builds the scaler's ports from configuration: the adapters for AWS and the cluster. */
 
+import { createBuildkiteBuildsApi } from '../adapters/buildkite/builds-api.js';
 import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
 import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
 import { DynamoRouteStore } from '../adapters/dynamodb/route-store.js';
@@ -19,6 +20,7 @@ import { createGitlabRouter } from './gitlab-routes.js';
 import { createScalerMetrics } from './metrics.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
 import {
+  buildkiteScheduled,
   createProviderReconciler,
   githubRedeliveries,
   gitlabPending,
@@ -94,6 +96,21 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
     }
     if (api && c.gitlabProjects && c.gitlabProjects.length > 0) {
       sources.push(gitlabPending({ api, projects: c.gitlabProjects, routing: c.routing }));
+    }
+    const bk = c.buildkiteApi;
+    if (bk) {
+      const bkToken = new SecretStore({ buildkiteApi: bk.token });
+      sources.push(
+        buildkiteScheduled({
+          api: createBuildkiteBuildsApi({
+            url: bk.url,
+            organization: bk.organization,
+            token: () => bkToken.get('buildkiteApi'),
+          }),
+          routing: c.routing,
+          ...(bk.clusters ? { clusters: bk.clusters } : {}),
+        }),
+      );
     }
   }
   return {

@@ -149,7 +149,7 @@ export const VARIABLES = [
   },
   {
     name: 'BUILDKITE_CLUSTERS',
-    functions: ['webhook'],
+    functions: ['webhook', 'scaler'],
     expected: 'a comma-separated list of Buildkite cluster UUIDs',
     description:
       "Buildkite jobs counted: those of pipelines in these clusters (`pipeline.cluster_id`); others are answered 202 `ignored`. Unset: every cluster's.",
@@ -324,12 +324,39 @@ export const VARIABLES = [
       "The webhook whose failed deliveries the scaler asks GitHub to redeliver (GitHub does not retry them), every PROVIDER_RECONCILE_SECONDS, on GITHUB_RUNNER_OWNER's hooks. The App then needs the organisation (or repository) webhooks permission, read and write. Unset: no redelivery.",
   },
   {
+    name: 'BUILDKITE_ORGANIZATION',
+    functions: ['scaler'],
+    expected: 'a Buildkite organisation slug',
+    description:
+      'Organisation whose scheduled jobs the scaler recovers every PROVIDER_RECONCILE_SECONDS (at most 2 requests), with BUILDKITE_API_TOKEN(_PARAMETER). Unset: no recovery.',
+  },
+  {
+    name: 'BUILDKITE_API_TOKEN',
+    functions: ['scaler'],
+    expected: 'a Buildkite API access token with the read_builds scope',
+    description: 'Token for the recovery of scheduled jobs, plain (local use).',
+    secret: true,
+  },
+  {
+    name: 'BUILDKITE_API_TOKEN_PARAMETER',
+    functions: ['scaler'],
+    expected: 'an SSM Parameter Store name (SecureString) starting with "/"',
+    description: 'SSM parameter holding the read_builds token.',
+  },
+  {
+    name: 'BUILDKITE_API_URL',
+    functions: ['scaler'],
+    default: 'https://api.buildkite.com/v2',
+    expected: 'an http(s) URL',
+    description: 'Buildkite REST API base URL.',
+  },
+  {
     name: 'PROVIDER_RECONCILE_SECONDS',
     functions: ['scaler'],
     default: '120',
     expected: 'an integer: 0 (off) or from 30 to 3600',
     description:
-      "How often the scaler recovers CI jobs whose webhook delivery was lost: redelivers GitHub's failed deliveries (GITHUB_WEBHOOK_ID: at most 3 list calls and 10 redeliveries) and lists the pending jobs of GITLAB_PROJECTS (one call per project). Providers without credentials are skipped.",
+      "How often the scaler recovers CI jobs whose webhook delivery was lost: redelivers GitHub's failed deliveries (GITHUB_WEBHOOK_ID: at most 3 list calls and 10 redeliveries) lists the pending jobs of GITLAB_PROJECTS (one call per project) and the scheduled jobs of BUILDKITE_ORGANIZATION (at most 2 calls). Providers without credentials are skipped.",
   },
   {
     name: 'GITHUB_API_URL',
@@ -645,6 +672,14 @@ export interface ScalerConfig extends CommonConfig {
   readonly providerReconcileSeconds: number;
   /** GITLAB_PROJECTS: whose pending jobs are recovered (ids or lower-cased paths). */
   readonly gitlabProjects?: readonly string[];
+  /** Set when BUILDKITE_ORGANIZATION is: whose scheduled jobs are recovered. */
+  readonly buildkiteApi?: {
+    readonly organization: string;
+    readonly url: string;
+    readonly token: SecretSource;
+    /** BUILDKITE_CLUSTERS (lower-cased); undefined: every cluster. */
+    readonly clusters?: readonly string[];
+  };
 }
 
 interface Base extends CommonConfig {
@@ -1004,6 +1039,7 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   const github = githubApp(env, base.queueSettings);
   const served = gitlabProjects(env);
   const projects = served ? { gitlabProjects: served } : {};
+  const bk = buildkiteApi(env);
   return {
     ...base,
     ledgerTable: required(env, 'LEDGER_TABLE'),
@@ -1025,6 +1061,33 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
     warmPool: warmPool(env),
     providerReconcileSeconds: providerReconcileSeconds(env),
     ...projects,
+    ...(bk ? { buildkiteApi: bk } : {}),
+  };
+}
+
+function buildkiteApi(env: Env): ScalerConfig['buildkiteApi'] {
+  const organization = optional(env, 'BUILDKITE_ORGANIZATION');
+  const token = secret(env, 'BUILDKITE_API_TOKEN', 'BUILDKITE_API_TOKEN_PARAMETER');
+  if (organization === undefined) {
+    if (token.kind !== 'disabled')
+      throw new ConfigError(
+        'BUILDKITE_ORGANIZATION',
+        `BUILDKITE_ORGANIZATION must be set with the Buildkite API token (${spec('BUILDKITE_ORGANIZATION').expected}), got nothing (unset)`,
+      );
+    return undefined;
+  }
+  if (!/^[a-z0-9][a-z0-9-]{0,99}$/.test(organization)) fail('BUILDKITE_ORGANIZATION', env.BUILDKITE_ORGANIZATION);
+  if (token.kind === 'disabled')
+    throw new ConfigError(
+      'BUILDKITE_API_TOKEN_PARAMETER',
+      'BUILDKITE_API_TOKEN_PARAMETER (or BUILDKITE_API_TOKEN) must be set: BUILDKITE_ORGANIZATION is set, got nothing (unset)',
+    );
+  const clusters = list(env, 'BUILDKITE_CLUSTERS', (c) => UUID.test(c));
+  return {
+    organization,
+    url: url(env, 'BUILDKITE_API_URL').replace(/\/+$/, ''),
+    token,
+    ...(clusters ? { clusters } : {}),
   };
 }
 

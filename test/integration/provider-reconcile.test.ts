@@ -13,6 +13,7 @@
  */
 import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createBuildkiteBuildsApi } from '../../functions/adapters/buildkite/builds-api.js';
 import { createRunnersApi } from '../../functions/adapters/github/runners-api.js';
 import { createGitlabJobsApi } from '../../functions/adapters/gitlab/jobs-api.js';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
@@ -24,12 +25,14 @@ import { defaultQueueAgents, type Routing } from '../../functions/core/routing.j
 import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 import type { ClusterPort, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
 import {
+  buildkiteScheduled,
   createProviderReconciler,
   githubRedeliveries,
   gitlabPending,
 } from '../../functions/scaler/provider-reconcile.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { createWebhookHandler } from '../../functions/webhook/app.js';
+import { FakeBuildkite, type FakeBuildkiteJob } from '../support/fake-buildkite.js';
 import { type FakeGitHub, startFakeGitHub } from '../support/fake-github/index.js';
 import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
 import { GITHUB_SECRET, githubRequest, gitlabJob, workflowJobExamples } from '../support/webhook-fixtures.js';
@@ -229,6 +232,80 @@ describe('GitLab: a pending job whose delivery was lost is recovered from the jo
       expect(agents()).toBe(1);
     } finally {
       await gitlab.stop();
+    }
+  }, 60_000);
+});
+
+describe('Buildkite: a scheduled job whose delivery was lost is recovered from the builds list', () => {
+  const cluster = '3a6e4c1b-5d2f-4e8a-9b7c-1d2e3f4a5b6c';
+  const routing: Routing = {
+    queues: [{ ...defaultQueueAgents('default', 'buildkite'), agentTags: ['queue=default', 'os=linux'] }],
+    buildkiteDefaultQueue: 'default',
+  };
+
+  it('one agent per scheduled job our queues can take, in our cluster; none more on the next period', async () => {
+    const buildkite = await new FakeBuildkite().start();
+    try {
+      const job = (id: string, rules: string[], state = 'scheduled'): FakeBuildkiteJob => ({
+        id,
+        type: 'script',
+        state,
+        agent_query_rules: rules,
+        scheduled_at: new Date().toISOString(),
+      });
+      buildkite.builds.push(
+        {
+          id: 'b-42',
+          number: 42,
+          state: 'running',
+          pipeline: { slug: 'widgets', cluster_id: cluster },
+          jobs: [
+            job('0190a4b8-0000-4000-8000-000000000001', ['queue=default']),
+            job('0190a4b8-0000-4000-8000-000000000002', ['queue=default'], 'running'),
+            job('0190a4b8-0000-4000-8000-000000000003', ['queue=gpu']),
+            { ...job('0190a4b8-0000-4000-8000-000000000004', []), type: 'waiter' },
+          ],
+        },
+        {
+          id: 'b-43',
+          number: 43,
+          state: 'scheduled',
+          pipeline: { slug: 'other', cluster_id: '00000000-0000-4000-8000-000000000000' },
+          jobs: [job('0190a4b8-0000-4000-8000-000000000005', ['queue=default'])],
+        },
+        {
+          id: 'b-41',
+          number: 41,
+          state: 'passed',
+          pipeline: { slug: 'widgets', cluster_id: cluster },
+          jobs: [job('0190a4b8-0000-4000-8000-000000000006', ['queue=default'], 'passed')],
+        },
+      );
+      const api = createBuildkiteBuildsApi({
+        url: buildkite.url,
+        organization: 'acme',
+        token: async () => buildkite.token,
+      });
+      const clock = { now: Date.now() };
+      const { once, agents } = scaler(
+        routing,
+        createProviderReconciler({
+          sources: [buildkiteScheduled({ api, routing, clusters: [cluster] })],
+          periodMs: PERIOD_MS,
+        }),
+        clock,
+      );
+      await once();
+      expect(agents()).toBe(1);
+      expect(buildkite.calls).toEqual([
+        { path: '/v2/organizations/acme/builds?state[]=scheduled&state[]=running&per_page=100', status: 200 },
+      ]);
+      clock.now += PERIOD_MS;
+      await once();
+      expect(agents()).toBe(1);
+      expect(buildkite.calls).toHaveLength(2);
+    } finally {
+      await buildkite.stop();
     }
   }, 60_000);
 });

@@ -16,7 +16,7 @@
  * nothing is provisioned twice.
  */
 import { eventId, JOB_ID_PATTERN, type JobEvent } from '../job-event.js';
-import { type Routing, routeGitlab } from '../routing.js';
+import { type Routing, routeBuildkite, routeGitlab } from '../routing.js';
 
 export interface DeliveryRecord {
   readonly id: number;
@@ -107,6 +107,50 @@ export function gitlabPendingEvents(
       trace: {
         ...(job.name ? { build: job.name.slice(0, 512) } : {}),
         ...(job.pipelineId === undefined ? {} : { pipeline: String(job.pipelineId) }),
+        ...(job.webUrl ? { url: job.webUrl.slice(0, 512) } : {}),
+      },
+    });
+  }
+  return events;
+}
+
+/** A job of a scheduled or running Buildkite build, still waiting for an agent. */
+export interface BuildkiteScheduledJob {
+  readonly id: string;
+  readonly agentQueryRules: readonly string[];
+  readonly clusterId?: string;
+  readonly scheduledAt?: string;
+  readonly webUrl?: string;
+  readonly pipeline?: string;
+  readonly build?: string;
+}
+
+/** `scheduled` events of the jobs one of our queues can take (in our clusters, if any are named). */
+export function buildkiteScheduledEvents(
+  jobs: readonly BuildkiteScheduledJob[],
+  routing: Routing,
+  clusters: readonly string[] | undefined,
+  now: Date,
+): JobEvent[] {
+  const events: JobEvent[] = [];
+  for (const job of jobs) {
+    if (!JOB_ID_PATTERN.test(job.id)) continue;
+    if (clusters !== undefined && (job.clusterId === undefined || !clusters.includes(job.clusterId.toLowerCase())))
+      continue;
+    const routed = routeBuildkite(job.agentQueryRules, routing);
+    if ('unmet' in routed) continue;
+    const scheduled = job.scheduledAt === undefined ? Number.NaN : Date.parse(job.scheduledAt.replace(' UTC', 'Z'));
+    events.push({
+      id: eventId('buildkite', job.id, 'scheduled'),
+      provider: 'buildkite',
+      jobId: job.id,
+      queue: routed.queue,
+      kind: 'scheduled',
+      occurredAt: Number.isFinite(scheduled) ? new Date(scheduled).toISOString() : now.toISOString(),
+      receivedAt: now.toISOString(),
+      trace: {
+        ...(job.pipeline ? { pipeline: job.pipeline.slice(0, 512) } : {}),
+        ...(job.build ? { build: job.build } : {}),
         ...(job.webUrl ? { url: job.webUrl.slice(0, 512) } : {}),
       },
     });

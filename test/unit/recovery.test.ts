@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { eventId } from '../../functions/core/job-event.js';
 import { type DeliveryRecord, gitlabPendingEvents, pickRedeliveries } from '../../functions/core/providers/recovery.js';
 import { defaultQueueAgents } from '../../functions/core/routing.js';
+import { ConfigError, loadScalerConfig } from '../../functions/shared/config.js';
 
 const now = Date.parse('2026-11-23T12:00:00Z');
 const at = (secondsAgo: number) => new Date(now - secondsAgo * 1000).toISOString();
@@ -92,5 +93,36 @@ describe('gitlabPendingEvents', () => {
         trace: { build: 'test' },
       },
     ]);
+  });
+});
+
+describe('provider reconcile configuration', () => {
+  const env = {
+    EVENTS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/events',
+    LEDGER_TABLE: 'ledger',
+    KUBECONFIG: '/tmp/kubeconfig',
+  };
+
+  it('defaults to every 120 s; 0 is off; a period under 30 s stops the cold start naming the variable', () => {
+    expect(loadScalerConfig(env).providerReconcileSeconds).toBe(120);
+    expect(loadScalerConfig({ ...env, PROVIDER_RECONCILE_SECONDS: '0' }).providerReconcileSeconds).toBe(0);
+    expect(() => loadScalerConfig({ ...env, PROVIDER_RECONCILE_SECONDS: '5' })).toThrow(
+      /^PROVIDER_RECONCILE_SECONDS must be an integer: 0 \(off\) or from 30 to 3600, got "5"$/,
+    );
+  });
+
+  it('GITLAB_PROJECTS, BUILDKITE_ORGANIZATION with its token, GITHUB_WEBHOOK_ID with the App', () => {
+    const c = loadScalerConfig({
+      ...env,
+      GITLAB_PROJECTS: '380,Group/Project',
+      BUILDKITE_ORGANIZATION: 'acme',
+      BUILDKITE_API_TOKEN: 'bkua_x',
+    });
+    expect(c.gitlabProjects).toEqual(['380', 'group/project']);
+    expect(c.buildkiteApi).toMatchObject({ organization: 'acme', url: 'https://api.buildkite.com/v2' });
+    expect(() => loadScalerConfig({ ...env, BUILDKITE_ORGANIZATION: 'acme' })).toThrow(
+      /BUILDKITE_API_TOKEN_PARAMETER \(or BUILDKITE_API_TOKEN\) must be set/,
+    );
+    expect(() => loadScalerConfig({ ...env, GITHUB_WEBHOOK_ID: '17' })).toThrow(ConfigError);
   });
 });

@@ -55,10 +55,14 @@ export class FakeBuildkite {
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
     };
-    if (req.headers.authorization !== `Bearer ${this.token}`)
-      return answer(401, { message: 'Authentication required' });
-    if (req.method !== 'GET' || url.pathname !== `/v2/organizations/${this.organization}/builds`)
-      return answer(404, { message: 'No route found' });
+    if (req.headers.authorization !== `Bearer ${this.token}`) {
+      answer(401, { message: 'Authentication required' });
+      return;
+    }
+    if (req.method !== 'GET' || url.pathname !== `/v2/organizations/${this.organization}/builds`) {
+      answer(404, { message: 'No route found' });
+      return;
+    }
     const states = url.searchParams.getAll('state[]');
     const perPage = Math.min(100, Number(url.searchParams.get('per_page') ?? 30) || 30);
     const page = Math.max(1, Number(url.searchParams.get('page') ?? 1) || 1);
@@ -74,6 +78,6 @@ export class FakeBuildkite {
           ['page', String(page + 1)],
         ]).toString()}>; rel="next"`
       : undefined;
-    return answer(200, items, link ? { link } : {});
+    answer(200, items, link ? { link } : {});
   }
 }

@@ -1,7 +1,8 @@
 /**
- * A fake GitLab REST API v4 served over HTTP, for the one call the scaler makes:
+ * A fake GitLab REST API v4 served over HTTP, for the calls the scaler makes:
  * `GET /api/v4/projects/:id/jobs/:job_id` with a `PRIVATE-TOKEN` header, answering a job
- * document with `tag_list` as GitLab's Jobs API does. Faults are injected per request: the next
+ * document with `tag_list` as GitLab's Jobs API does, and `GET /api/v4/projects/:id/jobs` with
+ * `scope[]` filters and `per_page` (the project's jobs, newest first, as "List project jobs"). Faults are injected per request: the next
  * N answers can be 429 (with Retry-After) or 500. Every request is recorded.
  *
  * Jobs come from addJob(), from `PUT /api/v4/projects/:id/jobs/:job_id` with `{"tag_list": [...]}`
@@ -16,6 +17,8 @@ export interface FakeGitlabJob {
   readonly projectId: string;
   readonly jobId: string;
   readonly tags: readonly string[];
+  /** GitLab's job status (default `pending`: waiting for a runner). */
+  readonly status?: string;
 }
 
 export interface FakeGitlabCall {
@@ -58,6 +61,34 @@ export class FakeGitlab {
           }
         });
         return;
+      }
+      const list = /^\/api\/v4\/projects\/([^/]+)\/jobs$/.exec(path);
+      if (req.method === 'GET' && list) {
+        if (req.headers['private-token'] !== this.token) return answer(401, { message: '401 Unauthorized' });
+        const fault = this.faults.shift();
+        if (fault) return answer(fault.status, { message: '500 Internal Server Error' });
+        // `scope[]=pending&scope[]=running`: only jobs in those statuses (GitLab: all without it).
+        const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+        const scopes = query.getAll('scope[]');
+        const perPage = Math.min(100, Number(query.get('per_page') ?? 20) || 20);
+        const projectId = decodeURIComponent(list[1] ?? '');
+        const jobs = [...this.jobs.values()]
+          .filter((j) => j.projectId === projectId && (scopes.length === 0 || scopes.includes(j.status ?? 'pending')))
+          .sort((a, b) => Number(b.jobId) - Number(a.jobId))
+          .slice(0, perPage);
+        return answer(
+          200,
+          jobs.map((j) => ({
+            id: Number(j.jobId),
+            name: 'test',
+            stage: 'test',
+            status: j.status ?? 'pending',
+            tag_list: j.tags,
+            created_at: new Date().toISOString(),
+            pipeline: { id: 2366, project_id: Number(projectId) || 0, status: 'pending' },
+            web_url: `https://gitlab.example.com/group/project/-/jobs/${j.jobId}`,
+          })),
+        );
       }
       if (req.method !== 'GET' || !match) return answer(404, { error: '404 Not Found' });
       if (req.headers['private-token'] !== this.token) return answer(401, { message: '401 Unauthorized' });

@@ -11,6 +11,7 @@ import type { JobEvent, QueuedJobEvent } from '../core/job-event.js';
 import type { ClusterJob } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterStore } from '../core/stores.js';
 import type { WarmPoolTracker } from '../core/warm-pool.js';
+import type { ProviderReconciler } from './provider-reconcile.js';
 
 /** One message of the events queue as the drain receives it. */
 export interface ReceivedEvent {
@@ -165,6 +166,8 @@ export interface ScalerPorts {
   readonly sleep?: (ms: number) => Promise<void>;
   /** The adaptive warm pool's measurements (WARM_POOL=adaptive); absent: no pool. */
   readonly warmPool?: WarmPoolTracker;
+  /** Recovers jobs whose webhook delivery was lost (provider-reconcile.ts); absent: off. */
+  readonly providers?: ProviderReconciler;
 }
 
 export interface QueueLimits {

@@ -12,6 +12,7 @@ import type { Decision } from '../core/decision.js';
 import { measureBackoff, measureWarmPool, queueDecider, reportDecision } from './decide.js';
 import { type DrainReport, drain } from './drain.js';
 import type { ScalerPorts, ScalerSettings } from './ports.js';
+import { reconcileProviders } from './provider-reconcile.js';
 import { reconcile, snapshot } from './reconcile.js';
 import { reserve } from './reserve.js';
 import { type CreatedJob, submitter } from './submit.js';
@@ -65,6 +66,8 @@ export async function provision(
   const errors: string[] = [];
   // submit: creates a dispatch's one Job; reconcile and reserve hand it their dispatches (submit.ts).
   const submissions = submitter(ports, settings, errors);
+  // provider reconcile: jobs whose webhook delivery was lost, once per period (provider-reconcile.ts).
+  await reconcileProviders(ports, errors);
   // reconcile, reads: the limiter, THEN our Jobs and pods, beside the ledger's counts (reconcile.ts).
   const seen = await snapshot(ports, settings, errors);
   // decide, back-off: queues whose agents just failed at start hold off (decide.ts).

@@ -1,5 +1,6 @@
 /** Builds the scaler's ports from configuration: the adapters for AWS and the cluster. */
 
+import { createBuildkiteBuildsApi } from '../adapters/buildkite/builds-api.js';
 import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
 import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
 import { DynamoRouteStore } from '../adapters/dynamodb/route-store.js';
@@ -18,6 +19,13 @@ import { ConfigError, type ScalerConfig } from '../shared/config.js';
 import { createGitlabRouter } from './gitlab-routes.js';
 import { createScalerMetrics } from './metrics.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
+import {
+  buildkiteScheduled,
+  createProviderReconciler,
+  githubRedeliveries,
+  gitlabPending,
+  type RecoverySource,
+} from './provider-reconcile.js';
 
 export function scalerSettings(c: ScalerConfig): ScalerSettings {
   return {
@@ -50,15 +58,20 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
   const cluster = await createCluster(c.cluster, c.namespace);
   const github = c.github;
   const secrets = github ? new SecretStore({ githubAppKey: github.privateKey }) : undefined;
+  // One client (one installation token) for the JIT runners and the redeliveries.
+  const runnersApi =
+    github && secrets
+      ? createRunnersApi({
+          appId: github.appId,
+          privateKey: () => secrets.get('githubAppKey'),
+          owner: github.owner,
+          apiUrl: github.apiUrl,
+        })
+      : undefined;
   const hooks =
-    github && secrets && jitQueues.size > 0
+    github && runnersApi && jitQueues.size > 0
       ? new JitRunners({
-          api: createRunnersApi({
-            appId: github.appId,
-            privateKey: () => secrets.get('githubAppKey'),
-            owner: github.owner,
-            apiUrl: github.apiUrl,
-          }),
+          api: runnersApi,
           cluster,
           runnerGroupId: github.runnerGroupId,
           isJitQueue: (queue) => jitQueues.has(queue),
@@ -75,7 +88,35 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
         refreshToken: () => gitlabCredentials.refresh('gitlabApi'),
       })
     : undefined;
+  // Provider reconcile (PROVIDER_RECONCILE_SECONDS): each provider with credentials.
+  const sources: RecoverySource[] = [];
+  if (c.providerReconcileSeconds > 0) {
+    if (github?.webhookId !== undefined && runnersApi) {
+      sources.push(githubRedeliveries({ api: runnersApi, hookId: github.webhookId }));
+    }
+    if (api && c.gitlabProjects && c.gitlabProjects.length > 0) {
+      sources.push(gitlabPending({ api, projects: c.gitlabProjects, routing: c.routing }));
+    }
+    const bk = c.buildkiteApi;
+    if (bk) {
+      const bkToken = new SecretStore({ buildkiteApi: bk.token });
+      sources.push(
+        buildkiteScheduled({
+          api: createBuildkiteBuildsApi({
+            url: bk.url,
+            organization: bk.organization,
+            token: () => bkToken.get('buildkiteApi'),
+          }),
+          routing: c.routing,
+          ...(bk.clusters ? { clusters: bk.clusters } : {}),
+        }),
+      );
+    }
+  }
   return {
+    ...(sources.length > 0
+      ? { providers: createProviderReconciler({ sources, periodMs: c.providerReconcileSeconds * 1000 }) }
+      : {}),
     events: eventSource(createEventsQueue(c.eventsQueueUrl)),
     router: createGitlabRouter({
       api,

@@ -6,6 +6,7 @@
  * list (`npm run docs:config`) and a test fails when the two drift apart.
  */
 import { PROVIDERS, type Provider, QUEUE_NAME_PATTERN as QUEUE_NAME } from '../core/job-event.js';
+import type { JobScope } from '../core/providers/scope.js';
 import {
   defaultAgentTags,
   defaultRunnerLabels,
@@ -131,6 +132,27 @@ export const VARIABLES = [
     default: 'default',
     expected: 'a queue name (letters, digits, . _ -)',
     description: "The queue a Buildkite job without a `queue=` agent rule targets: your cluster's default queue key.",
+  },
+  {
+    name: 'GITHUB_REPOSITORIES',
+    functions: ['webhook'],
+    expected: 'a comma-separated list of owners (`my-org`) and repositories (`owner/repo`)',
+    description:
+      'GitHub jobs counted: those of these owners and repositories; others are answered 202 `ignored`. Unset: the jobs of GITHUB_RUNNER_OWNER when it is set, else every job.',
+  },
+  {
+    name: 'GITLAB_PROJECTS',
+    functions: ['webhook', 'scaler'],
+    expected: 'a comma-separated list of GitLab project ids (`380`) and full paths (`group/project`)',
+    description:
+      "GitLab jobs counted: those of these projects; others are answered 202 `ignored`. Unset: every project's. The scaler also lists these projects' pending jobs to recover lost deliveries (PROVIDER_RECONCILE_SECONDS).",
+  },
+  {
+    name: 'BUILDKITE_CLUSTERS',
+    functions: ['webhook', 'scaler'],
+    expected: 'a comma-separated list of Buildkite cluster UUIDs',
+    description:
+      "Buildkite jobs counted: those of pipelines in these clusters (`pipeline.cluster_id`); others are answered 202 `ignored`. Unset: every cluster's.",
   },
   {
     name: 'WEBHOOK_MAX_BODY_BYTES',
@@ -282,9 +304,10 @@ export const VARIABLES = [
   },
   {
     name: 'GITHUB_RUNNER_OWNER',
-    functions: ['scaler'],
+    functions: ['webhook', 'scaler'],
     expected: 'an organisation (`my-org`) or a repository (`owner/repo`)',
-    description: 'Where the runners are registered: organisation runners, or repository runners.',
+    description:
+      'Where the runners are registered: organisation runners, or repository runners. The webhook counts only the jobs of this owner or repository unless GITHUB_REPOSITORIES says otherwise.',
   },
   {
     name: 'GITHUB_RUNNER_GROUP_ID',
@@ -292,6 +315,49 @@ export const VARIABLES = [
     default: '1',
     expected: 'an integer >= 1',
     description: 'Runner group of the organisation runners (1 is the Default group; repository runners use 1).',
+  },
+  {
+    name: 'GITHUB_WEBHOOK_ID',
+    functions: ['scaler'],
+    expected:
+      'the integer id of the organisation or repository webhook that delivers `workflow_job` (X-GitHub-Hook-ID)',
+    description:
+      "The webhook whose failed deliveries the scaler asks GitHub to redeliver (GitHub does not retry them), every PROVIDER_RECONCILE_SECONDS, on GITHUB_RUNNER_OWNER's hooks. The App then needs the organisation (or repository) webhooks permission, read and write. Unset: no redelivery.",
+  },
+  {
+    name: 'BUILDKITE_ORGANIZATION',
+    functions: ['scaler'],
+    expected: 'a Buildkite organisation slug',
+    description:
+      'Organisation whose scheduled jobs the scaler recovers every PROVIDER_RECONCILE_SECONDS (at most 2 requests), with BUILDKITE_API_TOKEN(_PARAMETER). Unset: no recovery.',
+  },
+  {
+    name: 'BUILDKITE_API_TOKEN',
+    functions: ['scaler'],
+    expected: 'a Buildkite API access token with the read_builds scope',
+    description: 'Token for the recovery of scheduled jobs, plain (local use).',
+    secret: true,
+  },
+  {
+    name: 'BUILDKITE_API_TOKEN_PARAMETER',
+    functions: ['scaler'],
+    expected: 'an SSM Parameter Store name (SecureString) starting with "/"',
+    description: 'SSM parameter holding the read_builds token.',
+  },
+  {
+    name: 'BUILDKITE_API_URL',
+    functions: ['scaler'],
+    default: 'https://api.buildkite.com/v2',
+    expected: 'an http(s) URL',
+    description: 'Buildkite REST API base URL.',
+  },
+  {
+    name: 'PROVIDER_RECONCILE_SECONDS',
+    functions: ['scaler'],
+    default: '120',
+    expected: 'an integer: 0 (off) or from 30 to 3600',
+    description:
+      "How often the scaler recovers CI jobs whose webhook delivery was lost: redelivers GitHub's failed deliveries (GITHUB_WEBHOOK_ID: at most 3 list calls and 10 redeliveries) lists the pending jobs of GITLAB_PROJECTS (one call per project) and the scheduled jobs of BUILDKITE_ORGANIZATION (at most 2 calls). Providers without credentials are skipped.",
   },
   {
     name: 'GITHUB_API_URL',
@@ -539,6 +605,8 @@ export interface WebhookConfig extends CommonConfig {
   };
   readonly maxBodyBytes: number;
   readonly buildkiteReplayWindowSeconds: number;
+  /** Which jobs are ours (GITHUB_REPOSITORIES, GITLAB_PROJECTS, BUILDKITE_CLUSTERS). */
+  readonly scope: JobScope;
 }
 
 export interface QueueSettings {
@@ -572,6 +640,8 @@ export interface GitHubAppConfig {
   readonly owner: GitHubRunnerOwner;
   readonly runnerGroupId: number;
   readonly apiUrl: string;
+  /** The hook whose failed deliveries are redelivered (GITHUB_WEBHOOK_ID). */
+  readonly webhookId?: number;
 }
 
 export interface BackoffConfig {
@@ -599,6 +669,18 @@ export interface ScalerConfig extends CommonConfig {
   readonly github?: GitHubAppConfig;
   readonly gitlabApi: { readonly url: string; readonly token: SecretSource };
   readonly warmPool: 'off' | 'adaptive';
+  /** PROVIDER_RECONCILE_SECONDS: 0 = off. */
+  readonly providerReconcileSeconds: number;
+  /** GITLAB_PROJECTS: whose pending jobs are recovered (ids or lower-cased paths). */
+  readonly gitlabProjects?: readonly string[];
+  /** Set when BUILDKITE_ORGANIZATION is: whose scheduled jobs are recovered. */
+  readonly buildkiteApi?: {
+    readonly organization: string;
+    readonly url: string;
+    readonly token: SecretSource;
+    /** BUILDKITE_CLUSTERS (lower-cased); undefined: every cluster. */
+    readonly clusters?: readonly string[];
+  };
 }
 
 interface Base extends CommonConfig {
@@ -642,6 +724,50 @@ export function loadWebhookConfig(env: Env = process.env): WebhookConfig {
     },
     maxBodyBytes: int(env, 'WEBHOOK_MAX_BODY_BYTES', 1024, 10 * 1024 * 1024),
     buildkiteReplayWindowSeconds: int(env, 'BUILDKITE_REPLAY_WINDOW_SECONDS', 1, 86_400),
+    scope: jobScope(env),
+  };
+}
+
+/** A comma-separated list, each element checked; undefined when unset. */
+function list(env: Env, name: VariableName, valid: (item: string) => boolean): string[] | undefined {
+  const value = optional(env, name);
+  if (value === undefined) return undefined;
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0 || items.some((i) => !valid(i))) fail(name, env[name]);
+  return [...new Set(items.map((i) => i.toLowerCase()))];
+}
+
+const GITLAB_PATH = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*(\/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** GitLab projects served (GITLAB_PROJECTS): positive ids and full paths, lower-cased. */
+export function gitlabProjects(env: Env): string[] | undefined {
+  return list(env, 'GITLAB_PROJECTS', (p) => /^[1-9]\d{0,15}$/.test(p) || GITLAB_PATH.test(p));
+}
+
+function jobScope(env: Env): JobScope {
+  let github = list(env, 'GITHUB_REPOSITORIES', (r) => {
+    const [owner = '', repo, extra] = r.split('/');
+    return extra === undefined && GITHUB_NAME.test(owner) && (repo === undefined || GITHUB_REPO.test(repo));
+  });
+  if (github === undefined) {
+    const owner = optional(env, 'GITHUB_RUNNER_OWNER');
+    if (owner !== undefined) {
+      const [o = '', repo, extra] = owner.split('/');
+      if (extra !== undefined || !GITHUB_NAME.test(o) || (repo !== undefined && !GITHUB_REPO.test(repo)))
+        fail('GITHUB_RUNNER_OWNER', env.GITHUB_RUNNER_OWNER);
+      github = [owner.toLowerCase()];
+    }
+  }
+  const gitlab = gitlabProjects(env);
+  const buildkite = list(env, 'BUILDKITE_CLUSTERS', (c) => UUID.test(c));
+  return {
+    ...(github ? { githubRepositories: github } : {}),
+    ...(gitlab ? { gitlabProjects: gitlab } : {}),
+    ...(buildkite ? { buildkiteClusters: buildkite } : {}),
   };
 }
 
@@ -834,6 +960,7 @@ const GITHUB_VARIABLES = [
   'GITHUB_APP_PRIVATE_KEY',
   'GITHUB_APP_PRIVATE_KEY_PARAMETER',
   'GITHUB_RUNNER_OWNER',
+  'GITHUB_WEBHOOK_ID',
 ] as const;
 
 const GITHUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
@@ -878,10 +1005,12 @@ function githubApp(env: Env, settings: Readonly<Record<string, QueueSettings>>):
   else if (parts.length === 2 && GITHUB_NAME.test(parts[0] ?? '') && GITHUB_REPO.test(parts[1] ?? ''))
     owner = { kind: 'repo', owner: parts[0] ?? '', repo: parts[1] ?? '' };
   else return fail('GITHUB_RUNNER_OWNER', env.GITHUB_RUNNER_OWNER);
+  const webhookId = optional(env, 'GITHUB_WEBHOOK_ID') === undefined ? undefined : int(env, 'GITHUB_WEBHOOK_ID', 1);
   return {
     appId,
     privateKey,
     owner,
+    ...(webhookId === undefined ? {} : { webhookId }),
     runnerGroupId: int(env, 'GITHUB_RUNNER_GROUP_ID', 1),
     apiUrl: url(env, 'GITHUB_API_URL').replace(/\/+$/, ''),
   };
@@ -909,6 +1038,9 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
   const budgetSeconds = int(env, 'SCALER_BUDGET_SECONDS', 1, 890);
   const intentLeaseSeconds = int(env, 'INTENT_LEASE_SECONDS', 10, 3600);
   const github = githubApp(env, base.queueSettings);
+  const served = gitlabProjects(env);
+  const projects = served ? { gitlabProjects: served } : {};
+  const bk = buildkiteApi(env);
   return {
     ...base,
     ledgerTable: required(env, 'LEDGER_TABLE'),
@@ -928,7 +1060,42 @@ export function loadScalerConfig(env: Env = process.env): ScalerConfig {
       token: secret(env, 'GITLAB_API_TOKEN', 'GITLAB_API_TOKEN_PARAMETER'),
     },
     warmPool: warmPool(env),
+    providerReconcileSeconds: providerReconcileSeconds(env),
+    ...projects,
+    ...(bk ? { buildkiteApi: bk } : {}),
   };
+}
+
+function buildkiteApi(env: Env): ScalerConfig['buildkiteApi'] {
+  const organization = optional(env, 'BUILDKITE_ORGANIZATION');
+  const token = secret(env, 'BUILDKITE_API_TOKEN', 'BUILDKITE_API_TOKEN_PARAMETER');
+  if (organization === undefined) {
+    if (token.kind !== 'disabled')
+      throw new ConfigError(
+        'BUILDKITE_ORGANIZATION',
+        `BUILDKITE_ORGANIZATION must be set with the Buildkite API token (${spec('BUILDKITE_ORGANIZATION').expected}), got nothing (unset)`,
+      );
+    return undefined;
+  }
+  if (!/^[a-z0-9][a-z0-9-]{0,99}$/.test(organization)) fail('BUILDKITE_ORGANIZATION', env.BUILDKITE_ORGANIZATION);
+  if (token.kind === 'disabled')
+    throw new ConfigError(
+      'BUILDKITE_API_TOKEN_PARAMETER',
+      'BUILDKITE_API_TOKEN_PARAMETER (or BUILDKITE_API_TOKEN) must be set: BUILDKITE_ORGANIZATION is set, got nothing (unset)',
+    );
+  const clusters = list(env, 'BUILDKITE_CLUSTERS', (c) => UUID.test(c));
+  return {
+    organization,
+    url: url(env, 'BUILDKITE_API_URL').replace(/\/+$/, ''),
+    token,
+    ...(clusters ? { clusters } : {}),
+  };
+}
+
+function providerReconcileSeconds(env: Env): number {
+  const seconds = int(env, 'PROVIDER_RECONCILE_SECONDS', 0, 3600);
+  if (seconds !== 0 && seconds < 30) fail('PROVIDER_RECONCILE_SECONDS', env.PROVIDER_RECONCILE_SECONDS);
+  return seconds;
 }
 
 export interface CacheConfig {

@@ -51,7 +51,7 @@ export interface WebhookSecrets {
 
 export interface WebhookDeps {
   readonly config: Pick<WebhookConfig, 'queues' | 'maxBodyBytes' | 'buildkiteReplayWindowSeconds'> &
-    Partial<Pick<WebhookConfig, 'routing'>>;
+    Partial<Pick<WebhookConfig, 'routing' | 'scope'>>;
   readonly queue: { sendEvent(event: QueuedJobEvent): Promise<unknown> };
   readonly secrets: WebhookSecrets;
   readonly logger?: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
@@ -139,6 +139,7 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
     const result = PROVIDER_MODULES[provider].parse(request, {
       queues: deps.config.queues,
       ...(deps.config.routing ? { routing: deps.config.routing } : {}),
+      ...(deps.config.scope ? { scope: deps.config.scope } : {}),
       receivedAt: new Date(now()),
     });
     if (result.kind === 'pong') {

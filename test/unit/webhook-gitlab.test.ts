@@ -87,7 +87,7 @@ describe('GitLab Job Hook', () => {
     });
   });
 
-  it("leaves the queue to the tag lookup: runner.tags are the runner's, not the job's", () => {
+  it("leaves the queue to the tag lookup: runner.tags are the runner's, not the job's (unless the runner is one of a queue's)", () => {
     const pending = gitlab.parse(request(gitlabJob()), context);
     expect(pending).toMatchObject({ kind: 'event', event: { gitlabProjectId: '380' } });
     expect(pending.kind === 'event' && 'queue' in pending.event).toBe(false);
@@ -99,7 +99,8 @@ describe('GitLab Job Hook', () => {
         runner_type: 'instance_type',
         active: true,
         is_shared: true,
-        tags: ['docker'],
+        // Not the tags of any queue's runners (docker's carry exactly [docker]): not ours.
+        tags: ['docker', 'gce'],
       },
     });
     const running = gitlab.parse(request(picked), context);

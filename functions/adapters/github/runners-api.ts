@@ -52,8 +52,34 @@ export interface JitRequest {
   readonly workFolder?: string;
 }
 
+/** One delivery of a webhook (GitHub's `hook-delivery-item`), as the reconcile needs it. */
+export interface HookDelivery {
+  readonly id: number;
+  /** Shared by every delivery (and redelivery) of the same event. */
+  readonly guid: string;
+  readonly deliveredAt: string;
+  readonly redelivery: boolean;
+  /** The HTTP status our endpoint answered (0: no answer: timeout, connection refused). */
+  readonly statusCode: number;
+  readonly event: string;
+  readonly action: string | null;
+}
+
+export interface HookDeliveriesPage {
+  readonly deliveries: HookDelivery[];
+  /** The `cursor` of the next (older) page, from the Link header; undefined on the last page. */
+  readonly next?: string;
+}
+
 export interface RunnersApi {
   generateJitConfig(request: JitRequest): Promise<JitRunner>;
+  /**
+   * One page (newest first) of the deliveries of the organisation's or repository's webhook
+   * `hookId` (`GET /orgs/{org}/hooks/{hook_id}/deliveries`, or `/repos/{owner}/{repo}/...`).
+   */
+  listHookDeliveries?(hookId: number, cursor?: string): Promise<HookDeliveriesPage>;
+  /** Asks GitHub to deliver it again (`POST .../deliveries/{delivery_id}/attempts`, 202). */
+  redeliver?(hookId: number, deliveryId: number): Promise<void>;
   /** Every runner of the organisation or repository (all pages). */
   listRunners(): Promise<RegisteredRunner[]>;
   /** Deletes a runner; a runner already gone is not an error. */
@@ -249,6 +275,47 @@ export function createRunnersApi(options: RunnersApiOptions): RunnersApi {
         }
         return runners;
       });
+    },
+
+    listHookDeliveries(hookId, cursor) {
+      return call(`list deliveries of hook ${hookId}`, async (authorization) => {
+        const res = await request(`GET ${scope}/hooks/{hook_id}/deliveries`, {
+          headers: { authorization },
+          hook_id: hookId,
+          per_page: 100,
+          ...(cursor === undefined ? {} : { cursor }),
+        });
+        const items = Array.isArray(res.data) ? (res.data as Record<string, unknown>[]) : [];
+        const deliveries = items.flatMap((d): HookDelivery[] =>
+          typeof d.id === 'number' && typeof d.guid === 'string'
+            ? [
+                {
+                  id: d.id,
+                  guid: d.guid,
+                  deliveredAt: typeof d.delivered_at === 'string' ? d.delivered_at : '',
+                  redelivery: d.redelivery === true,
+                  statusCode: typeof d.status_code === 'number' ? d.status_code : 0,
+                  event: typeof d.event === 'string' ? d.event : '',
+                  action: typeof d.action === 'string' ? d.action : null,
+                },
+              ]
+            : [],
+        );
+        const link = header(res.headers as Headers, 'link') ?? '';
+        const nextUrl = /<([^>]+)>;\s*rel="next"/.exec(link)?.[1];
+        const next = nextUrl ? (new URL(nextUrl).searchParams.get('cursor') ?? undefined) : undefined;
+        return { deliveries, ...(next ? { next } : {}) };
+      });
+    },
+
+    async redeliver(hookId, deliveryId) {
+      await call(`redeliver delivery ${deliveryId} of hook ${hookId}`, (authorization) =>
+        request(`POST ${scope}/hooks/{hook_id}/deliveries/{delivery_id}/attempts`, {
+          headers: { authorization },
+          hook_id: hookId,
+          delivery_id: deliveryId,
+        }),
+      );
     },
 
     async deleteRunner(id) {

@@ -4,6 +4,7 @@
  * has the `read_api` scope (`PRIVATE-TOKEN` header). Plain fetch, bounded by a timeout; every
  * failure is a GitlabApiError saying whether and when to try again.
  */
+import type { GitlabPendingJob } from '../../core/providers/recovery.js';
 
 export class GitlabApiError extends Error {
   constructor(
@@ -26,6 +27,11 @@ export class GitlabApiError extends Error {
 export interface GitlabJobsApi {
   /** The job's tags (`tag_list`, possibly empty). Throws GitlabApiError. */
   jobTags(projectId: string, jobId: string): Promise<string[]>;
+  /**
+   * The project's pending jobs, at most `perPage` (one request: `GET /projects/:id/jobs?
+   * scope[]=pending&per_page=N`, newest first as GitLab lists them). Throws GitlabApiError.
+   */
+  pendingJobs?(projectId: string, perPage?: number): Promise<GitlabPendingJob[]>;
 }
 
 export interface GitlabJobsApiOptions {
@@ -65,7 +71,60 @@ export function createGitlabJobsApi(options: GitlabJobsApiOptions): GitlabJobsAp
     }
   }
 
+  /** GET path as JSON, with one retry after a 401 with a refreshed token. */
+  async function getJson(path: string): Promise<unknown> {
+    let response = await get(path, await options.token());
+    if (response.status === 401 && options.refreshToken) {
+      const fresh = await options.refreshToken();
+      if (fresh !== undefined) response = await get(path, fresh);
+    }
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined);
+      const hint =
+        response.status === 401 || response.status === 403
+          ? ' (GITLAB_API_TOKEN needs the read_api scope and access to the project)'
+          : '';
+      throw new GitlabApiError(
+        `GET ${path}: HTTP ${response.status}${hint}`,
+        response.status,
+        retryAfter(response.headers.get('retry-after')),
+      );
+    }
+    const text = await response.text();
+    if (text.length > MAX_BODY) throw new GitlabApiError(`GET ${path}: response too large`, 502);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new GitlabApiError(`GET ${path}: response is not JSON`, 502);
+    }
+  }
+
   return {
+    async pendingJobs(projectId, perPage = 100) {
+      const path = `/projects/${encodeURIComponent(projectId)}/jobs?scope[]=pending&per_page=${Math.min(100, Math.max(1, perPage))}`;
+      const body = await getJson(path);
+      if (!Array.isArray(body)) throw new GitlabApiError(`GET ${path}: response is not a list of jobs`, 502);
+      return body.flatMap((j): GitlabPendingJob[] => {
+        if (typeof j !== 'object' || j === null) return [];
+        const o = j as Record<string, unknown>;
+        const tags = o.tag_list;
+        if (typeof o.id !== 'number' || typeof o.status !== 'string') return [];
+        if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) return [];
+        const pipeline = o.pipeline as { id?: unknown } | null | undefined;
+        return [
+          {
+            id: o.id,
+            status: o.status,
+            tagList: tags as string[],
+            ...(typeof o.created_at === 'string' ? { createdAt: o.created_at } : {}),
+            ...(typeof o.name === 'string' ? { name: o.name } : {}),
+            ...(typeof o.web_url === 'string' ? { webUrl: o.web_url } : {}),
+            ...(typeof pipeline?.id === 'number' ? { pipelineId: pipeline.id } : {}),
+          },
+        ];
+      });
+    },
+
     async jobTags(projectId, jobId) {
       const path = `/projects/${encodeURIComponent(projectId)}/jobs/${encodeURIComponent(jobId)}`;
       let response = await get(path, await options.token());

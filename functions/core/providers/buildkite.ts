@@ -8,6 +8,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { JobEventKind } from '../job-event.js';
 import { routeBuildkite } from '../routing.js';
+import { agentQueue, buildkiteOutOfScope } from './scope.js';
 import {
   BadRequestError,
   constantTimeEqual,
@@ -112,10 +113,33 @@ export const buildkite: ProviderModule = {
     if (!Array.isArray(rules) || rules.some((r) => typeof r !== 'string')) {
       throw new BadRequestError('job.agent_query_rules must be an array of strings');
     }
-    // Every rule must be met by the agents a queue starts (README, Matching jobs to queues).
-    const routed = routeBuildkite(rules as string[], routingOf(context));
-    if ('unmet' in routed) return { kind: 'ignored', reason: routed.unmet };
-    const { queue } = routed;
+    const build = isObject(body.build) ? body.build : {};
+    const pipeline = isObject(body.pipeline) ? body.pipeline : {};
+    const outOfScope = buildkiteOutOfScope(
+      optionalString(job.cluster_id) ?? optionalString(pipeline.cluster_id),
+      context.scope,
+    );
+    if (outOfScope !== undefined) return { kind: 'ignored', reason: outOfScope };
+    const routing = routingOf(context);
+    // The agent that took the job (job.started, job.finished): count the job in its queue; a
+    // job's rules may be met by the agents of several queues (overlapping tags).
+    const agent = isObject(job.agent) ? job.agent : undefined;
+    const metaData =
+      agent && Array.isArray(agent.meta_data) && agent.meta_data.every((t) => typeof t === 'string')
+        ? (agent.meta_data as string[])
+        : undefined;
+    const ran = agent
+      ? agentQueue('buildkite', { name: optionalString(agent.name), tags: metaData }, routing)
+      : undefined;
+    let queue: string;
+    if (ran !== undefined) {
+      queue = ran;
+    } else {
+      // Every rule must be met by the agents a queue starts (README, Matching jobs to queues).
+      const routed = routeBuildkite(rules as string[], routing);
+      if ('unmet' in routed) return { kind: 'ignored', reason: routed.unmet };
+      queue = routed.queue;
+    }
 
     const scheduledAt =
       timestampField(job.scheduled_at, 'job.scheduled_at') ??
@@ -128,8 +152,6 @@ export const buildkite: ProviderModule = {
     // waiting for an agent, ...) never used an agent: it is cancelled, not finished.
     const effective: JobEventKind = kind === 'finished' && startedAt === undefined ? 'cancelled' : kind;
 
-    const build = isObject(body.build) ? body.build : {};
-    const pipeline = isObject(body.pipeline) ? body.pipeline : {};
     const trace = {
       pipeline: optionalString(pipeline.slug) ?? optionalString(pipeline.name),
       repository: optionalString(pipeline.repository),

@@ -7,6 +7,7 @@
 import { verify as verifySignature } from '@octokit/webhooks-methods';
 import type { JobEventKind } from '../job-event.js';
 import { routeGithub } from '../routing.js';
+import { agentQueue, githubOutOfScope } from './scope.js';
 import {
   BadRequestError,
   header,
@@ -96,10 +97,27 @@ export const github: ProviderModule = {
     if (!Array.isArray(labels) || labels.some((l) => typeof l !== 'string')) {
       throw new BadRequestError('workflow_job.labels must be an array of strings');
     }
-    // GitHub gives a job only to a runner that has every one of its `runs-on` labels.
-    const routed = routeGithub(labels as string[], routingOf(context));
-    if ('unmet' in routed) return { kind: 'ignored', reason: routed.unmet };
-    const { queue } = routed;
+    const repository = isObject(body.repository) ? body.repository : {};
+    const outOfScope = githubOutOfScope(optionalString(repository.full_name), context.scope);
+    if (outOfScope !== undefined) return { kind: 'ignored', reason: outOfScope };
+    const routing = routingOf(context);
+    // The runner that took the job (in_progress, completed): count the job in ITS queue. GitHub
+    // gives a job to any runner whose labels cover `runs-on`, not only to the queue it was
+    // counted in when queued.
+    const ran = agentQueue('github', { name: optionalString(job.runner_name) }, routing);
+    let queue: string;
+    if (ran !== undefined) {
+      queue = ran;
+    } else if (labels.length === 0) {
+      // `runs-on: {group: X}` alone arrives with no labels: any runner of group X may take it,
+      // and nothing in the payload says which group, so it is no queue's to count.
+      return { kind: 'ignored', reason: 'runs-on names no label (a runner group only): no queue can be matched' };
+    } else {
+      // GitHub gives a job only to a runner that has every one of its `runs-on` labels.
+      const routed = routeGithub(labels as string[], routing);
+      if ('unmet' in routed) return { kind: 'ignored', reason: routed.unmet };
+      queue = routed.queue;
+    }
 
     const conclusion = job.conclusion;
     const effective: JobEventKind =
@@ -110,7 +128,6 @@ export const github: ProviderModule = {
     const startedAt = timestampField(job.started_at, 'workflow_job.started_at');
     const completedAt = timestampField(job.completed_at, 'workflow_job.completed_at');
 
-    const repository = isObject(body.repository) ? body.repository : {};
     const runId = optionalString(job.run_id);
     const attempt = optionalString(job.run_attempt);
     const trace = {

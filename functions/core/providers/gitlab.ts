@@ -11,6 +11,7 @@
  */
 import type { JobEventKind } from '../job-event.js';
 import { servesProvider } from '../routing.js';
+import { agentQueue, gitlabOutOfScope } from './scope.js';
 import {
   BadRequestError,
   constantTimeEqual,
@@ -71,14 +72,35 @@ export const gitlab: ProviderModule = {
     if (!servesProvider('gitlab', routingOf(context))) {
       return { kind: 'ignored', reason: 'no queue served here runs gitlab agents' };
     }
-    const gitlabProjectId = idField(body, 'project_id', 'project_id');
+    const projectId = body.project_id;
+    // A number, as build.rb sends it (`project_id: build.project_id`): a signed payload carrying
+    // anything else (a UUID, `hasOwnProperty`, 0) names no project the jobs API could be asked about.
+    if (typeof projectId !== 'number' || !Number.isSafeInteger(projectId) || projectId < 1) {
+      throw new BadRequestError(
+        `project_id must be a positive integer, got ${JSON.stringify(projectId)?.slice(0, 40)}`,
+      );
+    }
+    const gitlabProjectId = String(projectId);
+    const project = isObject(body.project) ? body.project : {};
+    const outOfScope = gitlabOutOfScope(gitlabProjectId, optionalString(project.path_with_namespace), context.scope);
+    if (outOfScope !== undefined) return { kind: 'ignored', reason: outOfScope };
+    // The runner that took the job (running, success, failed, ...): `runner` is null while the
+    // job is pending; once set it names the runner (description) and carries its tags. A job
+    // taken by one of our queues' runners counts in that queue, whatever its own tags.
+    const runner = isObject(body.runner) ? body.runner : undefined;
+    const runnerTags =
+      runner && Array.isArray(runner.tags) && runner.tags.every((t) => typeof t === 'string')
+        ? (runner.tags as string[])
+        : undefined;
+    const ran = runner
+      ? agentQueue('gitlab', { name: optionalString(runner.description), tags: runnerTags }, routingOf(context))
+      : undefined;
 
     const createdAt = timestampField(body.build_created_at, 'build_created_at');
     const startedAt = timestampField(body.build_started_at, 'build_started_at');
     const finishedAt = timestampField(body.build_finished_at, 'build_finished_at');
     const effective: JobEventKind = kind === 'finished' && startedAt === undefined ? 'cancelled' : kind;
 
-    const project = isObject(body.project) ? body.project : {};
     const repository = isObject(body.repository) ? body.repository : {};
     const web = optionalString(project.web_url) ?? optionalString(repository.homepage);
     const trace = {
@@ -90,7 +112,7 @@ export const gitlab: ProviderModule = {
     return jobEventResult({
       provider: 'gitlab',
       jobId,
-      queue: undefined,
+      queue: ran,
       gitlabProjectId,
       kind: effective,
       times: { scheduledAt: createdAt, startedAt, finishedAt },

@@ -14,6 +14,7 @@ import {
   type QueuedJobEvent,
 } from '../job-event.js';
 import { defaultRouting, type Routing } from '../routing.js';
+import type { JobScope } from './scope.js';
 
 /** A request as the provider signed it: raw bytes and lower-cased header names. */
 export interface RawRequest {
@@ -32,6 +33,8 @@ export interface ParseContext {
   readonly queues: readonly string[];
   /** What each queue's agents carry; absent: every queue at its defaults, for any provider. */
   readonly routing?: Routing;
+  /** Which jobs are ours (organisations, repositories, projects, clusters); absent: all. */
+  readonly scope?: JobScope;
   readonly receivedAt: Date;
 }
 

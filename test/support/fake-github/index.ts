@@ -10,11 +10,17 @@
  *  - POST /orgs/{org}|/repos/{owner}/{repo} /actions/runners/generate-jitconfig (installation
  *    token) -> 201 { runner, encoded_jit_config }; 422 without runner_group_id or labels, 409
  *    on a runner name already registered;
- *  - GET .../actions/runners (per_page, page, Link header), DELETE .../actions/runners/{id} (204).
+ *  - GET .../actions/runners (per_page, page, Link header), DELETE .../actions/runners/{id} (204);
+ *  - webhooks (addHook, sendEvent): each event is POSTed to the hook's receiver and recorded as a
+ *    delivery (`hook-delivery-item`: id, guid, delivered_at, redelivery, status, status_code,
+ *    event, action); GET .../hooks/{hook_id}/deliveries lists them newest first (per_page up to
+ *    100, cursor pagination through the Link header); POST .../hooks/{hook_id}/deliveries/
+ *    {delivery_id}/attempts answers 202 and delivers the same event again (same guid,
+ *    redelivery: true) just after. GitHub never retries a failed delivery by itself.
  * Faults: `failNext` answers the next matching requests with a status (429, 5xx, or a 403
  * secondary rate limit), with `retry-after` / `x-ratelimit-*` headers.
  */
-import { createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, verify } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, randomUUID, verify } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -31,6 +37,35 @@ export interface FakeRunner {
   scope: string;
   /** What the fake put in its configuration, to tell which config a pod got. */
   secretMarker: string;
+}
+
+/** A webhook delivery, as GitHub lists it. */
+export interface FakeDelivery {
+  id: number;
+  guid: string;
+  delivered_at: string;
+  redelivery: boolean;
+  duration: number;
+  status: string;
+  status_code: number;
+  event: string;
+  action: string | null;
+  installation_id: number | null;
+  repository_id: number | null;
+}
+
+/** Where a hook POSTs: answers the HTTP status (0: no answer). */
+export type HookReceiver = (delivery: {
+  readonly event: string;
+  readonly guid: string;
+  readonly payload: Record<string, unknown>;
+}) => Promise<number>;
+
+interface FakeHook {
+  readonly scope: string;
+  readonly receiver: HookReceiver;
+  readonly deliveries: FakeDelivery[];
+  readonly payloads: Map<string, { event: string; payload: Record<string, unknown> }>;
 }
 
 export interface GitHubCall {
@@ -80,6 +115,10 @@ export class FakeGitHub {
   private readonly runnerStore = new Map<number, FakeRunner>();
   private faults: Fault[] = [];
   private nextRunnerId = 100;
+  private readonly hooks = new Map<number, FakeHook>();
+  private nextDeliveryId = 9_000_000_000;
+  /** Redeliveries still being made (POST .../attempts answers before it delivers). */
+  private readonly inFlight = new Set<Promise<void>>();
   /** Token lifetime (GitHub: one hour). */
   tokenLifetimeMs = 60 * 60_000;
 
@@ -130,6 +169,64 @@ export class FakeGitHub {
         'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
       headers: { 'retry-after': String(retryAfterSeconds) },
     });
+  }
+
+  /** A webhook of an organisation (`acme`) or repository (`owner/repo`) that POSTs to `receiver`. */
+  addHook(hookId: number, target: string, receiver: HookReceiver): void {
+    const scope = `${target.includes('/') ? 'repos' : 'orgs'}/${target.toLowerCase()}`;
+    this.hooks.set(hookId, { scope, receiver, deliveries: [], payloads: new Map() });
+  }
+
+  /** GitHub sends an event to the hook: one delivery, recorded with what the receiver answered. */
+  async sendEvent(
+    hookId: number,
+    event: string,
+    payload: Record<string, unknown>,
+    guid = randomUUID(),
+  ): Promise<FakeDelivery> {
+    const hook = this.hooks.get(hookId);
+    if (!hook) throw new Error(`fake-github: no hook ${hookId}`);
+    hook.payloads.set(guid, { event, payload: structuredClone(payload) });
+    return this.deliver(hook, guid, false);
+  }
+
+  /** Every delivery of a hook, newest first. */
+  deliveries(hookId: number): FakeDelivery[] {
+    return [...(this.hooks.get(hookId)?.deliveries ?? [])].reverse().map((d) => ({ ...d }));
+  }
+
+  /** Waits until the redeliveries asked for so far have been made. */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  private async deliver(hook: FakeHook, guid: string, redelivery: boolean): Promise<FakeDelivery> {
+    const sent = hook.payloads.get(guid);
+    if (!sent) throw new Error(`fake-github: no event ${guid}`);
+    const started = Date.now();
+    let status = 0;
+    try {
+      status = await hook.receiver({ event: sent.event, guid, payload: structuredClone(sent.payload) });
+    } catch {
+      status = 0;
+    }
+    const repository = sent.payload.repository as { id?: unknown } | undefined;
+    const delivery: FakeDelivery = {
+      id: this.nextDeliveryId++,
+      guid,
+      delivered_at: new Date(started).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      redelivery,
+      duration: (Date.now() - started) / 1000,
+      status:
+        status === 0 ? 'failed to connect' : status >= 200 && status < 300 ? 'OK' : `Invalid HTTP Response: ${status}`,
+      status_code: status,
+      event: sent.event,
+      action: typeof sent.payload.action === 'string' ? sent.payload.action : null,
+      installation_id: null,
+      repository_id: typeof repository?.id === 'number' ? repository.id : null,
+    };
+    hook.deliveries.push(delivery);
+    return { ...delivery };
   }
 
   runners(): FakeRunner[] {
@@ -225,7 +322,10 @@ export class FakeGitHub {
       res.end();
       return;
     }
-    if (typeof body === 'object' && body && 'link' in (body as object)) {
+    if (Array.isArray(body) && 'link' in body) {
+      headers.link = String((body as unknown as { link: string }).link);
+      body = [...body];
+    } else if (typeof body === 'object' && body && 'link' in (body as object)) {
       const { link, ...rest } = body as { link: string };
       headers.link = link;
       body = rest;
@@ -305,6 +405,24 @@ export class FakeGitHub {
         },
       ];
     }
+    m = /^\/(orgs\/[^/]+|repos\/[^/]+\/[^/]+)\/hooks\/(\d+)\/deliveries(?:\/(\d+)\/(attempts))?$/.exec(p);
+    if (m?.[1]) {
+      const scope = m[1].toLowerCase();
+      const installation = this.installationOfToken(authz);
+      if (this.installations.get(scope.replace(/^(orgs|repos)\//, '')) !== installation)
+        throw new ApiError(403, 'Resource not accessible by integration');
+      const hook = this.hooks.get(Number(m[2]));
+      if (!hook || hook.scope !== scope) throw new ApiError(404, 'Not Found');
+      if (m[4] === undefined && method === 'GET') return this.listDeliveries(hook, scope, Number(m[2]), url);
+      if (m[4] === 'attempts' && method === 'POST') {
+        const original = hook.deliveries.find((d) => d.id === Number(m?.[3]));
+        if (!original) throw new ApiError(404, 'Not Found');
+        const redelivery = this.deliver(hook, original.guid, true).then(() => undefined);
+        this.inFlight.add(redelivery);
+        void redelivery.finally(() => this.inFlight.delete(redelivery));
+        return [202, {}];
+      }
+    }
     m = /^\/(orgs\/[^/]+|repos\/[^/]+\/[^/]+)\/actions\/runners(?:\/(generate-jitconfig|\d+))?$/.exec(p);
     if (m?.[1]) {
       const scope = m[1].toLowerCase();
@@ -376,6 +494,20 @@ export class FakeGitHub {
     });
     const { scope: _s, secretMarker: _m, ...shown } = runner;
     return [201, { runner: shown, encoded_jit_config: encoded }];
+  }
+
+  private listDeliveries(hook: FakeHook, scope: string, hookId: number, url: URL): [number, unknown] {
+    const perPage = Math.min(100, Number(url.searchParams.get('per_page') ?? 30) || 30);
+    const newestFirst = [...hook.deliveries].reverse();
+    const cursor = url.searchParams.get('cursor');
+    const start = cursor === null ? 0 : newestFirst.findIndex((d) => `v1_${d.id}` === cursor);
+    if (start < 0) throw new ApiError(422, 'Invalid cursor');
+    const items = newestFirst.slice(start, start + perPage);
+    const after = newestFirst[start + perPage];
+    const link = after
+      ? `<${this.url}/${scope}/hooks/${hookId}/deliveries?per_page=${perPage}&cursor=v1_${after.id}>; rel="next"`
+      : undefined;
+    return [200, Object.assign(items, link ? { link } : {})];
   }
 
   private list(scope: string, url: URL): [number, unknown] {

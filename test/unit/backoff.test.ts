@@ -217,12 +217,14 @@ describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', 
     let now = T0 + 40_000;
     const jobs = [
       job('pull', { ready: 0, created: T0 }),
-      job('other', { created: T0 }),
+      // Not ready either (waiting on the same image): nothing healthy outweighs the failure.
+      job('other', { ready: 0, created: T0 }),
       job('old-done', { active: 0, ready: 0, succeeded: 1, created: T0 - 600_000 }),
     ];
     const sel = b.select(jobs, now);
     // The Job not ready, and `other` (live, as recent) that may prove the queue healthy.
     expect(sel).toEqual({ failed: [], sample: ['pull', 'other'] });
+    // (`other` is not ready past the grace, and live: looked at either way.)
     const pulling = pod('p0', waiting('ErrImagePull', 'no such tag'), { job: 'pull', created: T0 + 1_000 });
     const scope = { jobs, failed: new Set(sel.failed), sample: new Set(sel.sample) };
     expect(b.observe([pulling], now, scope)).toEqual([
@@ -241,7 +243,9 @@ describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', 
       { kind: 'recovered', queue: 'q', step: 1 },
     ]);
     // Healthy again: the Job counted is not looked at again although its pods still fail.
-    expect(b.select(probeDone, now + 30_000)).toEqual({ failed: [], sample: [] });
+    // (`other` got ready meanwhile.)
+    const settled = probeDone.map((j) => (j.name === 'other' ? { ...j, ready: j.active } : j));
+    expect(b.select(settled, now + 30_000)).toEqual({ failed: [], sample: [] });
   });
 
   it('steps are not counted twice for a Job no longer looked at; a Job no longer listed is forgotten', () => {
@@ -272,7 +276,105 @@ describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', 
       pod('f0', { phase: 'Running', startTime: new Date(T0 + 12_000) }, { job: 'fine', created: T0 + 10_000 }),
     ];
     const events = b.observe(pods, now, { jobs, failed: new Set(sel.failed), sample: new Set(sel.sample) });
-    expect(events.map((e) => e.kind)).toEqual(['backoff', 'recovered']);
+    // One failure, one healthy start: failures do not dominate, so nothing is held at all.
+    expect(events).toEqual([expect.objectContaining({ kind: 'backoff', held: false, failures: 1, healthy: 1 })]);
     expect(b.gate('q', now).allow).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe('QueueBackoff: held only while failures dominate', () => {
+  const job = (name: string, o: Partial<JobStatusView> = {}): JobStatusView => ({
+    name,
+    queue: 'q',
+    created: T0,
+    active: 1,
+    ready: 1,
+    failed: 0,
+    succeeded: 0,
+    ...o,
+  });
+  const look = (b: QueueBackoff, jobs: JobStatusView[], pods: V1Pod[], now: number) => {
+    const sel = b.select(jobs, now);
+    return b.observe(pods, now, { jobs, failed: new Set(sel.failed), sample: new Set(sel.sample) });
+  };
+
+  it('a sporadic failure among healthy starts (a bad node, a spot reclaim) holds nothing and is no step', () => {
+    const b = new QueueBackoff(policy);
+    const now = T0 + 20_000;
+    // A burst of 20 agents: 19 ready, one failed at start.
+    const jobs = [
+      ...Array.from({ length: 19 }, (_, i) => job(`ok${i}`)),
+      job('bad-node', { active: 0, ready: 0, failed: 1 }),
+    ];
+    const events = look(b, jobs, [pod('x', failed(T0 + 3_000, T0 + 4_000), { job: 'bad-node' })], now);
+    expect(events).toEqual([
+      expect.objectContaining({ kind: 'backoff', held: false, step: 0, holdMs: 0, failures: 1, healthy: 19 }),
+    ]);
+    expect(b.gate('q', now)).toEqual({ allow: Number.POSITIVE_INFINITY, step: 0, holdUntil: 0 });
+    expect(b.steps(now)).toEqual({ q: 0 });
+    // Two more sporadic failures later in the window: still fewer than the healthy starts.
+    for (const i of [1, 2]) {
+      jobs.push(job(`bad${i}`, { active: 0, ready: 0, failed: 1, created: T0 + i * 10_000 }));
+      look(b, jobs, [pod(`y${i}`, failed(T0 + i * 10_000, T0 + i * 10_000 + 500), { job: `bad${i}` })], now + i);
+    }
+    expect(b.gate('q', now + 3).allow).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('failures that outnumber healthy starts hold the queue; its probe keeps the healthy capacity', () => {
+    const b = new QueueBackoff(policy);
+    let now = T0 + 20_000;
+    // Half the nodes are bad: 3 agents started healthy, 4 failed at start.
+    const jobs = [
+      job('ok', { active: 3, ready: 3 }),
+      ...[1, 2, 3, 4].map((i) => job(`bad${i}`, { active: 0, ready: 0, failed: 1, created: T0 + i })),
+    ];
+    const pods = [1, 2, 3, 4].map((i) => pod(`p${i}`, failed(T0 + i, T0 + 2_000), { job: `bad${i}`, created: T0 + i }));
+    const events = look(b, jobs, pods, now);
+    // The first three failures do not outnumber the 3 healthy starts; the fourth does.
+    expect(events.map((e) => (e.kind === 'backoff' ? e.held : undefined))).toEqual([false, false, false, true]);
+    expect(b.gate('q', now)).toMatchObject({ allow: 0, step: 1, holdUntil: T0 + 2_000 + 30_000 });
+    now = T0 + 2_000 + 30_000;
+    // The probe: as many agents as started healthy in the window, not one.
+    expect(b.gate('q', now).allow).toBe(3);
+    b.created('q', 'probe', now);
+    expect(b.gate('q', now + 1_000).allow).toBe(0);
+  });
+
+  it('a persistent failure is held as before: one agent per probe, holds doubling', () => {
+    const b = new QueueBackoff(policy);
+    let now = T0;
+    const jobs: JobStatusView[] = [];
+    const pods: V1Pod[] = [];
+    const holds: number[] = [];
+    for (let i = 1; i <= 6; i++) {
+      jobs.push(job(`j${i}`, { active: 0, ready: 0, failed: 1, created: now }));
+      pods.push(pod(`p${i}`, failed(now, now + 1_000), { job: `j${i}`, created: now }));
+      now += 2_000;
+      const [e] = look(b, jobs, pods, now);
+      holds.push(e?.kind === 'backoff' && e.held ? e.holdMs / 1000 : -1);
+      now = b.gate('q', now).holdUntil;
+      expect(b.gate('q', now).allow).toBe(1);
+      b.created('q', `j${i + 1}`, now);
+    }
+    expect(holds).toEqual([30, 60, 120, 240, 480, 600]);
+  });
+
+  it('failures leave the window, except the newest: a long hold is not forgotten', () => {
+    const b = new QueueBackoff({ ...policy, windowMs: 120_000 });
+    const jobs = [job('bad', { active: 0, ready: 0, failed: 1 })];
+    look(b, jobs, [pod('p', failed(T0, T0 + 1_000), { job: 'bad' })], T0 + 2_000);
+    expect(b.gate('q', T0 + 2_000).allow).toBe(0);
+    // Long after the window, with healthy starts since: the old failure no longer counts.
+    const later = T0 + 300_000;
+    const withHealthy = [...jobs, job('ok', { created: later - 10_000, active: 1, ready: 1 })];
+    const more = [...withHealthy, job('bad2', { active: 0, ready: 0, failed: 1, created: later - 5_000 })];
+    const events = look(
+      b,
+      more,
+      [pod('q2', failed(later - 5_000, later - 4_000), { job: 'bad2', created: later - 5_000 })],
+      later,
+    );
+    expect(events).toEqual([expect.objectContaining({ kind: 'backoff', held: false, failures: 1, healthy: 1 })]);
+    expect(b.gate('q', later).allow).toBe(Number.POSITIVE_INFINITY);
   });
 });

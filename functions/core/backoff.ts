@@ -24,9 +24,9 @@
  *  - has been unschedulable for longer than `unschedulableMs`.
  * It is "healthy" once it succeeded, or has been running for START_WINDOW_MS.
  *
- * A queue is held only while failures dominate it: more agents failed at start within the
- * window (`windowMs`, FAILURE_WINDOW_MS; the newest failure always counts) than started healthy
- * in it (the Job list's `ready` and `succeeded` pods of the Jobs created in the window, which
+ * A queue is held only while failures dominate it: at least HOLD_AFTER_FAILURES (2) agents failed
+ * at start within the window (`windowMs`, FAILURE_WINDOW_MS; the newest failure always counts),
+ * and more than started healthy in it (the Job list's `ready` and `succeeded` pods of the Jobs created in the window, which
  * costs no pod listing). A sporadic failure (a bad node, a spot reclaim, a slow image pull) among
  * healthy starts is logged and counted but holds nothing. While failures dominate, each Job with
  * an agent that failed at start is one step: the queue creates nothing for base * 2^(step-1)
@@ -61,6 +61,13 @@ export interface BackoffPolicy {
  * to see a queue's recent starts, short enough that last hour's bad node does not count.
  */
 export const FAILURE_WINDOW_MS = 600_000;
+
+/**
+ * Failures at start before a queue can be held: one failed agent with nothing healthy to weigh
+ * it against (a queue's first agent in a while, on a bad node) is retried at once; a second
+ * failure with no healthy start between holds it.
+ */
+export const HOLD_AFTER_FAILURES = 2;
 
 export const START_WINDOW_MS = 60_000;
 
@@ -285,10 +292,14 @@ export class QueueBackoff {
     return s.failedPods.size;
   }
 
-  /** Failures dominate the queue: more agents failed at start in the window than started healthy. */
+  /**
+   * Failures dominate the queue: more agents failed at start in the window than started healthy
+   * in it, and at least HOLD_AFTER_FAILURES of them unless the queue is held already (a long hold
+   * may leave only its newest failure in the window).
+   */
   private dominated(s: QueueState, now: number): boolean {
     const failures = this.failuresIn(s, now);
-    return failures > 0 && failures > s.healthy;
+    return failures > s.healthy && (failures >= HOLD_AFTER_FAILURES || s.step > 0);
   }
 
   private holdMs(step: number): number {
@@ -381,10 +392,15 @@ export class QueueBackoff {
       const failures = seen
         .filter((p) => p.health.kind === 'failed')
         .sort((a, b) => a.created - b.created || a.job.localeCompare(b.job));
+      const record = (f: (typeof failures)[number]) => s.failedPods.set(f.pod.metadata?.name ?? f.job, f.created);
       for (const f of failures) {
-        s.failedPods.set(f.pod.metadata?.name ?? f.job, f.created);
-        if (s.counted.has(f.job)) continue;
+        if (s.counted.has(f.job)) {
+          record(f);
+          continue;
+        }
         s.counted.add(f.job);
+        // A Job's agents are one batch: its failed pods are weighed together.
+        for (const g of failures) if (g.job === f.job) record(g);
         s.lastFailureAt = Math.max(s.lastFailureAt, f.created);
         const h = f.health as Extract<AgentHealth, { kind: 'failed' }>;
         const held = this.dominated(s, now);

@@ -146,16 +146,21 @@ describe('QueueBackoff', () => {
     const b = new QueueBackoff(policy);
     const pods = [1, 2, 3].map((i) => pod(`p${i}`, failed(T0 + i * 1000, T0 + i * 1000 + 500), { job: `j${i}` }));
     const events = b.observe(pods, T0 + 10_000);
-    expect(events.map((e) => (e.kind === 'backoff' ? e.step : 0))).toEqual([1, 2, 3]);
-    // Step 3 holds 120 s from when the latest of them failed, not from this first look.
-    expect(b.gate('q', T0 + 10_000)).toMatchObject({ allow: 0, step: 3, holdUntil: T0 + 3_500 + 120_000 });
-    expect(iso(b.gate('q', T0 + 10_000).holdUntil)).toBe('2026-11-29T10:02:03.500Z');
+    // The first failure alone holds nothing (HOLD_AFTER_FAILURES); the second and third are steps.
+    expect(events.map((e) => (e.kind === 'backoff' ? [e.held, e.step] : []))).toEqual([
+      [false, 0],
+      [true, 1],
+      [true, 2],
+    ]);
+    // Step 2 holds 60 s from when the latest of them failed, not from this first look.
+    expect(b.gate('q', T0 + 10_000)).toMatchObject({ allow: 0, step: 2, holdUntil: T0 + 3_500 + 60_000 });
+    expect(iso(b.gate('q', T0 + 10_000).holdUntil)).toBe('2026-11-29T10:01:03.500Z');
   });
 
   it('a cold start that lists a failure from long ago holds only what is left of it: one probe at once', () => {
     // Every invocation of a new process sees the same old Failed pod (its Job not finished yet):
     // it must not hold the queue for a whole new 30 s each time, or the queue never gets an agent.
-    const old = [pod('p1', failed(T0, T0 + 500), { job: 'j1' })];
+    const old = [pod('p1', failed(T0, T0 + 500), { job: 'j1' }), pod('p2', failed(T0, T0 + 500), { job: 'j1' })];
     for (const seenAt of [T0 + 20_000, T0 + 40_000, T0 + 60_000]) {
       const fresh = new QueueBackoff(policy);
       expect(fresh.observe(old, seenAt)).toEqual([expect.objectContaining({ kind: 'backoff', step: 1 })]);
@@ -225,9 +230,11 @@ describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', 
     // The Job not ready, and `other` (live, as recent) that may prove the queue healthy.
     expect(sel).toEqual({ failed: [], sample: ['pull', 'other'] });
     // (`other` is not ready past the grace, and live: looked at either way.)
-    const pulling = pod('p0', waiting('ErrImagePull', 'no such tag'), { job: 'pull', created: T0 + 1_000 });
+    const pulling = [0, 1].map((i) =>
+      pod(`p${i}`, waiting('ErrImagePull', 'no such tag'), { job: 'pull', created: T0 + 1_000 }),
+    );
     const scope = { jobs, failed: new Set(sel.failed), sample: new Set(sel.sample) };
-    expect(b.observe([pulling], now, scope)).toEqual([
+    expect(b.observe(pulling, now, scope)).toEqual([
       expect.objectContaining({ kind: 'backoff', step: 1, reason: 'ErrImagePull', jobName: 'pull' }),
     ]);
     // Backing off: every live Job of the queue is looked at (the probe's verdict, or health).
@@ -250,12 +257,12 @@ describe('QueueBackoff.select: only suspicious Jobs have their pods looked at', 
 
   it('steps are not counted twice for a Job no longer looked at; a Job no longer listed is forgotten', () => {
     const b = new QueueBackoff(policy);
-    const jobs = [job('j1', { active: 0, ready: 0, failed: 1 })];
-    const f = pod('a', failed(T0, T0 + 1_000), { job: 'j1' });
-    expect(b.observe([f], T0 + 2_000, { jobs, failed: new Set(['j1']), sample: new Set() })).toHaveLength(1);
+    const jobs = [job('j1', { active: 0, ready: 0, failed: 2 })];
+    const f = [pod('a', failed(T0, T0 + 1_000), { job: 'j1' }), pod('b', failed(T0, T0 + 1_000), { job: 'j1' })];
+    expect(b.observe(f, T0 + 2_000, { jobs, failed: new Set(['j1']), sample: new Set() })).toHaveLength(1);
     // Listed but not looked at: still counted (no second step when it is looked at again).
     expect(b.observe([], T0 + 3_000, { jobs, failed: new Set(), sample: new Set() })).toEqual([]);
-    expect(b.observe([f], T0 + 4_000, { jobs, failed: new Set(), sample: new Set(['j1']) })).toEqual([]);
+    expect(b.observe(f, T0 + 4_000, { jobs, failed: new Set(), sample: new Set(['j1']) })).toEqual([]);
     expect(b.gate('q', T0 + 4_000)).toMatchObject({ step: 1 });
     // Gone from the cluster (TTL): forgotten; a Job of that name listed again would be new.
     b.observe([], T0 + 5_000, { jobs: [], failed: new Set(), sample: new Set() });
@@ -340,29 +347,31 @@ describe('QueueBackoff: held only while failures dominate', () => {
     expect(b.gate('q', now + 1_000).allow).toBe(0);
   });
 
-  it('a persistent failure is held as before: one agent per probe, holds doubling', () => {
+  it('a persistent failure is held as before: one agent per probe, holds doubling; a first lone failure is retried', () => {
     const b = new QueueBackoff(policy);
     let now = T0;
     const jobs: JobStatusView[] = [];
     const pods: V1Pod[] = [];
     const holds: number[] = [];
-    for (let i = 1; i <= 6; i++) {
+    for (let i = 1; i <= 7; i++) {
       jobs.push(job(`j${i}`, { active: 0, ready: 0, failed: 1, created: now }));
       pods.push(pod(`p${i}`, failed(now, now + 1_000), { job: `j${i}`, created: now }));
       now += 2_000;
       const [e] = look(b, jobs, pods, now);
-      holds.push(e?.kind === 'backoff' && e.held ? e.holdMs / 1000 : -1);
-      now = b.gate('q', now).holdUntil;
-      expect(b.gate('q', now).allow).toBe(1);
+      holds.push(e?.kind === 'backoff' && e.held ? e.holdMs / 1000 : 0);
+      // Not held: the next tick makes another agent at once.
+      now = Math.max(now + 10_000, b.gate('q', now).holdUntil);
+      expect(b.gate('q', now).allow).toBe(i === 1 ? Number.POSITIVE_INFINITY : 1);
       b.created('q', `j${i + 1}`, now);
     }
-    expect(holds).toEqual([30, 60, 120, 240, 480, 600]);
+    expect(holds).toEqual([0, 30, 60, 120, 240, 480, 600]);
   });
 
   it('failures leave the window, except the newest: a long hold is not forgotten', () => {
     const b = new QueueBackoff({ ...policy, windowMs: 120_000 });
-    const jobs = [job('bad', { active: 0, ready: 0, failed: 1 })];
-    look(b, jobs, [pod('p', failed(T0, T0 + 1_000), { job: 'bad' })], T0 + 2_000);
+    const jobs = [job('bad', { active: 0, ready: 0, failed: 2 })];
+    const bad = ['p', 'p2'].map((n) => pod(n, failed(T0, T0 + 1_000), { job: 'bad' }));
+    look(b, jobs, bad, T0 + 2_000);
     expect(b.gate('q', T0 + 2_000).allow).toBe(0);
     // Long after the window, with healthy starts since: the old failure no longer counts.
     const later = T0 + 300_000;

@@ -184,16 +184,16 @@ describe('save and restore through the real client', () => {
     await expectTree(newer);
   });
 
-  it('restores only the PATHs it names, where they were saved (relative, absolute, with ..)', async () => {
+  it('restores only the PATHs it names: absolute ones where they were saved, from any directory', async () => {
     const key = freshKey('paths');
     const a = await makeTree('pa', 100, 'a');
     const b = await makeTree('pb', 100, 'b');
-    ok(await client(['save', key, 'pa', path.join(work, 'pb')]));
+    ok(await client(['save', key, path.join(work, 'pa'), path.join(work, 'pb')]));
     await rm(path.join(work, 'pa'), { recursive: true });
     await rm(path.join(work, 'pb'), { recursive: true });
     await mkdir(path.join(work, 'elsewhere'));
     // From another directory, naming only pb (with ..): pb comes back, pa does not.
-    const run = await runClient(['restore', key, '../pb'], {
+    const run = await runClient(['restore', key, `${path.join(work, 'elsewhere')}/../pb`], {
       url: cache.url,
       token,
       cwd: path.join(work, 'elsewhere'),
@@ -201,6 +201,41 @@ describe('save and restore through the real client', () => {
     expect(run.stderr).toMatch(`hit ${key}`);
     await expectTree(b);
     await expect(readFile(path.join(work, Object.keys(a)[0]!))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('relative PATHs are relative to the working directory: saved in one checkout, restored into another', async () => {
+    // Buildkite checks out into $BUILDKITE_BUILD_PATH/<agent name>/<org>/<pipeline>, and the agent
+    // name is the pod name: the next job's checkout is another directory.
+    const key = freshKey('across-agents');
+    const first = path.join(work, 'builds/agent-a/org/pipeline');
+    const second = path.join(work, 'builds/agent-b/org/pipeline');
+    await mkdir(path.join(first, 'node_modules/pkg'), { recursive: true });
+    await mkdir(second, { recursive: true });
+    const data = randomBytes(64 * 1024);
+    await writeFile(path.join(first, 'node_modules/pkg/index.js'), data);
+    await writeFile(path.join(work, 'builds/agent-a/org/shared.txt'), 'beside the checkout\n');
+    const at = (cwd: string, args: string[]) => runClient(args, { url: cache.url, token, cwd });
+    ok(await at(first, ['save', key, 'node_modules', './node_modules/../../shared.txt']));
+    const hit = ok(await at(second, ['restore', key, 'node_modules', '../shared.txt']));
+    expect(hit).toMatch(`hit ${key} (exact)`);
+    expect((await readFile(path.join(second, 'node_modules/pkg/index.js'))).equals(data)).toBe(true);
+    expect(await readFile(path.join(work, 'builds/agent-b/org/shared.txt'), 'utf8')).toBe('beside the checkout\n');
+    // Nothing was written under the first checkout's absolute path from the second.
+    expect((await readFile(path.join(first, 'node_modules/pkg/index.js'))).equals(data)).toBe(true);
+    // A relative PATH is not an absolute one: naming the first checkout's absolute path finds nothing.
+    const other = await at(second, ['restore', key, path.join(first, 'node_modules')]);
+    expect(other.stderr).toMatch(/warning: restore .*failed, nothing restored/);
+  });
+
+  it('the working directory itself is not a PATH: a warning on save, a usage error on restore', async () => {
+    const key = freshKey('dot');
+    await makeTree('d', 10);
+    const saved = ok(await client(['save', key, '.', 'd']));
+    expect(saved).toMatch(/warning: not saving \.: \/ or the working directory itself/);
+    expect(saved).toMatch(`saved ${key}`);
+    const run = await client(['restore', key, '.']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/cannot restore \.: \/ or the working directory itself/);
   });
 
   it('keeps a key immutable: of two concurrent saves exactly one wins, whole', async () => {

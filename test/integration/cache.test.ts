@@ -227,6 +227,48 @@ describe('save and restore through the real client', () => {
     expect(other.stderr).toMatch(/warning: restore .*failed, nothing restored/);
   });
 
+  it('many small files: saved as 4 tar shards extracted in parallel; a restore of some PATHs gets those only', async () => {
+    const key = freshKey('many');
+    const before = new Set(await objects());
+    const files: Record<string, Buffer> = {};
+    for (const dir of ['many-a', 'many-b']) {
+      for (let d = 0; d < 3; d++) {
+        await mkdir(path.join(work, dir, `d${d}`), { recursive: true });
+        for (let i = 0; i < 200; i++) files[`${dir}/d${d}/f${i}`] = randomBytes(100 + i);
+      }
+    }
+    await writeFile(path.join(work, 'many-a/back\\slash'), 'kept verbatim\n');
+    files['many-a/back\\slash'] = Buffer.from('kept verbatim\n');
+    for (const [name, data] of Object.entries(files)) await writeFile(path.join(work, name), data);
+    ok(await client(['save', key, 'many-a', 'many-b']));
+    const [object] = (await objects()).filter((o) => !before.has(o));
+    const whole = await cache.s3.send(new GetObjectCommand({ Bucket: cache.bucket, Key: object! }));
+    const bytes = Buffer.from(await whole.Body!.transformToByteArray());
+    // A 512-byte header says where each of the 4 tar archives starts.
+    expect(bytes.subarray(0, 512).toString('utf8')).toMatch(/^ci-cache-shards 512 \d+ \d+ \d+ *\n$/);
+
+    // Into another checkout, all of it: byte for byte.
+    const other = path.join(work, 'other');
+    await mkdir(other);
+    const all = await runClient(['restore', key, 'many-a', 'many-b'], { url: cache.url, token, cwd: other });
+    expect(all.stderr).toMatch(`hit ${key} (exact)`);
+    for (const [name, data] of Object.entries(files))
+      expect((await readFile(path.join(other, name))).equals(data), name).toBe(true);
+    // Only many-b: many-a does not come back, although every shard holds some of both.
+    const third = path.join(work, 'third');
+    await mkdir(third);
+    const some = await runClient(['restore', key, 'many-b'], { url: cache.url, token, cwd: third });
+    expect(some.stderr).toMatch(`hit ${key} (exact)`);
+    expect((await readFile(path.join(third, 'many-b/d2/f199'))).equals(files['many-b/d2/f199']!)).toBe(true);
+    await expect(readFile(path.join(third, 'many-a/d0/f0'))).rejects.toThrow(/ENOENT/);
+    // A PATH the entry does not hold: no shard has it, so nothing is restored.
+    const fourth = path.join(work, 'fourth');
+    await mkdir(fourth);
+    const none = await runClient(['restore', key, 'many-b', 'many-c'], { url: cache.url, token, cwd: fourth });
+    expect(none.stderr).toMatch(/warning: restore .*failed, nothing restored: .*many-c: Not found in archive/);
+    await expect(readFile(path.join(fourth, 'many-b/d0/f0'))).rejects.toThrow(/ENOENT/);
+  });
+
   it('the working directory itself is not a PATH: a warning on save, a usage error on restore', async () => {
     const key = freshKey('dot');
     await makeTree('d', 10);

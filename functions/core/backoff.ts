@@ -24,10 +24,17 @@
  *  - has been unschedulable for longer than `unschedulableMs`.
  * It is "healthy" once it succeeded, or has been running for START_WINDOW_MS.
  *
- * Each Job with an agent that failed at start is one step: the queue creates nothing for
- * base * 2^(step-1) (capped at max), then ONE probe agent, and nothing more until that probe
- * resolved (failed: next step; healthy: reset) or `maxMs` passed. The first healthy agent newer
- * than the last failure resets the queue. Other queues are never held: the state is per queue.
+ * A queue is held only while failures dominate it: at least HOLD_AFTER_FAILURES (2) agents failed
+ * at start within the window (`windowMs`, FAILURE_WINDOW_MS; the newest failure always counts),
+ * and more than started healthy in it (the Job list's `ready` and `succeeded` pods of the Jobs created in the window, which
+ * costs no pod listing). A sporadic failure (a bad node, a spot reclaim, a slow image pull) among
+ * healthy starts is logged and counted but holds nothing. While failures dominate, each Job with
+ * an agent that failed at start is one step: the queue creates nothing for base * 2^(step-1)
+ * (capped at max), then one probe Job of as many agents as started healthy in the window (at
+ * least one: its healthy capacity), and nothing more until that probe resolved (failed: next
+ * step; healthy: reset) or `maxMs` passed. A persistent failure (a bad image: nothing starts
+ * healthy) is held exactly as before, one agent per probe. The first healthy agent newer than the
+ * last failure resets the queue. Other queues are never held: the state is per queue.
  * Failures stay visible in the cluster until the Job's TTL, so a cold start re-learns the step
  * from the failing Jobs still there.
  */
@@ -45,7 +52,22 @@ export interface BackoffPolicy {
   readonly startWindowMs?: number;
   /** Pods of a Job still not all ready this long after its creation are looked at. */
   readonly notReadyGraceMs?: number;
+  /** Failures and healthy starts are weighed over this long (ms); default FAILURE_WINDOW_MS. */
+  readonly windowMs?: number;
 }
+
+/**
+ * How far back failures at start and healthy starts are weighed against each other: long enough
+ * to see a queue's recent starts, short enough that last hour's bad node does not count.
+ */
+export const FAILURE_WINDOW_MS = 600_000;
+
+/**
+ * Failures at start before a queue can be held: one failed agent with nothing healthy to weigh
+ * it against (a queue's first agent in a while, on a bad node) is retried at once; a second
+ * failure with no healthy start between holds it.
+ */
+export const HOLD_AFTER_FAILURES = 2;
 
 export const START_WINDOW_MS = 60_000;
 
@@ -202,16 +224,26 @@ export type BackoffEvent =
       readonly message: string;
       readonly pod: string;
       readonly jobName: string;
+      /** Whether the queue is held (failures dominate) or the failure is sporadic (nothing held). */
+      readonly held: boolean;
+      /** Agents that failed at start / started healthy in the window, this failure included. */
+      readonly failures: number;
+      readonly healthy: number;
     }
   | { readonly kind: 'recovered'; readonly queue: string; readonly step: number };
 
 interface QueueState {
+  /** Failing Jobs counted while failures dominated, since the last healthy agent (0: not held). */
   step: number;
   holdUntil: number;
   /** Creation time of the newest pod that failed at start. */
   lastFailureAt: number;
   /** Jobs already counted as a step (pruned to the Jobs still listed). */
   counted: Set<string>;
+  /** Pods that failed at start, with their creation time (pruned to the window, the newest kept). */
+  failedPods: Map<string, number>;
+  /** Agents that started healthy in the window, as of the last look. */
+  healthy: number;
   probe?: { jobName: string; at: number } | undefined;
 }
 
@@ -223,6 +255,10 @@ export interface Gate {
   /** Epoch ms until which the queue is held (0 when not held). */
   readonly holdUntil: number;
 }
+
+const isReady = (pod: V1Pod): boolean =>
+  pod.status?.phase === 'Running' &&
+  (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
 const queueOfPod = (pod: V1Pod): string | undefined =>
   pod.metadata?.annotations?.[QUEUE_ANNOTATION] ?? pod.metadata?.labels?.[QUEUE_LABEL];
@@ -237,10 +273,33 @@ export class QueueBackoff {
   private state(queue: string): QueueState {
     let s = this.queues.get(queue);
     if (!s) {
-      s = { step: 0, holdUntil: 0, lastFailureAt: 0, counted: new Set() };
+      s = { step: 0, holdUntil: 0, lastFailureAt: 0, counted: new Set(), failedPods: new Map(), healthy: 0 };
       this.queues.set(queue, s);
     }
     return s;
+  }
+
+  private windowMs(): number {
+    return this.policy.windowMs ?? FAILURE_WINDOW_MS;
+  }
+
+  /** Failures at start in the window (the newest always counts, so a long hold is not forgotten). */
+  private failuresIn(s: QueueState, now: number): number {
+    const from = now - this.windowMs();
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const t of s.failedPods.values()) newest = Math.max(newest, t);
+    for (const [pod, t] of s.failedPods) if (t < from && t < newest) s.failedPods.delete(pod);
+    return s.failedPods.size;
+  }
+
+  /**
+   * Failures dominate the queue: more agents failed at start in the window than started healthy
+   * in it, and at least HOLD_AFTER_FAILURES of them unless the queue is held already (a long hold
+   * may leave only its newest failure in the window).
+   */
+  private dominated(s: QueueState, now: number): boolean {
+    const failures = this.failuresIn(s, now);
+    return failures > s.healthy && (failures >= HOLD_AFTER_FAILURES || s.step > 0);
   }
 
   private holdMs(step: number): number {
@@ -323,20 +382,35 @@ export class QueueBackoff {
       const listedJobs = new Set([...seen.map((p) => p.job), ...listed.map((j) => j.name)]);
       for (const j of s.counted) if (!listedJobs.has(j)) s.counted.delete(j);
 
+      // Healthy starts in the window: from the Job list (ready or succeeded pods of the Jobs
+      // created in it) when there is one, else from the pods given.
+      const from = now - this.windowMs();
+      s.healthy = scope
+        ? listed.filter((j) => j.created >= from).reduce((n, j) => n + j.ready + j.succeeded, 0)
+        : seen.filter((p) => p.created >= from && (p.health.kind === 'healthy' || isReady(p.pod))).length;
+
       const failures = seen
         .filter((p) => p.health.kind === 'failed')
         .sort((a, b) => a.created - b.created || a.job.localeCompare(b.job));
+      const record = (f: (typeof failures)[number]) => s.failedPods.set(f.pod.metadata?.name ?? f.job, f.created);
       for (const f of failures) {
-        if (s.counted.has(f.job)) continue;
+        if (s.counted.has(f.job)) {
+          record(f);
+          continue;
+        }
         s.counted.add(f.job);
-        s.step++;
+        // A Job's agents are one batch: its failed pods are weighed together.
+        for (const g of failures) if (g.job === f.job) record(g);
         s.lastFailureAt = Math.max(s.lastFailureAt, f.created);
-        const holdMs = this.holdMs(s.step);
         const h = f.health as Extract<AgentHealth, { kind: 'failed' }>;
+        const held = this.dominated(s, now);
+        // A sporadic failure among healthy starts holds nothing (and is no step).
+        if (held) s.step++;
+        const holdMs = held ? this.holdMs(s.step) : 0;
         // Held from when the agent failed, not from when this process first saw it: a cold
         // start (a new Lambda container) that lists a pod which failed long ago holds the queue
         // for what is left of that hold, not for a whole new one on every invocation.
-        s.holdUntil = Math.max(s.holdUntil, Math.min(now, h.endedAt ?? now) + holdMs);
+        if (held) s.holdUntil = Math.max(s.holdUntil, Math.min(now, h.endedAt ?? now) + holdMs);
         if (s.probe?.jobName === f.job) s.probe = undefined;
         events.push({
           kind: 'backoff',
@@ -347,6 +421,9 @@ export class QueueBackoff {
           message: h.message,
           pod: f.pod.metadata?.name ?? '',
           jobName: f.job,
+          held,
+          failures: s.failedPods.size,
+          healthy: s.healthy,
         });
       }
       // A Job's pods are all newer than the Job: one that succeeded proves a healthy agent.
@@ -370,24 +447,29 @@ export class QueueBackoff {
     return events;
   }
 
-  /** How many agents `queue` may create at `now`. */
+  /**
+   * How many agents `queue` may create at `now`: any number unless failures dominate it; then
+   * none during the hold and while a probe is unresolved, else a probe of as many agents as
+   * started healthy in the window (at least one).
+   */
   gate(queue: string, now: number): Gate {
     const s = this.queues.get(queue);
-    if (!s || s.step === 0) return { allow: Number.POSITIVE_INFINITY, step: 0, holdUntil: 0 };
+    if (!s || s.step === 0 || !this.dominated(s, now))
+      return { allow: Number.POSITIVE_INFINITY, step: 0, holdUntil: 0 };
     if (now < s.holdUntil) return { allow: 0, step: s.step, holdUntil: s.holdUntil };
     if (s.probe && now - s.probe.at < this.policy.maxMs)
       return { allow: 0, step: s.step, holdUntil: s.probe.at + this.policy.maxMs };
-    return { allow: 1, step: s.step, holdUntil: 0 };
+    return { allow: Math.max(1, s.healthy), step: s.step, holdUntil: 0 };
   }
 
-  /** The scaler created a Job for `queue`: while backing off, it is the probe. */
+  /** The scaler created a Job for `queue`: while held, it is the probe. */
   created(queue: string, jobName: string, now: number): void {
     const s = this.queues.get(queue);
-    if (s && s.step > 0) s.probe = { jobName, at: now };
+    if (s && s.step > 0 && this.dominated(s, now)) s.probe = { jobName, at: now };
   }
 
-  /** Queues currently backing off, with their step (for metrics). */
-  steps(): Record<string, number> {
-    return Object.fromEntries([...this.queues].map(([q, s]) => [q, s.step]));
+  /** Per queue, its step while held (0: not held), for metrics. */
+  steps(now: number = Number.NEGATIVE_INFINITY): Record<string, number> {
+    return Object.fromEntries([...this.queues].map(([q, s]) => [q, s.step > 0 && this.dominated(s, now) ? s.step : 0]));
   }
 }

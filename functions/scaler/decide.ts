@@ -43,7 +43,7 @@ export function measureBackoff(ports: ScalerPorts, look: PodLook | undefined): v
   const events = backoff.observe(look.pods, ports.now(), look);
   const failures = new Map<string, number>();
   for (const e of events) logBackoff(log, e, failures);
-  for (const [queue, step] of Object.entries(backoff.steps()))
+  for (const [queue, step] of Object.entries(backoff.steps(ports.now())))
     ports.metrics?.backoff?.(queue, step, failures.get(queue) ?? 0);
 }
 
@@ -53,6 +53,22 @@ function logBackoff(log: ScalerLog, e: BackoffEvent, failures: Map<string, numbe
     return;
   }
   failures.set(e.queue, (failures.get(e.queue) ?? 0) + 1);
+  if (!e.held) {
+    // Sporadic: healthy starts outnumber failures in the window, so the queue is not held.
+    log.warn(
+      `queue ${e.queue} not held: agent failed at start (${e.reason}: ${e.message}); ${e.failures} failed, ${e.healthy} started healthy in the window`,
+      {
+        queue: e.queue,
+        reason: e.reason,
+        message: e.message,
+        pod: e.pod,
+        jobName: e.jobName,
+        failures: e.failures,
+        healthy: e.healthy,
+      },
+    );
+    return;
+  }
   log.warn(
     `queue ${e.queue} backs off ${Math.round(e.holdMs / 1000)} s: agent failed at start (${e.reason}: ${e.message})`,
     {

@@ -144,7 +144,7 @@ describe('back-off of queues whose agents fail at start', () => {
     assertRbacCovers(kube.calls);
   }, 120_000);
 
-  it('many healthy agents across several Jobs: no pod listed per tick, whatever their number; a failing Job is still found', async () => {
+  it('many healthy agents across several Jobs: no pod listed per tick, whatever their number; a failing Job is still found, a sporadic one holds nothing', async () => {
     const NS = 'ci-scale';
     const queue = await sqs.createQueue('scale-events', { maxReceiveCount: 3, visibilityTimeoutSeconds: 30 });
     await createLedgerTable(dynamo.endpoint, 'scale-ledger');
@@ -207,7 +207,8 @@ describe('back-off of queues whose agents fail at start', () => {
     }
 
     // One agent of a new Job fails at start: the next tick lists that Job's Failed pods (one
-    // request, one pod) and backs the queue off; demand that follows waits.
+    // request, one pod). Among 750 healthy starts it is sporadic (a bad node): logged, counted,
+    // but the queue is not held, and demand that follows is served at once.
     const before = new Set(jobsOf('steady').map((j) => j.metadata?.name));
     await schedule('steady', 2);
     await tickCalls();
@@ -230,23 +231,21 @@ describe('back-off of queues whose agents fail at start', () => {
     expect(proof[0]?.labelSelector).toMatch(/,batch\.kubernetes\.io\/job-completion-index in \(0,1,2,3,4\)$/);
     expect(proof[0]?.labelSelector).toContain(newest);
     expect(proof[0]?.items).toBeLessThanOrEqual(5 * jobsOf('steady').length);
-    expect(warnings.filter((w) => /^queue steady backs off 30 s: agent failed at start \(Error/.test(w))).toHaveLength(
-      1,
-    );
-    const held = jobsOf('steady').length;
+    expect(warnings.filter((w) => /^queue steady backs off/.test(w))).toEqual([]);
+    expect(
+      warnings.filter((w) =>
+        /^queue steady not held: agent failed at start \(Error: .*\); 1 failed, \d+ started healthy in the window$/.test(
+          w,
+        ),
+      ),
+    ).toHaveLength(1);
+    const served = jobsOf('steady').length;
     await schedule('steady', 5);
     await tickCalls();
-    expect(jobsOf('steady')).toHaveLength(held);
+    expect(jobsOf('steady').length).toBeGreaterThan(served);
 
-    // While `steady` backs off, each tick looks at a sample of its live Jobs that may prove it
-    // healthy (the first 5 indexes of those created since about its last failure), not at its
-    // 750 agents.
-    const items = (pods: readonly KubeList[]) => pods.reduce((sum, l) => sum + l.items, 0);
-    const backingOff = await tickCalls();
-    expect(backingOff.pods).toHaveLength(1);
-    expect(backingOff.pods[0]?.labelSelector).toContain(newest);
-    expect(items(backingOff.pods)).toBeGreaterThanOrEqual(2);
-    expect(items(backingOff.pods)).toBeLessThanOrEqual(5 * jobsOf('steady').length);
+    // Not held: the next tick lists no pod again.
+    expect((await tickCalls()).pods).toEqual([]);
 
     // A Job whose agents cannot pull their image: not ready, so looked at once past the 30 s
     // grace, through a sample of its first indexes, and backed off with Kubernetes' reason.
@@ -265,7 +264,7 @@ describe('back-off of queues whose agents fail at start', () => {
         `job-name in \\([^)]*${pulling}[^)]*\\),batch\\.kubernetes\\.io/job-completion-index in \\(0,1,2,3,4\\)$`,
       ),
     );
-    // At most 5 pods of each Job named (those of `steady`, still backing off, are named too).
+    // At most 5 pods of each Job named.
     const names = /job-name in \(([^)]*)\)/.exec(sampled[0]?.labelSelector ?? '')?.[1]?.split(',') ?? [];
     expect(sampled[0]?.items).toBeLessThanOrEqual(5 * names.length);
     expect(warnings.filter((w) => /^queue images backs off/.test(w))).toEqual([

@@ -5,7 +5,7 @@
  * `pluginPhase` below, a transcription of buildkite-agent's checkoutPlugin (internal/job/plugin.go:
  * reuse <plugins-path>/<agent-name>/<Identifier()> when its .git exists, else `git clone` and
  * `git checkout -f VERSION`), cloning from local bare repositories that stand in for the git host.
- * ci-cache is test/support/fake-ci-cache (same CLI, immutable keys, absolute paths). Each "pod"
+ * ci-cache is test/support/fake-ci-cache (same CLI, immutable keys, the same paths). Each "pod"
  * gets a fresh plugins directory at the same path, as an emptyDir does.
  */
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -184,16 +184,16 @@ describe('save and restore through the real client', () => {
     await expectTree(newer);
   });
 
-  it('restores only the PATHs it names, where they were saved (relative, absolute, with ..)', async () => {
+  it('restores only the PATHs it names: absolute ones where they were saved, from any directory', async () => {
     const key = freshKey('paths');
     const a = await makeTree('pa', 100, 'a');
     const b = await makeTree('pb', 100, 'b');
-    ok(await client(['save', key, 'pa', path.join(work, 'pb')]));
+    ok(await client(['save', key, path.join(work, 'pa'), path.join(work, 'pb')]));
     await rm(path.join(work, 'pa'), { recursive: true });
     await rm(path.join(work, 'pb'), { recursive: true });
     await mkdir(path.join(work, 'elsewhere'));
     // From another directory, naming only pb (with ..): pb comes back, pa does not.
-    const run = await runClient(['restore', key, '../pb'], {
+    const run = await runClient(['restore', key, `${path.join(work, 'elsewhere')}/../pb`], {
       url: cache.url,
       token,
       cwd: path.join(work, 'elsewhere'),
@@ -201,6 +201,83 @@ describe('save and restore through the real client', () => {
     expect(run.stderr).toMatch(`hit ${key}`);
     await expectTree(b);
     await expect(readFile(path.join(work, Object.keys(a)[0]!))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('relative PATHs are relative to the working directory: saved in one checkout, restored into another', async () => {
+    // Buildkite checks out into $BUILDKITE_BUILD_PATH/<agent name>/<org>/<pipeline>, and the agent
+    // name is the pod name: the next job's checkout is another directory.
+    const key = freshKey('across-agents');
+    const first = path.join(work, 'builds/agent-a/org/pipeline');
+    const second = path.join(work, 'builds/agent-b/org/pipeline');
+    await mkdir(path.join(first, 'node_modules/pkg'), { recursive: true });
+    await mkdir(second, { recursive: true });
+    const data = randomBytes(64 * 1024);
+    await writeFile(path.join(first, 'node_modules/pkg/index.js'), data);
+    await writeFile(path.join(work, 'builds/agent-a/org/shared.txt'), 'beside the checkout\n');
+    const at = (cwd: string, args: string[]) => runClient(args, { url: cache.url, token, cwd });
+    ok(await at(first, ['save', key, 'node_modules', './node_modules/../../shared.txt']));
+    const hit = ok(await at(second, ['restore', key, 'node_modules', '../shared.txt']));
+    expect(hit).toMatch(`hit ${key} (exact)`);
+    expect((await readFile(path.join(second, 'node_modules/pkg/index.js'))).equals(data)).toBe(true);
+    expect(await readFile(path.join(work, 'builds/agent-b/org/shared.txt'), 'utf8')).toBe('beside the checkout\n');
+    // Nothing was written under the first checkout's absolute path from the second.
+    expect((await readFile(path.join(first, 'node_modules/pkg/index.js'))).equals(data)).toBe(true);
+    // A relative PATH is not an absolute one: naming the first checkout's absolute path finds nothing.
+    const other = await at(second, ['restore', key, path.join(first, 'node_modules')]);
+    expect(other.stderr).toMatch(/warning: restore .*failed, nothing restored/);
+  });
+
+  it('many small files: saved as 4 tar shards extracted in parallel; a restore of some PATHs gets those only', async () => {
+    const key = freshKey('many');
+    const before = new Set(await objects());
+    const files: Record<string, Buffer> = {};
+    for (const dir of ['many-a', 'many-b']) {
+      for (let d = 0; d < 3; d++) {
+        await mkdir(path.join(work, dir, `d${d}`), { recursive: true });
+        for (let i = 0; i < 200; i++) files[`${dir}/d${d}/f${i}`] = randomBytes(100 + i);
+      }
+    }
+    await writeFile(path.join(work, 'many-a/back\\slash'), 'kept verbatim\n');
+    files['many-a/back\\slash'] = Buffer.from('kept verbatim\n');
+    for (const [name, data] of Object.entries(files)) await writeFile(path.join(work, name), data);
+    ok(await client(['save', key, 'many-a', 'many-b']));
+    const [object] = (await objects()).filter((o) => !before.has(o));
+    const whole = await cache.s3.send(new GetObjectCommand({ Bucket: cache.bucket, Key: object! }));
+    const bytes = Buffer.from(await whole.Body!.transformToByteArray());
+    // A 512-byte header says where each of the 4 tar archives starts.
+    expect(bytes.subarray(0, 512).toString('utf8')).toMatch(/^ci-cache-shards 512 \d+ \d+ \d+ *\n$/);
+
+    // Into another checkout, all of it: byte for byte.
+    const other = path.join(work, 'other');
+    await mkdir(other);
+    const all = await runClient(['restore', key, 'many-a', 'many-b'], { url: cache.url, token, cwd: other });
+    expect(all.stderr).toMatch(`hit ${key} (exact)`);
+    for (const [name, data] of Object.entries(files))
+      expect((await readFile(path.join(other, name))).equals(data), name).toBe(true);
+    // Only many-b: many-a does not come back, although every shard holds some of both.
+    const third = path.join(work, 'third');
+    await mkdir(third);
+    const some = await runClient(['restore', key, 'many-b'], { url: cache.url, token, cwd: third });
+    expect(some.stderr).toMatch(`hit ${key} (exact)`);
+    expect((await readFile(path.join(third, 'many-b/d2/f199'))).equals(files['many-b/d2/f199']!)).toBe(true);
+    await expect(readFile(path.join(third, 'many-a/d0/f0'))).rejects.toThrow(/ENOENT/);
+    // A PATH the entry does not hold: no shard has it, so nothing is restored.
+    const fourth = path.join(work, 'fourth');
+    await mkdir(fourth);
+    const none = await runClient(['restore', key, 'many-b', 'many-c'], { url: cache.url, token, cwd: fourth });
+    expect(none.stderr).toMatch(/warning: restore .*failed, nothing restored: .*many-c: Not found in archive/);
+    await expect(readFile(path.join(fourth, 'many-b/d0/f0'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('the working directory itself is not a PATH: a warning on save, a usage error on restore', async () => {
+    const key = freshKey('dot');
+    await makeTree('d', 10);
+    const saved = ok(await client(['save', key, '.', 'd']));
+    expect(saved).toMatch(/warning: not saving \.: \/ or the working directory itself/);
+    expect(saved).toMatch(`saved ${key}`);
+    const run = await client(['restore', key, '.']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/cannot restore \.: \/ or the working directory itself/);
   });
 
   it('keeps a key immutable: of two concurrent saves exactly one wins, whole', async () => {

@@ -134,6 +134,43 @@ describe('a Job whose pods the API server refuses', () => {
     60_000,
   );
 
+  it('a Job killed by its activeDeadlineSeconds soon after its agents started is no start failure', async () => {
+    kube.reset();
+    const queue = await sqs.createQueue('deadline', { maxReceiveCount: 3, visibilityTimeoutSeconds: 30 });
+    await createLedgerTable(dynamo.endpoint, 'deadline');
+    const config = loadScalerConfig({
+      EVENTS_QUEUE_URL: queue.url,
+      LEDGER_TABLE: 'deadline',
+      KUBECONFIG: kube.kubeconfigPath,
+      QUEUES: 'q',
+      MAX_AGENTS: '10',
+      KUBE_NAMESPACE: 'ci-agents',
+    });
+    const lines: string[] = [];
+    const quiet = () => {};
+    const ports: ScalerPorts = {
+      ...(await createPorts(config, { debug: quiet, info: quiet, warn: (m) => void lines.push(m), error: quiet })),
+      now: () => clock,
+    };
+    const events = createEventsQueue(queue.url);
+    for (let i = 0; i < 2; i++)
+      await events.sendEvent(
+        jobEvent(`d-${i}`, 'scheduled', { queue: 'q', occurredAt: new Date(clock).toISOString() }),
+      );
+    await tick(ports, scalerSettings(config), { waitSeconds: 0, deadline: Date.now() + 20_000 });
+    const [job] = kube.jobs('ci-agents');
+    kube.startAll();
+    clock += 10_000;
+    // The deadline comes 10 s after the agents started (well inside the start window).
+    kube.expireDeadline(job?.metadata?.name ?? '', 'ci-agents');
+    expect(kube.job(job?.metadata?.name ?? '', 'ci-agents')?.status?.failed).toBe(2);
+    clock += TICK_MS;
+    const report = await tick(ports, scalerSettings(config), { waitSeconds: 0, deadline: Date.now() + 20_000 });
+    expect(report.errors).toEqual([]);
+    expect(lines.filter((l) => /backs off/.test(l))).toEqual([]);
+    expect(ports.backoff?.gate('q', clock).step).toBe(0);
+  }, 60_000);
+
   it('a healthy tick reads no Event; a Job whose pods exist is never looked at for Events', async () => {
     kube.reset();
     const queue = await sqs.createQueue('refused-none', { maxReceiveCount: 3, visibilityTimeoutSeconds: 30 });

@@ -1545,11 +1545,41 @@ export class FakeKube {
     }
   }
 
-  /** activeDeadlineSeconds passed: Failed (DeadlineExceeded), active pods killed. */
+  /**
+   * activeDeadlineSeconds passed (job_controller.go): the controller deletes the active pods,
+   * which the kubelet stops (SIGTERM: exit 143, phase Failed; they stay listed with their
+   * deletionTimestamp while they terminate) and counts them in `failed`; the Job gets
+   * FailureTarget, then Failed, with reason DeadlineExceeded.
+   */
   expireDeadline(jobName: string, namespace?: string): void {
     const job = this.findJob(jobName, namespace);
     if (!job) throw new Error(`fake-kube: no job ${jobName}`);
     if (this.jobFinished(job)) return;
+    const st = this.state.get(job.metadata.uid);
+    const t = this.now();
+    for (const pod of this.activePods(job)) {
+      pod.metadata.deletionTimestamp = t;
+      pod.metadata.finalizers = [];
+      pod.status = {
+        ...pod.status,
+        phase: 'Failed',
+        conditions: pod.status.conditions.map((c) =>
+          c.type === 'Ready' || c.type === 'ContainersReady'
+            ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: t }
+            : c,
+        ),
+        containerStatuses: pod.spec.containers.map((c) => ({
+          name: c.name,
+          image: c.image,
+          ready: false,
+          restartCount: 0,
+          started: false,
+          state: { terminated: { exitCode: 143, reason: 'Error', startedAt: pod.status.startTime ?? t, finishedAt: t } },
+        })),
+      };
+      pod.metadata.resourceVersion = this.nextRv();
+      if (st) st.failed++;
+    }
     this.finish(job, 'Failed', 'DeadlineExceeded', 'Job was active longer than specified deadline');
     this.reconcile(job);
   }

@@ -5,6 +5,9 @@
  * recorder, pkg/controller/controller_utils.go). The real scaler wiring against DynamoDB Local,
  * fauxqs and the fake Kubernetes API on a simulated clock; the fake refuses pods as admission does.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { queueOf } from '../../functions/core/agent-job.js';
@@ -169,6 +172,61 @@ describe('a Job whose pods the API server refuses', () => {
     expect(report.errors).toEqual([]);
     expect(lines.filter((l) => /backs off/.test(l))).toEqual([]);
     expect(ports.backoff?.gate('q', clock).step).toBe(0);
+  }, 60_000);
+
+  it('a custom template with a typo (an unknown field): the first tick fails its create with the field named, nothing is made', async () => {
+    kube.reset();
+    const dir = mkdtempSync(join(tmpdir(), 'typo-'));
+    const template = join(dir, 'typo.yaml');
+    writeFileSync(
+      template,
+      [
+        'apiVersion: batch/v1',
+        'kind: Job',
+        'spec:',
+        '  template:',
+        '    spec:',
+        '      containers:',
+        '        - name: agent',
+        '          image: busybox:1.37',
+        '          imagePullPolice: Always',
+        '      nodeSelecter:',
+        '        pool: ci',
+        '',
+      ].join('\n'),
+    );
+    const queue = await sqs.createQueue('typo', { maxReceiveCount: 3, visibilityTimeoutSeconds: 30 });
+    await createLedgerTable(dynamo.endpoint, 'typo');
+    const config = loadScalerConfig({
+      EVENTS_QUEUE_URL: queue.url,
+      LEDGER_TABLE: 'typo',
+      KUBECONFIG: kube.kubeconfigPath,
+      QUEUES: 'q',
+      MAX_AGENTS: '10',
+      KUBE_NAMESPACE: 'ci-agents',
+      JOB_TEMPLATE: template,
+    });
+    const warnings: { message: string; extra: Record<string, unknown> }[] = [];
+    const quiet = () => {};
+    const ports: ScalerPorts = {
+      ...(await createPorts(config, {
+        debug: quiet,
+        info: quiet,
+        warn: (message, extra) => void warnings.push({ message, extra }),
+        error: quiet,
+      })),
+      now: () => clock,
+    };
+    await createEventsQueue(queue.url).sendEvent(
+      jobEvent('t-0', 'scheduled', { queue: 'q', occurredAt: new Date(clock).toISOString() }),
+    );
+    const report = await tick(ports, scalerSettings(config), { waitSeconds: 0, deadline: Date.now() + 20_000 });
+    const expected =
+      'strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolice", unknown field "spec.template.spec.nodeSelecter"';
+    expect(report.errors).toEqual([expect.stringContaining(expected)]);
+    expect(report.errors[0]).toMatch(/HTTP 400 BadRequest/);
+    expect(warnings.map((w) => w.extra.error)).toEqual([expect.stringContaining(expected)]);
+    expect(kube.jobs('ci-agents')).toEqual([]);
   }, 60_000);
 
   it('a healthy tick reads no Event; a Job whose pods exist is never looked at for Events', async () => {

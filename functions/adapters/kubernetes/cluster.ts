@@ -10,11 +10,14 @@
  * OwnerReferencesPermissionEnforcement; the reference never blocks its owner's deletion, so no
  * `update` on jobs/finalizers is needed.
  */
+import type { AgentOptions } from 'node:https';
 import {
   BatchV1Api,
+  type Cluster,
   CoreV1Api,
   type CoreV1Event,
   createConfiguration,
+  type KubeConfig,
   PatchStrategy,
   type RequestContext,
   type ResponseContext,
@@ -68,6 +71,7 @@ export async function createCluster(
   const { kubeConfig } = await loadKubeConfig(access, namespace, options);
   const server = kubeConfig.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');
+  keepOneDispatcher(kubeConfig);
   const timeoutMs = options.timeoutMs ?? 5000;
   const pageSize = options.pageSize ?? 500;
   const configuration = createConfiguration({
@@ -174,7 +178,7 @@ export async function createCluster(
   async function createSecret(body: V1Secret): Promise<'created' | 'exists'> {
     const name = body.metadata?.name ?? '(unnamed)';
     try {
-      await core.createNamespacedSecret({ namespace, body, fieldValidation: 'Strict' });
+      await core.createNamespacedSecret({ namespace, body, fieldValidation: 'Strict' }, asIs(body));
       return 'created';
     } catch (e) {
       // The error names the Secret, never its content.
@@ -286,7 +290,7 @@ export async function createCluster(
       try {
         // Strict: a field the server does not know (a typo in a custom template) is a 400 naming
         // it, not a field silently dropped from the agents' pods.
-        await batch.createNamespacedJob({ namespace, body: job, fieldValidation: 'Strict' });
+        await batch.createNamespacedJob({ namespace, body: job, fieldValidation: 'Strict' }, asIs(job));
         return 'created';
       } catch (e) {
         const err = toKubeError(e, `create job ${namespace}/${name}`);
@@ -295,6 +299,54 @@ export async function createCluster(
       }
     },
   };
+}
+
+/**
+ * One keep-alive connection pool per cluster. client-node 2.0.1 builds a new undici Agent for
+ * EVERY request when the cluster has TLS options (a CA, client certificates:
+ * KubeConfig.applySecurityAuthentication -> createDispatcher), so each call opened a new TCP
+ * and TLS connection. The Agent is made once and reused while the options it was made from
+ * (createDispatcherOptions: CA, certificates, proxy) stay the same; new options (a rotated
+ * client certificate) get a new one.
+ */
+export function keepOneDispatcher(kubeConfig: KubeConfig): void {
+  type Make = (cluster: Cluster | null, agentOptions: AgentOptions) => unknown;
+  const target = kubeConfig as unknown as { createDispatcher: Make };
+  const make = target.createDispatcher.bind(kubeConfig);
+  let kept: { key: string; dispatcher: unknown } | undefined;
+  target.createDispatcher = (cluster, agentOptions) => {
+    const key = JSON.stringify(kubeConfig.createDispatcherOptions(cluster, agentOptions));
+    if (kept?.key !== key) {
+      void (kept?.dispatcher as { close?: () => Promise<void> } | undefined)?.close?.().catch(() => {});
+      kept = { key, dispatcher: make(cluster, agentOptions) };
+    }
+    return kept.dispatcher;
+  };
+}
+
+/**
+ * Sends the object as written (JSON) instead of the client's serialization, which keeps only the
+ * fields its models know and so drops a template's typo (or a field newer than the client)
+ * without a word; the server's Strict field validation then names it.
+ */
+function asIs(body: object): ReturnType<typeof setHeaderOptions> {
+  // Per-call middleware is the client's Observable kind (its rxjs stub: toPromise, pipe).
+  const observable = <T>(value: T) => ({
+    toPromise: () => Promise.resolve(value),
+    pipe: <U>(f: (v: T) => U) => observable(f(value)),
+  });
+  return {
+    middleware: [
+      {
+        pre: (context: RequestContext) => {
+          context.setBody(JSON.stringify(body));
+          return observable(context);
+        },
+        post: (context: ResponseContext) => observable(context),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  } as unknown as ReturnType<typeof setHeaderOptions>;
 }
 
 /** When an Event last happened (epoch ms): series, lastTimestamp, eventTime, creation. */

@@ -21,6 +21,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,7 @@ import {
 } from './objects.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
 import * as S from './status.js';
-import { validateJob } from './validation.js';
+import { unknownFields, validateJob } from './validation.js';
 
 export type RbacVerb = 'create' | 'get' | 'list' | 'watch' | 'delete' | 'deletecollection' | 'update' | 'patch';
 
@@ -86,6 +87,11 @@ export interface FakeKubeOptions {
    * Absent: everything is allowed.
    */
   authorize?: (call: KubeCall) => boolean;
+  /**
+   * Serve HTTPS with this certificate (PEM; self-signed, for 127.0.0.1): the kubeconfig then
+   * carries it as the cluster's CA, and `tlsHandshakes` counts the TLS connections made.
+   */
+  tls?: { key: string; cert: string };
 }
 
 export interface FaultMatch {
@@ -203,6 +209,23 @@ function mergePatch(target: unknown, patch: unknown): unknown {
  * A copy of a stored Job typed as the client's model, for tests and tooling: the JSON the client
  * would read (timestamps stay ISO strings where V1Job says Date, as they always did here).
  */
+/**
+ * `fieldValidation=Strict`: a body with a field its type does not have is refused, 400
+ * BadRequest naming every such field (apiserver handlers/create.go, apimachinery
+ * StrictDecodingError). Without it this fake keeps such fields (a real server drops them).
+ */
+function strict(url: URL, body: JsonObject, kind: 'Job' | 'Secret'): JsonObject {
+  if (url.searchParams.get('fieldValidation') !== 'Strict') return body;
+  const unknown = unknownFields(body, `V1${kind}`);
+  if (unknown.length > 0)
+    throw new HttpError(
+      S.badRequest(
+        `${kind} in version "v1" cannot be handled as a ${kind}: strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`,
+      ),
+    );
+  return body;
+}
+
 /** A PATCH must be a merge patch (JSON or strategic: the same for the fields served here). */
 function mergePatchType(req: http.IncomingMessage): void {
   const [mediaType = ''] = String(req.headers['content-type'] ?? '').split(';');
@@ -239,7 +262,10 @@ export class FakeKube {
   /** Every list request served, in order, with its selectors. */
   readonly lists: KubeList[] = [];
 
-  private server: http.Server;
+  /** TLS handshakes completed (with `tls`): one per new connection. */
+  tlsHandshakes = 0;
+
+  private server: http.Server | https.Server;
   private dir: string;
   private rv = 1000;
   private jobStore = new Map<string, JobObject>();
@@ -263,13 +289,18 @@ export class FakeKube {
   constructor(private readonly options: FakeKubeOptions = {}) {
     this.token = options.token ?? randomBytes(16).toString('hex');
     this.dir = mkdtempSync(join(options.dir ?? tmpdir(), 'fake-kube-'));
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
+    if (options.tls) {
+      const server = https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler);
+      server.on('secureConnection', () => this.tlsHandshakes++);
+      this.server = server;
+    } else this.server = http.createServer(handler);
   }
 
   async start(): Promise<this> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     const { port } = this.server.address() as AddressInfo;
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     this.kubeconfigPath = join(this.dir, 'kubeconfig.yaml');
     const ns = this.options.namespace ?? 'ci-agents';
     // JSON is YAML: the client reads this like any kubeconfig.
@@ -279,8 +310,18 @@ export class FakeKube {
         {
           apiVersion: 'v1',
           kind: 'Config',
-          // Plain HTTP: client-node 1.4 only allows an http:// server with insecure-skip-tls-verify.
-          clusters: [{ name: 'fake', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
+          clusters: [
+            {
+              name: 'fake',
+              cluster: this.options.tls
+                ? {
+                    server: this.url,
+                    'certificate-authority-data': Buffer.from(this.options.tls.cert).toString('base64'),
+                  }
+                : // Plain HTTP: client-node only allows an http:// server with insecure-skip-tls-verify.
+                  { server: this.url, 'insecure-skip-tls-verify': true },
+            },
+          ],
           users: [{ name: 'fake', user: { token: this.token } }],
           contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake', namespace: ns } }],
           'current-context': 'fake',
@@ -390,7 +431,9 @@ export class FakeKube {
 
   private matches(m: FaultMatch, method: string, path: string, full: string): boolean {
     if (m.method !== '*' && m.method !== method) return false;
-    return typeof m.path === 'string' ? path.includes(m.path) : m.path.test(full);
+    // A RegExp is tried on the path with and without the query (`/jobs$/` still matches a
+    // create sent with ?fieldValidation=Strict).
+    return typeof m.path === 'string' ? path.includes(m.path) : m.path.test(full) || m.path.test(path);
   }
 
   // --- HTTP ------------------------------------------------------------------------------------
@@ -514,7 +557,7 @@ export class FakeKube {
     if (resource === 'secrets') {
       if (verb === 'list') return [200, this.list('secrets', namespace, url)];
       if (verb === 'get') return [200, this.getSecret(need(namespace), need(name))];
-      if (verb === 'create') return [201, this.createSecret(need(namespace), body())];
+      if (verb === 'create') return [201, this.createSecret(need(namespace), strict(url, body(), 'Secret'))];
       if (verb === 'patch') {
         mergePatchType(req);
         const current = this.getSecret(need(namespace), need(name));
@@ -541,7 +584,7 @@ export class FakeKube {
         return [200, this.getJob(need(namespace), need(name))];
       case 'create':
         if (subresource) throw new HttpError(S.methodNotAllowed('create on a subresource'));
-        return [201, this.createJob(need(namespace), body())];
+        return [201, this.createJob(need(namespace), strict(url, body(), 'Job'))];
       case 'update':
         return [200, this.updateJob(need(namespace), need(name), body(), subresource === 'status')];
       case 'patch': {
@@ -1574,7 +1617,9 @@ export class FakeKube {
           ready: false,
           restartCount: 0,
           started: false,
-          state: { terminated: { exitCode: 143, reason: 'Error', startedAt: pod.status.startTime ?? t, finishedAt: t } },
+          state: {
+            terminated: { exitCode: 143, reason: 'Error', startedAt: pod.status.startTime ?? t, finishedAt: t },
+          },
         })),
       };
       pod.metadata.resourceVersion = this.nextRv();

@@ -168,12 +168,35 @@ export function classifyPod(pod: V1Pod, now: number, policy: BackoffPolicy): Age
       const since = time(unschedulable?.lastTransitionTime);
       if (unschedulable && since !== undefined && now - since >= policy.unschedulableMs)
         return { kind: 'failed', reason: 'Unschedulable', message: unschedulable.message ?? 'pod unschedulable' };
-      return { kind: 'starting' };
+      return stuckCreating(pod, now, policy) ?? { kind: 'starting' };
     }
   }
 }
 
 const FINISHED = ['Complete', 'Failed', 'SuccessCriteriaMet', 'FailureTarget'];
+
+/**
+ * A pod placed on a node whose containers are still not created `unschedulableMs` later: every
+ * container waits with ContainerCreating (PodInitializing behind an init container), which is
+ * what the kubelet shows while a volume cannot be mounted (a missing Secret or ConfigMap: its
+ * FailedMount events say which) — it stays so until the pod's deadline.
+ */
+function stuckCreating(pod: V1Pod, now: number, policy: BackoffPolicy): AgentHealth | undefined {
+  const status = pod.status ?? {};
+  const scheduled = (status.conditions ?? []).find((c) => c.type === 'PodScheduled' && c.status === 'True');
+  const since = time(scheduled?.lastTransitionTime) ?? time(pod.metadata?.creationTimestamp);
+  const containers = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
+  const creating =
+    containers.length > 0 &&
+    containers.every((c) => ['ContainerCreating', 'PodInitializing'].includes(c.state?.waiting?.reason ?? ''));
+  if (!scheduled || !creating || since === undefined || now - since < policy.unschedulableMs) return undefined;
+  const seconds = Math.round((now - since) / 1000);
+  return {
+    kind: 'failed',
+    reason: 'ContainerCreating',
+    message: `containers not created ${seconds} s after the pod was scheduled: a volume cannot be mounted (a missing Secret or ConfigMap? see the pod's FailedMount events)`,
+  };
+}
 
 /** The back-off's view of a listed Job; undefined for a Job without a name or queue. */
 export function jobStatusView(job: V1Job): JobStatusView | undefined {

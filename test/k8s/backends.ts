@@ -121,7 +121,10 @@ interface List<T> {
 }
 
 export async function kwokBackend(): Promise<Backend & { plane: ControlPlane }> {
-  const plane = await startControlPlane();
+  // K8S_PLANE_LOG=1 shows every component's output.
+  const plane = await startControlPlane(
+    process.env.K8S_PLANE_LOG ? { onOutput: (c, line) => console.error(`[${c}] ${line}`) } : {},
+  );
   const get = <T extends { metadata?: { name?: string } }>(path: string) =>
     plane.request<List<T>>('GET', path).then((l) => l.items.sort(byName));
   const pods = (namespace: string, jobName?: string) =>
@@ -140,7 +143,15 @@ export async function kwokBackend(): Promise<Backend & { plane: ControlPlane }> 
     pods,
     secrets: (namespace) => get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets`),
     async setFate(namespace, jobName, fate, count) {
-      for (const p of (await pods(namespace, jobName)).slice(0, count)) {
+      // The Job controller makes the pods after the Job: wait for all of them.
+      const job = await plane.request<V1Job>('GET', `/apis/batch/v1/namespaces/${namespace}/jobs/${jobName}`);
+      const want = job.spec?.parallelism ?? 1;
+      const all = await eventually(async () => {
+        const found = await pods(namespace, jobName);
+        if (found.length < want) throw new Error(`Job ${jobName} has ${found.length} of its ${want} pods`);
+        return found;
+      }, 20_000);
+      for (const p of all.slice(0, count)) {
         await plane.request(
           'PATCH',
           `/api/v1/namespaces/${namespace}/pods/${p.metadata?.name}`,
@@ -150,9 +161,8 @@ export async function kwokBackend(): Promise<Backend & { plane: ControlPlane }> 
       }
     },
     async deleteJob(namespace, name) {
-      await plane.request('DELETE', `/apis/batch/v1/namespaces/${namespace}/jobs/${name}`, {
-        propagationPolicy: 'Background',
-      });
+      // A Job's own default is to orphan its pods and Secrets; kubectl asks for Background.
+      await plane.request('DELETE', `/apis/batch/v1/namespaces/${namespace}/jobs/${name}?propagationPolicy=Background`);
     },
     async compact() {
       await plane.compact();

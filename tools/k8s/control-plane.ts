@@ -72,7 +72,7 @@ export interface ControlPlane {
   request<T = unknown>(method: string, path: string, body?: unknown, contentType?: string): Promise<T>;
   /** Server-side apply of each object, as admin (the field manager `kubectl`). */
   apply(objects: readonly KubeObject[]): Promise<void>;
-  /** etcd compaction at its current revision (its v3 JSON gateway): older list snapshots expire. */
+  /** etcd compaction at its current revision, as the apiserver's compactor does: older list snapshots expire. */
   compact(): Promise<number>;
   /** Stops kube-apiserver (SIGTERM: it finishes the requests in flight); calls then fail to connect. */
   stopApiserver(): Promise<void>;
@@ -332,6 +332,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--cert-dir=${f('kcm-certs')}`,
       // Faster than the defaults: the tests wait for the garbage collector and the quota.
       '--resource-quota-sync-period=10s',
+      ...(process.env.K8S_KCM_V ? [`--v=${process.env.K8S_KCM_V}`] : []),
       '--v=0',
     ]);
     const scheduler = comp('kube-scheduler', [
@@ -484,14 +485,19 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         }
       },
       async compact() {
-        // The v3 JSON gateway: int64 fields are strings.
+        // What kube-apiserver's own compactor does (k8s.io/apiserver storage/etcd3/compact.go):
+        // record the revision under compact_rev_key, which every apiserver watches (its watch
+        // cache then drops older list snapshots, within its 15 s poll), and compact etcd there.
+        // Through etcd's v3 JSON gateway: bytes are base64, int64 fields strings.
         const post = async (path: string, body: unknown) => {
           const res = await fetch(`${etcdUrl}${path}`, { method: 'POST', body: JSON.stringify(body) });
           if (!res.ok) throw new Error(`etcd ${path}: HTTP ${res.status} ${await res.text()}`);
           return (await res.json()) as { header?: { revision?: string } };
         };
-        const status = await post('/v3/kv/range', { key: Buffer.from('/').toString('base64'), limit: '1' });
-        const revision = Number(status.header?.revision ?? 0);
+        const b64 = (text: string) => Buffer.from(text).toString('base64');
+        const current = await post('/v3/kv/range', { key: b64('compact_rev_key') });
+        const revision = Number(current.header?.revision ?? 0);
+        await post('/v3/kv/put', { key: b64('compact_rev_key'), value: b64(String(revision)) });
         await post('/v3/kv/compaction', { revision: String(revision), physical: true });
         return revision;
       },

@@ -133,9 +133,9 @@ async function world(backend: Backend, env: Record<string, string> = {}, provide
 
 const parallelism = (jobs: V1Job[]) => jobs.reduce((sum, j) => sum + (j.spec?.parallelism ?? 0), 0);
 
-/** One scenario list, run against each backend. */
-function scenarios(start: () => Promise<Backend>) {
-  let backend: Backend;
+/** One scenario list, run against each backend; returns the backend for checks of one of them. */
+function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
+  let backend: B;
   beforeAll(async () => {
     backend = await start();
   }, 120_000);
@@ -346,6 +346,7 @@ function scenarios(start: () => Promise<Backend>) {
       expect(names).not.toContain(jitSecretName(name));
     }, settle());
   });
+  return () => backend;
 }
 
 describe('scaler against fake-kube', () => {
@@ -353,9 +354,84 @@ describe('scaler against fake-kube', () => {
 });
 
 describe('scaler against a real control plane (kube-apiserver, etcd, controllers, kwok)', () => {
-  scenarios(async () => {
+  const real = scenarios(async () => {
     const b = await kwokBackend();
     console.log(`Kubernetes ${b.plane.version} control plane at ${b.plane.server}, started in ${b.plane.startMs} ms`);
     return b;
+  });
+
+  it('the scaler is a user of the group ci-agent-autoscaler, and the Role of infra/k8s is all it may do', async () => {
+    const b = real();
+    const namespace = 'ci-kwok-rbac';
+    const kubeconfig = await b.prepare(namespace);
+    const { KubeConfig, AuthenticationV1Api, BatchV1Api, CoreV1Api } = await import('@kubernetes/client-node');
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const review = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
+    expect(review.status?.userInfo?.groups).toContain('ci-agent-autoscaler');
+    expect(review.status?.userInfo?.groups).not.toContain('system:masters');
+    const batch = kc.makeApiClient(BatchV1Api);
+    const core = kc.makeApiClient(CoreV1Api);
+    expect((await batch.listNamespacedJob({ namespace })).items).toEqual([]);
+    const status = (p: Promise<unknown>) =>
+      p.then(
+        () => 200,
+        (e: { code?: number }) => e.code,
+      );
+    // Granted: list jobs and pods; refused: reading Secrets, deleting Jobs, other namespaces.
+    expect(await status(core.listNamespacedPod({ namespace }))).toBe(200);
+    expect(await status(core.listNamespacedSecret({ namespace }))).toBe(403);
+    expect(await status(batch.deleteNamespacedJob({ namespace, name: 'any' }))).toBe(403);
+    expect(await status(batch.listNamespacedJob({ namespace: 'default' }))).toBe(403);
+  });
+
+  it('kwok moves an agent pod by its fate: exit non-zero, image pull failure, OutOfcpu', async () => {
+    const b = real();
+    const namespace = 'ci-kwok-fates';
+    await b.prepare(namespace);
+    const job = (name: string, fate: string) => ({
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name, namespace },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          metadata: { annotations: { 'ci-autoscaler.test/fate': fate, 'ci-autoscaler.test/exit-code': '3' } },
+          spec: {
+            serviceAccountName: 'ci-agent',
+            automountServiceAccountToken: false,
+            restartPolicy: 'Never',
+            containers: [{ name: 'agent', image: 'example.invalid/agent:1' }],
+          },
+        },
+      },
+    });
+    for (const [name, fate] of [
+      ['fails', 'fail'],
+      ['pull', 'image-pull-failure'],
+      ['cpu', 'out-of-cpu'],
+      ['done', 'succeed'],
+    ] as const)
+      await b.plane.request('POST', `/apis/batch/v1/namespaces/${namespace}/jobs`, job(name, fate));
+    await eventually(async () => {
+      const [fails] = await b.pods(namespace, 'fails');
+      expect(fails?.status?.phase).toBe('Failed');
+      expect(fails?.status?.containerStatuses?.[0]?.state?.terminated).toMatchObject({ exitCode: 3, reason: 'Error' });
+      const [pull] = await b.pods(namespace, 'pull');
+      expect(pull?.status?.phase).toBe('Pending');
+      expect(pull?.status?.containerStatuses?.[0]?.state?.waiting?.reason).toBe('ErrImagePull');
+      const [cpu] = await b.pods(namespace, 'cpu');
+      expect(cpu?.status).toMatchObject({ phase: 'Failed', reason: 'OutOfcpu' });
+      const [done] = await b.pods(namespace, 'done');
+      expect(done?.status?.phase).toBe('Succeeded');
+    }, 30_000);
+    // The Job controller reads them as a real kubelet's: failed, failed, still active, succeeded.
+    await eventually(async () => {
+      const jobs = Object.fromEntries((await b.jobs(namespace)).map((j) => [j.metadata?.name, j.status]));
+      expect(jobs.fails?.failed).toBe(1);
+      expect(jobs.cpu?.failed).toBe(1);
+      expect(jobs.pull?.active).toBe(1);
+      expect(jobs.done?.succeeded).toBe(1);
+    }, 30_000);
   });
 });

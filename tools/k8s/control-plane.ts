@@ -65,6 +65,8 @@ export interface ControlPlane {
   /** ms from start() to a Ready node. */
   readonly startMs: number;
   readonly caPem: string;
+  /** Its temporary folder (removed by stop()). */
+  readonly dir: string;
   readonly adminKubeconfig: string;
   /** The scaler's kubeconfig (group ci-agent-autoscaler); `namespace` as its context's namespace. */
   scalerKubeconfig(namespace: string): string;
@@ -469,6 +471,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       version,
       startMs,
       caPem,
+      dir,
       adminKubeconfig,
       scalerKubeconfig(namespace) {
         return write(`scaler-${namespace}.kubeconfig`, kubeconfig(server, caPem, tokens.scaler, namespace));

@@ -155,6 +155,9 @@ type SecretObject = {
   [field: string]: unknown;
 };
 const MAX_INT32 = 2147483647;
+/** The message of the 410 a continue token older than the compaction gets (k8s.io/apiserver storage/etcd3). */
+const EXPIRED_CONTINUE =
+  'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.';
 
 class HttpError extends Error {
   constructor(
@@ -280,6 +283,7 @@ export class FakeKube {
   private faults: Fault[] = [];
   private delays: Delay[] = [];
   private podTimers = new Set<NodeJS.Timeout>();
+  private compactedRv = 0;
 
   /** The server's time as a Kubernetes timestamp (whole seconds). */
   private now(): string {
@@ -338,6 +342,25 @@ export class FakeKube {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Stops listening, dropping open connections, and keeps every object: an apiserver going down. */
+  async suspend(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Listens again on the same port after suspend(): the apiserver is back with the same state. */
+  async resume(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(Number(new URL(this.url).port), '127.0.0.1', resolve));
+  }
+
+  /**
+   * As etcd's compaction at the current revision: a `continue` token of a list made before it
+   * gets 410 Expired (the real server cannot serve a snapshot older than the compacted revision).
+   */
+  compact(): void {
+    this.compactedRv = this.rv;
   }
 
   /** Forget every object, call, fault and timer (the server keeps running). */
@@ -878,6 +901,7 @@ export class FakeKube {
           S.badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)'),
         );
       }
+      if (Number(listRv) < this.compactedRv) throw new HttpError(S.failure(410, 'Expired', EXPIRED_CONTINUE));
     }
     const all = [...store.entries()]
       .filter(([k]) => (!namespace || k.startsWith(`${namespace}/`)) && k > after)
@@ -1295,7 +1319,8 @@ export class FakeKube {
     // Kill what still runs (a real controller deletes the pods; they vanish after termination).
     for (const p of this.activePods(job)) this.podStore.delete(key(p.metadata.namespace, p.metadata.name));
     const ttl = job.spec.ttlSecondsAfterFinished;
-    if (this.options.autoRun && ttl !== undefined) {
+    // The TTL-after-finished controller deletes it (with its pods) ttl seconds after it finished.
+    if (ttl !== undefined) {
       const timer = setTimeout(() => {
         if (this.jobStore.get(key(job.metadata.namespace, job.metadata.name)) === job)
           this.removeJob(job, 'Background');

@@ -378,10 +378,10 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
         () => 200,
         (e: { code?: number }) => e.code,
       );
-    // Granted: list jobs and pods; refused: reading Secrets, deleting Jobs, other namespaces.
+    // Granted: list jobs and pods; refused: reading Secrets, deleting pods, other namespaces.
     expect(await status(core.listNamespacedPod({ namespace }))).toBe(200);
     expect(await status(core.listNamespacedSecret({ namespace }))).toBe(403);
-    expect(await status(batch.deleteNamespacedJob({ namespace, name: 'any' }))).toBe(403);
+    expect(await status(core.deleteNamespacedPod({ namespace, name: 'any' }))).toBe(403);
     expect(await status(batch.listNamespacedJob({ namespace: 'default' }))).toBe(403);
   });
 

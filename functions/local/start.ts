@@ -1,21 +1,25 @@
 /**
  * `npm start`: the whole product on this machine (see stack.ts), with a live status per queue.
  *
- *   npm start [-- --port 3000] [--kubeconfig PATH | --embedded] [--agent-start-ms 1500] [--agent-run-ms 6000]
+ *   npm start [-- --port 3000] [--kubeconfig PATH | --embedded | --cluster kwok] [--agent-start-ms 1500] [--agent-run-ms 6000]
  *
  * Every production variable (functions/shared/config.ts: QUEUES, MIN_AGENTS, MAX_AGENTS,
  * QUEUE_OVERRIDES, JOB_TEMPLATE, *_WEBHOOK_SECRET, ...) is read from the environment over the
  * local defaults. KUBECONFIG (or --kubeconfig) points the scaler at a real cluster instead of
  * the embedded simulated one; --embedded forces the simulated cluster whatever KUBECONFIG says.
+ * --cluster kwok starts the real control plane of the tests (tools/k8s/control-plane.ts, built by
+ * `npm run k8s:build`: kube-apiserver, etcd, the controllers, kwok nodes), applies infra/k8s to
+ * KUBE_NAMESPACE and runs the scaler against it as its own identity (group ci-agent-autoscaler).
  * Ctrl-C stops everything: the scaler loop, the HTTP endpoint, the emulators (no Java process
  * left) and removes the run folder under .local/.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parse, stringify } from 'yaml';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { ConfigError } from '../shared/config.js';
-import { type LocalStack, startLocalStack } from './stack.js';
+import { type LocalStack, SIMULATED_AGENT_TEMPLATE, startLocalStack } from './stack.js';
 import { decisionLine, statusLines, Terminal } from './terminal.js';
 
 // The SDK's notice that its 2027 releases need Node 22 is not news to someone trying the product.
@@ -25,6 +29,8 @@ const HELP = `Usage: npm start -- [options]
   --port N              webhook port on 127.0.0.1 (default $PORT or 3000; 0 = any free port)
   --kubeconfig PATH     use a real cluster (default: $KUBECONFIG if set, else the embedded simulated cluster)
   --embedded            use the embedded simulated cluster even if KUBECONFIG is set
+  --cluster kwok        start a real control plane (npm run k8s:build: kube-apiserver, etcd, controllers,
+                        kwok nodes) and use it; agent pods run --agent-run-ms, then succeed
   --agent-start-ms N    simulated cluster: an agent pod is Running N ms after its Job is created (default 1500)
   --agent-run-ms N      simulated cluster: an agent runs its CI job for N ms, then exits (default 6000)
 Environment: the production variables (QUEUES, MIN_AGENTS, MAX_AGENTS, QUEUE_OVERRIDES, JOB_TEMPLATE,
@@ -47,6 +53,7 @@ function parseOptions() {
         port: { type: 'string' },
         kubeconfig: { type: 'string' },
         embedded: { type: 'boolean', default: false },
+        cluster: { type: 'string' },
         'agent-start-ms': { type: 'string' },
         'agent-run-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -59,6 +66,34 @@ function parseOptions() {
   }
 }
 
+/**
+ * The real control plane for --cluster kwok, with infra/k8s applied to KUBE_NAMESPACE and, unless
+ * JOB_TEMPLATE is set, the simulated agent's template with its pods' kwok fate: succeed after
+ * `runMs` (tools/k8s/kwok-stages.yaml).
+ */
+async function startKwok(runMs: number) {
+  const { startControlPlane, kustomize, FATE } = await import('../../tools/k8s/control-plane.js');
+  console.log('Starting the Kubernetes control plane (etcd, kube-apiserver, controllers, kwok)...');
+  const plane = await startControlPlane();
+  try {
+    const namespace = process.env.KUBE_NAMESPACE?.trim() || 'ci-agents';
+    await plane.apply(kustomize(path.join(PROJECT_ROOT, 'infra', 'k8s'), namespace));
+    if (!process.env.JOB_TEMPLATE?.trim()) {
+      const template = parse(readFileSync(SIMULATED_AGENT_TEMPLATE, 'utf8'));
+      template.spec.template.metadata = {
+        annotations: { [FATE]: 'succeed', 'ci-autoscaler.test/after': `${runMs}ms` },
+      };
+      const file = path.join(plane.dir, 'kwok-agent.yaml');
+      writeFileSync(file, stringify(template));
+      process.env.JOB_TEMPLATE = file;
+    }
+    return { ...plane, stop: () => plane.stop(), kubeconfig: plane.scalerKubeconfig(namespace) };
+  } catch (error) {
+    await plane.stop();
+    throw error;
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseOptions();
   if (values.help) {
@@ -66,7 +101,15 @@ async function main(): Promise<void> {
     return;
   }
   const port = int('--port', values.port ?? process.env.PORT, 3000);
-  const kubeconfig = values.embedded ? undefined : (values.kubeconfig ?? (process.env.KUBECONFIG?.trim() || undefined));
+  if (values.cluster !== undefined && values.cluster !== 'kwok' && values.cluster !== 'embedded')
+    throw new UsageError(`--cluster must be kwok or embedded, got ${JSON.stringify(values.cluster)}`);
+  if (values.cluster === 'kwok' && (values.embedded || values.kubeconfig))
+    throw new UsageError('--cluster kwok cannot be combined with --embedded or --kubeconfig');
+  const agentRunMs = int('--agent-run-ms', values['agent-run-ms'], 6000);
+  const kwok = values.cluster === 'kwok' ? await startKwok(agentRunMs) : undefined;
+  const embedded = values.embedded || values.cluster === 'embedded';
+  const kubeconfig =
+    kwok?.kubeconfig ?? (embedded ? undefined : (values.kubeconfig ?? (process.env.KUBECONFIG?.trim() || undefined)));
 
   if (kubeconfig && !existsSync(kubeconfig)) {
     throw new ConfigError(
@@ -82,7 +125,7 @@ async function main(): Promise<void> {
     port,
     ...(kubeconfig ? { kubeconfig: path.resolve(kubeconfig) } : {}),
     agentStartMs: int('--agent-start-ms', values['agent-start-ms'], 1500),
-    agentRunMs: int('--agent-run-ms', values['agent-run-ms'], 6000),
+    agentRunMs,
     onLog: (level, message) => term.line(`${level === 'error' ? 'ERROR' : 'warn '} ${message}`),
     onJobCreated: (j) => jobNames.set(j.queue, j.jobName),
     onDecision: (d, created) => {
@@ -115,9 +158,11 @@ async function main(): Promise<void> {
       `  scaler    provisions on each scheduled event (ticks ≤ 250 ms apart), looks at the cluster at least every ${c.pollSeconds} s; namespace ${c.namespace}`,
       `  DynamoDB  ${stack.endpoints.dynamodb}  table ${stack.ledgerTable} (DynamoDB Local, in memory, from infra/aws/ledger-table.yml)`,
       `  SQS       ${stack.endpoints.sqs}  ${stack.eventsQueueUrl} + DLQ (fauxqs, from infra/aws/queues.yml)`,
-      stack.fakeCluster
-        ? `  cluster   embedded simulated cluster: agents Running ${stack.status().agentStartMs} ms after their Job, run ${stack.status().agentRunMs} ms; kubeconfig ${rel(stack.kubeconfigPath)}`
-        : `  cluster   REAL cluster from ${stack.kubeconfigPath} — agent Jobs are created there`,
+      kwok
+        ? `  cluster   kwok: Kubernetes ${kwok.version} at ${kwok.server} (kube-apiserver, etcd, controllers, kwok nodes), infra/k8s applied to ${c.namespace}; the scaler's kubeconfig ${kwok.kubeconfig}; admin: KUBECONFIG=${kwok.adminKubeconfig} kubectl get jobs,pods -n ${c.namespace}`
+        : stack.fakeCluster
+          ? `  cluster   embedded simulated cluster: agents Running ${stack.status().agentStartMs} ms after their Job, run ${stack.status().agentRunMs} ms; kubeconfig ${rel(stack.kubeconfigPath)}`
+          : `  cluster   REAL cluster from ${stack.kubeconfigPath} — agent Jobs are created there`,
       `  cache     POST ${stack.cache.url}/cache/... (S3 bucket ${stack.cache.bucket} in fauxqs); try:`,
       `            CI_CACHE_URL=${stack.cache.url} CI_CACHE_TOKEN_FILE=${rel(stack.cache.tokenFile)} infra/k8s/cache/ci-cache save my-key some/dir`,
       `  status    GET ${stack.webhookUrl}/local/status (JSON)   ·   try: npm run demo   ·   Ctrl-C stops everything`,
@@ -141,16 +186,19 @@ async function main(): Promise<void> {
     term.status(statusLines(stack.status()));
     term.release();
     console.log(`\n${signal}: stopping the scaler, the webhook endpoint and the emulators...`);
-    stack.stop().then(
-      () => {
-        console.log('Stopped. Nothing left running.');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        console.error(`Stopped with an error: ${String(error)}`);
-        process.exit(1);
-      },
-    );
+    stack
+      .stop()
+      .then(() => kwok?.stop())
+      .then(
+        () => {
+          console.log('Stopped. Nothing left running.');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          console.error(`Stopped with an error: ${String(error)}`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -11,6 +11,9 @@
 # `go install k8s.io/kubernetes/...@v` refuses (its go.mod replaces the k8s.io/* staging modules
 # with local paths), so a small module of ours requires it and replaces each staging module with
 # the published v0.X.Y of the same release.
+#
+#   tools/k8s/build.sh           build what is missing, print the bin folder
+#   tools/k8s/build.sh --check   print the bin folder if everything is built, else exit 3 (builds nothing)
 set -euo pipefail
 KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
@@ -21,6 +24,7 @@ all=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 missing=()
 for b in "${all[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
 if [ ${#missing[@]} -eq 0 ]; then echo "$BIN"; exit 0; fi
+if [ "${1:-}" = "--check" ]; then echo "not built: ${missing[*]} (in $BIN); run: npm run k8s:build" >&2; exit 3; fi
 
 command -v go >/dev/null || { echo "Go is needed to build the Kubernetes control plane (go.dev/doc/install)" >&2; exit 1; }
 export GOFLAGS="${GOFLAGS:-} -mod=mod" CGO_ENABLED=0
@@ -29,6 +33,7 @@ src="$CACHE/$KUBE_VERSION-kwok-$KWOK_VERSION/src"
 mkdir -p "$src"
 start=$(date +%s)
 minor="v0.${KUBE_VERSION#v1.}"
+kube_minor="${KUBE_VERSION#v1.}"; kube_minor="${kube_minor%%.*}"
 kubemod="$(curl -fsS "${GOPROXY_URL:-https://proxy.golang.org}/k8s.io/kubernetes/@v/$KUBE_VERSION.mod" 2>/dev/null || true)"
 if [ -z "$kubemod" ]; then
   # Ask the go command itself (works behind any GOPROXY setting).
@@ -58,7 +63,7 @@ import (
 )
 GO
   go mod tidy -e >/dev/null 2>&1 || true
-  ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${KUBE_VERSION#v1.} -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
+  ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$kube_minor -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
   for b in kube-apiserver kube-controller-manager kube-scheduler; do
     [ -x "$BIN/$b" ] && continue
     echo "building $b $KUBE_VERSION" >&2
@@ -66,10 +71,15 @@ GO
   done
 fi
 if [ ! -x "$BIN/etcd" ]; then
+  # Like k8s.io/kubernetes, etcd's server module replaces its sibling modules with local paths,
+  # so `go install go.etcd.io/etcd/server/v3@v` refuses too: build its main package from a
+  # small module of ours that requires it (its siblings resolve to the same published version).
   echo "building etcd $etcd_version" >&2
-  GOBIN="$BIN" go install -trimpath -ldflags "-s -w" "go.etcd.io/etcd/server/v3@$etcd_version"
-  [ -x "$BIN/v3" ] && mv "$BIN/v3" "$BIN/etcd"
-  [ -x "$BIN/server" ] && mv "$BIN/server" "$BIN/etcd"
+  mkdir -p "$src/etcd" && cd "$src/etcd"
+  printf 'module ci-agent-autoscaler/etcd-build\ngo 1.25\nrequire go.etcd.io/etcd/server/v3 %s\n' "$etcd_version" > go.mod
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+  go mod tidy -e >/dev/null 2>&1 || true
+  go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3 && mv "$BIN/etcd.tmp" "$BIN/etcd"
 fi
 if [ ! -x "$BIN/kwok" ]; then
   echo "building kwok $KWOK_VERSION" >&2

@@ -1,0 +1,180 @@
+/**
+ * The two Kubernetes API servers the contract scenarios (scenarios.ts) run against, behind one
+ * interface: the real control plane (tools/k8s/control-plane.ts: etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler, kwok) and functions/local/fake-kube.
+ *
+ * A pod's fate is the annotation `ci-autoscaler.test/fate` (tools/k8s/kwok-stages.yaml): kwok's
+ * stages move the real pods by it; on the fake, setFate() calls the fake's own pod controls.
+ * The scaler only ever reaches either through its kubeconfig (on the real one: the token of a
+ * user in the group `ci-agent-autoscaler`, with infra/k8s applied to its namespace).
+ */
+import { join } from 'node:path';
+import type { V1Job, V1Pod, V1Secret } from '@kubernetes/client-node';
+import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
+import {
+  type ControlPlane,
+  FATE,
+  type Fate,
+  KubeRequestError,
+  kustomize,
+  PROJECT_ROOT,
+  startControlPlane,
+} from '../../tools/k8s/control-plane.js';
+
+export interface Backend {
+  readonly name: 'fake-kube' | 'kwok';
+  /** The namespace as a deployer makes it (kwok: `infra/k8s` applied there); the scaler's kubeconfig. */
+  prepare(namespace: string): Promise<string>;
+  jobs(namespace: string): Promise<V1Job[]>;
+  pods(namespace: string, jobName?: string): Promise<V1Pod[]>;
+  secrets(namespace: string): Promise<V1Secret[]>;
+  /** Moves the pods of a Job (all, or the first `count` by name) on to `fate`. */
+  setFate(namespace: string, jobName: string, fate: Fate, count?: number): Promise<void>;
+  /** `kubectl delete job` (propagation Background, as kubectl does). */
+  deleteJob(namespace: string, name: string): Promise<void>;
+  /** Older list snapshots expire: a `continue` token from before gets 410. */
+  compact(): Promise<void>;
+  stopApiserver(): Promise<void>;
+  startApiserver(): Promise<void>;
+  /** Real controllers act after a while; the fake within the request. */
+  readonly settleMs: number;
+  stop(): Promise<void>;
+}
+
+/** Retries `check` (assertions) until it passes or `timeoutMs` has gone by; the last error otherwise. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 30_000, intervalMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+}
+
+const byName = (a: { metadata?: { name?: string } }, b: { metadata?: { name?: string } }) =>
+  (a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1;
+
+export async function fakeBackend(): Promise<Backend & { fake: FakeKube }> {
+  const fake = await startFakeKube();
+  const podsOf = (namespace: string, jobName: string) => fake.pods({ namespace, jobName });
+  return {
+    name: 'fake-kube',
+    fake,
+    settleMs: 0,
+    async prepare() {
+      return fake.kubeconfigPath;
+    },
+    async jobs(namespace) {
+      return fake.jobs(namespace);
+    },
+    async pods(namespace, jobName) {
+      return fake.pods({ namespace, ...(jobName ? { jobName } : {}) });
+    },
+    async secrets(namespace) {
+      return fake.secrets(namespace) as unknown as V1Secret[];
+    },
+    async setFate(namespace, jobName, fate, count) {
+      const pods = podsOf(namespace, jobName).slice(0, count);
+      for (const p of pods) {
+        const name = p.metadata?.name ?? '';
+        const phase = p.status?.phase;
+        if (phase === 'Succeeded' || phase === 'Failed') continue;
+        switch (fate) {
+          case 'pending':
+            break;
+          case 'run':
+            if (phase === 'Pending') fake.runPod(name, namespace);
+            break;
+          case 'succeed':
+            if (phase === 'Pending') fake.runPod(name, namespace);
+            fake.succeedPod(name, namespace);
+            break;
+          case 'fail':
+            if (phase === 'Pending') fake.runPod(name, namespace);
+            fake.failPod(name, { exitCode: 1, namespace });
+            break;
+          case 'image-pull-failure':
+            fake.setPodWaiting(name, 'ErrImagePull', 'failed to pull and unpack image: not found', namespace);
+            break;
+          case 'out-of-cpu':
+            throw new Error('fake-kube has no kubelet admission (OutOfcpu)');
+        }
+      }
+    },
+    async deleteJob(namespace, name) {
+      fake.deleteJobOutOfBand(name, namespace);
+    },
+    async compact() {
+      fake.compact();
+    },
+    stopApiserver: () => fake.suspend(),
+    startApiserver: () => fake.resume(),
+    stop: () => fake.stop(),
+  };
+}
+
+interface List<T> {
+  items: T[];
+}
+
+export async function kwokBackend(): Promise<Backend & { plane: ControlPlane }> {
+  // K8S_PLANE_LOG=1 shows every component's output.
+  const plane = await startControlPlane(
+    process.env.K8S_PLANE_LOG ? { onOutput: (c, line) => console.error(`[${c}] ${line}`) } : {},
+  );
+  const get = <T extends { metadata?: { name?: string } }>(path: string) =>
+    plane.request<List<T>>('GET', path).then((l) => l.items.sort(byName));
+  const pods = (namespace: string, jobName?: string) =>
+    get<V1Pod>(
+      `/api/v1/namespaces/${namespace}/pods${jobName ? `?labelSelector=${encodeURIComponent(`job-name=${jobName}`)}` : ''}`,
+    );
+  return {
+    name: 'kwok',
+    plane,
+    settleMs: 30_000,
+    async prepare(namespace) {
+      await plane.apply(kustomize(join(PROJECT_ROOT, 'infra', 'k8s'), namespace));
+      return plane.scalerKubeconfig(namespace);
+    },
+    jobs: (namespace) => get<V1Job>(`/apis/batch/v1/namespaces/${namespace}/jobs`),
+    pods,
+    secrets: (namespace) => get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets`),
+    async setFate(namespace, jobName, fate, count) {
+      // The Job controller makes the pods after the Job: wait for all of them.
+      const job = await plane.request<V1Job>('GET', `/apis/batch/v1/namespaces/${namespace}/jobs/${jobName}`);
+      const want = job.spec?.parallelism ?? 1;
+      const all = await eventually(async () => {
+        const found = await pods(namespace, jobName);
+        if (found.length < want) throw new Error(`Job ${jobName} has ${found.length} of its ${want} pods`);
+        return found;
+      }, 20_000);
+      for (const p of all.slice(0, count)) {
+        await plane.request(
+          'PATCH',
+          `/api/v1/namespaces/${namespace}/pods/${p.metadata?.name}`,
+          { metadata: { annotations: { [FATE]: fate } } },
+          'application/merge-patch+json',
+        );
+      }
+    },
+    async deleteJob(namespace, name) {
+      // A Job's own default is to orphan its pods and Secrets; kubectl asks for Background.
+      await plane.request('DELETE', `/apis/batch/v1/namespaces/${namespace}/jobs/${name}?propagationPolicy=Background`);
+    },
+    async compact() {
+      await plane.compact();
+    },
+    async stopApiserver() {
+      await plane.stopApiserver();
+    },
+    async startApiserver() {
+      await plane.startApiserver();
+    },
+    stop: () => plane.stop(),
+  };
+}
+
+export { KubeRequestError };

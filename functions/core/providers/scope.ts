@@ -109,6 +109,13 @@ export interface AgentFacts {
   readonly tags?: readonly string[] | undefined;
 }
 
+/** Which declaration of a queue holds the tags its agents register with, per provider. */
+const AGENT_TAGS_FIELD: Readonly<Record<Provider, 'agentTags' | 'runnerLabels' | 'runnerTags'>> = {
+  buildkite: 'agentTags',
+  github: 'runnerLabels',
+  gitlab: 'runnerTags',
+};
+
 /**
  * The served queue whose agent took the job, or undefined when the event does not tell (no
  * agent, or not one of ours). Several queues with the same slug (`GPU` and `gpu`) are told apart
@@ -116,8 +123,7 @@ export interface AgentFacts {
  */
 export function agentQueue(provider: Provider, agent: AgentFacts, routing: Routing): string | undefined {
   const candidates = routing.queues.filter((q) => q.provider === undefined || q.provider === provider);
-  const tagsOf = (q: QueueAgents): readonly string[] =>
-    provider === 'buildkite' ? q.agentTags : provider === 'gitlab' ? q.runnerTags : q.runnerLabels;
+  const tagsOf = (q: QueueAgents): readonly string[] => q[AGENT_TAGS_FIELD[provider]];
   const tags = agent.tags && agent.tags.length > 0 ? agent.tags : undefined;
   const named = agent.name ? queuesByName(agent.name, candidates) : [];
   if (named.length > 0) {

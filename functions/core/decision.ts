@@ -63,6 +63,8 @@ export interface Decision extends QueueObservation {
   readonly count: number;
   /** Why: demand, the warm pool on top of it, warm floor, capped at MAX, or nothing to do. */
   readonly reason: 'demand' | 'warm' | 'floor' | 'capped' | 'none';
+  /** The events' lag the tick measured (drain.ts DrainReport lagMs), as reported; not an input. */
+  readonly lagMs?: number;
 }
 
 export function decide(o: QueueObservation): Decision {

@@ -154,5 +154,5 @@ export function reportDecision(
     ...(decider.countsCapped ? { countsCapped: true } : {}),
     ...(decider.pool ?? {}),
   });
-  ports.metrics?.decision(decision, reserved, latencyMs);
+  ports.metrics?.decision(lag ? { ...decision, lagMs: lag.lagMs } : decision, reserved, latencyMs);
 }

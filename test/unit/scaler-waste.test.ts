@@ -10,6 +10,7 @@ import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-stor
 import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { ExitedAgents } from '../../functions/core/decision.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import { drain } from '../../functions/scaler/drain.js';
 import type { ClusterPort, EventSource, ReceivedEvent, ScalerLog, ScalerPorts } from '../../functions/scaler/ports.js';
 import { provision, tick } from '../../functions/scaler/scaler.js';
 
@@ -226,6 +227,37 @@ describe('events that lag behind the agents (issue 19)', () => {
     await run();
     expect(made.agents).toBe(5);
     expect(decisions.at(-1)).toMatchObject({ pending: 1, exited: 0, count: 1, lagMs: 0, appliedAgeMs: 10_000 });
+  });
+
+  it('measures the lag: the age of the oldest event left in the queue when the drain ends on its budget', async () => {
+    const t0 = 1_800_000_000_000;
+    let now = t0;
+    const waiting: ReceivedEvent[] = Array.from({ length: 25 }, (_, i) => ({
+      receiptHandle: `r${i}`,
+      messageId: `m${i}`,
+      receiveCount: 1,
+      sentAt: t0 + i * 100,
+      event: event(`j${i}`, 'scheduled', t0 + i * 100),
+    }));
+    const ports: ScalerPorts = {
+      events: { receive: async ({ max }) => waiting.splice(0, max), delete: async () => [] },
+      ledger: new InMemoryLedgerStore(),
+      limiter: new InMemoryLimiterStore(),
+      cluster: { listAgentJobs: async () => [], createJob: async () => 'created' },
+      jobs: factory,
+      log: quiet,
+      now: () => now,
+    };
+    now = t0 + 5_000;
+    // A budget of 0: one batch, then the drain stops with 15 events still waiting.
+    const report = await drain(ports, settings, 0, now + 60_000, 0);
+    expect(report).toMatchObject({ applied: 10, backlog: true, appliedAgeMs: 5_000 });
+    // The next event waiting was sent after the newest received (t0 + 900 ms): at most 4.1 s old.
+    expect(report.lagMs).toBe(4_100);
+    expect(waiting).toHaveLength(15);
+    // Drained to the end: nothing known waiting.
+    const rest = await drain(ports, settings, 0, now + 60_000, 60_000);
+    expect(rest).toMatchObject({ applied: 15, backlog: false, lagMs: 0 });
   });
 
   it('an agent that left without a CI job delays the next agent only until later events are applied', async () => {

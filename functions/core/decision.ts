@@ -178,9 +178,10 @@ export interface ExitedAgentsOptions {
  * queue, or, seen first, waits (creditMs) for the exit it explains. The first look only takes
  * stock: exits before it are taken as explained. An exit stays unexplained at most until the
  * events applied have caught up with it: once an event that happened marginMs after the exit was
- * seen is applied, the exit's own `finished` (sent before the agent exited) would have been
- * applied too, so the exit was not a CI job's (an agent that left idle) or its event was applied
- * by another scaler invocation; and never beyond maxAgeMs. Errors go one way only while they
+ * seen is applied, or a drain found every event sent until then applied (drained()), the exit's
+ * own `finished` (sent before the agent exited) would have been applied too, so the exit was not
+ * a CI job's (an agent that left idle) or its event was applied by another scaler invocation;
+ * and never beyond maxAgeMs. Errors go one way only while they
  * last: an exit taken as a CI job's when it was none delays an agent for at most that long.
  */
 export class ExitedAgents {
@@ -195,6 +196,8 @@ export class ExitedAgents {
   private readonly credits = new Map<string, number[]>();
   /** Per queue: the latest provider time of an event applied. */
   private readonly caughtUp = new Map<string, number>();
+  /** Every event sent to the events queue before this time (epoch ms) is applied (drained()). */
+  private drainedUpTo = 0;
 
   constructor(options: ExitedAgentsOptions = {}) {
     this.marginMs = options.marginMs ?? 5_000;
@@ -229,9 +232,19 @@ export class ExitedAgents {
     else this.list(this.credits, queue).push(now);
   }
 
+  /**
+   * A drain ended knowing every event sent to the events queue before `upTo` applied (its lag:
+   * upTo = now - lagMs; an empty queue: now). An exit seen marginMs before that whose finished
+   * event is still not applied was no CI job's (an agent that left idle, a warm one): forgotten
+   * even when no event comes to move the queue's caughtUp (a quiet queue).
+   */
+  drained(upTo: number): void {
+    this.drainedUpTo = Math.max(this.drainedUpTo, upTo);
+  }
+
   /** Unexplained exits of `queue` at `now`: CI jobs the ledger counts open that need no agent. */
   count(queue: string, now: number): number {
-    const caughtUp = this.caughtUp.get(queue) ?? 0;
+    const caughtUp = Math.max(this.caughtUp.get(queue) ?? 0, this.drainedUpTo);
     return this.fresh(this.exits, queue, (t) => now - t <= this.maxAgeMs && caughtUp < t + this.marginMs).length;
   }
 

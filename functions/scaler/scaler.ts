@@ -50,6 +50,8 @@ export async function tick(
   // drain: the queue's events into the ledger (drain.ts).
   const drained = await drain(ports, settings, options.waitSeconds, options.deadline, options.drainBudgetMs);
   const started = ports.now();
+  // Every event sent before (now - lag) is applied: exits older than that were no CI job's.
+  ports.exited?.drained(started - drained.lagMs);
   const due = options.provisionDueAt === undefined || started >= options.provisionDueAt;
   if (!due && drained.received > 0 && drained.scheduled === 0)
     return { drain: drained, decisions: [], created: [], released: 0, corrected: 0, errors: [], provisioned: false };

@@ -340,6 +340,14 @@ describe('ExitedAgents: exits not yet explained by a finished event', () => {
     expect(e.count('q', 20_000)).toBe(1);
     e.applied('q', 'scheduled', 15_000, 21_000);
     expect(e.count('q', 21_000)).toBe(0);
+    // A drain that found every event sent until 5 s after an exit applied forgets it too.
+    const quiet = new ExitedAgents({ marginMs: 5_000 });
+    quiet.observe([], 0);
+    quiet.observe([job('w', 1)], 10_000);
+    quiet.drained(14_000);
+    expect(quiet.count('q', 14_000)).toBe(1);
+    quiet.drained(15_000);
+    expect(quiet.count('q', 15_000)).toBe(0);
     // Without any event applied, never beyond maxAgeMs.
     e.observe([job('a', 2)], 30_000);
     expect(e.count('q', 90_000)).toBe(1);

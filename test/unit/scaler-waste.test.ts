@@ -189,7 +189,12 @@ describe('events that lag behind the agents (issue 19)', () => {
       now: () => clock.now,
       exited: new ExitedAgents(),
     };
-    const run = () => tick(ports, settings, { waitSeconds: 0, deadline: clock.now + 60_000 });
+    const run = (drainBudgetMs?: number) =>
+      tick(ports, settings, {
+        waitSeconds: 0,
+        deadline: clock.now + 60_000,
+        ...(drainBudgetMs === undefined ? {} : { drainBudgetMs }),
+      });
     /** The agents of the first `n` Jobs ran their CI jobs and exited. */
     const exit = (n: number) => {
       for (const job of jobs.slice(0, n))
@@ -206,27 +211,33 @@ describe('events that lag behind the agents (issue 19)', () => {
     await run();
     expect(made.agents).toBe(4);
 
-    // The agents take the CI jobs at t0 + 1 s, run them and exit by t0 + 12 s; the CI provider's
-    // started and finished webhooks are stuck on their way (a backlog, a throttled table).
-    clock.now = t0 + 12_000;
-    exit(1);
-    for (let i = 0; i < 3; i++) {
-      await run();
-      clock.now += 2_000;
+    // The agents take the CI jobs at t0 + 1 s, run them and exit by t0 + 11 s. Meanwhile the
+    // events queue has a backlog (a throttled table, a slow scaler): 30 events of another queue
+    // sent from t0 + 2 s, then these CI jobs' started and finished, sent at t0 + 11 s.
+    for (let i = 0; i < 30; i++) {
+      clock.now = t0 + 2_000 + i * 100;
+      queue.send([{ ...event(`x${i}`, 'scheduled', clock.now), queue: 'other' }]);
     }
-    expect(made.agents).toBe(4);
-    expect(decisions.at(-1)).toMatchObject({ pending: 4, supply: 0, exited: 4, gone: 4, count: 0 });
-
-    // The late events arrive with a new CI job: it gets its agent, the old ones none.
+    clock.now = t0 + 11_000;
     queue.send([
       ...first.map((id) => event(id, 'started', t0 + 1_000)),
       ...first.map((id) => event(id, 'finished', t0 + 11_000)),
-      event('e', 'scheduled', clock.now),
     ]);
-    clock.now += 10_000;
+    clock.now = t0 + 12_000;
+    exit(1);
+    // Each tick drains one batch (a drain budget of 0): the backlog takes three ticks.
+    for (let i = 0; i < 3; i++) {
+      await run(0);
+      expect(made.agents).toBe(4);
+      clock.now += 2_000;
+    }
+    expect(decisions.at(-1)).toMatchObject({ pending: 4, supply: 0, exited: 4, gone: 4, count: 0, lagMs: 11_100 });
+
+    // The late events are applied, and a new CI job: it gets its agent, the old ones none.
+    queue.send([event('e', 'scheduled', clock.now)]);
     await run();
     expect(made.agents).toBe(5);
-    expect(decisions.at(-1)).toMatchObject({ pending: 1, exited: 0, count: 1, lagMs: 0, appliedAgeMs: 10_000 });
+    expect(decisions.at(-1)).toMatchObject({ pending: 1, exited: 0, count: 1, lagMs: 0, appliedAgeMs: 7_000 });
   });
 
   it('measures the lag: the age of the oldest event left in the queue when the drain ends on its budget', async () => {

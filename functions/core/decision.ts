@@ -157,7 +157,7 @@ export interface SucceededAgents {
 export interface ExitedAgentsOptions {
   /**
    * How long after an exit was seen its `finished` event may still be on its way once the events
-   * applied have reached that time (the providers' delivery, clock skew): default 5 s.
+   * applied have reached that time (the providers' delivery, clock skew): default 2 s (under lag the lag itself holds the exit: drained()).
    */
   readonly marginMs?: number;
   /** How long a `finished` applied before its agent's exit was seen waits for it: default 30 s. */
@@ -200,7 +200,7 @@ export class ExitedAgents {
   private drainedUpTo = 0;
 
   constructor(options: ExitedAgentsOptions = {}) {
-    this.marginMs = options.marginMs ?? 5_000;
+    this.marginMs = options.marginMs ?? 2_000;
     this.creditMs = options.creditMs ?? 30_000;
     this.maxAgeMs = options.maxAgeMs ?? 600_000;
   }

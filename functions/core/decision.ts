@@ -18,6 +18,15 @@
  *
  * `warm` (default 0) is the adaptive warm pool (core/warm-pool.ts): idle agents kept on top of
  * pending demand.
+ *
+ * `exited` (default 0, see ExitedAgents) lags the other way: agents of ours that exited after a CI
+ * job whose `finished` event is not applied yet. Each one's CI job is still open in the ledger,
+ * pending (its `started` is late too) or running, and needs no agent. With D open CI jobs whose
+ * agent is gone, the agents missing are pending + running - D - supply (every open job has one
+ * agent, the live ones are the supply); running - busy of them are known from busyBound already,
+ * so only the excess `gone = max(0, exited - (running - busy))` is taken off:
+ *
+ *   count = min(MAX - inFlight, max(pending - gone + warm - idle, MIN - supply, 0))
  */
 export interface QueueObservation {
   readonly queue: string;
@@ -38,15 +47,24 @@ export interface QueueObservation {
   readonly maxAgents: number;
   /** Adaptive warm pool: idle agents to keep on top of pending demand (default 0). */
   readonly warm?: number;
+  /**
+   * Agents of ours that exited after a CI job whose `finished` event is not applied yet
+   * (ExitedAgents.count; default 0): their CI jobs are still open in the ledger and need no agent.
+   */
+  readonly exited?: number;
 }
 
 export interface Decision extends QueueObservation {
   readonly supply: number;
   readonly idle: number;
+  /** Open CI jobs of the ledger known done by `exited` beyond those busyBound excludes already. */
+  readonly gone: number;
   /** Agents to provision now. */
   readonly count: number;
   /** Why: demand, the warm pool on top of it, warm floor, capped at MAX, or nothing to do. */
   readonly reason: 'demand' | 'warm' | 'floor' | 'capped' | 'none';
+  /** The events' lag the tick measured (drain.ts DrainReport lagMs), as reported; not an input. */
+  readonly lagMs?: number;
 }
 
 export function decide(o: QueueObservation): Decision {
@@ -57,7 +75,8 @@ export function decide(o: QueueObservation): Decision {
   const busy = Math.max(0, Math.min(running, supply, o.busyBound ?? running));
   const idle = supply - busy;
   const warm = Math.max(0, o.warm ?? 0);
-  const demand = pending + warm - idle;
+  const gone = Math.max(0, Math.max(0, o.exited ?? 0) - (running - busy));
+  const demand = pending - gone + warm - idle;
   const floor = o.minAgents - supply;
   const wanted = Math.max(demand, floor, 0);
   const room = Math.max(0, o.maxAgents - inFlight);
@@ -69,10 +88,10 @@ export function decide(o: QueueObservation): Decision {
         ? 'capped'
         : demand < floor
           ? 'floor'
-          : warm > 0 && pending - idle < count
+          : warm > 0 && pending - gone - idle < count
             ? 'warm'
             : 'demand';
-  return { ...o, pending, running, inFlight, supply, idle, count, reason };
+  return { ...o, pending, running, inFlight, supply, idle, gone, count, reason };
 }
 
 /**
@@ -126,4 +145,124 @@ export function busyBound(
     }
   }
   return busy;
+}
+
+/** Our Job's agents that exited with success so far (the Job's status.succeeded). */
+export interface SucceededAgents {
+  readonly jobName: string;
+  readonly queue: string;
+  readonly succeeded: number;
+}
+
+export interface ExitedAgentsOptions {
+  /**
+   * How long after an exit was seen its `finished` event may still be on its way once the events
+   * applied have reached that time (the providers' delivery, clock skew): default 2 s (under lag the lag itself holds the exit: drained()).
+   */
+  readonly marginMs?: number;
+  /** How long a `finished` applied before its agent's exit was seen waits for it: default 30 s. */
+  readonly creditMs?: number;
+  /** An exit is forgotten after this long whatever the events say: default 10 min. */
+  readonly maxAgeMs?: number;
+}
+
+/**
+ * Agents of ours that exited after a CI job whose `finished` (or `cancelled`) event is not applied
+ * yet: under lag (a throttled table, a slow cluster, a backlog after an outage) an agent can take
+ * its CI job, run it and exit before the job's `started` and `finished` events reach the ledger,
+ * which still counts the job pending or running while no agent of ours is left for it; without
+ * this, that job is provisioned for again (decide(): `exited`). Pure, clock passed in.
+ *
+ * Exits are seen as the rise of our Jobs' status.succeeded (an agent takes one CI job and exits
+ * 0); each `finished` or `cancelled` event applied to the ledger explains the oldest exit of its
+ * queue, or, seen first, waits (creditMs) for the exit it explains. The first look only takes
+ * stock: exits before it are taken as explained. An exit stays unexplained at most until the
+ * events applied have caught up with it: once an event that happened marginMs after the exit was
+ * seen is applied, or a drain found every event sent until then applied (drained()), the exit's
+ * own `finished` (sent before the agent exited) would have been applied too, so the exit was not
+ * a CI job's (an agent that left idle) or its event was applied by another scaler invocation;
+ * and never beyond maxAgeMs. Errors go one way only while they
+ * last: an exit taken as a CI job's when it was none delays an agent for at most that long.
+ */
+export class ExitedAgents {
+  private readonly marginMs: number;
+  private readonly creditMs: number;
+  private readonly maxAgeMs: number;
+  /** Succeeded agents per Job name at the last look; undefined before the first look. */
+  private seen: Map<string, number> | undefined;
+  /** Per queue: when each unexplained exit was seen, oldest first. */
+  private readonly exits = new Map<string, number[]>();
+  /** Per queue: when each `finished` still waiting for its exit was applied, oldest first. */
+  private readonly credits = new Map<string, number[]>();
+  /** Per queue: the latest provider time of an event applied. */
+  private readonly caughtUp = new Map<string, number>();
+  /** Every event sent to the events queue before this time (epoch ms) is applied (drained()). */
+  private drainedUpTo = 0;
+
+  constructor(options: ExitedAgentsOptions = {}) {
+    this.marginMs = options.marginMs ?? 2_000;
+    this.creditMs = options.creditMs ?? 30_000;
+    this.maxAgeMs = options.maxAgeMs ?? 600_000;
+  }
+
+  /** Our Jobs as just listed (every one: a Job not listed is gone). */
+  observe(jobs: readonly SucceededAgents[], now: number): void {
+    const first = this.seen === undefined;
+    const before = this.seen ?? new Map<string, number>();
+    const after = new Map<string, number>();
+    for (const j of jobs) {
+      const succeeded = Math.max(0, j.succeeded);
+      after.set(j.jobName, Math.max(succeeded, before.get(j.jobName) ?? 0));
+      if (first) continue;
+      for (let n = succeeded - (before.get(j.jobName) ?? 0); n > 0; n--) {
+        const credits = this.fresh(this.credits, j.queue, (t) => now - t <= this.creditMs);
+        if (credits.length > 0) credits.shift();
+        else this.list(this.exits, j.queue).push(now);
+      }
+    }
+    this.seen = after;
+  }
+
+  /** An event applied to the ledger (not a duplicate): its queue, kind and provider time (epoch ms). */
+  applied(queue: string, kind: string, occurredAt: number, now: number): void {
+    if (Number.isFinite(occurredAt)) this.caughtUp.set(queue, Math.max(this.caughtUp.get(queue) ?? 0, occurredAt));
+    if (kind !== 'finished' && kind !== 'cancelled') return;
+    const exits = this.list(this.exits, queue);
+    if (exits.length > 0) exits.shift();
+    else this.list(this.credits, queue).push(now);
+  }
+
+  /**
+   * A drain ended knowing every event sent to the events queue before `upTo` applied (its lag:
+   * upTo = now - lagMs; an empty queue: now). An exit seen marginMs before that whose finished
+   * event is still not applied was no CI job's (an agent that left idle, a warm one): forgotten
+   * even when no event comes to move the queue's caughtUp (a quiet queue).
+   */
+  drained(upTo: number): void {
+    this.drainedUpTo = Math.max(this.drainedUpTo, upTo);
+  }
+
+  /** Unexplained exits of `queue` at `now`: CI jobs the ledger counts open that need no agent. */
+  count(queue: string, now: number): number {
+    const caughtUp = Math.max(this.caughtUp.get(queue) ?? 0, this.drainedUpTo);
+    return this.fresh(this.exits, queue, (t) => now - t <= this.maxAgeMs && caughtUp < t + this.marginMs).length;
+  }
+
+  private list(table: Map<string, number[]>, queue: string): number[] {
+    let list = table.get(queue);
+    if (!list) {
+      list = [];
+      table.set(queue, list);
+    }
+    return list;
+  }
+
+  /** The queue's list without its leading entries that no longer `hold` (oldest first). */
+  private fresh(table: Map<string, number[]>, queue: string, hold: (t: number) => boolean): number[] {
+    const list = this.list(table, queue);
+    let stale = 0;
+    while (stale < list.length && !hold(list[stale] as number)) stale++;
+    if (stale > 0) list.splice(0, stale);
+    return list;
+  }
 }

@@ -36,6 +36,18 @@ export function measureWarmPool(ports: ScalerPorts, clusterJobs: readonly V1Job[
   ports.warmPool.observe(seen, ports.now());
 }
 
+/** Gives ExitedAgents our Jobs just listed (their succeeded agents). */
+export function measureExited(ports: ScalerPorts, clusterJobs: readonly V1Job[]): void {
+  if (!ports.exited) return;
+  const seen = clusterJobs.flatMap((j) => {
+    const described = ports.jobs.describe(j);
+    return described
+      ? [{ jobName: described.jobName, queue: described.queue, succeeded: j.status?.succeeded ?? 0 }]
+      : [];
+  });
+  ports.exited.observe(seen, ports.now());
+}
+
 /** Feeds the back-off the agent pods just listed; logs and measures what it found. */
 export function measureBackoff(ports: ScalerPorts, look: PodLook | undefined): void {
   const { backoff, log } = ports;
@@ -103,6 +115,7 @@ export function queueDecider(
     : undefined;
   const pool = ports.warmPool?.size(queue, ports.now());
   const warm = pool ? { warm: pool.warm } : {};
+  const exited = ports.exited?.count(queue, ports.now()) ?? 0;
   const planned = views.get(queue)?.inFlight ?? 0;
   // Tokens reserved by other invocations since the plan are agents on their way: supply too.
   const observe = (inFlight: number) =>
@@ -115,6 +128,7 @@ export function queueDecider(
       ...(bound === undefined ? {} : { busyBound: bound }),
       ...limits,
       ...warm,
+      ...(exited > 0 ? { exited } : {}),
     });
   // A queue backing off creates nothing, or one probe agent; the other queues are not held.
   const gate = ports.backoff?.gate(queue, ports.now());
@@ -122,13 +136,17 @@ export function queueDecider(
   return { queue, limits, pool, gate, countsCapped: capped === true, decide: (inFlight) => held(observe(inFlight)) };
 }
 
-/** The decision's log line and metrics; `reserved` agents were reserved for it. */
+/**
+ * The decision's log line and metrics; `reserved` agents were reserved for it; `lag` as the
+ * tick's drain measured it (drain.ts DrainReport), absent when the tick did not drain.
+ */
 export function reportDecision(
   ports: ScalerPorts,
   decider: QueueDecider,
   decision: Decision,
   reserved: number,
   latencyMs: number,
+  lag?: { readonly lagMs: number; readonly appliedAgeMs: number },
 ): void {
   ports.log.info('scaling decision', {
     queue: decider.queue,
@@ -138,6 +156,9 @@ export function reportDecision(
     supply: decision.supply,
     busyBound: decision.busyBound,
     idle: decision.idle,
+    exited: decision.exited ?? 0,
+    gone: decision.gone,
+    ...(lag ? { lagMs: lag.lagMs, appliedAgeMs: lag.appliedAgeMs } : {}),
     minAgents: decision.minAgents,
     maxAgents: decision.maxAgents,
     count: decision.count,
@@ -149,5 +170,5 @@ export function reportDecision(
     ...(decider.countsCapped ? { countsCapped: true } : {}),
     ...(decider.pool ?? {}),
   });
-  ports.metrics?.decision(decision, reserved, latencyMs);
+  ports.metrics?.decision(lag ? { ...decision, lagMs: lag.lagMs } : decision, reserved, latencyMs);
 }

@@ -41,6 +41,15 @@ export interface DrainReport {
   unserved: number;
   /** The drain ended on its budget with receives still coming back full: more is waiting. */
   backlog: boolean;
+  /**
+   * The lag at the drain's end: the age (ms, by SQS's SentTimestamp) of the oldest event known
+   * not applied: a message that failed, or with a backlog the next one waiting, taken as old as
+   * the newest message received (SQS hands out about the oldest first); 0 when the queue looked
+   * drained. Events still on their way to SQS are not seen.
+   */
+  lagMs: number;
+  /** The age (ms, by SentTimestamp) of the oldest event applied in this drain when it was applied. */
+  appliedAgeMs: number;
 }
 
 /**
@@ -64,8 +73,15 @@ export async function drain(
     undeleted: 0,
     unserved: 0,
     backlog: false,
+    lagMs: 0,
+    appliedAgeMs: 0,
   };
   const { events, ledger, log } = ports;
+  let newestSent = 0;
+  let oldestFailed = Number.POSITIVE_INFINITY;
+  const failedAt = (m: ReceivedEvent) => {
+    if (m.sentAt !== undefined) oldestFailed = Math.min(oldestFailed, m.sentAt);
+  };
 
   const route = async (events: QueuedJobEvent[]): Promise<RouteOutcome[]> => {
     if (events.every(isRouted)) return events.map((event) => ({ event }));
@@ -77,6 +93,7 @@ export async function drain(
   /** Applies and deletes one batch; true when it had events and none could be applied. */
   const handle = async (batch: ReceivedEvent[]): Promise<boolean> => {
     report.received += batch.length;
+    for (const m of batch) if (m.sentAt !== undefined) newestSent = Math.max(newestSent, m.sentAt);
     const parsed = batch.filter((m): m is ReceivedEvent & { event: QueuedJobEvent } => m.event !== undefined);
     for (const m of batch) {
       if (m.event) continue;
@@ -107,6 +124,7 @@ export async function drain(
         });
       } else {
         report.failed++;
+        failedAt(m);
         // While the lookup API is paused, the message comes back only when it may be asked
         // again: each delivery (counted towards maxReceiveCount) is then a real attempt.
         if (r.retryAfterMs !== undefined && ports.events.defer)
@@ -136,6 +154,7 @@ export async function drain(
       const o = outcomes[i] ?? { eventId: m.event.id, result: 'failed' as const, error: 'no outcome from the ledger' };
       if (o.result === 'failed') {
         report.failed++;
+        failedAt(m);
         if (m.receiveCount <= 1)
           log.error('event not applied; it stays in the queue', {
             messageId: m.messageId,
@@ -145,8 +164,10 @@ export async function drain(
         return;
       }
       if (m.event.kind === 'scheduled') report.scheduled++;
+      if (m.sentAt !== undefined) report.appliedAgeMs = Math.max(report.appliedAgeMs, ports.now() - m.sentAt);
       if (o.result === 'applied') {
         report.applied++;
+        ports.exited?.applied(m.event.queue, m.event.kind, Date.parse(m.event.occurredAt), ports.now());
         if (m.event.kind === 'scheduled')
           ports.warmPool?.arrived(m.event.queue, Date.parse(m.event.occurredAt), ports.now());
       } else report.duplicates++;
@@ -162,6 +183,7 @@ export async function drain(
 
   const secondsLeft = () => Math.max(0, Math.floor((deadline - ports.now()) / 1000));
   const first = await events.receive({ max: BATCH, waitSeconds: Math.min(waitSeconds, secondsLeft()) });
+  // Nothing received: nothing known waiting (lag 0).
   if (first.length === 0) return report;
 
   const drainUntil = Math.min(deadline, ports.now() + budgetMs);
@@ -200,5 +222,7 @@ export async function drain(
     done = upto;
   }
   if (failures.length > 0) throw failures[0];
+  const unapplied = Math.min(oldestFailed, report.backlog && newestSent > 0 ? newestSent : Number.POSITIVE_INFINITY);
+  report.lagMs = Number.isFinite(unapplied) ? Math.max(0, ports.now() - unapplied) : 0;
   return report;
 }

@@ -6,7 +6,7 @@
  */
 import type { V1Job, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { QueueBackoff } from '../core/backoff.js';
-import type { Decision } from '../core/decision.js';
+import type { Decision, ExitedAgents } from '../core/decision.js';
 import type { JobEvent, QueuedJobEvent } from '../core/job-event.js';
 import type { ClusterJob } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterStore } from '../core/stores.js';
@@ -19,6 +19,8 @@ export interface ReceivedEvent {
   readonly messageId: string;
   /** ApproximateReceiveCount: 1 on the first delivery. */
   readonly receiveCount: number;
+  /** When the message was sent to the queue (SentTimestamp, epoch ms), when known: measures the lag. */
+  readonly sentAt?: number;
   /** The parsed event (a GitLab one may still need its queue); absent when invalid (see `error`). */
   readonly event?: QueuedJobEvent;
   /** Why the body could not be parsed. Such a message is NOT deleted: it reaches the DLQ. */
@@ -195,6 +197,11 @@ export interface ScalerPorts {
   readonly warmPool?: WarmPoolTracker;
   /** Recovers jobs whose webhook delivery was lost (provider-reconcile.ts); absent: off. */
   readonly providers?: ProviderReconciler;
+  /**
+   * Agents that exited before their CI job's `finished` event was applied (core/decision.ts):
+   * no agent is made again for such a job while the events lag. Absent: not counted.
+   */
+  readonly exited?: ExitedAgents;
 }
 
 export interface QueueLimits {

@@ -9,7 +9,7 @@
  * A crash between any two stages leaves a dispatch or a counter that the next tick repairs.
  */
 import type { Decision } from '../core/decision.js';
-import { measureBackoff, measureWarmPool, queueDecider, reportDecision } from './decide.js';
+import { measureBackoff, measureExited, measureWarmPool, queueDecider, reportDecision } from './decide.js';
 import { type DrainReport, drain } from './drain.js';
 import type { ScalerPorts, ScalerSettings } from './ports.js';
 import { reconcileProviders } from './provider-reconcile.js';
@@ -51,17 +51,23 @@ export async function tick(
   // drain: the queue's events into the ledger (drain.ts).
   const drained = await drain(ports, settings, options.waitSeconds, options.deadline, options.drainBudgetMs);
   const started = ports.now();
+  // Every event sent before (now - lag) is applied: exits older than that were no CI job's.
+  ports.exited?.drained(started - drained.lagMs);
   const due = options.provisionDueAt === undefined || started >= options.provisionDueAt;
   if (!due && drained.received > 0 && drained.scheduled === 0)
     return { drain: drained, decisions: [], created: [], released: 0, corrected: 0, errors: [], provisioned: false };
-  const rest = await provision(ports, settings);
+  const rest = await provision(ports, settings, { lagMs: drained.lagMs, appliedAgeMs: drained.appliedAgeMs });
   return { drain: drained, ...rest, provisioned: true, provisionMs: ports.now() - started };
 }
 
-/** Stages 2–5: reconcile, then per queue decide, reserve and submit. */
+/**
+ * Stages 2–5: reconcile, then per queue decide, reserve and submit. `lag`: what the drain
+ * measured (DrainReport lagMs, appliedAgeMs), logged with each decision.
+ */
 export async function provision(
   ports: ScalerPorts,
   settings: ScalerSettings,
+  lag?: { readonly lagMs: number; readonly appliedAgeMs: number },
 ): Promise<Omit<TickReport, 'drain' | 'provisioned'>> {
   const errors: string[] = [];
   // submit: creates a dispatch's one Job; reconcile and reserve hand it their dispatches (submit.ts).
@@ -74,6 +80,8 @@ export async function provision(
   measureBackoff(ports, seen.pods);
   // decide, warm pool: measures the start-up of the agents just listed (decide.ts).
   measureWarmPool(ports, seen.clusterJobs);
+  // decide, lag: agents that exited since their CI job's `finished` event was applied (decide.ts).
+  measureExited(ports, seen.clusterJobs);
   // reconcile: returns tokens, resubmits or releases dispatches, corrects drifted counters (reconcile.ts).
   const reconciled = await reconcile(ports, settings, seen, submissions, errors);
   const decisions = await Promise.all(
@@ -83,7 +91,7 @@ export async function provision(
       const decider = queueDecider(ports, settings, seen.counts, reconciled, queue);
       // reserve: the queue's tokens in one conditional write, then submit the dispatch (reserve.ts).
       const { decision, reserved } = await reserve(ports, settings, decider, reconciled.views.get(queue), submissions);
-      reportDecision(ports, decider, decision, reserved, performance.now() - started);
+      reportDecision(ports, decider, decision, reserved, performance.now() - started, lag);
       return { ...decision, count: reserved };
     }),
   );

@@ -13,6 +13,7 @@ import { loadTemplate } from '../adapters/kubernetes/templates.js';
 import { SecretStore } from '../adapters/secrets/secret-store.js';
 import { createEventsQueue, eventSource } from '../adapters/sqs/events-queue.js';
 import { QueueBackoff } from '../core/backoff.js';
+import { ExitedAgents } from '../core/decision.js';
 import { defaultRunnerLabels } from '../core/routing.js';
 import { WarmPoolTracker } from '../core/warm-pool.js';
 import { ConfigError, type ScalerConfig } from '../shared/config.js';
@@ -158,5 +159,7 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
     now: Date.now,
     // Built once per container: its measurements carry over from one invocation to the next.
     ...(c.warmPool === 'adaptive' ? { warmPool: new WarmPoolTracker() } : {}),
+    // Also per container: an exit seen in one invocation is explained by an event of the next.
+    exited: new ExitedAgents(),
   };
 }

@@ -7,9 +7,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WARM_POOL_DEFAULTS } from '../core/warm-pool.js';
+import { type ArrivalModel, arrivalModel } from './bound.js';
 import { POLICIES, type PolicyName } from './policies.js';
 import { readHistory } from './replay.js';
-import { formatTable, renderSvg, renderTradeoffSvg, summaryJson, targetsLine } from './report.js';
+import { formatTable, renderSvg, renderTradeoffSvg, reportBounds, summaryJson, targetsLine } from './report.js';
 import { DEFAULT_OPTIONS, type SimulationOptions, simulate } from './simulate.js';
 import { DEFAULT_SWEEP_MAX, DEFAULT_SWEEP_MIN, formatSweep, sweep } from './sweep.js';
 import { formatTrace, GENERATORS, type GeneratorName, generateTrace, readTrace, type TraceJob } from './trace.js';
@@ -113,6 +114,8 @@ export async function main(argv: string[]): Promise<number> {
   const seed = Math.floor(num('seed', values.seed, 1));
   let trace: TraceJob[];
   let source = '';
+  /** The generator's arrival model (bound.ts), for the bound beside the trace. */
+  let model: ArrivalModel | undefined;
   if (values.trace) {
     trace = readTrace(values.trace);
   } else if (values.from) {
@@ -128,6 +131,7 @@ export async function main(argv: string[]): Promise<number> {
       if (f > 1) throw new Error(`--${flag} must be a number from 0 to 1, got "${value}"`);
       return f;
     };
+    model = arrivalModel(name, Math.floor(num('jobs', values.jobs, 200, 1)));
     trace = generateTrace(name, {
       jobs: Math.floor(num('jobs', values.jobs, 200, 1)),
       seed,
@@ -210,8 +214,12 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const report = await simulate(trace, overrides);
-  if (values.json) process.stdout.write(`${JSON.stringify(summaryJson(report), null, 2)}\n`);
-  else process.stdout.write(`${formatTable(report)}${targetsLine(report)}`);
+  if (values.json) {
+    const bound = model ? reportBounds(model, report) : undefined;
+    process.stdout.write(
+      `${JSON.stringify({ ...(summaryJson(report) as object), ...(bound ? { bound } : {}) }, null, 2)}\n`,
+    );
+  } else process.stdout.write(`${formatTable(report)}${targetsLine(report)}`);
   if (values.out) {
     mkdirSync(dirname(values.out), { recursive: true });
     writeFileSync(values.out, renderSvg(report));

@@ -21,7 +21,11 @@
  *   .../scale-runners/scale-down.ts (runnerMinimumTimeExceeded, idle runners only),
  *   .../pool/pool.ts (top-up to the pool size, clamped to the maximum).
  * - actions/actions-runner-controller@2ee6b3b: cmd/ghalistener/scaler/scaler.go
- *   (targetRunnerCount := min(MinRunners+count, MaxRunners), count = TotalAssignedJobs).
+ *   (targetRunnerCount := min(MinRunners+count, MaxRunners), count = TotalAssignedJobs; the patch
+ *   ID of setDesiredWorkerState), controllers/actions.github.com/ephemeralrunnerset_controller.go
+ *   (scale up per patch, scale down only on patch ID 0, deleteIdleEphemeralRunners).
+ * - actions/scaleset@6ce0259: listener/listener.go (Run: the message session, an empty long poll
+ *   handled with the latest statistics), README.md (GetMessage long-polls about 50 s).
  */
 import type { VirtualClock } from './clock.js';
 import { newCounters, type PolicyParams, type PolicyRun, startJobPerCiJob } from './policies.js';
@@ -255,56 +259,176 @@ export function arcTargetRunners(minRunners: number, maxRunners: number, assigne
   return Math.min(minRunners + assignedJobs, maxRunners);
 }
 
+const MAX_INT32 = 2 ** 31 - 1;
+
+/** The listener's scaler state (cmd/ghalistener/scaler/scaler.go Scaler): starts at -1, -1. */
+export interface ArcScalerState {
+  targetRunners: number;
+  patchSeq: number;
+  /** A JobStarted or JobCompleted message came since the last patch (HandleJobStarted/Completed). */
+  dirty: boolean;
+}
+
+/**
+ * cmd/ghalistener/scaler/scaler.go setDesiredWorkerState(count): the patch ID sent with the
+ * replicas. 0 ("force the state": the controller may scale down) only when no job started or
+ * completed since the last patch and the target is unchanged and equals minRunners (or on the
+ * very first patch, patchSeq 0).
+ */
+export function arcSetDesiredWorkerState(
+  s: ArcScalerState,
+  minRunners: number,
+  maxRunners: number,
+  count: number,
+): number {
+  const dirty = s.dirty;
+  s.dirty = false;
+  if (s.patchSeq === MAX_INT32) s.patchSeq = 0;
+  s.patchSeq++;
+  const target = arcTargetRunners(minRunners, maxRunners, count);
+  const old = s.targetRunners;
+  s.targetRunners = target;
+  return !dirty && target === old && target === minRunners ? 0 : s.patchSeq;
+}
+
+/**
+ * controllers/actions.github.com/ephemeralrunnerset_controller.go Reconcile, its scaling switch:
+ * acts only when patchID is 0 or differs from the latest patch ID annotated on its runners; then
+ * creates up to the replicas, and deletes down to them only with patchID 0 (with patchID > 0 a
+ * surplus waits for the next patch). `total` = pending + running + failed runners (scaleTotal).
+ */
+export function arcScaleAction(o: {
+  readonly total: number;
+  readonly replicas: number;
+  readonly patchID: number;
+  readonly latestPatchID: number;
+}): { readonly create: number } | { readonly delete: number } | undefined {
+  if (o.patchID !== 0 && o.patchID === o.latestPatchID) return undefined;
+  if (o.total < o.replicas) return { create: o.replicas - o.total };
+  if (o.patchID === 0 && o.total > o.replicas) return { delete: o.total - o.replicas };
+  return undefined;
+}
+
+/** An ephemeral runner as the EphemeralRunnerSet controller sees it. */
+export interface ArcRunner {
+  readonly createdAt: number;
+  readonly phase: 'pending' | 'running';
+  /** Status.RunnerId set: its JIT configuration was made (before its pod is created). */
+  readonly registered: boolean;
+  /** Status.JobID set by the listener's HandleJobStarted. */
+  readonly hasJob: boolean;
+}
+
+/**
+ * ephemeralrunnerset_controller.go deleteIdleEphemeralRunners: up to `count` runners, pending
+ * ones first, then running ones, each oldest first (newEphemeralRunnerStepper), skipping those
+ * not registered yet and those running a job.
+ */
+export function arcIdleRunnersToDelete<R extends ArcRunner>(runners: readonly R[], count: number): R[] {
+  if (count <= 0) return [];
+  const byAge = (a: R, b: R) => a.createdAt - b.createdAt;
+  const ordered = [
+    ...runners.filter((r) => r.phase === 'pending').sort(byAge),
+    ...runners.filter((r) => r.phase === 'running').sort(byAge),
+  ];
+  return ordered.filter((r) => r.registered && !r.hasJob).slice(0, count);
+}
+
+/** The Actions service holds GetMessage up to about 50 s (actions/scaleset README, "Long Polling"). */
+export const ARC_LONG_POLL_SECONDS = 50;
+
 /** An ARC ephemeral runner: one job, and it waits for it as long as it takes. */
 const ARC_RUNNER: AgentLifecycle = { ephemeral: true, idleTimeout: false };
 
 /**
- * ARC runner scale sets: the listener gets a message (with the scale set's statistics) on every
- * job change, and patches the EphemeralRunnerSet's replicas to min(minRunners + assigned jobs,
- * maxRunners), assigned = queued + running jobs of the scale set. The EphemeralRunnerSet
- * controller creates runners up to the replicas, replaces runners that finished while replicas
- * still ask for them, and on scale-down deletes runners with no job (never a busy one).
+ * ARC runner scale sets, fed as the listener sees jobs: the Actions service's message session
+ * (actions/scaleset listener/listener.go Run), not webhooks. A message comes when a job of the
+ * scale set changes (after the webhook latency, never reordered): JobStarted and JobCompleted
+ * mark the scaler dirty, then HandleDesiredRunnerCount(statistics.TotalAssignedJobs); a long poll
+ * that ends empty (ARC_LONG_POLL_SECONDS) calls it with the latest statistics. The scaler patches
+ * the EphemeralRunnerSet's replicas with a patch ID (arcSetDesiredWorkerState); its controller
+ * (arcScaleAction) creates runners up to the replicas once per patch (runners carry the patch ID
+ * that made them, so a finished runner is replaced only on the next patch), and scales down only
+ * on patch ID 0, deleting registered runners without a job, oldest first (arcIdleRunnersToDelete).
+ * Runners are registered when made (their JIT configuration comes before the pod).
  */
 export function startArc(world: World, clock: VirtualClock, queues: readonly string[], p: PolicyParams): PolicyRun {
   const counters = newCounters();
   for (const queue of queues) {
-    const runners: Pod[] = [];
-    let target = -1;
+    const runners: { pod: Pod; patchID: number }[] = [];
+    const scaler: ArcScalerState = { targetRunners: -1, patchSeq: -1, dirty: false };
+    let replicas = 0;
+    let patchID = 0;
+    let poll = 0;
+    let message: { started: boolean; completed: boolean } | undefined;
     const reconcile = () => {
-      const alive = runners.filter((r) => r.state !== 'done');
-      if (alive.length < target) {
-        for (let i = alive.length; i < target; i++) {
+      const alive = runners.filter((r) => r.pod.state !== 'done');
+      runners.splice(0, runners.length, ...alive); // finished runners are cleaned up
+      const latestPatchID = Math.max(0, ...alive.map((r) => r.patchID));
+      const action = arcScaleAction({ total: alive.length, replicas, patchID, latestPatchID });
+      if (!action) return;
+      if ('create' in action) {
+        for (let i = 0; i < action.create; i++) {
           add(counters.kube, 'create');
           counters.jobsCreated++;
-          runners.push(world.startPod(queue, owner, undefined, ARC_RUNNER));
+          runners.push({ pod: world.startPod(queue, owner, undefined, ARC_RUNNER), patchID });
         }
-      } else if (alive.length > target) {
-        // Runners without a job: not yet registered first, then idle ones, newest first.
-        const spare = alive
-          .filter((r) => r.state === 'pending' || r.state === 'idle')
-          .sort((a, b) => (a.state === b.state ? b.createdAt - a.createdAt : a.state === 'pending' ? -1 : 1));
-        for (const r of spare.slice(0, alive.length - target)) {
-          add(counters.kube, 'delete');
-          world.killPod(r);
-        }
+        return;
+      }
+      const view = alive.map((r) => ({
+        r,
+        createdAt: r.pod.createdAt,
+        phase: r.pod.state === 'pending' ? ('pending' as const) : ('running' as const),
+        registered: true,
+        hasJob: r.pod.state === 'busy' || r.pod.state === 'exiting',
+      }));
+      for (const { r } of arcIdleRunnersToDelete(view, action.delete)) {
+        add(counters.kube, 'delete');
+        world.killPod(r.pod);
       }
     };
     const owner: PodOwner = { onPodEnd: () => clock.after(0, reconcile) };
-    const listen = () => {
-      const { waiting, running } = world.ciCounts(queue);
-      const next = arcTargetRunners(p.minAgents, p.maxAgents, waiting + running);
-      if (next !== target) {
-        add(counters.kube, 'patch');
-        target = next;
-      }
+    const handle = (count: number) => {
+      const id = arcSetDesiredWorkerState(scaler, p.minAgents, p.maxAgents, count);
+      add(counters.kube, 'patch');
+      replicas = scaler.targetRunners;
+      patchID = id;
       reconcile();
     };
-    clock.at(0, listen);
-    const previous = world.sink;
-    world.sink = (event) => {
-      previous?.(event);
-      if (event.queue === queue) listen();
+    const assigned = () => {
+      const { waiting, running } = world.ciCounts(queue);
+      return waiting + running;
     };
+    // GetMessage: a long poll; empty after ARC_LONG_POLL_SECONDS.
+    const getMessage = () => {
+      const mine = ++poll;
+      clock.after(ARC_LONG_POLL_SECONDS * 1000, () => {
+        if (mine !== poll) return;
+        handle(assigned());
+        getMessage();
+      });
+    };
+    const deliver = () => {
+      const m = message;
+      message = undefined;
+      if (!m) return;
+      if (m.started || m.completed) scaler.dirty = true;
+      handle(assigned());
+      getMessage();
+    };
+    world.jobChanges.push((job, kind) => {
+      if (job.trace.queue !== queue) return;
+      if (!message) {
+        message = { started: false, completed: false };
+        clock.after(world.params.webhookLatencySeconds * 1000, deliver);
+      }
+      if (kind === 'started') message.started = true;
+      if (kind === 'finished' || kind === 'cancelled') message.completed = true;
+    });
+    clock.at(0, () => {
+      handle(assigned()); // the session's initial statistics
+      getMessage();
+    });
   }
   return { counters: () => ({ ...counters, kube: { ...counters.kube } }), errors: [] };
 }

@@ -25,11 +25,13 @@
  * - oracle:          the lower bound: an agent ready exactly when each CI job is scheduled and gone
  *                    when it ends; wait 0, provisioned = used, no cap. Computed, not simulated.
  */
+
 import type { V1Job } from '@kubernetes/client-node';
 import { jobFactory } from '../adapters/kubernetes/job-factory.js';
 import { InMemoryLedgerStore } from '../adapters/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../adapters/memory/limiter-store.js';
 import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../core/agent-job.js';
+import { ExitedAgents } from '../core/decision.js';
 import type { LedgerStore, LimiterStore } from '../core/stores.js';
 import { type WarmPoolOptions, WarmPoolTracker } from '../core/warm-pool.js';
 import { run } from '../scaler/loop.js';
@@ -243,6 +245,8 @@ export function startOurs(
     now: clock.epochNow,
     sleep: (ms) => clock.sleep(ms),
     ...(warm ? { warmPool: new WarmPoolTracker(p.warmPool) } : {}),
+    // As deployed (scaler/wiring.ts): agents that exited before their finished event was applied.
+    exited: new ExitedAgents(),
   };
   const settings: ScalerSettings = {
     queues,

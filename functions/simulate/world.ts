@@ -105,6 +105,11 @@ export class World {
   /** Seconds of CI job runs (including runs later interrupted). */
   usedSeconds = 0;
   sink: WebhookSink | undefined;
+  /**
+   * Called at once on each transition of a CI job (no webhook latency, no reordering): what the
+   * CI service itself knows, e.g. the Actions message session ARC's listener reads.
+   */
+  readonly jobChanges: ((job: CiJob, kind: JobEventKind) => void)[] = [];
   /** Called when every CI job is terminal. */
   onAllTerminal: (() => void) | undefined;
 
@@ -191,6 +196,7 @@ export class World {
 
   /** Delivers a webhook for the job's transition (plus duplicates, possibly out of order). */
   private emit(job: CiJob, kind: JobEventKind): void {
+    for (const f of this.jobChanges) f(job, kind);
     const t = job.trace;
     const copies = 1 + (t.duplicates ?? 0);
     const occurredAt = new Date(this.clock.epochNow()).toISOString();

@@ -121,6 +121,8 @@ describe('oversized optional fields never strand a job', () => {
     expect(res.statusCode).toBe(202); // was 503 for ever: the message did not fit the queue
     expect(received).toHaveLength(1);
     expect(received[0]?.error).toBeUndefined();
+    // SQS's SentTimestamp, on our clock: the scaler's lag is measured from it.
+    expect(Math.abs((received[0]?.sentAt ?? 0) - Date.now())).toBeLessThan(60_000);
     expect(outcomes.map((o) => o.result)).toEqual(['applied']);
     const record = await ledger.get({ provider: 'buildkite', jobId: String(buildkiteJob().id) });
     expect(record).toMatchObject({ state: 'scheduled', queue: 'default' });

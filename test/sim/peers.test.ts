@@ -4,6 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  type ArcScalerState,
+  arcIdleRunnersToDelete,
+  arcScaleAction,
+  arcSetDesiredWorkerState,
   arcTargetRunners,
   githubAwsMinimumTimeExceeded,
   githubAwsNewRunners,
@@ -124,8 +128,64 @@ describe('github-aws-runners (lambdas/functions/control-plane/src/scale-runners/
 });
 
 describe('ARC scale sets (actions/actions-runner-controller cmd/ghalistener/scaler/scaler_test.go)', () => {
+  const fresh = (): ArcScalerState => ({ targetRunners: -1, patchSeq: -1, dirty: false });
+  const maxInt32 = 2 ** 31 - 1;
+
+  it('TestSetDesiredWorkerState_MinMaxDefaults: the patch ID, 0 only when nothing happened at minRunners', () => {
+    // "init calculate with acquired 0" / "... acquired 1"
+    let w = fresh();
+    expect(arcSetDesiredWorkerState(w, 0, maxInt32, 0)).toBe(0);
+    expect(w).toEqual({ targetRunners: 0, patchSeq: 0, dirty: false });
+    w = fresh();
+    expect(arcSetDesiredWorkerState(w, 0, maxInt32, 1)).toBe(0);
+    expect(w.targetRunners).toBe(1);
+    // "increment patch when job done"
+    w.dirty = true;
+    expect(arcSetDesiredWorkerState(w, 0, maxInt32, 0)).toBe(1);
+    expect(w).toEqual({ targetRunners: 0, patchSeq: 1, dirty: false });
+    // "increment patch when called with same parameters"
+    w = fresh();
+    arcSetDesiredWorkerState(w, 0, maxInt32, 1);
+    expect(arcSetDesiredWorkerState(w, 0, maxInt32, 1)).toBe(1);
+  });
+
+  it('TestSetDesiredWorkerState_MinSet: "desired patch is 0 but sequence continues on empty batch and min runners"', () => {
+    const w = fresh();
+    expect(arcSetDesiredWorkerState(w, 1, maxInt32, 3)).toBe(0);
+    expect(w.targetRunners).toBe(4);
+    w.dirty = true;
+    expect(arcSetDesiredWorkerState(w, 1, maxInt32, 0)).toBe(1);
+    expect(w.targetRunners).toBe(1);
+    // Empty batch on min runners: forcing the state.
+    expect(arcSetDesiredWorkerState(w, 1, maxInt32, 0)).toBe(0);
+    expect(w).toEqual({ targetRunners: 1, patchSeq: 2, dirty: false });
+  });
+
+  it('ephemeralrunnerset_controller.go: creates once per patch, deletes only on patch ID 0, idle registered runners oldest first', () => {
+    expect(arcScaleAction({ total: 2, replicas: 5, patchID: 3, latestPatchID: 2 })).toEqual({ create: 3 });
+    // The runners of this patch exist already: a finished one is not replaced until the next patch.
+    expect(arcScaleAction({ total: 2, replicas: 5, patchID: 3, latestPatchID: 3 })).toBeUndefined();
+    // "If ephemeral runner did not yet update the phase to succeeded, but the scale down request is issued, we should ignore"
+    expect(arcScaleAction({ total: 6, replicas: 2, patchID: 4, latestPatchID: 3 })).toBeUndefined();
+    expect(arcScaleAction({ total: 6, replicas: 2, patchID: 0, latestPatchID: 3 })).toEqual({ delete: 4 });
+    const r = (createdAt: number, phase: 'pending' | 'running', registered = true, hasJob = false) => ({
+      createdAt,
+      phase,
+      registered,
+      hasJob,
+    });
+    const runners = [
+      r(5, 'running'),
+      r(1, 'running', true, true),
+      r(4, 'pending'),
+      r(2, 'pending', false),
+      r(3, 'running'),
+    ];
+    expect(arcIdleRunnersToDelete(runners, 3).map((x) => x.createdAt)).toEqual([4, 3, 5]);
+    expect(arcIdleRunnersToDelete(runners, 0)).toEqual([]);
+  });
+
   it('TestSetDesiredWorkerState: target = min(minRunners + assigned jobs, maxRunners)', () => {
-    const maxInt32 = 2 ** 31 - 1;
     expect(arcTargetRunners(0, maxInt32, 0)).toBe(0); // "init calculate with acquired 0"
     expect(arcTargetRunners(0, maxInt32, 1)).toBe(1); // "init calculate with acquired 1"
     expect(arcTargetRunners(1, maxInt32, 0)).toBe(1); // MinSet: "initial scale when acquired == 0"

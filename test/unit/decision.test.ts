@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { busyBound, countCap, decide } from '../../functions/core/decision.js';
+import { busyBound, countCap, decide, ExitedAgents } from '../../functions/core/decision.js';
 
 const base = { queue: 'default', pending: 0, running: 0, inFlight: 0, minAgents: 0, maxAgents: 10 };
 
@@ -260,5 +260,97 @@ describe('countCap: the ledger may stop counting there', () => {
     expect(decide({ ...base, pending: 10 }).reason).toBe('demand');
     expect(decide({ ...base, pending: countCap(10) }).reason).toBe('capped');
     expect(countCap(10)).toBe(11);
+  });
+});
+
+describe('decide: agents that exited before their events were applied', () => {
+  it('pending CI jobs whose agents already ran them and exited get no agent again', () => {
+    // 4 CI jobs still pending in the ledger (`started` late too), their 4 agents gone.
+    expect(decide({ ...base, pending: 4, exited: 4 }).count).toBe(0);
+    expect(decide({ ...base, pending: 6, exited: 4 }).count).toBe(2);
+    expect(decide({ ...base, pending: 4 }).count).toBe(4);
+  });
+
+  it('an exit busyBound already accounts for is not taken off twice', () => {
+    // 2 running CI jobs whose agents are gone (busyBound 0) and 2 exits: the same 2 CI jobs.
+    const d = decide({ ...base, pending: 3, running: 2, inFlight: 0, busyBound: 0, exited: 2 });
+    expect(d.gone).toBe(0);
+    expect(d.count).toBe(3);
+    // With the live agent counted busy (busyBound 1), one exit is a job busyBound did not see.
+    expect(decide({ ...base, pending: 3, running: 2, inFlight: 1, busyBound: 1, exited: 2 }).count).toBe(2);
+  });
+
+  it('never asks fewer agents than without exits beyond the exits, nor more', () => {
+    fc.assert(
+      fc.property(
+        fc.nat(20),
+        fc.nat(20),
+        fc.nat(12),
+        fc.nat(20),
+        fc.nat(20),
+        (pending, running, inFlight, bound, exited) => {
+          const o = { ...base, pending, running, inFlight, busyBound: bound };
+          const without = decide(o).count;
+          const withExits = decide({ ...o, exited }).count;
+          expect(withExits).toBeLessThanOrEqual(without);
+          expect(withExits).toBeGreaterThanOrEqual(without - exited);
+        },
+      ),
+    );
+  });
+});
+
+describe('ExitedAgents: exits not yet explained by a finished event', () => {
+  const job = (jobName: string, succeeded: number) => ({ jobName, queue: 'q', succeeded });
+
+  it('counts the rise of succeeded agents after the first look, each until a finished event explains it', () => {
+    const e = new ExitedAgents();
+    e.observe([job('a', 2)], 0); // first look: taken stock of, not counted
+    expect(e.count('q', 0)).toBe(0);
+    e.observe([job('a', 3), job('b', 2)], 1_000);
+    expect(e.count('q', 1_000)).toBe(3);
+    e.applied('q', 'started', 500, 1_500);
+    expect(e.count('q', 1_500)).toBe(3);
+    e.applied('q', 'finished', 900, 2_000);
+    e.applied('q', 'cancelled', 950, 2_000);
+    expect(e.count('q', 2_000)).toBe(1);
+    expect(e.count('other', 2_000)).toBe(0);
+    // A Job that is gone and a listed Job whose count did not move add nothing.
+    e.observe([job('b', 2)], 3_000);
+    expect(e.count('q', 3_000)).toBe(1);
+  });
+
+  it('a finished event applied before its exit is seen explains that exit', () => {
+    const e = new ExitedAgents({ creditMs: 10_000 });
+    e.observe([], 0);
+    e.applied('q', 'finished', 0, 1_000);
+    e.observe([job('a', 1)], 2_000);
+    expect(e.count('q', 2_000)).toBe(0);
+    // ... but not one seen after creditMs.
+    e.applied('q', 'finished', 2_500, 3_000);
+    e.observe([job('a', 2)], 14_000);
+    expect(e.count('q', 14_000)).toBe(1);
+  });
+
+  it('forgets an exit once events that happened marginMs after it are applied (an agent that left idle)', () => {
+    const e = new ExitedAgents({ marginMs: 5_000, maxAgeMs: 60_000 });
+    e.observe([], 0);
+    e.observe([job('a', 1)], 10_000);
+    e.applied('q', 'scheduled', 14_000, 20_000);
+    expect(e.count('q', 20_000)).toBe(1);
+    e.applied('q', 'scheduled', 15_000, 21_000);
+    expect(e.count('q', 21_000)).toBe(0);
+    // A drain that found every event sent until 5 s after an exit applied forgets it too.
+    const quiet = new ExitedAgents({ marginMs: 5_000 });
+    quiet.observe([], 0);
+    quiet.observe([job('w', 1)], 10_000);
+    quiet.drained(14_000);
+    expect(quiet.count('q', 14_000)).toBe(1);
+    quiet.drained(15_000);
+    expect(quiet.count('q', 15_000)).toBe(0);
+    // Without any event applied, never beyond maxAgeMs.
+    e.observe([job('a', 2)], 30_000);
+    expect(e.count('q', 90_000)).toBe(1);
+    expect(e.count('q', 90_001)).toBe(0);
   });
 });

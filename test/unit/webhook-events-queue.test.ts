@@ -36,7 +36,7 @@ describe('events queue messages', () => {
 });
 
 describe('receiveEvents', () => {
-  it('asks only for the receive count: the event, id included, is in the body', async () => {
+  it('asks only for the receive count and the time sent (the lag): the event, id included, is in the body', async () => {
     const sqs = mockClient(SQSClient);
     sqs.on(ReceiveMessageCommand).resolves({
       Messages: [
@@ -44,16 +44,16 @@ describe('receiveEvents', () => {
           MessageId: 'm1',
           ReceiptHandle: 'r1',
           Body: JSON.stringify(event),
-          Attributes: { ApproximateReceiveCount: '2' },
+          Attributes: { ApproximateReceiveCount: '2', SentTimestamp: '1800000000000' },
         },
       ],
     });
     const queue = createEventsQueue('https://sqs.us-east-1.amazonaws.com/1/events', () => new SQSClient({}));
     expect(await queue.receiveEvents({ max: 10, waitSeconds: 1 })).toEqual([
-      { receiptHandle: 'r1', messageId: 'm1', receiveCount: 2, event },
+      { receiptHandle: 'r1', messageId: 'm1', receiveCount: 2, sentAt: 1_800_000_000_000, event },
     ]);
     const input = sqs.commandCalls(ReceiveMessageCommand)[0]?.args[0].input;
-    expect(input?.MessageSystemAttributeNames).toEqual(['ApproximateReceiveCount']);
+    expect(input?.MessageSystemAttributeNames).toEqual(['ApproximateReceiveCount', 'SentTimestamp']);
     expect(input).not.toHaveProperty('MessageAttributeNames');
     sqs.restore();
   });

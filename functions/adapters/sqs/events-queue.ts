@@ -109,7 +109,8 @@ export async function receiveEvents(
       ...(visibilityTimeoutSeconds === undefined ? {} : { VisibilityTimeout: visibilityTimeoutSeconds }),
       // Only what the scaler reads: the body carries the event (its id included), so the
       // eventId message attribute is not asked for (less to transfer, hash and parse per message).
-      MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+      // SentTimestamp: how long the events wait in the queue (the scaler's lag).
+      MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
     }),
   );
   return (out.Messages ?? []).map((m): ReceivedEvent => {
@@ -117,6 +118,7 @@ export async function receiveEvents(
       receiptHandle: m.ReceiptHandle ?? '',
       messageId: m.MessageId ?? '',
       receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
+      ...(Number(m.Attributes?.SentTimestamp) > 0 ? { sentAt: Number(m.Attributes?.SentTimestamp) } : {}),
     };
     const parsed = parseEventBody(m.Body);
     return 'event' in parsed ? { ...base, event: parsed.event } : { ...base, error: parsed.error };

@@ -2,7 +2,6 @@
 import type { QueueSettings } from './overrides.js';
 import {
   ConfigError,
-  type Env,
   fail,
   GITHUB_NAME,
   GITHUB_REPO,
@@ -11,12 +10,13 @@ import {
   optional,
   type Problems,
   type SecretSource,
+  type Source,
   secret,
   ssmName,
   UUID,
   url,
 } from './read.js';
-import { spec, type VariableName } from './registry.js';
+import type { VariableName } from './registry.js';
 
 export type ClusterAccess =
   | { readonly kind: 'kubeconfig-file'; readonly path: string }
@@ -51,7 +51,7 @@ export interface BuildkiteApiConfig {
   readonly clusters?: readonly string[];
 }
 
-export function cluster(env: Env): ClusterAccess {
+export function cluster(env: Source): ClusterAccess {
   const file = optional(env, 'KUBECONFIG');
   const parameter = ssmName(env, 'KUBECONFIG_PARAMETER');
   const eks = optional(env, 'EKS_CLUSTER_NAME');
@@ -86,7 +86,7 @@ const GITHUB_VARIABLES = [
   'GITHUB_WEBHOOK_ID',
 ] as const;
 
-function runnerOwner(env: Env, text: string): GitHubRunnerOwner {
+function runnerOwner(env: Source, text: string): GitHubRunnerOwner {
   const parts = text.split('/');
   if (parts.length === 1 && GITHUB_NAME.test(parts[0] ?? '')) return { kind: 'org', org: text };
   if (parts.length === 2 && GITHUB_NAME.test(parts[0] ?? '') && GITHUB_REPO.test(parts[1] ?? ''))
@@ -94,7 +94,7 @@ function runnerOwner(env: Env, text: string): GitHubRunnerOwner {
   return fail(env, 'GITHUB_RUNNER_OWNER');
 }
 
-function privateKey(env: Env, why: string): SecretSource {
+function privateKey(env: Source, why: string): SecretSource {
   const key = secret(env, 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_APP_PRIVATE_KEY_PARAMETER');
   if (key.kind === 'disabled') {
     throw new ConfigError(
@@ -114,7 +114,7 @@ function privateKey(env: Env, why: string): SecretSource {
 
 /** Set when a queue uses the github template or a GitHub App variable is set; each problem is collected. */
 export function githubApp(
-  env: Env,
+  env: Source,
   settings: Readonly<Record<string, QueueSettings>>,
   p: Problems,
 ): GitHubAppConfig | undefined {
@@ -130,7 +130,7 @@ export function githubApp(
   const need = (name: VariableName): string => {
     const value = optional(env, name);
     if (value === undefined)
-      throw new ConfigError(name, `${name} must be set: ${why} (${spec(name).expected}), got nothing (unset)`);
+      throw new ConfigError(name, `${name} must be set: ${why} (${env.spec(name).expected}), got nothing (unset)`);
     return value;
   };
   const appId = p.take(() => {
@@ -156,14 +156,14 @@ export function githubApp(
   };
 }
 
-export function buildkiteApi(env: Env): BuildkiteApiConfig | undefined {
+export function buildkiteApi(env: Source): BuildkiteApiConfig | undefined {
   const organization = optional(env, 'BUILDKITE_ORGANIZATION');
   const token = secret(env, 'BUILDKITE_API_TOKEN', 'BUILDKITE_API_TOKEN_PARAMETER');
   if (organization === undefined) {
     if (token.kind !== 'disabled')
       throw new ConfigError(
         'BUILDKITE_ORGANIZATION',
-        `BUILDKITE_ORGANIZATION must be set with the Buildkite API token (${spec('BUILDKITE_ORGANIZATION').expected}), got nothing (unset)`,
+        `BUILDKITE_ORGANIZATION must be set with the Buildkite API token (${env.spec('BUILDKITE_ORGANIZATION').expected}), got nothing (unset)`,
       );
     return undefined;
   }

@@ -1,6 +1,8 @@
 /** The cache function's configuration. */
 import { type LogLevel, logLevel } from './common.js';
-import { type Env, int, optional, Problems, required, url } from './read.js';
+import { type Env, int, optional, Problems, required, source, url } from './read.js';
+import { CACHE_VARIABLES } from './variables/cache.js';
+import { COMMON_VARIABLES } from './variables/common.js';
 
 export interface CacheConfig {
   readonly logLevel: LogLevel;
@@ -17,7 +19,8 @@ export interface CacheConfig {
 }
 
 /** Reads and checks every cache variable; all problems are thrown as one ConfigError. */
-export function loadCacheConfig(env: Env = process.env): CacheConfig {
+export function loadCacheConfig(vars: Env = process.env): CacheConfig {
+  const env = source(vars, [...COMMON_VARIABLES, ...CACHE_VARIABLES]);
   const p = new Problems();
   const scopeMaxBytes = p.take(() => int(env, 'CACHE_SCOPE_MAX_BYTES'), Number.NaN);
   const jwksUrl =

@@ -1,7 +1,7 @@
 /** What the webhook and the scaler both read: the events queue, the served queues and their routing. */
 import type { Routing } from '../../core/routing.js';
 import { agentsOf, type QueueSettings, queueSettings } from './overrides.js';
-import { choice, type Env, fail, int, type Problems, queueList, queueName, required, url } from './read.js';
+import { choice, fail, int, type Problems, queueList, queueName, required, type Source, url } from './read.js';
 import type { VariableName } from './registry.js';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -19,7 +19,7 @@ export interface Base extends CommonConfig {
   readonly defaults: QueueSettings;
 }
 
-export function jobTemplate(env: Env, name: VariableName): string {
+export function jobTemplate(env: Source, name: VariableName): string {
   const value = required(env, name);
   if (['buildkite', 'github', 'gitlab'].includes(value) || value.endsWith('.yaml') || value.endsWith('.yml')) {
     return value;
@@ -27,12 +27,12 @@ export function jobTemplate(env: Env, name: VariableName): string {
   return fail(env, name);
 }
 
-export function logLevel(env: Env): LogLevel {
+export function logLevel(env: Source): LogLevel {
   return choice<LogLevel>(env, 'LOG_LEVEL');
 }
 
 /** `limits`: read MIN_AGENTS/MAX_AGENTS (the scaler); the webhook needs only the routing. */
-export function common(env: Env, limits: boolean, p: Problems): Base {
+export function common(env: Source, limits: boolean, p: Problems): Base {
   const queues = p.take<string[] | undefined>(() => queueList(env), undefined);
   const minAgents = limits ? p.take(() => int(env, 'MIN_AGENTS'), Number.NaN) : 0;
   const maxAgents = limits

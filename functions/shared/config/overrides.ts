@@ -5,8 +5,7 @@
 import * as z from 'zod/mini';
 import { PROVIDERS, type Provider } from '../../core/job-event.js';
 import { defaultAgentTags, defaultRunnerLabels, defaultRunnerTags, type QueueAgents } from '../../core/routing.js';
-import { ConfigError, type Env, fail, required } from './read.js';
-import { spec } from './registry.js';
+import { ConfigError, fail, required, type Source } from './read.js';
 
 export interface QueueSettings {
   readonly minAgents: number;
@@ -33,16 +32,13 @@ function elements(check: (s: string) => boolean = () => true) {
     .string({ error: badElement })
     .check(z.refine((s) => ELEMENT.test(s) && check(s), { error: badElement }));
   return z.optional(
-    z.pipe(
-      z.array(element, { error: LIST }).check(z.minLength(1, { error: LIST }), z.maxLength(64, { error: LIST })),
-      z.transform((items: string[]) => [...new Set(items)]),
-    ),
+    z.array(element, { error: LIST }).check(z.minLength(1, { error: LIST }), z.maxLength(64, { error: LIST })),
   );
 }
 
 function count(min: number) {
   const error = `must be an integer >= ${min}`;
-  return z.optional(z.int({ error }).check(z.gte(min, { error })));
+  return z.optional(z.custom<number>((v) => Number.isSafeInteger(v) && (v as number) >= min, { error }));
 }
 
 /** One queue's override; the order of the keys is the order its problems are reported in. */
@@ -61,29 +57,23 @@ const OVERRIDE = z.strictObject(
   { error: 'must be an object' },
 );
 
-const OVERRIDES = z.record(z.string(), OVERRIDE, { error: 'must be an object' });
-
 type QueueOverride = z.infer<typeof OVERRIDE>;
 
-/**
- * One line per problem zod found: where (a dotted path) and what. Ordered as the queues are in
- * QUEUES, and within a queue unknown settings first, as before the schema.
- */
-function problems(error: z.core.$ZodError, queues: readonly string[]): string[] {
-  const rank = (issue: z.core.$ZodIssue) => {
-    const queue = queues.indexOf(String(issue.path[0]));
-    return (queue < 0 ? queues.length : queue) * 2 + (issue.code === 'unrecognized_keys' ? 0 : 1);
-  };
+/** One line per problem zod found in a queue's override: where (a dotted path) and what; unknown settings first. */
+function problems(queue: string, error: z.core.$ZodError): string[] {
+  const rank = (issue: z.core.$ZodIssue) => (issue.code === 'unrecognized_keys' ? 0 : 1);
   return [...error.issues]
     .sort((a, b) => rank(a) - rank(b))
     .flatMap((issue) => {
-      const where = issue.path.map(String);
+      const where = [queue, ...issue.path.map(String)];
       if (issue.code === 'unrecognized_keys') {
         return issue.keys.map((key) => `at "${[...where, key].join('.')}": is not a known setting`);
       }
       return [`at "${where.join('.')}": ${issue.message}`];
     });
 }
+
+const unique = (items: readonly string[] | undefined) => (items ? [...new Set(items)] : undefined);
 
 /** The provider a template name implies (a custom template path implies none). */
 function providerOfTemplate(template: string): Provider | undefined {
@@ -102,34 +92,53 @@ export function agentsOf(queue: string, o: QueueOverride, template: string): Que
   };
 }
 
-/** `queues` undefined: QUEUES itself is invalid, so which names are unknown cannot be said. */
-function parse(env: Env, queues: readonly string[] | undefined): Record<string, QueueOverride> {
-  const expected = spec('QUEUE_OVERRIDES').expected;
+/**
+ * The overrides of each queue, in the order of QUEUES (then any other named), each checked by the
+ * schema. `queues` undefined: QUEUES itself is invalid, so which names are unknown cannot be said.
+ */
+function parse(env: Source, queues: readonly string[] | undefined): Record<string, QueueOverride> {
+  const expected = env.spec('QUEUE_OVERRIDES').expected;
   let json: unknown;
   try {
     json = JSON.parse(required(env, 'QUEUE_OVERRIDES'));
   } catch {
     return fail(env, 'QUEUE_OVERRIDES', `valid JSON: ${expected}`);
   }
+  const head = `QUEUE_OVERRIDES must be ${expected}; `;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new ConfigError('QUEUE_OVERRIDES', `${head}at "": must be an object`);
+  }
+  const given = json as Record<string, unknown>;
   const lines: string[] = [];
-  if (queues && typeof json === 'object' && json !== null && !Array.isArray(json)) {
-    const unknown = Object.keys(json).filter((q) => !queues.includes(q));
-    if (unknown.length > 0) {
-      lines.push(`QUEUE_OVERRIDES names queue(s) not in QUEUES: ${unknown.map((q) => JSON.stringify(q)).join(', ')}`);
+  const unknown = queues ? Object.keys(given).filter((q) => !queues.includes(q)) : [];
+  if (unknown.length > 0) {
+    lines.push(`QUEUE_OVERRIDES names queue(s) not in QUEUES: ${unknown.map((q) => JSON.stringify(q)).join(', ')}`);
+  }
+  const found: string[] = [];
+  const overrides: Record<string, QueueOverride> = {};
+  const order = [...(queues ?? []).filter((q) => Object.hasOwn(given, q)), ...unknown];
+  for (const queue of order) {
+    const parsed = OVERRIDE.safeParse(given[queue]);
+    if (!parsed.success) found.push(...problems(queue, parsed.error));
+    else {
+      const o = parsed.data;
+      overrides[queue] = {
+        ...o,
+        ...(o.agentTags ? { agentTags: unique(o.agentTags) } : {}),
+        ...(o.runnerLabels ? { runnerLabels: unique(o.runnerLabels) } : {}),
+        ...(o.runnerTags ? { runnerTags: unique(o.runnerTags) } : {}),
+      };
     }
   }
-  const parsed = OVERRIDES.safeParse(json);
-  if (!parsed.success) {
-    const [first, ...more] = problems(parsed.error, queues ?? []);
-    lines.push(`QUEUE_OVERRIDES must be ${expected}; ${first}`, ...more.map((p) => `QUEUE_OVERRIDES ${p}`));
-  }
-  if (lines.length > 0 || !parsed.success) throw new ConfigError('QUEUE_OVERRIDES', lines.join('\n'));
-  return parsed.data;
+  const [first, ...more] = found;
+  if (first !== undefined) lines.push(`${head}${first}`, ...more.map((p) => `QUEUE_OVERRIDES ${p}`));
+  if (lines.length > 0) throw new ConfigError('QUEUE_OVERRIDES', lines.join('\n'));
+  return overrides;
 }
 
 /** The effective settings of every served queue. */
 export function queueSettings(
-  env: Env,
+  env: Source,
   queues: readonly string[] | undefined,
   defaults: QueueSettings,
 ): Record<string, QueueSettings> {

@@ -3,10 +3,31 @@
  * every problem found at cold start into one ConfigError.
  */
 import { QUEUE_NAME_PATTERN as QUEUE_NAME } from '../../core/job-event.js';
-import type { Bound } from './declaration.js';
-import { spec, type VariableName } from './registry.js';
+import { type Bound, type Declaration, expectedOf, type VariableSpec } from './declaration.js';
+import type { VariableName } from './registry.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The environment with the declarations of the variables one function reads: each bundle carries
+ * only its own declarations (the webhook's holds no scaler or cache text).
+ */
+export interface Source {
+  readonly vars: Env;
+  spec(name: VariableName): VariableSpec;
+}
+
+export function source(vars: Env, declarations: readonly Declaration[]): Source {
+  const specs = new Map(declarations.map((d) => [d.name, { ...d, expected: expectedOf(d) }]));
+  return {
+    vars,
+    spec(name) {
+      const found = specs.get(name);
+      if (!found) throw new Error(`${name} is not declared for this function`);
+      return found;
+    },
+  };
+}
 
 export class ConfigError extends Error {
   /** Every problem found (this error alone when there was one); each names its variable. */
@@ -55,24 +76,24 @@ export class Problems {
   }
 }
 
-export function fail(env: Env, name: VariableName, expected = spec(name).expected): never {
-  const raw = env[name];
+export function fail(env: Source, name: VariableName, expected = env.spec(name).expected): never {
+  const raw = env.vars[name];
   const shown = raw === undefined ? 'nothing (unset)' : JSON.stringify(raw);
   throw new ConfigError(name, `${name} must be ${expected}, got ${shown}`);
 }
 
 /** Reads a variable, falling back to its default; empty strings count as unset. */
-function raw(env: Env, name: VariableName): string | undefined {
-  const value = env[name];
+function raw(env: Source, name: VariableName): string | undefined {
+  const value = env.vars[name];
   if (value !== undefined && value.trim() !== '') return value.trim();
-  return spec(name).default;
+  return env.spec(name).default;
 }
 
-export function required(env: Env, name: VariableName): string {
+export function required(env: Source, name: VariableName): string {
   return raw(env, name) ?? fail(env, name);
 }
 
-export function optional(env: Env, name: VariableName): string | undefined {
+export function optional(env: Source, name: VariableName): string | undefined {
   return raw(env, name);
 }
 
@@ -90,8 +111,8 @@ function bound(b: Bound, given: Bounds): number {
  * An integer within its declared bounds. A bound naming a variable takes its value from `given`;
  * NaN there (that variable was itself invalid) makes the comparison pass, so only it is reported.
  */
-export function int(env: Env, name: VariableName, given: Bounds = {}): number {
-  const bounds = spec(name).int;
+export function int(env: Source, name: VariableName, given: Bounds = {}): number {
+  const bounds = env.spec(name).int;
   if (!bounds) throw new Error(`${name} is not declared as an integer`);
   const value = raw(env, name);
   if (value === undefined || !/^-?\d+$/.test(value)) return fail(env, name);
@@ -104,14 +125,14 @@ export function int(env: Env, name: VariableName, given: Bounds = {}): number {
 }
 
 /** One of the declared choices, case-insensitive, as declared. */
-export function choice<T extends string>(env: Env, name: VariableName): T {
-  const choices = spec(name).enum;
+export function choice<T extends string>(env: Source, name: VariableName): T {
+  const choices = env.spec(name).enum;
   if (!choices) throw new Error(`${name} is not declared with choices`);
   const value = required(env, name).toLowerCase();
   return (choices.find((c) => c.toLowerCase() === value) ?? fail(env, name)) as T;
 }
 
-export function url(env: Env, name: VariableName): string {
+export function url(env: Source, name: VariableName): string {
   const value = required(env, name);
   try {
     const parsed = new URL(value);
@@ -123,13 +144,13 @@ export function url(env: Env, name: VariableName): string {
 }
 
 /** A queue name, as QUEUES accepts it. */
-export function queueName(env: Env, name: VariableName): string {
+export function queueName(env: Source, name: VariableName): string {
   const value = required(env, name);
   if (!QUEUE_NAME.test(value)) fail(env, name);
   return value;
 }
 
-export function queueList(env: Env): string[] {
+export function queueList(env: Source): string[] {
   const names = required(env, 'QUEUES')
     .split(',')
     .map((s) => s.trim())
@@ -139,7 +160,7 @@ export function queueList(env: Env): string[] {
 }
 
 /** A comma-separated list, each element checked, lower-cased; undefined when unset. */
-export function list(env: Env, name: VariableName, valid: (item: string) => boolean): string[] | undefined {
+export function list(env: Source, name: VariableName, valid: (item: string) => boolean): string[] | undefined {
   const value = optional(env, name);
   if (value === undefined) return undefined;
   const items = value
@@ -160,13 +181,13 @@ export type SecretSource =
  * An SSM parameter name: a full path ("/team/ci/secret"). The IAM policies grant
  * `arn:...:parameter${name}`, which only names the parameter when the name starts with "/".
  */
-export function ssmName(env: Env, name: VariableName): string | undefined {
+export function ssmName(env: Source, name: VariableName): string | undefined {
   const value = optional(env, name);
   if (value !== undefined && !/^\/[A-Za-z0-9_.\-/]{1,1010}$/.test(value)) fail(env, name);
   return value;
 }
 
-export function secret(env: Env, plain: VariableName, parameter: VariableName): SecretSource {
+export function secret(env: Source, plain: VariableName, parameter: VariableName): SecretSource {
   const value = optional(env, plain);
   const name = ssmName(env, parameter);
   if (value !== undefined && name !== undefined) {
@@ -183,6 +204,6 @@ const GITLAB_PATH = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*(\/[A-Za-z0-9_.][A-Za-z0-9_.-]
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** GitLab projects served (GITLAB_PROJECTS): positive ids and full paths, lower-cased. */
-export function gitlabProjects(env: Env): string[] | undefined {
+export function gitlabProjects(env: Source): string[] | undefined {
   return list(env, 'GITLAB_PROJECTS', (p) => /^[1-9]\d{0,15}$/.test(p) || GITLAB_PATH.test(p));
 }

@@ -3,22 +3,33 @@
  * its default, bounds or choices, the functions that read it and a description. Error messages
  * and the README's configuration table (`npm run docs:config`) are derived from it.
  */
-import { expectedOf, type VariableSpec } from './declaration.js';
+import { type Declaration, expectedOf, type VariableSpec } from './declaration.js';
 import { CACHE_VARIABLES } from './variables/cache.js';
 import { COMMON_VARIABLES } from './variables/common.js';
 import { SCALER_VARIABLES } from './variables/scaler.js';
 import { WEBHOOK_VARIABLES } from './variables/webhook.js';
 
-const DECLARATIONS = [...COMMON_VARIABLES, ...WEBHOOK_VARIABLES, ...SCALER_VARIABLES, ...CACHE_VARIABLES] as const;
+/** Every list in one, in table order. Pure: a bundle that reads no registry export drops the text. */
+function all<const T extends readonly (readonly Declaration[])[]>(...lists: T): T[number][number][] {
+  return lists.flat() as T[number][number][];
+}
+
+const DECLARATIONS = /* @__PURE__ */ all(COMMON_VARIABLES, WEBHOOK_VARIABLES, SCALER_VARIABLES, CACHE_VARIABLES);
 
 export type VariableName = (typeof DECLARATIONS)[number]['name'];
 
-export const VARIABLES: readonly (VariableSpec & { readonly name: VariableName })[] = DECLARATIONS.map((d) => ({
-  ...d,
-  expected: expectedOf(d),
-}));
+function withExpected(declarations: readonly Declaration[]): (VariableSpec & { readonly name: VariableName })[] {
+  return declarations.map((d) => ({ ...d, name: d.name as VariableName, expected: expectedOf(d) }));
+}
 
-const SPECS = new Map<string, VariableSpec>(VARIABLES.map((v) => [v.name, v]));
+export const VARIABLES: readonly (VariableSpec & { readonly name: VariableName })[] =
+  /* @__PURE__ */ withExpected(DECLARATIONS);
+
+function byName(specs: readonly VariableSpec[]): Map<string, VariableSpec> {
+  return new Map(specs.map((v) => [v.name, v]));
+}
+
+const SPECS = /* @__PURE__ */ byName(VARIABLES);
 
 export function spec(name: VariableName): VariableSpec {
   const found = SPECS.get(name);

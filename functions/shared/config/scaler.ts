@@ -18,9 +18,14 @@ import {
   Problems,
   required,
   type SecretSource,
+  type Source,
   secret,
+  source,
   url,
 } from './read.js';
+import { COMMON_VARIABLES } from './variables/common.js';
+import { SCALER_VARIABLES } from './variables/scaler.js';
+import { WEBHOOK_VARIABLES } from './variables/webhook.js';
 
 export interface BackoffConfig {
   readonly baseSeconds: number;
@@ -57,12 +62,12 @@ export interface ScalerConfig extends CommonConfig {
 
 const DISABLED: SecretSource = { kind: 'disabled' };
 
-function namespace(env: Env): string {
+function namespace(env: Source): string {
   const value = required(env, 'KUBE_NAMESPACE');
   return /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value) ? value : fail(env, 'KUBE_NAMESPACE');
 }
 
-function backoff(env: Env, p: Problems): BackoffConfig {
+function backoff(env: Source, p: Problems): BackoffConfig {
   const baseSeconds = p.take(() => int(env, 'AGENT_BACKOFF_BASE_SECONDS'), Number.NaN);
   return {
     baseSeconds,
@@ -75,7 +80,8 @@ function backoff(env: Env, p: Problems): BackoffConfig {
 }
 
 /** Reads and checks every scaler variable; all problems are thrown as one ConfigError. */
-export function loadScalerConfig(env: Env = process.env): ScalerConfig {
+export function loadScalerConfig(vars: Env = process.env): ScalerConfig {
+  const env = source(vars, [...COMMON_VARIABLES, ...WEBHOOK_VARIABLES, ...SCALER_VARIABLES]);
   const p = new Problems();
   const base = common(env, true, p);
   const kubeNamespace = p.take(() => namespace(env), '');

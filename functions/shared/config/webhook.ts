@@ -12,9 +12,14 @@ import {
   optional,
   Problems,
   type SecretSource,
+  type Source,
   secret,
+  source,
   UUID,
 } from './read.js';
+import { COMMON_VARIABLES } from './variables/common.js';
+import { GITHUB_RUNNER_OWNER } from './variables/scaler.js';
+import { WEBHOOK_VARIABLES } from './variables/webhook.js';
 
 export interface WebhookConfig extends CommonConfig {
   readonly secrets: {
@@ -31,7 +36,8 @@ export interface WebhookConfig extends CommonConfig {
 const DISABLED: SecretSource = { kind: 'disabled' };
 
 /** Reads and checks every webhook variable; all problems are thrown as one ConfigError. */
-export function loadWebhookConfig(env: Env = process.env): WebhookConfig {
+export function loadWebhookConfig(vars: Env = process.env): WebhookConfig {
+  const env = source(vars, [...COMMON_VARIABLES, ...WEBHOOK_VARIABLES, GITHUB_RUNNER_OWNER]);
   const p = new Problems();
   const { queueSettings: _s, defaults: _d, ...base } = common(env, false, p);
   const config: WebhookConfig = {
@@ -49,7 +55,7 @@ export function loadWebhookConfig(env: Env = process.env): WebhookConfig {
   return config;
 }
 
-function githubScope(env: Env): string[] | undefined {
+function githubScope(env: Source): string[] | undefined {
   const repositories = list(env, 'GITHUB_REPOSITORIES', (r) => {
     const [owner = '', repo, extra] = r.split('/');
     return extra === undefined && GITHUB_NAME.test(owner) && (repo === undefined || GITHUB_REPO.test(repo));
@@ -63,7 +69,7 @@ function githubScope(env: Env): string[] | undefined {
   return [owner.toLowerCase()];
 }
 
-function jobScope(env: Env, p: Problems): JobScope {
+function jobScope(env: Source, p: Problems): JobScope {
   const github = p.take(() => githubScope(env), undefined);
   const gitlab = p.take(() => gitlabProjects(env), undefined);
   const buildkite = p.take(() => list(env, 'BUILDKITE_CLUSTERS', (c) => UUID.test(c)), undefined);

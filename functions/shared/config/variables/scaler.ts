@@ -1,6 +1,15 @@
 /** Read by the scaler. Each variable declared once: the README row and the error text derive from it. */
 import type { Declaration } from '../declaration.js';
 
+/** Read by the webhook too (whose jobs are ours), declared here for its place in the table. */
+export const GITHUB_RUNNER_OWNER = {
+  name: 'GITHUB_RUNNER_OWNER',
+  functions: ['webhook', 'scaler'],
+  expected: 'an organisation (`my-org`) or a repository (`owner/repo`)',
+  description:
+    'Where the runners are registered: organisation runners, or repository runners. The webhook counts only the jobs of this owner or repository unless GITHUB_REPOSITORIES says otherwise.',
+} as const satisfies Declaration;
+
 export const SCALER_VARIABLES = [
   {
     name: 'LEDGER_TABLE',
@@ -135,13 +144,7 @@ export const SCALER_VARIABLES = [
     expected: 'an SSM Parameter Store name (SecureString) starting with "/", holding the PEM private key',
     description: 'SSM parameter holding the App private key; fetched once per container.',
   },
-  {
-    name: 'GITHUB_RUNNER_OWNER',
-    functions: ['webhook', 'scaler'],
-    expected: 'an organisation (`my-org`) or a repository (`owner/repo`)',
-    description:
-      'Where the runners are registered: organisation runners, or repository runners. The webhook counts only the jobs of this owner or repository unless GITHUB_REPOSITORIES says otherwise.',
-  },
+  GITHUB_RUNNER_OWNER,
   {
     name: 'GITHUB_RUNNER_GROUP_ID',
     functions: ['scaler'],

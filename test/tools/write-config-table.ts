@@ -1,4 +1,4 @@
-/** Rewrites the configuration table in README.md from functions/shared/config.ts (npm run docs:config). */
+/** Rewrites the configuration table in README.md from the declarations in functions/shared/config/variables/ (npm run docs:config). */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { configurationTable } from '../../functions/shared/config.js';
 

@@ -21,8 +21,17 @@
  *    preemption: the Job replaces those itself) or the Job's deadline;
  *  - waits with a container error Kubernetes will not get past alone (CreateContainerConfigError,
  *    ImagePullBackOff, ErrImagePull, InvalidImageName, ...);
- *  - has been unschedulable for longer than `unschedulableMs`.
+ *  - has been unschedulable for longer than `unschedulableMs`;
+ *  - cannot even be created: its Job has no pod CREATE_GRACE_MS after its creation and the Job
+ *    controller recorded a `FailedCreate` Event on it (the API server refuses the pods: a
+ *    ResourceQuota, LimitRange, PodSecurity level or missing ServiceAccount). The Job stays
+ *    active=0, failed=0 without a condition, so only the Event tells (`select` names such Jobs
+ *    in `unstarted`, the scaler lists their Events and passes them in `createFailures`).
  * It is "healthy" once it succeeded, or has been running for START_WINDOW_MS.
+ *
+ * A pod the Job controller killed because the Job passed its `activeDeadlineSeconds` (the Job
+ * has FailureTarget/Failed with reason DeadlineExceeded; the controller deletes its active pods
+ * and counts them in `failed`) is no start failure, however soon after its start it ended.
  *
  * Each Job with an agent that failed at start is one step: the queue creates nothing for
  * base * 2^(step-1) (capped at max), then ONE probe agent, and nothing more until that probe
@@ -57,6 +66,13 @@ export const START_WINDOW_MS = 60_000;
  */
 export const NOT_READY_GRACE_MS = 30_000;
 
+/**
+ * How long after its creation a Job with no pod at all is suspected of pods the API server
+ * refuses (its FailedCreate Events are listed): the Job controller creates pods within a second
+ * or two of the Job, so a healthy Job is never listed, and a refused one is seen at the next tick.
+ */
+export const CREATE_GRACE_MS = 10_000;
+
 /** What the Job list says of one Job: enough to tell whether its pods need a look. */
 export interface JobStatusView {
   readonly name: string;
@@ -68,6 +84,10 @@ export interface JobStatusView {
   readonly ready: number;
   readonly failed: number;
   readonly succeeded: number;
+  /** The Job is over (Complete, Failed, or their forerunners SuccessCriteriaMet / FailureTarget). */
+  readonly finished?: boolean;
+  /** When the Job passed its activeDeadlineSeconds (epoch ms; condition reason DeadlineExceeded). */
+  readonly deadlineAt?: number;
 }
 
 /** Container waiting reasons that do not resolve without a change by someone. */
@@ -148,9 +168,34 @@ export function classifyPod(pod: V1Pod, now: number, policy: BackoffPolicy): Age
       const since = time(unschedulable?.lastTransitionTime);
       if (unschedulable && since !== undefined && now - since >= policy.unschedulableMs)
         return { kind: 'failed', reason: 'Unschedulable', message: unschedulable.message ?? 'pod unschedulable' };
-      return { kind: 'starting' };
+      return stuckCreating(pod, now, policy) ?? { kind: 'starting' };
     }
   }
+}
+
+const FINISHED = ['Complete', 'Failed', 'SuccessCriteriaMet', 'FailureTarget'];
+
+/**
+ * A pod placed on a node whose containers are still not created `unschedulableMs` later: every
+ * container waits with ContainerCreating (PodInitializing behind an init container), which is
+ * what the kubelet shows while a volume cannot be mounted (a missing Secret or ConfigMap: its
+ * FailedMount events say which) — it stays so until the pod's deadline.
+ */
+function stuckCreating(pod: V1Pod, now: number, policy: BackoffPolicy): AgentHealth | undefined {
+  const status = pod.status ?? {};
+  const scheduled = (status.conditions ?? []).find((c) => c.type === 'PodScheduled' && c.status === 'True');
+  const since = time(scheduled?.lastTransitionTime) ?? time(pod.metadata?.creationTimestamp);
+  const containers = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
+  const creating =
+    containers.length > 0 &&
+    containers.every((c) => ['ContainerCreating', 'PodInitializing'].includes(c.state?.waiting?.reason ?? ''));
+  if (!scheduled || !creating || since === undefined || now - since < policy.unschedulableMs) return undefined;
+  const seconds = Math.round((now - since) / 1000);
+  return {
+    kind: 'failed',
+    reason: 'ContainerCreating',
+    message: `containers not created ${seconds} s after the pod was scheduled: a volume cannot be mounted (a missing Secret or ConfigMap? see the pod's FailedMount events)`,
+  };
 }
 
 /** The back-off's view of a listed Job; undefined for a Job without a name or queue. */
@@ -159,7 +204,16 @@ export function jobStatusView(job: V1Job): JobStatusView | undefined {
   const queue = queueOf(job);
   if (!name || queue === undefined) return undefined;
   const s = job.status ?? {};
+  const over = (s.conditions ?? []).filter((c) => FINISHED.includes(c.type) && c.status === 'True');
+  // job_controller.go: past its deadline the Job gets FailureTarget (then Failed) with reason
+  // DeadlineExceeded and its active pods are deleted; the earliest such transition is when.
+  const deadline = over
+    .filter((c) => c.reason === 'DeadlineExceeded')
+    .map((c) => time(c.lastTransitionTime))
+    .filter((t): t is number => t !== undefined);
   return {
+    ...(over.length > 0 ? { finished: true } : {}),
+    ...(deadline.length > 0 ? { deadlineAt: Math.min(...deadline) } : {}),
     name,
     queue,
     created: time(job.metadata?.creationTimestamp) ?? 0,
@@ -179,6 +233,8 @@ export interface PodSelection {
   readonly failed: readonly string[];
   /** The pods of their first POD_SAMPLE_INDEXES completion indexes. */
   readonly sample: readonly string[];
+  /** Jobs without any pod CREATE_GRACE_MS after their creation: their FailedCreate Events are listed. */
+  readonly unstarted?: readonly string[];
 }
 
 /** What the scaler looked at this tick (see QueueBackoff.observe). */
@@ -189,6 +245,11 @@ export interface ObservedScope {
   readonly failed: ReadonlySet<string>;
   /** The Jobs some of whose pods were listed. */
   readonly sample: ReadonlySet<string>;
+  /**
+   * Of the Jobs `select` named `unstarted`, those whose pods the API server refuses: the
+   * message and time of their newest FailedCreate Event.
+   */
+  readonly createFailures?: ReadonlyMap<string, { readonly message: string; readonly at: number }>;
 }
 
 export type BackoffEvent =
@@ -222,6 +283,36 @@ export interface Gate {
   readonly step: number;
   /** Epoch ms until which the queue is held (0 when not held). */
   readonly holdUntil: number;
+}
+
+const IGNORED: AgentHealth = { kind: 'ignored' };
+
+/**
+ * A pod the Job controller ended because its Job passed activeDeadlineSeconds: deleted (it
+ * carries a deletionTimestamp) or ended once the deadline had come (timestamps are whole
+ * seconds, hence the second of slack).
+ */
+function pastDeadline(pod: V1Pod, job: JobStatusView | undefined): boolean {
+  if (job?.deadlineAt === undefined) return false;
+  if (pod.metadata?.deletionTimestamp !== undefined) return true;
+  const ended = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])]
+    .map((s) => time(s.state?.terminated?.finishedAt))
+    .filter((t): t is number => t !== undefined);
+  return ended.length > 0 && Math.max(...ended) >= job.deadlineAt - 1000;
+}
+
+/**
+ * What an operator must fix, from the message the API server refused the pods with (the text
+ * of the admission plugins: plugin/pkg/admission/resourcequota, limitranger, serviceaccount,
+ * and pod-security-admission).
+ */
+export function createFailureReason(message: string): string {
+  if (/exceeded quota|failed quota|must specify (limits|requests)/i.test(message)) return 'ResourceQuota';
+  if (/violates PodSecurity/i.test(message)) return 'PodSecurity';
+  if (/service ?account/i.test(message)) return 'ServiceAccountMissing';
+  if (/(maximum|minimum) (cpu|memory|storage|ephemeral-storage)|limit to request ratio/i.test(message))
+    return 'LimitRange';
+  return 'FailedCreate';
 }
 
 const queueOfPod = (pod: V1Pod): string | undefined =>
@@ -259,6 +350,7 @@ export class QueueBackoff {
     const grace = this.policy.notReadyGraceMs ?? NOT_READY_GRACE_MS;
     const window = this.policy.startWindowMs ?? START_WINDOW_MS;
     const failed: string[] = [];
+    const unstarted: string[] = [];
     const suspect = new Set<string>();
     /** Per queue, since when a pod may prove it healthy (its oldest suspicious Job, its last failure). */
     const since = new Map<string, number>();
@@ -277,6 +369,16 @@ export class QueueBackoff {
         suspect.add(j.name);
         from(j.queue, j.created);
       }
+      // No pod at all past the create grace: the API server may refuse them (its Events tell).
+      if (
+        !s?.counted.has(j.name) &&
+        !j.finished &&
+        j.active + j.succeeded + j.failed === 0 &&
+        now - j.created >= CREATE_GRACE_MS
+      ) {
+        unstarted.push(j.name);
+        from(j.queue, j.created);
+      }
     }
     // In a queue backing off or about to: the agents that may prove it healthy in the same tick
     // (the probe's verdict; after a cold start, the agents that ran fine since the failure), which
@@ -288,7 +390,7 @@ export class QueueBackoff {
         return suspect.has(j.name) || mayProve;
       })
       .map((j) => j.name);
-    return { failed, sample };
+    return { failed, sample, ...(unstarted.length > 0 ? { unstarted } : {}) };
   }
 
   /**
@@ -301,6 +403,7 @@ export class QueueBackoff {
     const events: BackoffEvent[] = [];
     const byQueue = new Map<string, { pod: V1Pod; job: string; created: number; health: AgentHealth }[]>();
     const jobsByQueue = new Map<string, JobStatusView[]>();
+    const jobsByName = new Map((scope?.jobs ?? []).map((j) => [j.name, j]));
     for (const j of scope?.jobs ?? []) {
       const list = jobsByQueue.get(j.queue) ?? [];
       list.push(j);
@@ -311,7 +414,7 @@ export class QueueBackoff {
       const job = jobNameOf(pod);
       if (queue === undefined || job === undefined || (scope && !scope.failed.has(job) && !scope.sample.has(job)))
         continue;
-      const health = classifyPod(pod, now, this.policy);
+      const health = pastDeadline(pod, jobsByName.get(job)) ? IGNORED : classifyPod(pod, now, this.policy);
       const list = byQueue.get(queue) ?? [];
       list.push({ pod, job, created: time(pod.metadata?.creationTimestamp) ?? now, health });
       byQueue.set(queue, list);
@@ -323,7 +426,26 @@ export class QueueBackoff {
       const listedJobs = new Set([...seen.map((p) => p.job), ...listed.map((j) => j.name)]);
       for (const j of s.counted) if (!listedJobs.has(j)) s.counted.delete(j);
 
-      const failures = seen
+      // A Job whose pods cannot be created: one failure, from the newest FailedCreate Event.
+      const refused = listed.flatMap((j) => {
+        const f = scope?.createFailures?.get(j.name);
+        return f && !j.finished && j.active + j.succeeded + j.failed === 0
+          ? [
+              {
+                pod: undefined,
+                job: j.name,
+                created: j.created,
+                health: {
+                  kind: 'failed',
+                  reason: createFailureReason(f.message),
+                  // Still failing (the controller keeps retrying): held from now.
+                  message: `the pods of Job ${j.name} cannot be created: ${f.message}`,
+                } as AgentHealth,
+              },
+            ]
+          : [];
+      });
+      const failures = [...seen, ...refused]
         .filter((p) => p.health.kind === 'failed')
         .sort((a, b) => a.created - b.created || a.job.localeCompare(b.job));
       for (const f of failures) {
@@ -345,7 +467,7 @@ export class QueueBackoff {
           holdMs,
           reason: h.reason,
           message: h.message,
-          pod: f.pod.metadata?.name ?? '',
+          pod: f.pod?.metadata?.name ?? '',
           jobName: f.job,
         });
       }

@@ -419,6 +419,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         // The pods feed the back-off; Secrets carry GitHub just-in-time runner configurations.
         ...(wired.cluster.listAgentPods ? { listAgentPods: wired.cluster.listAgentPods } : {}),
         ...(wired.cluster.createJobSecret ? { createJobSecret: wired.cluster.createJobSecret } : {}),
+        // JIT Secrets made before their Job; Jobs whose pods the API server refuses.
+        ...(wired.cluster.createSecret ? { createSecret: wired.cluster.createSecret } : {}),
+        ...(wired.cluster.ownSecret ? { ownSecret: wired.cluster.ownSecret } : {}),
+        ...(wired.cluster.deleteSecret ? { deleteSecret: wired.cluster.deleteSecret } : {}),
+        ...(wired.cluster.deleteJob ? { deleteJob: wired.cluster.deleteJob } : {}),
+        ...(wired.cluster.listCreateFailures ? { listCreateFailures: wired.cluster.listCreateFailures } : {}),
         createJob: async (job: V1Job) => {
           const result = await wired.cluster.createJob(job);
           const queue = queueOf(job) ?? '?';

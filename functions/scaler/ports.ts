@@ -48,9 +48,34 @@ export interface ClusterPort {
   /**
    * Creates a Secret owned by the Job `jobName` (an ownerReference with the Job's uid, so the
    * garbage collector deletes it with the Job); 'exists' when it is already there. Optional:
-   * just-in-time GitHub runners need it.
+   * just-in-time GitHub runners need it (only for a Job whose Secret is missing).
    */
   createJobSecret?(jobName: string, secret: V1Secret): Promise<'created' | 'exists'>;
+  /** Creates a Secret with no owner yet (before its Job); 'exists' when it is already there. */
+  createSecret?(secret: V1Secret): Promise<'created' | 'exists'>;
+  /** Makes the Job `jobName` the owner of the Secret (the garbage collector deletes it with the Job). */
+  ownSecret?(secretName: string, jobName: string): Promise<void>;
+  /** Deletes a Secret; one already gone is no error. */
+  deleteSecret?(secretName: string): Promise<void>;
+  /** Deletes an agent Job and (in the background) its pods; one already gone is no error. */
+  deleteJob?(jobName: string): Promise<void>;
+  /**
+   * Why the pods of these Jobs cannot be created: the newest `FailedCreate` Event the Job
+   * controller recorded on each (a ResourceQuota, LimitRange, PodSecurity or ServiceAccount
+   * refusal), none for a Job without one. One paginated Event list; no call for no Job.
+   */
+  listCreateFailures?(jobNames: readonly string[]): Promise<CreateFailure[]>;
+}
+
+/** A Job whose pods the API server refuses to create (ClusterPort.listCreateFailures). */
+export interface CreateFailure {
+  readonly jobName: string;
+  /** The Job's uid the Event names. */
+  readonly uid?: string;
+  /** The Event's message: `Error creating: pods "..." is forbidden: <why>`. */
+  readonly message: string;
+  /** When it last happened (epoch ms). */
+  readonly at: number;
 }
 
 /** Which agent pods to list (ClusterPort.listAgentPods). */
@@ -116,6 +141,8 @@ export interface DispatchHooks {
   beforeCreate(dispatch: DispatchRecord, job: V1Job): Promise<V1Job>;
   /** Finishes what the existing Job needs. Idempotent; throws to be called again next tick. */
   afterCreate(dispatch: DispatchRecord): Promise<void>;
+  /** The server refused the Job's create (a 4xx: it will never exist): undo what beforeCreate made. */
+  createFailed?(dispatch: DispatchRecord): Promise<void>;
   /**
    * Before the tick's pod list: the Jobs whose pods the coming housekeeping needs (our Jobs as
    * listed are given), or undefined when it needs none (between two sweeps). The scaler lists

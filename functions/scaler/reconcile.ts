@@ -7,7 +7,13 @@
  * DispatchHooks), and corrects a drifted counter.
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { type JobStatusView, jobStatusView, type ObservedScope, POD_SAMPLE_INDEXES } from '../core/backoff.js';
+import {
+  type JobStatusView,
+  jobStatusView,
+  type ObservedScope,
+  POD_SAMPLE_INDEXES,
+  type PodSelection,
+} from '../core/backoff.js';
 import { countCap } from '../core/decision.js';
 import {
   type ClusterJob,
@@ -80,10 +86,51 @@ export async function snapshot(ports: ScalerPorts, settings: ScalerSettings, err
     ledger.counts(settings.queues, new Date(listedAt), { cap: countCaps(settings) }),
     cluster.listAgentJobs(),
   ]);
-  const ours = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
+  const described = clusterJobs.map((j) => jobs.describe(j)).filter((j): j is ClusterJob => j !== undefined);
   // Listed after the Jobs: a failed index the Job list shows has its pod in this list.
-  const pods = await lookAtPods(ports, clusterJobs, ours, listedAt, errors);
+  const pods = await lookAtPods(ports, clusterJobs, described, listedAt, errors);
+  const abandoned = await abandonRefused(ports, described, pods, errors);
+  // An abandoned Job has no agent and never will: its tokens are returned by this reconcile.
+  const ours =
+    abandoned.size === 0 ? described : described.map((j) => (abandoned.has(j.jobName) ? { ...j, live: 0 } : j));
   return { limiter: limiterSnapshot, listedAt, counts, clusterJobs, ours, pods };
+}
+
+/**
+ * Our Jobs whose pods the API server refuses to create (FailedCreate Events; the back-off holds
+ * their queue): each is deleted, so the Job controller stops retrying and no agent of it can
+ * appear later behind the limiter's back once a quota is raised. The names of those deleted
+ * (or already gone); a Job whose delete failed keeps its tokens and is tried again next tick.
+ */
+async function abandonRefused(
+  ports: ScalerPorts,
+  ours: readonly ClusterJob[],
+  look: PodLook | undefined,
+  errors: string[],
+): Promise<Set<string>> {
+  const abandoned = new Set<string>();
+  const refused = look?.createFailures;
+  const deleteJob = ports.cluster.deleteJob?.bind(ports.cluster);
+  if (!refused || refused.size === 0 || !deleteJob) return abandoned;
+  await Promise.all(
+    ours
+      .filter((j) => refused.has(j.jobName))
+      .map(async (j) => {
+        try {
+          await deleteJob(j.jobName);
+          abandoned.add(j.jobName);
+          ports.log.warn('agent Job deleted: the API server refuses its pods', {
+            queue: j.queue,
+            jobName: j.jobName,
+            agents: j.live,
+            error: refused.get(j.jobName)?.message,
+          });
+        } catch (e) {
+          errors.push(`delete ${j.jobName}: ${describeError(e)}`);
+        }
+      }),
+  );
+  return abandoned;
 }
 
 /**
@@ -110,13 +157,16 @@ async function lookAtPods(
     now,
   });
   if (!backoff && !forSweep) return undefined;
-  const wanted = backoff?.select(jobs, now) ?? { failed: [], sample: [] };
+  const wanted: PodSelection = backoff?.select(jobs, now) ?? { failed: [], sample: [] };
   const list = (query: PodQuery) => (query.jobNames.length > 0 ? listAgentPods(query) : Promise.resolve([]));
+  const unstarted = wanted.unstarted ?? [];
+  const listCreateFailures = cluster.listCreateFailures?.bind(cluster);
   try {
-    const [failed, sample, sweep] = await Promise.all([
+    const [failed, sample, sweep, refused] = await Promise.all([
       list({ jobNames: wanted.failed, phase: 'Failed' }),
       list({ jobNames: wanted.sample, firstIndexes: POD_SAMPLE_INDEXES }),
       list({ jobNames: forSweep ?? [] }),
+      unstarted.length > 0 && listCreateFailures ? listCreateFailures(unstarted) : Promise.resolve([]),
     ]);
     const byName = new Map<string, V1Pod>();
     for (const p of [...failed, ...sample, ...sweep]) byName.set(p.metadata?.name ?? '', p);
@@ -126,6 +176,9 @@ async function lookAtPods(
       jobs,
       failed: new Set(wanted.failed),
       sample: new Set(wanted.sample),
+      ...(refused.length > 0
+        ? { createFailures: new Map(refused.map((f) => [f.jobName, { message: f.message, at: f.at }])) }
+        : {}),
     };
   } catch (e) {
     // Without the pods the back-off keeps its state from the last tick, and looks again next tick.

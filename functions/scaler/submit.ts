@@ -38,6 +38,7 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
     const now = ports.now();
     if (!mayCreate(dispatch, now, graceMs) || !mayIssue(fencedAt, now)) return;
     let result: 'created' | 'exists';
+    let creating = false;
     try {
       let job = jobs.build(dispatch);
       if (ports.hooks) {
@@ -47,7 +48,9 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
         const after = ports.now();
         if (!mayCreate(dispatch, after, graceMs) || !mayIssue(fencedAt, after)) return;
       }
+      creating = true;
       result = await cluster.createJob(job);
+      creating = false;
       ports.backoff?.created(dispatch.queue, dispatch.jobName, ports.now());
       // Before markSubmitted: if this fails, the next tick finds the Job still in status intent and retries it.
       await ports.hooks?.afterCreate(dispatch);
@@ -55,10 +58,16 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
       // The tokens stay reserved: the dispatch is retried next tick and released when its lease
       // expires. A create refused with a 4xx can no longer land: settled. Without an answer (or
       // a 5xx) it may still land, until the fence's createsUntil.
-      if (refusedByServer(e))
+      if (refusedByServer(e)) {
         await limiter.settleCreate(dispatch, false).catch((f: unknown) => {
           errors.push(`settle ${dispatch.jobName}: ${describeError(f)}`);
         });
+        // What the provider made for this Job (GitHub: its Secrets) is cleaned up.
+        if (creating)
+          await ports.hooks?.createFailed?.(dispatch).catch((f: unknown) => {
+            errors.push(`clean up after ${dispatch.jobName}: ${describeError(f)}`);
+          });
+      }
       errors.push(`create ${dispatch.jobName}: ${describeError(e)}`);
       log.warn('agent Job not created; intent kept for retry', {
         queue: dispatch.queue,

@@ -9,7 +9,7 @@ import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import { FakeKube } from '../../functions/local/fake-kube/index.js';
 import type { ClusterPort } from '../../functions/scaler/ports.js';
-import { assertRbacCovers, compareRbac, grants, type RbacCall, scalerRole } from './rbac.js';
+import { allows, assertRbacCovers, compareRbac, grants, type RbacCall, roleWithout, scalerRole } from './rbac.js';
 
 const NAMESPACE = 'ci-agents';
 let fake: FakeKube;
@@ -37,22 +37,86 @@ async function agentJob(dispatchId: string) {
 }
 
 describe('RBAC Role == the calls the scaler makes', () => {
-  it("every scaler operation (list, create, retried create 409, pods, the Job's Secret) is allowed, and every grant is used", async () => {
+  it("every scaler operation (list, create, retried create 409, pods, Events, the Job's Secrets, deletes) is allowed, and every grant is used", async () => {
     fake.reset();
     expect(await cluster.listAgentJobs()).toEqual([]);
     const job = await agentJob('rbac-1');
+    const jobName = job.metadata?.name ?? '';
+    // GitHub queues: the Secret before its Job, then the Job as its owner.
+    const secret = { metadata: { name: `${jobName}-jit` }, data: { '0': 'eA==' } };
+    expect(await cluster.createSecret!(secret)).toBe('created');
+    expect(await cluster.createSecret!(secret)).toBe('exists');
     expect(await cluster.createJob(job)).toBe('created');
     expect(await cluster.createJob(job)).toBe('exists');
-    expect((await cluster.listAgentJobs()).map((j) => j.metadata?.name)).toEqual([job.metadata!.name]);
+    await cluster.ownSecret!(`${jobName}-jit`, jobName);
+    // A Job whose Secret went missing gets one owned at once.
+    expect(await cluster.createJobSecret!(jobName, { metadata: { name: `${jobName}-jit-1` }, data: {} })).toBe(
+      'created',
+    );
+    expect((await cluster.listAgentJobs()).map((j) => j.metadata?.name)).toEqual([jobName]);
     expect(await cluster.listAgentPods!()).toHaveLength(3);
-    const secret = { metadata: { name: `${job.metadata!.name}-jit` }, data: { '0': 'eA==' } };
-    expect(await cluster.createJobSecret!(job.metadata!.name!, secret)).toBe('created');
-    expect(await cluster.createJobSecret!(job.metadata!.name!, secret)).toBe('exists');
+    // A Job whose pods the server refuses: its Events are read, the Job deleted.
+    expect(await cluster.listCreateFailures!([jobName])).toEqual([]);
+    await cluster.deleteJob!(jobName);
+    await cluster.deleteJob!(jobName);
+    // The Secrets of a Job create the server refused are deleted.
+    await cluster.createSecret!({ metadata: { name: 'orphan-jit' }, data: {} });
+    await cluster.deleteSecret!('orphan-jit');
+    await cluster.deleteSecret!('orphan-jit');
 
     expect(new Set(fake.calls.map((c) => `${c.verb} ${c.group}/${c.resource}`))).toEqual(
-      new Set(['list batch/jobs', 'create batch/jobs', 'list /pods', 'create /secrets']),
+      new Set([
+        'list batch/jobs',
+        'create batch/jobs',
+        'delete batch/jobs',
+        'list /pods',
+        'list /events',
+        'create /secrets',
+        'patch /secrets',
+        'delete /secrets',
+      ]),
     );
     expect(() => assertRbacCovers(fake.calls, { exhaustive: true })).not.toThrow();
+  });
+
+  it("OwnerReferencesPermissionEnforcement: the Role lets the scaler set a Secret's owner; without delete on secrets the server refuses it", async () => {
+    const enforcing = async (role: ReturnType<typeof scalerRole>) => {
+      const server = await new FakeKube({ namespace: NAMESPACE, authorize: (c) => allows(role, c) }).start();
+      const c = await createCluster({ kind: 'kubeconfig-file', path: server.kubeconfigPath }, NAMESPACE);
+      return { server, c };
+    };
+    const job = await agentJob('owner-1');
+    const jobName = job.metadata?.name ?? '';
+    const ok = await enforcing(scalerRole());
+    try {
+      await ok.c.createSecret!({ metadata: { name: `${jobName}-jit` }, data: {} });
+      await ok.c.createJob(job);
+      await ok.c.ownSecret!(`${jobName}-jit`, jobName);
+      expect(await ok.c.createJobSecret!(jobName, { metadata: { name: `${jobName}-jit-1` }, data: {} })).toBe(
+        'created',
+      );
+      expect(ok.server.secrets(NAMESPACE).map((x) => x.metadata.ownerReferences?.[0]?.name)).toEqual([
+        jobName,
+        jobName,
+      ]);
+    } finally {
+      await ok.server.stop();
+    }
+    // The Role as it was (secrets: create only): the ownerReference is refused.
+    const old = await enforcing(roleWithout(scalerRole(), ['core/secrets:delete']));
+    try {
+      await old.c.createSecret!({ metadata: { name: `${jobName}-jit` }, data: {} });
+      await old.c.createJob(job);
+      await expect(old.c.ownSecret!(`${jobName}-jit`, jobName)).rejects.toMatchObject({
+        status: 403,
+        message: expect.stringMatching(/cannot set an ownerRef on a resource you can't delete/),
+      });
+      await expect(
+        old.c.createJobSecret!(jobName, { metadata: { name: `${jobName}-jit-1` }, data: {} }),
+      ).rejects.toMatchObject({ status: 403 });
+    } finally {
+      await old.server.stop();
+    }
   });
 
   it('paginated listing stays within the Role', async () => {
@@ -66,10 +130,19 @@ describe('RBAC Role == the calls the scaler makes', () => {
     assertRbacCovers(fake.calls);
   });
 
-  it('the Role is namespaced and grants only Jobs create/list, pods list and secrets create (never read)', () => {
+  it('the Role is namespaced and grants only Jobs create/list/delete, pods and Events list, secrets create/patch/delete (never read)', () => {
     const role = scalerRole();
     expect(role.namespace).toBe(NAMESPACE);
-    expect(grants(role)).toEqual(['batch/jobs:create', 'batch/jobs:list', 'core/pods:list', 'core/secrets:create']);
+    expect(grants(role)).toEqual([
+      'batch/jobs:create',
+      'batch/jobs:delete',
+      'batch/jobs:list',
+      'core/events:list',
+      'core/pods:list',
+      'core/secrets:create',
+      'core/secrets:delete',
+      'core/secrets:patch',
+    ]);
   });
 
   it('the check fails on a call the Role forbids, a cluster-wide call, or an unused grant', () => {
@@ -78,12 +151,21 @@ describe('RBAC Role == the calls the scaler makes', () => {
     const create = inNs({ verb: 'create', group: 'batch', resource: 'jobs' });
     const del = inNs({ verb: 'delete', group: 'batch', resource: 'jobs', name: 'x' });
     const pods = inNs({ verb: 'list', group: '', resource: 'pods' });
+    const events = inNs({ verb: 'list', group: '', resource: 'events' });
     const secret = inNs({ verb: 'create', group: '', resource: 'secrets' });
-    expect(() => assertRbacCovers([list, create, pods, secret], { exhaustive: true })).not.toThrow();
-    expect(() => assertRbacCovers([list, create, pods], { exhaustive: true })).toThrow(
+    const own = inNs({ verb: 'patch', group: '', resource: 'secrets', name: 'x-jit' });
+    const unsecret = inNs({ verb: 'delete', group: '', resource: 'secrets', name: 'x-jit' });
+    const all = [list, create, del, pods, events, secret, own, unsecret];
+    expect(() => assertRbacCovers(all, { exhaustive: true })).not.toThrow();
+    expect(() => assertRbacCovers([list, create, del, pods, events, own, unsecret], { exhaustive: true })).toThrow(
       /never used: core\/secrets:create/,
     );
-    expect(() => assertRbacCovers([list, create, del])).toThrow(/forbids.*delete batch\/jobs/);
+    expect(() =>
+      assertRbacCovers([list, create, del], { role: roleWithout(scalerRole(), ['batch/jobs:delete']) }),
+    ).toThrow(/forbids.*delete batch\/jobs/);
+    expect(() => assertRbacCovers([list, inNs({ verb: 'delete', group: '', resource: 'pods', name: 'x' })])).toThrow(
+      /forbids.*delete core\/pods/,
+    );
     expect(() =>
       assertRbacCovers([list, inNs({ verb: 'get', group: '', resource: 'secrets', name: 'buildkite-agent-token' })]),
     ).toThrow(/forbids.*get core\/secrets/);

@@ -81,6 +81,25 @@ export function grants(role: ScalerRole): string[] {
   ].sort();
 }
 
+/**
+ * The Role without some grants (`'<group|core>/<resource>:<verb>'`): for an exhaustive check of
+ * a run that cannot exercise every path (a delete only a failure makes).
+ */
+export function roleWithout(role: ScalerRole, without: readonly string[]): ScalerRole {
+  const drop = new Set(without);
+  return {
+    ...role,
+    rules: role.rules.flatMap((r) =>
+      r.apiGroups.flatMap((g) =>
+        r.resources.flatMap((res) => {
+          const verbs = r.verbs.filter((v) => !drop.has(key(g, res, v)));
+          return verbs.length > 0 ? [{ ...r, apiGroups: [g], resources: [res], verbs }] : [];
+        }),
+      ),
+    ),
+  };
+}
+
 export interface RbacReport {
   /** Calls the Role forbids (the scaler would get 403 Forbidden). */
   readonly forbidden: RbacCall[];

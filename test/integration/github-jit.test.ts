@@ -19,7 +19,7 @@ import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, loadWebhookConfig, type ScalerConfig } from '../../functions/shared/config.js';
 import { createWebhookHandler } from '../../functions/webhook/app.js';
-import { assertRbacCovers } from '../deploy/rbac.js';
+import { assertRbacCovers, roleWithout, scalerRole } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 import { type FakeGitHub, startFakeGitHub } from '../support/fake-github/index.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
@@ -242,7 +242,11 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
     expect(kube.lists.filter((l) => l.resource === 'pods').map((l) => l.fieldSelector)).toContain(
       'status.phase=Failed',
     );
-    assertRbacCovers(kube.calls, { exhaustive: true });
+    // Every grant but those only failures use (test/deploy/rbac.test.ts drives those).
+    assertRbacCovers(kube.calls, {
+      exhaustive: true,
+      role: roleWithout(scalerRole(), ['batch/jobs:delete', 'core/events:list', 'core/secrets:delete']),
+    });
   });
 
   it('GitHub 5xx, 429 and a secondary rate limit: the intent waits for a later tick, no token leaks, nothing minted twice', async () => {
@@ -343,13 +347,28 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
     expect(gh.calls.at(-1)?.path).toBe('/repos/acme/widgets/installation');
   });
 
-  it('a crash between the Job and its Secret: the next tick creates the Secret, with no new registration', async () => {
+  it('the Secret exists before its Job (no pod waits on a missing Secret), then is owned by it', async () => {
+    const w = await world();
+    for (let i = 0; i < 2; i++) expect(await w.webhook(7_100_000 + i, LABELS.gpu)).toBe(202);
+    kube.calls.length = 0;
+    expect((await w.tick()).errors).toEqual([]);
+    const order = kube.calls
+      .filter((c) => c.verb !== 'list')
+      .map((c) => `${c.verb} ${c.resource}${c.name ? ` ${c.name}` : ''}`);
+    const job = w.jobs()[0]?.metadata?.name ?? '';
+    expect(order).toEqual(['create secrets', 'create jobs', `patch secrets ${jitSecretName(job)}`]);
+    expect(kube.secrets(w.config.namespace).map((x) => x.metadata.ownerReferences)).toEqual([
+      [{ apiVersion: 'batch/v1', kind: 'Job', name: job, uid: w.jobs()[0]?.metadata?.uid, blockOwnerDeletion: false }],
+    ]);
+  });
+
+  it('a Secret create that fails: no Job yet; the next tick creates the Secret, then the Job, with no new registration', async () => {
     const w = await world();
     for (let i = 0; i < 3; i++) expect(await w.webhook(7_000_000 + i, LABELS.gpu)).toBe(202);
     kube.failNext('POST', '/secrets', 503, 1);
     let report = await w.tick();
     expect(report.errors.join()).toMatch(/secret/);
-    expect(w.jobs()).toHaveLength(1);
+    expect(w.jobs()).toHaveLength(0);
     expect(kube.secrets(w.config.namespace)).toHaveLength(0);
     expect(await w.limiter('gpu')).toEqual({ inFlight: 3, intents: 1 });
     const minted = gh.count()['POST /actions/runners/generate-jitconfig'];
@@ -357,6 +376,7 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
 
     report = await w.tick();
     expect(report.errors).toEqual([]);
+    expect(w.jobs()).toHaveLength(1);
     expect(kube.secrets(w.config.namespace)).toHaveLength(1);
     expect(gh.count()['POST /actions/runners/generate-jitconfig']).toBe(3);
     expect(await w.limiter('gpu')).toEqual({ inFlight: 3, intents: 0 });
@@ -364,6 +384,37 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
     // The Job goes (TTL): its Secret goes with it.
     kube.deleteJobOutOfBand(w.jobs()[0]?.metadata?.name ?? '');
     expect(kube.secrets(w.config.namespace)).toHaveLength(0);
+  });
+
+  it('a crash between the Job and the ownerReference: the next tick (a new process) owns the Secret, nothing minted again', async () => {
+    const w = await world();
+    for (let i = 0; i < 2; i++) expect(await w.webhook(7_200_000 + i, LABELS.gpu)).toBe(202);
+    kube.failNext('PATCH', '/secrets/', 503, 1);
+    const report = await w.tick();
+    expect(report.errors.join()).toMatch(/owner of secret/);
+    expect(w.jobs()).toHaveLength(1);
+    expect(kube.secrets(w.config.namespace).map((x) => x.metadata.ownerReferences)).toEqual([undefined]);
+    expect(await w.limiter('gpu')).toEqual({ inFlight: 2, intents: 1 });
+    const minted = gh.count()['POST /actions/runners/generate-jitconfig'];
+
+    // A cold start: the new process knows nothing of the Secret it must adopt.
+    const { metrics: _m, ...fresh } = await createPorts(w.config, w.log);
+    expect((await w.tick(fresh)).errors).toEqual([]);
+    expect(kube.secrets(w.config.namespace).map((x) => x.metadata.ownerReferences?.[0]?.name)).toEqual([
+      w.jobs()[0]?.metadata?.name,
+    ]);
+    expect(gh.count()['POST /actions/runners/generate-jitconfig']).toBe(minted);
+    expect(await w.limiter('gpu')).toEqual({ inFlight: 2, intents: 0 });
+  });
+
+  it('a Job create the server refuses (a template typo under Strict field validation): its Secret is deleted', async () => {
+    const w = await world();
+    expect(await w.webhook(7_300_000, LABELS.gpu)).toBe(202);
+    kube.failNext('POST', '/jobs', 422, 1);
+    const report = await w.tick();
+    expect(report.errors.join()).toMatch(/create job .* HTTP 422/);
+    expect(w.jobs()).toHaveLength(0);
+    expect(kube.secrets(w.config.namespace)).toEqual([]);
   });
 
   it('the scaler lists pods for housekeeping only on a sweep, and only those of live Jobs with an ended agent', async () => {

@@ -117,12 +117,19 @@ describe('job controller', () => {
     expect(job.status?.completionTime).toBeDefined();
   });
 
-  it('fails with DeadlineExceeded and kills active pods when the deadline passes', async () => {
+  it('fails with DeadlineExceeded when the deadline passes: its active pods are deleted, end Failed and count as failed', async () => {
     await api('POST', jobsPath, agentJob('slow', 2));
     kube.startAll();
     kube.expireDeadline('slow');
-    expect(condition(kube.job('slow'), 'Failed')?.reason).toBe('DeadlineExceeded');
-    expect(kube.pods({ jobName: 'slow' })).toHaveLength(0);
+    const job = kube.job('slow');
+    expect(condition(job, 'FailureTarget')?.reason).toBe('DeadlineExceeded');
+    expect(condition(job, 'Failed')?.reason).toBe('DeadlineExceeded');
+    expect(job?.status).toMatchObject({ failed: 2 });
+    expect(job?.status?.active ?? 0).toBe(0);
+    const pods = kube.pods({ jobName: 'slow' });
+    expect(pods.map((p) => p.status?.phase)).toEqual(['Failed', 'Failed']);
+    expect(pods.every((p) => p.metadata?.deletionTimestamp !== undefined)).toBe(true);
+    expect(pods.map((p) => p.status?.containerStatuses?.[0]?.state?.terminated?.exitCode)).toEqual([143, 143]);
   });
 
   it('pods carry the job controller labels and owner reference', async () => {

@@ -83,6 +83,22 @@ describe('EKS token', () => {
     expect(url.searchParams.get('X-Amz-Security-Token')).toBe('SESSION/TOKEN+=');
   });
 
+  it.each([
+    ['us-east-1', 'sts.us-east-1.amazonaws.com'],
+    ['cn-north-1', 'sts.cn-north-1.amazonaws.com.cn'],
+    ['cn-northwest-1', 'sts.cn-northwest-1.amazonaws.com.cn'],
+    ['us-gov-west-1', 'sts.us-gov-west-1.amazonaws.com'],
+    ['us-iso-east-1', 'sts.us-iso-east-1.c2s.ic.gov'],
+    ['us-isob-east-1', 'sts.us-isob-east-1.sc2s.sgov.gov'],
+  ])("signs for the STS host of the region's partition (%s -> %s)", async (region, host) => {
+    const token = await presignEksToken({ clusterName: 'c', region, credentials: creds, signingDate: new Date(T0) });
+    const url = decode(token);
+    expect(url.host).toBe(host);
+    // The credential scope names the region, the signature covers the host it is sent to.
+    expect(url.searchParams.get('X-Amz-Credential')).toContain(`/${region}/sts/aws4_request`);
+    expect(url.searchParams.get('X-Amz-SignedHeaders')).toBe('host;x-k8s-aws-id');
+  });
+
   it('is cached for 10 minutes, then re-signed (EKS accepts it for 15)', async () => {
     let now = T0;
     let calls = 0;

@@ -3,9 +3,13 @@
  *
  * For a dispatch of N agents of a GitHub queue (a queue whose Job template mounts the volume
  * `jitconfig`), before its Job is created, the scaler calls generate-jitconfig N times (runner
- * names `<tag>-<queue>-<dispatch hash>-<index>-<nonce>`, the queue's labels); after, it puts the
- * N configurations in ONE Secret `<job name>-jit` (key = completion index) owned by the Job, so
- * the garbage collector deletes it with the Job. The template's init container copies its own
+ * names `<tag>-<queue>-<dispatch hash>-<index>-<nonce>`, the queue's labels) and puts the N
+ * configurations in the Secret `<job name>-jit` (key = completion index; a batch whose
+ * configurations exceed the 1 MiB a Secret holds is split over `<job name>-jit-1`, ... and the
+ * volume projects them all). The Secrets exist BEFORE the Job, so no pod waits on a missing
+ * Secret (ContainerCreating, FailedMount); once the Job exists each Secret gets the Job as its
+ * owner, so the garbage collector deletes it with the Job. A Job create the server refuses
+ * deletes them again. The template's init container copies its own
  * index's file into a volume only its pod sees; the runner container never mounts the Secret
  * (see infra/k8s/agents/github.yaml). No configuration appears in a Job or pod spec, a log line
  * or a metric: only runner names and ids do.
@@ -18,7 +22,7 @@
  * two sweeps in a row (a concurrent scaler may have just registered it for a Job on its way).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { V1Job, V1Pod, V1Volume } from '@kubernetes/client-node';
 import {
   DISPATCH_ID_LABEL,
   jobNameOf,
@@ -43,15 +47,51 @@ export function usesJitConfig(template: V1Job): boolean {
   return (template.spec?.template?.spec?.volumes ?? []).some((v) => v.name === JIT_VOLUME && v.secret !== undefined);
 }
 
-export function jitSecretName(jobName: string): string {
-  return `${jobName}-jit`;
+/** The name of the dispatch's `part`th Secret (0: `<job>-jit`, then `<job>-jit-1`, ...). */
+export function jitSecretName(jobName: string, part = 0): string {
+  return part === 0 ? `${jobName}-jit` : `${jobName}-jit-${part}`;
 }
 
-/** The Job with its `jitconfig` volume pointing at the dispatch's Secret (a copy). */
-export function withJitSecret(job: V1Job): V1Job {
+/**
+ * The most data one Secret of ours holds: a Secret holds at most 1 MiB (corev1.MaxSecretSize,
+ * its decoded values summed); keys are counted too, to stay clear of it.
+ */
+export const SECRET_DATA_LIMIT = 1024 * 1024;
+
+/**
+ * The configurations (index -> encoded config) in as few Secrets' data as SECRET_DATA_LIMIT
+ * allows, in index order; throws for one configuration that alone exceeds it.
+ */
+export function splitJitData(configs: readonly string[], limit = SECRET_DATA_LIMIT): Record<string, string>[] {
+  const parts: Record<string, string>[] = [];
+  let part: Record<string, string> = {};
+  let size = 0;
+  configs.forEach((config, i) => {
+    const key = String(i);
+    const bytes = key.length + Buffer.byteLength(config, 'utf8');
+    if (bytes > limit)
+      throw new Error(`GitHub just-in-time configuration ${i} is ${bytes} bytes: over a Secret's ${limit}`);
+    if (size + bytes > limit) {
+      parts.push(part);
+      part = {};
+      size = 0;
+    }
+    part[key] = Buffer.from(config).toString('base64');
+    size += bytes;
+  });
+  parts.push(part);
+  return parts;
+}
+
+/**
+ * The Job with its `jitconfig` volume pointing at the dispatch's Secrets (a copy): the one Secret
+ * as a `secret` volume, several as one `projected` volume (their keys, the indexes, are distinct).
+ */
+export function withJitSecret(job: V1Job, parts = 1): V1Job {
   const name = job.metadata?.name;
   const podSpec = job.spec?.template?.spec;
   if (!name || !podSpec || !job.spec?.template) throw new TypeError('agent Job without name or pod spec');
+  const names = Array.from({ length: parts }, (_, i) => jitSecretName(name, i));
   return {
     ...job,
     spec: {
@@ -60,9 +100,18 @@ export function withJitSecret(job: V1Job): V1Job {
         ...job.spec.template,
         spec: {
           ...podSpec,
-          volumes: (podSpec.volumes ?? []).map((v) =>
-            v.name === JIT_VOLUME ? { name: v.name, secret: { ...v.secret, secretName: jitSecretName(name) } } : v,
-          ),
+          volumes: (podSpec.volumes ?? []).map((v): V1Volume => {
+            if (v.name !== JIT_VOLUME) return v;
+            if (names.length === 1) return { name: v.name, secret: { ...v.secret, secretName: jitSecretName(name) } };
+            const mode = v.secret?.defaultMode;
+            return {
+              name: v.name,
+              projected: {
+                ...(mode !== undefined ? { defaultMode: mode } : {}),
+                sources: names.map((n) => ({ secret: { name: n } })),
+              },
+            };
+          }),
         },
       },
     },
@@ -101,7 +150,7 @@ export function parseRunnerName(name: string): { tag: string; key: string; index
 
 export interface JitRunnersOptions {
   readonly api: RunnersApi;
-  readonly cluster: Pick<ClusterPort, 'createJobSecret'>;
+  readonly cluster: Pick<ClusterPort, 'createJobSecret' | 'createSecret' | 'ownSecret' | 'deleteSecret'>;
   readonly runnerGroupId: number;
   /** The queues whose agents are just-in-time GitHub runners. */
   readonly isJitQueue: (queue: string) => boolean;
@@ -118,6 +167,8 @@ export interface JitRunnersOptions {
 
 export class JitRunners implements DispatchHooks {
   private readonly minted = new Map<string, (JitRunner | undefined)[]>();
+  /** Per Job, how many Secrets this process created for it before the Job (not owned yet). */
+  private readonly unowned = new Map<string, number>();
   private readonly tag: string;
   private lastSweep = Number.NEGATIVE_INFINITY;
   /** Runners that looked orphaned at the last sweep: removed if they still do at the next. */
@@ -160,23 +211,13 @@ export class JitRunners implements DispatchHooks {
     return done;
   }
 
-  async beforeCreate(dispatch: DispatchRecord, job: V1Job): Promise<V1Job> {
-    if (!this.options.isJitQueue(dispatch.queue)) return job;
-    await this.mint(dispatch);
-    return withJitSecret(job);
-  }
-
-  async afterCreate(dispatch: DispatchRecord): Promise<void> {
-    if (!this.options.isJitQueue(dispatch.queue)) return;
-    const create = this.options.cluster.createJobSecret;
-    if (!create) throw new Error('the cluster adapter cannot create Secrets');
-    const configs = await this.mint(dispatch);
-    const result = await create(dispatch.jobName, {
+  private secretFor(dispatch: DispatchRecord, part: number, data: Record<string, string>) {
+    return {
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'Opaque',
       metadata: {
-        name: jitSecretName(dispatch.jobName),
+        name: jitSecretName(dispatch.jobName, part),
         labels: {
           [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
           [QUEUE_LABEL]: labelSafe(dispatch.queue),
@@ -184,16 +225,78 @@ export class JitRunners implements DispatchHooks {
         },
       },
       // The file /jit/<index> holds exactly GitHub's encoded_jit_config.
-      data: Object.fromEntries(configs.map((c, i) => [String(i), Buffer.from(c.encodedJitConfig).toString('base64')])),
-    });
-    this.minted.delete(dispatch.jobName);
+      data,
+    };
+  }
+
+  /** Mints the runners, then creates their Secrets (no owner yet): the Job is created after them. */
+  async beforeCreate(dispatch: DispatchRecord, job: V1Job): Promise<V1Job> {
+    if (!this.options.isJitQueue(dispatch.queue)) return job;
+    const create = this.options.cluster.createSecret;
+    if (!create) throw new Error('the cluster adapter cannot create Secrets');
+    const configs = await this.mint(dispatch);
+    const parts = splitJitData(configs.map((c) => c.encodedJitConfig));
+    // In order: a Secret that exists is one a retry of this dispatch created (same configurations).
+    for (const [part, data] of parts.entries()) await create(this.secretFor(dispatch, part, data));
+    this.unowned.set(dispatch.jobName, parts.length);
     this.options.log.info('GitHub runners registered just in time', {
       queue: dispatch.queue,
       jobName: dispatch.jobName,
-      secret: jitSecretName(dispatch.jobName),
+      secrets: parts.map((_, i) => jitSecretName(dispatch.jobName, i)),
       runners: configs.map((c) => c.name),
-      ...(result === 'exists' ? { note: 'secret already there (retried dispatch)' } : {}),
     });
+    return withJitSecret(job, parts.length);
+  }
+
+  /**
+   * The Job exists: it becomes the owner of its Secrets. Without a record of them (another
+   * process made them), every `<job>-jit[-n]` there is adopted; if not even the first is there,
+   * they are made again, owned by the Job at once.
+   */
+  async afterCreate(dispatch: DispatchRecord): Promise<void> {
+    if (!this.options.isJitQueue(dispatch.queue)) return;
+    const { ownSecret, createJobSecret } = this.options.cluster;
+    if (!ownSecret || !createJobSecret) throw new Error('the cluster adapter cannot own Secrets');
+    const known = this.unowned.get(dispatch.jobName);
+    let owned = 0;
+    for (let part = 0; known === undefined || part < known; part++) {
+      try {
+        await ownSecret(jitSecretName(dispatch.jobName, part), dispatch.jobName);
+        owned++;
+      } catch (e) {
+        if ((e as { status?: unknown }).status !== 404 || known !== undefined) throw e;
+        break;
+      }
+    }
+    if (owned === 0) {
+      // The Secrets never arrived (made before this ordering, or deleted): the Job's pods wait
+      // on them, so they are made now, owned by the Job.
+      const configs = await this.mint(dispatch);
+      const parts = splitJitData(configs.map((c) => c.encodedJitConfig));
+      for (const [part, data] of parts.entries())
+        await createJobSecret(dispatch.jobName, this.secretFor(dispatch, part, data));
+      this.options.log.warn("GitHub runners' Secrets were missing for an existing Job; created", {
+        queue: dispatch.queue,
+        jobName: dispatch.jobName,
+        secrets: parts.map((_, i) => jitSecretName(dispatch.jobName, i)),
+      });
+    }
+    this.unowned.delete(dispatch.jobName);
+    this.minted.delete(dispatch.jobName);
+  }
+
+  /** The server refused the Job: its Secrets (made before it, owned by nobody) are deleted. */
+  async createFailed(dispatch: DispatchRecord): Promise<void> {
+    if (!this.options.isJitQueue(dispatch.queue)) return;
+    await this.dropSecrets(dispatch.jobName);
+  }
+
+  private async dropSecrets(jobName: string): Promise<void> {
+    const parts = this.unowned.get(jobName);
+    const remove = this.options.cluster.deleteSecret;
+    if (parts === undefined || !remove) return;
+    for (let part = 0; part < parts; part++) await remove(jitSecretName(jobName, part));
+    this.unowned.delete(jobName);
   }
 
   private sweepDue(now: number): boolean {
@@ -221,6 +324,15 @@ export class JitRunners implements DispatchHooks {
     // Configurations minted for a dispatch that is gone (its intent was released) are dropped.
     const known = new Set([...view.jobs.map((j) => j.jobName), ...view.dispatches.map((d) => d.jobName)]);
     for (const jobName of this.minted.keys()) if (!known.has(jobName)) this.minted.delete(jobName);
+    // ...and their Secrets, made before a Job that never came, are deleted.
+    for (const jobName of [...this.unowned.keys()])
+      if (!known.has(jobName))
+        await this.dropSecrets(jobName).catch((e: unknown) =>
+          this.options.log.warn('Secrets of a released dispatch not deleted; tried again next tick', {
+            jobName,
+            error: describeError(e),
+          }),
+        );
     if (!this.sweepDue(view.now)) return;
     this.lastSweep = view.now;
     const { api, log } = this.options;

@@ -4,22 +4,31 @@
  * RetryableKubeError (nothing is lost: the scaler retries the dispatch next tick), other failures
  * KubeApiError.
  *
- * Calls made (keep infra/k8s/rbac.yaml in step): jobs list, create; pods list; secrets create
- * (all namespaced).
+ * Calls made (keep infra/k8s/rbac.yaml in step): jobs list, create, delete; pods list; events
+ * list; secrets create, patch (its ownerReference), delete (all namespaced). Setting an
+ * ownerReference needs `delete` on the Secret under the admission plugin
+ * OwnerReferencesPermissionEnforcement; the reference never blocks its owner's deletion, so no
+ * `update` on jobs/finalizers is needed.
  */
+import type { AgentOptions } from 'node:https';
 import {
   BatchV1Api,
+  type Cluster,
   CoreV1Api,
+  type CoreV1Event,
   createConfiguration,
+  type KubeConfig,
+  PatchStrategy,
   type RequestContext,
   type ResponseContext,
   ServerConfiguration,
+  setHeaderOptions,
   type V1Job,
   type V1Pod,
   type V1Secret,
 } from '@kubernetes/client-node';
 import { AGENT_JOB_SELECTOR } from '../../core/agent-job.js';
-import type { ClusterPort } from '../../scaler/ports.js';
+import type { ClusterPort, CreateFailure } from '../../scaler/ports.js';
 import { chunks } from '../../shared/concurrency.js';
 import type { ClusterAccess } from '../../shared/config.js';
 import { KubeApiError, toKubeError } from './errors.js';
@@ -62,6 +71,7 @@ export async function createCluster(
   const { kubeConfig } = await loadKubeConfig(access, namespace, options);
   const server = kubeConfig.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');
+  keepOneDispatcher(kubeConfig);
   const timeoutMs = options.timeoutMs ?? 5000;
   const pageSize = options.pageSize ?? 500;
   const configuration = createConfiguration({
@@ -107,6 +117,46 @@ export async function createCluster(
     return pods;
   }
 
+  async function listEvents(fieldSelector: string): Promise<CoreV1Event[]> {
+    const events: CoreV1Event[] = [];
+    let cont: string | undefined;
+    do {
+      const page = await call(`list events in ${namespace}`, () =>
+        core.listNamespacedEvent({
+          namespace,
+          fieldSelector,
+          limit: pageSize,
+          ...(cont ? { _continue: cont } : {}),
+        }),
+      );
+      events.push(...page.items);
+      cont = page.metadata?._continue || undefined;
+    } while (cont);
+    return events;
+  }
+
+  async function jobUid(jobName: string, what: string): Promise<string> {
+    const found = await call(`find job ${namespace}/${jobName}`, () =>
+      batch.listNamespacedJob({
+        namespace,
+        labelSelector: AGENT_JOB_SELECTOR,
+        fieldSelector: `metadata.name=${jobName}`,
+      }),
+    );
+    const uid = found.items[0]?.metadata?.uid;
+    if (!uid) throw new KubeApiError(`job ${namespace}/${jobName} not found for ${what}`, 404, 'NotFound');
+    return uid;
+  }
+
+  const ownerReference = (jobName: string, uid: string) => ({
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    name: jobName,
+    uid,
+    // Blocking would need `update` on jobs/finalizers (OwnerReferencesPermissionEnforcement).
+    blockOwnerDeletion: false,
+  });
+
   async function listAll(): Promise<V1Job[]> {
     const jobs: V1Job[] = [];
     let cont: string | undefined;
@@ -123,6 +173,19 @@ export async function createCluster(
       cont = page.metadata?._continue || undefined;
     } while (cont);
     return jobs;
+  }
+
+  async function createSecret(body: V1Secret): Promise<'created' | 'exists'> {
+    const name = body.metadata?.name ?? '(unnamed)';
+    try {
+      await core.createNamespacedSecret({ namespace, body, fieldValidation: 'Strict' }, asIs(body));
+      return 'created';
+    } catch (e) {
+      // The error names the Secret, never its content.
+      const err = toKubeError(e, `create secret ${namespace}/${name}`);
+      if (err.status === 409 && err.reason === 'AlreadyExists') return 'exists';
+      throw err;
+    }
   }
 
   return {
@@ -154,38 +217,80 @@ export async function createCluster(
 
     async createJobSecret(jobName, secret) {
       const name = secret.metadata?.name ?? '(unnamed)';
-      const found = await call(`find job ${namespace}/${jobName}`, () =>
-        batch.listNamespacedJob({
-          namespace,
-          labelSelector: AGENT_JOB_SELECTOR,
-          fieldSelector: `metadata.name=${jobName}`,
-        }),
-      );
-      const uid = found.items[0]?.metadata?.uid;
-      if (!uid) throw new KubeApiError(`job ${namespace}/${jobName} not found for its secret ${name}`, 404, 'NotFound');
+      const uid = await jobUid(jobName, `its secret ${name}`);
       const body: V1Secret = {
         ...secret,
-        metadata: {
-          ...secret.metadata,
-          namespace,
-          ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: jobName, uid, blockOwnerDeletion: false }],
-        },
+        metadata: { ...secret.metadata, namespace, ownerReferences: [ownerReference(jobName, uid)] },
       };
+      return createSecret(body);
+    },
+
+    createSecret: (secret) => createSecret({ ...secret, metadata: { ...secret.metadata, namespace } }),
+
+    async ownSecret(secretName, jobName) {
+      const uid = await jobUid(jobName, `its secret ${secretName}`);
+      await call(`set the owner of secret ${namespace}/${secretName}`, () =>
+        core.patchNamespacedSecret(
+          { name: secretName, namespace, body: { metadata: { ownerReferences: [ownerReference(jobName, uid)] } } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        ),
+      );
+    },
+
+    async deleteSecret(secretName) {
       try {
-        await core.createNamespacedSecret({ namespace, body });
-        return 'created';
+        await core.deleteNamespacedSecret({ name: secretName, namespace });
       } catch (e) {
-        // The error names the Secret, never its content.
-        const err = toKubeError(e, `create secret ${namespace}/${name}`);
-        if (err.status === 409 && err.reason === 'AlreadyExists') return 'exists';
-        throw err;
+        const err = toKubeError(e, `delete secret ${namespace}/${secretName}`);
+        if (err.status !== 404) throw err;
       }
+    },
+
+    async deleteJob(jobName) {
+      try {
+        // Background: the garbage collector deletes its pods (and its Secrets) after it.
+        await batch.deleteNamespacedJob({ name: jobName, namespace, propagationPolicy: 'Background' });
+      } catch (e) {
+        const err = toKubeError(e, `delete job ${namespace}/${jobName}`);
+        if (err.status !== 404) throw err;
+      }
+    },
+
+    async listCreateFailures(jobNames) {
+      const wanted = new Set(jobNames);
+      if (wanted.size === 0) return [];
+      const list = () => listEvents('involvedObject.kind=Job,reason=FailedCreate');
+      let events: CoreV1Event[];
+      try {
+        events = await list();
+      } catch (e) {
+        if (!(e instanceof KubeApiError && e.status === 410)) throw e;
+        events = await list();
+      }
+      // The newest event per Job (the recorder aggregates repeats: count and lastTimestamp grow).
+      const latest = new Map<string, CreateFailure>();
+      for (const ev of events) {
+        const jobName = ev.involvedObject?.name;
+        if (!jobName || !wanted.has(jobName)) continue;
+        const at = eventTime(ev);
+        const seen = latest.get(jobName);
+        if (!seen || at >= seen.at)
+          latest.set(jobName, {
+            jobName,
+            ...(ev.involvedObject.uid ? { uid: ev.involvedObject.uid } : {}),
+            message: ev.message ?? 'FailedCreate',
+            at,
+          });
+      }
+      return [...latest.values()];
     },
 
     async createJob(job) {
       const name = job.metadata?.name ?? '(unnamed)';
       try {
-        await batch.createNamespacedJob({ namespace, body: job });
+        // Strict: a field the server does not know (a typo in a custom template) is a 400 naming
+        // it, not a field silently dropped from the agents' pods.
+        await batch.createNamespacedJob({ namespace, body: job, fieldValidation: 'Strict' }, asIs(job));
         return 'created';
       } catch (e) {
         const err = toKubeError(e, `create job ${namespace}/${name}`);
@@ -194,4 +299,61 @@ export async function createCluster(
       }
     },
   };
+}
+
+/**
+ * One keep-alive connection pool per cluster. client-node 2.0.1 builds a new undici Agent for
+ * EVERY request when the cluster has TLS options (a CA, client certificates:
+ * KubeConfig.applySecurityAuthentication -> createDispatcher), so each call opened a new TCP
+ * and TLS connection. The Agent is made once and reused while the options it was made from
+ * (createDispatcherOptions: CA, certificates, proxy) stay the same; new options (a rotated
+ * client certificate) get a new one.
+ */
+export function keepOneDispatcher(kubeConfig: KubeConfig): void {
+  type Make = (cluster: Cluster | null, agentOptions: AgentOptions) => unknown;
+  const target = kubeConfig as unknown as { createDispatcher: Make };
+  const make = target.createDispatcher.bind(kubeConfig);
+  let kept: { key: string; dispatcher: unknown } | undefined;
+  target.createDispatcher = (cluster, agentOptions) => {
+    const key = JSON.stringify(kubeConfig.createDispatcherOptions(cluster, agentOptions));
+    if (kept?.key !== key) {
+      void (kept?.dispatcher as { close?: () => Promise<void> } | undefined)?.close?.().catch(() => {});
+      kept = { key, dispatcher: make(cluster, agentOptions) };
+    }
+    return kept.dispatcher;
+  };
+}
+
+/**
+ * Sends the object as written (JSON) instead of the client's serialization, which keeps only the
+ * fields its models know and so drops a template's typo (or a field newer than the client)
+ * without a word; the server's Strict field validation then names it.
+ */
+function asIs(body: object): ReturnType<typeof setHeaderOptions> {
+  // Per-call middleware is the client's Observable kind (its rxjs stub: toPromise, pipe).
+  const observable = <T>(value: T) => ({
+    toPromise: () => Promise.resolve(value),
+    pipe: <U>(f: (v: T) => U) => observable(f(value)),
+  });
+  return {
+    middleware: [
+      {
+        pre: (context: RequestContext) => {
+          context.setBody(JSON.stringify(body));
+          return observable(context);
+        },
+        post: (context: ResponseContext) => observable(context),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  } as unknown as ReturnType<typeof setHeaderOptions>;
+}
+
+/** When an Event last happened (epoch ms): series, lastTimestamp, eventTime, creation. */
+function eventTime(ev: CoreV1Event): number {
+  for (const t of [ev.series?.lastObservedTime, ev.lastTimestamp, ev.eventTime, ev.metadata?.creationTimestamp]) {
+    const ms = t === undefined ? Number.NaN : new Date(t).getTime();
+    if (!Number.isNaN(ms)) return ms;
+  }
+  return 0;
 }

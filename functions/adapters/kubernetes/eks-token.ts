@@ -11,6 +11,7 @@
  */
 
 import { Sha256 } from '@aws-crypto/sha256-js';
+import { partition } from '@aws-sdk/core/client';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -43,6 +44,16 @@ function encodeQuery(query: Record<string, string | string[] | null>): string {
     .join('&');
 }
 
+/**
+ * The regional STS host of `region` in its partition, from the AWS SDK's own partition data
+ * (`@aws-sdk/core` partitions.json): `sts.<region>.amazonaws.com` in aws and aws-us-gov,
+ * `sts.<region>.amazonaws.com.cn` in aws-cn, `c2s.ic.gov` / `sc2s.sgov.gov` / ... in the iso
+ * partitions. A region the SDK does not know falls in `aws`, as the SDK itself resolves it.
+ */
+export function stsHost(region: string): string {
+  return `sts.${region}.${partition(region).dnsSuffix}`;
+}
+
 /** One token, signed at `signingDate` with the given credentials. */
 export async function presignEksToken(opts: {
   clusterName: string;
@@ -50,7 +61,7 @@ export async function presignEksToken(opts: {
   credentials: AwsCredentialIdentity;
   signingDate: Date;
 }): Promise<string> {
-  const hostname = `sts.${opts.region}.amazonaws.com`;
+  const hostname = stsHost(opts.region);
   const signer = new SignatureV4({
     credentials: opts.credentials,
     region: opts.region,

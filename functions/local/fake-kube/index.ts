@@ -18,9 +18,10 @@
  * current state after its key rather than a snapshot.
  */
 
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,7 @@ import {
 } from './objects.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
 import * as S from './status.js';
-import { validateJob } from './validation.js';
+import { unknownFields, validateJob } from './validation.js';
 
 export type RbacVerb = 'create' | 'get' | 'list' | 'watch' | 'delete' | 'deletecollection' | 'update' | 'patch';
 
@@ -59,7 +60,7 @@ export interface KubeCall {
 
 /** One list request as served: its selectors and how many items it returned. */
 export interface KubeList {
-  resource: 'jobs' | 'pods' | 'secrets';
+  resource: 'jobs' | 'pods' | 'secrets' | 'events';
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
@@ -78,6 +79,19 @@ export interface FakeKubeOptions {
   dir?: string;
   /** Clock of timestamps (creation, start, transitions), epoch ms (default Date.now). */
   clock?: () => number;
+  /**
+   * The authorizer (RBAC) of the token's user: a request it refuses gets 403 Forbidden, and so
+   * does a create or patch that sets ownerReferences on an object the user may not `delete`, or
+   * sets blockOwnerDeletion without `update` on the owner's `finalizers` subresource (admission
+   * plugin OwnerReferencesPermissionEnforcement, plugin/pkg/admission/gc/gc_admission.go).
+   * Absent: everything is allowed.
+   */
+  authorize?: (call: KubeCall) => boolean;
+  /**
+   * Serve HTTPS with this certificate (PEM; self-signed, for 127.0.0.1): the kubeconfig then
+   * carries it as the cluster's CA, and `tlsHandshakes` counts the TLS connections made.
+   */
+  tls?: { key: string; cert: string };
 }
 
 export interface FaultMatch {
@@ -110,6 +124,25 @@ interface JobState {
 const JOBS = { group: 'batch', resource: 'jobs' } as const;
 const PODS = { group: '', resource: 'pods' } as const;
 const SECRETS = { group: '', resource: 'secrets' } as const;
+/** The most a Secret's data may hold (corev1.MaxSecretSize: the decoded values, summed). */
+export const MAX_SECRET_SIZE = 1024 * 1024;
+
+/** A core/v1 Event as the job controller records it (aggregated: `count` grows on a repeat). */
+type EventObject = {
+  apiVersion: 'v1';
+  kind: 'Event';
+  metadata: ObjectMeta;
+  involvedObject: { apiVersion: string; kind: string; name: string; namespace: string; uid: string };
+  reason: string;
+  message: string;
+  type: 'Normal' | 'Warning';
+  count: number;
+  firstTimestamp: string;
+  lastTimestamp: string;
+  source: { component: string };
+  reportingComponent: string;
+  [field: string]: unknown;
+};
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** A core/v1 Secret as stored (the scaler's just-in-time runner configurations). */
@@ -179,6 +212,38 @@ function mergePatch(target: unknown, patch: unknown): unknown {
  * A copy of a stored Job typed as the client's model, for tests and tooling: the JSON the client
  * would read (timestamps stay ISO strings where V1Job says Date, as they always did here).
  */
+/**
+ * `fieldValidation=Strict`: a body with a field its type does not have is refused, 400
+ * BadRequest naming every such field (apiserver handlers/create.go, apimachinery
+ * StrictDecodingError). Without it this fake keeps such fields (a real server drops them).
+ */
+function strict(url: URL, body: JsonObject, kind: 'Job' | 'Secret'): JsonObject {
+  if (url.searchParams.get('fieldValidation') !== 'Strict') return body;
+  const unknown = unknownFields(body, `V1${kind}`);
+  if (unknown.length > 0)
+    throw new HttpError(
+      S.badRequest(
+        `${kind} in version "v1" cannot be handled as a ${kind}: strict decoding error: ${unknown.map((f) => `unknown field "${f}"`).join(', ')}`,
+      ),
+    );
+  return body;
+}
+
+/** A PATCH must be a merge patch (JSON or strategic: the same for the fields served here). */
+function mergePatchType(req: http.IncomingMessage): void {
+  const [mediaType = ''] = String(req.headers['content-type'] ?? '').split(';');
+  const type = mediaType.trim();
+  if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
+    throw new HttpError(
+      S.failure(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`,
+      ),
+    );
+  }
+}
+
 function toV1Job(j: JobObject): V1Job {
   return clone(j) as unknown as V1Job;
 }
@@ -200,7 +265,10 @@ export class FakeKube {
   /** Every list request served, in order, with its selectors. */
   readonly lists: KubeList[] = [];
 
-  private server: http.Server;
+  /** TLS handshakes completed (with `tls`): one per new connection. */
+  tlsHandshakes = 0;
+
+  private server: http.Server | https.Server;
   private dir: string;
   private rv = 1000;
   private jobStore = new Map<string, JobObject>();
@@ -208,6 +276,9 @@ export class FakeKube {
   /** Pods created for each Job (by uid), so the controller never scans every pod (may hold removed ones). */
   private podsOf = new Map<string, Set<PodObject>>();
   private secretStore = new Map<string, SecretObject>();
+  private eventStore = new Map<string, EventObject>();
+  /** Per namespace, why the API server refuses pod creates there (quota, PodSecurity, ...). */
+  private podRefusals = new Map<string, { message: string; jobs?: (job: V1Job) => boolean }>();
   private state = new Map<string, JobState>();
   private faults: Fault[] = [];
   private delays: Delay[] = [];
@@ -222,13 +293,18 @@ export class FakeKube {
   constructor(private readonly options: FakeKubeOptions = {}) {
     this.token = options.token ?? randomBytes(16).toString('hex');
     this.dir = mkdtempSync(join(options.dir ?? tmpdir(), 'fake-kube-'));
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
+    if (options.tls) {
+      const server = https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler);
+      server.on('secureConnection', () => this.tlsHandshakes++);
+      this.server = server;
+    } else this.server = http.createServer(handler);
   }
 
   async start(): Promise<this> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     const { port } = this.server.address() as AddressInfo;
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     this.kubeconfigPath = join(this.dir, 'kubeconfig.yaml');
     const ns = this.options.namespace ?? 'ci-agents';
     // JSON is YAML: the client reads this like any kubeconfig.
@@ -238,8 +314,18 @@ export class FakeKube {
         {
           apiVersion: 'v1',
           kind: 'Config',
-          // Plain HTTP: client-node 1.4 only allows an http:// server with insecure-skip-tls-verify.
-          clusters: [{ name: 'fake', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
+          clusters: [
+            {
+              name: 'fake',
+              cluster: this.options.tls
+                ? {
+                    server: this.url,
+                    'certificate-authority-data': Buffer.from(this.options.tls.cert).toString('base64'),
+                  }
+                : // Plain HTTP: client-node only allows an http:// server with insecure-skip-tls-verify.
+                  { server: this.url, 'insecure-skip-tls-verify': true },
+            },
+          ],
           users: [{ name: 'fake', user: { token: this.token } }],
           contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake', namespace: ns } }],
           'current-context': 'fake',
@@ -284,6 +370,8 @@ export class FakeKube {
     this.podStore.clear();
     this.podsOf.clear();
     this.secretStore.clear();
+    this.eventStore.clear();
+    this.podRefusals.clear();
     this.state.clear();
     this.faults = [];
     this.delays = [];
@@ -366,7 +454,9 @@ export class FakeKube {
 
   private matches(m: FaultMatch, method: string, path: string, full: string): boolean {
     if (m.method !== '*' && m.method !== method) return false;
-    return typeof m.path === 'string' ? path.includes(m.path) : m.path.test(full);
+    // A RegExp is tried on the path with and without the query (`/jobs$/` still matches a
+    // create sent with ?fieldValidation=Strict).
+    return typeof m.path === 'string' ? path.includes(m.path) : m.path.test(full) || m.path.test(path);
   }
 
   // --- HTTP ------------------------------------------------------------------------------------
@@ -415,12 +505,12 @@ export class FakeKube {
     }
     const m =
       /^\/apis\/batch\/v1(?:\/namespaces\/([^/]+))?\/(jobs)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p) ??
-      /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods|secrets)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p);
+      /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods|secrets|events)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(p);
     if (!m) throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
     const [, namespace, resource, name, subresource] = m as unknown as [
       string,
       string | undefined,
-      'jobs' | 'pods' | 'secrets',
+      'jobs' | 'pods' | 'secrets' | 'events',
       string | undefined,
       string | undefined,
     ];
@@ -442,16 +532,18 @@ export class FakeKube {
                   ? 'delete'
                   : 'deletecollection'
                 : 'get';
-    this.calls.push({
+    const call: KubeCall = {
       verb,
       group: resource === 'jobs' ? 'batch' : '',
       resource,
       ...(subresource ? { subresource } : {}),
       ...(namespace ? { namespace } : {}),
       ...(name ? { name } : {}),
-    });
+    };
+    this.calls.push(call);
 
     if (req.headers.authorization !== `Bearer ${this.token}`) throw new HttpError(S.unauthorized());
+    if (this.options.authorize && !this.options.authorize(call)) throw new HttpError(S.forbidden(call));
     const fault = this.faults.find(
       (f) => f.remaining > 0 && this.matches(f, method, url.pathname, url.pathname + url.search),
     );
@@ -481,10 +573,19 @@ export class FakeKube {
     if (subresource && subresource !== 'status') {
       throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
     }
+    if (resource === 'events') {
+      if (verb === 'list') return [200, this.list('events', namespace, url)];
+      throw new HttpError(S.methodNotAllowed('this fake API server serves events read-only'));
+    }
     if (resource === 'secrets') {
       if (verb === 'list') return [200, this.list('secrets', namespace, url)];
       if (verb === 'get') return [200, this.getSecret(need(namespace), need(name))];
-      if (verb === 'create') return [201, this.createSecret(need(namespace), body())];
+      if (verb === 'create') return [201, this.createSecret(need(namespace), strict(url, body(), 'Secret'))];
+      if (verb === 'patch') {
+        mergePatchType(req);
+        const current = this.getSecret(need(namespace), need(name));
+        return [200, this.createSecret(need(namespace), asObject(mergePatch(current, body())), current)];
+      }
       if (verb === 'delete') {
         const secret = this.getSecret(need(namespace), need(name));
         this.secretStore.delete(key(secret.metadata.namespace, secret.metadata.name));
@@ -506,21 +607,11 @@ export class FakeKube {
         return [200, this.getJob(need(namespace), need(name))];
       case 'create':
         if (subresource) throw new HttpError(S.methodNotAllowed('create on a subresource'));
-        return [201, this.createJob(need(namespace), body())];
+        return [201, this.createJob(need(namespace), strict(url, body(), 'Job'))];
       case 'update':
         return [200, this.updateJob(need(namespace), need(name), body(), subresource === 'status')];
       case 'patch': {
-        const [mediaType = ''] = String(req.headers['content-type'] ?? '').split(';');
-        const type = mediaType.trim();
-        if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') {
-          throw new HttpError(
-            S.failure(
-              415,
-              'UnsupportedMediaType',
-              `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json`,
-            ),
-          );
-        }
+        mergePatchType(req);
         const current = this.getJob(need(namespace), need(name));
         return [
           200,
@@ -584,7 +675,14 @@ export class FakeKube {
               singularName: 'secret',
               namespaced: true,
               kind: 'Secret',
-              verbs: ['create', 'delete', 'get', 'list'],
+              verbs: ['create', 'delete', 'get', 'list', 'patch'],
+            },
+            {
+              name: 'events',
+              singularName: 'event',
+              namespaced: true,
+              kind: 'Event',
+              verbs: ['list'],
             },
           ],
         };
@@ -633,7 +731,8 @@ export class FakeKube {
     return clone(secret);
   }
 
-  private createSecret(namespace: string, input: JsonObject): SecretObject {
+  /** Creates a Secret, or with `old` stores the patched `input` over it (its uid and creation kept). */
+  private createSecret(namespace: string, input: JsonObject, old?: SecretObject): SecretObject {
     if (input.kind !== undefined && input.kind !== 'Secret')
       throw new HttpError(S.badRequest(`Secret in version "v1" cannot be handled as a Secret: wrong kind`));
     const meta = asObject(input.metadata);
@@ -646,13 +745,24 @@ export class FakeKube {
         field: 'metadata.name',
       });
     const data: Record<string, string> = {};
+    let size = 0;
     for (const [k, v] of Object.entries(asObject(input.data))) {
       if (!/^[-._a-zA-Z0-9]+$/.test(k))
         causes.push({ reason: 'FieldValueInvalid', message: 'Invalid value: a valid config key', field: `data[${k}]` });
       if (typeof v !== 'string' || Buffer.from(v, 'base64').toString('base64') !== v)
         causes.push({ reason: 'FieldValueInvalid', message: 'illegal base64 data', field: `data[${k}]` });
-      else data[k] = v;
+      else {
+        data[k] = v;
+        size += Buffer.from(v, 'base64').length;
+      }
     }
+    // pkg/apis/core/validation ValidateSecret: the decoded values together (keys not counted).
+    if (size > MAX_SECRET_SIZE)
+      causes.push({
+        reason: 'FieldValueTooLong',
+        message: `Too long: may not be more than ${MAX_SECRET_SIZE} bytes`,
+        field: 'data',
+      });
     const owners = Array.isArray(meta.ownerReferences) ? meta.ownerReferences : [];
     owners.forEach((r: unknown, i: number) => {
       for (const f of ['apiVersion', 'kind', 'name', 'uid'])
@@ -664,17 +774,19 @@ export class FakeKube {
           });
     });
     if (causes.length > 0) throw new HttpError(S.invalid('Secret', '', name, causes));
-    if (this.secretStore.has(key(namespace, name))) throw new HttpError(S.alreadyExists(SECRETS, name));
+    if (!old && this.secretStore.has(key(namespace, name))) throw new HttpError(S.alreadyExists(SECRETS, name));
+    this.enforceOwnerReferences(namespace, name, owners, old?.metadata.ownerReferences ?? []);
+    const { ownerReferences: _owners, ...givenMeta } = meta;
     const secret: SecretObject = {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: {
-        ...meta,
+        ...givenMeta,
         name,
         namespace,
-        uid: randomUUID(),
+        uid: old?.metadata.uid ?? randomUUID(),
         resourceVersion: this.nextRv(),
-        creationTimestamp: this.now(),
+        creationTimestamp: old?.metadata.creationTimestamp ?? this.now(),
         ...(owners.length > 0 ? { ownerReferences: clone(owners) as NonNullable<ObjectMeta['ownerReferences']> } : {}),
       },
       type: typeof input.type === 'string' ? input.type : 'Opaque',
@@ -684,6 +796,33 @@ export class FakeKube {
     const created = clone(secret);
     this.collectGarbage();
     return created;
+  }
+
+  /**
+   * OwnerReferencesPermissionEnforcement (gc_admission.go): changing a Secret's ownerReferences
+   * (any on create) needs `delete` on that Secret; a reference that newly blocks its owner's
+   * deletion needs `update` on the owner's `finalizers` subresource.
+   */
+  private enforceOwnerReferences(namespace: string, name: string, owners: unknown[], old: unknown[]): void {
+    const authorize = this.options.authorize;
+    if (!authorize || JSON.stringify(owners) === JSON.stringify(old)) return;
+    const deny = (why: string) => {
+      throw new HttpError(
+        S.failure(403, 'Forbidden', `secrets "${name}" is forbidden: ${why}`, { name, kind: 'secrets' }),
+      );
+    };
+    if (!authorize({ verb: 'delete', group: '', resource: 'secrets', namespace, name }))
+      deny(`cannot set an ownerRef on a resource you can't delete`);
+    const blockedBefore = new Set(
+      old.map(asObject).flatMap((r) => (r.blockOwnerDeletion === true ? [String(r.uid)] : [])),
+    );
+    for (const r of owners.map(asObject)) {
+      if (r.blockOwnerDeletion !== true || blockedBefore.has(String(r.uid))) continue;
+      const group = String(r.apiVersion ?? '').includes('/') ? (String(r.apiVersion).split('/')[0] ?? '') : '';
+      const resource = `${String(r.kind ?? '').toLowerCase()}s`;
+      if (!authorize({ verb: 'update', group, resource, subresource: 'finalizers', namespace, name: String(r.name) }))
+        deny(`cannot set blockOwnerDeletion if an ownerReference refers to a resource you can't set finalizers on`);
+    }
   }
 
   /**
@@ -705,9 +844,15 @@ export class FakeKube {
     return clone(p);
   }
 
-  private list(resource: 'jobs' | 'pods' | 'secrets', namespace: string | undefined, url: URL): JsonObject {
-    const store: ReadonlyMap<string, JobObject | PodObject | SecretObject> =
-      resource === 'jobs' ? this.jobStore : resource === 'pods' ? this.podStore : this.secretStore;
+  private list(resource: 'jobs' | 'pods' | 'secrets' | 'events', namespace: string | undefined, url: URL): JsonObject {
+    const store: ReadonlyMap<string, JobObject | PodObject | SecretObject | EventObject> =
+      resource === 'jobs'
+        ? this.jobStore
+        : resource === 'pods'
+          ? this.podStore
+          : resource === 'secrets'
+            ? this.secretStore
+            : this.eventStore;
     let labelReqs: ReturnType<typeof parseLabelSelector>;
     let fieldReqs: ReturnType<typeof parseFieldSelector>;
     try {
@@ -718,7 +863,21 @@ export class FakeKube {
           ? ['metadata.name', 'metadata.namespace', 'status.phase', 'spec.nodeName']
           : resource === 'secrets'
             ? ['metadata.name', 'metadata.namespace', 'type']
-            : ['metadata.name', 'metadata.namespace', 'status.successful'],
+            : resource === 'events'
+              ? // pkg/registry/core/event/strategy.go ToSelectableFields
+                [
+                  'metadata.name',
+                  'metadata.namespace',
+                  'involvedObject.kind',
+                  'involvedObject.namespace',
+                  'involvedObject.name',
+                  'involvedObject.uid',
+                  'involvedObject.apiVersion',
+                  'reason',
+                  'reportingComponent',
+                  'type',
+                ]
+              : ['metadata.name', 'metadata.namespace', 'status.successful'],
       );
     } catch (e) {
       if (e instanceof SelectorError) throw new HttpError(S.badRequest(e.message));
@@ -770,7 +929,7 @@ export class FakeKube {
       items: page.length,
     });
     return {
-      kind: resource === 'jobs' ? 'JobList' : resource === 'pods' ? 'PodList' : 'SecretList',
+      kind: { jobs: 'JobList', pods: 'PodList', secrets: 'SecretList', events: 'EventList' }[resource],
       apiVersion: resource === 'jobs' ? 'batch/v1' : 'v1',
       metadata,
       // Items of a list carry no kind/apiVersion, as with a real server. Not deep copies: handle()
@@ -1003,6 +1162,13 @@ export class FakeKube {
     const jobName: string = job.metadata.name;
     const suffix = randomBytes(4).toString('hex').slice(0, 5);
     const name = index === undefined ? `${jobName}-${suffix}` : `${jobName}-${index}-${suffix}`;
+    const refusal = this.podRefusals.get(job.metadata.namespace);
+    if (refusal && (!refusal.jobs || refusal.jobs(toV1Job(job)))) {
+      // The job controller's create is refused by admission: only an Event says so
+      // (controller_utils.go: Warning FailedCreate "Error creating: <the server's message>").
+      this.recordEvent(job, 'FailedCreate', `Error creating: pods "${name}" is forbidden: ${refusal.message}`);
+      return;
+    }
     const template = clone(job.spec.template);
     const labels = { ...(template.metadata?.labels ?? {}) };
     const annotations = { ...(template.metadata?.annotations ?? {}) };
@@ -1074,6 +1240,71 @@ export class FakeKube {
       start.unref();
       this.podTimers.add(start);
     }
+  }
+
+  /** An Event on a Job, aggregated as the event recorder does (same reason and message: count++). */
+  private recordEvent(job: JobObject, reason: string, message: string): void {
+    const t = this.now();
+    const k = key(
+      job.metadata.namespace,
+      `${job.metadata.name}.${createHash('sha256')
+        .update(reason + message)
+        .digest('hex')
+        .slice(0, 16)}`,
+    );
+    const seen = this.eventStore.get(k);
+    if (seen) {
+      seen.count++;
+      seen.lastTimestamp = t;
+      seen.metadata.resourceVersion = this.nextRv();
+      return;
+    }
+    this.eventStore.set(k, {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: {
+        name: k.slice(k.indexOf('/') + 1),
+        namespace: job.metadata.namespace,
+        uid: randomUUID(),
+        resourceVersion: this.nextRv(),
+        creationTimestamp: t,
+      },
+      involvedObject: {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        name: job.metadata.name,
+        namespace: job.metadata.namespace,
+        uid: job.metadata.uid,
+      },
+      reason,
+      message,
+      type: 'Warning',
+      count: 1,
+      firstTimestamp: t,
+      lastTimestamp: t,
+      source: { component: 'job-controller' },
+      reportingComponent: 'job-controller',
+    });
+  }
+
+  /**
+   * From now on the API server refuses the pods of Jobs in `namespace` with `message` (what the
+   * admission plugin says: a ResourceQuota `exceeded quota: ...`, `violates PodSecurity ...`,
+   * `error looking up service account ...`), for every Job there or those `jobs` selects (a
+   * queue whose template names a missing ServiceAccount); undefined lifts it. Pods are retried.
+   */
+  refusePodCreates(namespace: string, message: string | undefined, jobs?: (job: V1Job) => boolean): void {
+    if (message === undefined) this.podRefusals.delete(namespace);
+    else this.podRefusals.set(namespace, { message, ...(jobs ? { jobs } : {}) });
+    for (const job of this.jobStore.values()) if (job.metadata.namespace === namespace) this.reconcile(job);
+  }
+
+  /** Events (copies), sorted by name. */
+  events(namespace?: string): EventObject[] {
+    return [...this.eventStore.values()]
+      .filter((e) => !namespace || e.metadata.namespace === namespace)
+      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))
+      .map((e) => clone(e));
   }
 
   private finish(job: JobObject, type: 'Complete' | 'Failed', reason: string, message: string): void {
@@ -1382,11 +1613,43 @@ export class FakeKube {
     }
   }
 
-  /** activeDeadlineSeconds passed: Failed (DeadlineExceeded), active pods killed. */
+  /**
+   * activeDeadlineSeconds passed (job_controller.go): the controller deletes the active pods,
+   * which the kubelet stops (SIGTERM: exit 143, phase Failed; they stay listed with their
+   * deletionTimestamp while they terminate) and counts them in `failed`; the Job gets
+   * FailureTarget, then Failed, with reason DeadlineExceeded.
+   */
   expireDeadline(jobName: string, namespace?: string): void {
     const job = this.findJob(jobName, namespace);
     if (!job) throw new Error(`fake-kube: no job ${jobName}`);
     if (this.jobFinished(job)) return;
+    const st = this.state.get(job.metadata.uid);
+    const t = this.now();
+    for (const pod of this.activePods(job)) {
+      pod.metadata.deletionTimestamp = t;
+      pod.metadata.finalizers = [];
+      pod.status = {
+        ...pod.status,
+        phase: 'Failed',
+        conditions: pod.status.conditions.map((c) =>
+          c.type === 'Ready' || c.type === 'ContainersReady'
+            ? { ...c, status: 'False', reason: 'PodCompleted', lastTransitionTime: t }
+            : c,
+        ),
+        containerStatuses: pod.spec.containers.map((c) => ({
+          name: c.name,
+          image: c.image,
+          ready: false,
+          restartCount: 0,
+          started: false,
+          state: {
+            terminated: { exitCode: 143, reason: 'Error', startedAt: pod.status.startTime ?? t, finishedAt: t },
+          },
+        })),
+      };
+      pod.metadata.resourceVersion = this.nextRv();
+      if (st) st.failed++;
+    }
     this.finish(job, 'Failed', 'DeadlineExceeded', 'Job was active longer than specified deadline');
     this.reconcile(job);
   }

@@ -65,6 +65,27 @@ export const conflict = (r: Resource, name: string) =>
     details(r, name),
   );
 
+/** What the RBAC authorizer answers a request it refuses (the user is the scaler's token). */
+export function forbidden(call: {
+  verb: string;
+  group: string;
+  resource: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+}): StatusBody {
+  const resource = call.subresource ? `${call.resource}/${call.subresource}` : call.resource;
+  const what = call.name
+    ? `${qualified({ group: call.group, resource: call.resource })} "${call.name}"`
+    : qualified(call);
+  return failure(
+    403,
+    'Forbidden',
+    `${what} is forbidden: User "ci-agent-autoscaler" cannot ${call.verb} resource "${resource}" in API group "${call.group}"${call.namespace ? ` in the namespace "${call.namespace}"` : ''}`,
+    { ...(call.name ? { name: call.name } : {}), ...(call.group ? { group: call.group } : {}), kind: call.resource },
+  );
+}
+
 export const badRequest = (message: string) => failure(400, 'BadRequest', message);
 
 export const unauthorized = () => failure(401, 'Unauthorized', 'Unauthorized');

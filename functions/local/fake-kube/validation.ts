@@ -1,4 +1,5 @@
 /** The subset of the API server's batch/v1 Job validation that matters to an agent autoscaler. */
+import * as k8sModels from '@kubernetes/client-node';
 import { asObject, isObject, type JsonObject } from './objects.js';
 import type { StatusCause } from './status.js';
 
@@ -192,4 +193,42 @@ export function validateJob(job: JsonObject): StatusCause[] {
       causes.push(invalidCause(`spec.template.spec.containers[${i}].image`, c.image, 'must be a string'));
   });
   return causes;
+}
+
+/** A model of @kubernetes/client-node: its fields as the Kubernetes OpenAPI schema names them. */
+type ModelClass = { getAttributeTypeMap(): { baseName: string; type: string }[] };
+
+function modelOf(type: string): ModelClass | undefined {
+  const model = (k8sModels as unknown as Record<string, unknown>)[type];
+  return typeof model === 'function' && typeof (model as Partial<ModelClass>).getAttributeTypeMap === 'function'
+    ? (model as unknown as ModelClass)
+    : undefined;
+}
+
+/**
+ * The fields of `value` its type (a client-node model named from the Kubernetes OpenAPI schema,
+ * e.g. V1Job) does not have, as the API server's strict decoder names them: `spec.template.spec.
+ * containers[0].imagePullPolice` (apimachinery's StrictDecodingError).
+ */
+export function unknownFields(value: unknown, type: string, path = ''): string[] {
+  const array = /^Array<(.+)>$/.exec(type);
+  if (array?.[1]) {
+    const item = array[1];
+    return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, item, `${path}[${i}]`)) : [];
+  }
+  const map = /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  if (map?.[1]) {
+    const item = map[1];
+    return isObject(value) ? Object.entries(value).flatMap(([k, v]) => unknownFields(v, item, `${path}[${k}]`)) : [];
+  }
+  const model = modelOf(type);
+  if (!model || !isObject(value)) return [];
+  const fields = new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
+  return Object.entries(value).flatMap(([k, v]) => {
+    const at = path ? `${path}.${k}` : k;
+    const t = fields.get(k);
+    // apiVersion and kind are read by the decoder itself (TypeMeta).
+    if (t === undefined) return k === 'apiVersion' || k === 'kind' ? [] : [at];
+    return unknownFields(v, t, at);
+  });
 }

@@ -12,6 +12,9 @@
  * `ci-agent-autoscaler`, so every call it makes passes the real authorizer with the Role of
  * infra/k8s/rbac.yaml. DynamoDB Local and fauxqs as in test/integration.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
@@ -177,6 +180,8 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
     await eventually(async () => {
       const pods = await backend.pods(w.namespace, name);
       expect(pods.filter((p) => p.status?.phase === 'Succeeded')).toHaveLength(10);
+      // ... and the Job controller has counted them (it follows the pods a moment later).
+      expect(await w.live()).toBe(0);
     }, settle());
     await eventually(async () => {
       await w.tick();
@@ -408,6 +413,39 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
     const again = (await w.jobs()).filter((j) => j.metadata?.name !== name);
     expect(again.map((j) => j.spec?.parallelism)).toEqual([2]);
     expect(await w.limiter()).toEqual({ inFlight: 2 });
+  });
+
+  it('a custom template with a typo: the first tick fails its create naming the unknown fields, nothing is made', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'typo-'));
+    const template = join(dir, 'typo.yaml');
+    writeFileSync(
+      template,
+      [
+        'apiVersion: batch/v1',
+        'kind: Job',
+        'spec:',
+        '  template:',
+        '    spec:',
+        '      serviceAccountName: ci-agent',
+        '      containers:',
+        '        - name: agent',
+        '          image: busybox:1.37',
+        '          imagePullPolice: Always',
+        '      nodeSelecter:',
+        '        pool: ci',
+        '',
+      ].join('\n'),
+    );
+    const w = await world(backend, { JOB_TEMPLATE: template });
+    await w.send('t-0', 'scheduled');
+    const report = await w.tick();
+    rmSync(dir, { recursive: true, force: true });
+    expect(report.errors).toEqual([
+      expect.stringContaining(
+        'strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolice", unknown field "spec.template.spec.nodeSelecter"',
+      ),
+    ]);
+    expect(await w.jobs()).toEqual([]);
   });
 
   return () => backend;

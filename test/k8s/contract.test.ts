@@ -36,6 +36,7 @@ import { type FakeGitHub, startFakeGitHub } from '../support/fake-github/index.j
 import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { type Backend, eventually, fakeBackend, kwokBackend } from './backends.js';
+import { fixesOnRealPlane } from './fixes.js';
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -461,6 +462,8 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
     console.log(`Kubernetes ${b.plane.version} control plane at ${b.plane.server}, started in ${b.plane.startMs} ms`);
     return b;
   });
+
+  fixesOnRealPlane(real);
 
   it('the scaler is a user of the group ci-agent-autoscaler, and the Role of infra/k8s is all it may do', async () => {
     const b = real();

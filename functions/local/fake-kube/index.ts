@@ -3,9 +3,13 @@
  *
  * Serves discovery (/version, /api, /api/v1, /apis, /apis/batch, /apis/batch/v1), batch/v1 Jobs
  * (create, get, list with labelSelector/fieldSelector/limit/continue, update, merge-patch,
- * delete with propagationPolicy, the status subresource) and core/v1 Pods (get, list), with the
- * real paths, status codes and `Status` error bodies, a global resourceVersion counter, uids and
- * creationTimestamps, and bearer-token authentication.
+ * delete with propagationPolicy, the status subresource), core/v1 Pods (get, list), Secrets
+ * (create, get, list, merge-patch, delete; at most 1 MiB of data) and Events (list, with the
+ * events field selectors), with the real paths, status codes and `Status` error bodies, a global
+ * resourceVersion counter, uids and creationTimestamps, and bearer-token authentication; over
+ * HTTPS with `tls`; `fieldValidation=Strict` on create; with `authorize`, RBAC and the
+ * OwnerReferencesPermissionEnforcement admission check. `refusePodCreates` makes the API server
+ * refuse a Job's pods as admission would (quota, PodSecurity, ServiceAccount): FailedCreate Events.
  *
  * A small job controller creates the pods of a Job (Indexed: one index each) and recomputes the
  * Job status as the Kubernetes job controller does. Tests drive pods through
@@ -14,8 +18,10 @@
  *
  * Differences from a real cluster (on purpose, to stay small): changes are applied synchronously
  * (the controller reconciles inside the request that caused the change), pods are removed at once
- * when killed (no graceful termination), there is no watch, and a `continue` token reads the
- * current state after its key rather than a snapshot.
+ * when killed (no graceful termination; a Job's deadline leaves them Failed with a
+ * deletionTimestamp, as the real controller's terminating pods), there is no watch, and a
+ * `continue` token reads the current state after its key rather than a snapshot. Without
+ * `fieldValidation=Strict` unknown fields are kept (a real server drops them with a warning).
  */
 
 import { createHash, randomBytes, randomUUID } from 'node:crypto';

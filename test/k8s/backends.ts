@@ -21,6 +21,18 @@ import {
   startControlPlane,
 } from '../../tools/k8s/control-plane.js';
 
+export type Refusal = 'ResourceQuota' | 'ServiceAccountMissing' | 'PodSecurity';
+
+/** The messages the API server refuses pods with, as the Job controller's FailedCreate Events carry them. */
+const REFUSAL_MESSAGES: Record<Refusal, (namespace: string) => string> = {
+  ResourceQuota: () =>
+    'pods "x" is forbidden: exceeded quota: agents, requested: pods=1, used: pods=0, limited: pods=0',
+  ServiceAccountMissing: (ns) =>
+    `pods "x" is forbidden: error looking up service account ${ns}/ci-agent: serviceaccount "ci-agent" not found`,
+  PodSecurity: () =>
+    'pods "x" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "agent" must set securityContext.allowPrivilegeEscalation=false)',
+};
+
 export interface Backend {
   readonly name: 'fake-kube' | 'kwok';
   /** The namespace as a deployer makes it (kwok: `infra/k8s` applied there); the scaler's kubeconfig. */
@@ -30,6 +42,14 @@ export interface Backend {
   secrets(namespace: string): Promise<V1Secret[]>;
   /** Moves the pods of a Job (all, or the first `count` by name) on to `fate`. */
   setFate(namespace: string, jobName: string, fate: Fate, count?: number): Promise<void>;
+  /**
+   * Makes the API server refuse the namespace's agent pods as a deployer's mistake would: a
+   * ResourceQuota `pods: 0`, the agents' ServiceAccount missing, or PodSecurity `restricted`
+   * enforced (with a template that sets no securityContext).
+   */
+  refusePods(namespace: string, why: Refusal): Promise<void>;
+  /** The Job's activeDeadlineSeconds passes now (its pods are killed, the Job Failed DeadlineExceeded). */
+  expireDeadline(namespace: string, jobName: string): Promise<void>;
   /** `kubectl delete job` (propagation Background, as kubectl does). */
   deleteJob(namespace: string, name: string): Promise<void>;
   /** Older list snapshots expire: a `continue` token from before gets 410. */
@@ -104,6 +124,12 @@ export async function fakeBackend(): Promise<Backend & { fake: FakeKube }> {
         }
       }
     },
+    async refusePods(namespace, why) {
+      fake.refusePodCreates(namespace, REFUSAL_MESSAGES[why](namespace));
+    },
+    async expireDeadline(namespace, jobName) {
+      fake.expireDeadline(jobName, namespace);
+    },
     async deleteJob(namespace, name) {
       fake.deleteJobOutOfBand(name, namespace);
     },
@@ -159,6 +185,48 @@ export async function kwokBackend(): Promise<Backend & { plane: ControlPlane }> 
           'application/merge-patch+json',
         );
       }
+    },
+    async refusePods(namespace, why) {
+      const merge = 'application/merge-patch+json';
+      if (why === 'ResourceQuota') {
+        await plane.request('POST', `/api/v1/namespaces/${namespace}/resourcequotas`, {
+          apiVersion: 'v1',
+          kind: 'ResourceQuota',
+          metadata: { name: 'agents' },
+          spec: { hard: { pods: '0' } },
+        });
+        // Admission counts against the quota once its controller has computed its status.
+        await eventually(async () => {
+          const q = await plane.request<{ status?: { hard?: Record<string, string> } }>(
+            'GET',
+            `/api/v1/namespaces/${namespace}/resourcequotas/agents`,
+          );
+          if (q.status?.hard?.pods !== '0') throw new Error('quota status not computed yet');
+        }, 20_000);
+      } else if (why === 'ServiceAccountMissing') {
+        await plane.request('DELETE', `/api/v1/namespaces/${namespace}/serviceaccounts/ci-agent`);
+      } else {
+        await plane.request(
+          'PATCH',
+          `/api/v1/namespaces/${namespace}`,
+          { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+          merge,
+        );
+      }
+    },
+    async expireDeadline(namespace, jobName) {
+      // activeDeadlineSeconds may be changed on a running Job; counted from its startTime.
+      await plane.request(
+        'PATCH',
+        `/apis/batch/v1/namespaces/${namespace}/jobs/${jobName}`,
+        { spec: { activeDeadlineSeconds: 1 } },
+        'application/merge-patch+json',
+      );
+      await eventually(async () => {
+        const job = await plane.request<V1Job>('GET', `/apis/batch/v1/namespaces/${namespace}/jobs/${jobName}`);
+        if (!job.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True'))
+          throw new Error(`Job ${jobName} has not failed yet`);
+      }, 20_000);
     },
     async deleteJob(namespace, name) {
       // A Job's own default is to orphan its pods and Secrets; kubectl asks for Background.

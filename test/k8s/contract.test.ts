@@ -12,14 +12,19 @@
  * `ci-agent-autoscaler`, so every call it makes passes the real authorizer with the Role of
  * infra/k8s/rbac.yaml. DynamoDB Local and fauxqs as in test/integration.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { jitSecretName } from '../../functions/adapters/github/jit-runners.js';
 import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
+import { CREATE_GRACE_MS } from '../../functions/core/backoff.js';
 import type { JobEventKind, Provider } from '../../functions/core/job-event.js';
 import type { DispatchRecord } from '../../functions/core/stores.js';
+import { SIMULATED_AGENT_TEMPLATE } from '../../functions/local/stack.js';
 
 import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
@@ -31,6 +36,7 @@ import { type FakeGitHub, startFakeGitHub } from '../support/fake-github/index.j
 import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { type Backend, eventually, fakeBackend, kwokBackend } from './backends.js';
+import { fixesOnRealPlane } from './fixes.js';
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -171,6 +177,13 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
     // The 10 agents finish: their tokens come back and the 5 still pending get ONE new Job.
     await Promise.all(Array.from({ length: 10 }, (_, i) => w.send(`job-${i}`, 'finished')));
     await backend.setFate(w.namespace, name, 'succeed');
+    // (Ticking while only some have ended would rightly count the others as idle supply.)
+    await eventually(async () => {
+      const pods = await backend.pods(w.namespace, name);
+      expect(pods.filter((p) => p.status?.phase === 'Succeeded')).toHaveLength(10);
+      // ... and the Job controller has counted them (it follows the pods a moment later).
+      expect(await w.live()).toBe(0);
+    }, settle());
     await eventually(async () => {
       await w.tick();
       expect(await w.live()).toBeLessThanOrEqual(10);
@@ -346,6 +359,96 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
       expect(names).not.toContain(jitSecretName(name));
     }, settle());
   });
+
+  it.each(['ResourceQuota', 'ServiceAccountMissing', 'PodSecurity'] as const)(
+    'a Job whose pods the API server refuses (%s): the queue backs off within two ticks naming it, its tokens come back',
+    async (why) => {
+      // PodSecurity: `restricted` enforced and a template without any securityContext.
+      const w = await world(backend, why === 'PodSecurity' ? { JOB_TEMPLATE: SIMULATED_AGENT_TEMPLATE } : {});
+      await backend.refusePods(w.namespace, why);
+      await Promise.all(['r1', 'r2', 'r3'].map((id) => w.send(id, 'scheduled')));
+      const first = await w.tick();
+      expect(first.errors).toEqual([]);
+      const [job, ...others] = await w.jobs();
+      expect(others).toEqual([]);
+      expect(job?.spec?.parallelism).toBe(3);
+      // The Job controller's creates fail (FailedCreate Events only); the scaler looks once the
+      // Job has had no pod for CREATE_GRACE_MS.
+      await new Promise((r) => setTimeout(r, CREATE_GRACE_MS + 1000));
+      const second = await w.tick();
+      expect(second.errors).toEqual([]);
+      const backsOff = w.log.lines.filter((l) => l.startsWith('warn') && l.includes('backs off'));
+      expect(backsOff).toHaveLength(1);
+      expect(backsOff[0]).toContain(`agent failed at start (${why}: the pods of Job ${job?.metadata?.name}`);
+      expect(await w.limiter()).toEqual({ inFlight: 0 });
+      expect(await backend.pods(w.namespace)).toEqual([]);
+      // Held: no new Job while the back-off lasts.
+      await w.tick();
+      expect((await w.jobs()).filter((j) => j.metadata?.name !== job?.metadata?.name)).toEqual([]);
+    },
+    90_000,
+  );
+
+  it('a Job killed by its activeDeadlineSeconds soon after its agents started is no start failure', async () => {
+    const w = await world(backend);
+    await Promise.all(['d1', 'd2'].map((id) => w.send(id, 'scheduled')));
+    await w.tick();
+    const [job] = await w.jobs();
+    const name = job?.metadata?.name ?? '';
+    await backend.setFate(w.namespace, name, 'run');
+    await eventually(async () => {
+      const pods = await backend.pods(w.namespace, name);
+      expect(pods.filter((p) => p.status?.phase === 'Running')).toHaveLength(2);
+    }, settle());
+    await backend.expireDeadline(w.namespace, name);
+    // The Job controller kills the pods and counts them failed.
+    await eventually(async () => {
+      const [j] = await w.jobs();
+      expect(j?.status?.failed).toBe(2);
+    }, settle());
+    const report = await w.tick();
+    expect(report.errors).toEqual([]);
+    expect(w.log.lines.filter((l) => l.includes('backs off'))).toEqual([]);
+    expect(w.ports.backoff?.gate('default', Date.now()).step).toBe(0);
+    // Not held: the two CI jobs still waiting get two new agents at once.
+    const again = (await w.jobs()).filter((j) => j.metadata?.name !== name);
+    expect(again.map((j) => j.spec?.parallelism)).toEqual([2]);
+    expect(await w.limiter()).toEqual({ inFlight: 2 });
+  });
+
+  it('a custom template with a typo: the first tick fails its create naming the unknown fields, nothing is made', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'typo-'));
+    const template = join(dir, 'typo.yaml');
+    writeFileSync(
+      template,
+      [
+        'apiVersion: batch/v1',
+        'kind: Job',
+        'spec:',
+        '  template:',
+        '    spec:',
+        '      serviceAccountName: ci-agent',
+        '      containers:',
+        '        - name: agent',
+        '          image: busybox:1.37',
+        '          imagePullPolice: Always',
+        '      nodeSelecter:',
+        '        pool: ci',
+        '',
+      ].join('\n'),
+    );
+    const w = await world(backend, { JOB_TEMPLATE: template });
+    await w.send('t-0', 'scheduled');
+    const report = await w.tick();
+    rmSync(dir, { recursive: true, force: true });
+    expect(report.errors).toEqual([
+      expect.stringContaining(
+        'strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolice", unknown field "spec.template.spec.nodeSelecter"',
+      ),
+    ]);
+    expect(await w.jobs()).toEqual([]);
+  });
+
   return () => backend;
 }
 
@@ -359,6 +462,8 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
     console.log(`Kubernetes ${b.plane.version} control plane at ${b.plane.server}, started in ${b.plane.startMs} ms`);
     return b;
   });
+
+  fixesOnRealPlane(real);
 
   it('the scaler is a user of the group ci-agent-autoscaler, and the Role of infra/k8s is all it may do', async () => {
     const b = real();
@@ -381,6 +486,7 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
     // Granted: list jobs and pods; refused: reading Secrets, deleting pods, other namespaces.
     expect(await status(core.listNamespacedPod({ namespace }))).toBe(200);
     expect(await status(core.listNamespacedSecret({ namespace }))).toBe(403);
+    expect(await status(core.readNamespacedSecret({ namespace, name: 'any' }))).toBe(403);
     expect(await status(core.deleteNamespacedPod({ namespace, name: 'any' }))).toBe(403);
     expect(await status(batch.listNamespacedJob({ namespace: 'default' }))).toBe(403);
   });

@@ -1,7 +1,7 @@
 /**
  * The storage ports of the scaler: the job ledger and the in-flight limiter. Types only (pure):
  * the DynamoDB adapters (functions/adapters/dynamodb/) and the in-memory ones
- * (functions/adapters/memory/, for the simulator and unit tests) implement them with the same
+ * (tools/fakes/memory/, for the simulator and unit tests) implement them with the same
  * semantics, checked by one shared contract test.
  */
 import type { JobEvent } from './job-event.js';

@@ -23,8 +23,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { buildApp } from 'fauxqs';
-import { startCacheLocal } from '../../functions/local/cache-local.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
+import { startCacheLocal } from '../../tools/local/cache-local.js';
 import { runClient } from '../support/cache.js';
 import { startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 

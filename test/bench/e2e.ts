@@ -30,9 +30,9 @@ import { pathToFileURL } from 'node:url';
 import { dynamoClient } from '../../functions/adapters/dynamodb/client.js';
 import { sqsClient } from '../../functions/adapters/sqs/client.js';
 import type { Provider } from '../../functions/core/job-event.js';
-import { closeConnections, delivery, newCiJob, post } from '../../functions/local/ci-webhooks.js';
-import { startLocalStack } from '../../functions/local/stack.js';
-import { percentile } from '../../functions/simulate/simulate.js';
+import { closeConnections, delivery, newCiJob, post } from '../../tools/local/ci-webhooks.js';
+import { startLocalStack } from '../../tools/local/stack.js';
+import { percentile } from '../../tools/simulate/simulate.js';
 import { cpuMsSince, every, processCpuMs, progress } from './progress.js';
 import { counter, countRequests } from './scaler.js';
 

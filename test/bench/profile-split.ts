@@ -34,8 +34,8 @@ export function ownerOf(url: string, functionName: string): string {
     if (pkg.startsWith('@aws-sdk/') || pkg.startsWith('@smithy/') || pkg.startsWith('@aws-crypto/')) return 'AWS SDK';
     return `package ${pkg}`;
   }
-  if (url.includes('/functions/local/fake-kube/')) return 'fake Kubernetes API (emulator)';
-  if (url.includes('/functions/local/')) return 'local tooling';
+  if (url.includes('/tools/fakes/kube/')) return 'fake Kubernetes API (emulator)';
+  if (url.includes('/tools/local/')) return 'local tooling';
   if (url.includes('/functions/')) return 'ours (functions/)';
   if (url.includes('/test/')) return 'benchmark harness (test/)';
   return 'other';

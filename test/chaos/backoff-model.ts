@@ -12,7 +12,7 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { type JobStatusView, POD_SAMPLE_INDEXES, QueueBackoff } from '../../functions/core/backoff.js';
-import { rng } from '../../functions/simulate/trace.js';
+import { rng } from '../../tools/simulate/trace.js';
 
 export const POLICY = { baseMs: 30_000, maxMs: 600_000, unschedulableMs: 300_000 } as const;
 /** The scaler's tick. */

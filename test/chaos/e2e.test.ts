@@ -27,8 +27,8 @@ import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-stor
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { liveAgents, QUEUE_ANNOTATION } from '../../functions/core/agent-job.js';
 import type { JobEventKind } from '../../functions/core/job-event.js';
-import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
+import { type FakeKube, startFakeKube } from '../../tools/fakes/kube/index.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 import { type SqsHarness, startSqs, TEST_AWS_ENV } from '../support/sqs.js';
 import { BUILDKITE_SECRET, buildkiteJob, buildkitePayload, buildkiteRequest } from '../support/webhook-fixtures.js';

@@ -25,15 +25,15 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { RetryableKubeError } from '../../functions/adapters/kubernetes/errors.js';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
-import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { liveAgents } from '../../functions/core/agent-job.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
 import { intentCreateGraceMs } from '../../functions/core/limiter.js';
 import type { CountOptions, LedgerStore, LimiterStore, QueueCounts } from '../../functions/core/stores.js';
 import { run } from '../../functions/scaler/loop.js';
 import type { ReceivedEvent, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
-import { rng as mulberry32 } from '../../functions/simulate/trace.js';
+import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
+import { rng as mulberry32 } from '../../tools/simulate/trace.js';
 
 // --- choices -------------------------------------------------------------------------------------
 
@@ -99,7 +99,7 @@ export const T = {
   chaosEnd: 20_000,
 } as const;
 
-/** The liveness bound, in milliseconds after max(arrival, chaos end): see README (Chaos suite). */
+/** The liveness bound, in milliseconds after max(arrival, chaos end): see docs/testing.md (Chaos suite). */
 export function livenessBoundMs(waves: number): number {
   const tick = T.period; // a tick happens at least this often (one invocation per period)
   return (

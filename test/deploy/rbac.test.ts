@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
-import { FakeKube } from '../../functions/local/fake-kube/index.js';
 import type { ClusterPort } from '../../functions/scaler/ports.js';
+import { FakeKube } from '../../tools/fakes/kube/index.js';
 import { allows, assertRbacCovers, compareRbac, grants, type RbacCall, roleWithout, scalerRole } from './rbac.js';
 
 const NAMESPACE = 'ci-agents';

@@ -1,6 +1,6 @@
 /**
  * Compares the scaler's Kubernetes RBAC (infra/k8s/rbac.yaml) with the calls it really makes, as
- * recorded by the fake API server (functions/local/fake-kube: `server.calls`). Use it from any
+ * recorded by the fake API server (tools/local/fake-kube: `server.calls`). Use it from any
  * integration test that drives the scaler against the fake server:
  *
  *   assertRbacCovers(fake.calls);                      // nothing used that the Role forbids

@@ -6,12 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import type { JobEvent } from '../../functions/core/job-event.js';
-import { FakeKube, type KubeList } from '../../functions/local/fake-kube/index.js';
 import type { ScalerLog, ScalerPorts } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig } from '../../functions/shared/config.js';
+import { FakeKube, type KubeList } from '../../tools/fakes/kube/index.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';

@@ -20,9 +20,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CacheStore } from '../../functions/adapters/dynamodb/cache-store.js';
 import type { CacheBucket } from '../../functions/adapters/s3/cache-bucket.js';
 import { ORPHAN_GRACE_MS } from '../../functions/cache/app.js';
-import { type CacheLocal, startCacheLocal } from '../../functions/local/cache-local.js';
-import { type Fauxqs, startFauxqs } from '../../functions/local/sqs-local.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
+import { type CacheLocal, startCacheLocal } from '../../tools/local/cache-local.js';
+import { type Fauxqs, startFauxqs } from '../../tools/local/sqs-local.js';
 import { type ClientRun, runClient } from '../support/cache.js';
 import { type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 

@@ -16,8 +16,8 @@ import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
 import type { DispatchRecord } from '../../functions/core/stores.js';
-import { FakeKube, MAX_SECRET_SIZE } from '../../functions/local/fake-kube/index.js';
 import type { ClusterPort } from '../../functions/scaler/ports.js';
+import { FakeKube, MAX_SECRET_SIZE } from '../../tools/fakes/kube/index.js';
 
 const NAMESPACE = 'ci-agents';
 let kube: FakeKube;

@@ -12,16 +12,16 @@ import { JitRunners, jitSecretName, parseRunnerName, runnerTag } from '../../fun
 import { createRunnersApi } from '../../functions/adapters/github/runners-api.js';
 import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
-import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, loadWebhookConfig, type ScalerConfig } from '../../functions/shared/config.js';
 import { createWebhookHandler } from '../../functions/webhook/app.js';
+import { type FakeGitHub, startFakeGitHub } from '../../tools/fakes/github/index.js';
+import { type FakeKube, startFakeKube } from '../../tools/fakes/kube/index.js';
 import { assertRbacCovers, roleWithout, scalerRole } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { type FakeGitHub, startFakeGitHub } from '../support/fake-github/index.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { GITHUB_SECRET, githubRequest, workflowJobExamples } from '../support/webhook-fixtures.js';
 

@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGitlabJobsApi, GitlabApiError } from '../../functions/adapters/gitlab/jobs-api.js';
-import { InMemoryRouteStore } from '../../functions/adapters/memory/route-store.js';
 import { eventId, type JobEventKind, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { defaultQueueAgents } from '../../functions/core/routing.js';
-import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
+import { FakeGitlab } from '../../tools/fakes/gitlab.js';
+import { InMemoryRouteStore } from '../../tools/fakes/memory/route-store.js';
 
 let gitlab: FakeGitlab;
 beforeAll(async () => {

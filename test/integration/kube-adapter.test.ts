@@ -4,8 +4,8 @@ import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { KubeApiError, RetryableKubeError } from '../../functions/adapters/kubernetes/errors.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { AGENT_JOB_SELECTOR, buildAgentJob, jobNameFor, liveAgents } from '../../functions/core/agent-job.js';
-import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import type { ClusterPort } from '../../functions/scaler/ports.js';
+import { type FakeKube, startFakeKube } from '../../tools/fakes/kube/index.js';
 
 const NS = 'ci-agents';
 let kube: FakeKube;

@@ -10,8 +10,8 @@ import type { IPod } from 'kubernetes-models/v1/Pod';
 import type { IPodList } from 'kubernetes-models/v1/PodList';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildAgentJob, isFinished, liveAgents } from '../../functions/core/agent-job.js';
-import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
-import type { StatusBody } from '../../functions/local/fake-kube/status.js';
+import { type FakeKube, startFakeKube } from '../../tools/fakes/kube/index.js';
+import type { StatusBody } from '../../tools/fakes/kube/status.js';
 
 const NS = 'ci-agents';
 let kube: FakeKube;

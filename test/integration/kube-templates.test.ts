@@ -17,9 +17,9 @@ import {
   templatePath,
 } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
-import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { VARIABLES } from '../../functions/shared/config.js';
+import { type FakeKube, startFakeKube } from '../../tools/fakes/kube/index.js';
 
 const params = {
   namespace: 'ci-agents',

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCluster } from '../../functions/adapters/kubernetes/cluster.js';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { AGENT_JOB_SELECTOR, buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
-import { FakeKube } from '../../functions/local/fake-kube/index.js';
+import { FakeKube } from '../../tools/fakes/kube/index.js';
 
 const NAMESPACE = 'ci-agents';
 let kube: FakeKube;

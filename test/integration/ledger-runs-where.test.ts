@@ -7,8 +7,8 @@
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLedgerStore } from '../../functions/adapters/dynamodb/ledger-store.js';
-import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import type { LedgerStore } from '../../functions/core/stores.js';
+import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
 import { TEST_NOW } from '../support/clock.js';
 import { createLedgerTable, type DynamoDbLocal, localDynamoDbClient, startDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';

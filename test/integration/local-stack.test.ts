@@ -8,9 +8,9 @@
 import { existsSync } from 'node:fs';
 import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { delivery, newCiJob, post } from '../../functions/local/ci-webhooks.js';
-import { runCacheDemo } from '../../functions/local/demo.js';
-import { type LocalStack, startLocalStack } from '../../functions/local/stack.js';
+import { delivery, newCiJob, post } from '../../tools/local/ci-webhooks.js';
+import { runCacheDemo } from '../../tools/local/demo.js';
+import { type LocalStack, startLocalStack } from '../../tools/local/stack.js';
 
 let stack: LocalStack;
 const logs: string[] = [];

@@ -9,12 +9,12 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { extraAgentsLine } from '../../functions/local/demo.js';
-import { isAlive, RUN_FILE, reapOrphanedRuns, runningStack, writeRunRecord } from '../../functions/local/run-files.js';
-import { startLocalStack } from '../../functions/local/stack.js';
-import { Terminal } from '../../functions/local/terminal.js';
 import { ConfigError } from '../../functions/shared/config.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+import { extraAgentsLine } from '../../tools/local/demo.js';
+import { isAlive, RUN_FILE, reapOrphanedRuns, runningStack, writeRunRecord } from '../../tools/local/run-files.js';
+import { startLocalStack } from '../../tools/local/stack.js';
+import { Terminal } from '../../tools/local/terminal.js';
 
 const TSX = path.join(PROJECT_ROOT, 'node_modules/.bin/tsx');
 const scratch = mkdtempSync(path.join(tmpdir(), 'local-tooling-'));
@@ -42,8 +42,8 @@ async function deadPid(): Promise<number> {
 
 describe('command line', () => {
   it.each([
-    ['functions/local/start.ts', 'Usage: npm start'],
-    ['functions/local/demo.ts', 'Usage: npm run demo'],
+    ['tools/local/start.ts', 'Usage: npm start'],
+    ['tools/local/demo.ts', 'Usage: npm run demo'],
   ])('%s: an unknown option prints what is wrong and the usage, no stack trace', async (script, usage) => {
     const { code, stderr } = await cli(script, ['--prot', '4000']);
     expect(code).toBe(2);

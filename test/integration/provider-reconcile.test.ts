@@ -17,12 +17,9 @@ import { createBuildkiteBuildsApi } from '../../functions/adapters/buildkite/bui
 import { createRunnersApi } from '../../functions/adapters/github/runners-api.js';
 import { createGitlabJobsApi } from '../../functions/adapters/gitlab/jobs-api.js';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
-import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { createEventsQueue, eventSource, sendEvent } from '../../functions/adapters/sqs/events-queue.js';
 import { gitlab as gitlabProvider } from '../../functions/core/providers/gitlab.js';
 import { defaultQueueAgents, type Routing } from '../../functions/core/routing.js';
-import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 import type { ClusterPort, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
 import {
   buildkiteScheduled,
@@ -32,8 +29,11 @@ import {
 } from '../../functions/scaler/provider-reconcile.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { createWebhookHandler } from '../../functions/webhook/app.js';
+import { type FakeGitHub, startFakeGitHub } from '../../tools/fakes/github/index.js';
+import { FakeGitlab } from '../../tools/fakes/gitlab.js';
+import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
 import { FakeBuildkite, type FakeBuildkiteJob } from '../support/fake-buildkite.js';
-import { type FakeGitHub, startFakeGitHub } from '../support/fake-github/index.js';
 import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
 import { GITHUB_SECRET, githubRequest, gitlabJob, workflowJobExamples } from '../support/webhook-fixtures.js';
 

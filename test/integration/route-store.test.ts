@@ -12,12 +12,12 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoRouteStore, ROUTE_SK } from '../../functions/adapters/dynamodb/route-store.js';
 import { createGitlabJobsApi } from '../../functions/adapters/gitlab/jobs-api.js';
-import { InMemoryRouteStore } from '../../functions/adapters/memory/route-store.js';
 import { eventId, type JobEventKind, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { defaultQueueAgents } from '../../functions/core/routing.js';
 import type { RouteStore } from '../../functions/core/stores.js';
-import { FakeGitlab } from '../../functions/local/fake-gitlab.js';
 import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
+import { FakeGitlab } from '../../tools/fakes/gitlab.js';
+import { InMemoryRouteStore } from '../../tools/fakes/memory/route-store.js';
 import { at, TEST_NOW } from '../support/clock.js';
 import { createLedgerTable, type DynamoDbLocal, localDynamoDbClient, startDynamoDbLocal } from '../support/dynamodb.js';
 

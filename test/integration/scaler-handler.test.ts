@@ -6,8 +6,8 @@
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
-import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
+import { type FakeKube, startFakeKube } from '../../tools/fakes/kube/index.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';

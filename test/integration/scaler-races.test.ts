@@ -10,13 +10,13 @@ import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
-import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { liveAgents } from '../../functions/core/agent-job.js';
 import type { JobEvent } from '../../functions/core/job-event.js';
 import type { LimiterStore } from '../../functions/core/stores.js';
 import type { ClusterPort, ScalerPorts } from '../../functions/scaler/ports.js';
 import { provision } from '../../functions/scaler/scaler.js';
+import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';
 

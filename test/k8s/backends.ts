@@ -1,7 +1,7 @@
 /**
  * The two Kubernetes API servers the contract scenarios (scenarios.ts) run against, behind one
  * interface: the real control plane (tools/k8s/control-plane.ts: etcd, kube-apiserver,
- * kube-controller-manager, kube-scheduler, kwok) and functions/local/fake-kube.
+ * kube-controller-manager, kube-scheduler, kwok) and tools/local/fake-kube.
  *
  * A pod's fate is the annotation `ci-autoscaler.test/fate` (tools/k8s/kwok-stages.yaml): kwok's
  * stages move the real pods by it; on the fake, setFate() calls the fake's own pod controls.
@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import type { V1Job, V1Pod, V1Secret } from '@kubernetes/client-node';
-import { type FakeKube, startFakeKube } from '../../functions/local/fake-kube/index.js';
+import { type FakeKube, startFakeKube } from '../../tools/fakes/kube/index.js';
 import {
   type ControlPlane,
   FATE,

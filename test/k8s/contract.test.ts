@@ -1,6 +1,6 @@
 /**
  * The scaler against a real Kubernetes control plane, and the same scenarios against the fake
- * API server (functions/local/fake-kube): one list, two backends (backends.ts). A scenario that
+ * API server (tools/local/fake-kube): one list, two backends (backends.ts). A scenario that
  * passes on one and fails on the other is a bug in the fake.
  *
  * The real one (tools/k8s/control-plane.ts, binaries from `npm run k8s:build`): etcd,
@@ -24,15 +24,14 @@ import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js'
 import { CREATE_GRACE_MS } from '../../functions/core/backoff.js';
 import type { JobEventKind, Provider } from '../../functions/core/job-event.js';
 import type { DispatchRecord } from '../../functions/core/stores.js';
-import { SIMULATED_AGENT_TEMPLATE } from '../../functions/local/stack.js';
-
 import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, type ScalerConfig } from '../../functions/shared/config.js';
+import { type FakeGitHub, startFakeGitHub } from '../../tools/fakes/github/index.js';
+import { SIMULATED_AGENT_TEMPLATE } from '../../tools/local/stack.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
-import { type FakeGitHub, startFakeGitHub } from '../support/fake-github/index.js';
 import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { type Backend, eventually, fakeBackend, kwokBackend } from './backends.js';

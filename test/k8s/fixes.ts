@@ -3,7 +3,7 @@
  * kube-apiserver with TLS, RBAC and the admission plugins PodSecurity, ResourceQuota,
  * ServiceAccount and OwnerReferencesPermissionEnforcement; the Job controller; kwok nodes). The
  * scaler's adapter talks to it as its own identity, with the Role of infra/k8s/rbac.yaml. The
- * same behaviours are tested against functions/local/fake-kube in test/integration.
+ * same behaviours are tested against tools/fakes/kube in test/integration.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { V1Job } from '@kubernetes/client-node';

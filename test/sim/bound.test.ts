@@ -8,8 +8,8 @@ import {
   stepModel,
   traceBounds,
   warmIdleBound,
-} from '../../functions/simulate/bound.js';
-import { generateTrace } from '../../functions/simulate/trace.js';
+} from '../../tools/simulate/bound.js';
+import { generateTrace } from '../../tools/simulate/trace.js';
 
 describe('least idle time of a warm pool without foreknowledge (bound.ts)', () => {
   it('at a flat rate, serving half the jobs takes an agent ready half the time', () => {

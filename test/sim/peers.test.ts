@@ -13,9 +13,9 @@ import {
   githubAwsNewRunners,
   kedaEffectiveMaxScale,
   kedaJobsToCreate,
-} from '../../functions/simulate/peers.js';
-import { DEFAULT_OPTIONS, runPolicy, type SimulationOptions } from '../../functions/simulate/simulate.js';
-import type { TraceJob } from '../../functions/simulate/trace.js';
+} from '../../tools/simulate/peers.js';
+import { DEFAULT_OPTIONS, runPolicy, type SimulationOptions } from '../../tools/simulate/simulate.js';
+import type { TraceJob } from '../../tools/simulate/trace.js';
 
 const exact: Partial<SimulationOptions> = {
   podStartupSeconds: 15,

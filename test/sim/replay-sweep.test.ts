@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { POLICIES } from '../../functions/simulate/policies.js';
-import { parseHistory, readHistory } from '../../functions/simulate/replay.js';
-import { DEFAULT_OPTIONS } from '../../functions/simulate/simulate.js';
-import { sweep } from '../../functions/simulate/sweep.js';
+import { POLICIES } from '../../tools/simulate/policies.js';
+import { parseHistory, readHistory } from '../../tools/simulate/replay.js';
+import { DEFAULT_OPTIONS } from '../../tools/simulate/simulate.js';
+import { sweep } from '../../tools/simulate/sweep.js';
 
 const fixture = (name: string) => `test/sim/fixtures/${name}`;
 
@@ -76,7 +76,7 @@ describe('--sweep', () => {
       const out = join(dir, 'sweep.svg');
       const stdout = execFileSync(
         process.execPath,
-        ['--import', 'tsx', 'functions/simulate/cli.ts', '--from', fixture('buildkite-builds.json'), '--sweep'].concat([
+        ['--import', 'tsx', 'tools/simulate/cli.ts', '--from', fixture('buildkite-builds.json'), '--sweep'].concat([
           '--sweep-min',
           '0',
           '--sweep-max',
@@ -102,7 +102,7 @@ describe('--sweep', () => {
 describe('npm run simulate: every policy side by side', () => {
   it('with no policy flag prints every peer and ours (with and without the warm pool), in the JSON summary too', () => {
     const run = (args: string[]) =>
-      execFileSync(process.execPath, ['--import', 'tsx', 'functions/simulate/cli.ts', ...args], { encoding: 'utf8' });
+      execFileSync(process.execPath, ['--import', 'tsx', 'tools/simulate/cli.ts', ...args], { encoding: 'utf8' });
     const table = run(['--from', fixture('gitlab-project-jobs.json')]);
     for (const p of POLICIES) expect(table).toContain(`\n${p} `);
     expect(table).toContain('replayed gitlab history');

@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import type { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
 import type { JobEvent } from '../../functions/core/job-event.js';
-import { VirtualClock } from '../../functions/simulate/clock.js';
-import { POLICIES } from '../../functions/simulate/policies.js';
-import { formatTable, renderSvg } from '../../functions/simulate/report.js';
+import type { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
+import { VirtualClock } from '../../tools/simulate/clock.js';
+import { POLICIES } from '../../tools/simulate/policies.js';
+import { formatTable, renderSvg } from '../../tools/simulate/report.js';
 import {
   DEFAULT_OPTIONS,
   percentile,
   runPolicy,
   type SimulationOptions,
   simulate,
-} from '../../functions/simulate/simulate.js';
-import { generateTrace, parseTrace, type TraceJob } from '../../functions/simulate/trace.js';
+} from '../../tools/simulate/simulate.js';
+import { generateTrace, parseTrace, type TraceJob } from '../../tools/simulate/trace.js';
 
 /** Zero latencies and exits so every figure can be computed by hand. */
 const exact: Partial<SimulationOptions> = {
@@ -277,7 +277,7 @@ describe('npm run simulate (CLI)', () => {
         [
           '--import',
           'tsx',
-          'functions/simulate/cli.ts',
+          'tools/simulate/cli.ts',
           '--trace',
           tracePath,
           '--json',
@@ -302,7 +302,7 @@ describe('npm run simulate (CLI)', () => {
 
   it('rejects a bad option with a message naming it', async () => {
     const { spawnSync } = await import('node:child_process');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'functions/simulate/cli.ts', '--generate', 'weekly'], {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'tools/simulate/cli.ts', '--generate', 'weekly'], {
       encoding: 'utf8',
     });
     expect(r.status).toBe(2);

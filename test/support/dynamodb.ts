@@ -1,5 +1,5 @@
 /**
- * DynamoDB Local for the tests. The launcher lives in functions/local/dynamodb-local.ts (the
+ * DynamoDB Local for the tests. The launcher lives in tools/local/dynamodb-local.ts (the
  * local stack, `npm start`, uses the same one); this module keeps the tests' API.
  */
 export {
@@ -9,7 +9,7 @@ export {
   LEDGER_TABLE_YAML,
   localDynamoDbClient,
   startDynamoDbLocal,
-} from '../../functions/local/dynamodb-local.js';
+} from '../../tools/local/dynamodb-local.js';
 
 /** Points the product's AWS clients (functions/shared/aws.ts) at the emulator. */
 export function useDynamoDbLocal(endpoint: string): void {

@@ -17,8 +17,8 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { queueDepth, startFauxqs } from '../../functions/local/sqs-local.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
+import { queueDepth, startFauxqs } from '../../tools/local/sqs-local.js';
 
 export interface TestQueue {
   readonly name: string;

@@ -1,4 +1,4 @@
-/** Rewrites the configuration table in README.md from the declarations in functions/shared/config/variables/ (npm run docs:config). */
+/** Rewrites the configuration table in docs/configuration.md from the declarations in functions/shared/config/variables/ (npm run docs:config). */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { configurationTable } from '../../functions/shared/config.js';
 
@@ -8,12 +8,12 @@ export const END = '<!-- config-table:end -->';
 export function withTable(readme: string): string {
   const start = readme.indexOf(BEGIN);
   const end = readme.indexOf(END);
-  if (start < 0 || end < start) throw new Error('README.md has no config-table markers');
+  if (start < 0 || end < start) throw new Error('docs/configuration.md has no config-table markers');
   return `${readme.slice(0, start + BEGIN.length)}\n${configurationTable()}\n${readme.slice(end)}`;
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  const path = new URL('../../README.md', import.meta.url);
+  const path = new URL('../../docs/configuration.md', import.meta.url);
   writeFileSync(path, withTable(readFileSync(path, 'utf8')));
-  console.log('README.md configuration table updated');
+  console.log('docs/configuration.md configuration table updated');
 }

@@ -11,8 +11,6 @@ import type { V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { runnerName, runnerTag } from '../../functions/adapters/github/jit-runners.js';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
-import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { jobNameFor } from '../../functions/core/agent-job.js';
 import { isRouted, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { buildkite } from '../../functions/core/providers/buildkite.js';
@@ -23,6 +21,8 @@ import type { RawRequest } from '../../functions/core/providers/types.js';
 import { defaultQueueAgents, type Routing } from '../../functions/core/routing.js';
 import type { ClusterPort, ScalerPorts } from '../../functions/scaler/ports.js';
 import { provision } from '../../functions/scaler/scaler.js';
+import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
 import {
   BUILDKITE_SECRET,
   buildkiteJob,

@@ -229,8 +229,8 @@ describe('configuration', () => {
     expect(e.variable).toBe('GITLAB_WEBHOOK_TOKEN_PARAMETER');
   });
 
-  it('README configuration table matches the schema (run `npm run docs:config` to fix)', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  it('docs/configuration.md table matches the schema (run `npm run docs:config` to fix)', () => {
+    const readme = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
     expect(withTable(readme)).toBe(readme);
     for (const v of VARIABLES) expect(readme).toContain(`\`${v.name}\``);
   });

@@ -1,74 +1,68 @@
 /**
- * Dependencies run one way: tests use the product and its tooling, the tooling (functions/local,
- * functions/simulate) uses the deployed code, and the deployed code (what serverless.yml packages)
- * uses neither. Checked on the import statements of every file under functions/.
+ * `functions/` holds deployed code only: every file in it is reached from one of the three Lambda
+ * handlers through its imports (type-only imports included). The local stack, the simulator and
+ * the fakes live under `tools/`, beside `test/`, and are never deployed.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 
-const FUNCTIONS = join(PROJECT_ROOT, 'functions');
-/** Folders of functions/ that are deployed (the Lambda handlers and everything they use). */
-const DEPLOYED = ['webhook', 'scaler', 'cache', 'core', 'adapters', 'shared'];
-/** Folders of functions/ that are tooling: never packaged, free to use the deployed code. */
-const TOOLING = ['local', 'simulate'];
+const ROOT = resolve(import.meta.dirname, '../..');
+const HANDLERS = ['functions/webhook/handler.ts', 'functions/scaler/handler.ts', 'functions/cache/handler.ts'];
 
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sources(path);
-    return entry.name.endsWith('.ts') ? [path] : [];
-  });
+/** The relative imports of one file, resolved to files of the repository. */
+function imports(file: string): string[] {
+  const { importedFiles } = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+  return importedFiles
+    .map((i) => i.fileName)
+    .filter((spec) => spec.startsWith('.'))
+    .map((spec) => {
+      const base = resolve(dirname(file), spec);
+      const candidates = [base.replace(/\.js$/, '.ts'), base, `${base}.ts`, join(base, 'index.ts')];
+      const found = candidates.find((c) => existsSync(c) && statSync(c).isFile());
+      if (!found) throw new Error(`${relative(ROOT, file)}: cannot resolve ${spec}`);
+      return found;
+    });
 }
 
-/** Relative specifiers of static imports, re-exports and dynamic imports. */
-function relativeImports(text: string): string[] {
-  const found: string[] = [];
-  for (const match of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s*)['"](\.{1,2}\/[^'"]+)['"]/gm)) {
-    if (match[1]) found.push(match[1]);
+function closure(entries: string[]): Set<string> {
+  const seen = new Set<string>();
+  const todo = entries.map((e) => join(ROOT, e));
+  while (todo.length > 0) {
+    const file = todo.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    if (file.endsWith('.ts')) todo.push(...imports(file));
   }
-  return found;
+  return seen;
 }
 
-/** Top folder of a path inside the project (`functions/local`, `test`, `infra`, ...). */
-function area(path: string): string {
-  const [top = '', second = ''] = relative(PROJECT_ROOT, path).split(sep);
-  return top === 'functions' ? `functions/${second}` : top;
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name);
+    return e.isDirectory() ? tsFiles(path) : e.name.endsWith('.ts') ? [path] : [];
+  });
 }
 
-const edges = sources(FUNCTIONS).flatMap((file) =>
-  relativeImports(readFileSync(file, 'utf8')).map((specifier) => ({
-    from: relative(PROJECT_ROOT, file),
-    fromArea: area(file),
-    to: relative(PROJECT_ROOT, resolve(dirname(file), specifier)),
-    toArea: area(resolve(dirname(file), specifier)),
-  })),
-);
+describe('layout: functions/ is what the handlers deploy', () => {
+  const deployed = closure(HANDLERS);
 
-describe('layout: dependencies run one way', () => {
-  it('reads the imports it checks (the check cannot pass on an empty list)', () => {
-    expect(
-      relativeImports("import { a } from '../x.js';\nexport * from './y.js';\nawait import('../../z.js');"),
-    ).toEqual(['../x.js', './y.js', '../../z.js']);
-    expect(edges.some((e) => e.fromArea === 'functions/local' && e.toArea === 'functions/scaler')).toBe(true);
+  it('follows the imports it checks (it cannot pass on an empty closure)', () => {
+    const names = [...deployed].map((f) => relative(ROOT, f));
+    expect(names).toEqual(expect.arrayContaining(['functions/scaler/drain.ts', 'functions/core/stores.ts']));
+    expect(names.length).toBeGreaterThan(40);
   });
 
-  it('nothing under functions/ imports from test/', () => {
-    expect(edges.filter((e) => e.toArea === 'test')).toEqual([]);
+  it('every TypeScript file under functions/ is imported by a handler', () => {
+    const stray = tsFiles(join(ROOT, 'functions'))
+      .filter((f) => !deployed.has(f))
+      .map((f) => relative(ROOT, f));
+    expect(stray, 'tooling belongs under tools/ (local stack, simulator, fakes)').toEqual([]);
   });
 
-  it('deployed code (webhook, scaler, core, adapters, shared) imports no tooling (local, simulate)', () => {
-    const deployed = new Set(DEPLOYED.map((d) => `functions/${d}`));
-    const tooling = new Set(TOOLING.map((d) => `functions/${d}`));
-    expect(edges.filter((e) => deployed.has(e.fromArea) && tooling.has(e.toArea))).toEqual([]);
-  });
-
-  it('every folder of functions/ is named as deployed or tooling', () => {
-    const folders = readdirSync(FUNCTIONS, { withFileTypes: true })
-      .filter((d) => d.isDirectory())
-      .map((d) => d.name)
-      .sort();
-    expect(folders).toEqual([...DEPLOYED, ...TOOLING].sort());
+  it('no handler reaches into tools/ or test/', () => {
+    const outside = [...deployed].map((f) => relative(ROOT, f)).filter((f) => !f.startsWith('functions/'));
+    expect(outside.filter((f) => f.startsWith('tools/') || f.startsWith('test/'))).toEqual([]);
   });
 });

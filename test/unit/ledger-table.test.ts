@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { tableDefinitionFromCloudFormation } from '../../functions/adapters/dynamodb/table-definition.js';
+import { tableDefinitionFromCloudFormation } from '../../tools/local/table-definition.js';
 
 const yamlText = readFileSync(new URL('../../infra/aws/ledger-table.yml', import.meta.url), 'utf8');
 

@@ -11,8 +11,8 @@ import { parse } from 'yaml';
 import { BUILTIN_TEMPLATES, clearTemplateCache, loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { PROVIDERS, type Provider } from '../../functions/core/job-event.js';
 import { PROVIDER_MODULES } from '../../functions/core/providers/index.js';
-import { delivery, newCiJob, randomLocalSecrets, SECRET_VARIABLES } from '../../functions/local/ci-webhooks.js';
 import { loadWebhookConfig, VARIABLES } from '../../functions/shared/config.js';
+import { delivery, newCiJob, randomLocalSecrets, SECRET_VARIABLES } from '../../tools/local/ci-webhooks.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const read = (path: string) => readFileSync(`${ROOT}/${path}`, 'utf8');

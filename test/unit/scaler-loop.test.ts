@@ -1,13 +1,13 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
-import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { eventId, type JobEvent, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { WarmPoolTracker } from '../../functions/core/warm-pool.js';
 import { JOBS_PER_TICK, MAX_TICK_SPACING_MS, run, tickSpacingMs } from '../../functions/scaler/loop.js';
 import type { EventSource, ScalerPorts } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
+import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
 import { jobEvent } from '../support/job-events.js';
 
 const template: V1Job = {

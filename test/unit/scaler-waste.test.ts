@@ -6,13 +6,13 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
-import { InMemoryLedgerStore } from '../../functions/adapters/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../../functions/adapters/memory/limiter-store.js';
 import { ExitedAgents } from '../../functions/core/decision.js';
 import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
 import { drain } from '../../functions/scaler/drain.js';
 import type { ClusterPort, EventSource, ReceivedEvent, ScalerLog, ScalerPorts } from '../../functions/scaler/ports.js';
 import { provision, tick } from '../../functions/scaler/scaler.js';
+import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../functions/core/decision.js';
 import { WarmPoolTracker, warmPoolFor } from '../../functions/core/warm-pool.js';
-import { DEFAULT_OPTIONS, runPolicy } from '../../functions/simulate/simulate.js';
-import type { TraceJob } from '../../functions/simulate/trace.js';
+import { DEFAULT_OPTIONS, runPolicy } from '../../tools/simulate/simulate.js';
+import type { TraceJob } from '../../tools/simulate/trace.js';
 
 const s = (x: number) => x * 1000;
 

@@ -16,7 +16,7 @@ export const COMMON_VARIABLES = [
     default: 'default',
     expected: 'a comma-separated list of queue names (letters, digits, . _ -)',
     description:
-      "CI queues this deployment serves, in precedence order. A job counts for the first queue whose agents could take it, by the provider's own rule (README, Matching jobs to queues). Jobs no queue can serve are answered 202 and ignored.",
+      "CI queues this deployment serves, in precedence order. A job counts for the first queue whose agents could take it, by the provider's own rule (docs/providers.md, Matching jobs to queues). Jobs no queue can serve are answered 202 and ignored.",
   },
   {
     name: 'QUEUE_OVERRIDES',

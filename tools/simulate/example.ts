@@ -1,7 +1,7 @@
 /**
- * `npm run simulate:example`: regenerates the README's embedded simulator figures, so they are
+ * `npm run simulate:example`: regenerates docs/simulator.md's embedded simulator figures, so they are
  * never edited by hand: test/sim/example-report.svg (bursty trace), test/sim/example-sweep.svg
- * (the sweep on it), and the README's tables between the `simulate:example` markers (every
+ * (the sweep on it), and its tables between the `simulate:example` markers (every
  * policy on every trace, and the sweep's recommendation). Deterministic: same code, same output.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -100,10 +100,10 @@ async function main(): Promise<void> {
     recommendation,
     '<!-- simulate:example:end -->',
   ].join('\n');
-  const readme = join(PROJECT_ROOT, 'README.md');
+  const readme = join(PROJECT_ROOT, 'docs', 'simulator.md');
   const text = readFileSync(readme, 'utf8');
   const re = /<!-- simulate:example:start[\s\S]*?<!-- simulate:example:end -->/;
-  if (!re.test(text)) throw new Error('README.md has no simulate:example markers');
+  if (!re.test(text)) throw new Error('docs/simulator.md has no simulate:example markers');
   writeFileSync(readme, text.replace(re, block));
   process.stdout.write(`${block}\n`);
 }

@@ -5,7 +5,7 @@
  *
  * Pods belong to an owner (a simulated Kubernetes Job) that is told when each pod ends.
  */
-import { eventId, type JobEvent, type JobEventKind } from '../core/job-event.js';
+import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
 import type { VirtualClock } from './clock.js';
 import { hashUnit, type TraceJob } from './trace.js';
 

@@ -27,15 +27,15 @@
  */
 
 import type { V1Job } from '@kubernetes/client-node';
-import { jobFactory } from '../adapters/kubernetes/job-factory.js';
-import { InMemoryLedgerStore } from '../adapters/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../adapters/memory/limiter-store.js';
-import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../core/agent-job.js';
-import { ExitedAgents } from '../core/decision.js';
-import type { LedgerStore, LimiterStore } from '../core/stores.js';
-import { type WarmPoolOptions, WarmPoolTracker } from '../core/warm-pool.js';
-import { run } from '../scaler/loop.js';
-import type { ScalerLog, ScalerPorts, ScalerSettings } from '../scaler/ports.js';
+import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
+import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../../functions/core/agent-job.js';
+import { ExitedAgents } from '../../functions/core/decision.js';
+import type { LedgerStore, LimiterStore } from '../../functions/core/stores.js';
+import { type WarmPoolOptions, WarmPoolTracker } from '../../functions/core/warm-pool.js';
+import { run } from '../../functions/scaler/loop.js';
+import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
+import { InMemoryLedgerStore } from '../fakes/memory/ledger-store.js';
+import { InMemoryLimiterStore } from '../fakes/memory/limiter-store.js';
 import type { VirtualClock } from './clock.js';
 import { type ApiCounter, SimCluster } from './cluster.js';
 import { SimEventQueue } from './queue.js';

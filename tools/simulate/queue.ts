@@ -5,8 +5,8 @@
  * higher receive count and a new receipt handle) unless deleted with its latest receipt handle.
  */
 
-import type { JobEvent } from '../core/job-event.js';
-import type { EventSource, ReceivedEvent } from '../scaler/ports.js';
+import type { JobEvent } from '../../functions/core/job-event.js';
+import type { EventSource, ReceivedEvent } from '../../functions/scaler/ports.js';
 import type { VirtualClock } from './clock.js';
 
 interface Message {

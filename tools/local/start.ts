@@ -17,8 +17,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse, stringify } from 'yaml';
+import { ConfigError } from '../../functions/shared/config.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { ConfigError } from '../shared/config.js';
 import { type LocalStack, SIMULATED_AGENT_TEMPLATE, startLocalStack } from './stack.js';
 import { decisionLine, statusLines, Terminal } from './terminal.js';
 
@@ -72,7 +72,7 @@ function parseOptions() {
  * `runMs` (tools/k8s/kwok-stages.yaml).
  */
 async function startKwok(runMs: number) {
-  const { startControlPlane, kustomize, FATE } = await import('../../tools/k8s/control-plane.js');
+  const { startControlPlane, kustomize, FATE } = await import('../k8s/control-plane.js');
   console.log('Starting the Kubernetes control plane (etcd, kube-apiserver, controllers, kwok)...');
   const plane = await startControlPlane();
   try {

@@ -8,15 +8,20 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CreateBucketCommand, PutBucketLifecycleConfigurationCommand, S3Client } from '@aws-sdk/client-s3';
 import { parse } from 'yaml';
+import { type CacheStore, dynamoCacheStore } from '../../functions/adapters/dynamodb/cache-store.js';
+import { createTokenVerifier } from '../../functions/adapters/oidc/token-verifier.js';
+import { type CacheBucket, s3CacheBucket } from '../../functions/adapters/s3/cache-bucket.js';
+import {
+  type CacheDeps,
+  type CacheHttpEvent,
+  type CacheResult,
+  createCacheHandler,
+} from '../../functions/cache/app.js';
+import type { CacheConfig } from '../../functions/shared/config.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { type CacheStore, dynamoCacheStore } from '../adapters/dynamodb/cache-store.js';
-import { createTableFromDefinition, tableDefinitionFromCloudFormation } from '../adapters/dynamodb/table-definition.js';
-import { createTokenVerifier } from '../adapters/oidc/token-verifier.js';
-import { type CacheBucket, s3CacheBucket } from '../adapters/s3/cache-bucket.js';
-import { type CacheDeps, type CacheHttpEvent, type CacheResult, createCacheHandler } from '../cache/app.js';
-import type { CacheConfig } from '../shared/config.js';
 import { localDynamoDbClient } from './dynamodb-local.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
+import { createTableFromDefinition, tableDefinitionFromCloudFormation } from './table-definition.js';
 import { startTokenIssuer, type TokenIssuer } from './token-issuer.js';
 
 export const CACHE_YAML = path.join(PROJECT_ROOT, 'infra/aws/cache.yml');

@@ -13,8 +13,8 @@
  * a real cluster, real agents talk to the real CI provider.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import { QUEUE_ANNOTATION } from '../core/agent-job.js';
-import { type JobEvent, jobKey, type QueuedJobEvent } from '../core/job-event.js';
+import { QUEUE_ANNOTATION } from '../../functions/core/agent-job.js';
+import { type JobEvent, jobKey, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { type CiJob, delivery, type LocalSecrets, post, type Transition } from './ci-webhooks.js';
 
 export interface CiJobRecord {

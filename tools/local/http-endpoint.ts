@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import type { WebhookEvent, WebhookResult } from '../webhook/app.js';
+import type { WebhookEvent, WebhookResult } from '../../functions/webhook/app.js';
 
 /** API Gateway's own payload limit: anything larger never reaches the function. */
 const GATEWAY_MAX_BYTES = 10 * 1024 * 1024;

@@ -10,9 +10,9 @@
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { Provider } from '../core/job-event.js';
-import { buildkiteSignature } from '../core/providers/buildkite.js';
-import { PROVIDER_MODULES } from '../core/providers/index.js';
+import type { Provider } from '../../functions/core/job-event.js';
+import { buildkiteSignature } from '../../functions/core/providers/buildkite.js';
+import { PROVIDER_MODULES } from '../../functions/core/providers/index.js';
 
 export type Transition = 'scheduled' | 'started' | 'finished';
 

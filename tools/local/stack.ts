@@ -13,32 +13,34 @@
  * given environment over the local defaults; only the endpoints the stack created are forced.
  *
  * The fake API server lives here, in the tooling, because the local stack embeds it; the tests
- * import it from here (dependencies run one way: test/ -> functions/local -> the deployed code,
- * checked by test/unit/layout.test.ts). functions/local is developer tooling run by tsx, never
+ * import it from here (dependencies run one way: test/ -> tools/local -> the deployed code,
+ * checked by test/unit/layout.test.ts). tools/local is developer tooling run by tsx, never
  * bundled into a Lambda (serverless-esbuild bundles only the handlers' import graphs).
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { SecretStore } from '../adapters/secrets/secret-store.js';
-import { sendEvent } from '../adapters/sqs/events-queue.js';
-import { liveAgents, queueOf } from '../core/agent-job.js';
-import type { Decision } from '../core/decision.js';
-import type { QueuedJobEvent } from '../core/job-event.js';
-import { routeGitlab } from '../core/routing.js';
-import { run } from '../scaler/loop.js';
-import type { ScalerLog, ScalerPorts } from '../scaler/ports.js';
-import { createPorts, scalerSettings } from '../scaler/wiring.js';
-import { resetAwsClients } from '../shared/aws.js';
+import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
+import { sendEvent } from '../../functions/adapters/sqs/events-queue.js';
+import { liveAgents, queueOf } from '../../functions/core/agent-job.js';
+import type { Decision } from '../../functions/core/decision.js';
+import type { QueuedJobEvent } from '../../functions/core/job-event.js';
+import { routeGitlab } from '../../functions/core/routing.js';
+import { run } from '../../functions/scaler/loop.js';
+import type { ScalerLog, ScalerPorts } from '../../functions/scaler/ports.js';
+import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
+import { resetAwsClients } from '../../functions/shared/aws.js';
 import {
   defaultOf,
   loadScalerConfig,
   loadWebhookConfig,
   type ScalerConfig,
   type WebhookConfig,
-} from '../shared/config.js';
-import { createWebhookHandler } from '../webhook/app.js';
+} from '../../functions/shared/config.js';
+import { createWebhookHandler } from '../../functions/webhook/app.js';
+import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+import { FakeGitlab } from '../fakes/gitlab.js';
+import { FakeKube } from '../fakes/kube/index.js';
 import { createLocalCache } from './cache-local.js';
 import {
   closeConnections,
@@ -48,8 +50,6 @@ import {
   SECRET_VARIABLES,
 } from './ci-webhooks.js';
 import { createLedgerTable, startDynamoDbLocal } from './dynamodb-local.js';
-import { FakeGitlab } from './fake-gitlab.js';
-import { FakeKube } from './fake-kube/index.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
 import { reapOrphanedRuns, writeRunRecord } from './run-files.js';
 import { type CiJobRecord, SimulatedCi } from './simulated-ci.js';
@@ -203,7 +203,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   // are placeholders in this first pass and forced to the real ones below.
   const given = { ...(options.env ?? process.env) };
   delete given.KUBECONFIG; // the cluster is chosen by options.kubeconfig, not an inherited variable
-  // Simulated agents take any provider's job (functions/local/simulated-agent.yaml).
+  // Simulated agents take any provider's job (tools/local/simulated-agent.yaml).
   if (!options.kubeconfig && !given.JOB_TEMPLATE?.trim()) given.JOB_TEMPLATE = SIMULATED_AGENT_TEMPLATE;
   // Webhook secrets the environment does not set are new random ones, never published defaults.
   const secrets = localSigningSecrets(given, randomLocalSecrets());

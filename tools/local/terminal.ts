@@ -3,7 +3,7 @@
  * stdout is a TTY (plain lines otherwise, only when something changed), and one line per
  * scaling decision printed above it.
  */
-import type { Decision } from '../core/decision.js';
+import type { Decision } from '../../functions/core/decision.js';
 import type { LocalStackStatus } from './stack.js';
 
 const time = (ms = Date.now()) => new Date(ms).toTimeString().slice(0, 8);

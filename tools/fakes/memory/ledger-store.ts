@@ -3,7 +3,7 @@
  * functions/core/ledger.ts, same outcomes), for the simulator and unit tests. Counts are exact
  * (no GSI lag). `failWith` injects a failure for chosen jobs to exercise the 'failed' path.
  */
-import { type JobEvent, jobKey } from '../../core/job-event.js';
+import { type JobEvent, jobKey } from '../../../functions/core/job-event.js';
 import {
   advance,
   coalesceGroups,
@@ -11,8 +11,14 @@ import {
   isTerminal,
   openAtOf,
   openKeyOf,
-} from '../../core/ledger.js';
-import type { ApplyOutcome, CountOptions, LedgerJobRecord, LedgerStore, QueueCounts } from '../../core/stores.js';
+} from '../../../functions/core/ledger.js';
+import type {
+  ApplyOutcome,
+  CountOptions,
+  LedgerJobRecord,
+  LedgerStore,
+  QueueCounts,
+} from '../../../functions/core/stores.js';
 
 export interface InMemoryLedgerStoreOptions {
   readonly retentionDays?: number;

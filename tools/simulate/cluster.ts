@@ -6,7 +6,7 @@
  * ttlSecondsAfterFinished later). Each index of an Indexed Job is one agent pod of the World.
  */
 import type { V1Job, V1JobCondition } from '@kubernetes/client-node';
-import type { ClusterPort } from '../scaler/ports.js';
+import type { ClusterPort } from '../../functions/scaler/ports.js';
 import type { VirtualClock } from './clock.js';
 import type { CiJob, Pod, PodOwner, World } from './world.js';
 

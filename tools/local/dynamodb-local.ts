@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { createTableFromDefinition, tableDefinitionFromCloudFormation } from '../adapters/dynamodb/table-definition.js';
+import { createTableFromDefinition, tableDefinitionFromCloudFormation } from './table-definition.js';
 
 /** The deployed definition of the table (serverless.yml includes it). */
 export const LEDGER_TABLE_YAML = path.join(PROJECT_ROOT, 'infra/aws/ledger-table.yml');

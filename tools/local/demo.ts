@@ -22,8 +22,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { jobKey, type Provider } from '../../functions/core/job-event.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { jobKey, type Provider } from '../core/job-event.js';
 import { percentile } from '../simulate/simulate.js';
 import {
   type CiJob,

@@ -1,6 +1,6 @@
 /** In-memory RouteStore (simulator, unit tests): same semantics as the DynamoDB one. */
-import { jobKey } from '../../core/job-event.js';
-import type { RouteJob, RouteStore, StoredRoute } from '../../core/stores.js';
+import { jobKey } from '../../../functions/core/job-event.js';
+import type { RouteJob, RouteStore, StoredRoute } from '../../../functions/core/stores.js';
 
 export class InMemoryRouteStore implements RouteStore {
   readonly routes = new Map<string, StoredRoute>();

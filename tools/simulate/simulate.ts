@@ -17,7 +17,7 @@
  *   aws.requests: SQS and DynamoDB requests (the webhook's SendMessage included) — ours only.
  */
 
-import { defaultOf, type VariableName } from '../shared/config.js';
+import { defaultOf, type VariableName } from '../../functions/shared/config.js';
 import { VirtualClock } from './clock.js';
 import { GITHUB_AWS_RUNNERS, startAgentStackK8s, startArc, startGithubAwsRunners, startKeda } from './peers.js';
 import {

@@ -10,7 +10,7 @@ import type {
   LimiterSnapshot,
   LimiterStore,
   ReserveRequest,
-} from '../../core/stores.js';
+} from '../../../functions/core/stores.js';
 
 type Operation =
   | 'snapshot'

@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { WARM_POOL_DEFAULTS } from '../core/warm-pool.js';
+import { WARM_POOL_DEFAULTS } from '../../functions/core/warm-pool.js';
 import { type ArrivalModel, arrivalModel } from './bound.js';
 import { POLICIES, type PolicyName } from './policies.js';
 import { readHistory } from './replay.js';
@@ -22,7 +22,7 @@ Trace (one of):
                            {"at":s,"queue":"default","duration":s,"cancelAt"?:s,"duplicates"?:n,"reorder"?:true}
   --from FILE              replay real job history: a provider's REST API output (GitHub "list jobs
                            for a workflow run" pages, Buildkite builds with their jobs, GitLab
-                           project jobs); see the README for the gh api / curl commands
+                           project jobs); see docs/simulator.md for the gh api / curl commands
   --generate NAME          built-in trace: ${GENERATORS.join(' | ')} (default steady)
   --jobs N                 jobs to generate (default 200)
   --seed N                 seed of the generator and of webhook jitter (default 1)

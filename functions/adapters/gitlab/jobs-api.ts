@@ -83,7 +83,9 @@ export function createGitlabJobsApi(options: GitlabJobsApiOptions): GitlabJobsAp
       const hint =
         response.status === 401 || response.status === 403
           ? ' (GITLAB_API_TOKEN needs the read_api scope and access to the project)'
-          : '';
+          : response.status === 404
+            ? ' (no such project or job, or the token cannot see the project)'
+            : '';
       throw new GitlabApiError(
         `GET ${path}: HTTP ${response.status}${hint}`,
         response.status,
@@ -127,33 +129,7 @@ export function createGitlabJobsApi(options: GitlabJobsApiOptions): GitlabJobsAp
 
     async jobTags(projectId, jobId) {
       const path = `/projects/${encodeURIComponent(projectId)}/jobs/${encodeURIComponent(jobId)}`;
-      let response = await get(path, await options.token());
-      if (response.status === 401 && options.refreshToken) {
-        const fresh = await options.refreshToken();
-        if (fresh !== undefined) response = await get(path, fresh);
-      }
-      if (!response.ok) {
-        await response.body?.cancel().catch(() => undefined);
-        const hint =
-          response.status === 401 || response.status === 403
-            ? ' (GITLAB_API_TOKEN needs the read_api scope and access to the project)'
-            : response.status === 404
-              ? ' (no such job, or the token cannot see the project)'
-              : '';
-        throw new GitlabApiError(
-          `GET ${path}: HTTP ${response.status}${hint}`,
-          response.status,
-          retryAfter(response.headers.get('retry-after')),
-        );
-      }
-      const text = await response.text();
-      if (text.length > MAX_BODY) throw new GitlabApiError(`GET ${path}: response too large`, 502);
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw new GitlabApiError(`GET ${path}: response is not JSON`, 502);
-      }
+      const body = await getJson(path);
       const tags = typeof body === 'object' && body !== null ? (body as { tag_list?: unknown }).tag_list : undefined;
       if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
         throw new GitlabApiError(`GET ${path}: response has no tag_list array of strings`, 502);

@@ -143,7 +143,7 @@ export interface LocalStack {
 }
 
 /** The embedded cluster's agent template: simulated agents that take any provider's jobs. */
-export const SIMULATED_AGENT_TEMPLATE = path.join(PROJECT_ROOT, 'functions', 'local', 'simulated-agent.yaml');
+export const SIMULATED_AGENT_TEMPLATE = path.join(PROJECT_ROOT, 'tools', 'local', 'simulated-agent.yaml');
 
 /** Local defaults, under whatever the environment sets (over the loaders' own defaults). */
 export const LOCAL_DEFAULTS: Readonly<Env> = {

@@ -36,6 +36,7 @@ import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { type Backend, eventually, fakeBackend, kwokBackend } from './backends.js';
 import { fixesOnRealPlane } from './fixes.js';
+import { localStackOnRealPlane } from './local-stack.js';
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -463,6 +464,7 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
   });
 
   fixesOnRealPlane(real);
+  localStackOnRealPlane(real);
 
   it('the scaler is a user of the group ci-agent-autoscaler, and the Role of infra/k8s is all it may do', async () => {
     const b = real();

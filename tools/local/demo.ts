@@ -7,9 +7,10 @@
  *
  *   npm run demo                       # against a running `npm start` (http://127.0.0.1:$PORT or 3000)
  *   npm run demo -- --standalone       # starts its own local stack for the run
+ *   npm run demo -- --standalone --cluster kwok   # ... against the real control plane (npm run k8s:build)
  *   npm run demo -- --url http://127.0.0.1:4000 --buildkite 10 --github 8 --gitlab 6
  *
- * The agents are the embedded simulated cluster's pods; the local stack's simulated CI provider
+ * The agents are the embedded simulated cluster's pods, or kwok's (`--cluster kwok`); the local stack's simulated CI provider
  * gives each Running agent a waiting CI job and sends the started/finished webhooks (a real CI
  * provider does that for real agents). It signs with the running stack's secrets, read from its
  * run record (random per start unless BUILDKITE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET,
@@ -34,6 +35,7 @@ import {
   newCiJob,
   post,
 } from './ci-webhooks.js';
+import { startKwokCluster } from './kwok-cluster.js';
 import { runningStack } from './run-files.js';
 import type { CiJobRecord } from './simulated-ci.js';
 import { type LocalStack, type LocalStackStatus, startLocalStack } from './stack.js';
@@ -94,9 +96,9 @@ export async function runDemo(options: {
   const before = await fetchStatus(options.url);
   if (!before)
     throw new Error(`no local stack answers at ${options.url} (start one with npm start, or use --standalone)`);
-  if (before.cluster !== 'embedded') {
+  if (!before.simulatedCi) {
     throw new Error(
-      'the demo needs the embedded simulated cluster: its CI jobs are made up, so real agents would never take them. Run `npm run demo -- --standalone`.',
+      'the demo needs the simulated CI provider (embedded cluster or --cluster kwok): its CI jobs are made up, so real agents would never take them. Run `npm run demo -- --standalone`.',
     );
   }
   const [queue] = before.queues;
@@ -104,7 +106,7 @@ export async function runDemo(options: {
   const requestedBefore = queue.agentsRequested;
   const jobsBefore = queue.jobsCreated;
   print(
-    `Demo against ${options.url}: queue "${queue.queue}", MAX_AGENTS ${queue.maxAgents}, MIN_AGENTS ${queue.minAgents}; simulated agents start after ${seconds(before.agentStartMs ?? 0)} and run ${seconds(before.agentRunMs ?? 0)}`,
+    `Demo against ${options.url}: queue "${queue.queue}", MAX_AGENTS ${queue.maxAgents}, MIN_AGENTS ${queue.minAgents}; ${before.cluster === 'embedded' ? `simulated agents start after ${seconds(before.agentStartMs ?? 0)} and run ${seconds(before.agentRunMs ?? 0)}` : `agents are pods of a real cluster${before.agentRunMs === undefined ? '' : ` that run ${seconds(before.agentRunMs)}`}`}`,
   );
 
   // The burst: three pipelines start within about a second; each provider spreads its jobs a little.
@@ -221,7 +223,7 @@ export async function runDemo(options: {
     `  wait (webhook POST -> agent pod Running): p50 ${seconds(result.waitP50Ms)}, p95 ${seconds(quantile(sorted, 95))}, max ${seconds(result.waitMaxMs)}`,
   );
   print(
-    `  MAX_AGENTS respected: ${q.maxInFlight <= q.maxAgents ? 'yes' : 'NO'} — at most ${q.maxInFlight} agents in flight seen in the cluster (MAX_AGENTS ${q.maxAgents}; sampled every 50 ms since the stack started)`,
+    `  MAX_AGENTS respected: ${q.maxInFlight <= q.maxAgents ? 'yes' : 'NO'} — at most ${q.maxInFlight} agents in flight seen in the cluster (MAX_AGENTS ${q.maxAgents}; sampled every ${before.cluster === 'embedded' ? '50 ms' : '2 s'} since the stack started)`,
   );
   print(
     `  agents provisioned: ${agentsRequested} for ${total} CI jobs in ${q.jobsCreated - jobsBefore} Kubernetes Jobs; ${extraAgentsLine(agentsRequested, total, REDELIVERIES, q.minAgents)}`,
@@ -268,7 +270,7 @@ export async function runCacheDemo(options: {
 }
 
 const USAGE =
-  'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone] [--buildkite 10] [--github 8] [--gitlab 6]';
+  'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone [--cluster kwok]] [--buildkite 10] [--github 8] [--gitlab 6]';
 
 async function main(): Promise<void> {
   let parsed: ReturnType<typeof parseDemoArgs>;
@@ -292,13 +294,31 @@ async function main(): Promise<void> {
   const unset = { buildkite: '', github: '', gitlab: '' };
   let secrets: LocalSecrets = localSigningSecrets(env, running?.secrets ?? unset);
   let stack: LocalStack | undefined;
-  if (values.standalone || (!values.url && !(await fetchStatus(url)))) {
+  let kwok: Awaited<ReturnType<typeof startKwokCluster>> | undefined;
+  if (values.cluster !== undefined && values.cluster !== 'kwok' && values.cluster !== 'embedded') {
+    console.error(`--cluster must be kwok or embedded, got ${JSON.stringify(values.cluster)}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.cluster === 'kwok' && values.url) {
+    console.error(`--cluster kwok starts its own stack: it cannot be combined with --url\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.standalone || values.cluster === 'kwok' || (!values.url && !(await fetchStatus(url)))) {
     console.log(
       values.standalone
         ? 'Starting a local stack for the demo...'
         : `No local stack at ${url}; starting one for the demo...`,
     );
-    stack = await startLocalStack({ port: 0, onLog: (level, m) => console.error(`  [${level}] ${m}`) });
+    const agentRunMs = 6000;
+    if (values.cluster === 'kwok') {
+      console.log('Starting the Kubernetes control plane (etcd, kube-apiserver, controllers, kwok)...');
+      kwok = await startKwokCluster(agentRunMs);
+    }
+    stack = await startLocalStack({
+      port: 0,
+      ...(kwok ? { kubeconfig: kwok.kubeconfig, simulatedCiKubeconfig: kwok.adminKubeconfig, agentRunMs } : {}),
+      onLog: (level, m) => console.error(`  [${level}] ${m}`),
+    });
     url = stack.webhookUrl;
     secrets = stack.secrets;
   }
@@ -311,6 +331,7 @@ async function main(): Promise<void> {
   } finally {
     closeConnections();
     await stack?.stop();
+    await kwok?.stop();
   }
   process.exit(code);
 }
@@ -320,6 +341,7 @@ function parseDemoArgs() {
     options: {
       url: { type: 'string' },
       standalone: { type: 'boolean', default: false },
+      cluster: { type: 'string' },
       buildkite: { type: 'string', default: '10' },
       github: { type: 'string', default: '8' },
       gitlab: { type: 'string', default: '6' },

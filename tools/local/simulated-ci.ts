@@ -9,7 +9,8 @@
  *    provider's SIGNED `started` webhook to the local endpoint;
  *  - when that pod has finished (Succeeded, Failed or gone), it POSTs the signed `finished`.
  * The pod's lifetime is the simulated cluster's (start-up delay, then `runMs`); an agent that
- * gets a CI job late runs it for the rest of that time. Only used with the embedded cluster: with
+ * gets a CI job late runs it for the rest of that time. Used with the embedded cluster and with
+ * the kwok control plane (its pods run no agent either; kube-agent-pods.ts lists them): with
  * a real cluster, real agents talk to the real CI provider.
  */
 import type { V1Pod } from '@kubernetes/client-node';

@@ -8,7 +8,8 @@
  *  - and, unless a kubeconfig is given, the embedded simulated cluster: the fake Kubernetes API
  *    server (fake-kube/, also used by the tests) with its job controller on timers, plus the
  *    simulated CI provider (simulated-ci.ts) that sends the started/finished webhooks of the CI
- *    jobs its pods run.
+ *    jobs its pods run; with the kwok control plane (`simulatedCiKubeconfig`) the same simulated
+ *    CI provider and fake GitLab, reading that cluster's agent pods through its API.
  * Configuration goes through the production loaders (loadWebhookConfig / loadScalerConfig) on the
  * given environment over the local defaults; only the endpoints the stack created are forced.
  *
@@ -51,6 +52,7 @@ import {
 } from './ci-webhooks.js';
 import { createLedgerTable, startDynamoDbLocal } from './dynamodb-local.js';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint.js';
+import { type KubeAgentPods, watchAgentPods } from './kube-agent-pods.js';
 import { reapOrphanedRuns, writeRunRecord } from './run-files.js';
 import { type CiJobRecord, SimulatedCi } from './simulated-ci.js';
 import { startSqsLocal } from './sqs-local.js';
@@ -64,6 +66,12 @@ export interface LocalStackOptions {
   readonly env?: Env;
   /** A real cluster's kubeconfig; without it the embedded simulated cluster is used. */
   readonly kubeconfig?: string;
+  /**
+   * With a real cluster whose pods run no agent (the kwok control plane of `--cluster kwok`): the
+   * simulated CI provider plays their CI jobs too, reading the agent pods through the Kubernetes
+   * API with this kubeconfig (the plane's admin), and GitLab jobs are looked up in the fake GitLab.
+   */
+  readonly simulatedCiKubeconfig?: string;
   /** Embedded cluster: an agent pod is Running this long after its Job is created (default 1500). */
   readonly agentStartMs?: number;
   /** Embedded cluster: an agent pod runs this long, then exits 0 (default 6000). */
@@ -109,6 +117,8 @@ export interface LocalStackStatus {
   readonly startedAt: number;
   readonly webhookUrl: string;
   readonly cluster: 'embedded' | 'kubeconfig';
+  /** The simulated CI provider gives the agents their CI jobs (embedded cluster, or kwok). */
+  readonly simulatedCi: boolean;
   readonly agentStartMs?: number;
   readonly agentRunMs?: number;
   readonly ticks: number;
@@ -282,7 +292,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // With the simulated cluster, the made-up GitLab jobs are looked up in a fake GitLab API,
     // tagged for the first queue whose agents take GitLab jobs (the Job Hook has no job tags).
     let fakeGitlab: FakeGitlab | undefined;
-    if (fake) {
+    const simulated = fake !== undefined || (options.kubeconfig !== undefined && !!options.simulatedCiKubeconfig);
+    if (simulated) {
       const routing = loadWebhookConfig(localEnv(given, placeholders, () => {})).routing;
       const gitlabQueue = routing.queues.find((q) => q.provider === undefined || q.provider === 'gitlab');
       const g = new FakeGitlab(
@@ -327,16 +338,27 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // --- webhook ---------------------------------------------------------------------------
     let webhookUrl = '';
-    const ci = fake
-      ? new SimulatedCi({
-          webhookUrl: () => webhookUrl,
-          secrets,
-          runningPods: (): V1Pod[] =>
-            fake
-              .podSummaries({ namespace: scalerConfig.namespace, phase: 'Running' })
-              .map(({ name, annotations }) => ({ metadata: { name, annotations } })),
-          onError: (m) => onLog('warn', m),
-        })
+    let realPods: KubeAgentPods | undefined;
+    if (!fake && options.simulatedCiKubeconfig) {
+      const pods = watchAgentPods({
+        kubeconfig: options.simulatedCiKubeconfig,
+        namespace: scalerConfig.namespace,
+        onError: (m) => onLog('warn', m),
+      });
+      cleanups.push(() => pods.stop());
+      await pods.ready();
+      realPods = pods;
+    }
+    const runningPods = fake
+      ? (): V1Pod[] =>
+          fake
+            .podSummaries({ namespace: scalerConfig.namespace, phase: 'Running' })
+            .map(({ name, annotations }) => ({ metadata: { name, annotations } }))
+      : realPods
+        ? () => realPods.running()
+        : undefined;
+    const ci = runningPods
+      ? new SimulatedCi({ webhookUrl: () => webhookUrl, secrets, runningPods, onError: (m) => onLog('warn', m) })
       : undefined;
     const quiet = () => {};
     const webhook = createWebhookHandler({
@@ -370,7 +392,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       startedAt,
       webhookUrl,
       cluster: fake ? 'embedded' : 'kubeconfig',
-      ...(fake ? { agentStartMs, agentRunMs } : {}),
+      simulatedCi: ci !== undefined,
+      ...(fake ? { agentStartMs, agentRunMs } : ci && options.agentRunMs !== undefined ? { agentRunMs } : {}),
       ticks,
       ...(cacheTokenFile ? { cacheTokenFile } : {}),
       queues: [...queues.values()].map((q) => ({ ...q })),

@@ -13,13 +13,13 @@
  * Ctrl-C stops everything: the scaler loop, the HTTP endpoint, the emulators (no Java process
  * left) and removes the run folder under .local/.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse, stringify } from 'yaml';
 import { ConfigError } from '../../functions/shared/config.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
-import { type LocalStack, SIMULATED_AGENT_TEMPLATE, startLocalStack } from './stack.js';
+import { startKwokCluster } from './kwok-cluster.js';
+import { type LocalStack, startLocalStack } from './stack.js';
 import { decisionLine, statusLines, Terminal } from './terminal.js';
 
 // The SDK's notice that its 2027 releases need Node 22 is not news to someone trying the product.
@@ -30,7 +30,8 @@ const HELP = `Usage: npm start -- [options]
   --kubeconfig PATH     use a real cluster (default: $KUBECONFIG if set, else the embedded simulated cluster)
   --embedded            use the embedded simulated cluster even if KUBECONFIG is set
   --cluster kwok        start a real control plane (npm run k8s:build: kube-apiserver, etcd, controllers,
-                        kwok nodes) and use it; agent pods run --agent-run-ms, then succeed
+                        kwok nodes) and use it; agent pods run --agent-run-ms, then succeed, and the
+                        simulated CI gives each Running pod a waiting CI job (so npm run demo works)
   --agent-start-ms N    simulated cluster: an agent pod is Running N ms after its Job is created (default 1500)
   --agent-run-ms N      simulated cluster: an agent runs its CI job for N ms, then exits (default 6000)
 Environment: the production variables (QUEUES, MIN_AGENTS, MAX_AGENTS, QUEUE_OVERRIDES, JOB_TEMPLATE,
@@ -66,34 +67,6 @@ function parseOptions() {
   }
 }
 
-/**
- * The real control plane for --cluster kwok, with infra/k8s applied to KUBE_NAMESPACE and, unless
- * JOB_TEMPLATE is set, the simulated agent's template with its pods' kwok fate: succeed after
- * `runMs` (tools/k8s/kwok-stages.yaml).
- */
-async function startKwok(runMs: number) {
-  const { startControlPlane, kustomize, FATE } = await import('../k8s/control-plane.js');
-  console.log('Starting the Kubernetes control plane (etcd, kube-apiserver, controllers, kwok)...');
-  const plane = await startControlPlane();
-  try {
-    const namespace = process.env.KUBE_NAMESPACE?.trim() || 'ci-agents';
-    await plane.apply(kustomize(path.join(PROJECT_ROOT, 'infra', 'k8s'), namespace));
-    if (!process.env.JOB_TEMPLATE?.trim()) {
-      const template = parse(readFileSync(SIMULATED_AGENT_TEMPLATE, 'utf8'));
-      template.spec.template.metadata = {
-        annotations: { [FATE]: 'succeed', 'ci-autoscaler.test/after': `${runMs}ms` },
-      };
-      const file = path.join(plane.dir, 'kwok-agent.yaml');
-      writeFileSync(file, stringify(template));
-      process.env.JOB_TEMPLATE = file;
-    }
-    return { ...plane, stop: () => plane.stop(), kubeconfig: plane.scalerKubeconfig(namespace) };
-  } catch (error) {
-    await plane.stop();
-    throw error;
-  }
-}
-
 async function main(): Promise<void> {
   const { values } = parseOptions();
   if (values.help) {
@@ -106,7 +79,9 @@ async function main(): Promise<void> {
   if (values.cluster === 'kwok' && (values.embedded || values.kubeconfig))
     throw new UsageError('--cluster kwok cannot be combined with --embedded or --kubeconfig');
   const agentRunMs = int('--agent-run-ms', values['agent-run-ms'], 6000);
-  const kwok = values.cluster === 'kwok' ? await startKwok(agentRunMs) : undefined;
+  if (values.cluster === 'kwok')
+    console.log('Starting the Kubernetes control plane (etcd, kube-apiserver, controllers, kwok)...');
+  const kwok = values.cluster === 'kwok' ? await startKwokCluster(agentRunMs) : undefined;
   const embedded = values.embedded || values.cluster === 'embedded';
   const kubeconfig =
     kwok?.kubeconfig ?? (embedded ? undefined : (values.kubeconfig ?? (process.env.KUBECONFIG?.trim() || undefined)));
@@ -124,6 +99,7 @@ async function main(): Promise<void> {
   const stack: LocalStack = await startLocalStack({
     port,
     ...(kubeconfig ? { kubeconfig: path.resolve(kubeconfig) } : {}),
+    ...(kwok ? { simulatedCiKubeconfig: kwok.adminKubeconfig } : {}),
     agentStartMs: int('--agent-start-ms', values['agent-start-ms'], 1500),
     agentRunMs,
     onLog: (level, message) => term.line(`${level === 'error' ? 'ERROR' : 'warn '} ${message}`),

@@ -3,27 +3,14 @@
  * events queue in memory that keeps what is not deleted.
  */
 import { describe, expect, it } from 'vitest';
-import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
-import { eventId, type JobEvent, type JobEventKind, type QueuedJobEvent } from '../../functions/core/job-event.js';
+import type { JobEvent, JobEventKind, QueuedJobEvent } from '../../functions/core/job-event.js';
 import { drain } from '../../functions/scaler/drain.js';
-import type { EventSource, ReceivedEvent, ScalerPorts } from '../../functions/scaler/ports.js';
-import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
-
-const settings = { queues: ['q'], limits: { q: { minAgents: 0, maxAgents: 10 } }, intentLeaseMs: 60_000 };
+import type { EventSource, ReceivedEvent } from '../../functions/scaler/ports.js';
+import { jobEvent } from '../support/job-events.js';
+import { stagePorts, stageSettings } from '../support/stage-ports.js';
 
 function event(jobId: string, kind: JobEventKind, at: number): JobEvent {
-  const iso = new Date(at).toISOString();
-  return {
-    id: eventId('buildkite', jobId, kind),
-    provider: 'buildkite',
-    jobId,
-    queue: 'q',
-    kind,
-    occurredAt: iso,
-    receivedAt: iso,
-    trace: {},
-  };
+  return jobEvent(jobId, kind, { queue: 'q', occurredAt: new Date(at).toISOString() });
 }
 
 /** An SQS-like queue in memory: a received message stays until deleted, and comes back on the next receive. */
@@ -62,30 +49,12 @@ function memoryQueue(now: () => number) {
 }
 
 function stack() {
-  const clock = { now: 1_800_000_000_000 };
+  const { clock, ledger, lines, ports: base } = stagePorts();
   const queue = memoryQueue(() => clock.now);
-  const ledger = new InMemoryLedgerStore();
-  const errors: Record<string, unknown>[] = [];
-  const ports: ScalerPorts = {
-    events: queue.source,
-    ledger,
-    limiter: new InMemoryLimiterStore(),
-    cluster: { listAgentJobs: async () => [], createJob: async () => 'created' },
-    jobs: jobFactory({
-      namespace: 'ci',
-      ttlSecondsAfterFinished: 600,
-      activeDeadlineSeconds: 600,
-      templateFor: () => ({}),
-    }),
-    log: {
-      debug() {},
-      info() {},
-      warn() {},
-      error: (message, extra) => errors.push({ message, ...extra }),
-    },
-    now: () => clock.now,
-  };
-  const run = () => drain(ports, settings, 0, clock.now + 60_000);
+  const ports = { ...base, events: queue.source };
+  /** The error lines logged, without their level. */
+  const errors = () => lines.filter((l) => l.level === 'error').map(({ level: _, ...line }) => line);
+  const run = () => drain(ports, stageSettings, 0, clock.now + 60_000);
   return { clock, queue, ledger, errors, run };
 }
 
@@ -110,7 +79,7 @@ describe('drain', () => {
     expect(report).toMatchObject({ received: 2, invalid: 1, applied: 1 });
     expect(queue.deleted).toEqual([good]);
     expect(queue.deleted).not.toContain(bad);
-    expect(errors).toEqual([
+    expect(errors()).toEqual([
       {
         message: 'invalid event message set aside for the dead-letter queue',
         messageId: 'm1',
@@ -141,7 +110,7 @@ describe('drain', () => {
     expect(report.lagMs).toBe(4_000);
     expect(queue.deleted).toEqual([applied]);
     expect(queue.deleted).not.toContain(failed);
-    expect(errors).toEqual([
+    expect(errors()).toEqual([
       {
         message: 'event not applied; it stays in the queue',
         messageId: 'm1',
@@ -168,7 +137,7 @@ describe('drain', () => {
     const report = await run();
     expect(report).toMatchObject({ received: 1, failed: 1, applied: 0 });
     expect(queue.deleted).toEqual([]);
-    expect(errors[0]).toMatchObject({
+    expect(errors()[0]).toMatchObject({
       message: 'event not routed; it stays in the queue',
       error: 'no router for events without a queue',
     });

@@ -3,71 +3,17 @@
  * the in-memory ledger and limiter and a cluster in memory. The dispatches it works on are made
  * by one provision() first, as a tick would have left them.
  */
-import type { V1Job } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
-import { eventId, type JobEvent } from '../../functions/core/job-event.js';
-import type { ScalerPorts } from '../../functions/scaler/ports.js';
 import { reconcile, snapshot } from '../../functions/scaler/reconcile.js';
 import { provision } from '../../functions/scaler/scaler.js';
 import { submitter } from '../../functions/scaler/submit.js';
-import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
-import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
-
-const template: V1Job = {
-  apiVersion: 'batch/v1',
-  kind: 'Job',
-  spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'agent', image: 'agent' }] } } },
-};
-const settings = { queues: ['q'], limits: { q: { minAgents: 0, maxAgents: 10 } }, intentLeaseMs: 60_000 };
-
-function scheduled(jobId: string, at: number): JobEvent {
-  const iso = new Date(at).toISOString();
-  return {
-    id: eventId('buildkite', jobId, 'scheduled'),
-    provider: 'buildkite',
-    jobId,
-    queue: 'q',
-    kind: 'scheduled',
-    occurredAt: iso,
-    receivedAt: iso,
-    trace: {},
-  };
-}
+import { jobEvent } from '../support/job-events.js';
+import { stageSettings as settings, stagePorts } from '../support/stage-ports.js';
 
 function stack() {
-  const clock = { now: 1_800_000_000_000 };
-  const jobs: V1Job[] = [];
-  const creates: string[] = [];
-  const refuse = { next: 0 };
-  const infos: Record<string, unknown>[] = [];
-  const ledger = new InMemoryLedgerStore();
-  const limiter = new InMemoryLimiterStore();
-  const ports: ScalerPorts = {
-    events: { receive: async () => [], delete: async () => [] },
-    ledger,
-    limiter,
-    cluster: {
-      listAgentJobs: async () => structuredClone(jobs),
-      createJob: async (job) => {
-        creates.push(job.metadata?.name ?? '');
-        if (refuse.next > 0) {
-          refuse.next--;
-          throw Object.assign(new Error('Internal Server Error'), { code: 500 });
-        }
-        jobs.push(structuredClone(job));
-        return 'created';
-      },
-    },
-    jobs: jobFactory({
-      namespace: 'ci',
-      ttlSecondsAfterFinished: 600,
-      activeDeadlineSeconds: 600,
-      templateFor: () => template,
-    }),
-    log: { debug() {}, info: (message, extra) => infos.push({ message, ...extra }), warn() {}, error() {} },
-    now: () => clock.now,
-  };
+  const s = stagePorts();
+  const { clock, ports, ledger } = s;
+  const infos = s.lines;
   /** One reconcile stage, as a tick runs it: its snapshot, then its plan carried out. */
   const run = async () => {
     const errors: string[] = [];
@@ -75,14 +21,16 @@ function stack() {
     const result = await reconcile(ports, settings, seen, submitter(ports, settings, errors), errors);
     return { ...result, errors };
   };
+  /** `n` CI jobs scheduled, and the tick's provisioning that makes their agents' Job. */
   const demand = async (n: number) => {
+    const at = new Date(clock.now).toISOString();
     await ledger.apply(
-      Array.from({ length: n }, (_, i) => scheduled(`j${i}`, clock.now)),
+      Array.from({ length: n }, (_, i) => jobEvent(`j${i}`, 'scheduled', { queue: 'q', occurredAt: at })),
       new Date(clock.now),
     );
     await provision(ports, settings);
   };
-  return { clock, jobs, creates, refuse, infos, limiter, run, demand };
+  return { ...s, infos, run, demand };
 }
 
 describe('reconcile', () => {
@@ -98,6 +46,7 @@ describe('reconcile', () => {
     expect(result.errors).toEqual([]);
     expect(result.released).toBe(3);
     expect(infos).toContainEqual({
+      level: 'info',
       message: 'tokens returned',
       queue: 'q',
       jobName: job.metadata?.name,

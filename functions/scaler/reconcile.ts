@@ -26,6 +26,7 @@ import type { LimiterSnapshot, QueueCounts } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
 import type { PodQuery, ScalerPorts, ScalerSettings } from './ports.js';
 import type { Submitter } from './submit.js';
+import { type TickErrors, tickError } from './tick-error.js';
 
 /** What a tick read, in the order that makes it safe. */
 export interface TickSnapshot {
@@ -78,7 +79,11 @@ function countCaps(settings: ScalerSettings): Record<string, number> {
 }
 
 /** Reads the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts), and the ledger's counts. */
-export async function snapshot(ports: ScalerPorts, settings: ScalerSettings, errors: string[]): Promise<TickSnapshot> {
+export async function snapshot(
+  ports: ScalerPorts,
+  settings: ScalerSettings,
+  errors: TickErrors,
+): Promise<TickSnapshot> {
   const { limiter, ledger, cluster, jobs } = ports;
   const limiterSnapshot = await limiter.snapshot();
   const listedAt = ports.now();
@@ -106,7 +111,7 @@ async function abandonRefused(
   ports: ScalerPorts,
   ours: readonly ClusterJob[],
   look: PodLook | undefined,
-  errors: string[],
+  errors: TickErrors,
 ): Promise<Set<string>> {
   const abandoned = new Set<string>();
   const refused = look?.createFailures;
@@ -126,7 +131,7 @@ async function abandonRefused(
             error: refused.get(j.jobName)?.message,
           });
         } catch (e) {
-          errors.push(`delete ${j.jobName}: ${describeError(e)}`);
+          errors.push(tickError('reconcile', `delete ${j.jobName}`, e, { queue: j.queue }));
         }
       }),
   );
@@ -145,7 +150,7 @@ async function lookAtPods(
   clusterJobs: readonly V1Job[],
   ours: readonly ClusterJob[],
   now: number,
-  errors: string[],
+  errors: TickErrors,
 ): Promise<PodLook | undefined> {
   const { cluster, backoff, hooks } = ports;
   const listAgentPods = cluster.listAgentPods?.bind(cluster);
@@ -182,7 +187,7 @@ async function lookAtPods(
     };
   } catch (e) {
     // Without the pods the back-off keeps its state from the last tick, and looks again next tick.
-    errors.push(`list pods: ${describeError(e)}`);
+    errors.push(tickError('reconcile', 'list pods', e));
     return undefined;
   }
 }
@@ -192,7 +197,7 @@ interface Carrying {
   readonly ports: ScalerPorts;
   readonly submitter: Submitter;
   readonly views: Map<string, QueueView>;
-  readonly errors: string[];
+  readonly errors: TickErrors;
   /** Tokens returned so far. */
   released: number;
 }
@@ -257,7 +262,7 @@ async function carry(c: Carrying, a: DispatchAction): Promise<void> {
         return;
     }
   } catch (e) {
-    c.errors.push(`reconcile ${a.dispatch.jobName}: ${describeError(e)}`);
+    c.errors.push(tickError('reconcile', `reconcile ${a.dispatch.jobName}`, e, { queue: a.dispatch.queue }));
     unsettle(c, a);
   }
 }
@@ -282,7 +287,7 @@ async function correct(c: Carrying, plan: ReconcilePlan, fix: ReconcilePlan['cor
   const ok = await c.ports.limiter
     .correct({ queue: fix.queue, expectedVersion: fix.expectedVersion, inFlight: fix.to })
     .catch((e: unknown) => {
-      c.errors.push(`correct ${fix.queue}: ${describeError(e)}`);
+      c.errors.push(tickError('reconcile', `correct ${fix.queue}`, e, { queue: fix.queue }));
       return false;
     });
   if (!ok) {
@@ -306,7 +311,7 @@ export async function reconcile(
   settings: ScalerSettings,
   seen: TickSnapshot,
   submitter: Submitter,
-  errors: string[],
+  errors: TickErrors,
 ): Promise<Reconciled> {
   const plan = planReconcile({
     limiters: seen.limiter.limiters,

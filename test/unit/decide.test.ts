@@ -7,6 +7,7 @@ import { queueDecider, reportDecision } from '../../functions/scaler/decide.js';
 import { reconcile, snapshot } from '../../functions/scaler/reconcile.js';
 import { provision } from '../../functions/scaler/scaler.js';
 import { submitter } from '../../functions/scaler/submit.js';
+import type { TickError } from '../../functions/scaler/tick-error.js';
 import { jobEvent } from '../support/job-events.js';
 import { stageSettings as settings, stagePorts } from '../support/stage-ports.js';
 
@@ -20,7 +21,7 @@ function stack() {
     );
   /** The decider of queue `q` over a fresh reconcile. */
   const deciderNow = async () => {
-    const errors: string[] = [];
+    const errors: TickError[] = [];
     const seen = await snapshot(ports, settings, errors);
     const reconciled = await reconcile(ports, settings, seen, submitter(ports, settings, errors), errors);
     return { decider: queueDecider(ports, settings, seen.counts, reconciled, 'q'), reconciled };

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { reconcile, snapshot } from '../../functions/scaler/reconcile.js';
 import { provision } from '../../functions/scaler/scaler.js';
 import { submitter } from '../../functions/scaler/submit.js';
+import type { TickError } from '../../functions/scaler/tick-error.js';
 import { jobEvent } from '../support/job-events.js';
 import { stageSettings as settings, stagePorts } from '../support/stage-ports.js';
 
@@ -16,7 +17,7 @@ function stack() {
   const infos = s.lines;
   /** One reconcile stage, as a tick runs it: its snapshot, then its plan carried out. */
   const run = async () => {
-    const errors: string[] = [];
+    const errors: TickError[] = [];
     const seen = await snapshot(ports, settings, errors);
     const result = await reconcile(ports, settings, seen, submitter(ports, settings, errors), errors);
     return { ...result, errors };
@@ -106,7 +107,15 @@ describe('reconcile', () => {
     limiter.failNext('release');
     const result = await run();
     expect(result.released).toBe(0);
-    expect(result.errors).toEqual([`reconcile ${job.metadata?.name}: Error: injected release failure`]);
+    expect(result.errors).toEqual([
+      {
+        stage: 'reconcile',
+        queue: 'q',
+        retryable: true,
+        cause: expect.any(Error),
+        message: `reconcile ${job.metadata?.name}: Error: injected release failure`,
+      },
+    ]);
     expect(result.views.get('q')?.settled).toBe(false);
     expect((await limiter.snapshot()).dispatches).toHaveLength(1);
   });

@@ -5,7 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { CREATE_ISSUE_SLACK_MS, intentCreateGraceMs } from '../../functions/core/limiter.js';
 import type { DispatchRecord } from '../../functions/core/stores.js';
+import { provision } from '../../functions/scaler/scaler.js';
 import { submitter } from '../../functions/scaler/submit.js';
+import type { TickError } from '../../functions/scaler/tick-error.js';
+import { jobEvent } from '../support/job-events.js';
 import { stageSettings as settings, stagePorts } from '../support/stage-ports.js';
 
 /** A dispatch of `count` agents reserved now, as reserve.ts records it. */
@@ -32,7 +35,7 @@ describe('submit', () => {
   it("creates the dispatch's one Job, of `count` agents, and marks the dispatch submitted", async () => {
     const s = stagePorts();
     const dispatch = await reserved(s, 3);
-    const errors: string[] = [];
+    const errors: TickError[] = [];
     const submissions = submitter(s.ports, settings, errors);
     await submissions.submit(dispatch, s.clock.now);
     expect(errors).toEqual([]);
@@ -57,11 +60,19 @@ describe('submit', () => {
     const s = stagePorts();
     const dispatch = await reserved(s, 2);
     s.refuse.next = 1;
-    const errors: string[] = [];
+    const errors: TickError[] = [];
     const submissions = submitter(s.ports, settings, errors);
     await submissions.submit(dispatch, s.clock.now);
     expect(submissions.created).toEqual([]);
-    expect(errors).toEqual([`create ${dispatch.jobName}: Error: Internal Server Error`]);
+    expect(errors).toEqual([
+      {
+        stage: 'submit',
+        queue: 'q',
+        retryable: true,
+        cause: s.refuse.error,
+        message: `create ${dispatch.jobName}: Error: Internal Server Error`,
+      },
+    ]);
     expect(s.lines).toContainEqual({
       level: 'warn',
       message: 'agent Job not created; intent kept for retry',
@@ -78,7 +89,9 @@ describe('submit', () => {
     const dispatch = await reserved(s, 2);
     s.refuse.next = 1;
     s.refuse.error = Object.assign(new Error('Unprocessable Entity'), { status: 422 });
-    await submitter(s.ports, settings, []).submit(dispatch, s.clock.now);
+    const errors: TickError[] = [];
+    await submitter(s.ports, settings, errors).submit(dispatch, s.clock.now);
+    expect(errors.map((e) => [e.stage, e.retryable])).toEqual([['submit', false]]);
     expect((await s.limiter.snapshot()).dispatches.map((d) => [d.status, d.settled])).toEqual([['intent', 1]]);
   });
 
@@ -95,5 +108,22 @@ describe('submit', () => {
     expect(s.creates).toEqual([dispatch.jobName, dispatch.jobName]);
     expect(again.created.map((c) => c.result)).toEqual(['created']);
     expect((await s.limiter.snapshot()).dispatches.map((d) => [d.status, d.attempts])).toEqual([['submitted', 2]]);
+  });
+});
+
+describe('a tick that could not create a Job', () => {
+  it('reports the failure with its stage, queue and retryability, and its message as before', async () => {
+    const s = stagePorts();
+    await s.ledger.apply(
+      [jobEvent('a', 'scheduled', { queue: 'q', occurredAt: new Date(s.clock.now).toISOString() })],
+      new Date(s.clock.now),
+    );
+    s.refuse.next = 1;
+    const report = await provision(s.ports, settings);
+    const jobName = s.creates[0];
+    expect(report.errors).toEqual([`create ${jobName}: Error: Internal Server Error`]);
+    expect(report.failures).toEqual([
+      expect.objectContaining({ stage: 'submit', queue: 'q', retryable: true, message: report.errors[0] }),
+    ]);
   });
 });

@@ -31,6 +31,7 @@ import type { Routing } from '../core/routing.js';
 import { mapLimit } from '../shared/concurrency.js';
 import { describeError } from '../shared/errors.js';
 import type { ScalerPorts } from './ports.js';
+import { type TickError, type TickErrors, tickError } from './tick-error.js';
 
 /** What one provider recovered in one run. */
 export interface Recovery {
@@ -50,7 +51,7 @@ export interface RecoverySource {
 
 export interface ProviderReconciler {
   /** Runs every source when the period has passed since the last run; undefined when not due. */
-  run(now: number): Promise<{ recoveries: Recovery[]; errors: string[] } | undefined>;
+  run(now: number): Promise<{ recoveries: Recovery[]; errors: TickError[] } | undefined>;
 }
 
 export function createProviderReconciler(options: {
@@ -63,13 +64,13 @@ export function createProviderReconciler(options: {
       if (options.sources.length === 0 || now - last < options.periodMs) return undefined;
       last = now;
       const recoveries: Recovery[] = [];
-      const errors: string[] = [];
+      const errors: TickError[] = [];
       await Promise.all(
         options.sources.map(async (source) => {
           try {
             recoveries.push(await source.recover(now));
           } catch (error) {
-            errors.push(`${source.provider} reconcile: ${describeError(error)}`);
+            errors.push(tickError('providers', `${source.provider} reconcile`, error));
           }
         }),
       );
@@ -173,7 +174,7 @@ export function buildkiteScheduled(options: {
  * The stage: when due, runs the providers' recoveries and applies the events they give to the
  * ledger. Its failures are added to `errors` and logged; the tick goes on.
  */
-export async function reconcileProviders(ports: ScalerPorts, errors: string[]): Promise<void> {
+export async function reconcileProviders(ports: ScalerPorts, errors: TickErrors): Promise<void> {
   const reconciler = ports.providers;
   if (!reconciler) return;
   const now = ports.now();
@@ -181,11 +182,17 @@ export async function reconcileProviders(ports: ScalerPorts, errors: string[]): 
     const result = await reconciler.run(now);
     if (!result) return;
     errors.push(...result.errors);
-    for (const e of result.errors) ports.log.warn('provider reconcile failed', { error: e });
+    for (const e of result.errors) ports.log.warn('provider reconcile failed', { error: e.message });
     const events = result.recoveries.flatMap((r) => r.events);
     const outcomes = events.length > 0 ? await ports.ledger.apply(events, new Date(now)) : [];
     const failed = outcomes.filter((o) => o.result === 'failed');
-    if (failed.length > 0) errors.push(`provider reconcile: ${failed.length} recovered event(s) not applied`);
+    if (failed.length > 0)
+      errors.push({
+        stage: 'providers',
+        retryable: true,
+        cause: failed,
+        message: `provider reconcile: ${failed.length} recovered event(s) not applied`,
+      });
     ports.log.info('provider reconcile', {
       providers: result.recoveries.map((r) => ({
         provider: r.provider,
@@ -198,7 +205,7 @@ export async function reconcileProviders(ports: ScalerPorts, errors: string[]): 
       failed: failed.length,
     });
   } catch (error) {
-    errors.push(`provider reconcile: ${describeError(error)}`);
+    errors.push(tickError('providers', 'provider reconcile', error));
     ports.log.warn('provider reconcile failed', { error: describeError(error) });
   }
 }

@@ -26,6 +26,7 @@ import type { LimiterSnapshot, QueueCounts } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
 import type { PodQuery, ScalerPorts, ScalerSettings } from './ports.js';
 import type { Submitter } from './submit.js';
+import { type TickErrors, tickError } from './tick-error.js';
 
 /** What a tick read, in the order that makes it safe. */
 export interface TickSnapshot {
@@ -78,7 +79,11 @@ function countCaps(settings: ScalerSettings): Record<string, number> {
 }
 
 /** Reads the limiter's snapshot BEFORE the cluster's list (see core/limiter.ts), and the ledger's counts. */
-export async function snapshot(ports: ScalerPorts, settings: ScalerSettings, errors: string[]): Promise<TickSnapshot> {
+export async function snapshot(
+  ports: ScalerPorts,
+  settings: ScalerSettings,
+  errors: TickErrors,
+): Promise<TickSnapshot> {
   const { limiter, ledger, cluster, jobs } = ports;
   const limiterSnapshot = await limiter.snapshot();
   const listedAt = ports.now();
@@ -106,7 +111,7 @@ async function abandonRefused(
   ports: ScalerPorts,
   ours: readonly ClusterJob[],
   look: PodLook | undefined,
-  errors: string[],
+  errors: TickErrors,
 ): Promise<Set<string>> {
   const abandoned = new Set<string>();
   const refused = look?.createFailures;
@@ -126,7 +131,7 @@ async function abandonRefused(
             error: refused.get(j.jobName)?.message,
           });
         } catch (e) {
-          errors.push(`delete ${j.jobName}: ${describeError(e)}`);
+          errors.push(tickError('reconcile', `delete ${j.jobName}`, e, { queue: j.queue }));
         }
       }),
   );
@@ -145,7 +150,7 @@ async function lookAtPods(
   clusterJobs: readonly V1Job[],
   ours: readonly ClusterJob[],
   now: number,
-  errors: string[],
+  errors: TickErrors,
 ): Promise<PodLook | undefined> {
   const { cluster, backoff, hooks } = ports;
   const listAgentPods = cluster.listAgentPods?.bind(cluster);
@@ -182,9 +187,122 @@ async function lookAtPods(
     };
   } catch (e) {
     // Without the pods the back-off keeps its state from the last tick, and looks again next tick.
-    errors.push(`list pods: ${describeError(e)}`);
+    errors.push(tickError('reconcile', 'list pods', e));
     return undefined;
   }
+}
+
+/** What carrying out one reconcile plan shares between its steps. */
+interface Carrying {
+  readonly ports: ScalerPorts;
+  readonly submitter: Submitter;
+  readonly views: Map<string, QueueView>;
+  readonly errors: TickErrors;
+  /** Tokens returned so far. */
+  released: number;
+}
+
+/** Each queue's limiter state as the plan sees it, settled until a write fails. */
+function planViews(plan: ReconcilePlan): Map<string, QueueView> {
+  const views = new Map<string, QueueView>();
+  for (const [queue, inFlight] of Object.entries(plan.inFlight)) {
+    views.set(queue, { inFlight, version: plan.versions[queue] ?? 0, settled: true });
+  }
+  return views;
+}
+
+/** A write of this queue failed or was refused: its counter is left as is this tick. */
+function unsettle(c: Carrying, a: DispatchAction): void {
+  const view = c.views.get(a.dispatch.queue);
+  if (view) view.settled = false;
+}
+
+/** Records a dispatch as submitted (completing its provider step first) and sets its tokens. */
+async function update(c: Carrying, a: DispatchAction & { kind: 'update' }): Promise<void> {
+  const { ports } = c;
+  if (a.markSubmitted) {
+    // Before markSubmitted: a Job whose provider step (its Secret) is missing is completed here.
+    await ports.hooks?.afterCreate(a.dispatch);
+    await ports.limiter.markSubmitted(a.dispatch);
+  }
+  // Refused when a create was fenced since the snapshot: the counter is left as is.
+  if (a.tokens !== a.dispatch.tokens && !(await ports.limiter.setTokens(a.dispatch, a.tokens))) unsettle(c, a);
+}
+
+/** Returns a dispatch's tokens. */
+async function release(c: Carrying, a: DispatchAction & { kind: 'release' }): Promise<void> {
+  // Refused when a create was fenced since the snapshot: its tokens stay.
+  if (!(await c.ports.limiter.release(a.dispatch))) {
+    unsettle(c, a);
+    return;
+  }
+  c.released += a.dispatch.tokens;
+  c.ports.log.info('tokens returned', {
+    queue: a.dispatch.queue,
+    jobName: a.dispatch.jobName,
+    tokens: a.dispatch.tokens,
+    why: a.why,
+  });
+}
+
+/** Carries out one action of the plan; a failure goes to `errors` and unsettles its queue. */
+async function carry(c: Carrying, a: DispatchAction): Promise<void> {
+  try {
+    switch (a.kind) {
+      case 'keep':
+        return;
+      case 'create':
+        await c.submitter.resubmit(a.dispatch);
+        return;
+      case 'update':
+        await update(c, a);
+        return;
+      case 'release':
+        await release(c, a);
+        return;
+    }
+  } catch (e) {
+    c.errors.push(tickError('reconcile', `reconcile ${a.dispatch.jobName}`, e, { queue: a.dispatch.queue }));
+    unsettle(c, a);
+  }
+}
+
+/** Lets the provider do its housekeeping (ports.ts DispatchHooks); a failure is only logged. */
+async function housekeeping(ports: ScalerPorts, seen: TickSnapshot): Promise<void> {
+  if (!ports.hooks?.housekeeping) return;
+  await ports.hooks
+    .housekeeping({
+      jobs: seen.ours,
+      dispatches: seen.limiter.dispatches,
+      ...(seen.pods?.sweep ? { pods: seen.pods.sweep } : {}),
+      now: ports.now(),
+    })
+    .catch((e: unknown) => ports.log.warn('housekeeping failed; tried again later', { error: describeError(e) }));
+}
+
+/** Corrects one drifted counter of a settled queue; true when corrected. */
+async function correct(c: Carrying, plan: ReconcilePlan, fix: ReconcilePlan['corrections'][number]): Promise<boolean> {
+  const view = c.views.get(fix.queue);
+  if (!view?.settled) return false;
+  const ok = await c.ports.limiter
+    .correct({ queue: fix.queue, expectedVersion: fix.expectedVersion, inFlight: fix.to })
+    .catch((e: unknown) => {
+      c.errors.push(tickError('reconcile', `correct ${fix.queue}`, e, { queue: fix.queue }));
+      return false;
+    });
+  if (!ok) {
+    view.settled = false;
+    return false;
+  }
+  view.version = fix.expectedVersion + 1;
+  const orphans = plan.orphans[fix.queue] ?? 0;
+  c.ports.log.info('limiter counter corrected to the cluster', {
+    queue: fix.queue,
+    from: fix.from,
+    to: fix.to,
+    orphanAgents: orphans,
+  });
+  return true;
 }
 
 /** Carries out the reconcile plan of the snapshot; failures go to `errors`. */
@@ -193,9 +311,8 @@ export async function reconcile(
   settings: ScalerSettings,
   seen: TickSnapshot,
   submitter: Submitter,
-  errors: string[],
+  errors: TickErrors,
 ): Promise<Reconciled> {
-  const { limiter, log } = ports;
   const plan = planReconcile({
     limiters: seen.limiter.limiters,
     dispatches: seen.limiter.dispatches,
@@ -204,93 +321,14 @@ export async function reconcile(
     createGraceMs: intentCreateGraceMs(settings.intentLeaseMs),
     queues: settings.queues,
   });
-
-  const views = new Map<string, QueueView>();
-  for (const [queue, inFlight] of Object.entries(plan.inFlight)) {
-    views.set(queue, { inFlight, version: plan.versions[queue] ?? 0, settled: true });
-  }
-
-  let released = 0;
-  const unsettle = (a: DispatchAction) => {
-    const view = views.get(a.dispatch.queue);
-    if (view) view.settled = false;
-  };
-  const carry = async (a: DispatchAction): Promise<void> => {
-    try {
-      switch (a.kind) {
-        case 'keep':
-          return;
-        case 'create':
-          await submitter.resubmit(a.dispatch);
-          return;
-        case 'update':
-          if (a.markSubmitted) {
-            // Before markSubmitted: a Job whose provider step (its Secret) is missing is completed here.
-            await ports.hooks?.afterCreate(a.dispatch);
-            await limiter.markSubmitted(a.dispatch);
-          }
-          // Refused when a create was fenced since the snapshot: the counter is left as is.
-          if (a.tokens !== a.dispatch.tokens && !(await limiter.setTokens(a.dispatch, a.tokens))) unsettle(a);
-          return;
-        case 'release':
-          // Refused when a create was fenced since the snapshot: its tokens stay.
-          if (!(await limiter.release(a.dispatch))) {
-            unsettle(a);
-            return;
-          }
-          released += a.dispatch.tokens;
-          log.info('tokens returned', {
-            queue: a.dispatch.queue,
-            jobName: a.dispatch.jobName,
-            tokens: a.dispatch.tokens,
-            why: a.why,
-          });
-          return;
-      }
-    } catch (e) {
-      errors.push(`reconcile ${a.dispatch.jobName}: ${describeError(e)}`);
-      unsettle(a);
-    }
-  };
-  await Promise.all(plan.actions.map(carry));
-
-  if (ports.hooks?.housekeeping) {
-    await ports.hooks
-      .housekeeping({
-        jobs: seen.ours,
-        dispatches: seen.limiter.dispatches,
-        ...(seen.pods?.sweep ? { pods: seen.pods.sweep } : {}),
-        now: ports.now(),
-      })
-      .catch((e: unknown) => log.warn('housekeeping failed; tried again later', { error: describeError(e) }));
-  }
-
+  const c: Carrying = { ports, submitter, views: planViews(plan), errors, released: 0 };
+  await Promise.all(plan.actions.map((a) => carry(c, a)));
+  await housekeeping(ports, seen);
   let corrected = 0;
   await Promise.all(
-    plan.corrections.map(async (c) => {
-      const view = views.get(c.queue);
-      if (!view?.settled) return;
-      const ok = await limiter
-        .correct({ queue: c.queue, expectedVersion: c.expectedVersion, inFlight: c.to })
-        .catch((e: unknown) => {
-          errors.push(`correct ${c.queue}: ${describeError(e)}`);
-          return false;
-        });
-      if (ok) {
-        corrected++;
-        view.version = c.expectedVersion + 1;
-        const orphans = plan.orphans[c.queue] ?? 0;
-        log.info('limiter counter corrected to the cluster', {
-          queue: c.queue,
-          from: c.from,
-          to: c.to,
-          orphanAgents: orphans,
-        });
-      } else {
-        view.settled = false;
-      }
+    plan.corrections.map(async (fix) => {
+      if (await correct(c, plan, fix)) corrected++;
     }),
   );
-
-  return { plan, views, released, corrected };
+  return { plan, views: c.views, released: c.released, corrected };
 }

@@ -16,6 +16,7 @@ import { reconcileProviders } from './provider-reconcile.js';
 import { reconcile, snapshot } from './reconcile.js';
 import { reserve } from './reserve.js';
 import { type CreatedJob, submitter } from './submit.js';
+import type { TickError, TickErrors } from './tick-error.js';
 
 export interface TickReport {
   readonly drain: DrainReport;
@@ -23,7 +24,10 @@ export interface TickReport {
   readonly created: readonly CreatedJob[];
   readonly released: number;
   readonly corrected: number;
+  /** The failures' messages (TickError.message), as logged. */
   readonly errors: readonly string[];
+  /** What failed in this tick, each with its stage, queue and whether the next tick may retry it. */
+  readonly failures: readonly TickError[];
   /** False when the tick only drained (see tick's provisionDueAt): no decisions, nothing made. */
   readonly provisioned: boolean;
   /** How long stages 2–5 took (ms, the ports' clock): sizes the next tick's drain (loop.ts). */
@@ -55,7 +59,16 @@ export async function tick(
   ports.exited?.drained(started - drained.lagMs);
   const due = options.provisionDueAt === undefined || started >= options.provisionDueAt;
   if (!due && drained.received > 0 && drained.scheduled === 0)
-    return { drain: drained, decisions: [], created: [], released: 0, corrected: 0, errors: [], provisioned: false };
+    return {
+      drain: drained,
+      decisions: [],
+      created: [],
+      released: 0,
+      corrected: 0,
+      errors: [],
+      failures: [],
+      provisioned: false,
+    };
   const rest = await provision(ports, settings, { lagMs: drained.lagMs, appliedAgeMs: drained.appliedAgeMs });
   return { drain: drained, ...rest, provisioned: true, provisionMs: ports.now() - started };
 }
@@ -69,7 +82,7 @@ export async function provision(
   settings: ScalerSettings,
   lag?: { readonly lagMs: number; readonly appliedAgeMs: number },
 ): Promise<Omit<TickReport, 'drain' | 'provisioned'>> {
-  const errors: string[] = [];
+  const errors: TickErrors = [];
   // submit: creates a dispatch's one Job; reconcile and reserve hand it their dispatches (submit.ts).
   const submissions = submitter(ports, settings, errors);
   // provider reconcile: jobs whose webhook delivery was lost, once per period (provider-reconcile.ts).
@@ -96,5 +109,12 @@ export async function provision(
     }),
   );
   const { released, corrected } = reconciled;
-  return { decisions, created: submissions.created, released, corrected, errors };
+  return {
+    decisions,
+    created: submissions.created,
+    released,
+    corrected,
+    errors: errors.map((e) => e.message),
+    failures: errors,
+  };
 }

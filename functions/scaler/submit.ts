@@ -9,6 +9,7 @@ import { createsUntilFor, intentCreateGraceMs, mayCreate, mayIssue } from '../co
 import type { DispatchRecord } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
 import type { ScalerPorts, ScalerSettings } from './ports.js';
+import { type TickErrors, tickError } from './tick-error.js';
 
 export interface CreatedJob {
   readonly queue: string;
@@ -27,7 +28,7 @@ export interface Submitter {
 }
 
 /** One tick's submitter; its failures go to `errors` (the tick's report). */
-export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: string[]): Submitter {
+export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: TickErrors): Submitter {
   const { limiter, cluster, jobs, log } = ports;
   const graceMs = intentCreateGraceMs(settings.intentLeaseMs);
   const created: CreatedJob[] = [];
@@ -60,15 +61,17 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
       // a 5xx) it may still land, until the fence's createsUntil.
       if (refusedByServer(e)) {
         await limiter.settleCreate(dispatch, false).catch((f: unknown) => {
-          errors.push(`settle ${dispatch.jobName}: ${describeError(f)}`);
+          errors.push(tickError('submit', `settle ${dispatch.jobName}`, f, { queue: dispatch.queue }));
         });
         // What the provider made for this Job (GitHub: its Secrets) is cleaned up.
         if (creating)
           await ports.hooks?.createFailed?.(dispatch).catch((f: unknown) => {
-            errors.push(`clean up after ${dispatch.jobName}: ${describeError(f)}`);
+            errors.push(tickError('submit', `clean up after ${dispatch.jobName}`, f, { queue: dispatch.queue }));
           });
       }
-      errors.push(`create ${dispatch.jobName}: ${describeError(e)}`);
+      errors.push(
+        tickError('submit', `create ${dispatch.jobName}`, e, { queue: dispatch.queue, retryable: !refusedByServer(e) }),
+      );
       log.warn('agent Job not created; intent kept for retry', {
         queue: dispatch.queue,
         jobName: dispatch.jobName,
@@ -80,7 +83,7 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
     // If this fails the Job still exists: the next tick sees it and marks the dispatch submitted;
     // its tokens are then held until the fence's createsUntil.
     await limiter.settleCreate(dispatch, true).catch((e: unknown) => {
-      errors.push(`mark ${dispatch.jobName} submitted: ${describeError(e)}`);
+      errors.push(tickError('submit', `mark ${dispatch.jobName} submitted`, e, { queue: dispatch.queue }));
     });
   };
 

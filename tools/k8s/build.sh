@@ -34,12 +34,11 @@ mkdir -p "$src"
 start=$(date +%s)
 minor="v0.${KUBE_VERSION#v1.}"
 kube_minor="${KUBE_VERSION#v1.}"; kube_minor="${kube_minor%%.*}"
-kubemod="$(curl -fsS "${GOPROXY_URL:-https://proxy.golang.org}/k8s.io/kubernetes/@v/$KUBE_VERSION.mod" 2>/dev/null || true)"
-if [ -z "$kubemod" ]; then
-  # Ask the go command itself (works behind any GOPROXY setting).
-  tmp="$(mktemp -d)"; (cd "$tmp" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null)
-  kubemod="$(cat "$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod")"; rm -rf "$tmp"
-fi
+# k8s.io/kubernetes's go.mod (its staging modules and the etcd it pins), through the go command,
+# so whatever GOPROXY the machine uses applies.
+kubemod_file="$(cd "$(mktemp -d)" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -nE 's/^\s*"GoMod": "(.*)",?$/\1/p')"
+[ -f "$kubemod_file" ] || { echo "cannot download k8s.io/kubernetes@$KUBE_VERSION's go.mod" >&2; exit 1; }
+kubemod="$(cat "$kubemod_file")"
 staging=$(printf '%s\n' "$kubemod" | sed -nE 's#^\s*(k8s\.io/[a-z0-9-]+) => \./staging/.*#\1#p')
 etcd_version=$(printf '%s\n' "$kubemod" | sed -nE 's#^\s*go\.etcd\.io/etcd/server/v3 (v[0-9.]+).*#\1#p')
 

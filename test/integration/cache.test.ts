@@ -4,8 +4,9 @@
  * multipart/range URLs, DynamoDB Local with the table of infra/aws/cache.yml, and a local
  * ServiceAccount token issuer (OIDC discovery + JWKS over HTTP, tokens signed with jose).
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -149,6 +150,13 @@ async function objects(): Promise<string[]> {
   return (out.Contents ?? []).map((o) => o.Key ?? '');
 }
 
+/** The member names of a tar archive, as `tar -t` lists them. */
+async function tarList(archive: Buffer): Promise<string[]> {
+  const run = spawnSync('tar', ['-tf', '-', '--quoting-style=literal'], { input: archive, encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`tar -t failed: ${run.stderr}`);
+  return run.stdout.split('\n').filter(Boolean);
+}
+
 let keys = 0;
 const freshKey = (name: string) => `${name}-${++keys}-${Date.now()}`;
 
@@ -227,6 +235,35 @@ describe('save and restore through the real client', () => {
     expect(other.stderr).toMatch(/warning: restore .*failed, nothing restored/);
   });
 
+  it('a read-only directory tree (a Go module cache) restores whole, every time, with its modes', async () => {
+    // Parallel tars that each made directories lost about one restore in eight of this tree.
+    const key = freshKey('gomod');
+    const files: Record<string, Buffer> = {};
+    for (let d = 0; d < 12; d++) {
+      await mkdir(path.join(work, 'gomod', `m${d}`, 'sub'), { recursive: true });
+      for (let i = 0; i < 100; i++) files[`gomod/m${d}/sub/f${i}`] = randomBytes(64 + i);
+    }
+    for (const [name, data] of Object.entries(files)) await writeFile(path.join(work, name), data);
+    const readOnly = Object.keys(files).map((name) => path.dirname(name));
+    for (const dir of new Set(readOnly)) await chmod(path.join(work, dir), 0o555);
+    try {
+      ok(await client(['save', key, 'gomod']));
+      for (let round = 0; round < 6; round++) {
+        const into = path.join(work, `gomod-restore-${round}`);
+        await mkdir(into);
+        const run = await runClient(['restore', key, 'gomod'], { url: cache.url, token, cwd: into });
+        expect(run.stderr, `round ${round}`).toMatch(`hit ${key} (exact)`);
+        for (const [name, data] of Object.entries(files))
+          expect((await readFile(path.join(into, name))).equals(data), name).toBe(true);
+        expect((await stat(path.join(into, 'gomod/m3/sub'))).mode & 0o777).toBe(0o555);
+        expect((await stat(path.join(into, 'gomod/m3'))).mode & 0o777).not.toBe(0o555);
+        for (const dir of new Set(readOnly)) await chmod(path.join(into, dir), 0o755);
+      }
+    } finally {
+      for (const dir of new Set(readOnly)) await chmod(path.join(work, dir), 0o755);
+    }
+  });
+
   it('many small files: saved as 4 tar shards extracted in parallel; a restore of some PATHs gets those only', async () => {
     const key = freshKey('many');
     const before = new Set(await objects());
@@ -244,8 +281,18 @@ describe('save and restore through the real client', () => {
     const [object] = (await objects()).filter((o) => !before.has(o));
     const whole = await cache.s3.send(new GetObjectCommand({ Bucket: cache.bucket, Key: object! }));
     const bytes = Buffer.from(await whole.Body!.transformToByteArray());
-    // A 512-byte header says where each of the 4 tar archives starts.
-    expect(bytes.subarray(0, 512).toString('utf8')).toMatch(/^ci-cache-shards 512 \d+ \d+ \d+ *\n$/);
+    // A 512-byte header says where each tar archive starts: the directories', then 4 of files.
+    const header = bytes.subarray(0, 512).toString('utf8');
+    expect(header).toMatch(/^ci-cache-shards 512 \d+ \d+ \d+ \d+ *\n$/);
+    // The first holds the directories only (a restore makes them before the parallel tars, which
+    // would race to make them: one fails with "Cannot open: No such file or directory").
+    const [, second] = header.trim().split(' ').slice(1).map(Number);
+    const dirs = await tarList(bytes.subarray(512, second));
+    expect(dirs.length).toBe(8); // many-a, many-b and their d0..d2
+    expect(
+      dirs.every((name) => name.endsWith('/')),
+      dirs.join(' '),
+    ).toBe(true);
 
     // Into another checkout, all of it: byte for byte.
     const other = path.join(work, 'other');

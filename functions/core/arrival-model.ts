@@ -1,0 +1,280 @@
+/**
+ * The warm pool's learned arrival model. Pure: no I/O, the clock is passed in.
+ *
+ * A queue's arrivals (`scheduled` events the ledger applied) repeat with the hour of the week:
+ * builds at the start of a working day, quiet nights and weekends. The model learns, per queue and
+ * per 15-minute bucket of the week (672 buckets, weeks starting Monday 00:00 UTC), from past
+ * buckets only:
+ *
+ * - `arrivals`: the expected arrivals in the bucket, a mean over past weeks that turns into an
+ *   exponentially weighted one (weight max(alpha, 1/n) for the n-th sample);
+ * - `pool`: the pool that bucket needed, the same mean of each past bucket's `quantile` of
+ *   c_i = arrivals within one start-up up to and including arrival i (warmPoolFor): with B agents
+ *   ready, an arrival finds one when at most B arrived within the start-up their replacements
+ *   take. Builds fanning out into many jobs at once show up here (c_i up to the build's size),
+ *   where a Poisson quantile of the mean rate would keep one or two agents.
+ *
+ * Until a bucket of the week has `minWeeks` samples, the same quarter hour of the day (96 buckets,
+ * learned from every day) stands in: a deployment with days of history, not yet weeks.
+ *
+ * Today's arrivals scale the learned curve: scale = (observed + prior) / (expected + prior) over
+ * the UTC day so far (clamped to [1/4, 4]), so a busier day than usual keeps more agents warm.
+ *
+ * The target, sized one start-up ahead (an agent made now is ready then): the learned pool of the
+ * bucket at now + start-up, times the scale, rounded, but only in the queue's hot buckets: those
+ * of the highest expected arrivals that together hold `coverage` of the queue's arrivals. A pool
+ * kept in a quiet hour idles long for each job it serves; keeping it where jobs come often serves
+ * the most jobs per idle agent-second (tools/simulate/bound.ts minimises the same trade-off).
+ * Without any history for a queue the model gives no target (undefined): the caller falls back
+ * to the recent arrivals (warm-pool.ts warmPoolFor).
+ */
+import { warmPoolFor } from './warm-pool.js';
+
+export const BUCKET_MS = 15 * 60_000;
+export const DAY_MS = 86_400_000;
+export const WEEK_MS = 7 * DAY_MS;
+export const BUCKETS_PER_DAY = DAY_MS / BUCKET_MS;
+export const BUCKETS_PER_WEEK = WEEK_MS / BUCKET_MS;
+/** 1970-01-01 was a Thursday: Monday 00:00 UTC is 3 days after the epoch modulo a week. */
+const MONDAY_OFFSET_MS = 4 * DAY_MS;
+
+/** The 15-minute bucket of the week (0 = Monday 00:00-00:15 UTC .. 671). */
+export function weekBucketOf(epochMs: number): number {
+  const inWeek = (((epochMs - MONDAY_OFFSET_MS) % WEEK_MS) + WEEK_MS) % WEEK_MS;
+  return Math.floor(inWeek / BUCKET_MS);
+}
+
+/** The 15-minute bucket of the UTC day (0..95). */
+export function dayBucketOf(epochMs: number): number {
+  return Math.floor((((epochMs % DAY_MS) + DAY_MS) % DAY_MS) / BUCKET_MS);
+}
+
+/** What one bucket of the week (or of the day) learned. */
+export interface BucketStats {
+  /** Past buckets learned from. */
+  readonly n: number;
+  /** Expected arrivals in the bucket. */
+  readonly arrivals: number;
+  /** Past buckets with an arrival, behind `pool`. */
+  readonly poolN: number;
+  /** The pool the bucket needed (mean of its past quantiles of arrivals within a start-up). */
+  readonly pool: number;
+}
+
+/** A queue's learned buckets: `week` by bucket of the week, `day` by bucket of the day. */
+export interface QueueHistory {
+  readonly week: ReadonlyMap<number, BucketStats>;
+  readonly day: ReadonlyMap<number, BucketStats>;
+}
+
+export interface ArrivalModelOptions {
+  /** Weight of the newest sample once there are more than 1/alpha (default 0.25). */
+  readonly alpha?: number;
+  /** Samples a bucket of the week needs before it is used instead of the bucket of the day (default 3). */
+  readonly minWeeks?: number;
+  /** Share of the arrivals the pool aims to find an agent ready within a bucket (default 0.5). */
+  readonly quantile?: number;
+  /** Share of the queue's expected arrivals in the buckets where a pool is kept (default 0.8). */
+  readonly coverage?: number;
+  /** Pseudo-arrivals added to today's observed and expected counts (default 5). */
+  readonly prior?: number;
+  /**
+   * Learn each bucket of the week once it is over from the arrivals seen (default true). The
+   * simulator scores a day with it off, so a scored day learns nothing from itself.
+   */
+  readonly learnOnline?: boolean;
+}
+
+export const ARRIVAL_MODEL_DEFAULTS: Required<ArrivalModelOptions> = {
+  alpha: 0.25,
+  minWeeks: 3,
+  quantile: Number(process.env.AQ ?? 0.5),
+  coverage: Number(process.env.AC ?? 0.8),
+  prior: 5,
+  learnOnline: true,
+};
+
+function learnInto(map: Map<number, BucketStats>, bucket: number, arrivals: number, pool: number | undefined, alpha: number) {
+  const s = map.get(bucket) ?? { n: 0, arrivals: 0, poolN: 0, pool: 0 };
+  const n = s.n + 1;
+  const w = Math.max(alpha, 1 / n);
+  const poolN = pool === undefined ? s.poolN : s.poolN + 1;
+  const pw = Math.max(alpha, 1 / Math.max(1, poolN));
+  map.set(bucket, {
+    n,
+    arrivals: s.arrivals + w * (arrivals - s.arrivals),
+    poolN,
+    pool: pool === undefined ? s.pool : s.pool + pw * (pool - s.pool),
+  });
+}
+
+/** Start of the bucket holding `epochMs`. */
+export function bucketStart(epochMs: number): number {
+  return Math.floor(epochMs / BUCKET_MS) * BUCKET_MS;
+}
+
+export class ArrivalModel {
+  private readonly o: Required<ArrivalModelOptions>;
+  private readonly queues = new Map<string, { week: Map<number, BucketStats>; day: Map<number, BucketStats> }>();
+  /** Hot-bucket threshold per queue and profile, recomputed after learning. */
+  private readonly thresholds = new Map<string, number>();
+  /** Online learning: the open bucket's arrivals per queue. */
+  private readonly open = new Map<string, { start: number; arrivals: number[] }>();
+  /** Today's arrivals per queue: the UTC day they count for, since when they were watched, how many. */
+  private readonly today = new Map<string, { day: number; since: number; observed: number }>();
+
+  constructor(options: ArrivalModelOptions = {}) {
+    this.o = { ...ARRIVAL_MODEL_DEFAULTS, ...options };
+    if (!(this.o.alpha > 0 && this.o.alpha <= 1)) throw new Error('alpha must be in (0, 1]');
+    if (!(this.o.quantile > 0 && this.o.quantile <= 1)) throw new Error('quantile must be in (0, 1]');
+    if (!(this.o.coverage > 0 && this.o.coverage <= 1)) throw new Error('coverage must be in (0, 1]');
+  }
+
+  /** The queue's learned buckets (to persist them, or to look at them). */
+  history(queue: string): QueueHistory | undefined {
+    return this.queues.get(queue);
+  }
+
+  /** Loads a queue's persisted buckets (replacing what it had). */
+  load(queue: string, history: QueueHistory): void {
+    this.queues.set(queue, { week: new Map(history.week), day: new Map(history.day) });
+    this.thresholds.clear();
+  }
+
+  /**
+   * Learns one past bucket: the arrivals (epoch ms) of the 15 minutes from `start` (a bucket
+   * start), with `horizonSeconds` the start-up a taken agent's replacement needs.
+   */
+  learnBucket(queue: string, start: number, arrivals: readonly number[], horizonSeconds: number): void {
+    if (start !== bucketStart(start)) throw new Error(`learnBucket: ${start} is not the start of a bucket`);
+    const inside = arrivals.filter((t) => t >= start && t < start + BUCKET_MS);
+    const q = this.queues.get(queue) ?? { week: new Map(), day: new Map() };
+    this.queues.set(queue, q);
+    const pool =
+      inside.length > 0
+        ? warmPoolFor(inside, start + BUCKET_MS - 1, horizonSeconds, { windowMs: BUCKET_MS, quantile: this.o.quantile })
+        : undefined;
+    learnInto(q.week, weekBucketOf(start), inside.length, pool, this.o.alpha);
+    learnInto(q.day, dayBucketOf(start), inside.length, pool, this.o.alpha);
+    this.thresholds.clear();
+  }
+
+  /** Learns every bucket from `from` to `to` (epoch ms, whole buckets) from its arrivals. */
+  learnPeriod(queue: string, from: number, to: number, arrivals: readonly number[], horizonSeconds: number): void {
+    const sorted = [...arrivals].sort((a, b) => a - b);
+    let i = 0;
+    for (let start = bucketStart(from); start + BUCKET_MS <= to; start += BUCKET_MS) {
+      while (i < sorted.length && (sorted[i] ?? 0) < start) i++;
+      let j = i;
+      while (j < sorted.length && (sorted[j] ?? 0) < start + BUCKET_MS) j++;
+      this.learnBucket(queue, start, sorted.slice(i, j), horizonSeconds);
+      i = j;
+    }
+  }
+
+  /** Which profile a queue's bucket at `t` uses: the week's once it has minWeeks samples. */
+  private stats(queue: string, t: number): { stats: BucketStats | undefined; weekly: boolean } | undefined {
+    const q = this.queues.get(queue);
+    if (!q || (q.week.size === 0 && q.day.size === 0)) return undefined;
+    const week = q.week.get(weekBucketOf(t));
+    if (week && week.n >= this.o.minWeeks) return { stats: week, weekly: true };
+    return { stats: q.day.get(dayBucketOf(t)), weekly: false };
+  }
+
+  /** Expected arrivals in the 15 minutes of the bucket holding `t` (undefined: no history). */
+  expected(queue: string, t: number): number | undefined {
+    const s = this.stats(queue, t);
+    return s === undefined ? undefined : (s.stats?.arrivals ?? 0);
+  }
+
+  /** The least expected arrivals of a hot bucket: the busiest buckets holding `coverage` of the arrivals. */
+  private threshold(queue: string, weekly: boolean): number {
+    const key = `${weekly ? 'w' : 'd'}\n${queue}`;
+    const known = this.thresholds.get(key);
+    if (known !== undefined) return known;
+    const q = this.queues.get(queue);
+    const buckets = [...((weekly ? q?.week : q?.day)?.values() ?? [])]
+      .filter((s) => !weekly || s.n >= this.o.minWeeks)
+      .map((s) => s.arrivals)
+      .sort((a, b) => b - a);
+    const total = buckets.reduce((a, b) => a + b, 0);
+    let sum = 0;
+    let threshold = Number.POSITIVE_INFINITY;
+    for (const a of buckets) {
+      if (total <= 0 || sum >= this.o.coverage * total) break;
+      sum += a;
+      threshold = a;
+    }
+    this.thresholds.set(key, threshold);
+    return threshold;
+  }
+
+  /** Expected arrivals from `from` to `to` (epoch ms), each bucket pro rata. */
+  expectedBetween(queue: string, from: number, to: number): number {
+    let sum = 0;
+    for (let start = bucketStart(from); start < to; start += BUCKET_MS) {
+      const overlap = Math.min(to, start + BUCKET_MS) - Math.max(from, start);
+      if (overlap > 0) sum += ((this.expected(queue, start) ?? 0) * overlap) / BUCKET_MS;
+    }
+    return sum;
+  }
+
+  /**
+   * A `scheduled` arrival seen now (epoch ms `at`, no later than `now`): counts for today's scale
+   * and for the open bucket, which is learned once it is over (`roll`).
+   */
+  arrived(queue: string, at: number, now: number): void {
+    this.watch(queue, now).observed++;
+    if (!this.o.learnOnline) return;
+    this.roll(queue, now);
+    const open = this.open.get(queue);
+    if (open && at >= open.start) open.arrivals.push(at);
+  }
+
+  private watch(queue: string, now: number): { day: number; since: number; observed: number } {
+    const day = Math.floor(now / DAY_MS);
+    let t = this.today.get(queue);
+    if (!t || t.day !== day) {
+      t = { day, since: t ? day * DAY_MS : now, observed: 0 };
+      this.today.set(queue, t);
+    }
+    return t;
+  }
+
+  /**
+   * Online learning: learns the open bucket once `now` is past it (and the empty ones after it,
+   * while the scaler kept watching), then opens the bucket of `now`.
+   */
+  roll(queue: string, now: number, horizonSeconds = 18): void {
+    const current = bucketStart(now);
+    const open = this.open.get(queue);
+    if (open && open.start < current) {
+      this.learnBucket(queue, open.start, open.arrivals, horizonSeconds);
+      for (let s = open.start + BUCKET_MS; s < current; s += BUCKET_MS) this.learnBucket(queue, s, [], horizonSeconds);
+    }
+    if (!open || open.start < current) this.open.set(queue, { start: current, arrivals: [] });
+  }
+
+  /** Today's observed-to-expected arrivals so far (1 without history), clamped to [1/4, 4]. */
+  scale(queue: string, now: number): number {
+    const t = this.watch(queue, now);
+    const expected = this.expectedBetween(queue, t.since, now);
+    const s = (t.observed + this.o.prior) / (expected + this.o.prior);
+    return Math.min(4, Math.max(0.25, s));
+  }
+
+  /**
+   * The pool to keep now for the queue, `startupSeconds` ahead (undefined: no history). Only
+   * counts the past: what `learn*` and `arrived` were given.
+   */
+  target(queue: string, now: number, startupSeconds: number): number | undefined {
+    const t = now + startupSeconds * 1000;
+    const s = this.stats(queue, t);
+    if (s === undefined) return undefined;
+    if (this.o.learnOnline) this.roll(queue, now, startupSeconds);
+    const stats = s.stats;
+    if (!stats || stats.poolN === 0) return 0;
+    if (stats.arrivals < this.threshold(queue, s.weekly)) return 0;
+    return Math.max(1, Math.round(stats.pool * this.scale(queue, now)));
+  }
+}

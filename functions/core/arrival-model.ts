@@ -8,27 +8,32 @@
  *
  * - `arrivals`: the expected arrivals in the bucket, a mean over past weeks that turns into an
  *   exponentially weighted one (weight max(alpha, 1/n) for the n-th sample);
- * - `pool`: the pool that bucket needed, the same mean of each past bucket's `quantile` of
- *   c_i = arrivals within one start-up up to and including arrival i (warmPoolFor): with B agents
- *   ready, an arrival finds one when at most B arrived within the start-up their replacements
- *   take. Builds fanning out into many jobs at once show up here (c_i up to the build's size),
- *   where a Poisson quantile of the mean rate would keep one or two agents.
+ * - `within[k]`: the expected arrivals i of the bucket with c_i = k + 1, where c_i = arrivals
+ *   within one start-up up to and including arrival i (as warm-pool.ts warmPoolFor counts them):
+ *   with B agents kept ready, arrival i finds one when c_i <= B (the agents taken before it are
+ *   not replaced yet). So the B-th agent of a bucket serves within[B - 1] more arrivals in it.
+ *   Builds fanning out into many jobs at once show up here (c_i up to the build's size), where a
+ *   Poisson quantile of the mean rate would keep one or two agents.
  *
  * Until a bucket of the week has `minWeeks` samples, the same quarter hour of the day (96 buckets,
  * learned from every day) stands in: a deployment with days of history, not yet weeks.
  *
  * Today's arrivals scale the learned curve: scale = (observed + prior) / (expected + prior) over
- * the UTC day so far (clamped to [1/4, 4]), so a busier day than usual keeps more agents warm.
+ * the UTC day so far, clamped to [1, 4]: a busier day than usual keeps more agents warm; a quieter
+ * stretch keeps the usual pool (measured in the simulator: scaling down on a quiet start, before a
+ * day's first build, cost the bursty trace its served share; a lull is mostly chance).
  *
- * The target, sized one start-up ahead (an agent made now is ready then): the learned pool of the
- * bucket at now + start-up, times the scale, rounded, but only in the queue's hot buckets: those
- * of the highest expected arrivals that together hold `coverage` of the queue's arrivals. A pool
- * kept in a quiet hour idles long for each job it serves; keeping it where jobs come often serves
- * the most jobs per idle agent-second (tools/simulate/bound.ts minimises the same trade-off).
+ * The target, sized one start-up ahead (an agent made now is ready then), for the bucket at
+ * now + start-up: every agent B whose arrivals served, within[B - 1] times the scale, reach the
+ * queue's price. An agent kept for a bucket idles about the bucket whatever it serves, so the
+ * price is the least arrivals per agent-bucket that still buys `share` of the queue's expected
+ * arrivals, taking the agents that serve the most first (over the profile learned: every bucket
+ * of the week, or of the day). That keeps agents where jobs come often and none in quiet hours:
+ * the trade-off tools/simulate/bound.ts minimises, with the pool's gaps while a replacement
+ * starts counted (c_i), which the bound ignores.
  * Without any history for a queue the model gives no target (undefined): the caller falls back
  * to the recent arrivals (warm-pool.ts warmPoolFor).
  */
-import { warmPoolFor } from './warm-pool.js';
 
 export const BUCKET_MS = 15 * 60_000;
 export const DAY_MS = 86_400_000;
@@ -55,10 +60,8 @@ export interface BucketStats {
   readonly n: number;
   /** Expected arrivals in the bucket. */
   readonly arrivals: number;
-  /** Past buckets with an arrival, behind `pool`. */
-  readonly poolN: number;
-  /** The pool the bucket needed (mean of its past quantiles of arrivals within a start-up). */
-  readonly pool: number;
+  /** within[k]: expected arrivals of the bucket with k + 1 arrivals within a start-up up to them. */
+  readonly within: readonly number[];
 }
 
 /** A queue's learned buckets: `week` by bucket of the week, `day` by bucket of the day. */
@@ -72,11 +75,9 @@ export interface ArrivalModelOptions {
   readonly alpha?: number;
   /** Samples a bucket of the week needs before it is used instead of the bucket of the day (default 3). */
   readonly minWeeks?: number;
-  /** Share of the arrivals the pool aims to find an agent ready within a bucket (default 0.5). */
-  readonly quantile?: number;
-  /** Share of the queue's expected arrivals in the buckets where a pool is kept (default 0.8). */
-  readonly coverage?: number;
-  /** Pseudo-arrivals added to today's observed and expected counts (default 5). */
+  /** Share of the queue's expected arrivals the pool aims to find an agent ready (default 0.575). */
+  readonly share?: number;
+  /** Pseudo-arrivals added to today's observed and expected counts (default 50). */
   readonly prior?: number;
   /**
    * Learn each bucket of the week once it is over from the arrivals seen (default true). The
@@ -88,24 +89,36 @@ export interface ArrivalModelOptions {
 export const ARRIVAL_MODEL_DEFAULTS: Required<ArrivalModelOptions> = {
   alpha: 0.25,
   minWeeks: 3,
-  quantile: Number(process.env.AQ ?? 0.5),
-  coverage: Number(process.env.AC ?? 0.8),
-  prior: 5,
+  share: 0.575,
+  prior: 50,
   learnOnline: true,
 };
 
-function learnInto(map: Map<number, BucketStats>, bucket: number, arrivals: number, pool: number | undefined, alpha: number) {
-  const s = map.get(bucket) ?? { n: 0, arrivals: 0, poolN: 0, pool: 0 };
+function learnInto(map: Map<number, BucketStats>, bucket: number, within: readonly number[], alpha: number) {
+  const s = map.get(bucket) ?? { n: 0, arrivals: 0, within: [] };
   const n = s.n + 1;
   const w = Math.max(alpha, 1 / n);
-  const poolN = pool === undefined ? s.poolN : s.poolN + 1;
-  const pw = Math.max(alpha, 1 / Math.max(1, poolN));
-  map.set(bucket, {
-    n,
-    arrivals: s.arrivals + w * (arrivals - s.arrivals),
-    poolN,
-    pool: pool === undefined ? s.pool : s.pool + pw * (pool - s.pool),
+  const arrivals = within.reduce((a, b) => a + b, 0);
+  const merged = Array.from({ length: Math.max(s.within.length, within.length) }, (_, k) => {
+    const old = s.within[k] ?? 0;
+    return old + w * ((within[k] ?? 0) - old);
   });
+  while (merged.length > 0 && (merged.at(-1) ?? 0) < 1e-9) merged.pop();
+  map.set(bucket, { n, arrivals: s.arrivals + w * (arrivals - s.arrivals), within: merged });
+}
+
+/** within[k] = arrivals i with c_i = k + 1 arrivals in the `horizonSeconds` up to and including i. */
+export function withinStartup(arrivals: readonly number[], horizonSeconds: number): number[] {
+  const sorted = [...arrivals].sort((a, b) => a - b);
+  const within: number[] = [];
+  let lo = 0;
+  sorted.forEach((t, i) => {
+    while ((sorted[lo] ?? t) <= t - horizonSeconds * 1000) lo++;
+    const c = i - lo + 1;
+    while (within.length < c) within.push(0);
+    within[c - 1] = (within[c - 1] ?? 0) + 1;
+  });
+  return within;
 }
 
 /** Start of the bucket holding `epochMs`. */
@@ -116,8 +129,8 @@ export function bucketStart(epochMs: number): number {
 export class ArrivalModel {
   private readonly o: Required<ArrivalModelOptions>;
   private readonly queues = new Map<string, { week: Map<number, BucketStats>; day: Map<number, BucketStats> }>();
-  /** Hot-bucket threshold per queue and profile, recomputed after learning. */
-  private readonly thresholds = new Map<string, number>();
+  /** The price per queue and profile, recomputed after learning. */
+  private readonly prices = new Map<string, number>();
   /** Online learning: the open bucket's arrivals per queue. */
   private readonly open = new Map<string, { start: number; arrivals: number[] }>();
   /** Today's arrivals per queue: the UTC day they count for, since when they were watched, how many. */
@@ -126,8 +139,7 @@ export class ArrivalModel {
   constructor(options: ArrivalModelOptions = {}) {
     this.o = { ...ARRIVAL_MODEL_DEFAULTS, ...options };
     if (!(this.o.alpha > 0 && this.o.alpha <= 1)) throw new Error('alpha must be in (0, 1]');
-    if (!(this.o.quantile > 0 && this.o.quantile <= 1)) throw new Error('quantile must be in (0, 1]');
-    if (!(this.o.coverage > 0 && this.o.coverage <= 1)) throw new Error('coverage must be in (0, 1]');
+    if (!(this.o.share > 0 && this.o.share <= 1)) throw new Error('share must be in (0, 1]');
   }
 
   /** The queue's learned buckets (to persist them, or to look at them). */
@@ -138,7 +150,7 @@ export class ArrivalModel {
   /** Loads a queue's persisted buckets (replacing what it had). */
   load(queue: string, history: QueueHistory): void {
     this.queues.set(queue, { week: new Map(history.week), day: new Map(history.day) });
-    this.thresholds.clear();
+    this.prices.clear();
   }
 
   /**
@@ -150,13 +162,10 @@ export class ArrivalModel {
     const inside = arrivals.filter((t) => t >= start && t < start + BUCKET_MS);
     const q = this.queues.get(queue) ?? { week: new Map(), day: new Map() };
     this.queues.set(queue, q);
-    const pool =
-      inside.length > 0
-        ? warmPoolFor(inside, start + BUCKET_MS - 1, horizonSeconds, { windowMs: BUCKET_MS, quantile: this.o.quantile })
-        : undefined;
-    learnInto(q.week, weekBucketOf(start), inside.length, pool, this.o.alpha);
-    learnInto(q.day, dayBucketOf(start), inside.length, pool, this.o.alpha);
-    this.thresholds.clear();
+    const within = withinStartup(inside, horizonSeconds);
+    learnInto(q.week, weekBucketOf(start), within, this.o.alpha);
+    learnInto(q.day, dayBucketOf(start), within, this.o.alpha);
+    this.prices.clear();
   }
 
   /** Learns every bucket from `from` to `to` (epoch ms, whole buckets) from its arrivals. */
@@ -187,26 +196,27 @@ export class ArrivalModel {
     return s === undefined ? undefined : (s.stats?.arrivals ?? 0);
   }
 
-  /** The least expected arrivals of a hot bucket: the busiest buckets holding `coverage` of the arrivals. */
-  private threshold(queue: string, weekly: boolean): number {
+  /**
+   * The queue's price: the least arrivals an agent kept for a bucket must serve. The agents that
+   * serve the most are taken first until they serve `share` of the expected arrivals.
+   */
+  private price(queue: string, weekly: boolean): number {
     const key = `${weekly ? 'w' : 'd'}\n${queue}`;
-    const known = this.thresholds.get(key);
+    const known = this.prices.get(key);
     if (known !== undefined) return known;
     const q = this.queues.get(queue);
-    const buckets = [...((weekly ? q?.week : q?.day)?.values() ?? [])]
-      .filter((s) => !weekly || s.n >= this.o.minWeeks)
-      .map((s) => s.arrivals)
-      .sort((a, b) => b - a);
-    const total = buckets.reduce((a, b) => a + b, 0);
-    let sum = 0;
-    let threshold = Number.POSITIVE_INFINITY;
-    for (const a of buckets) {
-      if (total <= 0 || sum >= this.o.coverage * total) break;
-      sum += a;
-      threshold = a;
+    const buckets = [...((weekly ? q?.week : q?.day)?.values() ?? [])].filter((s) => !weekly || s.n >= this.o.minWeeks);
+    const total = buckets.reduce((a, s) => a + s.arrivals, 0);
+    const gains = buckets.flatMap((s) => s.within).sort((a, b) => b - a);
+    let served = 0;
+    let price = Number.POSITIVE_INFINITY;
+    for (const g of gains) {
+      if (total <= 0 || g <= 0 || served >= this.o.share * total) break;
+      served += g;
+      price = g;
     }
-    this.thresholds.set(key, threshold);
-    return threshold;
+    this.prices.set(key, price);
+    return price;
   }
 
   /** Expected arrivals from `from` to `to` (epoch ms), each bucket pro rata. */
@@ -255,12 +265,12 @@ export class ArrivalModel {
     if (!open || open.start < current) this.open.set(queue, { start: current, arrivals: [] });
   }
 
-  /** Today's observed-to-expected arrivals so far (1 without history), clamped to [1/4, 4]. */
+  /** Today's observed-to-expected arrivals so far (1 without history), clamped to [1, 4]. */
   scale(queue: string, now: number): number {
     const t = this.watch(queue, now);
     const expected = this.expectedBetween(queue, t.since, now);
     const s = (t.observed + this.o.prior) / (expected + this.o.prior);
-    return Math.min(4, Math.max(0.25, s));
+    return Math.min(4, Math.max(1, s));
   }
 
   /**
@@ -272,9 +282,11 @@ export class ArrivalModel {
     const s = this.stats(queue, t);
     if (s === undefined) return undefined;
     if (this.o.learnOnline) this.roll(queue, now, startupSeconds);
-    const stats = s.stats;
-    if (!stats || stats.poolN === 0) return 0;
-    if (stats.arrivals < this.threshold(queue, s.weekly)) return 0;
-    return Math.max(1, Math.round(stats.pool * this.scale(queue, now)));
+    const within = s.stats?.within ?? [];
+    const price = this.price(queue, s.weekly);
+    const scale = this.scale(queue, now);
+    let pool = 0;
+    while (pool < within.length && (within[pool] ?? 0) * scale >= price) pool++;
+    return pool;
   }
 }

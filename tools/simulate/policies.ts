@@ -29,9 +29,9 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
 import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../../functions/core/agent-job.js';
+import type { ArrivalModelOptions } from '../../functions/core/arrival-model.js';
 import { ExitedAgents } from '../../functions/core/decision.js';
 import type { LedgerStore, LimiterStore } from '../../functions/core/stores.js';
-import type { ArrivalModelOptions } from '../../functions/core/arrival-model.js';
 import { type WarmPoolOptions, WarmPoolTracker } from '../../functions/core/warm-pool.js';
 import { run } from '../../functions/scaler/loop.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';

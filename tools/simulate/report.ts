@@ -117,9 +117,7 @@ export function summaryJson(report: SimulationReport): unknown {
       scalerLog: undefined,
       // The training days' jobs stay out; their seeds and count say what ours-warm learned from.
       warmHistory: undefined,
-      ...(report.options.warmHistory?.length
-        ? { warmHistoryDays: report.options.warmHistory.length }
-        : {}),
+      ...(report.options.warmHistory?.length ? { warmHistoryDays: report.options.warmHistory.length } : {}),
     },
     trace: report.trace,
     results: report.results.map(({ waits: _w, series: _s, ...rest }) => rest),

@@ -240,22 +240,23 @@ export function startOurs(
     latencyMs: p.awsLatencyMs,
   });
   world.sink = (event) => queue.send(event);
-  // ours-warm keeps its agents until the pool's target drops: no idle timeout, the scaler deletes
-  // surplus idle agents (decision.ts scaleDown) instead.
+  const history = warm ? (p.warmHistory ?? []) : [];
+  const learned =
+    history.length > 0
+      ? trainedModel(history, (p.podStartupSeconds ?? 15) + (p.warmPool?.reactionSeconds ?? 3), p.warmModel)
+      : undefined;
+  // ours-warm with a learned model keeps its agents until the pool's target drops: no idle
+  // timeout, the scaler deletes surplus idle agents (decision.ts scaleDown) instead. Without
+  // history (a replay) the pool follows the recent arrivals and agents leave on their idle timeout.
   const cluster = new SimCluster(
     clock,
     world,
     counters,
     (job) => queueOf(job),
     undefined,
-    warm ? WARM_AGENT : undefined,
+    learned ? WARM_AGENT : undefined,
   );
   const ledger = new InMemoryLedgerStore();
-  const history = warm ? (p.warmHistory ?? []) : [];
-  const learned =
-    history.length > 0
-      ? trainedModel(history, (p.podStartupSeconds ?? 15) + (p.warmPool?.reactionSeconds ?? 3), p.warmModel)
-      : undefined;
   const limiter = new InMemoryLimiterStore();
   const ports: ScalerPorts = {
     events: queue,
@@ -275,11 +276,15 @@ export function startOurs(
       ? {
           warmPool: new WarmPoolTracker(p.warmPool, learned),
           // The decide stage's scale-down, acted on as the scaler would delete idle agents.
-          metrics: {
-            decision: (d) => {
-              if (d.scaleDown) cluster.deleteIdleAgents(d.queue, d.scaleDown);
-            },
-          },
+          ...(learned
+            ? {
+                metrics: {
+                  decision: (d: { queue: string; scaleDown?: number }) => {
+                    if (d.scaleDown) cluster.deleteIdleAgents(d.queue, d.scaleDown);
+                  },
+                },
+              }
+            : {}),
         }
       : {}),
     // As deployed (scaler/wiring.ts): agents that exited before their finished event was applied.

@@ -75,7 +75,7 @@ export interface ArrivalModelOptions {
   readonly alpha?: number;
   /** Samples a bucket of the week needs before it is used instead of the bucket of the day (default 3). */
   readonly minWeeks?: number;
-  /** Share of the queue's expected arrivals the pool aims to find an agent ready (default 0.575). */
+  /** Share of the queue's expected arrivals the pool aims to find an agent ready (default 0.56). */
   readonly share?: number;
   /** Pseudo-arrivals added to today's observed and expected counts (default 50). */
   readonly prior?: number;
@@ -89,7 +89,7 @@ export interface ArrivalModelOptions {
 export const ARRIVAL_MODEL_DEFAULTS: Required<ArrivalModelOptions> = {
   alpha: 0.25,
   minWeeks: 3,
-  share: 0.575,
+  share: 0.56,
   prior: 50,
   learnOnline: true,
 };

@@ -27,6 +27,11 @@
  * so only the excess `gone = max(0, exited - (running - busy))` is taken off:
  *
  *   count = min(MAX - inFlight, max(pending - gone + warm - idle, MIN - supply, 0))
+ *
+ * With a warm pool, idle agents beyond what is wanted are surplus once the pool's target drops;
+ * the decision says how many to delete (never below MIN):
+ *
+ *   scaleDown = min(idle - (pending - gone) - warm, supply - MIN), when positive
  */
 export interface QueueObservation {
   readonly queue: string;

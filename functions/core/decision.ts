@@ -27,6 +27,11 @@
  * so only the excess `gone = max(0, exited - (running - busy))` is taken off:
  *
  *   count = min(MAX - inFlight, max(pending - gone + warm - idle, MIN - supply, 0))
+ *
+ * With a warm pool, idle agents beyond what is wanted are surplus once the pool's target drops;
+ * the decision says how many to delete (never below MIN):
+ *
+ *   scaleDown = min(idle - (pending - gone) - warm, supply - MIN), when positive
  */
 export interface QueueObservation {
   readonly queue: string;
@@ -63,6 +68,12 @@ export interface Decision extends QueueObservation {
   readonly count: number;
   /** Why: demand, the warm pool on top of it, warm floor, capped at MAX, or nothing to do. */
   readonly reason: 'demand' | 'warm' | 'floor' | 'capped' | 'none';
+  /**
+   * With a warm pool (`warm` given): idle agents beyond pending demand, the pool and the
+   * MIN_AGENTS floor, to delete now (the pool's target dropped) instead of leaving them to an
+   * idle timeout and making new ones when it rises again. Absent when there are none.
+   */
+  readonly scaleDown?: number;
   /** The events' lag the tick measured (drain.ts DrainReport lagMs), as reported; not an input. */
   readonly lagMs?: number;
 }
@@ -91,7 +102,20 @@ export function decide(o: QueueObservation): Decision {
           : warm > 0 && pending - gone - idle < count
             ? 'warm'
             : 'demand';
-  return { ...o, pending, running, inFlight, supply, idle, gone, count, reason };
+  // Surplus idle agents: only with a warm pool, whose target can fall below the idle agents.
+  const surplus = o.warm === undefined ? 0 : Math.min(idle - (pending - gone) - warm, supply - o.minAgents);
+  return {
+    ...o,
+    pending,
+    running,
+    inFlight,
+    supply,
+    idle,
+    gone,
+    count,
+    reason,
+    ...(surplus > 0 ? { scaleDown: surplus } : {}),
+  };
 }
 
 /**

@@ -51,6 +51,19 @@ export interface WarmPoolSize {
   readonly startupSeconds: number;
   /** Start-up samples behind the median (0: the prior was used). */
   readonly startupSamples: number;
+  /** With a learned model (arrival-model.ts) that has history for the queue: today's observed-to-expected scale. */
+  readonly learnedScale?: number;
+}
+
+/**
+ * What the tracker needs of a learned arrival model (core/arrival-model.ts ArrivalModel): it sees
+ * the arrivals, and gives the pool to keep now one start-up ahead (undefined: no history for the
+ * queue, the recent arrivals size the pool).
+ */
+export interface LearnedArrivals {
+  arrived(queue: string, at: number, now: number): void;
+  target(queue: string, now: number, startupSeconds: number): number | undefined;
+  scale(queue: string, now: number): number;
 }
 
 /**
@@ -122,14 +135,20 @@ export class WarmPoolTracker {
   private readonly measured = new Set<string>();
   private lastObservation: number | undefined;
 
-  constructor(options: WarmPoolOptions = {}) {
+  constructor(
+    options: WarmPoolOptions = {},
+    /** The learned model: with history for a queue it sizes that queue's pool. */
+    private readonly learned?: LearnedArrivals,
+  ) {
     this.o = { ...WARM_POOL_DEFAULTS, ...options };
   }
 
   /** A `scheduled` event the ledger applied (at its occurredAt, epoch ms). */
   arrived(queue: string, at: number, now: number): void {
     const list = this.arrivals.get(queue) ?? [];
-    list.push(Number.isFinite(at) ? Math.min(at, now) : now);
+    const t = Number.isFinite(at) ? Math.min(at, now) : now;
+    this.learned?.arrived(queue, t, now);
+    list.push(t);
     this.arrivals.set(queue, list);
     this.prune(queue, now);
   }
@@ -190,12 +209,17 @@ export class WarmPoolTracker {
     const arrivals = this.arrivals.get(queue) ?? [];
     const samples = this.startups.get(queue) ?? [];
     const startupSeconds = this.startupSeconds(queue);
-    const warm = warmPoolFor(arrivals, now, startupSeconds + this.o.reactionSeconds, this.o);
+    const horizon = startupSeconds + this.o.reactionSeconds;
+    const learned = this.learned?.target(queue, now, horizon);
+    const warm = learned ?? warmPoolFor(arrivals, now, horizon, this.o);
     return {
       warm,
       arrivalsPerMinute: Math.round((arrivals.length / (this.o.windowMs / 60_000)) * 100) / 100,
       startupSeconds: Math.round(startupSeconds * 10) / 10,
       startupSamples: samples.length,
+      ...(learned === undefined || !this.learned
+        ? {}
+        : { learnedScale: Math.round(this.learned.scale(queue, now) * 100) / 100 }),
     };
   }
 }

@@ -163,6 +163,7 @@ export function reportDecision(
     maxAgents: decision.maxAgents,
     count: decision.count,
     reason: decision.reason,
+    ...(decision.scaleDown ? { scaleDown: decision.scaleDown } : {}),
     reserved,
     ...(decider.gate && decider.gate.step > 0
       ? { backoffStep: decider.gate.step, heldUntil: new Date(decider.gate.holdUntil).toISOString() }

@@ -8,6 +8,8 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WARM_POOL_DEFAULTS } from '../../functions/core/warm-pool.js';
 import { type ArrivalModel, arrivalModel } from './bound.js';
+import { VirtualClock } from './clock.js';
+import { DEFAULT_HISTORY_DAYS, generatorHistory, type HistoryDay } from './history.js';
 import { POLICIES, type PolicyName } from './policies.js';
 import { readHistory } from './replay.js';
 import { formatTable, renderSvg, renderTradeoffSvg, reportBounds, summaryJson, targetsLine } from './report.js';
@@ -43,6 +45,9 @@ Settings:
   --webhook-latency-seconds S  CI event -> message in the queue (default ${DEFAULT_OPTIONS.webhookLatencySeconds})
   --warm-quantile F        ours-warm: share of arrivals the pool aims to serve at once (default 0.75)
   --warm-window-minutes M  ours-warm: how far back arrivals count (default 10)
+  --warm-days N            ours-warm, generated traces: earlier days of the generator (seeds
+                           seed+1..seed+N, never the scored seed) its arrival model learns from
+                           (default ${DEFAULT_HISTORY_DAYS}; 0: none, the pool follows recent arrivals only)
   --github-aws-pool-size N github-aws-runners pool_config size, topped up every 5 min (default 0: off)
   --verbose                print the scaler's decisions (ours) with the virtual time
   --policies LIST          comma-separated: ${POLICIES.join(',')} (default all)
@@ -81,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       'github-aws-pool-size': { type: 'string' },
       'warm-quantile': { type: 'string' },
       'warm-window-minutes': { type: 'string' },
+      'warm-days': { type: 'string' },
       generate: { type: 'string' },
       jobs: { type: 'string' },
       seed: { type: 'string' },
@@ -116,6 +122,8 @@ export async function main(argv: string[]): Promise<number> {
   let source = '';
   /** The generator's arrival model (bound.ts), for the bound beside the trace. */
   let model: ArrivalModel | undefined;
+  /** ours-warm's past days (generated traces only). */
+  let warmHistory: HistoryDay[] = [];
   if (values.trace) {
     trace = readTrace(values.trace);
   } else if (values.from) {
@@ -132,6 +140,13 @@ export async function main(argv: string[]): Promise<number> {
       return f;
     };
     model = arrivalModel(name, Math.floor(num('jobs', values.jobs, 200, 1)));
+    warmHistory = generatorHistory(
+      name,
+      Math.floor(num('jobs', values.jobs, 200, 1)),
+      seed,
+      new VirtualClock().epochMs,
+      Math.floor(num('warm-days', values['warm-days'], DEFAULT_HISTORY_DAYS)),
+    );
     trace = generateTrace(name, {
       jobs: Math.floor(num('jobs', values.jobs, 200, 1)),
       seed,
@@ -167,6 +182,7 @@ export async function main(argv: string[]): Promise<number> {
       values['webhook-latency-seconds'],
       DEFAULT_OPTIONS.webhookLatencySeconds,
     ),
+    warmHistory,
     githubAwsPoolSize: Math.floor(num('github-aws-pool-size', values['github-aws-pool-size'], 0)),
     warmPool: {
       quantile: num('warm-quantile', values['warm-quantile'], WARM_POOL_DEFAULTS.quantile),

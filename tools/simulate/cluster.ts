@@ -8,7 +8,7 @@
 import type { V1Job, V1JobCondition } from '@kubernetes/client-node';
 import type { ClusterPort } from '../../functions/scaler/ports.js';
 import type { VirtualClock } from './clock.js';
-import type { CiJob, Pod, PodOwner, World } from './world.js';
+import { type AgentLifecycle, type CiJob, EPHEMERAL_AGENT, type Pod, type PodOwner, type World } from './world.js';
 
 interface SimJob {
   readonly job: V1Job;
@@ -37,6 +37,8 @@ export class SimCluster implements ClusterPort, PodOwner {
     private readonly queueOf: (job: V1Job) => string | undefined,
     /** The CI job a Job's agents acquire (job-per-ci-job); none: any job of the queue. */
     private readonly acquireOf: (job: V1Job) => CiJob | undefined = () => undefined,
+    /** How the agents live (ours-warm: no idle timeout, the scaler deletes surplus idle agents). */
+    private readonly lifecycle: AgentLifecycle = EPHEMERAL_AGENT,
   ) {}
 
   private count(verb: string, n = 1): void {
@@ -63,11 +65,23 @@ export class SimCluster implements ClusterPort, PodOwner {
     // Indexed, completions = parallelism: one pod per index, all at once; no retries
     // (backoffLimitPerIndex 0), so a failed index stays failed.
     for (let i = 0; i < parallelism; i++) {
-      const pod = this.world.startPod(queue, this, this.acquireOf(job));
+      const pod = this.world.startPod(queue, this, this.acquireOf(job), this.lifecycle);
       sim.pods.push(pod);
       this.byPod.set(pod, sim);
     }
     return 'created';
+  }
+
+  /**
+   * Deletes up to `n` idle (ready, no job) agents of the queue, longest idle first, as the scaler
+   * does when the warm pool's target drops (decision.ts scaleDown); agents starting or busy are
+   * left alone. Their Jobs count them failed (a deleted pod), so no exit is taken for a CI job's.
+   */
+  deleteIdleAgents(queue: string, n: number): number {
+    const idle = this.world.idleAgents(queue).slice(0, Math.max(0, n));
+    if (idle.length > 0) this.count('delete', idle.length);
+    for (const pod of idle) this.world.killPod(pod);
+    return idle.length;
   }
 
   onPodEnd(pod: Pod): void {

@@ -29,6 +29,7 @@
 import type { V1Job } from '@kubernetes/client-node';
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
 import { buildAgentJob, dispatchIdOf, jobNameFor, queueOf } from '../../functions/core/agent-job.js';
+import type { ArrivalModelOptions } from '../../functions/core/arrival-model.js';
 import { ExitedAgents } from '../../functions/core/decision.js';
 import type { LedgerStore, LimiterStore } from '../../functions/core/stores.js';
 import { type WarmPoolOptions, WarmPoolTracker } from '../../functions/core/warm-pool.js';
@@ -38,8 +39,9 @@ import { InMemoryLedgerStore } from '../fakes/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../fakes/memory/limiter-store.js';
 import type { VirtualClock } from './clock.js';
 import { type ApiCounter, SimCluster } from './cluster.js';
+import { type HistoryDay, trainedModel } from './history.js';
 import { SimEventQueue } from './queue.js';
-import type { Pod, PodOwner, World } from './world.js';
+import type { AgentLifecycle, Pod, PodOwner, World } from './world.js';
 
 export const POLICIES = [
   'ours',
@@ -77,6 +79,13 @@ export interface PolicyParams {
   readonly scalerLog?: ScalerLog;
   /** ours-warm: options of the adaptive warm pool (default: the product's). */
   readonly warmPool?: WarmPoolOptions;
+  /**
+   * ours-warm: the past days its arrival model learns from (history.ts; never the scored day).
+   * Empty or absent: no learned model, the pool follows the recent arrivals only.
+   */
+  readonly warmHistory?: readonly HistoryDay[];
+  /** ours-warm: options of the learned arrival model (default: the product's). */
+  readonly warmModel?: ArrivalModelOptions;
   /** github-aws-runners: pool_config size topped up every 5 minutes (default 0: no pool). */
   readonly githubAwsPoolSize?: number;
 }
@@ -121,6 +130,9 @@ export const SIM_TEMPLATE: V1Job = {
     },
   },
 };
+
+/** ours-warm's agents: one job each, no idle timeout (deleted by the scaler when surplus). */
+const WARM_AGENT: AgentLifecycle = { ephemeral: true, idleTimeout: false };
 
 const silentLog: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -212,7 +224,8 @@ export function startOurs(
   world: World,
   clock: VirtualClock,
   queues: readonly string[],
-  p: PolicyParams,
+  /** podStartupSeconds: the start-up the training days' agents took (the world's; default 15 s). */
+  p: PolicyParams & { readonly podStartupSeconds?: number },
   warm = false,
 ): PolicyRun & {
   cluster: SimCluster;
@@ -227,7 +240,22 @@ export function startOurs(
     latencyMs: p.awsLatencyMs,
   });
   world.sink = (event) => queue.send(event);
-  const cluster = new SimCluster(clock, world, counters, (job) => queueOf(job));
+  const history = warm ? (p.warmHistory ?? []) : [];
+  const learned =
+    history.length > 0
+      ? trainedModel(history, (p.podStartupSeconds ?? 15) + (p.warmPool?.reactionSeconds ?? 3), p.warmModel)
+      : undefined;
+  // ours-warm with a learned model keeps its agents until the pool's target drops: no idle
+  // timeout, the scaler deletes surplus idle agents (decision.ts scaleDown) instead. Without
+  // history (a replay) the pool follows the recent arrivals and agents leave on their idle timeout.
+  const cluster = new SimCluster(
+    clock,
+    world,
+    counters,
+    (job) => queueOf(job),
+    undefined,
+    learned ? WARM_AGENT : undefined,
+  );
   const ledger = new InMemoryLedgerStore();
   const limiter = new InMemoryLimiterStore();
   const ports: ScalerPorts = {
@@ -244,7 +272,21 @@ export function startOurs(
     log: p.scalerLog ? timed(p.scalerLog, world) : silentLog,
     now: clock.epochNow,
     sleep: (ms) => clock.sleep(ms),
-    ...(warm ? { warmPool: new WarmPoolTracker(p.warmPool) } : {}),
+    ...(warm
+      ? {
+          warmPool: new WarmPoolTracker(p.warmPool, learned),
+          // The decide stage's scale-down, acted on as the scaler would delete idle agents.
+          ...(learned
+            ? {
+                metrics: {
+                  decision: (d: { queue: string; scaleDown?: number }) => {
+                    if (d.scaleDown) cluster.deleteIdleAgents(d.queue, d.scaleDown);
+                  },
+                },
+              }
+            : {}),
+        }
+      : {}),
     // As deployed (scaler/wiring.ts): agents that exited before their finished event was applied.
     exited: new ExitedAgents(),
   };

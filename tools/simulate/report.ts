@@ -112,7 +112,13 @@ export function reportBounds(model: ArrivalModel, report: SimulationReport): Tra
 /** The JSON summary: everything but the raw series and wait lists. */
 export function summaryJson(report: SimulationReport): unknown {
   return {
-    options: { ...report.options, scalerLog: undefined },
+    options: {
+      ...report.options,
+      scalerLog: undefined,
+      // The training days' jobs stay out; their seeds and count say what ours-warm learned from.
+      warmHistory: undefined,
+      ...(report.options.warmHistory?.length ? { warmHistoryDays: report.options.warmHistory.length } : {}),
+    },
     trace: report.trace,
     results: report.results.map(({ waits: _w, series: _s, ...rest }) => rest),
     targets: targets(report),

@@ -1,0 +1,151 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ArrivalModel,
+  BUCKET_MS,
+  DAY_MS,
+  dayBucketOf,
+  weekBucketOf,
+  withinStartup,
+} from '../../functions/core/arrival-model.js';
+import { decide } from '../../functions/core/decision.js';
+import { WarmPoolTracker } from '../../functions/core/warm-pool.js';
+import { generatorHistory, trainingSeeds } from '../../tools/simulate/history.js';
+
+const MONDAY = Date.UTC(2026, 10, 23); // Monday 2026-11-23 00:00 UTC
+const at = (day: number, hours: number, minutes = 0, seconds = 0) =>
+  MONDAY + day * DAY_MS + ((hours * 60 + minutes) * 60 + seconds) * 1000;
+
+/** `days` days before `MONDAY + today days`, each with `perDay` arrivals spread over 10:00-10:15. */
+function trained(days: number, perDay: number, today = days): ArrivalModel {
+  const m = new ArrivalModel({ learnOnline: false });
+  for (let d = today - days; d < today; d++) {
+    const arrivals = Array.from({ length: perDay }, (_, i) => at(d, 10, 0, (i * 900) / perDay));
+    m.learnPeriod('q', at(d, 0), at(d + 1, 0), arrivals, 18);
+  }
+  return m;
+}
+
+describe('learned arrival model (core/arrival-model.ts)', () => {
+  it('buckets time by the quarter hour of the UTC week (Monday 00:00 = 0) and of the day', () => {
+    expect(weekBucketOf(MONDAY)).toBe(0);
+    expect(weekBucketOf(at(0, 8))).toBe(32);
+    expect(weekBucketOf(at(6, 23, 59))).toBe(671);
+    expect(weekBucketOf(at(7, 0))).toBe(0);
+    expect(dayBucketOf(at(3, 10, 14))).toBe(40);
+  });
+
+  it('counts, for each arrival, the arrivals within one start-up up to it (a build of 4: one of each)', () => {
+    const burst = [0, 1, 2, 3].map((s) => s * 1000);
+    expect(withinStartup(burst, 18)).toEqual([1, 1, 1, 1]);
+    expect(withinStartup([0, 60_000], 18)).toEqual([2]);
+    expect(withinStartup([], 18)).toEqual([]);
+  });
+
+  it('learns the expected arrivals per bucket from past days: the mean of the days, then weighted to the newest', () => {
+    const m = trained(3, 12);
+    expect(m.expected('q', at(3, 10, 5))).toBeCloseTo(12);
+    expect(m.expected('q', at(3, 11))).toBe(0);
+    // A busier day moves the estimate a quarter of the way (alpha 0.25) once there are 4+ samples.
+    const arrivals = Array.from({ length: 40 }, (_, i) => at(3, 10, 0, i * 20));
+    const busier = trained(4, 12);
+    busier.learnPeriod(
+      'q',
+      at(4, 0),
+      at(5, 0),
+      arrivals.map((t) => t + DAY_MS),
+      18,
+    );
+    expect(busier.expected('q', at(5, 10, 5))).toBeCloseTo(12 + 0.25 * (40 - 12));
+  });
+
+  it('keeps a pool one start-up ahead only in the busy bucket, and gives no target without history', () => {
+    const m = trained(7, 30);
+    expect(new ArrivalModel().target('q', at(7, 10, 5), 18)).toBeUndefined();
+    expect(m.target('q', at(7, 9, 30), 18)).toBe(0); // a quiet bucket
+    expect(m.target('q', at(7, 9, 59, 50), 18)).toBeGreaterThan(0); // 10:00 is 10 s away: start now
+    expect(m.target('q', at(7, 10, 5), 18)).toBeGreaterThan(0);
+    expect(m.target('q', at(7, 10, 20), 18)).toBe(0); // the bucket is over
+  });
+
+  it("scales the pool up by today's observed-to-expected arrivals, never below the learned pool", () => {
+    // Each past day: builds of 1..6 jobs at 10:00, 10:02, ... (one job each second): the k-th
+    // agent would have served 7 - k jobs, so the price stops the pool short of 6.
+    const builds = () => {
+      const m = new ArrivalModel({ learnOnline: false });
+      for (let d = 0; d < 7; d++) {
+        const arrivals = [1, 2, 3, 4, 5, 6].flatMap((size, b) =>
+          Array.from({ length: size }, (_, i) => at(d, 10, 2 * b, i)),
+        );
+        m.learnPeriod('q', at(d, 0), at(d + 1, 0), arrivals, 18);
+      }
+      return m;
+    };
+    const usual = builds();
+    const busy = builds();
+    const quiet = builds();
+    const now = at(7, 10, 10);
+    // Today so far: about the usual 14 by 10:10, or 300, or none.
+    for (let i = 0; i < 300; i++) busy.arrived('q', at(7, 9, 0, i), at(7, 9, 0, i));
+    for (let i = 0; i < 14; i++) usual.arrived('q', at(7, 10, 0, i * 30), at(7, 10, 0, i * 30));
+    quiet.arrived('q', at(7, 0, 0), at(7, 0, 0)); // watched since midnight, nothing since
+    const base = usual.target('q', now, 18) ?? 0;
+    expect(base).toBeGreaterThan(0);
+    expect(base).toBeLessThan(6);
+    expect(busy.scale('q', now)).toBeGreaterThan(2);
+    expect(busy.target('q', now, 18)).toBeGreaterThan(base);
+    expect(quiet.scale('q', now)).toBe(1);
+    expect(quiet.target('q', now, 18)).toBe(base);
+  });
+
+  it('learns online: a bucket is learned once it is over, not before', () => {
+    const m = new ArrivalModel();
+    for (let i = 0; i < 10; i++) m.arrived('q', at(0, 10, i), at(0, 10, i));
+    expect(m.expected('q', at(1, 10, 5))).toBeUndefined();
+    m.roll('q', at(0, 10, 15));
+    expect(m.expected('q', at(1, 10, 5))).toBeCloseTo(10);
+  });
+
+  it('sizes the tracker from the learned model when it has history, from recent arrivals otherwise', () => {
+    const learned = new WarmPoolTracker({ startupPriorSeconds: 15 }, trained(7, 30));
+    const size = learned.size('q', at(7, 10, 5));
+    expect(size.warm).toBeGreaterThan(0);
+    expect(size.learnedScale).toBe(1);
+    expect(learned.size('other', at(7, 10, 5))).toMatchObject({ warm: 0 });
+    expect(learned.size('other', at(7, 10, 5)).learnedScale).toBeUndefined();
+  });
+
+  it('rejects a share outside (0, 1] and a learnBucket off a bucket start', () => {
+    expect(() => new ArrivalModel({ share: 0 })).toThrow(/share/);
+    expect(() => new ArrivalModel().learnBucket('q', MONDAY + 1, [], 18)).toThrow(/start of a bucket/);
+    expect(BUCKET_MS).toBe(900_000);
+  });
+});
+
+describe('the simulator trains ours-warm on other days, never the scored one (tools/simulate/history.ts)', () => {
+  it('uses seeds other than the scored seed, on the days before the scored day', () => {
+    expect(trainingSeeds(1, 14)).not.toContain(1);
+    expect(new Set(trainingSeeds(7, 14)).size).toBe(14);
+    const epoch = at(0, 8);
+    const days = generatorHistory('bursty', 50, 1, epoch, 3);
+    expect(days.map((d) => d.startMs)).toEqual([epoch - DAY_MS, epoch - 2 * DAY_MS, epoch - 3 * DAY_MS]);
+    for (const d of days) expect(d.jobs.length).toBe(50);
+  });
+});
+
+describe('scale-down of surplus idle agents (core/decision.ts scaleDown)', () => {
+  it('deletes idle agents beyond pending demand and the pool when the target drops', () => {
+    const base = { queue: 'q', running: 0, minAgents: 0, maxAgents: 10 };
+    expect(decide({ ...base, pending: 0, inFlight: 3, warm: 1 })).toMatchObject({ count: 0, scaleDown: 2 });
+    expect(decide({ ...base, pending: 1, inFlight: 3, warm: 0 })).toMatchObject({ count: 0, scaleDown: 2 });
+    expect(decide({ ...base, pending: 0, inFlight: 3, warm: 3 }).scaleDown).toBeUndefined();
+    // Never below MIN_AGENTS, and busy agents are not idle.
+    expect(decide({ ...base, minAgents: 2, pending: 0, inFlight: 3, warm: 0 }).scaleDown).toBe(1);
+    expect(decide({ ...base, running: 2, pending: 0, inFlight: 3, warm: 0 }).scaleDown).toBe(1);
+  });
+
+  it('without a warm pool nothing is deleted (idle agents leave on their own timeout)', () => {
+    expect(
+      decide({ queue: 'q', pending: 0, running: 0, inFlight: 3, minAgents: 0, maxAgents: 10 }).scaleDown,
+    ).toBeUndefined();
+  });
+});

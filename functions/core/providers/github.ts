@@ -7,6 +7,7 @@
 import { verify as verifySignature } from '@octokit/webhooks-methods';
 import type { JobEventKind } from '../job-event.js';
 import { routeGithub } from '../routing.js';
+import type { ProviderDescriptor } from './descriptor.js';
 import { agentQueue, githubOutOfScope } from './scope.js';
 import {
   BadRequestError,
@@ -148,3 +149,16 @@ export const github: ProviderModule = {
     });
   },
 };
+
+/** The GitHub Actions descriptor (registry.ts). */
+export const githubProvider = {
+  name: 'github',
+  title: 'GitHub Actions',
+  webhook: github,
+  route: routeGithub,
+  agentTags: 'runnerLabels',
+  overrideKeys: ['runnerLabels'],
+  template: 'github',
+  secretVariable: 'GITHUB_WEBHOOK_SECRET',
+  deliveryIdHeader: 'x-github-delivery',
+} as const satisfies ProviderDescriptor<'github'>;

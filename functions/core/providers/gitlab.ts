@@ -10,7 +10,8 @@
  * CI job (functions/scaler/gitlab-routes.ts) before it is counted anywhere.
  */
 import type { JobEventKind } from '../job-event.js';
-import { servesProvider } from '../routing.js';
+import { routeGitlab, servesProvider } from '../routing.js';
+import type { ProviderDescriptor } from './descriptor.js';
 import { agentQueue, gitlabOutOfScope } from './scope.js';
 import {
   BadRequestError,
@@ -122,3 +123,17 @@ export const gitlab: ProviderModule = {
     });
   },
 };
+
+/** The GitLab descriptor (registry.ts). */
+export const gitlabProvider = {
+  name: 'gitlab',
+  title: 'GitLab',
+  webhook: gitlab,
+  route: routeGitlab,
+  agentTags: 'runnerTags',
+  overrideKeys: ['runnerTags', 'runUntagged', 'runnerTokenSecret'],
+  template: 'gitlab',
+  secretVariable: 'GITLAB_WEBHOOK_TOKEN',
+  deliveryIdHeader: 'x-gitlab-event-uuid',
+  routedByScaler: true,
+} as const satisfies ProviderDescriptor<'gitlab'>;

@@ -1,11 +1,4 @@
-/** The provider modules by name. */
-import type { Provider } from '../job-event.js';
-import { buildkite } from './buildkite.js';
-import { github } from './github.js';
-import { gitlab } from './gitlab.js';
-import type { ProviderModule } from './types.js';
-
-export const PROVIDER_MODULES: Readonly<Record<Provider, ProviderModule>> = { buildkite, github, gitlab };
-
+/** The provider modules and their registry. */
+export type { AgentTagsKey, OverrideKey, ProviderDescriptor } from './descriptor.js';
+export { allProviders, descriptorOf, providerOfTemplate, providers } from './registry.js';
 export * from './types.js';
-export { buildkite, github, gitlab };

@@ -130,7 +130,7 @@ export const buildkite: ProviderModule = {
         ? (agent.meta_data as string[])
         : undefined;
     const ran = agent
-      ? agentQueue('buildkite', { name: optionalString(agent.name), tags: metaData }, routing)
+      ? agentQueue(buildkiteProvider, { name: optionalString(agent.name), tags: metaData }, routing)
       : undefined;
     let queue: string;
     if (ran !== undefined) {

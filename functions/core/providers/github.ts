@@ -105,7 +105,7 @@ export const github: ProviderModule = {
     // The runner that took the job (in_progress, completed): count the job in ITS queue. GitHub
     // gives a job to any runner whose labels cover `runs-on`, not only to the queue it was
     // counted in when queued.
-    const ran = agentQueue('github', { name: optionalString(job.runner_name) }, routing);
+    const ran = agentQueue(githubProvider, { name: optionalString(job.runner_name) }, routing);
     let queue: string;
     if (ran !== undefined) {
       queue = ran;

@@ -94,7 +94,7 @@ export const gitlab: ProviderModule = {
         ? (runner.tags as string[])
         : undefined;
     const ran = runner
-      ? agentQueue('gitlab', { name: optionalString(runner.description), tags: runnerTags }, routingOf(context))
+      ? agentQueue(gitlabProvider, { name: optionalString(runner.description), tags: runnerTags }, routingOf(context))
       : undefined;
 
     const createdAt = timestampField(body.build_created_at, 'build_created_at');

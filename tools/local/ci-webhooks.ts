@@ -115,10 +115,22 @@ export function delivery(
   return LOCAL_DELIVERY[job.provider].deliver(at, secrets[job.provider]);
 }
 
+/** Each provider's word for a transition: Buildkite `job.state`, GitHub `action` and `status`, GitLab `build_status`. */
+const BUILDKITE_STATE = { scheduled: 'scheduled', started: 'running', finished: 'passed' } as const;
+const GITHUB_ACTION = { scheduled: 'queued', started: 'in_progress', finished: 'completed' } as const;
+const GITLAB_STATUS = { scheduled: 'pending', started: 'running', finished: 'success' } as const;
+
+/** A JSON POST as a provider sends it. */
+function jsonPost(path: string, body: string, headers: Record<string, string>): WebhookDelivery {
+  return { path, headers: { 'content-type': 'application/json', ...headers }, body };
+}
+
+/** The next job id of a provider numbering its jobs (GitHub, GitLab). */
+const numericJobId = () => String(++nextNumericId);
+
 const buildkiteDelivery: LocalDelivery = {
   newJobId: () => randomUUID(),
   deliver({ job, transition, scheduledAt, startedAt, finishedAt, now }, secret) {
-    const state = transition === 'scheduled' ? 'scheduled' : transition === 'started' ? 'running' : 'passed';
     const body = JSON.stringify({
       event: `job.${transition}`,
       job: {
@@ -127,7 +139,7 @@ const buildkiteDelivery: LocalDelivery = {
         name: job.name ?? ':hammer: build',
         step_key: 'build',
         agent_query_rules: [`queue=${job.queue}`],
-        state,
+        state: BUILDKITE_STATE[transition],
         web_url: `https://buildkite.com/acme/widgets/builds/42#${job.jobId}`,
         command: 'make test',
         exit_status: transition === 'finished' ? 0 : null,
@@ -148,25 +160,19 @@ const buildkiteDelivery: LocalDelivery = {
     });
     const timestamp = String(Math.floor(now / 1000));
     const signature = buildkiteSignature(secret, timestamp, body);
-    return {
-      path: '/webhooks/buildkite',
-      headers: {
-        'content-type': 'application/json',
-        'x-buildkite-event': `job.${transition}`,
-        'x-buildkite-signature': `timestamp=${timestamp},signature=${signature}`,
-        'user-agent': 'Buildkite-Request',
-      },
-      body,
-    };
+    return jsonPost('/webhooks/buildkite', body, {
+      'x-buildkite-event': `job.${transition}`,
+      'x-buildkite-signature': `timestamp=${timestamp},signature=${signature}`,
+      'user-agent': 'Buildkite-Request',
+    });
   },
 };
 
 const githubDelivery: LocalDelivery = {
-  newJobId: () => String(++nextNumericId),
+  newJobId: numericJobId,
   deliver({ job, transition, scheduledAt, startedAt, finishedAt }, secret) {
-    const action = transition === 'scheduled' ? 'queued' : transition === 'started' ? 'in_progress' : 'completed';
     const body = JSON.stringify({
-      action,
+      action: GITHUB_ACTION[transition],
       workflow_job: {
         id: Number(job.jobId),
         run_id: 5_000_000_000 + (Number(job.jobId) % 1000),
@@ -174,7 +180,7 @@ const githubDelivery: LocalDelivery = {
         workflow_name: 'CI',
         name: job.name ?? 'test',
         head_branch: 'main',
-        status: transition === 'scheduled' ? 'queued' : transition === 'started' ? 'in_progress' : 'completed',
+        status: GITHUB_ACTION[transition],
         conclusion: transition === 'finished' ? 'success' : null,
         created_at: iso(scheduledAt),
         started_at: iso(startedAt ?? scheduledAt),
@@ -199,24 +205,18 @@ const githubDelivery: LocalDelivery = {
       repository: { full_name: 'acme/widgets', name: 'widgets' },
       sender: { login: 'local-demo', type: 'User' },
     });
-    return {
-      path: '/webhooks/github',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': 'workflow_job',
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
-        'user-agent': 'GitHub-Hookshot/local',
-      },
-      body,
-    };
+    return jsonPost('/webhooks/github', body, {
+      'x-github-event': 'workflow_job',
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+      'user-agent': 'GitHub-Hookshot/local',
+    });
   },
 };
 
 const gitlabDelivery: LocalDelivery = {
-  newJobId: () => String(++nextNumericId),
+  newJobId: numericJobId,
   deliver({ job, transition, scheduledAt, startedAt, finishedAt }, secret) {
-    const status = transition === 'scheduled' ? 'pending' : transition === 'started' ? 'running' : 'success';
     const body = JSON.stringify({
       object_kind: 'build',
       ref: 'main',
@@ -225,7 +225,7 @@ const gitlabDelivery: LocalDelivery = {
       build_id: Number(job.jobId),
       build_name: job.name ?? 'test',
       build_stage: 'test',
-      build_status: status,
+      build_status: GITLAB_STATUS[transition],
       build_created_at: bkTime(scheduledAt),
       build_started_at: startedAt === undefined ? null : bkTime(startedAt),
       build_finished_at: finishedAt === undefined ? null : bkTime(finishedAt),
@@ -255,17 +255,12 @@ const gitlabDelivery: LocalDelivery = {
       },
       repository: { name: 'widgets', homepage: 'http://gitlab.example.com/acme/widgets' },
     });
-    return {
-      path: '/webhooks/gitlab',
-      headers: {
-        'content-type': 'application/json',
-        'x-gitlab-event': 'Job Hook',
-        'x-gitlab-token': secret,
-        'x-gitlab-event-uuid': randomUUID(),
-        'user-agent': 'GitLab/local',
-      },
-      body,
-    };
+    return jsonPost('/webhooks/gitlab', body, {
+      'x-gitlab-event': 'Job Hook',
+      'x-gitlab-token': secret,
+      'x-gitlab-event-uuid': randomUUID(),
+      'user-agent': 'GitLab/local',
+    });
   },
 };
 

@@ -1,5 +1,6 @@
 /** Builds the scaler's ports from configuration: the adapters for AWS and the cluster. */
 
+import type { V1Job } from '@kubernetes/client-node';
 import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
 import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
 import { createCluster } from '../adapters/kubernetes/cluster.js';
@@ -11,7 +12,7 @@ import { ExitedAgents } from '../core/decision.js';
 import { WarmPoolTracker } from '../core/warm-pool.js';
 import type { ScalerConfig } from '../shared/config.js';
 import { createScalerMetrics } from './metrics.js';
-import type { ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
+import type { JobFactory, ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
 import { createProviderReconciler } from './provider-reconcile.js';
 import { claimedQueues, wireProviders } from './providers.js';
 
@@ -23,6 +24,23 @@ export function scalerSettings(c: ScalerConfig): ScalerSettings {
     ),
     intentLeaseMs: c.intentLeaseSeconds * 1000,
   };
+}
+
+/** Our Kubernetes Jobs, built from each queue's template. */
+function agentJobs(c: ScalerConfig, templates: Readonly<Record<string, V1Job>>): JobFactory {
+  return jobFactory({
+    namespace: c.namespace,
+    ttlSecondsAfterFinished: c.jobTtlSecondsAfterFinished,
+    activeDeadlineSeconds: c.jobActiveDeadlineSeconds,
+    deployment: c.ledgerTable,
+    agentsFor: (queue) => c.queueSettings[queue]?.agents,
+    runnerTokenSecretFor: (queue) => c.queueSettings[queue]?.runnerTokenSecret,
+    templateFor: (queue) => {
+      const template = templates[queue];
+      if (!template) throw new Error(`queue ${JSON.stringify(queue)} is not served (QUEUES)`);
+      return template;
+    },
+  });
 }
 
 export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<ScalerPorts> {
@@ -55,19 +73,7 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
       maxMs: c.backoff.maxSeconds * 1000,
       unschedulableMs: c.backoff.unschedulableSeconds * 1000,
     }),
-    jobs: jobFactory({
-      namespace: c.namespace,
-      ttlSecondsAfterFinished: c.jobTtlSecondsAfterFinished,
-      activeDeadlineSeconds: c.jobActiveDeadlineSeconds,
-      deployment: c.ledgerTable,
-      agentsFor: (queue) => c.queueSettings[queue]?.agents,
-      runnerTokenSecretFor: (queue) => c.queueSettings[queue]?.runnerTokenSecret,
-      templateFor: (queue) => {
-        const template = templates[queue];
-        if (!template) throw new Error(`queue ${JSON.stringify(queue)} is not served (QUEUES)`);
-        return template;
-      },
-    }),
+    jobs: agentJobs(c, templates),
     log,
     metrics: createScalerMetrics(),
     now: Date.now,

@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { BUILTIN_TEMPLATES, clearTemplateCache, loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { PROVIDERS, type Provider, type QueuedJobEvent } from '../../functions/core/job-event.js';
-import type { ProviderDescriptor } from '../../functions/core/providers/descriptor.js';
+import type { OverrideKey, ProviderDescriptor } from '../../functions/core/providers/descriptor.js';
 import { allProviders, descriptorOf, providers } from '../../functions/core/providers/registry.js';
 import { SCALER_PROVIDERS } from '../../functions/scaler/providers.js';
 import { loadWebhookConfig, VARIABLES } from '../../functions/shared/config.js';
@@ -199,6 +199,21 @@ describe('the provider registry', () => {
 describe.each(PROVIDERS.map((p) => [p] as const))('provider %s', (provider: Provider) => {
   it('is served by every consumer of the registry', async () => {
     expect(await missingFrom(descriptorOf(provider))).toEqual([]);
+  });
+
+  it('has override keys QUEUE_OVERRIDES accepts, among them the declaration its routing rule reads', () => {
+    const { overrideKeys, agentTags } = descriptorOf(provider);
+    expect(overrideKeys).toContain(agentTags);
+    const sample: Record<OverrideKey, unknown> = {
+      agentTags: ['k=v'],
+      runnerLabels: ['x'],
+      runnerTags: ['x'],
+      runUntagged: true,
+      runnerTokenSecret: 'runner-token',
+    };
+    const override = Object.fromEntries(overrideKeys.map((k) => [k, sample[k]]));
+    const config = loadWebhookConfig(webhookEnv({ QUEUE_OVERRIDES: JSON.stringify({ q: { provider, ...override } }) }));
+    expect(config.routing.queues[0]?.[agentTags]).toEqual(sample[agentTags]);
   });
 
   it('has a local delivery (npm start) that its own webhook verifies and parses', async () => {

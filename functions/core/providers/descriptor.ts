@@ -6,7 +6,8 @@
  *
  * What does I/O is not here: the scaler's per-provider parts (event router, dispatch hooks, lost
  * delivery recovery) are built in functions/scaler/providers.ts from a Record keyed by the same
- * union, and the local stack's signed delivery lives in tools/local/providers.ts, keyed likewise.
+ * union; the local stack's signed delivery is LOCAL_DELIVERY in tools/local/ci-webhooks.ts,
+ * keyed likewise.
  * Walk-through: docs/adding-a-provider.md.
  */
 import type { Provider } from '../job-event.js';
@@ -38,9 +39,4 @@ export interface ProviderDescriptor<P extends Provider = Provider> {
   readonly secretVariable: string;
   /** The request header with the provider's delivery id (logged with the request), if it sends one. */
   readonly deliveryIdHeader?: string;
-  /**
-   * Optional: its webhook may leave an event without a queue (the payload lacks the job's tags);
-   * the scaler's router for this provider gives it one (GitLab: functions/scaler/gitlab-routes.ts).
-   */
-  readonly routedByScaler?: boolean;
 }

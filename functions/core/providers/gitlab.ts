@@ -135,5 +135,4 @@ export const gitlabProvider = {
   template: 'gitlab',
   secretVariable: 'GITLAB_WEBHOOK_TOKEN',
   deliveryIdHeader: 'x-gitlab-event-uuid',
-  routedByScaler: true,
 } as const satisfies ProviderDescriptor<'gitlab'>;

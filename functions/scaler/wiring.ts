@@ -67,7 +67,8 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
     }),
     limiter: new DynamoLimiterStore({ tableName: c.ledgerTable }),
     cluster,
-    ...(Object.keys(hooks).length > 0 ? { hooks, queueProvider } : {}),
+    hooks,
+    queueProvider,
     backoff: new QueueBackoff({
       baseMs: c.backoff.baseSeconds * 1000,
       maxMs: c.backoff.maxSeconds * 1000,

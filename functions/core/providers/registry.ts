@@ -17,7 +17,10 @@ export const providers = {
 
 /** The descriptor of a provider, as the common type. */
 export function descriptorOf(provider: Provider): ProviderDescriptor {
-  return providers[provider];
+  const descriptor: ProviderDescriptor | undefined = providers[provider];
+  // Only reachable where the compiler was not asked (a name added to PROVIDERS, no descriptor).
+  if (!descriptor) throw new Error(`provider ${provider} has no descriptor in functions/core/providers/registry.ts`);
+  return descriptor;
 }
 
 /** Every descriptor, in the order of PROVIDERS. */

@@ -84,7 +84,12 @@ function unservedBecause(provider: Provider, queues: readonly QueueAgents[], why
   return text.length > MAX_REASON ? `${text.slice(0, MAX_REASON - 3)}...` : text;
 }
 
-function route(
+/**
+ * The first served queue (QUEUES order) serving `provider` whose agents meet the job's needs
+ * (`unmet` says what a queue's agents lack, undefined when nothing): a provider's routing rule
+ * is this with its own `unmet` (its descriptor's `route`).
+ */
+export function routeBy(
   provider: Provider,
   queues: readonly QueueAgents[],
   unmet: (q: QueueAgents) => string | undefined,
@@ -130,7 +135,7 @@ export function effectiveBuildkiteRules(rules: readonly string[], defaultQueue: 
 
 export function routeBuildkite(rules: readonly string[], routing: Routing): RouteResult {
   const effective = effectiveBuildkiteRules(rules, routing.buildkiteDefaultQueue);
-  return route('buildkite', routing.queues, (q) => unmetBuildkiteRule(effective, q.agentTags));
+  return routeBy('buildkite', routing.queues, (q) => unmetBuildkiteRule(effective, q.agentTags));
 }
 
 // --- GitHub ------------------------------------------------------------------------------
@@ -142,7 +147,7 @@ export function unmetGithubLabel(labels: readonly string[], runnerLabels: readon
 }
 
 export function routeGithub(labels: readonly string[], routing: Routing): RouteResult {
-  return route('github', routing.queues, (q) => unmetGithubLabel(labels, q.runnerLabels));
+  return routeBy('github', routing.queues, (q) => unmetGithubLabel(labels, q.runnerLabels));
 }
 
 // --- GitLab ------------------------------------------------------------------------------
@@ -161,7 +166,7 @@ export function unmetGitlabTag(
 }
 
 export function routeGitlab(tags: readonly string[], routing: Routing): RouteResult {
-  return route('gitlab', routing.queues, (q) => unmetGitlabTag(tags, q.runnerTags, q.runUntagged));
+  return routeBy('gitlab', routing.queues, (q) => unmetGitlabTag(tags, q.runnerTags, q.runUntagged));
 }
 
 /** Whether any served queue could take jobs of this provider at all. */

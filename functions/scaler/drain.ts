@@ -7,6 +7,7 @@ import { isRouted, type JobEvent, type QueuedJobEvent } from '../core/job-event.
 import type { ApplyOutcome } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
 import type { ReceivedEvent, RouteOutcome, ScalerPorts, ScalerSettings } from './ports.js';
+import { routeEvents } from './provider-ports.js';
 
 /** Messages per receive: SQS's most, and what a full batch is (more is waiting). */
 const BATCH = 10;
@@ -88,12 +89,10 @@ function failedAt(state: DrainState, m: ReceivedEvent): void {
   if (m.sentAt !== undefined) state.oldestFailed = Math.min(state.oldestFailed, m.sentAt);
 }
 
-/** Gives each event its queue: the router for those without one. */
+/** Gives each event its queue: its provider's router for those without one. */
 async function route(ports: ScalerPorts, events: QueuedJobEvent[]): Promise<RouteOutcome[]> {
   if (events.every(isRouted)) return events.map((event) => ({ event }));
-  if (!ports.router)
-    return events.map((event) => (isRouted(event) ? { event } : { failed: 'no router for events without a queue' }));
-  return ports.router.resolve(events).catch((e: unknown) => events.map(() => ({ failed: describeError(e) })));
+  return routeEvents(ports, events);
 }
 
 /** Counts a batch in and sets its unparseable messages aside; the messages whose event parsed. */

@@ -7,7 +7,7 @@
 import type { V1Job, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { QueueBackoff } from '../core/backoff.js';
 import type { Decision, ExitedAgents } from '../core/decision.js';
-import type { JobEvent, QueuedJobEvent } from '../core/job-event.js';
+import type { JobEvent, Provider, QueuedJobEvent } from '../core/job-event.js';
 import type { ClusterJob } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterStore } from '../core/stores.js';
 import type { WarmPoolTracker } from '../core/warm-pool.js';
@@ -100,6 +100,9 @@ export interface JobFactory {
   describe(job: V1Job): ClusterJob | undefined;
 }
 
+/** One thing per provider that has one (scaler/providers.ts builds them from configuration). */
+export type PerProvider<T> = Readonly<Partial<Record<Provider, T>>>;
+
 /** Where an event without a queue goes (GitLab: scaler/gitlab-routes.ts). */
 export type RouteOutcome =
   | { readonly event: JobEvent }
@@ -178,15 +181,20 @@ export interface ScalerPorts {
   readonly cluster: ClusterPort;
   readonly jobs: JobFactory;
   /**
-   * Gives an event without a queue (GitLab: the Job Hook has no job tags) its queue, or says
-   * no queue can take it, or that it cannot tell yet (the event stays in SQS). Without a
-   * router such events stay in SQS (then the dead-letter queue).
+   * Per provider, gives its events without a queue (GitLab: the Job Hook has no job tags) their
+   * queue, or says no queue can take one, or that it cannot tell yet (the event stays in SQS).
+   * An event whose provider has no router stays in SQS (then the dead-letter queue).
    */
-  readonly router?: EventRouter;
+  readonly routers?: PerProvider<EventRouter>;
   readonly log: ScalerLog;
   readonly metrics?: ScalerMetrics;
-  /** Provider steps around a Job's creation (GitHub just-in-time runners). */
-  readonly hooks?: DispatchHooks;
+  /** Per provider, its steps around a Job's creation (GitHub just-in-time runners). */
+  readonly hooks?: PerProvider<DispatchHooks>;
+  /**
+   * The provider whose hooks run around a queue's Jobs (provider-ports.ts hooksFor); absent or
+   * undefined: none run for that queue.
+   */
+  readonly queueProvider?: (queue: string) => Provider | undefined;
   /** Back-off of queues whose agents fail at start (needs cluster.listAgentPods). */
   readonly backoff?: QueueBackoff;
   /** Epoch milliseconds. */

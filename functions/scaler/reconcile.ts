@@ -25,6 +25,7 @@ import {
 import type { LimiterSnapshot, QueueCounts } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
 import type { PodQuery, ScalerPorts, ScalerSettings } from './ports.js';
+import { allHooks, hooksFor, podsToSweep } from './provider-ports.js';
 import type { Submitter } from './submit.js';
 import { type TickErrors, tickError } from './tick-error.js';
 
@@ -152,12 +153,12 @@ async function lookAtPods(
   now: number,
   errors: TickErrors,
 ): Promise<PodLook | undefined> {
-  const { cluster, backoff, hooks } = ports;
+  const { cluster, backoff } = ports;
   const listAgentPods = cluster.listAgentPods?.bind(cluster);
   if (!listAgentPods) return undefined;
   const jobs = backoff ? clusterJobs.map(jobStatusView).filter((j): j is JobStatusView => j !== undefined) : [];
   const oursByName = new Set(ours.map((j) => j.jobName));
-  const forSweep = hooks?.podsToSweep?.({
+  const forSweep = podsToSweep(ports, {
     jobs: clusterJobs.filter((j) => oursByName.has(j.metadata?.name ?? '')),
     now,
   });
@@ -222,7 +223,7 @@ async function update(c: Carrying, a: DispatchAction & { kind: 'update' }): Prom
   const { ports } = c;
   if (a.markSubmitted) {
     // Before markSubmitted: a Job whose provider step (its Secret) is missing is completed here.
-    await ports.hooks?.afterCreate(a.dispatch);
+    await hooksFor(ports, a.dispatch.queue)?.afterCreate(a.dispatch);
     await ports.limiter.markSubmitted(a.dispatch);
   }
   // Refused when a create was fenced since the snapshot: the counter is left as is.
@@ -269,15 +270,19 @@ async function carry(c: Carrying, a: DispatchAction): Promise<void> {
 
 /** Lets the provider do its housekeeping (ports.ts DispatchHooks); a failure is only logged. */
 async function housekeeping(ports: ScalerPorts, seen: TickSnapshot): Promise<void> {
-  if (!ports.hooks?.housekeeping) return;
-  await ports.hooks
-    .housekeeping({
-      jobs: seen.ours,
-      dispatches: seen.limiter.dispatches,
-      ...(seen.pods?.sweep ? { pods: seen.pods.sweep } : {}),
-      now: ports.now(),
-    })
-    .catch((e: unknown) => ports.log.warn('housekeeping failed; tried again later', { error: describeError(e) }));
+  const view = {
+    jobs: seen.ours,
+    dispatches: seen.limiter.dispatches,
+    ...(seen.pods?.sweep ? { pods: seen.pods.sweep } : {}),
+    now: ports.now(),
+  };
+  await Promise.all(
+    allHooks(ports).map((hooks) =>
+      hooks
+        .housekeeping?.(view)
+        .catch((e: unknown) => ports.log.warn('housekeeping failed; tried again later', { error: describeError(e) })),
+    ),
+  );
 }
 
 /** Corrects one drifted counter of a settled queue; true when corrected. */

@@ -9,6 +9,7 @@ import { createsUntilFor, intentCreateGraceMs, mayCreate, mayIssue } from '../co
 import type { DispatchRecord } from '../core/stores.js';
 import { describeError } from '../shared/errors.js';
 import type { ScalerPorts, ScalerSettings } from './ports.js';
+import { hooksFor } from './provider-ports.js';
 import { type TickErrors, tickError } from './tick-error.js';
 
 export interface CreatedJob {
@@ -40,10 +41,11 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
     if (!mayCreate(dispatch, now, graceMs) || !mayIssue(fencedAt, now)) return;
     let result: 'created' | 'exists';
     let creating = false;
+    const hooks = hooksFor(ports, dispatch.queue);
     try {
       let job = jobs.build(dispatch);
-      if (ports.hooks) {
-        job = await ports.hooks.beforeCreate(dispatch, job);
+      if (hooks) {
+        job = await hooks.beforeCreate(dispatch, job);
         // Minting may have taken longer than the fence allows (a big batch, a slow provider): the
         // create is then left to the next tick, whose hook finds the credentials ready at once.
         const after = ports.now();
@@ -54,7 +56,7 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
       creating = false;
       ports.backoff?.created(dispatch.queue, dispatch.jobName, ports.now());
       // Before markSubmitted: if this fails, the next tick finds the Job still in status intent and retries it.
-      await ports.hooks?.afterCreate(dispatch);
+      await hooks?.afterCreate(dispatch);
     } catch (e) {
       // The tokens stay reserved: the dispatch is retried next tick and released when its lease
       // expires. A create refused with a 4xx can no longer land: settled. Without an answer (or
@@ -65,7 +67,7 @@ export function submitter(ports: ScalerPorts, settings: ScalerSettings, errors: 
         });
         // What the provider made for this Job (GitHub: its Secrets) is cleaned up.
         if (creating)
-          await ports.hooks?.createFailed?.(dispatch).catch((f: unknown) => {
+          await hooks?.createFailed?.(dispatch).catch((f: unknown) => {
             errors.push(tickError('submit', `clean up after ${dispatch.jobName}`, f, { queue: dispatch.queue }));
           });
       }

@@ -18,7 +18,7 @@ import {
   type Provider,
   type QueuedJobEvent,
 } from '../core/job-event.js';
-import { PROVIDER_MODULES } from '../core/providers/index.js';
+import { descriptorOf } from '../core/providers/registry.js';
 import type { RawRequest } from '../core/providers/types.js';
 import type { WebhookConfig } from '../shared/config.js';
 import {
@@ -98,7 +98,7 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
   const log = deps.logger;
 
   async function authentic(provider: Provider, request: RawRequest): Promise<boolean> {
-    const module = PROVIDER_MODULES[provider];
+    const module = descriptorOf(provider).webhook;
     const options = { now: now(), replayWindowSeconds: deps.config.buildkiteReplayWindowSeconds };
     const secret = await deps.secrets.get(provider);
     if (await module.verify(request, module.secretsFrom(secret), options)) return true;
@@ -125,7 +125,8 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
       throw new PayloadTooLargeError(deps.config.maxBodyBytes);
     }
     const request: RawRequest = { headers: normaliseHeaders(event.headers), body };
-    const deliveryId = request.headers['x-github-delivery'] ?? request.headers['x-gitlab-event-uuid'];
+    const idHeader = descriptorOf(provider).deliveryIdHeader;
+    const deliveryId = idHeader === undefined ? undefined : request.headers[idHeader];
     Object.assign(context, { deliveryId: boundDeliveryId(deliveryId), bytes: body.length });
 
     let ok: boolean;
@@ -136,7 +137,7 @@ export function createWebhookHandler(deps: WebhookDeps): (event: WebhookEvent) =
     }
     if (!ok) throw new UnauthorizedError();
 
-    const result = PROVIDER_MODULES[provider].parse(request, {
+    const result = descriptorOf(provider).webhook.parse(request, {
       queues: deps.config.queues,
       ...(deps.config.routing ? { routing: deps.config.routing } : {}),
       ...(deps.config.scope ? { scope: deps.config.scope } : {}),

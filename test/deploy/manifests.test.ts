@@ -16,6 +16,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
+import { allProviders } from '../../functions/core/providers/registry.js';
 import { VARIABLES, type VariableSpec } from '../../functions/shared/config.js';
 import { PROJECT_ROOT, serverlessParams } from '../../infra/aws/definitions.js';
 
@@ -124,7 +125,8 @@ const named = <T extends { metadata?: { name?: string } }>(is: (value: unknown) 
 };
 /** The GitLab Kubernetes executor's manifests (infra/k8s/gitlab): the only ones outside ci-agents. */
 const isGitlabExecutor = (file: string) => file.startsWith('infra/k8s/gitlab/');
-const TEMPLATES = ['buildkite', 'github', 'gitlab'] as const;
+/** Every provider's built-in template (functions/core/providers/registry.ts). */
+const TEMPLATES = allProviders().map((p) => p.template);
 const template = (name: string) => parse(readFileSync(join(K8S, 'agents', `${name}.yaml`), 'utf8')) as V1Job;
 const configDefault = (name: string) => (VARIABLES as readonly VariableSpec[]).find((v) => v.name === name)!.default!;
 

@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
+import { PROVIDERS } from '../../functions/core/job-event.js';
 import {
   type FunctionName,
   loadCacheConfig,
@@ -198,12 +199,8 @@ describe('serverless package (offline, no credentials)', () => {
     const routes = ofType(ciT, 'AWS::ApiGatewayV2::Route')
       .map(([, r]) => r.Properties.RouteKey)
       .sort();
-    expect(routes).toEqual([
-      'POST /cache/{proxy+}',
-      'POST /webhooks/buildkite',
-      'POST /webhooks/github',
-      'POST /webhooks/gitlab',
-    ]);
+    // One webhook route per provider of the registry (functions/core/providers/registry.ts).
+    expect(routes).toEqual(['POST /cache/{proxy+}', ...PROVIDERS.map((p) => `POST /webhooks/${p}`)].sort());
     const [, integration] = ofType(ciT, 'AWS::ApiGatewayV2::Integration')[0]!;
     expect(integration.Properties.PayloadFormatVersion).toBe('2.0');
     const all = ofType(ciT, 'AWS::Events::Rule').map(([, r]) => r.Properties);

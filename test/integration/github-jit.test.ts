@@ -268,7 +268,7 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
       deployment: w.config.ledgerTable,
       log: w.log,
     });
-    const ports: ScalerPorts = { ...w.ports, hooks, now };
+    const ports: ScalerPorts = { ...w.ports, hooks: { github: hooks }, now };
     for (let i = 0; i < 4; i++) expect(await w.webhook(6_000_000 + i, LABELS.small)).toBe(202);
 
     // A secondary rate limit on one of the four calls: no Job, the 4 tokens stay reserved.
@@ -434,7 +434,7 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
       log: w.log,
       sweepIntervalMs: 60_000,
     });
-    const ports: ScalerPorts = { ...w.ports, hooks, now: () => now };
+    const ports: ScalerPorts = { ...w.ports, hooks: { github: hooks }, now: () => now };
     for (let i = 0; i < 3; i++) expect(await w.webhook(9_000_000 + i, LABELS.large)).toBe(202);
     for (let i = 0; i < 2; i++) expect(await w.webhook(9_100_000 + i, LABELS.gpu)).toBe(202);
     await w.tick(ports);
@@ -471,7 +471,7 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
 
   it('removes our offline runners whose pod is gone, keeps online, busy, pending and foreign ones', async () => {
     const w = await world();
-    const hooks = w.ports.hooks as JitRunners;
+    const hooks = w.ports.hooks?.github as JitRunners;
     for (let i = 0; i < 2; i++) expect(await w.webhook(8_000_000 + i, LABELS.large)).toBe(202);
     await w.tick();
     const job = w.jobs()[0] as V1Job;

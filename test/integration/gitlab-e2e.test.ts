@@ -90,13 +90,15 @@ async function stack(options: { pauseBaseMs?: number; routeStore?: (table: strin
     ...(options.pauseBaseMs === undefined && options.routeStore === undefined
       ? {}
       : {
-          router: createGitlabRouter({
-            api: createGitlabJobsApi({ url: gitlab.url, token: async () => gitlab.token }),
-            store: options.routeStore?.(table) ?? new DynamoRouteStore({ tableName: table }),
-            routing: config.routing,
-            now: Date.now,
-            ...(options.pauseBaseMs === undefined ? {} : { pauseBaseMs: options.pauseBaseMs }),
-          }),
+          routers: {
+            gitlab: createGitlabRouter({
+              api: createGitlabJobsApi({ url: gitlab.url, token: async () => gitlab.token }),
+              store: options.routeStore?.(table) ?? new DynamoRouteStore({ tableName: table }),
+              routing: config.routing,
+              now: Date.now,
+              ...(options.pauseBaseMs === undefined ? {} : { pauseBaseMs: options.pauseBaseMs }),
+            }),
+          },
         }),
   };
   const settings = scalerSettings(config);

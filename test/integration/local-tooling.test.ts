@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../functions/shared/config.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+import { randomLocalSecrets } from '../../tools/local/ci-webhooks.js';
 import { extraAgentsLine } from '../../tools/local/demo.js';
 import { isAlive, RUN_FILE, reapOrphanedRuns, runningStack, writeRunRecord } from '../../tools/local/run-files.js';
 import { startLocalStack } from '../../tools/local/stack.js';
@@ -105,7 +106,7 @@ describe('run folders', () => {
     const runDir = path.join(localDir, `run-${process.pid}-z`);
     mkdirSync(runDir, { recursive: true });
     expect(runningStack(localDir)).toBeUndefined();
-    const secrets = { buildkite: 'b', github: 'g', gitlab: 'l' };
+    const secrets = randomLocalSecrets();
     writeRunRecord(runDir, { ownerPid: process.pid, childPids: [], url: 'http://127.0.0.1:4123', secrets });
     expect(runningStack(localDir)?.url).toBe('http://127.0.0.1:4123');
     // ... and the secrets to sign with, in a file only its owner can read.

@@ -13,7 +13,7 @@ import { runnerName, runnerTag } from '../../functions/adapters/github/jit-runne
 import { jobFactory } from '../../functions/adapters/kubernetes/job-factory.js';
 import { jobNameFor } from '../../functions/core/agent-job.js';
 import { isRouted, type QueuedJobEvent } from '../../functions/core/job-event.js';
-import { buildkite } from '../../functions/core/providers/buildkite.js';
+import { buildkite, buildkiteProvider } from '../../functions/core/providers/buildkite.js';
 import { github } from '../../functions/core/providers/github.js';
 import { gitlab } from '../../functions/core/providers/gitlab.js';
 import { agentQueue } from '../../functions/core/providers/scope.js';
@@ -282,7 +282,9 @@ describe('a job runs where its agent is: overlapping Buildkite tags', () => {
   });
 
   it('an agent named otherwise is placed by its meta-data', () => {
-    expect(agentQueue('buildkite', { name: 'my-laptop', tags: ['gpu=true', 'queue=default'] }, routing)).toBe('gpu');
-    expect(agentQueue('buildkite', { name: 'my-laptop', tags: ['queue=other'] }, routing)).toBeUndefined();
+    expect(agentQueue(buildkiteProvider, { name: 'my-laptop', tags: ['gpu=true', 'queue=default'] }, routing)).toBe(
+      'gpu',
+    );
+    expect(agentQueue(buildkiteProvider, { name: 'my-laptop', tags: ['queue=other'] }, routing)).toBeUndefined();
   });
 });

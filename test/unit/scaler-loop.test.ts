@@ -380,7 +380,7 @@ describe('draining within one tick', () => {
                 : { failed: 'job tags lookup failed: HTTP 429', retryAfterMs: 30_000 },
         ),
     };
-    const report = await tick({ ...w.ports, events, router }, wide, {
+    const report = await tick({ ...w.ports, events, routers: { gitlab: router } }, wide, {
       waitSeconds: 0,
       deadline: w.ports.now() + 60_000,
     });

@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { jobKey, type Provider } from '../../functions/core/job-event.js';
+import { jobKey, PROVIDERS, type Provider } from '../../functions/core/job-event.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
 import { percentile } from '../simulate/simulate.js';
 import {
@@ -111,17 +111,12 @@ export async function runDemo(options: {
 
   // The burst: three pipelines start within about a second; each provider spreads its jobs a little.
   const plan: { at: number; job: CiJob }[] = [];
-  const names: Record<Provider, string[]> = {
-    buildkite: [':hammer: build', ':rspec: unit', ':eslint: lint', ':docker: image', ':cucumber: e2e'],
-    github: ['test (ubuntu, 20)', 'test (ubuntu, 22)', 'lint', 'typecheck', 'build'],
-    gitlab: ['compile', 'unit', 'integration', 'package'],
-  };
-  const offset: Record<Provider, number> = { buildkite: 0, github: 400, gitlab: 800 };
-  for (const provider of ['buildkite', 'github', 'gitlab'] as const) {
+  for (const provider of PROVIDERS) {
+    const { names, offsetMs } = DEMO[provider];
     for (let i = 0; i < options.counts[provider]; i++) {
       plan.push({
-        at: offset[provider] + i * 60,
-        job: newCiJob(provider, queue.queue, names[provider][i % names[provider].length]),
+        at: offsetMs + i * 60,
+        job: newCiJob(provider, queue.queue, names[i % names.length]),
       });
     }
   }
@@ -208,7 +203,7 @@ export async function runDemo(options: {
   };
   print('');
   print('What happened');
-  for (const provider of ['buildkite', 'github', 'gitlab'] as const) {
+  for (const provider of PROVIDERS) {
     const mine = waits.filter((w) => w.provider === provider);
     if (mine.length === 0) continue;
     const ws = waitsOf(mine).sort((a, b) => a - b);
@@ -269,8 +264,21 @@ export async function runCacheDemo(options: {
   }
 }
 
-const USAGE =
-  'Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone [--cluster kwok]] [--buildkite 10] [--github 8] [--gitlab 6]';
+/** Each provider's part of the burst: its job names, when its pipeline starts, how many jobs (--<provider>). */
+const DEMO: Readonly<Record<Provider, { names: readonly string[]; offsetMs: number; count: number }>> = {
+  buildkite: {
+    names: [':hammer: build', ':rspec: unit', ':eslint: lint', ':docker: image', ':cucumber: e2e'],
+    offsetMs: 0,
+    count: 10,
+  },
+  github: { names: ['test (ubuntu, 20)', 'test (ubuntu, 22)', 'lint', 'typecheck', 'build'], offsetMs: 400, count: 8 },
+  gitlab: { names: ['compile', 'unit', 'integration', 'package'], offsetMs: 800, count: 6 },
+};
+
+const perProvider = <T>(value: (p: Provider) => T): Record<Provider, T> =>
+  Object.fromEntries(PROVIDERS.map((p) => [p, value(p)])) as Record<Provider, T>;
+
+const USAGE = `Usage: npm run demo -- [--url http://127.0.0.1:3000] [--standalone [--cluster kwok]] ${PROVIDERS.map((p) => `[--${p} ${DEMO[p].count}]`).join(' ')}`;
 
 async function main(): Promise<void> {
   let parsed: ReturnType<typeof parseDemoArgs>;
@@ -287,11 +295,11 @@ async function main(): Promise<void> {
     return;
   }
   const env = process.env;
-  const counts = { buildkite: Number(values.buildkite), github: Number(values.github), gitlab: Number(values.gitlab) };
+  const counts = perProvider((p) => Number(values[p]));
   // The stack records its URL and secrets in its run folder: a stack on another port is found.
   const running = runningStack(path.join(PROJECT_ROOT, '.local'), values.url);
   let url = values.url ?? running?.url ?? `http://127.0.0.1:${env.PORT ?? 3000}`;
-  const unset = { buildkite: '', github: '', gitlab: '' };
+  const unset = perProvider(() => '');
   let secrets: LocalSecrets = localSigningSecrets(env, running?.secrets ?? unset);
   let stack: LocalStack | undefined;
   let kwok: Awaited<ReturnType<typeof startKwokCluster>> | undefined;
@@ -342,9 +350,7 @@ function parseDemoArgs() {
       url: { type: 'string' },
       standalone: { type: 'boolean', default: false },
       cluster: { type: 'string' },
-      buildkite: { type: 'string', default: '10' },
-      github: { type: 'string', default: '8' },
-      gitlab: { type: 'string', default: '6' },
+      ...perProvider((p) => ({ type: 'string' as const, default: String(DEMO[p].count) })),
       help: { type: 'boolean', short: 'h', default: false },
     },
   });

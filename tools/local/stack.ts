@@ -25,7 +25,7 @@ import { SecretStore } from '../../functions/adapters/secrets/secret-store.js';
 import { sendEvent } from '../../functions/adapters/sqs/events-queue.js';
 import { liveAgents, queueOf } from '../../functions/core/agent-job.js';
 import type { Decision } from '../../functions/core/decision.js';
-import type { QueuedJobEvent } from '../../functions/core/job-event.js';
+import { PROVIDERS, type QueuedJobEvent } from '../../functions/core/job-event.js';
 import { routeGitlab } from '../../functions/core/routing.js';
 import { run } from '../../functions/scaler/loop.js';
 import type { ScalerLog, ScalerPorts } from '../../functions/scaler/ports.js';
@@ -167,9 +167,7 @@ export const LOCAL_DEFAULTS: Readonly<Env> = {
 /** Variables that reach AWS services the local stack does not emulate: ignored locally. */
 const NOT_LOCAL = [
   'GITLAB_API_TOKEN_PARAMETER',
-  'BUILDKITE_WEBHOOK_SECRET_PARAMETER',
-  'GITHUB_WEBHOOK_SECRET_PARAMETER',
-  'GITLAB_WEBHOOK_TOKEN_PARAMETER',
+  ...PROVIDERS.map((p) => `${SECRET_VARIABLES[p]}_PARAMETER`),
   'KUBECONFIG_PARAMETER',
   'EKS_CLUSTER_NAME',
   'EKS_CLUSTER_ENDPOINT',

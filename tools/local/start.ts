@@ -16,8 +16,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { PROVIDERS, type Provider } from '../../functions/core/job-event.js';
 import { ConfigError } from '../../functions/shared/config.js';
 import { PROJECT_ROOT } from '../../infra/aws/definitions.js';
+import { SECRET_VARIABLES } from './ci-webhooks.js';
 import { startKwokCluster } from './kwok-cluster.js';
 import { type LocalStack, startLocalStack } from './stack.js';
 import { decisionLine, statusLines, Terminal } from './terminal.js';
@@ -119,15 +121,19 @@ async function main(): Promise<void> {
   const c = stack.scalerConfig;
   // Random per start unless set: a stack exposed through a tunnel is not guarded by a secret
   // anyone could read in this repository. Printed so a real provider can be pointed at it.
-  const secretLine = (provider: 'buildkite' | 'github' | 'gitlab', variable: string) =>
-    process.env[variable]?.trim() ? `${provider} (from ${variable})` : `${provider} "${stack.secrets[provider]}"`;
+  const secretLine = (provider: Provider) => {
+    const variable = SECRET_VARIABLES[provider];
+    return process.env[variable]?.trim()
+      ? `${provider} (from ${variable})`
+      : `${provider} "${stack.secrets[provider]}"`;
+  };
   const rel = (p: string) => (p.startsWith(PROJECT_ROOT) ? path.relative(PROJECT_ROOT, p) : p);
   console.log(
     [
       '',
       'ci-agent-autoscaler — local stack',
-      `  webhooks  POST ${stack.webhookUrl}/webhooks/buildkite | /webhooks/github | /webhooks/gitlab`,
-      `  secrets   ${secretLine('buildkite', 'BUILDKITE_WEBHOOK_SECRET')}, ${secretLine('github', 'GITHUB_WEBHOOK_SECRET')}, ${secretLine('gitlab', 'GITLAB_WEBHOOK_TOKEN')}`,
+      `  webhooks  POST ${stack.webhookUrl}${PROVIDERS.map((p) => `/webhooks/${p}`).join(' | ')}`,
+      `  secrets   ${PROVIDERS.map(secretLine).join(', ')}`,
       `  queues    ${Object.entries(c.queueSettings)
         .map(([q, s]) => `${q} (MIN ${s.minAgents}, MAX ${s.maxAgents}, template ${s.jobTemplate})`)
         .join(', ')}`,

@@ -1,7 +1,7 @@
 /**
- * Agent Job templates: `buildkite`, `github`, `gitlab` (files in infra/k8s/agents/) or a path to
- * a YAML file holding a batch/v1 Job with a pod template. Parsed once and cached; the returned
- * object is shared and must not be mutated (buildAgentJob copies it).
+ * Agent Job templates: a provider's built-in one (its descriptor's `template`, a file in
+ * infra/k8s/agents/) or a path to a YAML file holding a batch/v1 Job with a pod template. Parsed
+ * once and cached; the returned object is shared and must not be mutated (buildAgentJob copies it).
  *
  * Where infra/k8s/agents is found: $LAMBDA_TASK_ROOT (the unpacked Lambda package — package the
  * YAML files with the function), then the directories above this module, then the working
@@ -13,8 +13,10 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Job } from '@kubernetes/client-node';
 import { parse } from 'yaml';
+import { allProviders } from '../../core/providers/registry.js';
 
-export const BUILTIN_TEMPLATES = ['buildkite', 'github', 'gitlab'] as const;
+/** The built-in templates: each provider descriptor's (core/providers/registry.ts). */
+export const BUILTIN_TEMPLATES: readonly string[] = allProviders().map((p) => p.template);
 const AGENTS_DIR = join('infra', 'k8s', 'agents');
 
 export class TemplateError extends Error {
@@ -52,7 +54,7 @@ export function agentsDir(): string {
 
 /** The file a template name or path refers to. */
 export function templatePath(nameOrPath: string): string {
-  if ((BUILTIN_TEMPLATES as readonly string[]).includes(nameOrPath)) return join(agentsDir(), `${nameOrPath}.yaml`);
+  if (BUILTIN_TEMPLATES.includes(nameOrPath)) return join(agentsDir(), `${nameOrPath}.yaml`);
   if (isAbsolute(nameOrPath)) return nameOrPath;
   for (const root of [process.cwd(), ...roots()]) {
     const candidate = resolve(root, nameOrPath);

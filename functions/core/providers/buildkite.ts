@@ -8,6 +8,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { JobEventKind } from '../job-event.js';
 import { routeBuildkite } from '../routing.js';
+import type { ProviderDescriptor } from './descriptor.js';
 import { agentQueue, buildkiteOutOfScope } from './scope.js';
 import {
   BadRequestError,
@@ -129,7 +130,7 @@ export const buildkite: ProviderModule = {
         ? (agent.meta_data as string[])
         : undefined;
     const ran = agent
-      ? agentQueue('buildkite', { name: optionalString(agent.name), tags: metaData }, routing)
+      ? agentQueue(buildkiteProvider, { name: optionalString(agent.name), tags: metaData }, routing)
       : undefined;
     let queue: string;
     if (ran !== undefined) {
@@ -169,3 +170,15 @@ export const buildkite: ProviderModule = {
     });
   },
 };
+
+/** The Buildkite descriptor (registry.ts). */
+export const buildkiteProvider = {
+  name: 'buildkite',
+  title: 'Buildkite',
+  webhook: buildkite,
+  route: routeBuildkite,
+  agentTags: 'agentTags',
+  overrideKeys: ['agentTags'],
+  template: 'buildkite',
+  secretVariable: 'BUILDKITE_WEBHOOK_SECRET',
+} as const satisfies ProviderDescriptor<'buildkite'>;

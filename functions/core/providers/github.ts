@@ -7,6 +7,7 @@
 import { verify as verifySignature } from '@octokit/webhooks-methods';
 import type { JobEventKind } from '../job-event.js';
 import { routeGithub } from '../routing.js';
+import type { ProviderDescriptor } from './descriptor.js';
 import { agentQueue, githubOutOfScope } from './scope.js';
 import {
   BadRequestError,
@@ -104,7 +105,7 @@ export const github: ProviderModule = {
     // The runner that took the job (in_progress, completed): count the job in ITS queue. GitHub
     // gives a job to any runner whose labels cover `runs-on`, not only to the queue it was
     // counted in when queued.
-    const ran = agentQueue('github', { name: optionalString(job.runner_name) }, routing);
+    const ran = agentQueue(githubProvider, { name: optionalString(job.runner_name) }, routing);
     let queue: string;
     if (ran !== undefined) {
       queue = ran;
@@ -148,3 +149,16 @@ export const github: ProviderModule = {
     });
   },
 };
+
+/** The GitHub Actions descriptor (registry.ts). */
+export const githubProvider = {
+  name: 'github',
+  title: 'GitHub Actions',
+  webhook: github,
+  route: routeGithub,
+  agentTags: 'runnerLabels',
+  overrideKeys: ['runnerLabels'],
+  template: 'github',
+  secretVariable: 'GITHUB_WEBHOOK_SECRET',
+  deliveryIdHeader: 'x-github-delivery',
+} as const satisfies ProviderDescriptor<'github'>;

@@ -10,7 +10,8 @@
  * CI job (functions/scaler/gitlab-routes.ts) before it is counted anywhere.
  */
 import type { JobEventKind } from '../job-event.js';
-import { servesProvider } from '../routing.js';
+import { routeGitlab, servesProvider } from '../routing.js';
+import type { ProviderDescriptor } from './descriptor.js';
 import { agentQueue, gitlabOutOfScope } from './scope.js';
 import {
   BadRequestError,
@@ -93,7 +94,7 @@ export const gitlab: ProviderModule = {
         ? (runner.tags as string[])
         : undefined;
     const ran = runner
-      ? agentQueue('gitlab', { name: optionalString(runner.description), tags: runnerTags }, routingOf(context))
+      ? agentQueue(gitlabProvider, { name: optionalString(runner.description), tags: runnerTags }, routingOf(context))
       : undefined;
 
     const createdAt = timestampField(body.build_created_at, 'build_created_at');
@@ -122,3 +123,16 @@ export const gitlab: ProviderModule = {
     });
   },
 };
+
+/** The GitLab descriptor (registry.ts). */
+export const gitlabProvider = {
+  name: 'gitlab',
+  title: 'GitLab',
+  webhook: gitlab,
+  route: routeGitlab,
+  agentTags: 'runnerTags',
+  overrideKeys: ['runnerTags', 'runUntagged', 'runnerTokenSecret'],
+  template: 'gitlab',
+  secretVariable: 'GITLAB_WEBHOOK_TOKEN',
+  deliveryIdHeader: 'x-gitlab-event-uuid',
+} as const satisfies ProviderDescriptor<'gitlab'>;

@@ -24,8 +24,9 @@
  * `runner.tags`, Buildkite `agent.meta_data`), and failing that the job stays where its own
  * requirements put it.
  */
-import type { Provider } from '../job-event.js';
+
 import type { QueueAgents, Routing } from '../routing.js';
+import type { ProviderDescriptor } from './descriptor.js';
 
 export interface JobScope {
   /** GitHub: lower-cased `owner` or `owner/repo` entries; undefined = any repository. */
@@ -109,26 +110,24 @@ export interface AgentFacts {
   readonly tags?: readonly string[] | undefined;
 }
 
-/** Which declaration of a queue holds the tags its agents register with, per provider. */
-const AGENT_TAGS_FIELD: Readonly<Record<Provider, 'agentTags' | 'runnerLabels' | 'runnerTags'>> = {
-  buildkite: 'agentTags',
-  github: 'runnerLabels',
-  gitlab: 'runnerTags',
-};
-
 /**
  * The served queue whose agent took the job, or undefined when the event does not tell (no
  * agent, or not one of ours). Several queues with the same slug (`GPU` and `gpu`) are told apart
  * by the agent's tags where it has some, else the first in QUEUES order.
  */
-export function agentQueue(provider: Provider, agent: AgentFacts, routing: Routing): string | undefined {
-  const candidates = routing.queues.filter((q) => q.provider === undefined || q.provider === provider);
-  const tagsOf = (q: QueueAgents): readonly string[] => q[AGENT_TAGS_FIELD[provider]];
+export function agentQueue(
+  provider: Pick<ProviderDescriptor, 'name' | 'agentTags'>,
+  agent: AgentFacts,
+  routing: Routing,
+): string | undefined {
+  const candidates = routing.queues.filter((q) => q.provider === undefined || q.provider === provider.name);
+  // The declaration of a queue holding the tags its agents register with (the descriptor's).
+  const tagsOf = (q: QueueAgents): readonly string[] => q[provider.agentTags];
   const tags = agent.tags && agent.tags.length > 0 ? agent.tags : undefined;
   const named = agent.name ? queuesByName(agent.name, candidates) : [];
   if (named.length > 0) {
     return (tags ? named.find((q) => sameSet(tagsOf(q), tags)) : undefined)?.queue ?? named[0]?.queue;
   }
-  if (tags && provider !== 'github') return candidates.find((q) => sameSet(tagsOf(q), tags))?.queue;
+  if (tags) return candidates.find((q) => sameSet(tagsOf(q), tags))?.queue;
   return undefined;
 }

@@ -1,4 +1,5 @@
 /** What the webhook and the scaler both read: the events queue, the served queues and their routing. */
+import { providerOfTemplate } from '../../core/providers/registry.js';
 import type { Routing } from '../../core/routing.js';
 import { agentsOf, type QueueSettings, queueSettings } from './overrides.js';
 import { choice, fail, int, type Problems, queueList, queueName, required, type Source, url } from './read.js';
@@ -21,7 +22,7 @@ export interface Base extends CommonConfig {
 
 export function jobTemplate(env: Source, name: VariableName): string {
   const value = required(env, name);
-  if (['buildkite', 'github', 'gitlab'].includes(value) || value.endsWith('.yaml') || value.endsWith('.yml')) {
+  if (providerOfTemplate(value) !== undefined || value.endsWith('.yaml') || value.endsWith('.yml')) {
     return value;
   }
   return fail(env, name);

@@ -3,7 +3,8 @@
  * effective settings of every served queue (defaults with overrides applied).
  */
 import * as z from 'zod/mini';
-import { PROVIDERS, type Provider } from '../../core/job-event.js';
+import { PROVIDERS } from '../../core/job-event.js';
+import { providerOfTemplate } from '../../core/providers/registry.js';
 import { defaultAgentTags, defaultRunnerLabels, defaultRunnerTags, type QueueAgents } from '../../core/routing.js';
 import { ConfigError, fail, required, type Source } from './read.js';
 
@@ -74,11 +75,6 @@ function problems(queue: string, error: z.core.$ZodError): string[] {
 }
 
 const unique = (items: readonly string[] | undefined) => (items ? [...new Set(items)] : undefined);
-
-/** The provider a template name implies (a custom template path implies none). */
-function providerOfTemplate(template: string): Provider | undefined {
-  return (PROVIDERS as readonly string[]).includes(template) ? (template as Provider) : undefined;
-}
 
 export function agentsOf(queue: string, o: QueueOverride, template: string): QueueAgents {
   const provider = o.provider ?? providerOfTemplate(template);

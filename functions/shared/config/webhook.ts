@@ -1,4 +1,6 @@
 /** The webhook's configuration: secrets, body and replay limits, and which jobs are ours. */
+import { PROVIDERS, type Provider } from '../../core/job-event.js';
+import { descriptorOf } from '../../core/providers/registry.js';
 import type { JobScope } from '../../core/providers/scope.js';
 import { type CommonConfig, common } from './common.js';
 import {
@@ -17,16 +19,14 @@ import {
   source,
   UUID,
 } from './read.js';
+import type { VariableName } from './registry.js';
 import { COMMON_VARIABLES } from './variables/common.js';
 import { GITHUB_RUNNER_OWNER } from './variables/scaler.js';
 import { WEBHOOK_VARIABLES } from './variables/webhook.js';
 
 export interface WebhookConfig extends CommonConfig {
-  readonly secrets: {
-    readonly buildkite: SecretSource;
-    readonly github: SecretSource;
-    readonly gitlab: SecretSource;
-  };
+  /** Each provider's webhook secret (its descriptor's secretVariable, plain or `_PARAMETER`). */
+  readonly secrets: Readonly<Record<Provider, SecretSource>>;
   readonly maxBodyBytes: number;
   readonly buildkiteReplayWindowSeconds: number;
   /** Which jobs are ours (GITHUB_REPOSITORIES, GITLAB_PROJECTS, BUILDKITE_CLUSTERS). */
@@ -42,17 +42,25 @@ export function loadWebhookConfig(vars: Env = process.env): WebhookConfig {
   const { queueSettings: _s, defaults: _d, ...base } = common(env, false, p);
   const config: WebhookConfig = {
     ...base,
-    secrets: {
-      buildkite: p.take(() => secret(env, 'BUILDKITE_WEBHOOK_SECRET', 'BUILDKITE_WEBHOOK_SECRET_PARAMETER'), DISABLED),
-      github: p.take(() => secret(env, 'GITHUB_WEBHOOK_SECRET', 'GITHUB_WEBHOOK_SECRET_PARAMETER'), DISABLED),
-      gitlab: p.take(() => secret(env, 'GITLAB_WEBHOOK_TOKEN', 'GITLAB_WEBHOOK_TOKEN_PARAMETER'), DISABLED),
-    },
+    secrets: webhookSecrets(env, p),
     maxBodyBytes: p.take(() => int(env, 'WEBHOOK_MAX_BODY_BYTES'), Number.NaN),
     buildkiteReplayWindowSeconds: p.take(() => int(env, 'BUILDKITE_REPLAY_WINDOW_SECONDS'), Number.NaN),
     scope: jobScope(env, p),
   };
   p.done();
   return config;
+}
+
+/**
+ * The secret of every provider in the registry, in its order. Its variables are declared in
+ * variables/webhook.ts (test/unit/providers-registry.test.ts checks each descriptor's are).
+ */
+function webhookSecrets(env: Source, p: Problems): Record<Provider, SecretSource> {
+  const read = (provider: Provider): SecretSource => {
+    const plain = descriptorOf(provider).secretVariable as VariableName;
+    return p.take(() => secret(env, plain, `${plain}_PARAMETER` as VariableName), DISABLED);
+  };
+  return Object.fromEntries(PROVIDERS.map((provider) => [provider, read(provider)])) as Record<Provider, SecretSource>;
 }
 
 function githubScope(env: Source): string[] | undefined {

@@ -1,5 +1,9 @@
 /** Read by more than one function. Each variable declared once: the README row and the error text derive from it. */
+import { PROVIDERS } from '../../../core/job-event.js';
 import type { Declaration } from '../declaration.js';
+
+/** `"buildkite"|"github"|...`: the providers, as QUEUE_OVERRIDES names them. */
+const PROVIDER_NAMES = /* @__PURE__ */ PROVIDERS.map((p) => `"${p}"`).join('|');
 
 export const COMMON_VARIABLES = [
   {
@@ -22,8 +26,7 @@ export const COMMON_VARIABLES = [
     name: 'QUEUE_OVERRIDES',
     functions: ['webhook', 'scaler'],
     default: '{}',
-    expected:
-      'a JSON object keyed by queue name, each value {"minAgents"?: int, "maxAgents"?: int, "jobTemplate"?: string, "provider"?: "buildkite"|"github"|"gitlab", "agentTags"?: ["key=value", ...], "runnerLabels"?: [string, ...], "runnerTags"?: [string, ...], "runUntagged"?: boolean, "runnerTokenSecret"?: string}',
+    expected: `a JSON object keyed by queue name, each value {"minAgents"?: int, "maxAgents"?: int, "jobTemplate"?: string, "provider"?: ${PROVIDER_NAMES}, "agentTags"?: ["key=value", ...], "runnerLabels"?: [string, ...], "runnerTags"?: [string, ...], "runUntagged"?: boolean, "runnerTokenSecret"?: string}`,
     description:
       "Per-queue overrides of MIN_AGENTS, MAX_AGENTS and JOB_TEMPLATE, and what the queue's agents carry: Buildkite agent tags (default `queue=<name>`), GitHub runner labels (default `self-hosted`, `linux`, `x64`, `<name>`), GitLab runner tags (default `<name>`) and whether its GitLab runners take untagged jobs (default false); `runnerTokenSecret` names the queue's own GitLab runner token Secret. `provider` defaults to the template's (buildkite/github/gitlab); a queue with a custom template and no provider counts jobs of any provider.",
   },

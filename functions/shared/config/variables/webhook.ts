@@ -50,6 +50,8 @@ export const WEBHOOK_VARIABLES = [
     name: 'JOB_TEMPLATE',
     functions: ['webhook', 'scaler'],
     default: 'buildkite',
+    // Each provider's template name (checked by test/unit/providers-registry.test.ts): written out,
+    // not computed, so that the bundles that never read this list (cache) can drop it.
     expected: 'buildkite, github, gitlab, or a path to a Job template YAML file',
     description:
       'Agent Job template (files in infra/k8s/agents/) used for queues without an override; a built-in name also sets which provider those queues serve.',

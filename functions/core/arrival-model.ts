@@ -75,6 +75,12 @@ export interface ArrivalModelOptions {
   readonly alpha?: number;
   /** Samples a bucket of the week needs before it is used instead of the bucket of the day (default 3). */
   readonly minWeeks?: number;
+  /**
+   * Whole days learned (every bucket of the day sampled at least this often) before the model
+   * sizes a queue's pool (default 1); until then the recent arrivals do (warm-pool.ts). A
+   * deployment that has learned an hour knows nothing of the rest of the day yet.
+   */
+  readonly minDays?: number;
   /** Share of the queue's expected arrivals the pool aims to find an agent ready (default 0.56). */
   readonly share?: number;
   /** Pseudo-arrivals added to today's observed and expected counts (default 50). */
@@ -89,6 +95,7 @@ export interface ArrivalModelOptions {
 export const ARRIVAL_MODEL_DEFAULTS: Required<ArrivalModelOptions> = {
   alpha: 0.25,
   minWeeks: 3,
+  minDays: 1,
   share: 0.56,
   prior: 50,
   learnOnline: true,
@@ -190,6 +197,14 @@ export class ArrivalModel {
     return { stats: q.day.get(dayBucketOf(t)), weekly: false };
   }
 
+  /** Every bucket of the day learned at least minDays times (else target() gives no pool). */
+  private daysLearned(queue: string): boolean {
+    const day = this.queues.get(queue)?.day;
+    if (!day || day.size < BUCKETS_PER_DAY) return false;
+    for (const s of day.values()) if (s.n < this.o.minDays) return false;
+    return true;
+  }
+
   /** Expected arrivals in the 15 minutes of the bucket holding `t` (undefined: no history). */
   expected(queue: string, t: number): number | undefined {
     const s = this.stats(queue, t);
@@ -280,7 +295,7 @@ export class ArrivalModel {
   target(queue: string, now: number, startupSeconds: number): number | undefined {
     const t = now + startupSeconds * 1000;
     const s = this.stats(queue, t);
-    if (s === undefined) return undefined;
+    if (s === undefined || !this.daysLearned(queue)) return undefined;
     if (this.o.learnOnline) this.roll(queue, now, startupSeconds);
     const within = s.stats?.within ?? [];
     const price = this.price(queue, s.weekly);
@@ -289,4 +304,115 @@ export class ArrivalModel {
     while (pool < within.length && (within[pool] ?? 0) * scale >= price) pool++;
     return pool;
   }
+}
+
+/**
+ * A queue's learning as persisted (adapters/dynamodb/arrival-history-store.ts): the buckets
+ * learned, and the bucket still open with the arrivals (epoch ms) seen in it so far.
+ */
+export interface StoredArrivals {
+  readonly history: QueueHistory;
+  readonly open?: { readonly start: number; readonly arrivals: readonly number[] };
+}
+
+/** Arrivals kept in the stored open buckets (beyond: the oldest are dropped, see mergeArrivals). */
+export const MAX_OPEN_ARRIVALS = 20_000;
+
+/** A bucket is learned this long after it ended, so events applied late still count in it (default). */
+export const LEARN_GRACE_MS = 5 * 60_000;
+
+/**
+ * The stored learning after adding `mine`, arrivals this scaler saw and has not saved yet, at
+ * `now`. Pure, and a function of what is stored, so a writer that lost a conditional write reads
+ * again and re-applies it (nothing is counted twice: `mine` reach the store only with a write
+ * that succeeds):
+ * - `open` holds the arrivals from its start on (the bucket not learned yet, and any after it);
+ *   arrivals older than that (a bucket already learned) are dropped;
+ * - every bucket that ended `graceMs` before `now` is learned (with `horizonSeconds`), those
+ *   with no arrival too (at most a week of them: a deployment that was off longer learns nothing
+ *   of the gap), and `open` starts at the first bucket not learned.
+ * Past MAX_OPEN_ARRIVALS the oldest open arrivals are dropped (a queue with more than 20,000
+ * arrivals in 20 minutes learns its busiest buckets short).
+ */
+export function mergeArrivals(
+  stored: StoredArrivals | undefined,
+  mine: readonly number[],
+  now: number,
+  horizonSeconds: number,
+  options: Pick<ArrivalModelOptions, 'alpha'> & { readonly graceMs?: number } = {},
+): StoredArrivals {
+  const cut = bucketStart(now - (options.graceMs ?? LEARN_GRACE_MS));
+  const openStart = stored?.open?.start ?? cut;
+  const all = [...(stored?.open?.arrivals ?? []), ...mine.filter((t) => t >= openStart)].sort((a, b) => a - b);
+  let history: QueueHistory = stored?.history ?? { week: new Map(), day: new Map() };
+  if (openStart < cut) {
+    const model = new ArrivalModel({ alpha: options.alpha ?? ARRIVAL_MODEL_DEFAULTS.alpha, learnOnline: false });
+    model.load('q', history);
+    model.learnPeriod('q', Math.max(openStart, cut - WEEK_MS), cut, all, horizonSeconds);
+    history = model.history('q') ?? history;
+  }
+  const start = Math.max(openStart, cut);
+  return { history, open: { start, arrivals: all.filter((t) => t >= start).slice(-MAX_OPEN_ARRIVALS) } };
+}
+
+/**
+ * Where a queue's learning is kept (adapters/dynamodb/arrival-history-store.ts): one record per
+ * queue with a version, written only over the version read.
+ */
+export interface ArrivalHistoryStore {
+  /** The queue's stored learning and its version (undefined: nothing stored yet). */
+  get(queue: string): Promise<{ readonly arrivals: StoredArrivals; readonly version: number } | undefined>;
+  /**
+   * Writes the queue's learning as version `version + 1` (1 when `version` is undefined: no record
+   * yet), only if the stored version is still `version`. False: another writer got there first.
+   */
+  put(queue: string, arrivals: StoredArrivals, version: number | undefined, now: Date): Promise<boolean>;
+}
+
+/** Significant digits kept of a learned figure in storage. */
+const STORED_DIGITS = 4;
+const round = (x: number) => Number(x.toPrecision(STORED_DIGITS));
+
+/** A profile as plain JSON: one row [bucket, n, arrivals, ...within] per bucket learned. */
+type StoredProfile = number[][];
+
+function profileToJson(m: ReadonlyMap<number, BucketStats>): StoredProfile {
+  return [...m].sort((a, b) => a[0] - b[0]).map(([b, s]) => [b, s.n, round(s.arrivals), ...s.within.map(round)]);
+}
+
+function profileFromJson(rows: unknown, buckets: number, what: string): Map<number, BucketStats> {
+  if (!Array.isArray(rows)) throw new Error(`stored arrivals: ${what} is not a list`);
+  const m = new Map<number, BucketStats>();
+  for (const row of rows) {
+    if (!Array.isArray(row) || row.length < 3 || !row.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      throw new Error(`stored arrivals: ${what} has a bad row`);
+    const [b, n, arrivals, ...within] = row as number[];
+    if (!Number.isInteger(b) || (b ?? -1) < 0 || (b ?? buckets) >= buckets)
+      throw new Error(`stored arrivals: ${what} bucket ${b} out of range`);
+    m.set(b as number, { n: n as number, arrivals: arrivals as number, within });
+  }
+  return m;
+}
+
+/** The stored learning as JSON text (figures to 4 significant digits; open arrivals as ms after the bucket start). */
+export function encodeArrivals(a: StoredArrivals): string {
+  return JSON.stringify({
+    week: profileToJson(a.history.week),
+    day: profileToJson(a.history.day),
+    ...(a.open ? { open: [a.open.start, ...a.open.arrivals.map((t) => t - (a.open?.start ?? 0))] } : {}),
+  });
+}
+
+/** Reads encodeArrivals' text; throws naming what is wrong. */
+export function decodeArrivals(text: string): StoredArrivals {
+  const v = JSON.parse(text) as { week?: unknown; day?: unknown; open?: unknown };
+  const history = {
+    week: profileFromJson(v.week, BUCKETS_PER_WEEK, 'week'),
+    day: profileFromJson(v.day, BUCKETS_PER_DAY, 'day'),
+  };
+  if (v.open === undefined) return { history };
+  if (!Array.isArray(v.open) || !v.open.every((x) => typeof x === 'number' && Number.isFinite(x)) || v.open.length < 1)
+    throw new Error('stored arrivals: open is not a list of numbers');
+  const [start, ...offsets] = v.open as number[];
+  return { history, open: { start: start as number, arrivals: offsets.map((d) => (start as number) + d) } };
 }

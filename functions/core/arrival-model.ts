@@ -342,7 +342,8 @@ export function mergeArrivals(
   options: Pick<ArrivalModelOptions, 'alpha'> & { readonly graceMs?: number } = {},
 ): StoredArrivals {
   const cut = bucketStart(now - (options.graceMs ?? LEARN_GRACE_MS));
-  const openStart = stored?.open?.start ?? cut;
+  // Nothing stored yet: learning starts with the bucket of now.
+  const openStart = stored?.open?.start ?? bucketStart(now);
   const all = [...(stored?.open?.arrivals ?? []), ...mine.filter((t) => t >= openStart)].sort((a, b) => a - b);
   let history: QueueHistory = stored?.history ?? { week: new Map(), day: new Map() };
   if (openStart < cut) {

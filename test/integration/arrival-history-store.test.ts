@@ -171,9 +171,9 @@ describe('learned warm pool history in DynamoDB (WARM / <queue>)', () => {
     const fresh = new WarmLearning(s);
     await fresh.sync(['default'], now, HORIZON);
     expect(sent()).toBe(5);
-    // A day of ticks every 20 s with an arrival each: requests per tick.
+    // A day (and 10 minutes: the last bucket's grace) of ticks every 20 s with an arrival each.
     const before = sent();
-    const ticks = DAY_MS / 20_000;
+    const ticks = DAY_MS / 20_000 + 30;
     for (let i = 0; i < ticks; i++) {
       now += 20_000;
       a.arrived('default', now - 1_000, now);
@@ -184,7 +184,7 @@ describe('learned warm pool history in DynamoDB (WARM / <queue>)', () => {
       `warm pool history: ${sent() - before} DynamoDB requests over ${ticks} ticks (${perTick.toFixed(3)} per tick)`,
     );
     expect(perTick).toBeLessThan(0.7);
-    // After a whole day learned, the pool is sized from it; before, the recent arrivals do.
+    // After a whole day learned the pool is sized from it (before, the recent arrivals do).
     expect(fresh.target('default', now, 18)).toBeUndefined();
     expect(a.target('default', now, 18)).toBeTypeOf('number');
   }, 120_000);

@@ -4,6 +4,9 @@ import {
   BUCKET_MS,
   DAY_MS,
   dayBucketOf,
+  decodeArrivals,
+  encodeArrivals,
+  mergeArrivals,
   weekBucketOf,
   withinStartup,
 } from '../../functions/core/arrival-model.js';
@@ -147,5 +150,42 @@ describe('scale-down of surplus idle agents (core/decision.ts scaleDown)', () =>
     expect(
       decide({ queue: 'q', pending: 0, running: 0, inFlight: 3, minAgents: 0, maxAgents: 10 }).scaleDown,
     ).toBeUndefined();
+  });
+});
+
+describe('learning kept in the ledger table (core/arrival-model.ts mergeArrivals, encode/decode)', () => {
+  it('sizes no pool until every quarter hour of the day is learned: an hour of history knows nothing of the rest', () => {
+    const m = new ArrivalModel({ learnOnline: false });
+    const busy = Array.from({ length: 30 }, (_, i) => at(0, 10, 0, i * 30));
+    m.learnPeriod('q', at(0, 0), at(0, 23, 45), busy, 18); // 95 of the 96 buckets
+    expect(m.target('q', at(1, 10, 5), 18)).toBeUndefined();
+    m.learnPeriod('q', at(0, 23, 45), at(1, 0), [], 18);
+    expect(m.target('q', at(1, 10, 5), 18)).toBeGreaterThan(0);
+  });
+
+  it('learns a bucket 5 minutes after it ended, with late arrivals; drops arrivals of a bucket already learned', () => {
+    const open = mergeArrivals(undefined, [at(0, 10, 1), at(0, 10, 2)], at(0, 10, 3), 18);
+    expect(open.open).toEqual({ start: at(0, 10), arrivals: [at(0, 10, 1), at(0, 10, 2)] });
+    expect(open.history.week.size).toBe(0);
+    // 10:17: the bucket ended, its grace has not: a late arrival still joins it.
+    const late = mergeArrivals(open, [at(0, 10, 14)], at(0, 10, 17), 18);
+    expect(late.history.week.size).toBe(0);
+    const learned = mergeArrivals(late, [at(0, 10, 16)], at(0, 10, 21), 18);
+    expect(learned.history.week.get(weekBucketOf(at(0, 10)))?.arrivals).toBe(3);
+    expect(learned.open).toEqual({ start: at(0, 10, 15), arrivals: [at(0, 10, 16)] });
+    // An arrival of 10:00-10:15 seen only now is dropped, not learned into a later bucket.
+    const dropped = mergeArrivals(learned, [at(0, 10, 5)], at(0, 10, 22), 18);
+    expect(dropped.open?.arrivals).toEqual([at(0, 10, 16)]);
+  });
+
+  it('round-trips the stored text, and names what is wrong in a bad one', () => {
+    const m = trained(2, 12);
+    const history = m.history('q');
+    if (!history) throw new Error('no history');
+    const back = decodeArrivals(encodeArrivals({ history, open: { start: at(2, 0), arrivals: [at(2, 0, 1)] } }));
+    expect(back.open).toEqual({ start: at(2, 0), arrivals: [at(2, 0, 1)] });
+    expect(back.history.day.get(dayBucketOf(at(0, 10)))?.arrivals).toBeCloseTo(12);
+    expect(() => decodeArrivals('{"week":[[700,1,2]],"day":[]}')).toThrow('week bucket 700 out of range');
+    expect(() => decodeArrivals('{"week":[],"day":"x"}')).toThrow('day is not a list');
   });
 });

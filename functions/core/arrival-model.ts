@@ -33,6 +33,16 @@
  * starts counted (c_i), which the bound ignores.
  * Without any history for a queue the model gives no target (undefined): the caller falls back
  * to the recent arrivals (warm-pool.ts warmPoolFor).
+ *
+ * The share is aimed at p50 wait <= the reaction directly: half of a day's arrivals must find an
+ * agent ready (servedGoal 0.5). A day's share served scatters around the share aimed at, widely
+ * where builds fan out (one bursty hour is a dozen builds: 0.40 to 0.82 of a day's arrivals at
+ * share 0.56) and narrowly where arrivals are spread (diurnal: within a few points). So each past
+ * day is scored out of sample before it is learned: for each candidate share (0.40 .. 0.90),
+ * the arrivals the pool sized from what was learned BEFORE the day would have had ready. The share
+ * is the least candidate that reached servedGoal on `confidence` (0.8) of the scored days: low
+ * where days are alike (less idle), higher where they scatter. Until 5 days are scored (a day is
+ * scored once every bucket of the day has 3 samples) the prior `share` (0.56) is used.
  */
 
 export const BUCKET_MS = 15 * 60_000;
@@ -64,11 +74,36 @@ export interface BucketStats {
   readonly within: readonly number[];
 }
 
+/** The shares of expected arrivals a pool may aim at: 0.40, 0.42, .. 0.90. */
+export const CANDIDATE_SHARES: readonly number[] = Array.from({ length: 26 }, (_, i) => Math.round(40 + 2 * i) / 100);
+
+/** One UTC day being scored (see `days`): the prices it started with, arrivals served per candidate, arrivals. */
+export interface DayScore {
+  readonly day: number;
+  /** Per CANDIDATE_SHARES, the price of the week's (w) and the day's (d) profile at the day's start. */
+  readonly prices: { readonly w: readonly number[]; readonly d: readonly number[] };
+  readonly served: readonly number[];
+  readonly total: number;
+}
+
 /** A queue's learned buckets: `week` by bucket of the week, `day` by bucket of the day. */
 export interface QueueHistory {
   readonly week: ReadonlyMap<number, BucketStats>;
   readonly day: ReadonlyMap<number, BucketStats>;
+  /**
+   * Past UTC days scored out of sample: per CANDIDATE_SHARES, the fraction of the day's arrivals
+   * the pool aiming at that share would have had ready (the pool sized from what was learned
+   * before the day, against the day's arrivals), newest last, at most SCORED_DAYS.
+   */
+  readonly days?: readonly (readonly number[])[];
+  /** The day being scored now (undefined: none, or the model knew too little when it began). */
+  readonly scoring?: DayScore | undefined;
 }
+
+/** Days of scores kept (four weeks). */
+export const SCORED_DAYS = 28;
+/** A day is scored only when every bucket of the day had this many samples before it. */
+const SCORE_AFTER_DAYS = 3;
 
 export interface ArrivalModelOptions {
   /** Weight of the newest sample once there are more than 1/alpha (default 0.25). */
@@ -81,8 +116,18 @@ export interface ArrivalModelOptions {
    * deployment that has learned an hour knows nothing of the rest of the day yet.
    */
   readonly minDays?: number;
-  /** Share of the queue's expected arrivals the pool aims to find an agent ready (default 0.56). */
+  /**
+   * Share of the queue's expected arrivals the pool aims to find an agent ready (default 0.56),
+   * until `minScoredDays` days are scored; then the least CANDIDATE_SHARES that had at least
+   * `servedGoal` of the arrivals ready on at least `confidence` of the scored days.
+   */
   readonly share?: number;
+  /** The fraction of a day's arrivals that must find an agent ready: p50 wait within the reaction (default 0.5). */
+  readonly servedGoal?: number;
+  /** The fraction of scored days that must reach servedGoal (default 0.8; 0: the fixed `share` always). */
+  readonly confidence?: number;
+  /** Scored days needed before the share is chosen from them (default 5). */
+  readonly minScoredDays?: number;
   /** Pseudo-arrivals added to today's observed and expected counts (default 50). */
   readonly prior?: number;
   /**
@@ -97,6 +142,9 @@ export const ARRIVAL_MODEL_DEFAULTS: Required<ArrivalModelOptions> = {
   minWeeks: 3,
   minDays: 1,
   share: 0.56,
+  servedGoal: 0.5,
+  confidence: 0.8,
+  minScoredDays: 5,
   prior: 50,
   learnOnline: true,
 };
@@ -135,7 +183,10 @@ export function bucketStart(epochMs: number): number {
 
 export class ArrivalModel {
   private readonly o: Required<ArrivalModelOptions>;
-  private readonly queues = new Map<string, { week: Map<number, BucketStats>; day: Map<number, BucketStats> }>();
+  private readonly queues = new Map<
+    string,
+    { week: Map<number, BucketStats>; day: Map<number, BucketStats>; days: number[][]; scoring?: DayScore | undefined }
+  >();
   /** The price per queue and profile, recomputed after learning. */
   private readonly prices = new Map<string, number>();
   /** Online learning: the open bucket's arrivals per queue. */
@@ -156,7 +207,12 @@ export class ArrivalModel {
 
   /** Loads a queue's persisted buckets (replacing what it had). */
   load(queue: string, history: QueueHistory): void {
-    this.queues.set(queue, { week: new Map(history.week), day: new Map(history.day) });
+    this.queues.set(queue, {
+      week: new Map(history.week),
+      day: new Map(history.day),
+      days: (history.days ?? []).map((d) => [...d]),
+      ...(history.scoring ? { scoring: history.scoring } : {}),
+    });
     this.prices.clear();
   }
 
@@ -167,9 +223,10 @@ export class ArrivalModel {
   learnBucket(queue: string, start: number, arrivals: readonly number[], horizonSeconds: number): void {
     if (start !== bucketStart(start)) throw new Error(`learnBucket: ${start} is not the start of a bucket`);
     const inside = arrivals.filter((t) => t >= start && t < start + BUCKET_MS);
-    const q = this.queues.get(queue) ?? { week: new Map(), day: new Map() };
+    const q = this.queues.get(queue) ?? { week: new Map(), day: new Map(), days: [] };
     this.queues.set(queue, q);
     const within = withinStartup(inside, horizonSeconds);
+    this.score(queue, q, start, within);
     learnInto(q.week, weekBucketOf(start), within, this.o.alpha);
     learnInto(q.day, dayBucketOf(start), within, this.o.alpha);
     this.prices.clear();
@@ -186,6 +243,84 @@ export class ArrivalModel {
       this.learnBucket(queue, start, sorted.slice(i, j), horizonSeconds);
       i = j;
     }
+  }
+
+  /**
+   * Scores the bucket from `start` (its arrivals' within-histogram) before it is learned: per
+   * candidate share, the arrivals the pool sized from what was learned so far would have had
+   * ready (c_i <= pool, as target() sizes it, today's scale left out). A new UTC day closes the
+   * day scored before and starts one when the model knows every bucket of the day well enough.
+   */
+  private score(
+    queue: string,
+    q: { days: number[][]; scoring?: DayScore | undefined; day: Map<number, BucketStats> },
+    start: number,
+    within: readonly number[],
+  ): void {
+    const day = Math.floor(start / DAY_MS);
+    if (q.scoring?.day !== day) {
+      const done = q.scoring;
+      if (done && done.total > 0) {
+        q.days.push(done.served.map((x) => x / done.total));
+        if (q.days.length > SCORED_DAYS) q.days.shift();
+      }
+      q.scoring = undefined;
+      const ready = q.day.size === BUCKETS_PER_DAY && [...q.day.values()].every((s) => s.n >= SCORE_AFTER_DAYS);
+      if (ready)
+        q.scoring = {
+          day,
+          prices: { w: this.candidatePrices(queue, true), d: this.candidatePrices(queue, false) },
+          served: CANDIDATE_SHARES.map(() => 0),
+          total: 0,
+        };
+    }
+    const scoring = q.scoring;
+    if (!scoring || scoring.day !== day) return;
+    const s = this.stats(queue, start);
+    const mean = s?.stats?.within ?? [];
+    const prices = s?.weekly ? scoring.prices.w : scoring.prices.d;
+    const served = scoring.served.map((x, j) => {
+      const price = prices[j] ?? Number.POSITIVE_INFINITY;
+      let pool = 0;
+      while (pool < mean.length && (mean[pool] ?? 0) >= price) pool++;
+      return x + within.slice(0, pool).reduce((a, b) => a + b, 0);
+    });
+    q.scoring = { ...scoring, served, total: scoring.total + within.reduce((a, b) => a + b, 0) };
+  }
+
+  /** The share the pool aims at now (see ArrivalModelOptions.share). */
+  share(queue: string): number {
+    const days = this.queues.get(queue)?.days ?? [];
+    if (this.o.confidence <= 0 || days.length < this.o.minScoredDays) return this.o.share;
+    const j = CANDIDATE_SHARES.findIndex(
+      (_, j) => days.filter((d) => (d[j] ?? 0) >= this.o.servedGoal).length >= this.o.confidence * days.length,
+    );
+    return CANDIDATE_SHARES[j < 0 ? CANDIDATE_SHARES.length - 1 : j] ?? this.o.share;
+  }
+
+  /** The price for each of CANDIDATE_SHARES of the week's or the day's profile (one sort). */
+  private candidatePrices(queue: string, weekly: boolean): number[] {
+    const { total, gains } = this.gains(queue, weekly);
+    const out: number[] = [];
+    let served = 0;
+    let price = Number.POSITIVE_INFINITY;
+    let i = 0;
+    for (const share of CANDIDATE_SHARES) {
+      while (i < gains.length && total > 0 && (gains[i] ?? 0) > 0 && served < share * total) {
+        served += gains[i] ?? 0;
+        price = gains[i] ?? price;
+        i++;
+      }
+      out.push(price);
+    }
+    return out;
+  }
+
+  private gains(queue: string, weekly: boolean): { total: number; gains: number[] } {
+    const q = this.queues.get(queue);
+    const buckets = [...((weekly ? q?.week : q?.day)?.values() ?? [])].filter((s) => !weekly || s.n >= this.o.minWeeks);
+    const total = buckets.reduce((a, s) => a + s.arrivals, 0);
+    return { total, gains: buckets.flatMap((s) => s.within).sort((a, b) => b - a) };
   }
 
   /** Which profile a queue's bucket at `t` uses: the week's once it has minWeeks samples. */
@@ -219,14 +354,12 @@ export class ArrivalModel {
     const key = `${weekly ? 'w' : 'd'}\n${queue}`;
     const known = this.prices.get(key);
     if (known !== undefined) return known;
-    const q = this.queues.get(queue);
-    const buckets = [...((weekly ? q?.week : q?.day)?.values() ?? [])].filter((s) => !weekly || s.n >= this.o.minWeeks);
-    const total = buckets.reduce((a, s) => a + s.arrivals, 0);
-    const gains = buckets.flatMap((s) => s.within).sort((a, b) => b - a);
+    const { total, gains } = this.gains(queue, weekly);
+    const share = this.share(queue);
     let served = 0;
     let price = Number.POSITIVE_INFINITY;
     for (const g of gains) {
-      if (total <= 0 || g <= 0 || served >= this.o.share * total) break;
+      if (total <= 0 || g <= 0 || served >= share * total) break;
       served += g;
       price = g;
     }
@@ -397,19 +530,50 @@ function profileFromJson(rows: unknown, buckets: number, what: string): Map<numb
 
 /** The stored learning as JSON text (figures to 4 significant digits; open arrivals as ms after the bucket start). */
 export function encodeArrivals(a: StoredArrivals): string {
+  const sc = a.history.scoring;
+  // Infinity (no agent at that price) is not JSON: -1 stands for it.
+  const prices = (xs: readonly number[]) => xs.map((x) => (Number.isFinite(x) ? round(x) : -1));
   return JSON.stringify({
     week: profileToJson(a.history.week),
     day: profileToJson(a.history.day),
+    ...(a.history.days?.length ? { days: a.history.days.map((d) => d.map((x) => Number(x.toFixed(3)))) } : {}),
+    ...(sc
+      ? {
+          scoring: {
+            day: sc.day,
+            w: prices(sc.prices.w),
+            d: prices(sc.prices.d),
+            served: sc.served.map(round),
+            total: round(sc.total),
+          },
+        }
+      : {}),
     ...(a.open ? { open: [a.open.start, ...a.open.arrivals.map((t) => t - (a.open?.start ?? 0))] } : {}),
   });
 }
 
+function numberRows(rows: unknown, what: string): number[][] {
+  if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number')))
+    throw new Error(`stored arrivals: ${what} is not a list of lists of numbers`);
+  return rows as number[][];
+}
+
+function dayScore(v: unknown): DayScore {
+  const o = v as { day?: unknown; w?: unknown; d?: unknown; served?: unknown; total?: unknown };
+  if (typeof o?.day !== 'number' || typeof o.total !== 'number') throw new Error('stored arrivals: bad scoring');
+  const [w = [], d = [], served = []] = numberRows([o.w, o.d, o.served], 'scoring');
+  const price = (x: number) => (x < 0 ? Number.POSITIVE_INFINITY : x);
+  return { day: o.day, prices: { w: w.map(price), d: d.map(price) }, served, total: o.total };
+}
+
 /** Reads encodeArrivals' text; throws naming what is wrong. */
 export function decodeArrivals(text: string): StoredArrivals {
-  const v = JSON.parse(text) as { week?: unknown; day?: unknown; open?: unknown };
+  const v = JSON.parse(text) as { week?: unknown; day?: unknown; open?: unknown; days?: unknown; scoring?: unknown };
   const history = {
     week: profileFromJson(v.week, BUCKETS_PER_WEEK, 'week'),
     day: profileFromJson(v.day, BUCKETS_PER_DAY, 'day'),
+    ...(v.days === undefined ? {} : { days: numberRows(v.days, 'days') }),
+    ...(v.scoring === undefined ? {} : { scoring: dayScore(v.scoring) }),
   };
   if (v.open === undefined) return { history };
   if (!Array.isArray(v.open) || !v.open.every((x) => typeof x === 'number' && Number.isFinite(x)) || v.open.length < 1)

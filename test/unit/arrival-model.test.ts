@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ArrivalModel,
   BUCKET_MS,
+  CANDIDATE_SHARES,
   DAY_MS,
   dayBucketOf,
   decodeArrivals,
@@ -187,5 +188,56 @@ describe('learning kept in the ledger table (core/arrival-model.ts mergeArrivals
     expect(back.history.day.get(dayBucketOf(at(0, 10)))?.arrivals).toBeCloseTo(12);
     expect(() => decodeArrivals('{"week":[[700,1,2]],"day":[]}')).toThrow('week bucket 700 out of range');
     expect(() => decodeArrivals('{"week":[],"day":"x"}')).toThrow('day is not a list');
+  });
+});
+
+describe('the share aimed at p50 wait <= the reaction, from days scored out of sample', () => {
+  /** Days with a build of `size` jobs at 10:00 (within 5 s) and 20 spread jobs over 10:00-11:00. */
+  function dayArrivals(d: number, size: number): number[] {
+    return [
+      ...Array.from({ length: size }, (_, i) => at(d, 10, 0, (i * 5) / size)),
+      ...Array.from({ length: 20 }, (_, i) => at(d, 10, 0, 7 + i * 180)),
+    ];
+  }
+
+  it('scores a day only with 3 days learned before it, and keeps the prior share until 5 days are scored', () => {
+    const m = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 7; d++) m.learnPeriod('q', at(d, 0), at(d + 1, 0), dayArrivals(d, 10), 18);
+    // Days 3..5 scored (day 6 closes when day 7 begins): 3 < 5.
+    expect(m.history('q')?.days).toHaveLength(3);
+    expect(m.share('q')).toBe(0.56);
+    m.learnPeriod('q', at(7, 0), at(9, 0), [...dayArrivals(7, 10), ...dayArrivals(8, 10)], 18);
+    expect(m.history('q')?.days).toHaveLength(5);
+  });
+
+  it('alike days: the least share whose pool had half the arrivals ready; scattered days: a higher one', () => {
+    const alike = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 12; d++) alike.learnPeriod('q', at(d, 0), at(d + 1, 0), dayArrivals(d, 10), 18);
+    const days = alike.history('q')?.days ?? [];
+    const j = CANDIDATE_SHARES.indexOf(alike.share('q'));
+    expect(j).toBeGreaterThanOrEqual(0);
+    // At least 80 % of the scored days reached 0.5 at the chosen share, fewer at the one below.
+    const reached = (k: number) => days.filter((d) => (d[k] ?? 0) >= 0.5).length / days.length;
+    expect(reached(j)).toBeGreaterThanOrEqual(0.8);
+    if (j > 0) expect(reached(j - 1)).toBeLessThan(0.8);
+    // Builds of 2 to 30 jobs on alternate days: a day's share served scatters, the share rises.
+    const scattered = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 12; d++) scattered.learnPeriod('q', at(d, 0), at(d + 1, 0), dayArrivals(d, d % 2 ? 30 : 2), 18);
+    expect(scattered.share('q')).toBeGreaterThan(alike.share('q'));
+  });
+
+  it('keeps the scores through the stored text (a scaler invocation resumes the day being scored)', () => {
+    const m = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 9; d++) m.learnPeriod('q', at(d, 0), at(d + 1, 0), dayArrivals(d, 10), 18);
+    m.learnPeriod('q', at(9, 0), at(9, 12), dayArrivals(9, 10), 18);
+    const history = m.history('q');
+    if (!history) throw new Error('no history');
+    const back = decodeArrivals(encodeArrivals({ history })).history;
+    expect(back.days?.length).toBe(history.days?.length);
+    expect(back.scoring?.day).toBe(history.scoring?.day);
+    expect(back.scoring?.total).toBe(history.scoring?.total);
+    const n = new ArrivalModel({ learnOnline: false });
+    n.load('q', back);
+    expect(n.share('q')).toBe(m.share('q'));
   });
 });

@@ -127,26 +127,33 @@ describe('learned warm pool history in DynamoDB (WARM / <queue>)', () => {
     expect((await s.get('default'))?.arrivals.open?.arrivals).toEqual([T0 + 1_000, T0 + 2_000]);
   });
 
-  it('a week learned for a busy queue fits the 400 KB item limit many times over', () => {
-    // 1,000 bursty jobs a day (builds fanning out into many jobs at once), 7 days: every bucket of the week.
+  it('five weeks learned for a busy queue fit the 400 KB item limit many times over', () => {
+    // Builds fanning out into 5-30 jobs all day long (the bursty generator's hour, every hour:
+    // 24,000 jobs a day, long within-histograms in every bucket), 5 weeks: every bucket of the
+    // week with 5 samples, and the 28 days of scores the share is chosen from.
     const model = new ArrivalModel({ learnOnline: false });
     const monday = T0 - weekBucketOf(T0) * BUCKET_MS;
-    for (let d = 0; d < 7; d++) {
-      const arrivals = generateTrace('bursty', { jobs: 1000, seed: d + 2 }).map(
-        (j) => monday + d * DAY_MS + j.at * 1000,
-      );
+    for (let d = 0; d < 35; d++) {
+      const arrivals = Array.from({ length: 24 }, (_, h) =>
+        generateTrace('bursty', { jobs: 1000, seed: d * 24 + h + 2 }).map(
+          (j) => monday + d * DAY_MS + h * 3_600_000 + j.at * 1000,
+        ),
+      ).flat();
       model.learnPeriod('default', monday + d * DAY_MS, monday + (d + 1) * DAY_MS, arrivals, 18);
     }
     const history = model.history('default');
     if (!history) throw new Error('nothing learned');
     expect(history.week.size).toBe(BUCKETS_PER_WEEK);
+    expect(history.days).toHaveLength(28);
     const item = { pk: WARM_PK, sk: 'default', version: 1, updatedAt: TEST_NOW.toISOString() };
     const bytes =
       arrivalsData({ history, open: { start: T0, arrivals: Array.from({ length: 2_000 }, (_, i) => T0 + i * 400) } })
         .length +
       JSON.stringify(item).length +
       'data'.length;
-    console.log(`warm pool item, a week learned (bursty, 1,000 jobs a day) + 2,000 open arrivals: ${bytes} bytes`);
+    console.log(
+      `warm pool item, 5 weeks learned (bursty builds all day, 24,000 jobs a day, 28 days scored) + 2,000 open arrivals: ${bytes} bytes`,
+    );
     expect(bytes).toBeLessThan(100_000);
   });
 

@@ -33,6 +33,16 @@
  * starts counted (c_i), which the bound ignores.
  * Without any history for a queue the model gives no target (undefined): the caller falls back
  * to the recent arrivals (warm-pool.ts warmPoolFor).
+ *
+ * The share is aimed at p50 wait <= the reaction directly: half of a day's arrivals must find an
+ * agent ready (servedGoal 0.5). A day's share served scatters around the share aimed at, widely
+ * where builds fan out (one bursty hour is a dozen builds: 0.40 to 0.82 of a day's arrivals at
+ * share 0.56) and narrowly where arrivals are spread (diurnal: within a few points). So each past
+ * day is scored out of sample before it is learned: for each candidate share (0.40 .. 0.90),
+ * the arrivals the pool sized from what was learned BEFORE the day would have had ready. The share
+ * is the least candidate that reached servedGoal on `confidence` (0.8) of the scored days: low
+ * where days are alike (less idle), higher where they scatter. Until 5 days are scored (a day is
+ * scored once every bucket of the day has 3 samples) the prior `share` (0.56) is used.
  */
 
 export const BUCKET_MS = 15 * 60_000;
@@ -64,19 +74,60 @@ export interface BucketStats {
   readonly within: readonly number[];
 }
 
+/** The shares of expected arrivals a pool may aim at: 0.40, 0.42, .. 0.90. */
+export const CANDIDATE_SHARES: readonly number[] = Array.from({ length: 26 }, (_, i) => Math.round(40 + 2 * i) / 100);
+
+/** One UTC day being scored (see `days`): the prices it started with, arrivals served per candidate, arrivals. */
+export interface DayScore {
+  readonly day: number;
+  /** Per CANDIDATE_SHARES, the price of the week's (w) and the day's (d) profile at the day's start. */
+  readonly prices: { readonly w: readonly number[]; readonly d: readonly number[] };
+  readonly served: readonly number[];
+  readonly total: number;
+}
+
 /** A queue's learned buckets: `week` by bucket of the week, `day` by bucket of the day. */
 export interface QueueHistory {
   readonly week: ReadonlyMap<number, BucketStats>;
   readonly day: ReadonlyMap<number, BucketStats>;
+  /**
+   * Past UTC days scored out of sample: per CANDIDATE_SHARES, the fraction of the day's arrivals
+   * the pool aiming at that share would have had ready (the pool sized from what was learned
+   * before the day, against the day's arrivals), newest last, at most SCORED_DAYS.
+   */
+  readonly days?: readonly (readonly number[])[];
+  /** The day being scored now (undefined: none, or the model knew too little when it began). */
+  readonly scoring?: DayScore | undefined;
 }
+
+/** Days of scores kept (four weeks). */
+export const SCORED_DAYS = 28;
+/** A day is scored only when every bucket of the day had this many samples before it. */
+const SCORE_AFTER_DAYS = 3;
 
 export interface ArrivalModelOptions {
   /** Weight of the newest sample once there are more than 1/alpha (default 0.25). */
   readonly alpha?: number;
   /** Samples a bucket of the week needs before it is used instead of the bucket of the day (default 3). */
   readonly minWeeks?: number;
-  /** Share of the queue's expected arrivals the pool aims to find an agent ready (default 0.56). */
+  /**
+   * Whole days learned (every bucket of the day sampled at least this often) before the model
+   * sizes a queue's pool (default 1); until then the recent arrivals do (warm-pool.ts). A
+   * deployment that has learned an hour knows nothing of the rest of the day yet.
+   */
+  readonly minDays?: number;
+  /**
+   * Share of the queue's expected arrivals the pool aims to find an agent ready (default 0.56),
+   * until `minScoredDays` days are scored; then the least CANDIDATE_SHARES that had at least
+   * `servedGoal` of the arrivals ready on at least `confidence` of the scored days.
+   */
   readonly share?: number;
+  /** The fraction of a day's arrivals that must find an agent ready: p50 wait within the reaction (default 0.5). */
+  readonly servedGoal?: number;
+  /** The fraction of scored days that must reach servedGoal (default 0.8; 0: the fixed `share` always). */
+  readonly confidence?: number;
+  /** Scored days needed before the share is chosen from them (default 5). */
+  readonly minScoredDays?: number;
   /** Pseudo-arrivals added to today's observed and expected counts (default 50). */
   readonly prior?: number;
   /**
@@ -89,7 +140,11 @@ export interface ArrivalModelOptions {
 export const ARRIVAL_MODEL_DEFAULTS: Required<ArrivalModelOptions> = {
   alpha: 0.25,
   minWeeks: 3,
+  minDays: 1,
   share: 0.56,
+  servedGoal: 0.5,
+  confidence: 0.8,
+  minScoredDays: 5,
   prior: 50,
   learnOnline: true,
 };
@@ -128,7 +183,10 @@ export function bucketStart(epochMs: number): number {
 
 export class ArrivalModel {
   private readonly o: Required<ArrivalModelOptions>;
-  private readonly queues = new Map<string, { week: Map<number, BucketStats>; day: Map<number, BucketStats> }>();
+  private readonly queues = new Map<
+    string,
+    { week: Map<number, BucketStats>; day: Map<number, BucketStats>; days: number[][]; scoring?: DayScore | undefined }
+  >();
   /** The price per queue and profile, recomputed after learning. */
   private readonly prices = new Map<string, number>();
   /** Online learning: the open bucket's arrivals per queue. */
@@ -149,7 +207,12 @@ export class ArrivalModel {
 
   /** Loads a queue's persisted buckets (replacing what it had). */
   load(queue: string, history: QueueHistory): void {
-    this.queues.set(queue, { week: new Map(history.week), day: new Map(history.day) });
+    this.queues.set(queue, {
+      week: new Map(history.week),
+      day: new Map(history.day),
+      days: (history.days ?? []).map((d) => [...d]),
+      ...(history.scoring ? { scoring: history.scoring } : {}),
+    });
     this.prices.clear();
   }
 
@@ -160,9 +223,10 @@ export class ArrivalModel {
   learnBucket(queue: string, start: number, arrivals: readonly number[], horizonSeconds: number): void {
     if (start !== bucketStart(start)) throw new Error(`learnBucket: ${start} is not the start of a bucket`);
     const inside = arrivals.filter((t) => t >= start && t < start + BUCKET_MS);
-    const q = this.queues.get(queue) ?? { week: new Map(), day: new Map() };
+    const q = this.queues.get(queue) ?? { week: new Map(), day: new Map(), days: [] };
     this.queues.set(queue, q);
     const within = withinStartup(inside, horizonSeconds);
+    this.score(queue, q, start, within);
     learnInto(q.week, weekBucketOf(start), within, this.o.alpha);
     learnInto(q.day, dayBucketOf(start), within, this.o.alpha);
     this.prices.clear();
@@ -181,6 +245,84 @@ export class ArrivalModel {
     }
   }
 
+  /**
+   * Scores the bucket from `start` (its arrivals' within-histogram) before it is learned: per
+   * candidate share, the arrivals the pool sized from what was learned so far would have had
+   * ready (c_i <= pool, as target() sizes it, today's scale left out). A new UTC day closes the
+   * day scored before and starts one when the model knows every bucket of the day well enough.
+   */
+  private score(
+    queue: string,
+    q: { days: number[][]; scoring?: DayScore | undefined; day: Map<number, BucketStats> },
+    start: number,
+    within: readonly number[],
+  ): void {
+    const day = Math.floor(start / DAY_MS);
+    if (q.scoring?.day !== day) {
+      const done = q.scoring;
+      if (done && done.total > 0) {
+        q.days.push(done.served.map((x) => x / done.total));
+        if (q.days.length > SCORED_DAYS) q.days.shift();
+      }
+      q.scoring = undefined;
+      const ready = q.day.size === BUCKETS_PER_DAY && [...q.day.values()].every((s) => s.n >= SCORE_AFTER_DAYS);
+      if (ready)
+        q.scoring = {
+          day,
+          prices: { w: this.candidatePrices(queue, true), d: this.candidatePrices(queue, false) },
+          served: CANDIDATE_SHARES.map(() => 0),
+          total: 0,
+        };
+    }
+    const scoring = q.scoring;
+    if (!scoring || scoring.day !== day) return;
+    const s = this.stats(queue, start);
+    const mean = s?.stats?.within ?? [];
+    const prices = s?.weekly ? scoring.prices.w : scoring.prices.d;
+    const served = scoring.served.map((x, j) => {
+      const price = prices[j] ?? Number.POSITIVE_INFINITY;
+      let pool = 0;
+      while (pool < mean.length && (mean[pool] ?? 0) >= price) pool++;
+      return x + within.slice(0, pool).reduce((a, b) => a + b, 0);
+    });
+    q.scoring = { ...scoring, served, total: scoring.total + within.reduce((a, b) => a + b, 0) };
+  }
+
+  /** The share the pool aims at now (see ArrivalModelOptions.share). */
+  share(queue: string): number {
+    const days = this.queues.get(queue)?.days ?? [];
+    if (this.o.confidence <= 0 || days.length < this.o.minScoredDays) return this.o.share;
+    const j = CANDIDATE_SHARES.findIndex(
+      (_, j) => days.filter((d) => (d[j] ?? 0) >= this.o.servedGoal).length >= this.o.confidence * days.length,
+    );
+    return CANDIDATE_SHARES[j < 0 ? CANDIDATE_SHARES.length - 1 : j] ?? this.o.share;
+  }
+
+  /** The price for each of CANDIDATE_SHARES of the week's or the day's profile (one sort). */
+  private candidatePrices(queue: string, weekly: boolean): number[] {
+    const { total, gains } = this.gains(queue, weekly);
+    const out: number[] = [];
+    let served = 0;
+    let price = Number.POSITIVE_INFINITY;
+    let i = 0;
+    for (const share of CANDIDATE_SHARES) {
+      while (i < gains.length && total > 0 && (gains[i] ?? 0) > 0 && served < share * total) {
+        served += gains[i] ?? 0;
+        price = gains[i] ?? price;
+        i++;
+      }
+      out.push(price);
+    }
+    return out;
+  }
+
+  private gains(queue: string, weekly: boolean): { total: number; gains: number[] } {
+    const q = this.queues.get(queue);
+    const buckets = [...((weekly ? q?.week : q?.day)?.values() ?? [])].filter((s) => !weekly || s.n >= this.o.minWeeks);
+    const total = buckets.reduce((a, s) => a + s.arrivals, 0);
+    return { total, gains: buckets.flatMap((s) => s.within).sort((a, b) => b - a) };
+  }
+
   /** Which profile a queue's bucket at `t` uses: the week's once it has minWeeks samples. */
   private stats(queue: string, t: number): { stats: BucketStats | undefined; weekly: boolean } | undefined {
     const q = this.queues.get(queue);
@@ -188,6 +330,14 @@ export class ArrivalModel {
     const week = q.week.get(weekBucketOf(t));
     if (week && week.n >= this.o.minWeeks) return { stats: week, weekly: true };
     return { stats: q.day.get(dayBucketOf(t)), weekly: false };
+  }
+
+  /** Every bucket of the day learned at least minDays times (else target() gives no pool). */
+  private daysLearned(queue: string): boolean {
+    const day = this.queues.get(queue)?.day;
+    if (!day || day.size < BUCKETS_PER_DAY) return false;
+    for (const s of day.values()) if (s.n < this.o.minDays) return false;
+    return true;
   }
 
   /** Expected arrivals in the 15 minutes of the bucket holding `t` (undefined: no history). */
@@ -204,14 +354,12 @@ export class ArrivalModel {
     const key = `${weekly ? 'w' : 'd'}\n${queue}`;
     const known = this.prices.get(key);
     if (known !== undefined) return known;
-    const q = this.queues.get(queue);
-    const buckets = [...((weekly ? q?.week : q?.day)?.values() ?? [])].filter((s) => !weekly || s.n >= this.o.minWeeks);
-    const total = buckets.reduce((a, s) => a + s.arrivals, 0);
-    const gains = buckets.flatMap((s) => s.within).sort((a, b) => b - a);
+    const { total, gains } = this.gains(queue, weekly);
+    const share = this.share(queue);
     let served = 0;
     let price = Number.POSITIVE_INFINITY;
     for (const g of gains) {
-      if (total <= 0 || g <= 0 || served >= this.o.share * total) break;
+      if (total <= 0 || g <= 0 || served >= share * total) break;
       served += g;
       price = g;
     }
@@ -280,7 +428,7 @@ export class ArrivalModel {
   target(queue: string, now: number, startupSeconds: number): number | undefined {
     const t = now + startupSeconds * 1000;
     const s = this.stats(queue, t);
-    if (s === undefined) return undefined;
+    if (s === undefined || !this.daysLearned(queue)) return undefined;
     if (this.o.learnOnline) this.roll(queue, now, startupSeconds);
     const within = s.stats?.within ?? [];
     const price = this.price(queue, s.weekly);
@@ -289,4 +437,147 @@ export class ArrivalModel {
     while (pool < within.length && (within[pool] ?? 0) * scale >= price) pool++;
     return pool;
   }
+}
+
+/**
+ * A queue's learning as persisted (adapters/dynamodb/arrival-history-store.ts): the buckets
+ * learned, and the bucket still open with the arrivals (epoch ms) seen in it so far.
+ */
+export interface StoredArrivals {
+  readonly history: QueueHistory;
+  readonly open?: { readonly start: number; readonly arrivals: readonly number[] };
+}
+
+/** Arrivals kept in the stored open buckets (beyond: the oldest are dropped, see mergeArrivals). */
+export const MAX_OPEN_ARRIVALS = 20_000;
+
+/** A bucket is learned this long after it ended, so events applied late still count in it (default). */
+export const LEARN_GRACE_MS = 5 * 60_000;
+
+/**
+ * The stored learning after adding `mine`, arrivals this scaler saw and has not saved yet, at
+ * `now`. Pure, and a function of what is stored, so a writer that lost a conditional write reads
+ * again and re-applies it (nothing is counted twice: `mine` reach the store only with a write
+ * that succeeds):
+ * - `open` holds the arrivals from its start on (the bucket not learned yet, and any after it);
+ *   arrivals older than that (a bucket already learned) are dropped;
+ * - every bucket that ended `graceMs` before `now` is learned (with `horizonSeconds`), those
+ *   with no arrival too (at most a week of them: a deployment that was off longer learns nothing
+ *   of the gap), and `open` starts at the first bucket not learned.
+ * Past MAX_OPEN_ARRIVALS the oldest open arrivals are dropped (a queue with more than 20,000
+ * arrivals in 20 minutes learns its busiest buckets short).
+ */
+export function mergeArrivals(
+  stored: StoredArrivals | undefined,
+  mine: readonly number[],
+  now: number,
+  horizonSeconds: number,
+  options: Pick<ArrivalModelOptions, 'alpha'> & { readonly graceMs?: number } = {},
+): StoredArrivals {
+  const cut = bucketStart(now - (options.graceMs ?? LEARN_GRACE_MS));
+  // Nothing stored yet: learning starts with the bucket of now.
+  const openStart = stored?.open?.start ?? bucketStart(now);
+  const all = [...(stored?.open?.arrivals ?? []), ...mine.filter((t) => t >= openStart)].sort((a, b) => a - b);
+  let history: QueueHistory = stored?.history ?? { week: new Map(), day: new Map() };
+  if (openStart < cut) {
+    const model = new ArrivalModel({ alpha: options.alpha ?? ARRIVAL_MODEL_DEFAULTS.alpha, learnOnline: false });
+    model.load('q', history);
+    model.learnPeriod('q', Math.max(openStart, cut - WEEK_MS), cut, all, horizonSeconds);
+    history = model.history('q') ?? history;
+  }
+  const start = Math.max(openStart, cut);
+  return { history, open: { start, arrivals: all.filter((t) => t >= start).slice(-MAX_OPEN_ARRIVALS) } };
+}
+
+/**
+ * Where a queue's learning is kept (adapters/dynamodb/arrival-history-store.ts): one record per
+ * queue with a version, written only over the version read.
+ */
+export interface ArrivalHistoryStore {
+  /** The queue's stored learning and its version (undefined: nothing stored yet). */
+  get(queue: string): Promise<{ readonly arrivals: StoredArrivals; readonly version: number } | undefined>;
+  /**
+   * Writes the queue's learning as version `version + 1` (1 when `version` is undefined: no record
+   * yet), only if the stored version is still `version`. False: another writer got there first.
+   */
+  put(queue: string, arrivals: StoredArrivals, version: number | undefined, now: Date): Promise<boolean>;
+}
+
+/** Significant digits kept of a learned figure in storage. */
+const STORED_DIGITS = 4;
+const round = (x: number) => Number(x.toPrecision(STORED_DIGITS));
+
+/** A profile as plain JSON: one row [bucket, n, arrivals, ...within] per bucket learned. */
+type StoredProfile = number[][];
+
+function profileToJson(m: ReadonlyMap<number, BucketStats>): StoredProfile {
+  return [...m].sort((a, b) => a[0] - b[0]).map(([b, s]) => [b, s.n, round(s.arrivals), ...s.within.map(round)]);
+}
+
+function profileFromJson(rows: unknown, buckets: number, what: string): Map<number, BucketStats> {
+  if (!Array.isArray(rows)) throw new Error(`stored arrivals: ${what} is not a list`);
+  const m = new Map<number, BucketStats>();
+  for (const row of rows) {
+    if (!Array.isArray(row) || row.length < 3 || !row.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      throw new Error(`stored arrivals: ${what} has a bad row`);
+    const [b, n, arrivals, ...within] = row as number[];
+    if (!Number.isInteger(b) || (b ?? -1) < 0 || (b ?? buckets) >= buckets)
+      throw new Error(`stored arrivals: ${what} bucket ${b} out of range`);
+    m.set(b as number, { n: n as number, arrivals: arrivals as number, within });
+  }
+  return m;
+}
+
+/** The stored learning as JSON text (figures to 4 significant digits; open arrivals as ms after the bucket start). */
+export function encodeArrivals(a: StoredArrivals): string {
+  const sc = a.history.scoring;
+  // Infinity (no agent at that price) is not JSON: -1 stands for it.
+  const prices = (xs: readonly number[]) => xs.map((x) => (Number.isFinite(x) ? round(x) : -1));
+  return JSON.stringify({
+    week: profileToJson(a.history.week),
+    day: profileToJson(a.history.day),
+    ...(a.history.days?.length ? { days: a.history.days.map((d) => d.map((x) => Number(x.toFixed(3)))) } : {}),
+    ...(sc
+      ? {
+          scoring: {
+            day: sc.day,
+            w: prices(sc.prices.w),
+            d: prices(sc.prices.d),
+            served: sc.served.map(round),
+            total: round(sc.total),
+          },
+        }
+      : {}),
+    ...(a.open ? { open: [a.open.start, ...a.open.arrivals.map((t) => t - (a.open?.start ?? 0))] } : {}),
+  });
+}
+
+function numberRows(rows: unknown, what: string): number[][] {
+  if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number')))
+    throw new Error(`stored arrivals: ${what} is not a list of lists of numbers`);
+  return rows as number[][];
+}
+
+function dayScore(v: unknown): DayScore {
+  const o = v as { day?: unknown; w?: unknown; d?: unknown; served?: unknown; total?: unknown };
+  if (typeof o?.day !== 'number' || typeof o.total !== 'number') throw new Error('stored arrivals: bad scoring');
+  const [w = [], d = [], served = []] = numberRows([o.w, o.d, o.served], 'scoring');
+  const price = (x: number) => (x < 0 ? Number.POSITIVE_INFINITY : x);
+  return { day: o.day, prices: { w: w.map(price), d: d.map(price) }, served, total: o.total };
+}
+
+/** Reads encodeArrivals' text; throws naming what is wrong. */
+export function decodeArrivals(text: string): StoredArrivals {
+  const v = JSON.parse(text) as { week?: unknown; day?: unknown; open?: unknown; days?: unknown; scoring?: unknown };
+  const history = {
+    week: profileFromJson(v.week, BUCKETS_PER_WEEK, 'week'),
+    day: profileFromJson(v.day, BUCKETS_PER_DAY, 'day'),
+    ...(v.days === undefined ? {} : { days: numberRows(v.days, 'days') }),
+    ...(v.scoring === undefined ? {} : { scoring: dayScore(v.scoring) }),
+  };
+  if (v.open === undefined) return { history };
+  if (!Array.isArray(v.open) || !v.open.every((x) => typeof x === 'number' && Number.isFinite(x)) || v.open.length < 1)
+    throw new Error('stored arrivals: open is not a list of numbers');
+  const [start, ...offsets] = v.open as number[];
+  return { history, open: { start: start as number, arrivals: offsets.map((d) => (start as number) + d) } };
 }

@@ -198,6 +198,11 @@ export class WarmPoolTracker {
     return false;
   }
 
+  /** The queue's measured start-up plus the reaction: how far ahead a pool is sized (seconds). */
+  horizonSeconds(queue: string): number {
+    return this.startupSeconds(queue) + this.o.reactionSeconds;
+  }
+
   private startupSeconds(queue: string): number {
     const samples = this.startups.get(queue) ?? [];
     return samples.length > 0 ? median(samples) : this.o.startupPriorSeconds;

@@ -12,6 +12,7 @@ import type { ClusterJob } from '../core/limiter.js';
 import type { DispatchRecord, LedgerStore, LimiterStore } from '../core/stores.js';
 import type { WarmPoolTracker } from '../core/warm-pool.js';
 import type { ProviderReconciler } from './provider-reconcile.js';
+import type { WarmLearning } from './warm-learning.js';
 
 /** One message of the events queue as the drain receives it. */
 export interface ReceivedEvent {
@@ -203,6 +204,8 @@ export interface ScalerPorts {
   readonly sleep?: (ms: number) => Promise<void>;
   /** The adaptive warm pool's measurements (WARM_POOL=adaptive); absent: no pool. */
   readonly warmPool?: WarmPoolTracker;
+  /** WARM_POOL=learned: the arrivals learned per bucket of the week, kept in the ledger table (warm-learning.ts). */
+  readonly warmLearning?: WarmLearning;
   /** Recovers jobs whose webhook delivery was lost (provider-reconcile.ts); absent: off. */
   readonly providers?: ProviderReconciler;
   /**

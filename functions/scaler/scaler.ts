@@ -17,6 +17,7 @@ import { reconcile, snapshot } from './reconcile.js';
 import { reserve } from './reserve.js';
 import { type CreatedJob, submitter } from './submit.js';
 import type { TickError, TickErrors } from './tick-error.js';
+import { syncWarmLearning } from './warm-learning.js';
 
 export interface TickReport {
   readonly drain: DrainReport;
@@ -93,6 +94,8 @@ export async function provision(
   measureBackoff(ports, seen.pods);
   // decide, warm pool: measures the start-up of the agents just listed (decide.ts).
   measureWarmPool(ports, seen.clusterJobs);
+  // decide, learned warm pool: arrivals learned, saved and loaded (warm-learning.ts).
+  await syncWarmLearning(ports, settings);
   // decide, lag: agents that exited since their CI job's `finished` event was applied (decide.ts).
   measureExited(ports, seen.clusterJobs);
   // reconcile: returns tokens, resubmits or releases dispatches, corrects drifted counters (reconcile.ts).

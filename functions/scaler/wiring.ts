@@ -1,6 +1,7 @@
 /** Builds the scaler's ports from configuration: the adapters for AWS and the cluster. */
 
 import type { V1Job } from '@kubernetes/client-node';
+import { DynamoArrivalHistoryStore } from '../adapters/dynamodb/arrival-history-store.js';
 import { DynamoLedgerStore } from '../adapters/dynamodb/ledger-store.js';
 import { DynamoLimiterStore } from '../adapters/dynamodb/limiter-store.js';
 import { createCluster } from '../adapters/kubernetes/cluster.js';
@@ -15,6 +16,7 @@ import { createScalerMetrics } from './metrics.js';
 import type { JobFactory, ScalerLog, ScalerPorts, ScalerSettings } from './ports.js';
 import { createProviderReconciler } from './provider-reconcile.js';
 import { claimedQueues, wireProviders } from './providers.js';
+import { learnedWarmPool } from './warm-learning.js';
 
 export function scalerSettings(c: ScalerConfig): ScalerSettings {
   return {
@@ -80,6 +82,7 @@ export async function createPorts(c: ScalerConfig, log: ScalerLog): Promise<Scal
     now: Date.now,
     // Built once per container: its measurements carry over from one invocation to the next.
     ...(c.warmPool === 'adaptive' ? { warmPool: new WarmPoolTracker() } : {}),
+    ...(c.warmPool === 'learned' ? learnedWarmPool(new DynamoArrivalHistoryStore({ tableName: c.ledgerTable })) : {}),
     // Also per container: an exit seen in one invocation is explained by an event of the next.
     exited: new ExitedAgents(),
   };

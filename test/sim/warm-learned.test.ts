@@ -27,10 +27,10 @@ describe('ours-warm with the learned arrival model (issue 19 point 2)', () => {
     expect(r.neverStarted).toBe(0);
   }, 60_000);
 
-  it('diurnal, 1,000 jobs, MAX 60: p50 wait <= 3 s at idle <= 19 % (the issue asks 18 %: not met yet, 18.3 %)', async () => {
+  it('diurnal, 1,000 jobs, MAX 60: p50 wait <= 3 s at idle <= 18 % (1.2x the bound; share chosen from scored days, was 18.3 % at a fixed 0.56)', async () => {
     const r = await oursWarm('diurnal', 1000);
     expect(r.wait.p50).toBeLessThanOrEqual(3);
-    expect(r.agentSeconds.idleFraction).toBeLessThanOrEqual(0.19);
+    expect(r.agentSeconds.idleFraction).toBeLessThanOrEqual(0.18);
     expect(r.agentPods).toBeLessThan(1200); // before: 1,706
     expect(r.neverStarted).toBe(0);
   }, 120_000);

@@ -2,8 +2,12 @@ import { describe, expect, it } from 'vitest';
 import {
   ArrivalModel,
   BUCKET_MS,
+  CANDIDATE_SHARES,
   DAY_MS,
   dayBucketOf,
+  decodeArrivals,
+  encodeArrivals,
+  mergeArrivals,
   weekBucketOf,
   withinStartup,
 } from '../../functions/core/arrival-model.js';
@@ -147,5 +151,93 @@ describe('scale-down of surplus idle agents (core/decision.ts scaleDown)', () =>
     expect(
       decide({ queue: 'q', pending: 0, running: 0, inFlight: 3, minAgents: 0, maxAgents: 10 }).scaleDown,
     ).toBeUndefined();
+  });
+});
+
+describe('learning kept in the ledger table (core/arrival-model.ts mergeArrivals, encode/decode)', () => {
+  it('sizes no pool until every quarter hour of the day is learned: an hour of history knows nothing of the rest', () => {
+    const m = new ArrivalModel({ learnOnline: false });
+    const busy = Array.from({ length: 30 }, (_, i) => at(0, 10, 0, i * 30));
+    m.learnPeriod('q', at(0, 0), at(0, 23, 45), busy, 18); // 95 of the 96 buckets
+    expect(m.target('q', at(1, 10, 5), 18)).toBeUndefined();
+    m.learnPeriod('q', at(0, 23, 45), at(1, 0), [], 18);
+    expect(m.target('q', at(1, 10, 5), 18)).toBeGreaterThan(0);
+  });
+
+  it('learns a bucket 5 minutes after it ended, with late arrivals; drops arrivals of a bucket already learned', () => {
+    const open = mergeArrivals(undefined, [at(0, 10, 1), at(0, 10, 2)], at(0, 10, 3), 18);
+    expect(open.open).toEqual({ start: at(0, 10), arrivals: [at(0, 10, 1), at(0, 10, 2)] });
+    expect(open.history.week.size).toBe(0);
+    // 10:17: the bucket ended, its grace has not: a late arrival still joins it.
+    const late = mergeArrivals(open, [at(0, 10, 14)], at(0, 10, 17), 18);
+    expect(late.history.week.size).toBe(0);
+    const learned = mergeArrivals(late, [at(0, 10, 16)], at(0, 10, 21), 18);
+    expect(learned.history.week.get(weekBucketOf(at(0, 10)))?.arrivals).toBe(3);
+    expect(learned.open).toEqual({ start: at(0, 10, 15), arrivals: [at(0, 10, 16)] });
+    // An arrival of 10:00-10:15 seen only now is dropped, not learned into a later bucket.
+    const dropped = mergeArrivals(learned, [at(0, 10, 5)], at(0, 10, 22), 18);
+    expect(dropped.open?.arrivals).toEqual([at(0, 10, 16)]);
+  });
+
+  it('round-trips the stored text, and names what is wrong in a bad one', () => {
+    const m = trained(2, 12);
+    const history = m.history('q');
+    if (!history) throw new Error('no history');
+    const back = decodeArrivals(encodeArrivals({ history, open: { start: at(2, 0), arrivals: [at(2, 0, 1)] } }));
+    expect(back.open).toEqual({ start: at(2, 0), arrivals: [at(2, 0, 1)] });
+    expect(back.history.day.get(dayBucketOf(at(0, 10)))?.arrivals).toBeCloseTo(12);
+    expect(() => decodeArrivals('{"week":[[700,1,2]],"day":[]}')).toThrow('week bucket 700 out of range');
+    expect(() => decodeArrivals('{"week":[],"day":"x"}')).toThrow('day is not a list');
+  });
+});
+
+describe('the share aimed at p50 wait <= the reaction, from days scored out of sample', () => {
+  /** Days with a build of `size` jobs at 10:00 (within 5 s) and 20 spread jobs over 10:00-11:00. */
+  function dayArrivals(d: number, size: number): number[] {
+    return [
+      ...Array.from({ length: size }, (_, i) => at(d, 10, 0, (i * 5) / size)),
+      ...Array.from({ length: 20 }, (_, i) => at(d, 10, 0, 7 + i * 180)),
+    ];
+  }
+
+  it('scores a day only with 3 days learned before it, and keeps the prior share until 5 days are scored', () => {
+    const m = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 7; d++) m.learnPeriod('q', at(d, 0), at(d + 1, 0), dayArrivals(d, 10), 18);
+    // Days 3..5 scored (day 6 closes when day 7 begins): 3 < 5.
+    expect(m.history('q')?.days).toHaveLength(3);
+    expect(m.share('q')).toBe(0.56);
+    m.learnPeriod('q', at(7, 0), at(9, 0), [...dayArrivals(7, 10), ...dayArrivals(8, 10)], 18);
+    expect(m.history('q')?.days).toHaveLength(5);
+  });
+
+  it('alike days: the least share whose pool had half the arrivals ready; scattered days: a higher one', () => {
+    const alike = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 12; d++) alike.learnPeriod('q', at(d, 0), at(d + 1, 0), dayArrivals(d, 10), 18);
+    const days = alike.history('q')?.days ?? [];
+    const j = CANDIDATE_SHARES.indexOf(alike.share('q'));
+    expect(j).toBeGreaterThanOrEqual(0);
+    // At least 80 % of the scored days reached 0.5 at the chosen share, fewer at the one below.
+    const reached = (k: number) => days.filter((d) => (d[k] ?? 0) >= 0.5).length / days.length;
+    expect(reached(j)).toBeGreaterThanOrEqual(0.8);
+    if (j > 0) expect(reached(j - 1)).toBeLessThan(0.8);
+    // Builds of 2 to 30 jobs on alternate days: a day's share served scatters, the share rises.
+    const scattered = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 12; d++) scattered.learnPeriod('q', at(d, 0), at(d + 1, 0), dayArrivals(d, d % 2 ? 30 : 2), 18);
+    expect(scattered.share('q')).toBeGreaterThan(alike.share('q'));
+  });
+
+  it('keeps the scores through the stored text (a scaler invocation resumes the day being scored)', () => {
+    const m = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 9; d++) m.learnPeriod('q', at(d, 0), at(d + 1, 0), dayArrivals(d, 10), 18);
+    m.learnPeriod('q', at(9, 0), at(9, 12), dayArrivals(9, 10), 18);
+    const history = m.history('q');
+    if (!history) throw new Error('no history');
+    const back = decodeArrivals(encodeArrivals({ history })).history;
+    expect(back.days?.length).toBe(history.days?.length);
+    expect(back.scoring?.day).toBe(history.scoring?.day);
+    expect(back.scoring?.total).toBe(history.scoring?.total);
+    const n = new ArrivalModel({ learnOnline: false });
+    n.load('q', back);
+    expect(n.share('q')).toBe(m.share('q'));
   });
 });

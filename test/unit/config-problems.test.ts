@@ -52,7 +52,7 @@ describe('every invalid variable in one error', () => {
     ]);
     expect(lines).toEqual(e.problems.map((p) => p.message));
     for (const [i, p] of e.problems.entries()) expect(lines[i]).toContain(p.variable);
-    expect(lines[5]).toBe('WARM_POOL must be off or adaptive, got "on"');
+    expect(lines[5]).toBe('WARM_POOL must be one of off, adaptive, learned, got "on"');
   });
 
   it('the webhook and the cache too', () => {

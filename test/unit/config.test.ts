@@ -47,6 +47,7 @@ describe('configuration', () => {
     expect(c.cluster).toEqual({ kind: 'kubeconfig-file', path: '/tmp/kubeconfig' });
     expect(c.warmPool).toBe('off');
     expect(loadScalerConfig({ ...scalerEnv, WARM_POOL: 'adaptive' }).warmPool).toBe('adaptive');
+    expect(loadScalerConfig({ ...scalerEnv, WARM_POOL: 'learned' }).warmPool).toBe('learned');
     const w = loadWebhookConfig(webhookEnv);
     expect(w.maxBodyBytes).toBe(1_048_576);
     expect(w.secrets.github).toEqual({ kind: 'disabled' });
@@ -82,7 +83,7 @@ describe('configuration', () => {
       'KUBECONFIG_PARAMETER must be an SSM Parameter Store name (SecureString) starting with "/", holding a kubeconfig, got "ci/kubeconfig"',
     ],
     [{ SCALER_POLL_SECONDS: '0' }, 'SCALER_POLL_SECONDS', 'from 1 to 20'],
-    [{ WARM_POOL: 'on' }, 'WARM_POOL', 'WARM_POOL must be off or adaptive, got "on"'],
+    [{ WARM_POOL: 'on' }, 'WARM_POOL', 'WARM_POOL must be one of off, adaptive, learned, got "on"'],
     [
       { JOB_TTL_SECONDS_AFTER_FINISHED: '60' },
       'JOB_TTL_SECONDS_AFTER_FINISHED',

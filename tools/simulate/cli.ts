@@ -48,6 +48,8 @@ Settings:
   --warm-days N            ours-warm, generated traces: earlier days of the generator (seeds
                            seed+1..seed+N, never the scored seed) its arrival model learns from
                            (default ${DEFAULT_HISTORY_DAYS}; 0: none, the pool follows recent arrivals only)
+  --warm-no-scale-down     ours-warm: do not delete surplus idle agents; they leave on the idle
+                           timeout, as the product does today (default: deleted, decision.scaleDown)
   --github-aws-pool-size N github-aws-runners pool_config size, topped up every 5 min (default 0: off)
   --verbose                print the scaler's decisions (ours) with the virtual time
   --policies LIST          comma-separated: ${POLICIES.join(',')} (default all)
@@ -87,6 +89,7 @@ export async function main(argv: string[]): Promise<number> {
       'warm-quantile': { type: 'string' },
       'warm-window-minutes': { type: 'string' },
       'warm-days': { type: 'string' },
+      'warm-no-scale-down': { type: 'boolean' },
       generate: { type: 'string' },
       jobs: { type: 'string' },
       seed: { type: 'string' },
@@ -183,6 +186,7 @@ export async function main(argv: string[]): Promise<number> {
       DEFAULT_OPTIONS.webhookLatencySeconds,
     ),
     warmHistory,
+    ...(values['warm-no-scale-down'] ? { warmScaleDown: false } : {}),
     githubAwsPoolSize: Math.floor(num('github-aws-pool-size', values['github-aws-pool-size'], 0)),
     warmPool: {
       quantile: num('warm-quantile', values['warm-quantile'], WARM_POOL_DEFAULTS.quantile),

@@ -86,6 +86,12 @@ export interface PolicyParams {
   readonly warmHistory?: readonly HistoryDay[];
   /** ours-warm: options of the learned arrival model (default: the product's). */
   readonly warmModel?: ArrivalModelOptions;
+  /**
+   * ours-warm with a learned model: the scaler deletes surplus idle agents (decision.scaleDown;
+   * default true). False: as the product does today, the decision is only logged and agents
+   * leave on their idle timeout (--idle-timeout-seconds).
+   */
+  readonly warmScaleDown?: boolean;
   /** github-aws-runners: pool_config size topped up every 5 minutes (default 0: no pool). */
   readonly githubAwsPoolSize?: number;
 }
@@ -254,7 +260,7 @@ export function startOurs(
     counters,
     (job) => queueOf(job),
     undefined,
-    learned ? WARM_AGENT : undefined,
+    learned && p.warmScaleDown !== false ? WARM_AGENT : undefined,
   );
   const ledger = new InMemoryLedgerStore();
   const limiter = new InMemoryLimiterStore();
@@ -276,7 +282,7 @@ export function startOurs(
       ? {
           warmPool: new WarmPoolTracker(p.warmPool, learned),
           // The decide stage's scale-down, acted on as the scaler would delete idle agents.
-          ...(learned
+          ...(learned && p.warmScaleDown !== false
             ? {
                 metrics: {
                   decision: (d: { queue: string; scaleDown?: number }) => {

@@ -51,7 +51,7 @@ export interface ScalerConfig extends CommonConfig {
   /** Set when GitHub runners are registered just in time (a queue uses the `github` template). */
   readonly github?: GitHubAppConfig;
   readonly gitlabApi: { readonly url: string; readonly token: SecretSource };
-  readonly warmPool: 'off' | 'adaptive';
+  readonly warmPool: 'off' | 'adaptive' | 'learned';
   /** PROVIDER_RECONCILE_SECONDS: 0 = off. */
   readonly providerReconcileSeconds: number;
   /** GITLAB_PROJECTS: whose pending jobs are recovered (ids or lower-cased paths). */
@@ -111,7 +111,7 @@ export function loadScalerConfig(vars: Env = process.env): ScalerConfig {
       url: p.take(() => url(env, 'GITLAB_API_URL').replace(/\/+$/, ''), ''),
       token: p.take(() => secret(env, 'GITLAB_API_TOKEN', 'GITLAB_API_TOKEN_PARAMETER'), DISABLED),
     },
-    warmPool: p.take(() => choice<'off' | 'adaptive'>(env, 'WARM_POOL'), 'off'),
+    warmPool: p.take(() => choice<'off' | 'adaptive' | 'learned'>(env, 'WARM_POOL'), 'off'),
     providerReconcileSeconds: p.take(() => int(env, 'PROVIDER_RECONCILE_SECONDS'), Number.NaN),
     ...(served ? { gitlabProjects: served } : {}),
     ...(bk ? { buildkiteApi: bk } : {}),

@@ -4,7 +4,7 @@
  * the item size of a week learned, and the DynamoDB requests a tick costs.
  */
 
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   arrivalsData,
@@ -23,7 +23,7 @@ import {
 import { WarmLearning } from '../../functions/scaler/warm-learning.js';
 import { generateTrace } from '../../tools/simulate/trace.js';
 import { TEST_NOW } from '../support/clock.js';
-import { createLedgerTable, type DynamoDbLocal, localDynamoDbClient, startDynamoDbLocal } from '../support/dynamodb.js';
+import { countingDocClient, createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 
 let local: DynamoDbLocal | undefined;
 let docClient: DynamoDBDocumentClient | undefined;
@@ -33,17 +33,7 @@ let tables = 0;
 
 beforeAll(async () => {
   local = await startDynamoDbLocal();
-  docClient = DynamoDBDocumentClient.from(localDynamoDbClient(local.endpoint, 2), {
-    marshallOptions: { removeUndefinedValues: true },
-  });
-  docClient.middlewareStack.add(
-    (next, context) => async (args) => {
-      const operation = (context.commandName ?? '?').replace(/Command$/, '');
-      requests[operation] = (requests[operation] ?? 0) + 1;
-      return next(args);
-    },
-    { step: 'deserialize', name: 'countWarmRequests' },
-  );
+  docClient = countingDocClient(local.endpoint, requests);
 });
 
 afterAll(async () => {

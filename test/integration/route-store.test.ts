@@ -19,7 +19,7 @@ import { createGitlabRouter } from '../../functions/scaler/gitlab-routes.js';
 import { FakeGitlab } from '../../tools/fakes/gitlab.js';
 import { InMemoryRouteStore } from '../../tools/fakes/memory/route-store.js';
 import { at, TEST_NOW } from '../support/clock.js';
-import { createLedgerTable, type DynamoDbLocal, localDynamoDbClient, startDynamoDbLocal } from '../support/dynamodb.js';
+import { countingDocClient, createLedgerTable, type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb.js';
 
 let local: DynamoDbLocal | undefined;
 let gitlab: FakeGitlab;
@@ -30,17 +30,7 @@ let tables = 0;
 
 beforeAll(async () => {
   [local, gitlab] = await Promise.all([startDynamoDbLocal(), new FakeGitlab().start()]);
-  docClient = DynamoDBDocumentClient.from(localDynamoDbClient(local.endpoint, 2), {
-    marshallOptions: { removeUndefinedValues: true },
-  });
-  docClient.middlewareStack.add(
-    (next, context) => async (args) => {
-      const operation = (context.commandName ?? '?').replace(/Command$/, '');
-      requests[operation] = (requests[operation] ?? 0) + 1;
-      return next(args);
-    },
-    { step: 'deserialize', name: 'countRouteRequests' },
-  );
+  docClient = countingDocClient(local.endpoint, requests);
 });
 
 afterAll(async () => {

@@ -3,7 +3,8 @@
  * the id derived from (provider, jobId, kind) as the webhook derives it. Tests that check what a
  * webhook PARSED spell the expected event out instead.
  */
-import { eventId, type JobEvent, type JobEventKind } from '../../functions/core/job-event.js';
+import { eventId, type JobEvent, type JobEventKind, type QueuedJobEvent } from '../../functions/core/job-event.js';
+import type { ReceivedEvent } from '../../functions/scaler/ports.js';
 
 export type JobEventFields = Partial<Omit<JobEvent, 'jobId' | 'kind'>>;
 
@@ -22,4 +23,9 @@ export function jobEvent(jobId: string, kind: JobEventKind = 'scheduled', fields
     trace: {},
     ...fields,
   };
+}
+
+/** Queued events as the events queue delivers them (one receive each, receipt handles of their own). */
+export function asMessages(batch: readonly QueuedJobEvent[]): ReceivedEvent[] {
+  return batch.map((event, i) => ({ receiptHandle: `${event.id}-${i}`, messageId: event.id, receiveCount: 1, event }));
 }

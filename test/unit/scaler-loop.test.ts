@@ -8,7 +8,7 @@ import type { EventSource, ScalerPorts } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
-import { jobEvent } from '../support/job-events.js';
+import { asMessages, jobEvent } from '../support/job-events.js';
 
 const template: V1Job = {
   apiVersion: 'batch/v1',
@@ -29,12 +29,7 @@ function world(pending: QueuedJobEvent[], msPerBatch = 0) {
         waits.push(waitSeconds);
         now += waitSeconds * 1000;
       }
-      return batch.map((event, i) => ({
-        receiptHandle: `${event.id}-${i}`,
-        messageId: event.id,
-        receiveCount: 1,
-        event,
-      }));
+      return asMessages(batch);
     },
     delete: async () => [],
   };

@@ -20,7 +20,7 @@ import { tick } from '../../functions/scaler/scaler.js';
 import { learnedWarmPool } from '../../functions/scaler/warm-learning.js';
 import { InMemoryLedgerStore } from '../../tools/fakes/memory/ledger-store.js';
 import { InMemoryLimiterStore } from '../../tools/fakes/memory/limiter-store.js';
-import { jobEvent } from '../support/job-events.js';
+import { asMessages, jobEvent } from '../support/job-events.js';
 
 class MemoryHistoryStore implements ArrivalHistoryStore {
   readonly items = new Map<string, { arrivals: StoredArrivals; version: number }>();
@@ -50,12 +50,7 @@ function world(store: ArrivalHistoryStore) {
   const warnings: string[] = [];
   const events: EventSource = {
     async receive() {
-      return pending.splice(0, 10).map((event, i) => ({
-        receiptHandle: `${event.id}-${i}`,
-        messageId: event.id,
-        receiveCount: 1,
-        event,
-      }));
+      return asMessages(pending.splice(0, 10));
     },
     delete: async () => [],
   };

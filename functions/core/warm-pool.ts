@@ -222,9 +222,9 @@ export class WarmPoolTracker {
       arrivalsPerMinute: Math.round((arrivals.length / (this.o.windowMs / 60_000)) * 100) / 100,
       startupSeconds: Math.round(startupSeconds * 10) / 10,
       startupSamples: samples.length,
-      ...(learned === undefined || !this.learned
+      ...(learned === undefined
         ? {}
-        : { learnedScale: Math.round(this.learned.scale(queue, now) * 100) / 100 }),
+        : { learnedScale: Math.round((this.learned?.scale(queue, now) ?? 1) * 100) / 100 }),
     };
   }
 }

@@ -26,7 +26,8 @@ import {
   MAX_OPEN_ARRIVALS,
   mergeArrivals,
 } from '../core/arrival-model.js';
-import { type LearnedArrivals, WarmPoolTracker } from '../core/warm-pool.js';
+import { type LearnedArrivals, WARM_POOL_DEFAULTS, WarmPoolTracker } from '../core/warm-pool.js';
+import { describeError } from '../shared/errors.js';
 import type { ScalerPorts, ScalerSettings } from './ports.js';
 
 export interface WarmLearningOptions {
@@ -83,53 +84,69 @@ export class WarmLearning implements LearnedArrivals {
     return this.model.scale(queue, now);
   }
 
-  /** Learns, saves and loads the queues' history (see the file's comment); `horizonSeconds`: the queue's start-up + reaction. */
+  /**
+   * Learns, saves and loads the queues' history (see the file's comment), the queues at once (each
+   * queue's item is its own); `horizonSeconds`: the queue's start-up + reaction.
+   */
   async sync(
     queues: readonly string[],
     now: number,
     horizonSeconds: (queue: string) => number,
   ): Promise<WarmSyncReport> {
+    const each = await Promise.all(queues.map((queue) => this.syncQueue(queue, now, horizonSeconds(queue))));
+    return {
+      requests: each.reduce((sum, r) => sum + r.requests, 0),
+      conflicts: each.reduce((sum, r) => sum + r.conflicts, 0),
+      failures: each.flatMap((r) => (r.failure ? [r.failure] : [])),
+    };
+  }
+
+  private async syncQueue(
+    queue: string,
+    now: number,
+    horizonSeconds: number,
+  ): Promise<{ requests: number; conflicts: number; failure?: { queue: string; message: string } }> {
     let requests = 0;
     let conflicts = 0;
-    const failures: { queue: string; message: string }[] = [];
-    for (const queue of queues) {
-      const mine = this.unsaved.get(queue) ?? [];
-      this.unsaved.set(queue, mine);
-      const last = this.synced.get(queue);
-      const due = last === undefined || now >= last.learnAt || (mine.length > 0 && now - last.at >= this.saveEveryMs);
-      if (!due) continue;
-      try {
-        for (let attempt = 0; attempt < this.attempts; attempt++) {
-          const stored = await this.store.get(queue);
-          requests++;
-          const batch = [...mine];
-          const merged = mergeArrivals(stored?.arrivals, batch, now, horizonSeconds(queue), {
-            ...(this.alpha === undefined ? {} : { alpha: this.alpha }),
-          });
-          const learnAt = (merged.open?.start ?? now) + BUCKET_MS + LEARN_GRACE_MS;
-          // Nothing of ours to add and nothing to learn: what is stored is current.
-          if (stored && batch.length === 0 && merged.history === stored.arrivals.history) {
-            this.model.load(queue, stored.arrivals.history);
-            this.synced.set(queue, { at: now, learnAt });
-            break;
-          }
-          requests++;
-          if (await this.store.put(queue, merged, stored?.version, new Date(now))) {
-            this.model.load(queue, merged.history);
-            // Saved: those arrivals are in the item now (any seen meanwhile stay for the next sync).
-            mine.splice(0, batch.length);
-            this.synced.set(queue, { at: now, learnAt });
-            break;
-          }
-          conflicts++;
+    const mine = this.unsaved.get(queue) ?? [];
+    this.unsaved.set(queue, mine);
+    const last = this.synced.get(queue);
+    const due = last === undefined || now >= last.learnAt || (mine.length > 0 && now - last.at >= this.saveEveryMs);
+    if (!due) return { requests, conflicts };
+    try {
+      for (let attempt = 0; attempt < this.attempts; attempt++) {
+        const stored = await this.store.get(queue);
+        requests++;
+        const batch = [...mine];
+        const merged = mergeArrivals(stored?.arrivals, batch, now, horizonSeconds, {
+          ...(this.alpha === undefined ? {} : { alpha: this.alpha }),
+        });
+        const learnAt = (merged.open?.start ?? now) + BUCKET_MS + LEARN_GRACE_MS;
+        // Nothing of ours to add and nothing to learn: what is stored is current.
+        if (stored && batch.length === 0 && merged.history === stored.arrivals.history) {
+          this.model.load(queue, stored.arrivals.history);
+          this.synced.set(queue, { at: now, learnAt });
+          break;
         }
-      } catch (e) {
-        failures.push({ queue, message: e instanceof Error ? e.message : String(e) });
+        requests++;
+        if (await this.store.put(queue, merged, stored?.version, new Date(now))) {
+          this.model.load(queue, merged.history);
+          // Saved: those arrivals are in the item now (any seen meanwhile stay for the next sync).
+          mine.splice(0, batch.length);
+          this.synced.set(queue, { at: now, learnAt });
+          break;
+        }
+        conflicts++;
       }
+    } catch (e) {
+      return { requests, conflicts, failure: { queue, message: describeError(e) } };
     }
-    return { requests, conflicts, failures };
+    return { requests, conflicts };
   }
 }
+
+/** A queue's horizon without a tracker: the start-up prior plus the reaction. */
+const DEFAULT_HORIZON_SECONDS = WARM_POOL_DEFAULTS.startupPriorSeconds + WARM_POOL_DEFAULTS.reactionSeconds;
 
 /** The ports of WARM_POOL=learned (scaler/wiring.ts): the tracker sized by the learning, and the learning. */
 export function learnedWarmPool(
@@ -150,7 +167,11 @@ export async function syncWarmLearning(
 ): Promise<WarmSyncReport | undefined> {
   const { warmLearning, warmPool } = ports;
   if (!warmLearning) return undefined;
-  const report = await warmLearning.sync(settings.queues, ports.now(), (q) => warmPool?.horizonSeconds(q) ?? 33);
+  const report = await warmLearning.sync(
+    settings.queues,
+    ports.now(),
+    (q) => warmPool?.horizonSeconds(q) ?? DEFAULT_HORIZON_SECONDS,
+  );
   for (const f of report.failures) ports.log.warn('warm pool history not synced', { queue: f.queue, error: f.message });
   if (report.requests > 0)
     ports.log.debug('warm pool history synced', { requests: report.requests, conflicts: report.conflicts });

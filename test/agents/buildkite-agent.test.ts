@@ -72,6 +72,74 @@ async function runAgent(endpoint: string, idleTimeout: number, extraEnv: Record<
   return { run, tokenFile, container: c, message };
 }
 
+/** The Agent API's answer to /register, as the existing tests give it. */
+function registered(url: string) {
+  return {
+    id: 'agent-1',
+    name: 'cia-default-0',
+    access_token: 'agent-access-token',
+    endpoint: `${url}/v3`,
+    ping_interval: 1,
+    job_status_interval: 1,
+    heartbeat_interval: 60,
+    meta_data: ['queue=default'],
+  };
+}
+
+/**
+ * A fake Agent API that registers the agent and, when `command` is given, dispatches it ONE job
+ * on its first ping (api/pings.go Ping.Job; the agent then accepts, starts, streams chunks and
+ * finishes it: api/jobs.go, api/chunks.go). The job's environment carries what the bootstrap
+ * requires (clicommand/bootstrap.go `validate:"required"`) and runs only its command phase
+ * (BUILDKITE_BOOTSTRAP_PHASES): no checkout.
+ */
+async function agentApi(command?: string): Promise<FakeApi> {
+  let dispatched = false;
+  const server: FakeApi = await fakeApi((req) => {
+    const path = req.url!.split('?')[0]!;
+    if (path === '/v3/register') return { status: 200, json: registered(server.url) };
+    if (path === '/v3/ping') {
+      if (command === undefined || dispatched) return { status: 200, json: {} };
+      dispatched = true;
+      return { status: 200, json: { job: { id: 'job-1' } } };
+    }
+    if (path === '/v3/jobs/job-1/accept')
+      return {
+        status: 200,
+        json: {
+          id: 'job-1',
+          state: 'accepted',
+          token: 'job-token',
+          chunks_max_size_bytes: 102400,
+          chunks_interval_seconds: 1,
+          env: {
+            BUILDKITE_COMMAND: command,
+            BUILDKITE_JOB_ID: 'job-1',
+            BUILDKITE_BUILD_ID: 'build-1',
+            BUILDKITE_AGENT_NAME: 'cia-default-0',
+            BUILDKITE_REPO: 'https://github.com/acme/app.git',
+            BUILDKITE_COMMIT: 'HEAD',
+            BUILDKITE_BRANCH: 'main',
+            BUILDKITE_ORGANIZATION_SLUG: 'acme',
+            BUILDKITE_PIPELINE_SLUG: 'app',
+            BUILDKITE_PIPELINE_PROVIDER: 'github',
+            BUILDKITE_BOOTSTRAP_PHASES: 'command',
+          },
+        },
+      };
+    if (path === '/v3/jobs/job-1') return { status: 200, json: { state: 'running' } };
+    if (path.startsWith('/v3/jobs/job-1/')) return { status: 200, json: {} };
+    if (['/v3/connect', '/v3/disconnect', '/v3/heartbeat'].includes(path)) return { status: 200, json: {} };
+    return { status: 404, json: { message: 'not found' } };
+  });
+  return server;
+}
+
+async function until(what: () => boolean, ms: number): Promise<void> {
+  for (const end = Date.now() + ms; !what() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+  expect(what()).toBe(true);
+}
+
 /** The processes below `pid` (children, grandchildren, ...). */
 function descendants(pid: number): number[] {
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
@@ -145,11 +213,20 @@ describe('buildkite-agent with the template command', () => {
     // The shell (tini's child in the pod) and the agent it started: what a job's uid could read.
     const pids = [run.pid, ...descendants(run.pid)];
     expect(pids.length).toBeGreaterThanOrEqual(2);
+    let checked = 0;
     for (const pid of pids) {
-      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      // A process that ended meanwhile (the shell's `sleep 1` of its registration wait) exposes nothing.
+      let environ: string;
+      let fdNames: string[];
+      try {
+        environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+        fdNames = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
       expect(environ).toContain('BUILDKITE_AGENT_TOKEN=fd://3');
       expect(environ).not.toContain(TOKEN);
-      const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      const fds = fdNames.map((fd) => {
         try {
           return readlinkSync(`/proc/${pid}/fd/${fd}`);
         } catch {
@@ -157,11 +234,64 @@ describe('buildkite-agent with the template command', () => {
         }
       });
       expect(fds.filter((l) => l.includes('agent-token/token'))).toEqual([]);
+      checked++;
     }
+    expect(checked).toBeGreaterThanOrEqual(2);
     const exit = await run.exited;
     expect(exit.code).toBe(0);
     expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
     expect(api.requests[0]!.authorization).toBe(`Token ${TOKEN}`);
     expect(api.requests.map((r) => r.path)).toContain('/v3/disconnect');
+  }, 120_000);
+
+  // The scaler stops a surplus agent by deleting its pod: the kubelet sends SIGTERM to tini, which
+  // passes it to the template's shell (what `process.kill(run.pid)` does here).
+  it('SIGTERM while idle: the agent disconnects and exits 0 within seconds', async () => {
+    api = await agentApi();
+    const { run, container } = await runAgent(api.url, 300);
+    await until(() => run.output().includes('You can press Ctrl-C to stop the agents'), 30_000);
+    await until(() => api!.requests.some((r) => r.path.startsWith('/v3/ping')), 30_000);
+    const sent = Date.now();
+    process.kill(run.pid, 'SIGTERM');
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    expect(Date.now() - sent).toBeLessThan(5_000);
+    expect(exit.output).toMatch(/Since there is no job running, the agent will disconnect immediately/);
+    expect(api.requests.map((r) => r.path)).toContain('/v3/disconnect');
+    expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
+  }, 120_000);
+
+  it('SIGTERM during a job: the job runs to its end, its finish (exit 0) reaches the API, then the pod exits 0', async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), 'bk-job-')), 'job-done');
+    api = await agentApi(`sleep 4 && echo done > ${marker}`);
+    const { run, container } = await runAgent(api.url, 300);
+    await until(() => api!.requests.some((r) => r.path === '/v3/jobs/job-1/start'), 60_000);
+    const sent = Date.now();
+    process.kill(run.pid, 'SIGTERM');
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.output).toMatch(/Waiting for current job to finish before disconnecting/);
+    // The job was not cancelled: it slept its 4 s after the signal and finished with exit 0.
+    expect(Date.now() - sent).toBeGreaterThan(3_000);
+    const finish = api.requests.find((r) => r.path === '/v3/jobs/job-1/finish');
+    expect(JSON.parse(finish!.body)).toMatchObject({ exit_status: '0' });
+    expect(finish!.body).not.toMatch(/"signal"/);
+    expect(readFileSync(marker, 'utf8')).toBe('done\n');
+    expect(api.requests.map((r) => r.path)).toContain('/v3/disconnect');
+    expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
+  }, 180_000);
+
+  it('SIGTERM before the agent handles signals (still registering): the pod exits 0 at once, not 143', async () => {
+    // An API that does not answer yet: the agent waits in /register.
+    api = await fakeApi(() => ({ status: 503, json: { message: 'unavailable' } }));
+    const { run, container } = await runAgent(api.url, 300);
+    await until(() => api!.requests.some((r) => r.path === '/v3/register'), 30_000);
+    const sent = Date.now();
+    process.kill(run.pid, 'SIGTERM');
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    expect(Date.now() - sent).toBeLessThan(5_000);
+    expect(exit.output).toMatch(/stop requested before the agent could take a job/);
+    expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
   }, 120_000);
 });

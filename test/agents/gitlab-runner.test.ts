@@ -19,12 +19,21 @@ afterEach(async () => {
   api = undefined;
 });
 
-async function runRunner(url: string, waitTimeout: number) {
+async function until(what: () => boolean, ms: number): Promise<void> {
+  for (const end = Date.now() + ms; !what() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+  expect(what()).toBe(true);
+}
+
+async function runRunner(url: string, waitTimeout: number, startDelaySeconds = 0) {
   const c = await renderedContainer('gitlab');
   const dir = mkdtempSync(join(tmpdir(), 'gl-runner-'));
   const bin = join(dir, 'bin');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'gitlab-runner'), `#!/bin/sh\nexec ${process.execPath} ${STANDIN} "$@"\n`, { mode: 0o755 });
+  // A runner slow to start (the delay's `sleep` must not hold the shell's log pipe open).
+  const delay = startDelaySeconds > 0 ? `sleep ${startDelaySeconds} > /dev/null 2>&1\n` : '';
+  writeFileSync(join(bin, 'gitlab-runner'), `#!/bin/sh\n${delay}exec ${process.execPath} ${STANDIN} "$@"\n`, {
+    mode: 0o755,
+  });
   const home = join(dir, 'home');
   mkdirSync(home);
   const termination = join(dir, 'termination-log');
@@ -103,4 +112,68 @@ describe('gitlab-runner run-single (stand-in) with the template command', () => 
     expect(api.requests[0]).toMatchObject({ method: 'POST', path: '/api/v4/jobs/request' });
     expect(JSON.parse(api.requests[0]!.body)).toMatchObject({ token: TOKEN });
   }, 120_000);
+
+  // The scaler stops a surplus agent by deleting its pod: the kubelet sends SIGTERM to the
+  // template's shell, PID 1 of the container (what `process.kill(run.pid)` does here).
+  it('SIGTERM while waiting for a job: the runner is asked to quit (SIGQUIT) and the pod exits 0 within seconds', async () => {
+    api = await fakeApi(() => ({ status: 204 }));
+    const { run, container } = await runRunner(api.url, 300);
+    await until(() => api!.requests.length > 0, 30_000);
+    const sent = Date.now();
+    process.kill(run.pid, 'SIGTERM');
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    // At most one CheckInterval (3 s) after an empty answer.
+    expect(Date.now() - sent).toBeLessThan(6_000);
+    expect(exit.output).toMatch(/Requested quit, waiting for builds to finish/);
+    expect(exit.output).not.toMatch(/Requested exit/);
+    expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
+  }, 60_000);
+
+  it('SIGTERM during a job: the job runs to its end and is reported a success, then the pod exits 0', async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), 'gl-job-')), 'job-done');
+    let given = false;
+    api = await fakeApi((req) => {
+      if (req.url === '/api/v4/jobs/request') {
+        if (given) return { status: 204 };
+        given = true;
+        return {
+          status: 201,
+          json: {
+            id: 42,
+            token: 'job-token-42',
+            steps: [{ name: 'script', script: ['sleep 3', `echo done > ${marker}`], when: 'on_success' }],
+          },
+        };
+      }
+      return { status: 200, json: {} };
+    });
+    const { run, container } = await runRunner(api.url, 300);
+    const updates = () =>
+      api!.requests.filter((r) => r.method === 'PUT' && r.path === '/api/v4/jobs/42').map((r) => JSON.parse(r.body));
+    await until(() => updates().some((u) => u.state === 'running'), 30_000);
+    const sent = Date.now();
+    process.kill(run.pid, 'SIGTERM');
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    expect(Date.now() - sent).toBeGreaterThan(2_000);
+    expect(exit.output).toMatch(/Requested quit, waiting for builds to finish/);
+    expect(updates().map((u) => u.state)).toEqual(['running', 'success']);
+    expect(readFileSync(marker, 'utf8')).toBe('done\n');
+    // It asked for no job after the one it ran.
+    expect(api.requests.filter((r) => r.path === '/api/v4/jobs/request')).toHaveLength(1);
+    expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
+  }, 60_000);
+
+  it('SIGTERM before the runner handles signals: stopped with SIGTERM (SIGQUIT would crash it), the pod exits 0', async () => {
+    api = await fakeApi(() => ({ status: 204 }));
+    const { run } = await runRunner(api.url, 300, 3);
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(run.pid, 'SIGTERM');
+    const exit = await run.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.ms).toBeLessThan(2_500);
+    expect(exit.output).toMatch(/stop requested before gitlab-runner started/);
+    expect(api.requests).toEqual([]);
+  }, 60_000);
 });

@@ -7,11 +7,21 @@
  *   healthy" logs `Runner is not healthy!` and waits NotHealthyCheckInterval (300 s,
  *   common/consts.go) or a stop signal; no job waits CheckInterval (3 s); after --wait-timeout
  *   seconds without a job it logs `This runner has not received a job in N seconds, so now
- *   exiting` and exits 0; SIGTERM/SIGINT end the loop (waitForInterrupts) and it exits 0;
- * - network/gitlab.go RequestJob: POST /api/v4/jobs/request with the token; 201 a job, 204 none,
- *   403 and a client error (unreachable) are unhealthy, 503 and other statuses healthy.
- * It runs no build: a job (201) is logged and counted as its one build.
+ *   exiting` and exits 0;
+ * - commands/single.go waitForInterrupts: the first SIGQUIT logs `Requested quit, waiting for
+ *   builds to finish` and only ends the loop (no new job is asked for; a build, or the wait after
+ *   an empty answer, goes on); SIGTERM/SIGINT (first, or after SIGQUIT) log `Requested exit: ...`,
+ *   end the loop and ABORT the build (the abort channel: common/build.go Run fails the job with
+ *   failure_reason runner_interrupted). Either way run-single then exits 0;
+ * - network/gitlab.go RequestJob: POST /api/v4/jobs/request with the token; 201 a job (logged
+ *   `Checking for jobs... received`), 204 none, 403 and a client error (unreachable) are
+ *   unhealthy, 503 and other statuses healthy; UpdateJob: PUT /api/v4/jobs/:id with the job's
+ *   token and state `running`, then `success`, or `failed` with a failure_reason.
+ * A build runs the job's `script` step with /bin/sh in the runner's process (the template's
+ * Kubernetes executor would run it in a pod); its exit code decides success or script_failure.
  */
+import { spawn } from 'node:child_process';
+
 const args = process.argv.slice(2);
 if (args[0] !== 'run-single') {
   console.error(`stand-in: only run-single, got ${args[0]}`);
@@ -32,12 +42,27 @@ if (!token) {
 }
 
 let finished = false;
+let aborted = false;
 let wake: () => void = () => {};
+let abortBuild: () => void = () => {};
+let quitting = false;
+process.on('SIGQUIT', () => {
+  finished = true;
+  if (aborted) return;
+  quitting = true;
+  log('WARNING', 'Requested quit, waiting for builds to finish');
+});
 for (const sig of ['SIGTERM', 'SIGINT'] as const)
   process.on(sig, () => {
     finished = true;
-    log('WARNING', `Requested exit: ${sig}`);
+    if (aborted) return;
+    aborted = true;
+    log(
+      'WARNING',
+      `Requested exit: ${sig === 'SIGTERM' ? 'terminated' : 'interrupt'}${quitting ? ' (after quit)' : ''}`,
+    );
     wake();
+    abortBuild();
   });
 const sleep = (ms: number) =>
   new Promise<void>((resolve) => {
@@ -48,8 +73,45 @@ const sleep = (ms: number) =>
     };
   });
 
+interface Job {
+  readonly id: number;
+  readonly token: string;
+  readonly steps?: readonly { name: string; script: readonly string[] }[];
+}
+
+/** network/gitlab.go UpdateJob. */
+async function updateJob(job: Job, update: Record<string, unknown>): Promise<void> {
+  await fetch(new URL(`/api/v4/jobs/${job.id}`, url), {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ info: {}, token: job.token, ...update }),
+  });
+}
+
+/** processBuild after a 201: running, the script, then success or failed. */
+async function runBuild(job: Job): Promise<void> {
+  await updateJob(job, { state: 'running' });
+  const script = (job.steps ?? []).find((s) => s.name === 'script')?.script ?? [];
+  const child = spawn('/bin/sh', ['-c', script.join('\n')], { stdio: 'inherit' });
+  const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  abortBuild = () => child.kill('SIGKILL');
+  if (aborted) abortBuild();
+  const code = await ended;
+  abortBuild = () => {};
+  if (aborted) {
+    log('WARNING', 'Job failed: aborted: terminated');
+    await updateJob(job, { state: 'failed', failure_reason: 'runner_interrupted' });
+  } else if (code === 0) {
+    log('INFO', 'Job succeeded');
+    await updateJob(job, { state: 'success' });
+  } else {
+    log('WARNING', `Job failed: exit code ${code}`);
+    await updateJob(job, { state: 'failed', failure_reason: 'script_failure', exit_code: code });
+  }
+}
+
 /** network/gitlab.go RequestJob: [job received, healthy]. */
-async function requestJob(): Promise<[boolean, boolean]> {
+async function requestJob(): Promise<[Job | undefined, boolean]> {
   let status: number;
   try {
     const res = await fetch(new URL('/api/v4/jobs/request', url), {
@@ -58,18 +120,22 @@ async function requestJob(): Promise<[boolean, boolean]> {
       body: JSON.stringify({ token, system_id: 's_standin', info: {} }),
     });
     status = res.status;
+    if (status === 201) {
+      const job = (await res.json()) as Job;
+      log('INFO', `Checking for jobs... received  job=${job.id}`);
+      return [job, true];
+    }
   } catch (e) {
     log('ERROR', `Checking for jobs... client error: ${(e as Error).message}`);
-    return [false, false];
+    return [undefined, false];
   }
-  if (status === 201) return [true, true];
   if (status === 403) {
     log('ERROR', 'Checking for jobs... forbidden');
-    return [false, false];
+    return [undefined, false];
   }
-  if (status === 204) return [false, true];
+  if (status === 204) return [undefined, true];
   log('WARNING', `Checking for jobs... failed (${status})`);
-  return [false, true];
+  return [undefined, true];
 }
 
 log('INFO', `Starting runner for ${url} with token ${token.slice(0, 8)} ...`);
@@ -82,7 +148,7 @@ while (!finished) {
     await sleep(300_000);
   } else if (!job) await sleep(3_000);
   else {
-    log('INFO', 'Checking for jobs... received');
+    await runBuild(job);
     builds++;
     lastBuild = Date.now();
   }

@@ -55,11 +55,16 @@ interface Run extends Exit {
   readonly container: V1Container;
 }
 
-/** Runs the rendered script in a scratch runner directory; the listener exits with `codes` in turn. */
+/**
+ * Runs the rendered script in a scratch runner directory; the listener exits with `codes` in turn.
+ * `terminateWhen`: the pod gets SIGTERM once the output matches it, or after that many ms (its `ms`
+ * then counts from the signal).
+ */
 async function run(
-  codes: readonly (number | 'hang' | 'unreachable')[],
+  codes: readonly (number | 'hang' | 'unreachable' | 'config' | 'job')[],
   extraEnv: Record<string, string> = {},
   jit = jitConfig,
+  terminateWhen?: RegExp | number,
 ): Promise<Run> {
   const { script, env, container } = await runnerScript();
   const started = Date.now();
@@ -79,10 +84,23 @@ async function run(
       `[ -n "\${ACTIONS_RUNNER_INPUT_JITCONFIG:-}" ] && printf '%s' "$ACTIONS_RUNNER_INPUT_JITCONFIG" > ${root}/listener-saw`,
       `n=$(( $(cat ${root}/starts 2>/dev/null || echo 0) + 1 )); echo $n > ${root}/starts`,
       `code=$(sed -n "\${n}p" ${root}/codes)`,
+      // SIGINT (Ctrl-C) while configuring exits 1 (Runner.cs CtrlCHandler, _inConfigStage);
+      // afterwards it shuts the runner down and the listener exits 0 (Program.cs).
+      'if [ "$code" = config ]; then trap "echo Exiting...; exit 1" INT; sleep 600 & wait; exit 1; fi',
       // A session is created ("Listening for Jobs", Runner.cs) unless the code is `unreachable`.
       'if [ "$code" = unreachable ]; then echo "Runner connect error: No such host. Retrying until reconnected."; trap "exit 0" INT; sleep 600 & wait; exit 0; fi',
       'echo "$(date -u "+%F %TZ"): Listening for Jobs"',
-      'if [ "$code" = hang ]; then trap "exit 0" INT; sleep 600 & wait; exit 0; fi',
+      'if [ "$code" = hang ]; then trap "echo Exiting...; exit 0" INT; sleep 600 & wait; exit 0; fi',
+      // `job`: a job comes after 1 s and runs 3 s (JobDispatcher.RunAsync's lines); SIGINT
+      // shuts the runner down, which cancels the job (Runner.cs: jobDispatcher.ShutdownAsync).
+      'if [ "$code" = job ]; then',
+      '  trap \'echo "$(date -u "+%F %TZ"): Job build completed with result: Canceled"; exit 0\' INT',
+      '  sleep 1',
+      '  echo "$(date -u "+%F %TZ"): Running job: build"',
+      '  sleep 3 & wait $!',
+      '  echo "$(date -u "+%F %TZ"): Job build completed with result: Succeeded"',
+      '  exit 0',
+      'fi',
       '[ "$code" = 3 ] || [ "$code" = 4 ] && touch update.finished',
       'exit "$code"',
     ].join('\n'),
@@ -94,18 +112,25 @@ async function run(
     env: { PATH: process.env.PATH!, ...env, ...extraEnv },
   });
   let output = '';
-  child.stdout.on('data', (d) => {
+  let terminatedAt: number | undefined;
+  const terminate = () => {
+    if (terminatedAt !== undefined) return;
+    terminatedAt = Date.now();
+    child.kill('SIGTERM');
+  };
+  if (typeof terminateWhen === 'number') setTimeout(terminate, terminateWhen);
+  const seen = (d: Buffer) => {
     output += d;
-  });
-  child.stderr.on('data', (d) => {
-    output += d;
-  });
+    if (terminateWhen instanceof RegExp && terminateWhen.test(output)) terminate();
+  };
+  child.stdout.on('data', seen);
+  child.stderr.on('data', seen);
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   const read = (f: string) => (existsSync(join(root, f)) ? readFileSync(join(root, f), 'utf8') : '');
   return {
     code,
     output,
-    ms: Date.now() - started,
+    ms: Date.now() - (terminatedAt ?? started),
     container,
     terminationMessage: read('term'),
     listenerSaw: read('listener-saw'),
@@ -193,5 +218,38 @@ describe('GitHub runner template: a runner that could not connect ends Failed', 
     const kept = await run([0], {}, odd);
     expect(kept.listenerSaw).toBe(odd);
     expect(kept.output).toMatch(/cannot pin the runner version/);
+  });
+});
+
+// The scaler stops a surplus agent by deleting its pod: the kubelet sends SIGTERM to the script
+// (PID 1 of the container). SIGTERM or SIGINT to the listener shuts it down and CANCELS a running
+// job (Runner.cs Runner_Unloading/CtrlCHandler: ShutdownRunner; JobDispatcher cancels the worker),
+// so the script stops only a runner that has not taken a job.
+describe('GitHub runner template: SIGTERM stops an idle runner, never a running job', () => {
+  it('SIGTERM while listening for jobs: the listener is interrupted and the pod exits 0 within seconds', async () => {
+    const r = await run(['hang'], {}, jitConfig, /Listening for Jobs/);
+    expect(r.code).toBe(0);
+    expect(r.ms).toBeLessThan(3_000);
+    expect(r.output).toMatch(/stop requested: stopping the idle runner[\s\S]*Exiting\.\.\./);
+    expect(r.terminationMessage).toBe('');
+    expect(backoffVerdict(r.container, r, r.terminationMessage)).toEqual({ kind: 'healthy' });
+  });
+
+  it('SIGTERM after "Running job:": not forwarded, the job runs to its end, the pod exits 0', async () => {
+    const r = await run(['job'], {}, jitConfig, /Running job: build/);
+    expect(r.code).toBe(0);
+    expect(r.output).toMatch(/stop requested: the runner has taken a job; it exits when the job ends/);
+    expect(r.output).toMatch(/Job build completed with result: Succeeded/);
+    expect(r.output).not.toMatch(/Canceled/);
+    expect(r.ms).toBeGreaterThan(2_000);
+    expect(r.starts).toBe(1);
+  }, 30_000);
+
+  it('SIGTERM before the runner has a session (its Ctrl-C exits 1 while configuring): the pod exits 0, not Failed', async () => {
+    const r = await run(['config'], {}, jitConfig, 500);
+    expect(r.code).toBe(0);
+    expect(r.ms).toBeLessThan(3_000);
+    expect(r.terminationMessage).toBe('');
+    expect(r.starts).toBe(1);
   });
 });

@@ -261,25 +261,32 @@ describe('buildkite-agent with the template command', () => {
     expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
   }, 120_000);
 
-  it('SIGTERM during a job: the job runs to its end, its finish (exit 0) reaches the API, then the pod exits 0', async () => {
-    const marker = join(mkdtempSync(join(tmpdir(), 'bk-job-')), 'job-done');
-    api = await agentApi(`sleep 4 && echo done > ${marker}`);
-    const { run, container } = await runAgent(api.url, 300);
-    await until(() => api!.requests.some((r) => r.path === '/v3/jobs/job-1/start'), 60_000);
-    const sent = Date.now();
-    process.kill(run.pid, 'SIGTERM');
-    const exit = await run.exited;
-    expect(exit.code).toBe(0);
-    expect(exit.output).toMatch(/Waiting for current job to finish before disconnecting/);
-    // The job was not cancelled: it slept its 4 s after the signal and finished with exit 0.
-    expect(Date.now() - sent).toBeGreaterThan(3_000);
-    const finish = api.requests.find((r) => r.path === '/v3/jobs/job-1/finish');
-    expect(JSON.parse(finish!.body)).toMatchObject({ exit_status: '0' });
-    expect(finish!.body).not.toMatch(/"signal"/);
-    expect(readFileSync(marker, 'utf8')).toBe('done\n');
-    expect(api.requests.map((r) => r.path)).toContain('/v3/disconnect');
-    expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
-  }, 180_000);
+  it.each([
+    ['0', ''],
+    ['3', '; exit 3'],
+  ])(
+    'SIGTERM during a job: the job runs to its end, its finish (exit %s) reaches the API, then the pod exits 0',
+    async (status, tail) => {
+      const marker = join(mkdtempSync(join(tmpdir(), 'bk-job-')), 'job-done');
+      api = await agentApi(`sleep 4 && echo done > ${marker}${tail}`);
+      const { run, container } = await runAgent(api.url, 300);
+      await until(() => api!.requests.some((r) => r.path === '/v3/jobs/job-1/start'), 60_000);
+      const sent = Date.now();
+      process.kill(run.pid, 'SIGTERM');
+      const exit = await run.exited;
+      expect(exit.code).toBe(0);
+      expect(exit.output).toMatch(/Waiting for current job to finish before disconnecting/);
+      // The job was not cancelled: it slept its 4 s after the signal and finished with exit 0.
+      expect(Date.now() - sent).toBeGreaterThan(3_000);
+      const finish = api.requests.find((r) => r.path === '/v3/jobs/job-1/finish');
+      expect(JSON.parse(finish!.body)).toMatchObject({ exit_status: status });
+      expect(finish!.body).not.toMatch(/"signal"/);
+      expect(readFileSync(marker, 'utf8')).toBe('done\n');
+      expect(api.requests.map((r) => r.path)).toContain('/v3/disconnect');
+      expect(backoffVerdict(container, exit, '')).toEqual({ kind: 'healthy' });
+    },
+    180_000,
+  );
 
   it('SIGTERM before the agent handles signals (still registering): the pod exits 0 at once, not 143', async () => {
     // An API that does not answer yet: the agent waits in /register.

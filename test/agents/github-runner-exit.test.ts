@@ -252,4 +252,11 @@ describe('GitHub runner template: SIGTERM stops an idle runner, never a running 
     expect(r.terminationMessage).toBe('');
     expect(r.starts).toBe(1);
   });
+
+  it('SIGTERM while the listener is being restarted (exit 2): it is not started again, the pod exits 0', async () => {
+    const r = await run([2, 'hang'], {}, jitConfig, /exited 2: restarting/);
+    expect(r.code).toBe(0);
+    expect(r.starts).toBe(1);
+    expect(r.terminationMessage).toBe('');
+  }, 30_000);
 });

@@ -29,8 +29,8 @@ async function runRunner(url: string, waitTimeout: number, startDelaySeconds = 0
   const dir = mkdtempSync(join(tmpdir(), 'gl-runner-'));
   const bin = join(dir, 'bin');
   mkdirSync(bin);
-  // A runner slow to start (the delay's `sleep` must not hold the shell's log pipe open).
-  const delay = startDelaySeconds > 0 ? `sleep ${startDelaySeconds} > /dev/null 2>&1\n` : '';
+  // A runner slow to start (its `sleep` holds the log pipe open: the shell must not wait for it).
+  const delay = startDelaySeconds > 0 ? `sleep ${startDelaySeconds}\n` : '';
   writeFileSync(join(bin, 'gitlab-runner'), `#!/bin/sh\n${delay}exec ${process.execPath} ${STANDIN} "$@"\n`, {
     mode: 0o755,
   });

@@ -37,6 +37,7 @@ import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { type Backend, eventually, fakeBackend, kwokBackend } from './backends.js';
 import { fixesOnRealPlane } from './fixes.js';
 import { localStackOnRealPlane } from './local-stack.js';
+import { agentStops } from './stops.js';
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -453,7 +454,8 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
 }
 
 describe('scaler against fake-kube', () => {
-  scenarios(async () => fakeBackend());
+  const fake = scenarios(async () => fakeBackend());
+  agentStops(fake, 'fake-kube');
 });
 
 describe('scaler against a real control plane (kube-apiserver, etcd, controllers, kwok)', () => {
@@ -465,6 +467,7 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
 
   fixesOnRealPlane(real);
   localStackOnRealPlane(real);
+  agentStops(real, 'real control plane');
 
   it('the scaler is a user of the group ci-agent-autoscaler, and the Role of infra/k8s is all it may do', async () => {
     const b = real();
@@ -484,11 +487,13 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
         () => 200,
         (e: { code?: number }) => e.code,
       );
-    // Granted: list jobs and pods; refused: reading Secrets, deleting pods, other namespaces.
+    // Granted: list jobs and pods, delete a pod (an agent's stop: 404 for none); refused: reading
+    // Secrets, deleting every pod at once, other namespaces.
     expect(await status(core.listNamespacedPod({ namespace }))).toBe(200);
+    expect(await status(core.deleteNamespacedPod({ namespace, name: 'any' }))).toBe(404);
+    expect(await status(core.deleteCollectionNamespacedPod({ namespace }))).toBe(403);
     expect(await status(core.listNamespacedSecret({ namespace }))).toBe(403);
     expect(await status(core.readNamespacedSecret({ namespace, name: 'any' }))).toBe(403);
-    expect(await status(core.deleteNamespacedPod({ namespace, name: 'any' }))).toBe(403);
     expect(await status(batch.listNamespacedJob({ namespace: 'default' }))).toBe(403);
   });
 

@@ -31,7 +31,12 @@
  * With a warm pool, idle agents beyond what is wanted are surplus once the pool's target drops;
  * the decision says how many to delete (never below MIN):
  *
- *   scaleDown = min(idle - (pending - gone) - warm, supply - MIN), when positive
+ *   scaleDown = min(idle - pending - warm, supply - MIN), when positive
+ *
+ * without `gone`: it only ever adds to the surplus, and an exit not explained yet may be that of
+ * an agent just stopped (scaler/scale-down.ts), idle, whose pod ended before the next drain
+ * caught up: counted as a CI job's, it would stop one more agent. Left out, a true surplus is
+ * stopped a tick later at worst.
  */
 export interface QueueObservation {
   readonly queue: string;
@@ -103,7 +108,7 @@ export function decide(o: QueueObservation): Decision {
             ? 'warm'
             : 'demand';
   // Surplus idle agents: only with a warm pool, whose target can fall below the idle agents.
-  const surplus = o.warm === undefined ? 0 : Math.min(idle - (pending - gone) - warm, supply - o.minAgents);
+  const surplus = o.warm === undefined ? 0 : Math.min(idle - pending - warm, supply - o.minAgents);
   return {
     ...o,
     pending,

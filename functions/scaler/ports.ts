@@ -64,11 +64,25 @@ export interface ClusterPort {
   /** Deletes an agent Job and (in the background) its pods; one already gone is no error. */
   deleteJob?(jobName: string): Promise<void>;
   /**
+   * Stops one agent: deletes its pod with `DeleteOptions.gracePeriodSeconds` (the kubelet sends
+   * SIGTERM and waits that long before SIGKILL) and `preconditions.uid` (never a pod of the same
+   * name made meanwhile). 'gone' when there is nothing to stop: the pod no longer exists (404) or
+   * it is another pod by now (409, the uid precondition failed). Optional: the warm pool's
+   * scale-down needs it (scale-down.ts).
+   */
+  deletePod?(pod: PodRef, gracePeriodSeconds: number): Promise<'deleted' | 'gone'>;
+  /**
    * Why the pods of these Jobs cannot be created: the newest `FailedCreate` Event the Job
    * controller recorded on each (a ResourceQuota, LimitRange, PodSecurity or ServiceAccount
    * refusal), none for a Job without one. One paginated Event list; no call for no Job.
    */
   listCreateFailures?(jobNames: readonly string[]): Promise<CreateFailure[]>;
+}
+
+/** One pod, by name and uid (ClusterPort.deletePod). */
+export interface PodRef {
+  readonly name: string;
+  readonly uid: string;
 }
 
 /** A Job whose pods the API server refuses to create (ClusterPort.listCreateFailures). */
@@ -235,4 +249,9 @@ export interface ScalerSettings {
   readonly drainBudgetMs?: number;
   /** Attempts per queue per tick to reserve its tokens when concurrent scalers conflict. */
   readonly reserveAttempts?: number;
+  /**
+   * The grace period of an agent's stop (the Job's activeDeadlineSeconds, JOB_ACTIVE_DEADLINE_SECONDS):
+   * a decision's scaleDown deletes that many idle agents' pods (scale-down.ts). Absent: none stopped.
+   */
+  readonly stopGraceSeconds?: number;
 }

@@ -15,6 +15,7 @@ import type { ScalerPorts, ScalerSettings } from './ports.js';
 import { reconcileProviders } from './provider-reconcile.js';
 import { reconcile, snapshot } from './reconcile.js';
 import { reserve } from './reserve.js';
+import { type AgentStops, stopSurplus } from './scale-down.js';
 import { type CreatedJob, submitter } from './submit.js';
 import type { TickError, TickErrors } from './tick-error.js';
 import { syncWarmLearning } from './warm-learning.js';
@@ -31,8 +32,10 @@ export interface TickReport {
   readonly failures: readonly TickError[];
   /** False when the tick only drained (see tick's provisionDueAt): no decisions, nothing made. */
   readonly provisioned: boolean;
-  /** How long stages 2–5 took (ms, the ports' clock): sizes the next tick's drain (loop.ts). */
+  /** How long stages 2–6 took (ms, the ports' clock): sizes the next tick's drain (loop.ts). */
   readonly provisionMs?: number;
+  /** Per queue whose decision had scaleDown: the surplus agents stopped (scale-down.ts). */
+  readonly stops?: readonly AgentStops[];
 }
 
 /**
@@ -75,8 +78,8 @@ export async function tick(
 }
 
 /**
- * Stages 2–5: reconcile, then per queue decide, reserve and submit. `lag`: what the drain
- * measured (DrainReport lagMs, appliedAgeMs), logged with each decision.
+ * Stages 2–6: reconcile, then per queue decide, reserve and submit, then stop surplus agents.
+ * `lag`: what the drain measured (DrainReport lagMs, appliedAgeMs), logged with each decision.
  */
 export async function provision(
   ports: ScalerPorts,
@@ -111,9 +114,12 @@ export async function provision(
       return { ...decision, count: reserved };
     }),
   );
+  // scale-down: a warm pool's surplus idle agents stopped, once the queues got their agents (scale-down.ts).
+  const stops = await stopSurplus(ports, settings, decisions, seen.ours);
   const { released, corrected } = reconciled;
   return {
     decisions,
+    ...(stops.length > 0 ? { stops } : {}),
     created: submissions.created,
     released,
     corrected,

@@ -25,6 +25,8 @@ export function scalerSettings(c: ScalerConfig): ScalerSettings {
       Object.entries(c.queueSettings).map(([q, s]) => [q, { minAgents: s.minAgents, maxAgents: s.maxAgents }]),
     ),
     intentLeaseMs: c.intentLeaseSeconds * 1000,
+    // An agent stopped just after it took a CI job has as long as its Job would give it.
+    stopGraceSeconds: c.jobActiveDeadlineSeconds,
   };
 }
 

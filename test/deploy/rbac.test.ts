@@ -37,7 +37,7 @@ async function agentJob(dispatchId: string) {
 }
 
 describe('RBAC Role == the calls the scaler makes', () => {
-  it("every scaler operation (list, create, retried create 409, pods, Events, the Job's Secrets, deletes) is allowed, and every grant is used", async () => {
+  it("every scaler operation (list, create, retried create 409, pods, an agent's stop, Events, the Job's Secrets, deletes) is allowed, and every grant is used", async () => {
     fake.reset();
     expect(await cluster.listAgentJobs()).toEqual([]);
     const job = await agentJob('rbac-1');
@@ -54,7 +54,13 @@ describe('RBAC Role == the calls the scaler makes', () => {
       'created',
     );
     expect((await cluster.listAgentJobs()).map((j) => j.metadata?.name)).toEqual([jobName]);
-    expect(await cluster.listAgentPods!()).toHaveLength(3);
+    const pods = await cluster.listAgentPods!();
+    expect(pods).toHaveLength(3);
+    // A surplus idle agent stopped (warm pool scale-down); a pod gone meanwhile is nothing to stop.
+    const [pod] = pods;
+    const ref = { name: pod?.metadata?.name ?? '', uid: pod?.metadata?.uid ?? '' };
+    expect(await cluster.deletePod!(ref, 7200)).toBe('deleted');
+    expect(await cluster.deletePod!({ ...ref, uid: 'another-pod' }, 7200)).toBe('gone');
     // A Job whose pods the server refuses: its Events are read, the Job deleted.
     expect(await cluster.listCreateFailures!([jobName])).toEqual([]);
     await cluster.deleteJob!(jobName);
@@ -70,6 +76,7 @@ describe('RBAC Role == the calls the scaler makes', () => {
         'create batch/jobs',
         'delete batch/jobs',
         'list /pods',
+        'delete /pods',
         'list /events',
         'create /secrets',
         'patch /secrets',
@@ -130,7 +137,7 @@ describe('RBAC Role == the calls the scaler makes', () => {
     assertRbacCovers(fake.calls);
   });
 
-  it('the Role is namespaced and grants only Jobs create/list/delete, pods and Events list, secrets create/patch/delete (never read)', () => {
+  it('the Role is namespaced and grants only Jobs create/list/delete, pods list/delete, Events list, secrets create/patch/delete (never read)', () => {
     const role = scalerRole();
     expect(role.namespace).toBe(NAMESPACE);
     expect(grants(role)).toEqual([
@@ -138,6 +145,7 @@ describe('RBAC Role == the calls the scaler makes', () => {
       'batch/jobs:delete',
       'batch/jobs:list',
       'core/events:list',
+      'core/pods:delete',
       'core/pods:list',
       'core/secrets:create',
       'core/secrets:delete',
@@ -151,20 +159,21 @@ describe('RBAC Role == the calls the scaler makes', () => {
     const create = inNs({ verb: 'create', group: 'batch', resource: 'jobs' });
     const del = inNs({ verb: 'delete', group: 'batch', resource: 'jobs', name: 'x' });
     const pods = inNs({ verb: 'list', group: '', resource: 'pods' });
+    const stop = inNs({ verb: 'delete', group: '', resource: 'pods', name: 'x' });
     const events = inNs({ verb: 'list', group: '', resource: 'events' });
     const secret = inNs({ verb: 'create', group: '', resource: 'secrets' });
     const own = inNs({ verb: 'patch', group: '', resource: 'secrets', name: 'x-jit' });
     const unsecret = inNs({ verb: 'delete', group: '', resource: 'secrets', name: 'x-jit' });
-    const all = [list, create, del, pods, events, secret, own, unsecret];
+    const all = [list, create, del, pods, stop, events, secret, own, unsecret];
     expect(() => assertRbacCovers(all, { exhaustive: true })).not.toThrow();
-    expect(() => assertRbacCovers([list, create, del, pods, events, own, unsecret], { exhaustive: true })).toThrow(
-      /never used: core\/secrets:create/,
-    );
+    expect(() =>
+      assertRbacCovers([list, create, del, pods, stop, events, own, unsecret], { exhaustive: true }),
+    ).toThrow(/never used: core\/secrets:create/);
     expect(() =>
       assertRbacCovers([list, create, del], { role: roleWithout(scalerRole(), ['batch/jobs:delete']) }),
     ).toThrow(/forbids.*delete batch\/jobs/);
-    expect(() => assertRbacCovers([list, inNs({ verb: 'delete', group: '', resource: 'pods', name: 'x' })])).toThrow(
-      /forbids.*delete core\/pods/,
+    expect(() => assertRbacCovers([list, inNs({ verb: 'deletecollection', group: '', resource: 'pods' })])).toThrow(
+      /forbids.*deletecollection core\/pods/,
     );
     expect(() =>
       assertRbacCovers([list, inNs({ verb: 'get', group: '', resource: 'secrets', name: 'buildkite-agent-token' })]),

@@ -36,8 +36,8 @@ export interface ScalerRole {
 }
 
 /**
- * Grants that may go unused by the scaler, each with its reason. Empty: the Role grants exactly
- * jobs create/list, pods list and secrets create, all of which the scaler calls. Add `'<group>/<resource>:<verb>'` here
+ * Grants that may go unused by the scaler, each with its reason. Empty: every grant of the Role
+ * (infra/k8s/rbac.yaml) is a call the scaler makes. Add `'<group>/<resource>:<verb>'` here
  * (with the reason) before granting anything the scaler does not call.
  */
 export const UNUSED_GRANTS_ALLOWED: Readonly<Record<string, string>> = {};

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import type { JobEventKind } from '../../functions/core/job-event.js';
+import { WarmPoolTracker } from '../../functions/core/warm-pool.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
 import { provision, tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
@@ -346,6 +347,106 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     expect(podLists()).toContainEqual(
       expect.objectContaining({ fieldSelector: 'status.phase=Failed', items: 1, namespace: w.config.namespace }),
     );
+  });
+
+  it('a warm pool whose target dropped: exactly scaleDown agents stopped, the oldest Running and Ready first; their tokens come back only once their pods end', async () => {
+    // Its own fake API server, with a clock: the agents' start times (and an older stop) are set.
+    let pinned: number | undefined;
+    const clocked = await startFakeKube({ clock: () => pinned ?? Date.now() });
+    try {
+      const w = await world({ KUBECONFIG: clocked.kubeconfigPath, WARM_POOL: 'adaptive' });
+      const namespace = w.config.namespace;
+      // The pool's target, as the tracker would size it from arrivals and start-up times.
+      class PinnedPool extends WarmPoolTracker {
+        warm = 6;
+        override size(queue: string, now: number) {
+          return { ...super.size(queue, now), warm: this.warm };
+        }
+      }
+      const pool = new PinnedPool();
+      const lines: string[] = [];
+      const log = {
+        ...quiet,
+        info: (m: string, x: Record<string, unknown>) => void lines.push(`${m} ${JSON.stringify(x)}`),
+      };
+      const ports: ScalerPorts = { ...w.ports, warmPool: pool, log };
+      const run = () => tick(ports, w.settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
+
+      // Six warm agents, no CI job yet.
+      const first = await run();
+      expect(first.decisions[0]).toMatchObject({ count: 6, reason: 'warm' });
+      const [job] = clocked.jobs(namespace);
+      const jobName = job?.metadata?.name ?? '';
+      const pods = clocked.pods({ namespace, jobName });
+      const byIndex = (i: number) =>
+        pods.find((p) => p.metadata?.labels?.['batch.kubernetes.io/job-completion-index'] === String(i))?.metadata
+          ?.name ?? '';
+      const now = Date.now();
+      // Index 0 stays Pending (still starting); the others start at different times, 3 first.
+      for (const [i, ago] of [
+        [3, 400],
+        [1, 300],
+        [5, 200],
+        [2, 100],
+        [4, 50],
+      ] as const) {
+        pinned = now - ago * 1000;
+        clocked.runPod(byIndex(i), namespace);
+      }
+      // Index 3, the oldest, was stopped 120 s ago and still runs: a busy agent finishing its CI job.
+      pinned = now - 120_000;
+      const three = clocked.pods({ namespace, jobName }).find((p) => p.metadata?.name === byIndex(3));
+      expect(await w.ports.cluster.deletePod!({ name: byIndex(3), uid: three?.metadata?.uid ?? '' }, 22_800)).toBe(
+        'deleted',
+      );
+      pinned = undefined;
+      // One CI job runs (on index 3, say): 5 idle agents.
+      await w.send('ci-1', 'scheduled');
+      await w.send('ci-1', 'started');
+
+      // The target drops to 2: 3 idle agents are surplus.
+      pool.warm = 2;
+      const second = await run();
+      expect(second.errors).toEqual([]);
+      expect(second.decisions[0]).toMatchObject({ count: 0, idle: 5, scaleDown: 3 });
+      expect(second.stops).toEqual([
+        expect.objectContaining({ queue: 'default', scaleDown: 3, stopped: [byIndex(1), byIndex(5), byIndex(2)] }),
+      ]);
+      const deleting = () =>
+        clocked
+          .pods({ namespace, jobName })
+          .filter((p) => p.metadata?.deletionTimestamp)
+          .map((p) => p.metadata?.name)
+          .sort();
+      expect(deleting()).toEqual([byIndex(1), byIndex(5), byIndex(2), byIndex(3)].sort());
+      const stopped = clocked.pods({ namespace, jobName }).find((p) => p.metadata?.name === byIndex(1));
+      expect(stopped?.metadata?.deletionGracePeriodSeconds).toBe(w.config.jobActiveDeadlineSeconds);
+      expect(clocked.calls.filter((c) => c.verb === 'delete' && c.resource === 'pods')).toHaveLength(4);
+      expect(lines.filter((l) => l.startsWith('surplus agents stopped'))).toEqual([
+        expect.stringContaining(`"stopped":["${byIndex(1)}","${byIndex(5)}","${byIndex(2)}"]`),
+      ]);
+      // Terminating, not ended: the Job has no replacement and the tokens are all held.
+      expect(clocked.job(jobName, namespace)?.status).toMatchObject({ active: 2, terminating: 4 });
+      expect(await w.limiter()).toMatchObject({ inFlight: 6 });
+
+      // The next tick sees the same surplus, and the 3 agents leaving cover it: no more stops.
+      const third = await run();
+      expect(third.decisions[0]).toMatchObject({ scaleDown: 3 });
+      expect(third.stops).toEqual([expect.objectContaining({ stopped: [], stopping: 3 })]);
+      expect(clocked.calls.filter((c) => c.verb === 'delete' && c.resource === 'pods')).toHaveLength(4);
+      expect(await w.limiter()).toMatchObject({ inFlight: 6 });
+
+      // One stopped agent was idle and exits 0: its token comes back, and only its.
+      clocked.succeedPod(byIndex(1), namespace);
+      const fourth = await run();
+      expect(fourth.stops).toEqual([expect.objectContaining({ stopped: [], stopping: 2 })]);
+      expect(clocked.job(jobName, namespace)?.status).toMatchObject({ succeeded: 1, active: 2, terminating: 3 });
+      expect(await w.limiter()).toMatchObject({ inFlight: 5 });
+      expect(clocked.jobs(namespace)).toHaveLength(1);
+      recorded.push(...clocked.calls);
+    } finally {
+      await clocked.stop();
+    }
   });
 
   it('made only Kubernetes calls that the RBAC Role in infra/k8s allows, and used every grant', () => {

@@ -17,6 +17,7 @@ import {
   type Fate,
   KubeRequestError,
   kustomize,
+  ON_DELETE,
   PROJECT_ROOT,
   startControlPlane,
 } from '../../tools/k8s/control-plane.js';
@@ -42,6 +43,13 @@ export interface Backend {
   secrets(namespace: string): Promise<V1Secret[]>;
   /** Moves the pods of a Job (all, or the first `count` by name) on to `fate`. */
   setFate(namespace: string, jobName: string, fate: Fate, count?: number): Promise<void>;
+  /**
+   * The pod's agent handles SIGTERM (finishes its CI job): once deleted it keeps running until
+   * endPod. (kwok: the annotation ON_DELETE=hold; fake-kube: every deleted pod waits so.)
+   */
+  holdOnDelete(namespace: string, podName: string): Promise<void>;
+  /** The pod's agent exits: the kubelet reports it Succeeded (exit 0) or Failed (exit 1). */
+  endPod(namespace: string, podName: string, phase: 'Succeeded' | 'Failed'): Promise<void>;
   /**
    * Makes the API server refuse the namespace's agent pods as a deployer's mistake would: a
    * ResourceQuota `pods: 0`, the agents' ServiceAccount missing, or PodSecurity `restricted`
@@ -127,6 +135,11 @@ export async function fakeBackend(): Promise<Backend & { fake: FakeKube }> {
     async refusePods(namespace, why) {
       fake.refusePodCreates(namespace, REFUSAL_MESSAGES[why](namespace));
     },
+    async holdOnDelete() {},
+    async endPod(namespace, podName, phase) {
+      if (phase === 'Succeeded') fake.succeedPod(podName, namespace);
+      else fake.failPod(podName, { exitCode: 1, namespace });
+    },
     async expireDeadline(namespace, jobName) {
       fake.expireDeadline(jobName, namespace);
     },
@@ -169,12 +182,16 @@ export async function kwokBackend(): Promise<Backend & { plane: ControlPlane }> 
     pods,
     secrets: (namespace) => get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets`),
     async setFate(namespace, jobName, fate, count) {
-      // The Job controller makes the pods after the Job: wait for all of them.
-      const job = await plane.request<V1Job>('GET', `/apis/batch/v1/namespaces/${namespace}/jobs/${jobName}`);
-      const want = job.spec?.parallelism ?? 1;
+      // The Job controller makes the pods after the Job: wait for all of those it still runs
+      // (pods that ended and went, as a stopped agent's, are counted in its status).
       const all = await eventually(async () => {
+        const job = await plane.request<V1Job>('GET', `/apis/batch/v1/namespaces/${namespace}/jobs/${jobName}`);
+        const parallelism = job.spec?.parallelism ?? 1;
+        const ended = (job.status?.succeeded ?? 0) + (job.status?.failed ?? 0);
+        const want = Math.min(parallelism, (job.spec?.completions ?? parallelism) - ended);
         const found = await pods(namespace, jobName);
-        if (found.length < want) throw new Error(`Job ${jobName} has ${found.length} of its ${want} pods`);
+        const live = found.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed');
+        if (live.length < want) throw new Error(`Job ${jobName} runs ${live.length} of its ${want} pods`);
         return found;
       }, 20_000);
       for (const p of all.slice(0, count)) {
@@ -185,6 +202,53 @@ export async function kwokBackend(): Promise<Backend & { plane: ControlPlane }> 
           'application/merge-patch+json',
         );
       }
+    },
+    async holdOnDelete(namespace, podName) {
+      await plane.request(
+        'PATCH',
+        `/api/v1/namespaces/${namespace}/pods/${podName}`,
+        { metadata: { annotations: { [ON_DELETE]: 'hold' } } },
+        'application/merge-patch+json',
+      );
+    },
+    async endPod(namespace, podName, phase) {
+      // What the kubelet writes when the container exits (kwok-stages.yaml agent-succeed, agent-fail).
+      const path = `/api/v1/namespaces/${namespace}/pods/${podName}`;
+      const pod = await plane.request<V1Pod>('GET', path);
+      const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      const reason = phase === 'Succeeded' ? 'PodCompleted' : 'PodFailed';
+      const exitCode = phase === 'Succeeded' ? 0 : 1;
+      await plane.request(
+        'PATCH',
+        `${path}/status`,
+        {
+          status: {
+            phase,
+            conditions: [
+              ...(pod.status?.conditions ?? []).filter((c) => c.type !== 'Ready' && c.type !== 'ContainersReady'),
+              { type: 'Ready', status: 'False', reason, lastTransitionTime: now },
+              { type: 'ContainersReady', status: 'False', reason, lastTransitionTime: now },
+            ],
+            containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
+              name: c.name,
+              image: c.image,
+              imageID: '',
+              ready: false,
+              restartCount: 0,
+              started: false,
+              state: {
+                terminated: {
+                  exitCode,
+                  reason: exitCode === 0 ? 'Completed' : 'Error',
+                  startedAt: pod.status?.startTime ?? now,
+                  finishedAt: now,
+                },
+              },
+            })),
+          },
+        },
+        'application/merge-patch+json',
+      );
     },
     async refusePods(namespace, why) {
       const merge = 'application/merge-patch+json';

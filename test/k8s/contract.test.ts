@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { V1Job } from '@kubernetes/client-node';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { jitSecretName } from '../../functions/adapters/github/jit-runners.js';
@@ -24,12 +24,14 @@ import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js'
 import { CREATE_GRACE_MS } from '../../functions/core/backoff.js';
 import type { JobEventKind, Provider } from '../../functions/core/job-event.js';
 import type { DispatchRecord } from '../../functions/core/stores.js';
+import { WarmPoolTracker } from '../../functions/core/warm-pool.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
 import { tick } from '../../functions/scaler/scaler.js';
 import { createPorts, scalerSettings } from '../../functions/scaler/wiring.js';
 import { resetAwsClients } from '../../functions/shared/aws.js';
 import { loadScalerConfig, type ScalerConfig } from '../../functions/shared/config.js';
 import { type FakeGitHub, startFakeGitHub } from '../../tools/fakes/github/index.js';
+import { FATE, ON_DELETE } from '../../tools/k8s/control-plane.js';
 import { SIMULATED_AGENT_TEMPLATE } from '../../tools/local/stack.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';
@@ -37,6 +39,7 @@ import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { type Backend, eventually, fakeBackend, kwokBackend } from './backends.js';
 import { fixesOnRealPlane } from './fixes.js';
 import { localStackOnRealPlane } from './local-stack.js';
+import { agentStops } from './stops.js';
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -416,6 +419,102 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
     expect(await w.limiter()).toEqual({ inFlight: 2 });
   });
 
+  it('a warm pool whose target dropped: the tick stops exactly scaleDown agents, oldest Running and Ready first; tokens come back once their pods end', async () => {
+    // Agents that wait Pending until the test starts them (kwok: fate pending), one by one.
+    const dir = mkdtempSync(join(tmpdir(), 'stop-'));
+    const template = join(dir, 'agent.yaml');
+    writeFileSync(
+      template,
+      [
+        'apiVersion: batch/v1',
+        'kind: Job',
+        'spec:',
+        '  template:',
+        '    metadata:',
+        `      annotations: { '${FATE}': pending, '${ON_DELETE}': hold }`,
+        '    spec:',
+        '      serviceAccountName: ci-agent',
+        '      automountServiceAccountToken: false',
+        '      containers: [{ name: agent, image: busybox:1.37.0 }]',
+        '',
+      ].join('\n'),
+    );
+    const w = await world(backend, { JOB_TEMPLATE: template, WARM_POOL: 'adaptive' });
+    rmSync(dir, { recursive: true, force: true });
+    // The pool's target, as the tracker would size it.
+    class PinnedPool extends WarmPoolTracker {
+      warm = 5;
+      override size(queue: string, now: number) {
+        return { ...super.size(queue, now), warm: this.warm };
+      }
+    }
+    const pool = new PinnedPool();
+    const ports: ScalerPorts = { ...w.ports, warmPool: pool };
+    const first = await w.tick(ports);
+    expect(first.decisions[0]).toMatchObject({ count: 5, reason: 'warm' });
+    const [job] = await w.jobs();
+    const name = job?.metadata?.name ?? '';
+    const podsNow = () => backend.pods(w.namespace, name);
+    const index = (p: V1Pod) => p.metadata?.labels?.['batch.kubernetes.io/job-completion-index'];
+    const byIndex = async (i: number) => (await podsNow()).find((p) => index(p) === String(i));
+    // Indexes 0..3 start a second apart (0 first); index 4 stays Pending.
+    for (let started = 1; started <= 4; started++) {
+      await backend.setFate(w.namespace, name, 'run', started);
+      await eventually(async () => {
+        const running = (await podsNow()).filter((p) => p.status?.phase === 'Running');
+        expect(running).toHaveLength(started);
+      }, settle());
+      if (started < 4) await new Promise((r) => setTimeout(r, 1100));
+    }
+    const original = (await podsNow()).map((p) => p.metadata?.name).sort();
+    // Index 0, the oldest, was stopped just now (an earlier tick): it is leaving.
+    const zero = await byIndex(0);
+    const grace = w.config.jobActiveDeadlineSeconds;
+    expect(
+      await w.ports.cluster.deletePod!({ name: zero?.metadata?.name ?? '', uid: zero?.metadata?.uid ?? '' }, grace),
+    ).toBe('deleted');
+
+    // The target drops to 2: 3 idle agents beyond it, 1 already leaving, so 2 more stopped.
+    pool.warm = 2;
+    const second = await w.tick(ports);
+    expect(second.errors).toEqual([]);
+    expect(second.decisions[0]).toMatchObject({ count: 0, idle: 5, scaleDown: 3 });
+    const names = async (...indexes: number[]) =>
+      Promise.all(indexes.map(async (i) => (await byIndex(i))?.metadata?.name));
+    expect(second.stops).toEqual([
+      expect.objectContaining({ scaleDown: 3, stopping: 1, candidates: 3, stopped: await names(1, 2) }),
+    ]);
+    expect(w.log.lines.filter((l) => l.startsWith('info surplus agents stopped'))).toHaveLength(1);
+    const deleting = async () =>
+      (await podsNow())
+        .filter((p) => p.metadata?.deletionTimestamp)
+        .map((p) => index(p))
+        .sort();
+    expect(await deleting()).toEqual(['0', '1', '2']);
+    expect((await byIndex(1))?.metadata?.deletionGracePeriodSeconds).toBe(grace);
+    // While they terminate: no replacement, every token held.
+    await eventually(async () => {
+      const [j] = await w.jobs();
+      expect(j?.status).toMatchObject({ active: 2, terminating: 3 });
+    }, settle());
+    const third = await w.tick(ports);
+    expect(third.stops).toEqual([expect.objectContaining({ stopped: [], stopping: 3 })]);
+    expect(await w.limiter()).toEqual({ inFlight: 5 });
+    expect((await podsNow()).map((p) => p.metadata?.name).sort()).toEqual(original);
+
+    // Index 1 was idle and exits 0 (the kubelet reports it): its token, and only its, comes back.
+    await backend.endPod(w.namespace, (await names(1))[0] ?? '', 'Succeeded');
+    await eventually(async () => {
+      const [j] = await w.jobs();
+      expect(j?.status).toMatchObject({ succeeded: 1, active: 2, terminating: 2 });
+    }, settle());
+    await w.tick(ports);
+    expect(await w.limiter()).toEqual({ inFlight: 4 });
+    expect(await w.jobs()).toHaveLength(1);
+    const after = (await podsNow()).map((p) => p.metadata?.name);
+    expect(after.every((n) => original.includes(n))).toBe(true);
+  }, 120_000);
+
   it('a custom template with a typo: the first tick fails its create naming the unknown fields, nothing is made', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'typo-'));
     const template = join(dir, 'typo.yaml');
@@ -453,7 +552,8 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
 }
 
 describe('scaler against fake-kube', () => {
-  scenarios(async () => fakeBackend());
+  const fake = scenarios(async () => fakeBackend());
+  agentStops(fake, 'fake-kube');
 });
 
 describe('scaler against a real control plane (kube-apiserver, etcd, controllers, kwok)', () => {
@@ -465,6 +565,7 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
 
   fixesOnRealPlane(real);
   localStackOnRealPlane(real);
+  agentStops(real, 'real control plane');
 
   it('the scaler is a user of the group ci-agent-autoscaler, and the Role of infra/k8s is all it may do', async () => {
     const b = real();
@@ -484,11 +585,13 @@ describe('scaler against a real control plane (kube-apiserver, etcd, controllers
         () => 200,
         (e: { code?: number }) => e.code,
       );
-    // Granted: list jobs and pods; refused: reading Secrets, deleting pods, other namespaces.
+    // Granted: list jobs and pods, delete a pod (an agent's stop: 404 for none); refused: reading
+    // Secrets, deleting every pod at once, other namespaces.
     expect(await status(core.listNamespacedPod({ namespace }))).toBe(200);
+    expect(await status(core.deleteNamespacedPod({ namespace, name: 'any' }))).toBe(404);
+    expect(await status(core.deleteCollectionNamespacedPod({ namespace }))).toBe(403);
     expect(await status(core.listNamespacedSecret({ namespace }))).toBe(403);
     expect(await status(core.readNamespacedSecret({ namespace, name: 'any' }))).toBe(403);
-    expect(await status(core.deleteNamespacedPod({ namespace, name: 'any' }))).toBe(403);
     expect(await status(batch.listNamespacedJob({ namespace: 'default' }))).toBe(403);
   });
 

@@ -354,3 +354,21 @@ describe('ExitedAgents: exits not yet explained by a finished event', () => {
     expect(e.count('q', 90_001)).toBe(0);
   });
 });
+
+describe('decide: scaleDown, the warm pool surplus to stop', () => {
+  it('idle agents beyond pending and the pool, never below MIN_AGENTS; none without a warm pool', () => {
+    expect(decide({ ...base, inFlight: 6, warm: 2 }).scaleDown).toBe(4);
+    expect(decide({ ...base, pending: 1, running: 1, inFlight: 6, warm: 2 }).scaleDown).toBe(2);
+    expect(decide({ ...base, inFlight: 6, warm: 2, minAgents: 5 }).scaleDown).toBe(1);
+    expect(decide({ ...base, inFlight: 6, warm: 6 }).scaleDown).toBeUndefined();
+    expect(decide({ ...base, inFlight: 6 }).scaleDown).toBeUndefined();
+  });
+
+  it('an exit not explained yet (maybe an agent just stopped, idle) adds nothing to the surplus', () => {
+    // 5 agents, one busy; one exit the events have not explained: as a CI job's it would make
+    // pending - gone = -1 and one more agent surplus.
+    const d = decide({ ...base, running: 1, inFlight: 5, busyBound: 1, exited: 1, warm: 2 });
+    expect(d).toMatchObject({ idle: 4, gone: 1, count: 0 });
+    expect(d.scaleDown).toBe(2);
+  });
+});

@@ -39,6 +39,8 @@ export const SCALER_GROUP = 'ci-agent-autoscaler';
 export const SCALER_USER = 'ci-agent-autoscaler-test';
 /** The annotation our kwok stages read (tools/k8s/kwok-stages.yaml). */
 export const FATE = 'ci-autoscaler.test/fate';
+/** `hold`: a pod being deleted stays Running until the test reports its end (tools/k8s/kwok-stages.yaml). */
+export const ON_DELETE = 'ci-autoscaler.test/on-delete';
 export type Fate = 'run' | 'succeed' | 'fail' | 'pending' | 'image-pull-failure' | 'out-of-cpu';
 
 export interface ControlPlaneOptions {

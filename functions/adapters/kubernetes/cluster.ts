@@ -4,9 +4,10 @@
  * RetryableKubeError (nothing is lost: the scaler retries the dispatch next tick), other failures
  * KubeApiError.
  *
- * Calls made (keep infra/k8s/rbac.yaml in step): jobs list, create, delete; pods list; events
- * list; secrets create, patch (its ownerReference), delete (all namespaced). Setting an
- * ownerReference needs `delete` on the Secret under the admission plugin
+ * Calls made (keep infra/k8s/rbac.yaml in step): jobs list, create, delete; pods list, delete
+ * (the graceful stop of a surplus agent); events list; secrets create, patch (its
+ * ownerReference), delete (all namespaced). Setting an ownerReference needs `delete` on the
+ * Secret under the admission plugin
  * OwnerReferencesPermissionEnforcement; the reference never blocks its owner's deletion, so no
  * `update` on jobs/finalizers is needed.
  */
@@ -253,6 +254,24 @@ export async function createCluster(
       } catch (e) {
         const err = toKubeError(e, `delete job ${namespace}/${jobName}`);
         if (err.status !== 404) throw err;
+      }
+    },
+
+    async deletePod(pod, gracePeriodSeconds) {
+      try {
+        // The grace period both as a query parameter and in the body, as kubectl sends it; the
+        // uid precondition makes a pod of the same name created since the list a 409.
+        await core.deleteNamespacedPod({
+          name: pod.name,
+          namespace,
+          gracePeriodSeconds,
+          body: { gracePeriodSeconds, preconditions: { uid: pod.uid } },
+        });
+        return 'deleted';
+      } catch (e) {
+        const err = toKubeError(e, `delete pod ${namespace}/${pod.name}`);
+        if (err.status === 404 || err.status === 409) return 'gone';
+        throw err;
       }
     },
 

@@ -3,7 +3,8 @@
  *
  * Serves discovery (/version, /api, /api/v1, /apis, /apis/batch, /apis/batch/v1), batch/v1 Jobs
  * (create, get, list with labelSelector/fieldSelector/limit/continue, update, merge-patch,
- * delete with propagationPolicy, the status subresource), core/v1 Pods (get, list), Secrets
+ * delete with propagationPolicy, the status subresource), core/v1 Pods (get, list, delete with
+ * a grace period and a uid precondition), Secrets
  * (create, get, list, merge-patch, delete; at most 1 MiB of data) and Events (list, with the
  * events field selectors), with the real paths, status codes and `Status` error bodies, a global
  * resourceVersion counter, uids and creationTimestamps, and bearer-token authentication; over
@@ -17,9 +18,11 @@
  * `succeedAll`, `expireDeadline`), or, for the local stack, `autoRun` moves them on timers.
  *
  * Differences from a real cluster (on purpose, to stay small): changes are applied synchronously
- * (the controller reconciles inside the request that caused the change), pods are removed at once
- * when killed (no graceful termination; a Job's deadline leaves them Failed with a
- * deletionTimestamp, as the real controller's terminating pods), there is no watch, and a
+ * (the controller reconciles inside the request that caused the change), pods the controller
+ * kills are removed at once (no graceful termination; a Job's deadline leaves them Failed with a
+ * deletionTimestamp, as the real controller's terminating pods), a pod deleted through the API
+ * stays terminating until a test ends it (no kubelet kills it when its grace period is over),
+ * there is no watch, and a
  * `continue` token reads the current state after its key rather than a snapshot. Without
  * `fieldValidation=Strict` unknown fields are kept (a real server drops them with a warning).
  */
@@ -602,7 +605,9 @@ export class FakeKube {
     if (resource === 'pods') {
       if (verb === 'list') return [200, this.list('pods', namespace, url)];
       if (verb === 'get') return [200, this.getPod(need(namespace), need(name))];
-      throw new HttpError(S.methodNotAllowed('this fake API server serves pods read-only'));
+      if (verb === 'delete')
+        return [200, this.deletePod(need(namespace), need(name), url, rawBody.trim() ? body() : {})];
+      throw new HttpError(S.methodNotAllowed(`${verb} on pods is not supported by this fake API server`));
     }
     if (!namespace && verb !== 'list')
       throw new HttpError(S.failure(404, 'NotFound', 'the server could not find the requested resource', {}));
@@ -672,7 +677,7 @@ export class FakeKube {
               singularName: 'pod',
               namespaced: true,
               kind: 'Pod',
-              verbs: ['get', 'list'],
+              verbs: ['delete', 'get', 'list'],
               shortNames: ['po'],
             },
             { name: 'pods/status', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
@@ -842,6 +847,56 @@ export class FakeKube {
       if (owners.length > 0 && owners.every((o) => !uids.has(`${secret.metadata.namespace}/${o.uid}`)))
         this.secretStore.delete(k);
     }
+  }
+
+  /**
+   * DELETE of a pod, as the API server does it (k8s.io/apiserver registry/rest/delete.go
+   * BeforeDelete, pkg/registry/core/pod/strategy.go CheckGracefulDelete): a uid precondition that
+   * does not match is 409 Conflict; the grace period is DeleteOptions.gracePeriodSeconds (query
+   * or body), else the pod's terminationGracePeriodSeconds (default 30), 0 for an unscheduled or
+   * ended pod. With a grace period the pod stays, with deletionTimestamp (now + grace) and
+   * deletionGracePeriodSeconds, until it ends (runPod's kubelet: succeedPod, failPod), then goes;
+   * a second delete only shortens it. An ended pod without finalizers goes at once. The fake
+   * kills nothing when the grace period runs out (no kubelet).
+   */
+  private deletePod(namespace: string, name: string, url: URL, options: JsonObject): JsonObject {
+    const pod = this.podStore.get(key(namespace, name));
+    if (!pod) throw new HttpError(S.notFound(PODS, name));
+    const preconditions = isObject(options.preconditions) ? options.preconditions : {};
+    const uid = optionalString(preconditions.uid);
+    if (uid !== undefined && uid !== pod.metadata.uid)
+      throw new HttpError(
+        S.failure(
+          409,
+          'Conflict',
+          `Operation cannot be fulfilled on Pod "${name}": the UID in the precondition (${uid}) does not match the UID in record (${pod.metadata.uid}). The object might have been deleted and then recreated`,
+          { name, kind: 'Pod' },
+        ),
+      );
+    const asked = url.searchParams.get('gracePeriodSeconds') ?? options.gracePeriodSeconds;
+    const fromSpec = pod.spec.terminationGracePeriodSeconds;
+    let grace = asked === undefined || asked === null ? (typeof fromSpec === 'number' ? fromSpec : 30) : Number(asked);
+    if (!Number.isInteger(grace))
+      throw new HttpError(S.badRequest(`invalid gracePeriodSeconds: ${JSON.stringify(asked)}`));
+    const ended = pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed';
+    const unscheduled = pod.status.conditions.some((c) => c.type === 'PodScheduled' && c.status === 'False');
+    if (ended || unscheduled) grace = 0;
+    if (grace < 0) grace = 1;
+    const t = Date.parse(this.now()) + grace * 1000;
+    const current =
+      pod.metadata.deletionTimestamp === undefined ? undefined : Date.parse(String(pod.metadata.deletionTimestamp));
+    if (current === undefined || t < current) {
+      pod.metadata.deletionTimestamp = stamp(t);
+      pod.metadata.deletionGracePeriodSeconds = grace;
+      pod.metadata.resourceVersion = this.nextRv();
+    }
+    const out = clone(pod);
+    if (ended && (pod.metadata.finalizers ?? []).length === 0) this.podStore.delete(key(namespace, name));
+    else {
+      const job = this.ownerOf(pod);
+      if (job) this.reconcile(job);
+    }
+    return out as unknown as JsonObject;
   }
 
   private getPod(namespace: string, name: string): PodObject {
@@ -1160,8 +1215,28 @@ export class FakeKube {
     );
   }
 
-  private activePods(job: JobObject): PodObject[] {
+  /** The Job's pods that have not ended, being deleted or not. */
+  private livePods(job: JobObject): PodObject[] {
     return this.ownedPods(job.metadata.uid).filter((p) => p.status.phase === 'Pending' || p.status.phase === 'Running');
+  }
+
+  /** Not ended and not being deleted (controller_utils.go IsPodActive): `status.active`. */
+  private activePods(job: JobObject): PodObject[] {
+    return this.livePods(job).filter((p) => p.metadata.deletionTimestamp === undefined);
+  }
+
+  /** Not ended and being deleted (controller_utils.go IsPodTerminating): `status.terminating`. */
+  private terminatingPods(job: JobObject): PodObject[] {
+    return this.livePods(job).filter((p) => p.metadata.deletionTimestamp !== undefined);
+  }
+
+  /**
+   * podReplacementPolicy Failed (or a podFailurePolicy): a pod being deleted is replaced only once
+   * it has ended (job_controller.go onlyReplaceFailedPods, manageJob; indexed_job_utils.go
+   * firstPendingIndexes).
+   */
+  private onlyReplaceFailedPods(job: JobObject): boolean {
+    return job.spec.podReplacementPolicy === 'Failed' || job.spec.podFailurePolicy != null;
   }
 
   private createPod(job: JobObject, index: number | undefined): void {
@@ -1323,7 +1398,7 @@ export class FakeKube {
     ];
     if (type === 'Complete') job.status.completionTime = t;
     // Kill what still runs (a real controller deletes the pods; they vanish after termination).
-    for (const p of this.activePods(job)) this.podStore.delete(key(p.metadata.namespace, p.metadata.name));
+    for (const p of this.livePods(job)) this.podStore.delete(key(p.metadata.namespace, p.metadata.name));
     const ttl = job.spec.ttlSecondsAfterFinished;
     // The TTL-after-finished controller deletes it (with its pods) ttl seconds after it finished.
     if (ttl !== undefined) {
@@ -1364,10 +1439,11 @@ export class FakeKube {
           this.finish(job, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
         } else {
           const active = this.activePods(job);
+          const waited = this.onlyReplaceFailedPods(job) ? this.terminatingPods(job) : [];
           const busy = new Set(
-            active.map((p) => Number(p.metadata.labels?.['batch.kubernetes.io/job-completion-index'])),
+            [...active, ...waited].map((p) => Number(p.metadata.labels?.['batch.kubernetes.io/job-completion-index'])),
           );
-          let room = spec.parallelism - active.length;
+          let room = spec.parallelism - active.length - waited.length;
           for (let i = 0; i < completions && room > 0; i++) {
             if (st.succeededIndexes.has(i) || st.failedIndexes.has(i) || busy.has(i)) continue;
             this.createPod(job, i);
@@ -1379,7 +1455,8 @@ export class FakeKube {
       } else if (st.failed > spec.backoffLimit) {
         this.finish(job, 'Failed', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
       } else {
-        const active = this.activePods(job).length;
+        const active =
+          this.activePods(job).length + (this.onlyReplaceFailedPods(job) ? this.terminatingPods(job).length : 0);
         const want = Math.min(
           spec.parallelism,
           completions === undefined ? spec.parallelism : completions - st.succeeded,
@@ -1399,7 +1476,7 @@ export class FakeKube {
     s.ready = active.filter(
       (p) => p.status.phase === 'Running' && p.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
     ).length;
-    s.terminating = 0;
+    s.terminating = this.terminatingPods(job).length;
     if (indexed) {
       const completed = compressIndexes(st.succeededIndexes);
       if (completed) s.completedIndexes = completed;
@@ -1493,6 +1570,10 @@ export class FakeKube {
     };
     pod.metadata.finalizers = [];
     pod.metadata.resourceVersion = this.nextRv();
+    // Being deleted: once it has ended and the Job controller dropped its finalizer, the kubelet
+    // removes it (its final delete).
+    if (pod.metadata.deletionTimestamp !== undefined)
+      this.podStore.delete(key(pod.metadata.namespace, pod.metadata.name));
     const job = this.ownerOf(pod);
     if (!job || this.jobFinished(job)) return;
     const st = this.state.get(job.metadata.uid);

@@ -38,7 +38,7 @@ export const SCALER_VARIABLES = [
     default: 'off',
     enum: ['off', 'adaptive', 'learned'],
     description:
-      "adaptive: keep idle agents ready on top of pending demand, sized from the arrivals the ledger saw in the last 10 minutes and the agent start-up time measured on our Jobs; 0 when arrivals stop, always within MIN_AGENTS..MAX_AGENTS. learned: the same, and the scaler learns each queue's arrivals per 15-minute bucket of the week, kept in the ledger table (item WARM / <queue>); once a whole day is learned the pool is sized one start-up ahead from it (docs/operations.md). Its inputs are in the `scaling decision` log line.",
+      "adaptive: keep idle agents ready on top of pending demand, sized from the arrivals the ledger saw in the last 10 minutes and the agent start-up time measured on our Jobs; 0 when arrivals stop, always within MIN_AGENTS..MAX_AGENTS. learned: the same, and the scaler learns each queue's arrivals per 15-minute bucket of the week, kept in the ledger table (item WARM / <queue>); once a whole day is learned the pool is sized one start-up ahead from it (docs/operations.md). Its inputs are in the `scaling decision` log line. With either, idle agents beyond the pool when its target drops are stopped (their pods deleted gracefully: docs/operations.md, needs `delete` on pods in the Role).",
   },
   {
     name: 'KUBE_NAMESPACE',

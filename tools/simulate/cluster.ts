@@ -1,8 +1,8 @@
 /**
  * A simulated Kubernetes cluster holding our agent Jobs, as the scaler's ClusterPort sees it:
  * createJob answers 'exists' on a duplicate name (409), listAgentJobs returns batch/v1 Jobs whose
- * status is kept as the Job controller would (active = pods not terminated, ready, succeeded,
- * failed, startTime, Complete/Failed condition once every index is done; the Job is deleted
+ * status is kept as the Job controller would (active = pods not terminated and not terminating,
+ * ready, terminating = pods deleted and not ended yet, succeeded, failed, startTime, Complete/Failed condition once every index is done; the Job is deleted
  * ttlSecondsAfterFinished later). Each index of an Indexed Job is one agent pod of the World.
  */
 import type { V1Job, V1JobCondition } from '@kubernetes/client-node';
@@ -73,15 +73,22 @@ export class SimCluster implements ClusterPort, PodOwner {
   }
 
   /**
-   * Deletes up to `n` idle (ready, no job) agents of the queue, longest idle first, as the scaler
-   * does when the warm pool's target drops (decision.ts scaleDown); agents starting or busy are
-   * left alone. Their Jobs count them failed (a deleted pod), so no exit is taken for a CI job's.
+   * The scaler's stop of surplus agents (decision.ts scaleDown), as the product does it: it lists
+   * the queue's agent pods and deletes up to `n` of ours that are Running and Ready and not
+   * terminating, oldest start first, with a grace period as long as the Job's deadline. It cannot
+   * tell idle from busy: an idle agent exits at once (plus the exit time), a busy one finishes its
+   * CI job and exits as it would have (World.stopPod); both end Succeeded. Returns the pods
+   * deleted.
    */
-  deleteIdleAgents(queue: string, n: number): number {
-    const idle = this.world.idleAgents(queue).slice(0, Math.max(0, n));
-    if (idle.length > 0) this.count('delete', idle.length);
-    for (const pod of idle) this.world.killPod(pod);
-    return idle.length;
+  stopAgents(queue: string, n: number): Pod[] {
+    this.count('list', Math.max(1, Math.ceil((this.world.inFlightByQueue.get(queue) ?? 0) / this.pageSize)));
+    const picked = this.world
+      .runningAgents(queue)
+      .filter((p) => p.owner === this)
+      .slice(0, Math.max(0, n));
+    if (picked.length > 0) this.count('delete', picked.length);
+    for (const pod of picked) this.world.stopPod(pod);
+    return picked;
   }
 
   onPodEnd(pod: Pod): void {
@@ -108,10 +115,14 @@ export class SimCluster implements ClusterPort, PodOwner {
     let ready = 0;
     let succeeded = 0;
     let failed = 0;
+    let terminating = 0;
     for (const p of sim.pods) {
       if (p.state === 'done') {
         if (p.outcome === 'failed') failed++;
         else succeeded++;
+      } else if (p.stoppedAt !== undefined) {
+        // Deleted, not gone yet: status.active and status.ready leave out terminating pods.
+        terminating++;
       } else {
         active++;
         if (p.state !== 'pending') ready++;
@@ -140,6 +151,7 @@ export class SimCluster implements ClusterPort, PodOwner {
       ready,
       succeeded,
       failed,
+      ...(terminating > 0 ? { terminating } : {}),
       ...(conditions.length > 0 && sim.finishedAt !== undefined
         ? { conditions, completionTime: iso(sim.finishedAt) }
         : {}),

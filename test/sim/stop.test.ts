@@ -11,7 +11,7 @@ import { VirtualClock } from '../../tools/simulate/clock.js';
 import { SimCluster } from '../../tools/simulate/cluster.js';
 import { newCounters, SIM_TEMPLATE } from '../../tools/simulate/policies.js';
 import type { TraceJob } from '../../tools/simulate/trace.js';
-import { World } from '../../tools/simulate/world.js';
+import { type Pod, World } from '../../tools/simulate/world.js';
 
 const job = (id: string, at: number, duration: number): TraceJob => ({ id, at, queue: 'q', duration });
 
@@ -57,14 +57,15 @@ describe('the scaler stops surplus agents as the product does (graceful stop by 
     clock.at(20_000, () => void create('b', 2));
     clock.at(40_000, () => void create('c', 1));
     const at45: Record<string, unknown> = {};
-    clock.at(45_000, () => {
+    const ids = async (stopped: Promise<Pod[]>) => (await stopped).map((p) => p.id);
+    clock.at(45_000, async () => {
       at45.states = world.pods.map((p) => p.state);
       // k = 2: the oldest two Running pods, the busy one included (it cannot be told apart).
-      at45.first = cluster.stopAgents('q', 2).map((p) => p.id);
+      at45.first = await ids(cluster.stopAgents('q', 2, 3600));
       at45.statesAfter = world.pods.map((p) => p.state);
       // Already terminating: not candidates again; the one still starting is not either.
-      at45.second = cluster.stopAgents('q', 5).map((p) => p.id);
-      at45.third = cluster.stopAgents('q', 5).map((p) => p.id);
+      at45.second = await ids(cluster.stopAgents('q', 5, 3600));
+      at45.third = await ids(cluster.stopAgents('q', 5, 3600));
     });
     clock.at(46_000, async () => {
       const jobs = await cluster.listAgentJobs();
@@ -104,8 +105,9 @@ describe('the scaler stops surplus agents as the product does (graceful stop by 
     const { clock, world, cluster, counters, create } = setup([]);
     clock.at(0, () => void create('a', 2));
     const stopped: number[][] = [];
-    clock.at(5_000, () => stopped.push(cluster.stopAgents('q', 2).map((p) => p.id)));
-    clock.at(20_000, () => stopped.push(cluster.stopAgents('other', 2).map((p) => p.id)));
+    const ids = async (s: Promise<Pod[]>) => stopped.push((await s).map((p) => p.id));
+    clock.at(5_000, () => void ids(cluster.stopAgents('q', 2, 3600)));
+    clock.at(20_000, () => void ids(cluster.stopAgents('other', 2, 3600)));
     await clock.run(30_000);
     expect(stopped).toEqual([[], []]);
     expect(world.pods.map((p) => p.state)).toEqual(['idle', 'idle']);

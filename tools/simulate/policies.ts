@@ -88,8 +88,8 @@ export interface PolicyParams {
   readonly warmModel?: ArrivalModelOptions;
   /**
    * ours-warm with a learned model: the scaler stops surplus agents (decision.scaleDown; default
-   * true): it deletes the oldest Running pods of the queue (SimCluster.stopAgents). False: as the product does today, the decision is only logged and agents
-   * leave on their idle timeout (--idle-timeout-seconds).
+   * true): it deletes the oldest Running pods of the queue (SimCluster.stopAgents). False: the
+   * decision is only logged and agents leave on their idle timeout (--idle-timeout-seconds).
    */
   readonly warmScaleDown?: boolean;
   /** github-aws-runners: pool_config size topped up every 5 minutes (default 0: no pool). */
@@ -288,7 +288,10 @@ export function startOurs(
                 metrics: {
                   decision: (d: { queue: string; scaleDown?: number }) => {
                     const k = d.scaleDown;
-                    if (k) void clock.sleep(2 * p.kubeLatencyMs).then(() => cluster.stopAgents(d.queue, k));
+                    if (k)
+                      void clock
+                        .sleep(2 * p.kubeLatencyMs)
+                        .then(() => cluster.stopAgents(d.queue, k, p.activeDeadlineSeconds));
                   },
                 },
               }

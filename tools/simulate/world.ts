@@ -287,17 +287,6 @@ export class World {
   }
 
   /**
-   * The queue's agent pods that are Running and Ready and not terminating, oldest start first:
-   * started (the start-up is over), not deleted, not ended. Idle, busy, or exiting after its CI
-   * job: the cluster cannot tell them apart.
-   */
-  runningAgents(queue: string): Pod[] {
-    return this.pods
-      .filter((p) => p.queue === queue && p.readyAt !== undefined && p.state !== 'done' && p.stoppedAt === undefined)
-      .sort((a, b) => a.createdAt - b.createdAt || a.id - b.id);
-  }
-
-  /**
    * The pod is deleted through the API with a grace period long enough for any CI job (a graceful
    * stop, not an eviction): its agent gets SIGTERM and stops if idle, else finishes the CI job it
    * holds and exits as it would have; either way it exits 0 (Succeeded). Not re-queued, never

@@ -48,7 +48,7 @@ export class SimCluster implements ClusterPort, PodOwner {
     private readonly queueOf: (job: V1Job) => string | undefined,
     /** The CI job a Job's agents acquire (job-per-ci-job); none: any job of the queue. */
     private readonly acquireOf: (job: V1Job) => CiJob | undefined = () => undefined,
-    /** How the agents live (ours-warm: no idle timeout, the scaler deletes surplus idle agents). */
+    /** How the agents live (ours-warm: no idle timeout, the scaler stops surplus agents). */
     private readonly lifecycle: AgentLifecycle = EPHEMERAL_AGENT,
   ) {}
 

@@ -114,3 +114,46 @@ describe('the scaler stops surplus agents as the product does (graceful stop by 
     expect(counters.kube.delete).toBeUndefined();
   });
 });
+
+describe('the simulated cluster lists and deletes agent pods as the Pods API does', () => {
+  it('phase, Ready, startTime; a deleted pod keeps its phase with deletionTimestamp; a wrong uid or name is gone', async () => {
+    const { clock, cluster, create } = setup([job('x', 0, 30)]);
+    const seen: Record<string, unknown> = {};
+    clock.at(0, () => void create('a', 2));
+    clock.at(5_000, async () => {
+      seen.starting = (await cluster.listAgentPods({ jobNames: ['a'] })).map((p) => p.status?.phase);
+      seen.running = await cluster.listAgentPods({ jobNames: ['a'], phase: 'Running' });
+    });
+    clock.at(20_000, async () => {
+      const [busy, idle] = await cluster.listAgentPods({ jobNames: ['a'], phase: 'Running' });
+      seen.ready = [busy, idle].map((p) => p?.status?.conditions?.find((c) => c.type === 'Ready')?.status);
+      const ref = (p: typeof busy) => ({ name: p?.metadata?.name ?? '', uid: p?.metadata?.uid ?? '' });
+      seen.wrongUid = await cluster.deletePod({ ...ref(busy), uid: 'another' }, 600);
+      seen.noSuchPod = await cluster.deletePod({ name: 'a-9-9', uid: 'uid-pod-9' }, 600);
+      seen.deleted = await cluster.deletePod(ref(busy), 600);
+      const [after] = await cluster.listAgentPods({ jobNames: ['a'], firstIndexes: 1 });
+      seen.after = {
+        phase: after?.status?.phase,
+        deletionTimestamp: after?.metadata?.deletionTimestamp,
+        grace: after?.metadata?.deletionGracePeriodSeconds,
+      };
+    });
+    clock.at(40_000, async () => {
+      seen.ended = (await cluster.listAgentPods({ jobNames: ['a'] })).map((p) => p.status?.phase);
+    });
+    await clock.run(60_000);
+    const at = (s: number) => new Date(clock.epochMs + s * 1000);
+    expect(seen).toEqual({
+      starting: ['Pending', 'Pending'],
+      running: [],
+      ready: ['True', 'True'],
+      wrongUid: 'gone',
+      noSuchPod: 'gone',
+      deleted: 'deleted',
+      // Busy with x (10 s .. 40 s): it keeps running its CI job, Running and being deleted.
+      after: { phase: 'Running', deletionTimestamp: at(20 + 600), grace: 600 },
+      // x ended at 40 s, its agent exits 2 s later; the other agent is still up.
+      ended: ['Running', 'Running'],
+    });
+  });
+});

@@ -283,6 +283,9 @@ export function startOurs(
           warmPool: new WarmPoolTracker(p.warmPool, learned),
           // The decide stage's scale-down, acted on as the scaler stops agents: one list of the
           // queue's pods, then the deletes (SimCluster.stopAgents), each a Kubernetes round trip.
+          // Once the scaler stops surplus agents itself (a stage after submit), drop this hook and
+          // give the ports' cluster SimCluster's listAgentPods and deletePod (with the latency)
+          // and the settings stopGraceSeconds = activeDeadlineSeconds: never both.
           ...(learned && p.warmScaleDown !== false
             ? {
                 metrics: {

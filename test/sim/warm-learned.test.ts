@@ -25,6 +25,8 @@ describe('ours-warm with the learned arrival model (issue 19 point 2)', () => {
     // Before: 656 pods for 200 jobs (warm agents timed out and were made again).
     expect(r.agentPods).toBeLessThan(300);
     expect(r.neverStarted).toBe(0);
+    // Surplus agents are stopped by pod deletion, busy ones included: none is killed mid-job.
+    expect(r.interrupted).toBe(0);
   }, 60_000);
 
   it('diurnal, 1,000 jobs, MAX 60: p50 wait <= 3 s at idle <= 18 % (1.2x the bound; share chosen from scored days, was 18.3 % at a fixed 0.56)', async () => {
@@ -33,5 +35,6 @@ describe('ours-warm with the learned arrival model (issue 19 point 2)', () => {
     expect(r.agentSeconds.idleFraction).toBeLessThanOrEqual(0.18);
     expect(r.agentPods).toBeLessThan(1200); // before: 1,706
     expect(r.neverStarted).toBe(0);
+    expect(r.interrupted).toBe(0);
   }, 120_000);
 });

@@ -48,8 +48,9 @@ Settings:
   --warm-days N            ours-warm, generated traces: earlier days of the generator (seeds
                            seed+1..seed+N, never the scored seed) its arrival model learns from
                            (default ${DEFAULT_HISTORY_DAYS}; 0: none, the pool follows recent arrivals only)
-  --warm-no-scale-down     ours-warm: do not delete surplus idle agents; they leave on the idle
-                           timeout, as the product does today (default: deleted, decision.scaleDown)
+  --warm-no-scale-down     ours-warm: do not stop surplus agents; they leave on the idle timeout
+                           (default: the scaler stops decision.scaleDown of them: deletes the
+                           oldest Running pods; an idle agent exits, a busy one after its job)
   --github-aws-pool-size N github-aws-runners pool_config size, topped up every 5 min (default 0: off)
   --verbose                print the scaler's decisions (ours) with the virtual time
   --policies LIST          comma-separated: ${POLICIES.join(',')} (default all)

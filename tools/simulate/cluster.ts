@@ -1,14 +1,21 @@
 /**
  * A simulated Kubernetes cluster holding our agent Jobs, as the scaler's ClusterPort sees it:
  * createJob answers 'exists' on a duplicate name (409), listAgentJobs returns batch/v1 Jobs whose
- * status is kept as the Job controller would (active = pods not terminated, ready, succeeded,
- * failed, startTime, Complete/Failed condition once every index is done; the Job is deleted
+ * status is kept as the Job controller would (active = pods not terminated and not terminating,
+ * ready, terminating = pods deleted and not ended yet, succeeded, failed, startTime, Complete/Failed condition once every index is done; the Job is deleted
  * ttlSecondsAfterFinished later). Each index of an Indexed Job is one agent pod of the World.
  */
-import type { V1Job, V1JobCondition } from '@kubernetes/client-node';
-import type { ClusterPort } from '../../functions/scaler/ports.js';
+import type { V1Job, V1JobCondition, V1Pod } from '@kubernetes/client-node';
+import { JOB_NAMES_PER_LIST } from '../../functions/adapters/kubernetes/cluster.js';
+import type { ClusterPort, PodQuery } from '../../functions/scaler/ports.js';
 import type { VirtualClock } from './clock.js';
 import { type AgentLifecycle, type CiJob, EPHEMERAL_AGENT, type Pod, type PodOwner, type World } from './world.js';
+
+/** An Indexed Job's pod name: <job>-<index>-<suffix>. */
+const podName = (jobName: string, index: number, pod: Pod) => `${jobName}-${index}-${pod.id}`;
+const podUid = (pod: Pod) => `uid-pod-${pod.id}`;
+const time = (t: Date | string | undefined) => (t === undefined ? Number.POSITIVE_INFINITY : new Date(t).getTime());
+const isReady = (pod: V1Pod) => (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
 interface SimJob {
   readonly job: V1Job;
@@ -25,6 +32,10 @@ export interface ApiCounter {
 export class SimCluster implements ClusterPort, PodOwner {
   private readonly jobs = new Map<string, SimJob>();
   private readonly byPod = new Map<Pod, SimJob>();
+  /** Pods by the name their view gives them (listAgentPods). */
+  private readonly podsByName = new Map<string, Pod>();
+  /** The grace period each deleted pod was given. */
+  private readonly grace = new Map<Pod, number>();
   /** Jobs ever created. */
   created = 0;
   /** Page size of a list call (the adapter's `limit`): one API call per page. */
@@ -37,7 +48,7 @@ export class SimCluster implements ClusterPort, PodOwner {
     private readonly queueOf: (job: V1Job) => string | undefined,
     /** The CI job a Job's agents acquire (job-per-ci-job); none: any job of the queue. */
     private readonly acquireOf: (job: V1Job) => CiJob | undefined = () => undefined,
-    /** How the agents live (ours-warm: no idle timeout, the scaler deletes surplus idle agents). */
+    /** How the agents live (ours-warm: no idle timeout, the scaler stops surplus agents). */
     private readonly lifecycle: AgentLifecycle = EPHEMERAL_AGENT,
   ) {}
 
@@ -73,15 +84,105 @@ export class SimCluster implements ClusterPort, PodOwner {
   }
 
   /**
-   * Deletes up to `n` idle (ready, no job) agents of the queue, longest idle first, as the scaler
-   * does when the warm pool's target drops (decision.ts scaleDown); agents starting or busy are
-   * left alone. Their Jobs count them failed (a deleted pod), so no exit is taken for a CI job's.
+   * The agent pods of our Jobs as the Pods API lists them (ClusterPort.listAgentPods): one list
+   * call per JOB_NAMES_PER_LIST Job names (the adapter's label selectors). Phase Pending until the agent is up, Running (Ready) until it has
+   * exited, then Succeeded or Failed; a deleted pod keeps its phase, with deletionTimestamp
+   * (= the delete + its grace period) and deletionGracePeriodSeconds, until it ends.
    */
-  deleteIdleAgents(queue: string, n: number): number {
-    const idle = this.world.idleAgents(queue).slice(0, Math.max(0, n));
-    if (idle.length > 0) this.count('delete', idle.length);
-    for (const pod of idle) this.world.killPod(pod);
-    return idle.length;
+  async listAgentPods(query?: PodQuery): Promise<V1Pod[]> {
+    const names = query ? [...new Set(query.jobNames)] : [...this.jobs.keys()];
+    this.count('list', Math.max(1, Math.ceil(names.length / JOB_NAMES_PER_LIST)));
+    const pods: V1Pod[] = [];
+    for (const name of names) {
+      const sim = this.jobs.get(name);
+      if (!sim) continue;
+      sim.pods.forEach((pod, index) => {
+        if (query?.firstIndexes !== undefined && index >= query.firstIndexes) return;
+        const view = this.podView(name, index, pod);
+        if (!query?.phase || view.status?.phase === query.phase) pods.push(view);
+      });
+    }
+    return pods;
+  }
+
+  /**
+   * Deletes an agent pod with a grace period (ClusterPort.deletePod of the graceful stop): its agent
+   * gets SIGTERM (World.stopPod); 'gone' when no pod has that name and uid (404, or 409 on the uid
+   * precondition).
+   */
+  async deletePod(ref: { readonly name: string; readonly uid: string }, gracePeriodSeconds: number) {
+    this.count('delete');
+    const pod = this.podsByName.get(ref.name);
+    if (!pod || podUid(pod) !== ref.uid || !this.byPod.has(pod)) return 'gone' as const;
+    if (pod.state !== 'done' && pod.stoppedAt === undefined) this.grace.set(pod, gracePeriodSeconds);
+    this.world.stopPod(pod);
+    return 'deleted' as const;
+  }
+
+  /**
+   * The stop of surplus agents as the product makes it (decision.ts scaleDown): one list of the
+   * queue's agent pods, then up to `n` of those Running and Ready and not being deleted, oldest
+   * start first, deleted with the grace period. The cluster cannot tell idle from busy: an idle
+   * agent exits at once (plus its exit time), a busy one finishes its CI job first (World.stopPod);
+   * both end Succeeded. Returns the pods deleted.
+   */
+  async stopAgents(queue: string, n: number, gracePeriodSeconds: number): Promise<Pod[]> {
+    const names = [...this.jobs.entries()].filter(([, j]) => j.queue === queue && j.finishedAt === undefined);
+    if (names.length === 0) return [];
+    const listed = await this.listAgentPods({ jobNames: names.map(([name]) => name), phase: 'Running' });
+    const candidates = listed
+      .filter((p) => p.metadata?.deletionTimestamp === undefined && isReady(p))
+      .sort(
+        (a, b) =>
+          time(a.status?.startTime) - time(b.status?.startTime) ||
+          time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp) ||
+          (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''),
+      )
+      .slice(0, Math.max(0, n));
+    const stopped: Pod[] = [];
+    for (const p of candidates) {
+      const ref = { name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '' };
+      const pod = this.podsByName.get(ref.name);
+      if (pod && (await this.deletePod(ref, gracePeriodSeconds)) === 'deleted') stopped.push(pod);
+    }
+    return stopped;
+  }
+
+  private podView(jobName: string, index: number, pod: Pod): V1Pod {
+    const epoch = this.clock.epochMs;
+    const iso = (s: number) => new Date(epoch + s * 1000);
+    const name = podName(jobName, index, pod);
+    this.podsByName.set(name, pod);
+    const phase =
+      pod.state === 'done'
+        ? pod.outcome === 'failed'
+          ? 'Failed'
+          : 'Succeeded'
+        : pod.readyAt !== undefined
+          ? 'Running'
+          : 'Pending';
+    const grace = this.grace.get(pod);
+    return {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        uid: podUid(pod),
+        labels: { 'batch.kubernetes.io/job-name': jobName, 'batch.kubernetes.io/job-completion-index': String(index) },
+        creationTimestamp: iso(pod.createdAt),
+        ...(pod.stoppedAt !== undefined && pod.state !== 'done'
+          ? {
+              deletionTimestamp: iso(pod.stoppedAt + (grace ?? 0)),
+              deletionGracePeriodSeconds: grace ?? 0,
+            }
+          : {}),
+      },
+      status: {
+        phase,
+        startTime: iso(pod.createdAt),
+        conditions: [{ type: 'Ready', status: phase === 'Running' && pod.readyAt !== undefined ? 'True' : 'False' }],
+      },
+    };
   }
 
   onPodEnd(pod: Pod): void {
@@ -94,7 +195,10 @@ export class SimCluster implements ClusterPort, PodOwner {
       if (ttl !== undefined && name !== undefined) {
         this.clock.after(ttl * 1000, () => {
           this.jobs.delete(name);
-          for (const p of sim.pods) this.byPod.delete(p);
+          sim.pods.forEach((p, i) => {
+            this.byPod.delete(p);
+            this.podsByName.delete(podName(name, i, p));
+          });
         });
       }
     }
@@ -108,10 +212,14 @@ export class SimCluster implements ClusterPort, PodOwner {
     let ready = 0;
     let succeeded = 0;
     let failed = 0;
+    let terminating = 0;
     for (const p of sim.pods) {
       if (p.state === 'done') {
         if (p.outcome === 'failed') failed++;
         else succeeded++;
+      } else if (p.stoppedAt !== undefined) {
+        // Deleted, not gone yet: status.active and status.ready leave out terminating pods.
+        terminating++;
       } else {
         active++;
         if (p.state !== 'pending') ready++;
@@ -140,6 +248,7 @@ export class SimCluster implements ClusterPort, PodOwner {
       ready,
       succeeded,
       failed,
+      ...(terminating > 0 ? { terminating } : {}),
       ...(conditions.length > 0 && sim.finishedAt !== undefined
         ? { conditions, completionTime: iso(sim.finishedAt) }
         : {}),

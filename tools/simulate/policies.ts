@@ -87,9 +87,9 @@ export interface PolicyParams {
   /** ours-warm: options of the learned arrival model (default: the product's). */
   readonly warmModel?: ArrivalModelOptions;
   /**
-   * ours-warm with a learned model: the scaler deletes surplus idle agents (decision.scaleDown;
-   * default true). False: as the product does today, the decision is only logged and agents
-   * leave on their idle timeout (--idle-timeout-seconds).
+   * ours-warm with a learned model: the scaler stops surplus agents (decision.scaleDown; default
+   * true): it deletes the oldest Running pods of the queue (SimCluster.stopAgents). False: the
+   * decision is only logged and agents leave on their idle timeout (--idle-timeout-seconds).
    */
   readonly warmScaleDown?: boolean;
   /** github-aws-runners: pool_config size topped up every 5 minutes (default 0: no pool). */
@@ -137,7 +137,7 @@ export const SIM_TEMPLATE: V1Job = {
   },
 };
 
-/** ours-warm's agents: one job each, no idle timeout (deleted by the scaler when surplus). */
+/** ours-warm's agents: one job each, no idle timeout (stopped by the scaler when surplus). */
 const WARM_AGENT: AgentLifecycle = { ephemeral: true, idleTimeout: false };
 
 const silentLog: ScalerLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -252,7 +252,7 @@ export function startOurs(
       ? trainedModel(history, (p.podStartupSeconds ?? 15) + (p.warmPool?.reactionSeconds ?? 3), p.warmModel)
       : undefined;
   // ours-warm with a learned model keeps its agents until the pool's target drops: no idle
-  // timeout, the scaler deletes surplus idle agents (decision.ts scaleDown) instead. Without
+  // timeout, the scaler stops surplus agents (decision.ts scaleDown) instead. Without
   // history (a replay) the pool follows the recent arrivals and agents leave on their idle timeout.
   const cluster = new SimCluster(
     clock,
@@ -281,12 +281,20 @@ export function startOurs(
     ...(warm
       ? {
           warmPool: new WarmPoolTracker(p.warmPool, learned),
-          // The decide stage's scale-down, acted on as the scaler would delete idle agents.
+          // The decide stage's scale-down, acted on as the scaler stops agents: one list of the
+          // queue's pods, then the deletes (SimCluster.stopAgents), each a Kubernetes round trip.
+          // Once the scaler stops surplus agents itself (a stage after submit), drop this hook and
+          // give the ports' cluster SimCluster's listAgentPods and deletePod (with the latency)
+          // and the settings stopGraceSeconds = activeDeadlineSeconds: never both.
           ...(learned && p.warmScaleDown !== false
             ? {
                 metrics: {
                   decision: (d: { queue: string; scaleDown?: number }) => {
-                    if (d.scaleDown) cluster.deleteIdleAgents(d.queue, d.scaleDown);
+                    const k = d.scaleDown;
+                    if (k)
+                      void clock
+                        .sleep(2 * p.kubeLatencyMs)
+                        .then(() => cluster.stopAgents(d.queue, k, p.activeDeadlineSeconds));
                   },
                 },
               }

@@ -62,6 +62,11 @@ export interface Pod {
   readonly lifecycle: AgentLifecycle;
   /** Invalidates pending timers of the pod (idle timeout) when its state moves on. */
   epoch: number;
+  /**
+   * Deleted through the API with a grace period (stopPod): terminating from then on, no longer
+   * a stop candidate; it exits once idle, or after the CI job it holds.
+   */
+  stoppedAt?: number;
 }
 
 /**
@@ -281,6 +286,24 @@ export class World {
     return this.idle.get(queue) ?? [];
   }
 
+  /**
+   * The pod is deleted through the API with a grace period long enough for any CI job (a graceful
+   * stop, not an eviction): its agent gets SIGTERM and stops if idle, else finishes the CI job it
+   * holds and exits as it would have; either way it exits 0 (Succeeded). Not re-queued, never
+   * interrupted; the Job does not replace it.
+   */
+  stopPod(pod: Pod): void {
+    if (pod.state === 'done' || pod.stoppedAt !== undefined) return;
+    pod.stoppedAt = this.nowSeconds;
+    if (pod.state === 'idle' || pod.state === 'pending') {
+      this.removeIdle(pod);
+      pod.state = 'exiting';
+      pod.epoch++;
+      this.clock.after(this.params.agentExitSeconds * 1000, () => this.endPod(pod, 'succeeded'));
+    }
+    // busy: endRun ends it after its CI job; exiting: it is on its way out already.
+  }
+
   /** The CI jobs waiting on a queue, oldest first (what a CI API's "scheduled jobs" returns). */
   waitingJobs(queue: string): readonly CiJob[] {
     return this.waiting.get(queue) ?? [];
@@ -329,7 +352,7 @@ export class World {
     this.emit(job, 'finished');
     if (pod) {
       pod.job = undefined;
-      if (!pod.lifecycle.ephemeral) {
+      if (!pod.lifecycle.ephemeral && pod.stoppedAt === undefined) {
         // A persistent runner goes back to waiting for the next job of its queue.
         const next = this.waiting.get(pod.queue)?.[0];
         if (next) this.take(pod, next);

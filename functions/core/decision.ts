@@ -31,9 +31,13 @@
  * With a warm pool, idle agents beyond what is wanted are surplus once the pool's target drops;
  * the decision says how many to delete (never below MIN):
  *
- *   scaleDown = min(idle - pending - warm, supply - MIN), when positive
+ *   scaleDown = min(idle - leaving - pending - warm, supply - MIN), when positive
  *
- * without `gone`: it only ever adds to the surplus, and an exit not explained yet may be that of
+ * `leaving` (default 0, ExitedAgents.leaving) are agents whose CI job's `finished` is applied and
+ * whose exit is not seen yet: they still count in the supply and are not busy, so they look idle,
+ * but they are on their way out; stopping them would stop nothing.
+ *
+ * Surplus without `gone`: it only ever adds to the surplus, and an exit not explained yet may be that of
  * an agent just stopped (scaler/scale-down.ts), idle, whose pod ended before the next drain
  * caught up: counted as a CI job's, it would stop one more agent. Left out, a true surplus is
  * stopped a tick later at worst.
@@ -62,6 +66,12 @@ export interface QueueObservation {
    * (ExitedAgents.count; default 0): their CI jobs are still open in the ledger and need no agent.
    */
   readonly exited?: number;
+  /**
+   * Agents whose CI job's `finished` (or `cancelled`) event is applied and whose exit is not seen
+   * yet (ExitedAgents.leaving; default 0): idle in the supply's count, but leaving. Lowers only
+   * the surplus (scaleDown).
+   */
+  readonly leaving?: number;
 }
 
 export interface Decision extends QueueObservation {
@@ -108,7 +118,8 @@ export function decide(o: QueueObservation): Decision {
             ? 'warm'
             : 'demand';
   // Surplus idle agents: only with a warm pool, whose target can fall below the idle agents.
-  const surplus = o.warm === undefined ? 0 : Math.min(idle - pending - warm, supply - o.minAgents);
+  const leaving = Math.max(0, o.leaving ?? 0);
+  const surplus = o.warm === undefined ? 0 : Math.min(idle - leaving - pending - warm, supply - o.minAgents);
   return {
     ...o,
     pending,
@@ -269,6 +280,14 @@ export class ExitedAgents {
    */
   drained(upTo: number): void {
     this.drainedUpTo = Math.max(this.drainedUpTo, upTo);
+  }
+
+  /**
+   * Agents of `queue` whose CI job's `finished`/`cancelled` was applied within creditMs and whose
+   * exit is not seen yet: leaving, though they count as idle supply until their pod ends.
+   */
+  leaving(queue: string, now: number): number {
+    return this.fresh(this.credits, queue, (t) => now - t <= this.creditMs).length;
   }
 
   /** Unexplained exits of `queue` at `now`: CI jobs the ledger counts open that need no agent. */

@@ -3,9 +3,16 @@
  *
  * A stop is a pod deletion with a grace period (scaler/scale-down.ts): the agent gets SIGTERM,
  * and an idle one exits 0 within seconds while a busy one finishes its CI job first. The scaler
- * cannot tell an idle agent from a busy one in the cluster, so it stops the oldest: the agents
- * longest up (earliest `status.startTime`) among those Running and Ready and not already being
- * deleted. A Pending pod is an agent still starting: never stopped (it would waste the start).
+ * cannot tell an idle agent from a busy one in the cluster, so it stops the newest: the agents
+ * up for the shortest time (latest `status.startTime`) among those Running and Ready and not
+ * already being deleted. An agent takes its CI job after it is up, so the newer it is, the fewer
+ * CI jobs it can have taken (busyBound's argument, core/decision.ts); when the pool's target
+ * drops, pending demand is met and the newest agents are the pool's, waiting. (A ReplicaSet's
+ * scale-down likewise deletes the pods ready for the shortest time first: controller_utils.go
+ * ActivePods.) In the simulator (seed 1), oldest-first made 58 deletes against 24 on bursty and
+ * 20 against 12 on diurnal for the same surplus: the extra ones hit busy agents, which then show
+ * Terminating until their CI job ends, and left more idle (41.5 % against 39.9 %). A Pending pod is an agent still starting: never stopped
+ * (it would waste the start).
  *
  * Agents being stopped are still supply (their pods have not ended: the Job counts them neither
  * succeeded nor failed) until they end, so the next tick's decision sees the same surplus. Those
@@ -19,7 +26,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 export const STOP_SETTLE_MS = 60_000;
 
 export interface StopSelection {
-  /** The pods to delete, oldest first. */
+  /** The pods to delete, newest first. */
   readonly stop: readonly { readonly name: string; readonly uid: string }[];
   /** Pods whose stop was asked for within settleMs: agents already leaving. */
   readonly stopping: number;
@@ -42,8 +49,8 @@ function isReady(pod: V1Pod): boolean {
 
 /**
  * Up to `scaleDown` pods to stop, minus the agents already leaving: the Running, Ready pods not
- * being deleted, earliest startTime first (then creation, then name: every scaler invocation
- * picks the same ones, so two at once delete the same pods rather than twice as many).
+ * being deleted, latest startTime first (then the latest creation, then name: every scaler
+ * invocation picks the same ones, so two at once delete the same pods rather than twice as many).
  */
 export function selectStops(
   pods: readonly V1Pod[],
@@ -68,11 +75,11 @@ export function selectStops(
     candidates.push({
       name,
       uid,
-      started: Number.isNaN(started) ? Number.POSITIVE_INFINITY : started,
-      created: Number.isNaN(created) ? Number.POSITIVE_INFINITY : created,
+      started: Number.isNaN(started) ? Number.NEGATIVE_INFINITY : started,
+      created: Number.isNaN(created) ? Number.NEGATIVE_INFINITY : created,
     });
   }
-  candidates.sort((a, b) => a.started - b.started || a.created - b.created || (a.name < b.name ? -1 : 1));
+  candidates.sort((a, b) => b.started - a.started || b.created - a.created || (a.name < b.name ? -1 : 1));
   const wanted = Math.max(0, Math.floor(scaleDown) - stopping);
   return {
     stop: candidates.slice(0, wanted).map(({ name, uid }) => ({ name, uid })),

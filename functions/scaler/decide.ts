@@ -116,6 +116,7 @@ export function queueDecider(
   const pool = ports.warmPool?.size(queue, ports.now());
   const warm = pool ? { warm: pool.warm } : {};
   const exited = ports.exited?.count(queue, ports.now()) ?? 0;
+  const leaving = ports.exited?.leaving(queue, ports.now()) ?? 0;
   const planned = views.get(queue)?.inFlight ?? 0;
   // Tokens reserved by other invocations since the plan are agents on their way: supply too.
   const observe = (inFlight: number) =>
@@ -129,6 +130,7 @@ export function queueDecider(
       ...limits,
       ...warm,
       ...(exited > 0 ? { exited } : {}),
+      ...(leaving > 0 ? { leaving } : {}),
     });
   // A queue backing off creates nothing, or one probe agent; the other queues are not held.
   const gate = ports.backoff?.gate(queue, ports.now());
@@ -158,6 +160,7 @@ export function reportDecision(
     idle: decision.idle,
     exited: decision.exited ?? 0,
     gone: decision.gone,
+    ...(decision.leaving ? { leaving: decision.leaving } : {}),
     ...(lag ? { lagMs: lag.lagMs, appliedAgeMs: lag.appliedAgeMs } : {}),
     minAgents: decision.minAgents,
     maxAgents: decision.maxAgents,

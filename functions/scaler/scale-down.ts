@@ -2,7 +2,7 @@
  * Stage 6, scale-down: with a warm pool, a queue whose decision carries `scaleDown` (idle agents
  * beyond pending demand, the pool and MIN_AGENTS: core/decision.ts) gets that many agents
  * stopped, after the tick has made what the other queues need. One pod list per such queue (the
- * Running pods of its live Jobs), core/scale-down.ts picks the oldest Running and Ready pods,
+ * Running pods of its live Jobs), core/scale-down.ts picks the newest Running and Ready pods,
  * and each is deleted with a grace period of the Job's activeDeadlineSeconds and its uid as a
  * precondition (ClusterPort.deletePod).
  *
@@ -28,7 +28,7 @@ export interface AgentStops {
   readonly queue: string;
   /** The decision's scaleDown. */
   readonly scaleDown: number;
-  /** Pods deleted (their stop asked for), oldest first. */
+  /** Pods deleted (their stop asked for), newest first. */
   readonly stopped: readonly string[];
   /** Agents whose stop was asked for recently, still leaving: counted against scaleDown. */
   readonly stopping: number;

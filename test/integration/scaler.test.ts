@@ -349,7 +349,7 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     );
   });
 
-  it('a warm pool whose target dropped: exactly scaleDown agents stopped, the oldest Running and Ready first; their tokens come back only once their pods end', async () => {
+  it('a warm pool whose target dropped: exactly scaleDown agents stopped, the newest Running and Ready first; their tokens come back only once their pods end', async () => {
     // Its own fake API server, with a clock: the agents' start times (and an older stop) are set.
     let pinned: number | undefined;
     const clocked = await startFakeKube({ clock: () => pinned ?? Date.now() });
@@ -410,7 +410,7 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
       expect(second.errors).toEqual([]);
       expect(second.decisions[0]).toMatchObject({ count: 0, idle: 5, scaleDown: 3 });
       expect(second.stops).toEqual([
-        expect.objectContaining({ queue: 'default', scaleDown: 3, stopped: [byIndex(1), byIndex(5), byIndex(2)] }),
+        expect.objectContaining({ queue: 'default', scaleDown: 3, stopped: [byIndex(4), byIndex(2), byIndex(5)] }),
       ]);
       const deleting = () =>
         clocked
@@ -418,12 +418,12 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
           .filter((p) => p.metadata?.deletionTimestamp)
           .map((p) => p.metadata?.name)
           .sort();
-      expect(deleting()).toEqual([byIndex(1), byIndex(5), byIndex(2), byIndex(3)].sort());
-      const stopped = clocked.pods({ namespace, jobName }).find((p) => p.metadata?.name === byIndex(1));
+      expect(deleting()).toEqual([byIndex(4), byIndex(2), byIndex(5), byIndex(3)].sort());
+      const stopped = clocked.pods({ namespace, jobName }).find((p) => p.metadata?.name === byIndex(4));
       expect(stopped?.metadata?.deletionGracePeriodSeconds).toBe(w.config.jobActiveDeadlineSeconds);
       expect(clocked.calls.filter((c) => c.verb === 'delete' && c.resource === 'pods')).toHaveLength(4);
       expect(lines.filter((l) => l.startsWith('surplus agents stopped'))).toEqual([
-        expect.stringContaining(`"stopped":["${byIndex(1)}","${byIndex(5)}","${byIndex(2)}"]`),
+        expect.stringContaining(`"stopped":["${byIndex(4)}","${byIndex(2)}","${byIndex(5)}"]`),
       ]);
       // Terminating, not ended: the Job has no replacement and the tokens are all held.
       expect(clocked.job(jobName, namespace)?.status).toMatchObject({ active: 2, terminating: 4 });
@@ -437,7 +437,7 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
       expect(await w.limiter()).toMatchObject({ inFlight: 6 });
 
       // One stopped agent was idle and exits 0: its token comes back, and only its.
-      clocked.succeedPod(byIndex(1), namespace);
+      clocked.succeedPod(byIndex(4), namespace);
       const fourth = await run();
       expect(fourth.stops).toEqual([expect.objectContaining({ stopped: [], stopping: 2 })]);
       expect(clocked.job(jobName, namespace)?.status).toMatchObject({ succeeded: 1, active: 2, terminating: 3 });

@@ -419,7 +419,7 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
     expect(await w.limiter()).toEqual({ inFlight: 2 });
   });
 
-  it('a warm pool whose target dropped: the tick stops exactly scaleDown agents, oldest Running and Ready first; tokens come back once their pods end', async () => {
+  it('a warm pool whose target dropped: the tick stops exactly scaleDown agents, newest Running and Ready first; tokens come back once their pods end', async () => {
     // Agents that wait Pending until the test starts them (kwok: fate pending), one by one.
     const dir = mkdtempSync(join(tmpdir(), 'stop-'));
     const template = join(dir, 'agent.yaml');
@@ -474,7 +474,7 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
       await w.ports.cluster.deletePod!({ name: zero?.metadata?.name ?? '', uid: zero?.metadata?.uid ?? '' }, grace),
     ).toBe('deleted');
 
-    // The target drops to 2: 3 idle agents beyond it, 1 already leaving, so 2 more stopped.
+    // The target drops to 2: 3 idle agents beyond it, 1 already leaving, so 2 more stopped, the newest.
     pool.warm = 2;
     const second = await w.tick(ports);
     expect(second.errors).toEqual([]);
@@ -482,7 +482,7 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
     const names = async (...indexes: number[]) =>
       Promise.all(indexes.map(async (i) => (await byIndex(i))?.metadata?.name));
     expect(second.stops).toEqual([
-      expect.objectContaining({ scaleDown: 3, stopping: 1, candidates: 3, stopped: await names(1, 2) }),
+      expect.objectContaining({ scaleDown: 3, stopping: 1, candidates: 3, stopped: await names(3, 2) }),
     ]);
     expect(w.log.lines.filter((l) => l.startsWith('info surplus agents stopped'))).toHaveLength(1);
     const deleting = async () =>
@@ -490,8 +490,8 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
         .filter((p) => p.metadata?.deletionTimestamp)
         .map((p) => index(p))
         .sort();
-    expect(await deleting()).toEqual(['0', '1', '2']);
-    expect((await byIndex(1))?.metadata?.deletionGracePeriodSeconds).toBe(grace);
+    expect(await deleting()).toEqual(['0', '2', '3']);
+    expect((await byIndex(3))?.metadata?.deletionGracePeriodSeconds).toBe(grace);
     // While they terminate: no replacement, every token held.
     await eventually(async () => {
       const [j] = await w.jobs();
@@ -502,8 +502,8 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
     expect(await w.limiter()).toEqual({ inFlight: 5 });
     expect((await podsNow()).map((p) => p.metadata?.name).sort()).toEqual(original);
 
-    // Index 1 was idle and exits 0 (the kubelet reports it): its token, and only its, comes back.
-    await backend.endPod(w.namespace, (await names(1))[0] ?? '', 'Succeeded');
+    // Index 3 was idle and exits 0 (the kubelet reports it): its token, and only its, comes back.
+    await backend.endPod(w.namespace, (await names(3))[0] ?? '', 'Succeeded');
     await eventually(async () => {
       const [j] = await w.jobs();
       expect(j?.status).toMatchObject({ succeeded: 1, active: 2, terminating: 2 });

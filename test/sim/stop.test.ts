@@ -1,12 +1,14 @@
 /**
- * The simulator's stop of surplus agents (SimCluster.stopAgents) is the product's graceful stop by
- * pod deletion: up to k Running and Ready pods of the queue, not terminating, oldest start first;
+ * The simulator runs the product's stop of surplus agents (scaler/scale-down.ts: a list of the
+ * queue's pods, core/scale-down.ts selectStops, a graceful delete each) on its cluster: up to k
+ * Running and Ready pods of the queue, not terminating, newest start first;
  * the cluster cannot tell idle from busy, so an idle agent exits at once (plus its exit time) and a
  * busy one finishes its CI job and exits as it would have. Both end Succeeded.
  */
 
 import { describe, expect, it } from 'vitest';
 import { buildAgentJob } from '../../functions/core/agent-job.js';
+import { selectStops } from '../../functions/core/scale-down.js';
 import { VirtualClock } from '../../tools/simulate/clock.js';
 import { SimCluster } from '../../tools/simulate/cluster.js';
 import { newCounters, SIM_TEMPLATE } from '../../tools/simulate/policies.js';
@@ -14,6 +16,22 @@ import type { TraceJob } from '../../tools/simulate/trace.js';
 import { type Pod, World } from '../../tools/simulate/world.js';
 
 const job = (id: string, at: number, duration: number): TraceJob => ({ id, at, queue: 'q', duration });
+
+/** What scaler/scale-down.ts does for one queue's scaleDown of `k`: the pods it deleted. */
+async function stopAgents(clock: VirtualClock, world: World, cluster: SimCluster, queue: string, k: number) {
+  const jobNames = (await cluster.listAgentJobs())
+    .filter((j) => j.metadata?.annotations?.['ci-autoscaler/queue'] === queue && j.status?.completionTime === undefined)
+    .map((j) => j.metadata?.name ?? '');
+  if (jobNames.length === 0) return [];
+  const pods = await cluster.listAgentPods({ jobNames, phase: 'Running' });
+  const stopped: Pod[] = [];
+  for (const ref of selectStops(pods, k, clock.epochNow()).stop)
+    if ((await cluster.deletePod(ref, 3600)) === 'deleted') {
+      const pod = world.pods.find((p) => ref.uid === `uid-pod-${p.id}`);
+      if (pod) stopped.push(pod);
+    }
+  return stopped;
+}
 
 /** A world with a 10 s start-up and a 2 s exit; agents with no idle timeout (ours-warm's). */
 function setup(trace: TraceJob[]) {
@@ -48,7 +66,7 @@ function setup(trace: TraceJob[]) {
 }
 
 describe('the scaler stops surplus agents as the product does (graceful stop by pod deletion)', () => {
-  it('oldest start first, idle or busy alike: the idle one exits at once, the busy one after its CI job, both Succeeded', async () => {
+  it('newest start first, idle or busy alike: an idle one exits at once, a busy one after its CI job, all Succeeded', async () => {
     // a: 1 agent at 0 s takes job x (scheduled at 5 s, ready at 10 s, runs 100 s);
     // b: 2 agents at 20 s (ready at 30 s, idle); c: 1 agent at 40 s (still starting at 45 s).
     const { clock, world, cluster, counters, create } = setup([job('x', 5, 100)]);
@@ -60,12 +78,13 @@ describe('the scaler stops surplus agents as the product does (graceful stop by 
     const ids = async (stopped: Promise<Pod[]>) => (await stopped).map((p) => p.id);
     clock.at(45_000, async () => {
       at45.states = world.pods.map((p) => p.state);
-      // k = 2: the oldest two Running pods, the busy one included (it cannot be told apart).
-      at45.first = await ids(cluster.stopAgents('q', 2, 3600));
+      // k = 2: the newest two Running pods (b's, idle).
+      at45.first = await ids(stopAgents(clock, world, cluster, 'q', 2));
       at45.statesAfter = world.pods.map((p) => p.state);
-      // Already terminating: not candidates again; the one still starting is not either.
-      at45.second = await ids(cluster.stopAgents('q', 5, 3600));
-      at45.third = await ids(cluster.stopAgents('q', 5, 3600));
+      // Already terminating: not candidates again, and counted as leaving (k = 5 less 2: the busy
+      // one, which cannot be told apart); the one still starting is not a candidate either.
+      at45.second = await ids(stopAgents(clock, world, cluster, 'q', 5));
+      at45.third = await ids(stopAgents(clock, world, cluster, 'q', 5));
     });
     clock.at(46_000, async () => {
       const jobs = await cluster.listAgentJobs();
@@ -80,9 +99,9 @@ describe('the scaler stops surplus agents as the product does (graceful stop by 
     const [busy, idle1, idle2, starting] = world.pods;
     expect(at45).toEqual({
       states: ['busy', 'idle', 'idle', 'pending'],
-      first: [busy?.id, idle1?.id],
-      statesAfter: ['busy', 'exiting', 'idle', 'pending'],
-      second: [idle2?.id],
+      first: [idle1?.id, idle2?.id],
+      statesAfter: ['busy', 'exiting', 'exiting', 'pending'],
+      second: [busy?.id],
       third: [],
     });
     // The idle agents left at 45 s + the 2 s exit, Succeeded.
@@ -106,8 +125,8 @@ describe('the scaler stops surplus agents as the product does (graceful stop by 
     clock.at(0, () => void create('a', 2));
     const stopped: number[][] = [];
     const ids = async (s: Promise<Pod[]>) => stopped.push((await s).map((p) => p.id));
-    clock.at(5_000, () => void ids(cluster.stopAgents('q', 2, 3600)));
-    clock.at(20_000, () => void ids(cluster.stopAgents('other', 2, 3600)));
+    clock.at(5_000, () => void ids(stopAgents(clock, world, cluster, 'q', 2)));
+    clock.at(20_000, () => void ids(stopAgents(clock, world, cluster, 'other', 2)));
     await clock.run(30_000);
     expect(stopped).toEqual([[], []]);
     expect(world.pods.map((p) => p.state)).toEqual(['idle', 'idle']);

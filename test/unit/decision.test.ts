@@ -371,4 +371,31 @@ describe('decide: scaleDown, the warm pool surplus to stop', () => {
     expect(d).toMatchObject({ idle: 4, gone: 1, count: 0 });
     expect(d.scaleDown).toBe(2);
   });
+
+  it("agents whose CI job's finished is applied and whose exit is not seen yet are leaving: not surplus to stop", () => {
+    // 6 agents, none busy by the ledger any more: 2 of them just finished their CI jobs and are
+    // exiting. Counted as idle they would make 2 more stops, of agents the pool wants.
+    const d = decide({ ...base, inFlight: 6, warm: 2, leaving: 2 });
+    expect(d).toMatchObject({ idle: 6, count: 0, scaleDown: 2 });
+    expect(decide({ ...base, inFlight: 6, warm: 2 }).scaleDown).toBe(4);
+    expect(decide({ ...base, inFlight: 6, warm: 2, leaving: 4 }).scaleDown).toBeUndefined();
+    // Leaving agents change only the surplus, not what is made.
+    expect(decide({ ...base, pending: 3, inFlight: 2, leaving: 2 }).count).toBe(1);
+  });
+});
+
+describe('ExitedAgents.leaving: finished events still waiting for their agent to exit', () => {
+  const job = (jobName: string, succeeded: number) => ({ jobName, queue: 'q', succeeded });
+
+  it('each finished event counts until its exit is seen, or creditMs has passed', () => {
+    const e = new ExitedAgents({ creditMs: 10_000 });
+    e.observe([job('a', 0)], 0);
+    e.applied('q', 'finished', 0, 1_000);
+    e.applied('q', 'finished', 0, 2_000);
+    expect(e.leaving('q', 2_000)).toBe(2);
+    expect(e.leaving('other', 2_000)).toBe(0);
+    e.observe([job('a', 1)], 3_000); // one agent exited: its event is explained
+    expect(e.leaving('q', 3_000)).toBe(1);
+    expect(e.leaving('q', 12_001)).toBe(0);
+  });
 });

@@ -37,15 +37,15 @@ function pod(
 const names = (s: ReturnType<typeof selectStops>) => s.stop.map((p) => p.name);
 
 describe('selectStops: which agents a scale-down stops', () => {
-  it('stops the oldest Running and Ready agents first (earliest startTime), up to scaleDown, by name and uid', () => {
+  it('stops the newest Running and Ready agents first (latest startTime: the fewest CI jobs taken), up to scaleDown, by name and uid', () => {
     const pods = [pod('c', { startedAgo: 100 }), pod('a', { startedAgo: 300 }), pod('b', { startedAgo: 200 })];
     const s = selectStops(pods, 2, NOW);
     expect(s.stop).toEqual([
-      { name: 'a', uid: 'uid-a' },
+      { name: 'c', uid: 'uid-c' },
       { name: 'b', uid: 'uid-b' },
     ]);
     expect(s).toMatchObject({ stopping: 0, candidates: 3 });
-    expect(names(selectStops(pods, 5, NOW))).toEqual(['a', 'b', 'c']);
+    expect(names(selectStops(pods, 5, NOW))).toEqual(['c', 'b', 'a']);
     expect(names(selectStops(pods, 0, NOW))).toEqual([]);
   });
 
@@ -74,24 +74,24 @@ describe('selectStops: which agents a scale-down stops', () => {
       pod('b', { startedAgo: 200 }),
       pod('c', { startedAgo: 100 }),
     ];
-    // The surplus of 2 is 1 leaving + 1 more (the oldest): a tick soon after a stop does not stop twice.
+    // The surplus of 2 is 1 leaving + 1 more (the newest): a tick soon after a stop does not stop twice.
     const s = selectStops(pods, 2, NOW);
-    expect(names(s)).toEqual(['a']);
+    expect(names(s)).toEqual(['c']);
     expect(s.stopping).toBe(1);
     // Still stopping past the settle time: that agent is busy finishing a CI job (an idle one would
     // have gone), so the surplus it does not cover is stopped from the others.
     const later = selectStops(pods, 2, NOW + STOP_SETTLE_MS);
-    expect(names(later)).toEqual(['a', 'b']);
+    expect(names(later)).toEqual(['c', 'b']);
     expect(later.stopping).toBe(0);
   });
 
-  it('ties on startTime go by creation, then name: concurrent scalers pick the same pods', () => {
+  it('ties on startTime go by creation (newest first), then name: concurrent scalers pick the same pods', () => {
     const pods = [
       pod('z', { startedAgo: 100, createdAgo: 500 }),
       pod('y', { startedAgo: 100, createdAgo: 400 }),
       pod('x', { startedAgo: 100, createdAgo: 400 }),
     ];
-    expect(names(selectStops(pods, 3, NOW))).toEqual(['z', 'x', 'y']);
+    expect(names(selectStops(pods, 3, NOW))).toEqual(['x', 'y', 'z']);
   });
 
   it('deletionRequestedAt: the deletionTimestamp less its grace period', () => {

@@ -14,8 +14,6 @@ import { type AgentLifecycle, type CiJob, EPHEMERAL_AGENT, type Pod, type PodOwn
 /** An Indexed Job's pod name: <job>-<index>-<suffix>. */
 const podName = (jobName: string, index: number, pod: Pod) => `${jobName}-${index}-${pod.id}`;
 const podUid = (pod: Pod) => `uid-pod-${pod.id}`;
-const time = (t: Date | string | undefined) => (t === undefined ? Number.POSITIVE_INFINITY : new Date(t).getTime());
-const isReady = (pod: V1Pod) => (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
 interface SimJob {
   readonly job: V1Job;
@@ -117,35 +115,6 @@ export class SimCluster implements ClusterPort, PodOwner {
     if (pod.state !== 'done' && pod.stoppedAt === undefined) this.grace.set(pod, gracePeriodSeconds);
     this.world.stopPod(pod);
     return 'deleted' as const;
-  }
-
-  /**
-   * The stop of surplus agents as the product makes it (decision.ts scaleDown): one list of the
-   * queue's agent pods, then up to `n` of those Running and Ready and not being deleted, oldest
-   * start first, deleted with the grace period. The cluster cannot tell idle from busy: an idle
-   * agent exits at once (plus its exit time), a busy one finishes its CI job first (World.stopPod);
-   * both end Succeeded. Returns the pods deleted.
-   */
-  async stopAgents(queue: string, n: number, gracePeriodSeconds: number): Promise<Pod[]> {
-    const names = [...this.jobs.entries()].filter(([, j]) => j.queue === queue && j.finishedAt === undefined);
-    if (names.length === 0) return [];
-    const listed = await this.listAgentPods({ jobNames: names.map(([name]) => name), phase: 'Running' });
-    const candidates = listed
-      .filter((p) => p.metadata?.deletionTimestamp === undefined && isReady(p))
-      .sort(
-        (a, b) =>
-          time(a.status?.startTime) - time(b.status?.startTime) ||
-          time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp) ||
-          (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''),
-      )
-      .slice(0, Math.max(0, n));
-    const stopped: Pod[] = [];
-    for (const p of candidates) {
-      const ref = { name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '' };
-      const pod = this.podsByName.get(ref.name);
-      if (pod && (await this.deletePod(ref, gracePeriodSeconds)) === 'deleted') stopped.push(pod);
-    }
-    return stopped;
   }
 
   private podView(jobName: string, index: number, pod: Pod): V1Pod {

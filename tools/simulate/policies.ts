@@ -208,7 +208,12 @@ function countedLimiter(
   };
 }
 
-function delayedCluster(cluster: SimCluster, clock: VirtualClock, latencyMs: number): ScalerPorts['cluster'] {
+function delayedCluster(
+  cluster: SimCluster,
+  clock: VirtualClock,
+  latencyMs: number,
+  stops: boolean,
+): ScalerPorts['cluster'] {
   return {
     async listAgentJobs() {
       await clock.sleep(latencyMs);
@@ -218,6 +223,19 @@ function delayedCluster(cluster: SimCluster, clock: VirtualClock, latencyMs: num
       await clock.sleep(latencyMs);
       return cluster.createJob(job);
     },
+    // What the scaler's stop of surplus agents calls (scaler/scale-down.ts), when it stops them.
+    ...(stops
+      ? {
+          async listAgentPods(query) {
+            await clock.sleep(latencyMs);
+            return cluster.listAgentPods(query);
+          },
+          async deletePod(pod, gracePeriodSeconds) {
+            await clock.sleep(latencyMs);
+            return cluster.deletePod(pod, gracePeriodSeconds);
+          },
+        }
+      : {}),
   };
 }
 
@@ -254,13 +272,14 @@ export function startOurs(
   // ours-warm with a learned model keeps its agents until the pool's target drops: no idle
   // timeout, the scaler stops surplus agents (decision.ts scaleDown) instead. Without
   // history (a replay) the pool follows the recent arrivals and agents leave on their idle timeout.
+  const stops = learned !== undefined && p.warmScaleDown !== false;
   const cluster = new SimCluster(
     clock,
     world,
     counters,
     (job) => queueOf(job),
     undefined,
-    learned && p.warmScaleDown !== false ? WARM_AGENT : undefined,
+    stops ? WARM_AGENT : undefined,
   );
   const ledger = new InMemoryLedgerStore();
   const limiter = new InMemoryLimiterStore();
@@ -268,7 +287,7 @@ export function startOurs(
     events: queue,
     ledger: countedLedger(ledger, clock, counters, p.awsLatencyMs),
     limiter: countedLimiter(limiter, clock, counters, p.awsLatencyMs),
-    cluster: delayedCluster(cluster, clock, p.kubeLatencyMs),
+    cluster: delayedCluster(cluster, clock, p.kubeLatencyMs, stops),
     jobs: jobFactory({
       namespace: 'ci-agents',
       ttlSecondsAfterFinished: p.ttlSecondsAfterFinished,
@@ -281,24 +300,6 @@ export function startOurs(
     ...(warm
       ? {
           warmPool: new WarmPoolTracker(p.warmPool, learned),
-          // The decide stage's scale-down, acted on as the scaler stops agents: one list of the
-          // queue's pods, then the deletes (SimCluster.stopAgents), each a Kubernetes round trip.
-          // Once the scaler stops surplus agents itself (a stage after submit), drop this hook and
-          // give the ports' cluster SimCluster's listAgentPods and deletePod (with the latency)
-          // and the settings stopGraceSeconds = activeDeadlineSeconds: never both.
-          ...(learned && p.warmScaleDown !== false
-            ? {
-                metrics: {
-                  decision: (d: { queue: string; scaleDown?: number }) => {
-                    const k = d.scaleDown;
-                    if (k)
-                      void clock
-                        .sleep(2 * p.kubeLatencyMs)
-                        .then(() => cluster.stopAgents(d.queue, k, p.activeDeadlineSeconds));
-                  },
-                },
-              }
-            : {}),
         }
       : {}),
     // As deployed (scaler/wiring.ts): agents that exited before their finished event was applied.
@@ -308,6 +309,8 @@ export function startOurs(
     queues,
     limits: Object.fromEntries(queues.map((q) => [q, { minAgents: p.minAgents, maxAgents: p.maxAgents }])),
     intentLeaseMs: p.intentLeaseSeconds * 1000,
+    // The scaler stops surplus agents with the Job's deadline as their grace (scaler/wiring.ts).
+    ...(stops ? { stopGraceSeconds: p.activeDeadlineSeconds } : {}),
   };
   const invoke = () => {
     counters.lambdaInvocations++;

@@ -50,7 +50,7 @@ Settings:
                            (default ${DEFAULT_HISTORY_DAYS}; 0: none, the pool follows recent arrivals only)
   --warm-no-scale-down     ours-warm: do not stop surplus agents; they leave on the idle timeout
                            (default: the scaler stops decision.scaleDown of them: deletes the
-                           oldest Running pods; an idle agent exits, a busy one after its job)
+                           newest Running pods; an idle agent exits, a busy one after its job)
   --github-aws-pool-size N github-aws-runners pool_config size, topped up every 5 min (default 0: off)
   --verbose                print the scaler's decisions (ours) with the virtual time
   --policies LIST          comma-separated: ${POLICIES.join(',')} (default all)

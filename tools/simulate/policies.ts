@@ -88,7 +88,8 @@ export interface PolicyParams {
   readonly warmModel?: ArrivalModelOptions;
   /**
    * ours-warm with a learned model: the scaler stops surplus agents (decision.scaleDown; default
-   * true): it deletes the oldest Running pods of the queue (SimCluster.stopAgents). False: the
+   * true), as the product does (scaler/scale-down.ts on SimCluster's listAgentPods and deletePod:
+   * the newest Running and Ready pods of the queue). False: the
    * decision is only logged and agents leave on their idle timeout (--idle-timeout-seconds).
    */
   readonly warmScaleDown?: boolean;
@@ -271,15 +272,17 @@ export function startOurs(
       : undefined;
   // ours-warm with a learned model keeps its agents until the pool's target drops: no idle
   // timeout, the scaler stops surplus agents (decision.ts scaleDown) instead. Without
-  // history (a replay) the pool follows the recent arrivals and agents leave on their idle timeout.
-  const stops = learned !== undefined && p.warmScaleDown !== false;
+  // history (a replay) the pool follows the recent arrivals, agents keep their idle timeout, and
+  // the scaler stops the surplus too, as the product does with WARM_POOL=adaptive.
+  // The scaler stops surplus agents whenever a warm pool is on (scaler/scale-down.ts).
+  const stops = warm && p.warmScaleDown !== false;
   const cluster = new SimCluster(
     clock,
     world,
     counters,
     (job) => queueOf(job),
     undefined,
-    stops ? WARM_AGENT : undefined,
+    learned && stops ? WARM_AGENT : undefined,
   );
   const ledger = new InMemoryLedgerStore();
   const limiter = new InMemoryLimiterStore();

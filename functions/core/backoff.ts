@@ -344,6 +344,15 @@ function pastDeadline(pod: V1Pod, job: JobStatusView | undefined): boolean {
 }
 
 /**
+ * A pod deleted through the API before it ended: stopped by the scaler as surplus
+ * (scaler/scale-down.ts), by an operator, or by the Job controller. However it ends (an agent
+ * image that does not handle SIGTERM ends Failed, 143), it says nothing about the template.
+ */
+function deletedBySomeone(pod: V1Pod): boolean {
+  return pod.metadata?.deletionTimestamp !== undefined;
+}
+
+/**
  * What an operator must fix, from the message the API server refused the pods with (the text
  * of the admission plugins: plugin/pkg/admission/resourcequota, limitranger, serviceaccount,
  * and pod-security-admission).
@@ -488,7 +497,8 @@ export class QueueBackoff {
       const job = jobNameOf(pod);
       if (queue === undefined || job === undefined || (scope && !scope.failed.has(job) && !scope.sample.has(job)))
         continue;
-      const health = pastDeadline(pod, jobsByName.get(job)) ? IGNORED : classifyPod(pod, now, this.policy);
+      const health =
+        deletedBySomeone(pod) || pastDeadline(pod, jobsByName.get(job)) ? IGNORED : classifyPod(pod, now, this.policy);
       const list = byQueue.get(queue) ?? [];
       list.push({ pod, job, created: time(pod.metadata?.creationTimestamp) ?? now, health });
       byQueue.set(queue, list);

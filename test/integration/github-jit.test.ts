@@ -242,10 +242,16 @@ describe('GitHub just-in-time runners: webhook -> scaler -> Secret + Job', () =>
     expect(kube.lists.filter((l) => l.resource === 'pods').map((l) => l.fieldSelector)).toContain(
       'status.phase=Failed',
     );
-    // Every grant but those only failures use (test/deploy/rbac.test.ts drives those).
+    // Every grant but those only failures use (test/deploy/rbac.test.ts drives those), and the
+    // pods delete that only a warm pool's stop of surplus agents uses (test/integration/scaler.test.ts).
     assertRbacCovers(kube.calls, {
       exhaustive: true,
-      role: roleWithout(scalerRole(), ['batch/jobs:delete', 'core/events:list', 'core/secrets:delete']),
+      role: roleWithout(scalerRole(), [
+        'batch/jobs:delete',
+        'core/events:list',
+        'core/secrets:delete',
+        'core/pods:delete',
+      ]),
     });
   });
 

@@ -5,9 +5,6 @@
  * recorder, pkg/controller/controller_utils.go). The real scaler wiring against DynamoDB Local,
  * fauxqs and the fake Kubernetes API on a simulated clock; the fake refuses pods as admission does.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
 import { queueOf } from '../../functions/core/agent-job.js';
@@ -20,6 +17,7 @@ import { FakeKube } from '../../tools/fakes/kube/index.js';
 import { assertRbacCovers } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';
+import { TEMPLATE_WITH_TYPOS, writeJobTemplate } from '../support/job-template.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 
 let dynamo: DynamoDbLocal;
@@ -176,25 +174,7 @@ describe('a Job whose pods the API server refuses', () => {
 
   it('a custom template with a typo (an unknown field): the first tick fails its create with the field named, nothing is made', async () => {
     kube.reset();
-    const dir = mkdtempSync(join(tmpdir(), 'typo-'));
-    const template = join(dir, 'typo.yaml');
-    writeFileSync(
-      template,
-      [
-        'apiVersion: batch/v1',
-        'kind: Job',
-        'spec:',
-        '  template:',
-        '    spec:',
-        '      containers:',
-        '        - name: agent',
-        '          image: busybox:1.37',
-        '          imagePullPolice: Always',
-        '      nodeSelecter:',
-        '        pool: ci',
-        '',
-      ].join('\n'),
-    );
+    const tpl = writeJobTemplate(TEMPLATE_WITH_TYPOS);
     const queue = await sqs.createQueue('typo', { maxReceiveCount: 3, visibilityTimeoutSeconds: 30 });
     await createLedgerTable(dynamo.endpoint, 'typo');
     const config = loadScalerConfig({
@@ -204,7 +184,7 @@ describe('a Job whose pods the API server refuses', () => {
       QUEUES: 'q',
       MAX_AGENTS: '10',
       KUBE_NAMESPACE: 'ci-agents',
-      JOB_TEMPLATE: template,
+      JOB_TEMPLATE: tpl.path,
     });
     const warnings: { message: string; extra: Record<string, unknown> }[] = [];
     const quiet = () => {};
@@ -221,6 +201,7 @@ describe('a Job whose pods the API server refuses', () => {
       jobEvent('t-0', 'scheduled', { queue: 'q', occurredAt: new Date(clock).toISOString() }),
     );
     const report = await tick(ports, scalerSettings(config), { waitSeconds: 0, deadline: Date.now() + 20_000 });
+    tpl.remove();
     const expected =
       'strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolice", unknown field "spec.template.spec.nodeSelecter"';
     expect(report.errors).toEqual([expect.stringContaining(expected)]);

@@ -12,9 +12,6 @@
  * `ci-agent-autoscaler`, so every call it makes passes the real authorizer with the Role of
  * infra/k8s/rbac.yaml. DynamoDB Local and fauxqs as in test/integration.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
@@ -35,6 +32,7 @@ import { FATE, ON_DELETE } from '../../tools/k8s/control-plane.js';
 import { SIMULATED_AGENT_TEMPLATE } from '../../tools/local/stack.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';
+import { TEMPLATE_WITH_TYPOS, writeJobTemplate } from '../support/job-template.js';
 import { type SqsHarness, startSqs } from '../support/sqs.js';
 import { type Backend, eventually, fakeBackend, kwokBackend } from './backends.js';
 import { fixesOnRealPlane } from './fixes.js';
@@ -421,26 +419,16 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
 
   it('a warm pool whose target dropped: the tick stops exactly scaleDown agents, newest Running and Ready first; tokens come back once their pods end', async () => {
     // Agents that wait Pending until the test starts them (kwok: fate pending), one by one.
-    const dir = mkdtempSync(join(tmpdir(), 'stop-'));
-    const template = join(dir, 'agent.yaml');
-    writeFileSync(
-      template,
-      [
-        'apiVersion: batch/v1',
-        'kind: Job',
-        'spec:',
-        '  template:',
-        '    metadata:',
-        `      annotations: { '${FATE}': pending, '${ON_DELETE}': hold }`,
-        '    spec:',
-        '      serviceAccountName: ci-agent',
-        '      automountServiceAccountToken: false',
-        '      containers: [{ name: agent, image: busybox:1.37.0 }]',
-        '',
-      ].join('\n'),
-    );
-    const w = await world(backend, { JOB_TEMPLATE: template, WARM_POOL: 'adaptive' });
-    rmSync(dir, { recursive: true, force: true });
+    const tpl = writeJobTemplate([
+      '    metadata:',
+      `      annotations: { '${FATE}': pending, '${ON_DELETE}': hold }`,
+      '    spec:',
+      '      serviceAccountName: ci-agent',
+      '      automountServiceAccountToken: false',
+      '      containers: [{ name: agent, image: busybox:1.37.0 }]',
+    ]);
+    const w = await world(backend, { JOB_TEMPLATE: tpl.path, WARM_POOL: 'adaptive' });
+    tpl.remove();
     // The pool's target, as the tracker would size it.
     class PinnedPool extends WarmPoolTracker {
       warm = 5;
@@ -516,30 +504,11 @@ function scenarios<B extends Backend>(start: () => Promise<B>): () => B {
   }, 120_000);
 
   it('a custom template with a typo: the first tick fails its create naming the unknown fields, nothing is made', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'typo-'));
-    const template = join(dir, 'typo.yaml');
-    writeFileSync(
-      template,
-      [
-        'apiVersion: batch/v1',
-        'kind: Job',
-        'spec:',
-        '  template:',
-        '    spec:',
-        '      serviceAccountName: ci-agent',
-        '      containers:',
-        '        - name: agent',
-        '          image: busybox:1.37',
-        '          imagePullPolice: Always',
-        '      nodeSelecter:',
-        '        pool: ci',
-        '',
-      ].join('\n'),
-    );
-    const w = await world(backend, { JOB_TEMPLATE: template });
+    const tpl = writeJobTemplate(TEMPLATE_WITH_TYPOS);
+    const w = await world(backend, { JOB_TEMPLATE: tpl.path });
     await w.send('t-0', 'scheduled');
     const report = await w.tick();
-    rmSync(dir, { recursive: true, force: true });
+    tpl.remove();
     expect(report.errors).toEqual([
       expect.stringContaining(
         'strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolice", unknown field "spec.template.spec.nodeSelecter"',

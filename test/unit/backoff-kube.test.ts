@@ -109,32 +109,34 @@ describe('a pod whose containers are never created (a volume that cannot be moun
   });
 });
 
-describe('a pod the Job controller killed at the Job deadline', () => {
-  const killed = (finishedAt: number, deleted: boolean): V1Pod => ({
-    metadata: {
-      name: 'p',
-      creationTimestamp: new Date(T0),
-      labels: { 'batch.kubernetes.io/job-name': 'j' },
-      annotations: { 'ci-autoscaler/queue': 'q' },
-      ...(deleted ? { deletionTimestamp: new Date(finishedAt) } : {}),
-    },
-    status: {
-      phase: 'Failed',
-      startTime: new Date(T0),
-      containerStatuses: [
-        {
-          name: 'agent',
-          image: 'x',
-          imageID: '',
-          ready: false,
-          restartCount: 0,
-          state: {
-            terminated: { exitCode: 143, reason: 'Error', startedAt: new Date(T0), finishedAt: new Date(finishedAt) },
-          },
+/** An agent pod ended Failed by SIGTERM (143) at `finishedAt`, deleted (then) or not. */
+const killed = (finishedAt: number, deleted: boolean): V1Pod => ({
+  metadata: {
+    name: 'p',
+    creationTimestamp: new Date(T0),
+    labels: { 'batch.kubernetes.io/job-name': 'j' },
+    annotations: { 'ci-autoscaler/queue': 'q' },
+    ...(deleted ? { deletionTimestamp: new Date(finishedAt) } : {}),
+  },
+  status: {
+    phase: 'Failed',
+    startTime: new Date(T0),
+    containerStatuses: [
+      {
+        name: 'agent',
+        image: 'x',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: {
+          terminated: { exitCode: 143, reason: 'Error', startedAt: new Date(T0), finishedAt: new Date(finishedAt) },
         },
-      ],
-    },
-  });
+      },
+    ],
+  },
+});
+
+describe('a pod the Job controller killed at the Job deadline', () => {
   const deadlineJob = (at: number) =>
     jobStatusView(
       job('j', {
@@ -170,38 +172,11 @@ describe('a pod the Job controller killed at the Job deadline', () => {
 
 describe('a pod stopped by the scaler as surplus (deleted), in a Job with no deadline', () => {
   it('is no start failure however it ends: an agent image without SIGTERM handling ends Failed, 143', () => {
-    const stopped: V1Pod = {
-      metadata: {
-        name: 'p',
-        creationTimestamp: new Date(T0),
-        deletionTimestamp: new Date(T0 + 22_800_000),
-        deletionGracePeriodSeconds: 22_800,
-        labels: { 'batch.kubernetes.io/job-name': 'j' },
-        annotations: { 'ci-autoscaler/queue': 'q' },
-      },
-      status: {
-        phase: 'Failed',
-        startTime: new Date(T0),
-        containerStatuses: [
-          {
-            name: 'agent',
-            image: 'x',
-            imageID: '',
-            ready: false,
-            restartCount: 0,
-            state: {
-              terminated: { exitCode: 143, reason: 'Error', startedAt: new Date(T0), finishedAt: new Date(T0 + 5_000) },
-            },
-          },
-        ],
-      },
-    };
     const j = jobStatusView(job('j', { failed: 1, active: 2 }))!;
     const scope = { jobs: [j], failed: new Set(['j']), sample: new Set<string>() };
-    expect(new QueueBackoff(policy).observe([stopped], T0 + 10_000, scope)).toEqual([]);
+    expect(new QueueBackoff(policy).observe([killed(T0 + 5_000, true)], T0 + 10_000, scope)).toEqual([]);
     // The same pod, not deleted, is a start failure.
-    const { deletionTimestamp: _d, deletionGracePeriodSeconds: _g, ...metadata } = stopped.metadata ?? {};
-    expect(new QueueBackoff(policy).observe([{ ...stopped, metadata }], T0 + 10_000, scope)).toEqual([
+    expect(new QueueBackoff(policy).observe([killed(T0 + 5_000, false)], T0 + 10_000, scope)).toEqual([
       expect.objectContaining({ kind: 'backoff', reason: 'Error', pod: 'p' }),
     ]);
   });

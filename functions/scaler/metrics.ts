@@ -21,6 +21,12 @@ export function createScalerMetrics(): ScalerMetrics {
       metrics.addMetric('DecisionLatencyMs', MetricUnit.Milliseconds, latencyMs);
       metrics.publishStoredMetrics();
     },
+    stops(queue, stopped, failed) {
+      metrics.addDimension('Queue', queue);
+      metrics.addMetric('AgentsStopped', MetricUnit.Count, stopped);
+      metrics.addMetric('AgentStopFailures', MetricUnit.Count, failed);
+      metrics.publishStoredMetrics();
+    },
     backoff(queue, step, startFailures) {
       metrics.addDimension('Queue', queue);
       metrics.addMetric('BackoffStep', MetricUnit.Count, step);

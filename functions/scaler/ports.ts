@@ -187,6 +187,8 @@ export interface ScalerMetrics {
   decision(decision: Decision, reserved: number, latencyMs: number): void;
   /** Once per queue per tick when back-off is on: its step (0 = healthy) and new start failures. */
   backoff?(queue: string, step: number, startFailures: number): void;
+  /** Once per queue per tick whose decision had scaleDown: agents stopped, and stops that failed. */
+  stops?(queue: string, stopped: number, failed: number): void;
 }
 
 export interface ScalerPorts {

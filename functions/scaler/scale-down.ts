@@ -102,6 +102,7 @@ export async function stopSurplus(
       };
       if (stopped.length > 0 || gone.length > 0 || failed.length > 0 || chosen.stopping > 0)
         log.info('surplus agents stopped', { ...stops, gracePeriodSeconds: grace });
+      ports.metrics?.stops?.(d.queue, stopped.length, failed.length);
       return stops;
     }),
   );

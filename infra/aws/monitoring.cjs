@@ -84,7 +84,12 @@ function dashboard(queues) {
         0,
         0,
       ),
-      widget('Agents created per minute', perQueue('AgentsRequested', 'Sum'), 12, 0),
+      widget(
+        'Agents created and stopped (surplus of a warm pool) per minute',
+        [...perQueue('AgentsRequested', 'Sum'), ...perQueue('AgentsStopped', 'Sum')],
+        12,
+        0,
+      ),
       widget(
         'Decision latency (ms)',
         [...perQueue('DecisionLatencyMs', 'p50'), ...perQueue('DecisionLatencyMs', 'p99')],

@@ -370,7 +370,7 @@ describe('resources', () => {
     expect(() => monitoringResources('default', 0)).toThrow(/limiterAtMaxAlarmMinutes/);
   });
 
-  it('a dashboard of pending, running, in flight, created per tick and decision latency', () => {
+  it('a dashboard of pending, running, in flight, created and stopped per tick and decision latency', () => {
     const [, dashboard] = ofType(ciT, 'AWS::CloudWatch::Dashboard')[0]!;
     const [sep, parts] = listAt(dashboard.Properties, 'DashboardBody.Fn::Join');
     expect(sep).toBe('');
@@ -382,7 +382,15 @@ describe('resources', () => {
     const metrics = listAt(body, 'widgets').flatMap((w) =>
       listAt(w, 'properties.metrics').map((m) => `${String(at(m, '0'))}/${String(at(m, '1'))}`),
     );
-    for (const m of ['Pending', 'Running', 'InFlight', 'MaxAgents', 'AgentsRequested', 'DecisionLatencyMs']) {
+    for (const m of [
+      'Pending',
+      'Running',
+      'InFlight',
+      'MaxAgents',
+      'AgentsRequested',
+      'AgentsStopped',
+      'DecisionLatencyMs',
+    ]) {
       expect(metrics).toContain(`CiAgentAutoscaler/${m}`);
     }
   });

@@ -8,6 +8,7 @@ import type { V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiterStore } from '../../functions/adapters/dynamodb/limiter-store.js';
 import { createEventsQueue } from '../../functions/adapters/sqs/events-queue.js';
+import { ExitedAgents } from '../../functions/core/decision.js';
 import type { JobEventKind } from '../../functions/core/job-event.js';
 import { WarmPoolTracker } from '../../functions/core/warm-pool.js';
 import type { ScalerLog, ScalerPorts, ScalerSettings } from '../../functions/scaler/ports.js';
@@ -20,6 +21,16 @@ import { assertRbacCovers, roleWithout, scalerRole } from '../deploy/rbac.js';
 import { createLedgerTable, type DynamoDbLocal, startDynamoDbLocal, useDynamoDbLocal } from '../support/dynamodb.js';
 import { jobEvent } from '../support/job-events.js';
 import { type SqsHarness, startSqs, type TestQueue } from '../support/sqs.js';
+
+/** A warm pool whose target the test sets, as the tracker would size it from arrivals and start-ups. */
+class PinnedPool extends WarmPoolTracker {
+  constructor(public warm: number) {
+    super();
+  }
+  override size(queue: string, now: number) {
+    return { ...super.size(queue, now), warm: this.warm };
+  }
+}
 
 let dynamo: DynamoDbLocal;
 let sqs: SqsHarness;
@@ -356,20 +367,15 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     try {
       const w = await world({ KUBECONFIG: clocked.kubeconfigPath, WARM_POOL: 'adaptive' });
       const namespace = w.config.namespace;
-      // The pool's target, as the tracker would size it from arrivals and start-up times.
-      class PinnedPool extends WarmPoolTracker {
-        warm = 6;
-        override size(queue: string, now: number) {
-          return { ...super.size(queue, now), warm: this.warm };
-        }
-      }
-      const pool = new PinnedPool();
+      const pool = new PinnedPool(6);
       const lines: string[] = [];
       const log = {
         ...quiet,
         info: (m: string, x: Record<string, unknown>) => void lines.push(`${m} ${JSON.stringify(x)}`),
       };
-      const ports: ScalerPorts = { ...w.ports, warmPool: pool, log };
+      const stopMetrics: [string, number, number][] = [];
+      const metrics = { decision: () => {}, stops: (q: string, n: number, f: number) => stopMetrics.push([q, n, f]) };
+      const ports: ScalerPorts = { ...w.ports, warmPool: pool, log, metrics };
       const run = () => tick(ports, w.settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
 
       // Six warm agents, no CI job yet.
@@ -425,6 +431,8 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
       expect(lines.filter((l) => l.startsWith('surplus agents stopped'))).toEqual([
         expect.stringContaining(`"stopped":["${byIndex(4)}","${byIndex(2)}","${byIndex(5)}"]`),
       ]);
+      // The AgentsStopped metric (scaler/metrics.ts): 3 stopped, none failed.
+      expect(stopMetrics).toEqual([['default', 3, 0]]);
       // Terminating, not ended: the Job has no replacement and the tokens are all held.
       expect(clocked.job(jobName, namespace)?.status).toMatchObject({ active: 2, terminating: 4 });
       expect(await w.limiter()).toMatchObject({ inFlight: 6 });
@@ -447,6 +455,30 @@ describe('scaler against DynamoDB Local, fauxqs and a fake Kubernetes API', () =
     } finally {
       await clocked.stop();
     }
+  });
+
+  it('two scaler invocations at once stop the surplus once: scaleDown distinct agents, not twice as many', async () => {
+    const w = await world({ WARM_POOL: 'adaptive' });
+    const namespace = w.config.namespace;
+    // Two invocations: each its own process (its own trackers), the same stores and cluster.
+    const a = new PinnedPool(5);
+    const b = new PinnedPool(5);
+    const portsA: ScalerPorts = { ...w.ports, warmPool: a, exited: new ExitedAgents() };
+    const portsB: ScalerPorts = { ...w.ports, warmPool: b, exited: new ExitedAgents() };
+    const run = (ports: ScalerPorts) => tick(ports, w.settings, { waitSeconds: 0, deadline: Date.now() + 20_000 });
+    expect((await run(portsA)).decisions[0]).toMatchObject({ count: 5, reason: 'warm' });
+    kube.startAll();
+    // The target drops to 2: 3 surplus, seen by both at once.
+    a.warm = 2;
+    b.warm = 2;
+    const [ra, rb] = await Promise.all([run(portsA), run(portsB)]);
+    expect([ra.decisions[0]?.scaleDown, rb.decisions[0]?.scaleDown]).toEqual([3, 3]);
+    const deleting = kube.pods({ namespace }).filter((p) => p.metadata?.deletionTimestamp);
+    expect(deleting).toHaveLength(3);
+    // Whatever each saw, the pods they asked to stop are the same three (the newest; a tie on
+    // start time goes by creation, then name).
+    const asked = new Set([...(ra.stops?.[0]?.stopped ?? []), ...(rb.stops?.[0]?.stopped ?? [])]);
+    expect([...asked].sort()).toEqual(deleting.map((p) => p.metadata?.name).sort());
   });
 
   it('made only Kubernetes calls that the RBAC Role in infra/k8s allows, and used every grant', () => {

@@ -27,7 +27,7 @@
  * Both `backoffLimitPerIndex` and `podFailurePolicy` require `restartPolicy: Never`.
  */
 import { createHash } from 'node:crypto';
-import type { V1Container, V1EnvVar, V1Job } from '@kubernetes/client-node';
+import type { V1Container, V1EnvVar, V1Job, V1Pod } from '@kubernetes/client-node';
 import { defaultQueueAgents, type QueueAgents } from './routing.js';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -293,3 +293,8 @@ export function deploymentOf(job: V1Job): string | undefined {
 /** The Job a pod belongs to, from the labels the Job controller sets (old and new label). */
 export const jobNameOf = (pod: { metadata?: { labels?: Record<string, string> } }): string | undefined =>
   pod.metadata?.labels?.['batch.kubernetes.io/job-name'] ?? pod.metadata?.labels?.['job-name'];
+
+/** A pod Running with the Ready condition (an agent up). */
+export const isReady = (pod: V1Pod): boolean =>
+  pod.status?.phase === 'Running' &&
+  (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');

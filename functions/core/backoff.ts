@@ -52,7 +52,7 @@
  * from the failing Jobs still there.
  */
 import type { V1ContainerStatus, V1Job, V1Pod } from '@kubernetes/client-node';
-import { jobNameOf, QUEUE_ANNOTATION, QUEUE_LABEL, queueOf } from './agent-job.js';
+import { isReady, jobNameOf, QUEUE_ANNOTATION, QUEUE_LABEL, queueOf } from './agent-job.js';
 
 export interface BackoffPolicy {
   /** First hold (ms). */
@@ -323,20 +323,15 @@ export interface Gate {
   readonly holdUntil: number;
 }
 
-const isReady = (pod: V1Pod): boolean =>
-  pod.status?.phase === 'Running' &&
-  (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-
 const IGNORED: AgentHealth = { kind: 'ignored' };
 
 /**
- * A pod the Job controller ended because its Job passed activeDeadlineSeconds: deleted (it
- * carries a deletionTimestamp) or ended once the deadline had come (timestamps are whole
+ * A pod the Job controller ended because its Job passed activeDeadlineSeconds, not deleted (a
+ * deleted one is deletedBySomeone): ended once the deadline had come (timestamps are whole
  * seconds, hence the second of slack).
  */
 function pastDeadline(pod: V1Pod, job: JobStatusView | undefined): boolean {
   if (job?.deadlineAt === undefined) return false;
-  if (pod.metadata?.deletionTimestamp !== undefined) return true;
   const ended = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])]
     .map((s) => time(s.state?.terminated?.finishedAt))
     .filter((t): t is number => t !== undefined);

@@ -21,6 +21,7 @@
  * agent would be gone by then), so the surplus it does not cover is stopped from the others.
  */
 import type { V1Pod } from '@kubernetes/client-node';
+import { isReady } from './agent-job.js';
 
 /** How long an idle agent takes from its stop to its pod's end, counted by the Job: at most. */
 export const STOP_SETTLE_MS = 60_000;
@@ -41,10 +42,6 @@ export function deletionRequestedAt(pod: V1Pod): number | undefined {
   const at = ms(pod.metadata?.deletionTimestamp);
   if (Number.isNaN(at)) return undefined;
   return at - (pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000;
-}
-
-function isReady(pod: V1Pod): boolean {
-  return (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
 /**
@@ -69,7 +66,7 @@ export function selectStops(
     }
     const name = p.metadata?.name;
     const uid = p.metadata?.uid;
-    if (!name || !uid || p.status?.phase !== 'Running' || !isReady(p)) continue;
+    if (!name || !uid || !isReady(p)) continue;
     const started = ms(p.status?.startTime);
     const created = ms(p.metadata?.creationTimestamp);
     candidates.push({

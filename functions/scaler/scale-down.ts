@@ -72,34 +72,26 @@ export async function stopSurplus(
         return { ...report, stopped: [], gone: [], failed: [] };
       }
       const chosen = selectStops(pods, scaleDown, ports.now());
-      const stopped: string[] = [];
-      const gone: string[] = [];
-      const failed: string[] = [];
-      await Promise.all(
+      // Each delete's outcome, in the order chosen (newest first).
+      const outcomes = await Promise.all(
         chosen.stop.map(async (pod) => {
           try {
-            if ((await deletePod(pod, grace)) === 'deleted') stopped.push(pod.name);
-            else gone.push(pod.name);
+            return { name: pod.name, outcome: await deletePod(pod, grace) };
           } catch (e) {
-            failed.push(pod.name);
             log.warn('agent stop failed; it leaves at its idle timeout', {
               queue: d.queue,
               pod: pod.name,
               error: describeError(e),
             });
+            return { name: pod.name, outcome: 'failed' as const };
           }
         }),
       );
-      const order = new Map(chosen.stop.map((p, i) => [p.name, i]));
-      const byAge = (a: string, b: string) => (order.get(a) ?? 0) - (order.get(b) ?? 0);
-      const stops = {
-        ...report,
-        stopping: chosen.stopping,
-        candidates: chosen.candidates,
-        stopped: stopped.sort(byAge),
-        gone: gone.sort(byAge),
-        failed: failed.sort(byAge),
-      };
+      const named = (outcome: string) => outcomes.filter((o) => o.outcome === outcome).map((o) => o.name);
+      const stopped = named('deleted');
+      const gone = named('gone');
+      const failed = named('failed');
+      const stops = { ...report, stopping: chosen.stopping, candidates: chosen.candidates, stopped, gone, failed };
       if (stopped.length > 0 || gone.length > 0 || failed.length > 0 || chosen.stopping > 0)
         log.info('surplus agents stopped', { ...stops, gracePeriodSeconds: grace });
       ports.metrics?.stops?.(d.queue, stopped.length, failed.length);

@@ -13,7 +13,7 @@ import type { V1Container } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { loadTemplate } from '../../functions/adapters/kubernetes/templates.js';
 import { buildAgentJob, jobNameFor } from '../../functions/core/agent-job.js';
-import { backoffVerdict, type Exit } from './support.js';
+import { backoffVerdict, type Exit, ended } from './support.js';
 
 /** What run-helper.sh.template exits with for a listener exit code (then run.sh: 2 restarts). */
 function upstreamRunHelperExit(listenerCode: number): number {
@@ -61,7 +61,7 @@ interface Run extends Exit {
  * then counts from the signal).
  */
 async function run(
-  codes: readonly (number | 'hang' | 'unreachable' | 'config' | 'job')[],
+  codes: readonly (number | 'hang' | 'straggler' | 'unreachable' | 'config' | 'job')[],
   extraEnv: Record<string, string> = {},
   jit = jitConfig,
   terminateWhen?: RegExp | number,
@@ -86,18 +86,22 @@ async function run(
       `code=$(sed -n "\${n}p" ${root}/codes)`,
       // SIGINT (Ctrl-C) while configuring exits 1 (Runner.cs CtrlCHandler, _inConfigStage);
       // afterwards it shuts the runner down and the listener exits 0 (Program.cs).
-      'if [ "$code" = config ]; then trap "echo Exiting...; exit 1" INT; sleep 600 & wait; exit 1; fi',
+      // The listener waits on timers and HTTP, no child shares its output: its waits here do not hold
+      // the log open (`quiet`), except with `straggler`, which leaves a child that keeps it open.
+      'quiet() { "$@" > /dev/null 2>&1; }',
+      'if [ "$code" = config ]; then trap "echo Exiting...; exit 1" INT; quiet sleep 600 & wait; exit 1; fi',
       // A session is created ("Listening for Jobs", Runner.cs) unless the code is `unreachable`.
-      'if [ "$code" = unreachable ]; then echo "Runner connect error: No such host. Retrying until reconnected."; trap "exit 0" INT; sleep 600 & wait; exit 0; fi',
+      'if [ "$code" = unreachable ]; then echo "Runner connect error: No such host. Retrying until reconnected."; trap "exit 0" INT; quiet sleep 600 & wait; exit 0; fi',
       'echo "$(date -u "+%F %TZ"): Listening for Jobs"',
-      'if [ "$code" = hang ]; then trap "echo Exiting...; exit 0" INT; sleep 600 & wait; exit 0; fi',
+      'if [ "$code" = hang ]; then trap "echo Exiting...; exit 0" INT; quiet sleep 600 & wait; exit 0; fi',
+      'if [ "$code" = straggler ]; then trap "echo Exiting...; exit 0" INT; sleep 30 & quiet sleep 600 & wait; exit 0; fi',
       // `job`: a job comes after 1 s and runs 3 s (JobDispatcher.RunAsync's lines); SIGINT
       // shuts the runner down, which cancels the job (Runner.cs: jobDispatcher.ShutdownAsync).
       'if [ "$code" = job ]; then',
       '  trap \'echo "$(date -u "+%F %TZ"): Job build completed with result: Canceled"; exit 0\' INT',
       '  sleep 1',
       '  echo "$(date -u "+%F %TZ"): Running job: build"',
-      '  sleep 3 & wait $!',
+      '  quiet sleep 3 & wait $!',
       '  echo "$(date -u "+%F %TZ"): Job build completed with result: Succeeded"',
       '  exit 0',
       'fi',
@@ -110,6 +114,8 @@ async function run(
   const child = spawn('/bin/bash', ['-c', rendered], {
     cwd: home,
     env: { PATH: process.env.PATH!, ...env, ...extraEnv },
+    // No socket on stdin: bash would take it for sshd's and read ~/.bashrc.
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   let terminatedAt: number | undefined;
@@ -125,12 +131,12 @@ async function run(
   };
   child.stdout.on('data', seen);
   child.stderr.on('data', seen);
-  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  const { code, at: exitedAt } = await ended(child);
   const read = (f: string) => (existsSync(join(root, f)) ? readFileSync(join(root, f), 'utf8') : '');
   return {
     code,
     output,
-    ms: Date.now() - (terminatedAt ?? started),
+    ms: exitedAt - (terminatedAt ?? started),
     container,
     terminationMessage: read('term'),
     listenerSaw: read('listener-saw'),
@@ -234,6 +240,14 @@ describe('GitHub runner template: SIGTERM stops an idle runner, never a running 
     expect(r.terminationMessage).toBe('');
     expect(backoffVerdict(r.container, r, r.terminationMessage)).toEqual({ kind: 'healthy' });
   });
+
+  it('a child of the listener that keeps its output open holds the stopped pod 5 s at most', async () => {
+    const r = await run(['straggler'], {}, jitConfig, /Listening for Jobs/);
+    expect(r.code).toBe(0);
+    expect(r.ms).toBeGreaterThan(4_500);
+    expect(r.ms).toBeLessThan(8_000);
+    expect(r.output).toMatch(/stop requested: stopping the idle runner[\s\S]*Exiting\.\.\./);
+  }, 20_000);
 
   it('SIGTERM after "Running job:": not forwarded, the job runs to its end, the pod exits 0', async () => {
     const r = await run(['job'], {}, jitConfig, /Running job: build/);

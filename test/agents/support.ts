@@ -3,7 +3,7 @@
  * args and environment (Kubernetes' $(VAR) expansion from earlier entries applied), with the
  * real agent binary from tools/agents/build.sh on PATH and a fake provider API on loopback.
  */
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -74,10 +74,21 @@ export function start(argv: readonly string[], env: Record<string, string>, cwd:
   child.stderr.on('data', (d) => {
     output += d;
   });
-  const exited = new Promise<Exit>((resolve) =>
-    child.on('exit', (code) => resolve({ code, output, ms: Date.now() - started })),
-  );
+  const exited = ended(child).then(({ code, at }) => ({ code, output, ms: at - started }));
   return { pid: child.pid!, exited, output: () => output };
+}
+
+/**
+ * The child's exit code and when it exited, resolved once what it wrote before exiting has been
+ * read: when its pipes close, or shortly after the exit if a process it left behind still holds
+ * them (in a pod, that process would be killed with the container).
+ */
+export async function ended(child: ChildProcess): Promise<{ code: number | null; at: number }> {
+  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  const at = Date.now();
+  await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 500))]);
+  return { code, at };
 }
 
 export interface FakeApi {

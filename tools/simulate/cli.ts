@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { WARM_POOL_DEFAULTS } from '../../functions/core/warm-pool.js';
 import { type ArrivalModel, arrivalModel } from './bound.js';
 import { VirtualClock } from './clock.js';
-import { DEFAULT_HISTORY_DAYS, generatorHistory, type HistoryDay } from './history.js';
+import { DEFAULT_HISTORY_DAYS, generatorHistory, type HistoryDay, scoredReplay } from './history.js';
 import { POLICIES, type PolicyName } from './policies.js';
 import { readHistory } from './replay.js';
 import { formatTable, renderSvg, renderTradeoffSvg, reportBounds, summaryJson, targetsLine } from './report.js';
@@ -25,6 +25,8 @@ Trace (one of):
   --from FILE              replay real job history: a provider's REST API output (GitHub "list jobs
                            for a workflow run" pages, Buildkite builds with their jobs, GitLab
                            project jobs); see docs/simulator.md for the gh api / curl commands
+  --score-day YYYY-MM-DD   with --from: score the jobs of that UTC day only; ours-warm learns
+                           from the file's days before it (at most --warm-days), never from it or later
   --generate NAME          built-in trace: ${GENERATORS.join(' | ')} (default steady)
   --jobs N                 jobs to generate (default 200)
   --seed N                 seed of the generator and of webhook jitter (default 1)
@@ -45,9 +47,10 @@ Settings:
   --webhook-latency-seconds S  CI event -> message in the queue (default ${DEFAULT_OPTIONS.webhookLatencySeconds})
   --warm-quantile F        ours-warm: share of arrivals the pool aims to serve at once (default 0.75)
   --warm-window-minutes M  ours-warm: how far back arrivals count (default 10)
-  --warm-days N            ours-warm, generated traces: earlier days of the generator (seeds
-                           seed+1..seed+N, never the scored seed) its arrival model learns from
-                           (default ${DEFAULT_HISTORY_DAYS}; 0: none, the pool follows recent arrivals only)
+  --warm-days N            ours-warm: earlier days its arrival model learns from: of the generator
+                           (seeds seed+1..seed+N, never the scored seed), or with --score-day the
+                           replayed days before the scored one (default ${DEFAULT_HISTORY_DAYS}; 0: none,
+                           the pool follows recent arrivals only)
   --warm-no-scale-down     ours-warm: do not stop surplus agents; they leave on the idle timeout
                            (default: the scaler stops decision.scaleDown of them: deletes the
                            newest Running pods; an idle agent exits, a busy one after its job)
@@ -82,6 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     options: {
       trace: { type: 'string' },
       from: { type: 'string' },
+      'score-day': { type: 'string' },
       sweep: { type: 'boolean', default: false },
       'target-p95': { type: 'string' },
       'sweep-min': { type: 'string' },
@@ -121,7 +125,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if ([values.trace, values.generate, values.from].filter(Boolean).length > 1)
     throw new Error('use one of --trace, --from and --generate');
+  if (values['score-day'] !== undefined && !values.from)
+    throw new Error('--score-day needs --from (a replayed history)');
   const seed = Math.floor(num('seed', values.seed, 1));
+  const warmDays = Math.floor(num('warm-days', values['warm-days'], DEFAULT_HISTORY_DAYS));
   let trace: TraceJob[];
   let source = '';
   /** The generator's arrival model (bound.ts), for the bound beside the trace. */
@@ -132,8 +139,17 @@ export async function main(argv: string[]): Promise<number> {
     trace = readTrace(values.trace);
   } else if (values.from) {
     const replay = readHistory(values.from);
-    trace = replay.jobs;
-    source = `replayed ${replay.provider} history: ${trace.length} jobs from ${new Date(replay.startMs).toISOString()} (${replay.skipped} that needed no agent or did not finish left out)`;
+    const leftOut = `${replay.skipped} that needed no agent or did not finish left out`;
+    if (values['score-day'] !== undefined) {
+      const scored = scoredReplay(replay, values['score-day'], new VirtualClock().epochMs, warmDays);
+      trace = scored.trace;
+      warmHistory = scored.history;
+      const learnedJobs = scored.history.reduce((n, d) => n + d.jobs.length, 0);
+      source = `replayed ${replay.provider} history scored on ${values['score-day']}: ${trace.length} jobs, t = 0 at its midnight UTC; ours-warm learned from the ${scored.history.length} days before it (${learnedJobs} jobs) (${leftOut})`;
+    } else {
+      trace = replay.jobs;
+      source = `replayed ${replay.provider} history: ${trace.length} jobs from ${new Date(replay.startMs).toISOString()} (${leftOut})`;
+    }
   } else {
     const name = (values.generate ?? 'steady') as GeneratorName;
     if (!GENERATORS.includes(name))
@@ -149,7 +165,7 @@ export async function main(argv: string[]): Promise<number> {
       Math.floor(num('jobs', values.jobs, 200, 1)),
       seed,
       new VirtualClock().epochMs,
-      Math.floor(num('warm-days', values['warm-days'], DEFAULT_HISTORY_DAYS)),
+      warmDays,
     );
     trace = generateTrace(name, {
       jobs: Math.floor(num('jobs', values.jobs, 200, 1)),

@@ -51,3 +51,54 @@ export function trainedModel(
   }
   return model;
 }
+
+/** A replayed history scored on one day, and the days before it that ours-warm learns from. */
+export interface ScoredReplay {
+  /** The scored day's jobs, t = 0 at its midnight (UTC). */
+  readonly trace: TraceJob[];
+  /** Whole days before it, as the simulator's clock sees them (the scored midnight = `epochMs`). */
+  readonly history: HistoryDay[];
+  /** Epoch ms of the scored day's midnight (UTC). */
+  readonly dayMs: number;
+}
+
+/**
+ * A replayed history (replay.ts) scored on one UTC day, `day` (YYYY-MM-DD), as a deployment that
+ * kept its past weeks would be: the trace is that day's jobs (those that began waiting on it), and
+ * ours-warm learns from up to `days` whole days before it, from the day of the file's first job
+ * (a day of the file without jobs is learned as a day without arrivals). The scored day and
+ * the days after it are never learned. Times keep their time of day: the scored midnight is the
+ * simulator's `epochMs`, day k before it starts k days earlier.
+ */
+export function scoredReplay(
+  replay: { readonly jobs: readonly TraceJob[]; readonly startMs: number },
+  day: string,
+  epochMs: number,
+  days = DEFAULT_HISTORY_DAYS,
+): ScoredReplay {
+  const dayMs = /^\d{4}-\d{2}-\d{2}$/.test(day) ? Date.parse(`${day}T00:00:00Z`) : Number.NaN;
+  if (!Number.isFinite(dayMs)) throw new Error(`--score-day must be a UTC date YYYY-MM-DD, got "${day}"`);
+  const absolute = (j: TraceJob) => replay.startMs + j.at * 1000;
+  const shifted = (j: TraceJob, fromMs: number): TraceJob => {
+    const by = (replay.startMs - fromMs) / 1000;
+    const s = (t: number) => Math.round((t + by) * 10) / 10;
+    return { ...j, at: s(j.at), ...(j.cancelAt !== undefined ? { cancelAt: s(j.cancelAt) } : {}) };
+  };
+  const within = (fromMs: number) =>
+    replay.jobs.filter((j) => absolute(j) >= fromMs && absolute(j) < fromMs + DAY_MS).map((j) => shifted(j, fromMs));
+  const trace = within(dayMs);
+  if (trace.length === 0) {
+    const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const last = Math.max(...replay.jobs.map(absolute));
+    throw new Error(
+      `--score-day ${day}: no job of the file waits on that day (its jobs wait from ${iso(replay.startMs)} to ${iso(last)})`,
+    );
+  }
+  const firstDayMs = Math.floor(replay.startMs / DAY_MS) * DAY_MS;
+  const learned = Math.max(0, Math.min(Math.floor(days), Math.round((dayMs - firstDayMs) / DAY_MS)));
+  const history = Array.from({ length: learned }, (_, i) => ({
+    startMs: epochMs - (i + 1) * DAY_MS,
+    jobs: within(dayMs - (i + 1) * DAY_MS),
+  }));
+  return { trace, history, dayMs };
+}

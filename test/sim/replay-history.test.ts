@@ -11,13 +11,14 @@ import { simulate } from '../../tools/simulate/simulate.js';
 
 /**
  * GitHub "list jobs for a workflow run" pages (`gh api --paginate --slurp`): one workflow run a
- * day, November `days`, at 10:00 UTC, fanning out to 8 jobs on a self-hosted `linux` runner.
+ * day, November `days`, at 10:00 UTC, fanning out to `jobsPerRun` jobs (one a second) on a
+ * self-hosted `linux` runner.
  */
-function dailyRuns(days: readonly number[]): string {
+function dailyRuns(days: readonly number[], jobsPerRun = 8): string {
   let id = 1000;
   return JSON.stringify(
     days.map((d) => {
-      const jobs = Array.from({ length: 8 }, (_, k) => {
+      const jobs = Array.from({ length: jobsPerRun }, (_, k) => {
         const created = Date.UTC(2026, 10, d, 10, 0, k);
         return {
           id: id++,
@@ -71,6 +72,15 @@ describe('a replayed history scored on one day (--score-day)', () => {
     // The file's first day is the first one learned: no day before it is made up.
     expect(scoredReplay(replay, '2026-11-10', epochMs).history).toEqual([]);
   });
+
+  it('a history of weeks of a large organisation (150,000 jobs) is read and split', () => {
+    const days = Array.from({ length: 30 }, (_, i) => i + 1);
+    const big = parseHistory(dailyRuns(days, 5_000));
+    expect(big.jobs).toHaveLength(150_000);
+    const s = scoredReplay(big, '2026-11-30', epochMs);
+    expect(s.trace).toHaveLength(5_000);
+    expect(s.history).toHaveLength(14);
+  }, 60_000);
 
   it("ours-warm learns the daily 10:00 run from the days before: that day's jobs find agents ready", async () => {
     const run = async (days?: number) => {

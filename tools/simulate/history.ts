@@ -89,7 +89,7 @@ export function scoredReplay(
   const trace = within(dayMs);
   if (trace.length === 0) {
     const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-    const last = Math.max(...replay.jobs.map(absolute));
+    const last = replay.jobs.reduce((m, j) => Math.max(m, absolute(j)), replay.startMs);
     throw new Error(
       `--score-day ${day}: no job of the file waits on that day (its jobs wait from ${iso(replay.startMs)} to ${iso(last)})`,
     );

@@ -187,7 +187,8 @@ export function parseHistory(text: string): Replay {
     raws.push(r);
   }
   if (raws.length === 0) throw new Error(`--from: no finished ${provider} job that needed an agent in the file`);
-  const startMs = Math.min(...raws.map((r) => r.waitFrom));
+  // Not Math.min(...): a history of weeks has more jobs than a call has room for arguments.
+  const startMs = raws.reduce((m, r) => Math.min(m, r.waitFrom), Number.POSITIVE_INFINITY);
   const s = (ms: number) => Math.round((ms - startMs) / 100) / 10;
   const trace: TraceJob[] = raws.map((r) => {
     const at = s(r.waitFrom);

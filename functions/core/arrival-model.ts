@@ -197,8 +197,8 @@ export class ArrivalModel {
   private readonly open = new Map<string, { start: number; arrivals: number[] }>();
   /** Today's arrivals per queue: the UTC day they count for, since when they were watched, how many. */
   private readonly today = new Map<string, { day: number; since: number; observed: number }>();
-  /** Per queue, the arrivals (epoch ms) seen since the start of the bucket of the last one seen. */
-  private readonly seen = new Map<string, number[]>();
+  /** Per queue, the arrivals (epoch ms) seen in the bucket starting at `start` (the bucket of the last one seen). */
+  private readonly seen = new Map<string, { start: number; arrivals: number[] }>();
 
   constructor(options: ArrivalModelOptions = {}) {
     this.o = { ...ARRIVAL_MODEL_DEFAULTS, ...options };
@@ -389,10 +389,13 @@ export class ArrivalModel {
    */
   arrived(queue: string, at: number, now: number): void {
     this.watch(queue, now).observed++;
-    const from = bucketStart(now);
-    const seen = (this.seen.get(queue) ?? []).filter((t) => t >= from);
-    if (at >= from) seen.push(at);
-    this.seen.set(queue, seen.slice(-MAX_OPEN_ARRIVALS));
+    const start = bucketStart(now);
+    let seen = this.seen.get(queue);
+    if (seen?.start !== start) {
+      seen = { start, arrivals: [] };
+      this.seen.set(queue, seen);
+    }
+    if (at >= start && seen.arrivals.length < MAX_OPEN_ARRIVALS) seen.arrivals.push(at);
     if (!this.o.learnOnline) return;
     this.roll(queue, now);
     const open = this.open.get(queue);
@@ -470,7 +473,7 @@ export class ArrivalModel {
     const start = bucketStart(t);
     const from = Math.max(start, this.watch(queue, now).since);
     if (now <= from) return within;
-    const arrivals = (this.seen.get(queue) ?? []).filter((x) => x >= from && x <= now);
+    const arrivals = (this.seen.get(queue)?.arrivals ?? []).filter((x) => x >= from && x <= now);
     const watched = (start + BUCKET_MS - from) / BUCKET_MS;
     const learned = this.stats(queue, t)?.stats;
     const seen = withinStartup(arrivals, horizonSeconds);

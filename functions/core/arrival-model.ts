@@ -31,6 +31,10 @@
  * of the week, or of the day). That keeps agents where jobs come often and none in quiet hours:
  * the trade-off tools/simulate/bound.ts minimises, with the pool's gaps while a replacement
  * starts counted (c_i), which the bound ignores.
+ * Arrivals of the bucket already seen need no agent again (issue 19 point 2): once the bucket has
+ * had what was learned for it (its expected arrivals, or the one build of a bucket that learned at
+ * most one), they are taken off its curve and the rest is set against the time left of the bucket
+ * (stillToCome). A run of 8 jobs a day at 10:00 keeps 8 agents before it and none once it came.
  * Without any history for a queue the model gives no target (undefined): the caller falls back
  * to the recent arrivals (warm-pool.ts warmPoolFor).
  *
@@ -193,6 +197,8 @@ export class ArrivalModel {
   private readonly open = new Map<string, { start: number; arrivals: number[] }>();
   /** Today's arrivals per queue: the UTC day they count for, since when they were watched, how many. */
   private readonly today = new Map<string, { day: number; since: number; observed: number }>();
+  /** Per queue, the arrivals (epoch ms) seen in the bucket starting at `start` (the bucket of the last one seen). */
+  private readonly seen = new Map<string, { start: number; arrivals: number[] }>();
 
   constructor(options: ArrivalModelOptions = {}) {
     this.o = { ...ARRIVAL_MODEL_DEFAULTS, ...options };
@@ -383,6 +389,13 @@ export class ArrivalModel {
    */
   arrived(queue: string, at: number, now: number): void {
     this.watch(queue, now).observed++;
+    const start = bucketStart(now);
+    let seen = this.seen.get(queue);
+    if (seen?.start !== start) {
+      seen = { start, arrivals: [] };
+      this.seen.set(queue, seen);
+    }
+    if (at >= start && seen.arrivals.length < MAX_OPEN_ARRIVALS) seen.arrivals.push(at);
     if (!this.o.learnOnline) return;
     this.roll(queue, now);
     const open = this.open.get(queue);
@@ -430,12 +443,46 @@ export class ArrivalModel {
     const s = this.stats(queue, t);
     if (s === undefined || !this.daysLearned(queue)) return undefined;
     if (this.o.learnOnline) this.roll(queue, now, startupSeconds);
-    const within = s.stats?.within ?? [];
     const price = this.price(queue, s.weekly);
     const scale = this.scale(queue, now);
-    let pool = 0;
-    while (pool < within.length && (within[pool] ?? 0) * scale >= price) pool++;
-    return pool;
+    const served = this.stillToCome(
+      queue,
+      now,
+      t,
+      startupSeconds,
+      (s.stats?.within ?? []).map((w) => w * scale),
+    );
+    return served.filter((x) => x >= price).length;
+  }
+
+  /**
+   * The arrivals each agent of the pool still serves in the bucket holding `t` (issue 19 point 2:
+   * the arrivals already seen need no agent again). `within` is the learned curve times today's
+   * scale. The curve stands until the bucket (the part of it watched) has had what was learned
+   * for it: at least its expected arrivals, or, a bucket that learned at most one build
+   * (within[0] <= 1: one arrival with no other a start-up before it), that build. Before that
+   * more may well come: measured in the simulator, discounting the builds a bucket had seen
+   * before it reached its mean cost the bursty trace its served share (a build's fan-out is no
+   * schedule). Once it has, the arrivals seen are taken off the curve, each where learnBucket
+   * counts it (c_i), and what is left per agent k, within[k] * watched - seenWithin[k], is set
+   * against the time left of the bucket, as the price is per agent-bucket: never more than
+   * within[k] (no catching up is assumed), never below 0. A run of 8 jobs every day at 10:00:
+   * once its first job came, the pool keeps no agent for the 8 that already came.
+   */
+  private stillToCome(queue: string, now: number, t: number, horizonSeconds: number, within: number[]): number[] {
+    const start = bucketStart(t);
+    const from = Math.max(start, this.watch(queue, now).since);
+    if (now <= from) return within;
+    const arrivals = (this.seen.get(queue)?.arrivals ?? []).filter((x) => x >= from && x <= now);
+    const watched = (start + BUCKET_MS - from) / BUCKET_MS;
+    const learned = this.stats(queue, t)?.stats;
+    const seen = withinStartup(arrivals, horizonSeconds);
+    const builds = learned?.within[0] ?? 0;
+    const hadIt =
+      arrivals.length >= (learned?.arrivals ?? 0) * watched || (builds <= 1 && (seen[0] ?? 0) >= builds * watched);
+    if (!hadIt) return within;
+    const left = (start + BUCKET_MS - now) / BUCKET_MS;
+    return within.map((w, k) => Math.max(0, Math.min(w, (w * watched - (seen[k] ?? 0)) / left)));
   }
 }
 

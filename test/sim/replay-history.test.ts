@@ -93,6 +93,8 @@ describe('a replayed history scored on one day (--score-day)', () => {
     expect(learned.wait.max).toBeLessThanOrEqual(3);
     expect(learned.neverStarted).toBe(0);
     expect(learned.interrupted).toBe(0);
+    // One agent per job: once the run's jobs came, none is made for them again (was 16 pods).
+    expect(learned.agentPods).toBe(8);
     // Without the past days the pool has no arrival to go by before the run: each job waits for a pod.
     const unlearned = await run(0);
     expect(unlearned.wait.p50).toBeGreaterThan(10);

@@ -125,6 +125,66 @@ describe('learned arrival model (core/arrival-model.ts)', () => {
   });
 });
 
+describe("the pool counts the bucket's arrivals already seen (issue 19 point 2: remaining = expected - seen)", () => {
+  /** 7 past days, each with a run of 8 jobs at 10:00:00..10:00:07, watched today from 9:00 on. */
+  function dailyRun(): ArrivalModel {
+    const m = new ArrivalModel({ learnOnline: false });
+    for (let d = 0; d < 7; d++)
+      m.learnPeriod(
+        'q',
+        at(d, 0),
+        at(d + 1, 0),
+        Array.from({ length: 8 }, (_, k) => at(d, 10, 0, k)),
+        18,
+      );
+    m.target('q', at(7, 9), 18);
+    return m;
+  }
+  /** Today's jobs `from` to `to` - 1 of the run (job k at 10:00:0k). */
+  const run = (m: ArrivalModel, from: number, to: number) => {
+    for (let k = from; k < to; k++) m.arrived('q', at(7, 10, 0, k), at(7, 10, 0, k));
+  };
+
+  it('a run of 8 jobs every day at 10:00: 8 agents ready before it, none kept once its 8 jobs came', () => {
+    const m = dailyRun();
+    expect(m.target('q', at(7, 9, 59, 45), 18)).toBe(8);
+    run(m, 0, 8);
+    // Before: still 8, so 8 more agents were made for jobs that had all come, idle until 10:15.
+    expect(m.target('q', at(7, 10, 0, 8), 18)).toBe(0);
+    expect(new WarmPoolTracker({ startupPriorSeconds: 15 }, m).size('q', at(7, 10, 0, 8)).warm).toBe(0);
+  });
+
+  it('once the run began, the pool keeps agents for its jobs still to come, none for those that came', () => {
+    const m = dailyRun();
+    run(m, 0, 1);
+    expect(m.target('q', at(7, 10, 0, 1), 18)).toBe(7); // before: 8 (a replacement for the job taken)
+    run(m, 1, 4);
+    expect(m.target('q', at(7, 10, 0, 4), 18)).toBe(4); // before: 8
+  });
+
+  it('a bucket of builds that has not had its expected arrivals yet keeps the learned pool', () => {
+    // Each past day: builds of 1..6 jobs at 10:00, 10:02, .. (21 arrivals, within[0] = 6 builds).
+    const builds = () => {
+      const m = new ArrivalModel({ learnOnline: false });
+      for (let d = 0; d < 7; d++) {
+        const arrivals = [1, 2, 3, 4, 5, 6].flatMap((size, b) =>
+          Array.from({ length: size }, (_, i) => at(d, 10, 2 * b, i)),
+        );
+        m.learnPeriod('q', at(d, 0), at(d + 1, 0), arrivals, 18);
+      }
+      m.target('q', at(7, 9), 18);
+      return m;
+    };
+    const none = builds();
+    const some = builds();
+    // A build of 6 at 10:00: 6 of the 21 expected, the bucket's other builds may still come.
+    for (let i = 0; i < 6; i++) some.arrived('q', at(7, 10, 0, i), at(7, 10, 0, i));
+    const now = at(7, 10, 1);
+    expect(none.target('q', now, 18)).toBeGreaterThan(0);
+    expect(some.target('q', now, 18)).toBe(none.target('q', now, 18));
+  });
+});
+
 describe('the simulator trains ours-warm on other days, never the scored one (tools/simulate/history.ts)', () => {
   it('uses seeds other than the scored seed, on the days before the scored day', () => {
     expect(trainingSeeds(1, 14)).not.toContain(1);

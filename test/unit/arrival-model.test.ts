@@ -29,6 +29,18 @@ function trained(days: number, perDay: number, today = days): ArrivalModel {
   return m;
 }
 
+/** Seven past days, each with builds of 1..6 jobs at 10:00, 10:02, .. 10:10 (one job a second). */
+function sixBuilds(): ArrivalModel {
+  const m = new ArrivalModel({ learnOnline: false });
+  for (let d = 0; d < 7; d++) {
+    const arrivals = [1, 2, 3, 4, 5, 6].flatMap((size, b) =>
+      Array.from({ length: size }, (_, i) => at(d, 10, 2 * b, i)),
+    );
+    m.learnPeriod('q', at(d, 0), at(d + 1, 0), arrivals, 18);
+  }
+  return m;
+}
+
 describe('learned arrival model (core/arrival-model.ts)', () => {
   it('buckets time by the quarter hour of the UTC week (Monday 00:00 = 0) and of the day', () => {
     expect(weekBucketOf(MONDAY)).toBe(0);
@@ -72,21 +84,10 @@ describe('learned arrival model (core/arrival-model.ts)', () => {
   });
 
   it("scales the pool up by today's observed-to-expected arrivals, never below the learned pool", () => {
-    // Each past day: builds of 1..6 jobs at 10:00, 10:02, ... (one job each second): the k-th
-    // agent would have served 7 - k jobs, so the price stops the pool short of 6.
-    const builds = () => {
-      const m = new ArrivalModel({ learnOnline: false });
-      for (let d = 0; d < 7; d++) {
-        const arrivals = [1, 2, 3, 4, 5, 6].flatMap((size, b) =>
-          Array.from({ length: size }, (_, i) => at(d, 10, 2 * b, i)),
-        );
-        m.learnPeriod('q', at(d, 0), at(d + 1, 0), arrivals, 18);
-      }
-      return m;
-    };
-    const usual = builds();
-    const busy = builds();
-    const quiet = builds();
+    // The k-th agent would have served 7 - k jobs, so the price stops the pool short of 6.
+    const usual = sixBuilds();
+    const busy = sixBuilds();
+    const quiet = sixBuilds();
     const now = at(7, 10, 10);
     // Today so far: about the usual 14 by 10:10, or 300, or none.
     for (let i = 0; i < 300; i++) busy.arrived('q', at(7, 9, 0, i), at(7, 9, 0, i));
@@ -163,20 +164,14 @@ describe("the pool counts the bucket's arrivals already seen (issue 19 point 2: 
   });
 
   it('a bucket of builds that has not had its expected arrivals yet keeps the learned pool', () => {
-    // Each past day: builds of 1..6 jobs at 10:00, 10:02, .. (21 arrivals, within[0] = 6 builds).
-    const builds = () => {
-      const m = new ArrivalModel({ learnOnline: false });
-      for (let d = 0; d < 7; d++) {
-        const arrivals = [1, 2, 3, 4, 5, 6].flatMap((size, b) =>
-          Array.from({ length: size }, (_, i) => at(d, 10, 2 * b, i)),
-        );
-        m.learnPeriod('q', at(d, 0), at(d + 1, 0), arrivals, 18);
-      }
+    // 21 arrivals expected, within[0] = 6 builds; watched since 09:00.
+    const watched = () => {
+      const m = sixBuilds();
       m.target('q', at(7, 9), 18);
       return m;
     };
-    const none = builds();
-    const some = builds();
+    const none = watched();
+    const some = watched();
     // A build of 6 at 10:00: 6 of the 21 expected, the bucket's other builds may still come.
     for (let i = 0; i < 6; i++) some.arrived('q', at(7, 10, 0, i), at(7, 10, 0, i));
     const now = at(7, 10, 1);

@@ -445,20 +445,14 @@ export class ArrivalModel {
     if (this.o.learnOnline) this.roll(queue, now, startupSeconds);
     const price = this.price(queue, s.weekly);
     const scale = this.scale(queue, now);
-    const served = this.stillToCome(
-      queue,
-      now,
-      t,
-      startupSeconds,
-      (s.stats?.within ?? []).map((w) => w * scale),
-    );
+    const served = this.stillToCome(queue, now, t, startupSeconds, s.stats, scale);
     return served.filter((x) => x >= price).length;
   }
 
   /**
    * The arrivals each agent of the pool still serves in the bucket holding `t` (issue 19 point 2:
-   * the arrivals already seen need no agent again). `within` is the learned curve times today's
-   * scale. The curve stands until the bucket (the part of it watched) has had what was learned
+   * the arrivals already seen need no agent again): `learned` is the bucket's statistics, its
+   * curve (within) times today's `scale` the pool as learned. The curve stands until the bucket (the part of it watched) has had what was learned
    * for it: at least its expected arrivals, or, a bucket that learned at most one build
    * (within[0] <= 1: one arrival with no other a start-up before it), that build. Before that
    * more may well come: measured in the simulator, discounting the builds a bucket had seen
@@ -469,13 +463,20 @@ export class ArrivalModel {
    * within[k] (no catching up is assumed), never below 0. A run of 8 jobs every day at 10:00:
    * once its first job came, the pool keeps no agent for the 8 that already came.
    */
-  private stillToCome(queue: string, now: number, t: number, horizonSeconds: number, within: number[]): number[] {
+  private stillToCome(
+    queue: string,
+    now: number,
+    t: number,
+    horizonSeconds: number,
+    learned: BucketStats | undefined,
+    scale: number,
+  ): number[] {
+    const within = (learned?.within ?? []).map((w) => w * scale);
     const start = bucketStart(t);
     const from = Math.max(start, this.watch(queue, now).since);
     if (now <= from) return within;
     const arrivals = (this.seen.get(queue)?.arrivals ?? []).filter((x) => x >= from && x <= now);
     const watched = (start + BUCKET_MS - from) / BUCKET_MS;
-    const learned = this.stats(queue, t)?.stats;
     const seen = withinStartup(arrivals, horizonSeconds);
     const builds = learned?.within[0] ?? 0;
     const hadIt =
